@@ -1,0 +1,244 @@
+//! The user-input model shared by connection inputs (`provider.tf`), provision inputs
+//! (`variables.tf`) and deployment inputs (`.j2` metadata): the OneForm JSON shape of an input,
+//! its base type, and its `match` rule compiled once so validating values is cheap.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One user input, serialised exactly as OneForm serves it (`name`, `description`, `type`,
+/// `default`, `mandatory`, `sensitive`, `match`; absent keys are omitted).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Input {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The type as text, lower-cased, e.g. `map(string)`; OneForm validates on its base.
+    #[serde(rename = "type", default)]
+    pub type_text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Optional because deployment metadata may leave it out and OneForm echoes it as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mandatory: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive: Option<bool>,
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub match_rule: Option<Value>,
+    /// Keys OneForm does not interpret but keeps (deployment metadata may carry any).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+    /// The compiled form of `type` and `match`, filled by [`Input::prepare`].
+    #[serde(skip)]
+    pub compiled: Option<Compiled>,
+}
+
+/// What validation needs from an input, derived once from its text fields.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub base: BaseType,
+    pub rule: Option<Rule>,
+}
+
+/// The base types OneForm accepts (`schema.rb`: the type lower-cased, parenthesised part removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseType {
+    String,
+    Number,
+    Bool,
+    List,
+    Tuple,
+    Map,
+    Object,
+}
+
+/// A `validators.tf` rule, checked for shape when the driver loads.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    List(Vec<Value>),
+    Number { min: Option<f64>, max: Option<f64> },
+    String { pattern: String, regex: Box<fancy_regex::Regex> },
+    Map { grouped_by: String, groups: Map<String, Value> },
+}
+
+impl BaseType {
+    /// Parses a type text such as `list(string)` the way OneForm does; `None` for types OneForm
+    /// cannot validate (`set(...)`, `any`, an empty type).
+    pub fn parse(type_text: &str) -> Option<BaseType> {
+        let lower = type_text.trim().to_ascii_lowercase();
+        let base = lower.split('(').next().unwrap_or("").trim();
+        Some(match base {
+            "string" => BaseType::String,
+            "number" => BaseType::Number,
+            "bool" => BaseType::Bool,
+            "list" => BaseType::List,
+            "tuple" => BaseType::Tuple,
+            "map" => BaseType::Map,
+            "object" => BaseType::Object,
+            _ => return None,
+        })
+    }
+
+    pub fn is_list_like(self) -> bool {
+        matches!(self, BaseType::List | BaseType::Tuple)
+    }
+
+    pub fn is_map_like(self) -> bool {
+        matches!(self, BaseType::Map | BaseType::Object)
+    }
+}
+
+impl fmt::Display for BaseType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            BaseType::String => "string",
+            BaseType::Number => "number",
+            BaseType::Bool => "bool",
+            BaseType::List => "list",
+            BaseType::Tuple => "tuple",
+            BaseType::Map => "map",
+            BaseType::Object => "object",
+        };
+        f.write_str(text)
+    }
+}
+
+impl Input {
+    /// Compiles `type` and `match`; the error says what is wrong with this input's definition.
+    pub fn prepare(&mut self) -> Result<(), String> {
+        let base = BaseType::parse(&self.type_text).ok_or_else(|| {
+            let what = if self.type_text.is_empty() {
+                "no type".to_string()
+            } else {
+                format!("type '{}'", self.type_text)
+            };
+            format!(
+                "input '{}' has {what}: give it one of string, number, bool, list(...), \
+                 tuple(...), map(...) or object(...)",
+                self.name
+            )
+        })?;
+        let rule = match &self.match_rule {
+            None => None,
+            Some(spec) => Some(
+                Rule::parse(spec).map_err(|e| format!("input '{}' has a bad match rule: {e}", self.name))?,
+            ),
+        };
+        self.compiled = Some(Compiled { base, rule });
+        Ok(())
+    }
+
+    pub fn is_sensitive(&self) -> bool {
+        self.sensitive.unwrap_or(false)
+    }
+
+    /// The compiled view; inputs built by this crate are always prepared before use.
+    pub fn compiled(&self) -> Result<&Compiled, String> {
+        self.compiled
+            .as_ref()
+            .ok_or_else(|| format!("input '{}' was used before it was prepared", self.name))
+    }
+}
+
+impl Rule {
+    /// Checks a `match` object's shape: `{type, values[, grouped_by]}` as validators.tf defines it.
+    pub fn parse(spec: &Value) -> Result<Rule, String> {
+        let obj = spec.as_object().ok_or("it must be an object with `type` and `values`")?;
+        let kind = obj.get("type").and_then(Value::as_str).ok_or("`type` is missing or not a string")?;
+        let values = obj.get("values").ok_or("`values` is missing")?;
+        match kind.to_ascii_lowercase().as_str() {
+            "list" => {
+                let items = values.as_array().ok_or("a `list` rule needs `values` to be a list")?;
+                Ok(Rule::List(items.clone()))
+            }
+            "number" => {
+                let range = values.as_object().ok_or("a `number` rule needs `values = { min, max }`")?;
+                let bound = |key: &str| -> Result<Option<f64>, String> {
+                    match range.get(key) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(v) => v.as_f64().map(Some).ok_or(format!("`{key}` must be a number")),
+                    }
+                };
+                let (min, max) = (bound("min")?, bound("max")?);
+                if min.is_none() && max.is_none() {
+                    return Err("a `number` rule needs at least one of `min` or `max`".into());
+                }
+                Ok(Rule::Number { min, max })
+            }
+            "string" => {
+                let pattern = values
+                    .get("regex")
+                    .and_then(Value::as_str)
+                    .ok_or("a `string` rule needs `values = { regex = \"...\" }`")?;
+                let regex = fancy_regex::Regex::new(pattern)
+                    .map_err(|e| format!("the regex '{pattern}' does not compile: {e}"))?;
+                Ok(Rule::String { pattern: pattern.to_string(), regex: Box::new(regex) })
+            }
+            "map" => {
+                let grouped_by = obj
+                    .get("grouped_by")
+                    .and_then(Value::as_str)
+                    .ok_or("a `map` rule needs `grouped_by` naming the input it depends on")?;
+                let groups = values.as_object().ok_or("a `map` rule needs `values` to be a map of lists")?;
+                if let Some((key, _)) = groups.iter().find(|(_, v)| !v.is_array()) {
+                    return Err(format!("group '{key}' of a `map` rule must be a list"));
+                }
+                Ok(Rule::Map { grouped_by: grouped_by.to_string(), groups: groups.clone() })
+            }
+            other => Err(format!("unknown match type '{other}': use list, number, string or map")),
+        }
+    }
+}
+
+/// Ruby's `to_s` for the scalar values OneForm interpolates into messages and templates.
+pub fn ruby_to_s(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn base_type_follows_oneform_stripping() {
+        assert_eq!(BaseType::parse("map(string)"), Some(BaseType::Map));
+        assert_eq!(BaseType::parse("LIST(string)"), Some(BaseType::List));
+        assert_eq!(BaseType::parse("object({a = string})"), Some(BaseType::Object));
+        assert_eq!(BaseType::parse("set(string)"), None);
+        assert_eq!(BaseType::parse("any"), None);
+        assert_eq!(BaseType::parse(""), None);
+    }
+
+    #[test]
+    fn rules_are_checked_for_shape() {
+        assert!(matches!(Rule::parse(&json!({"type": "list", "values": [1, 2]})), Ok(Rule::List(v)) if v.len() == 2));
+        assert!(Rule::parse(&json!({"type": "number", "values": {}})).unwrap_err().contains("min"));
+        assert!(Rule::parse(&json!({"type": "string", "values": {"regex": "("}})).unwrap_err().contains("compile"));
+        assert!(Rule::parse(&json!({"type": "map", "values": {"a": [1]}})).unwrap_err().contains("grouped_by"));
+        assert!(Rule::parse(&json!({"type": "map", "grouped_by": "r", "values": {"a": 1}})).unwrap_err().contains("'a'"));
+        assert!(Rule::parse(&json!({"type": "enum", "values": []})).unwrap_err().contains("unknown match type"));
+        assert!(Rule::parse(&json!("list")).is_err());
+    }
+
+    #[test]
+    fn lookaround_regexes_compile() {
+        let rule = Rule::parse(&json!({"type": "string", "values": {"regex": "^(?!default$)[a-z]+$"}})).unwrap();
+        let Rule::String { regex, .. } = rule else { panic!("expected a string rule") };
+        assert!(regex.is_match("prod").unwrap());
+        assert!(!regex.is_match("default").unwrap());
+    }
+
+    #[test]
+    fn unknown_type_is_named() {
+        let mut input: Input = serde_json::from_value(json!({"name": "x", "type": "set(string)"})).unwrap();
+        assert!(input.prepare().unwrap_err().contains("type 'set(string)'"));
+        let mut untyped: Input = serde_json::from_value(json!({"name": "y"})).unwrap();
+        assert!(untyped.prepare().unwrap_err().contains("has no type"));
+    }
+}

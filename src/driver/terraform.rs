@@ -1,0 +1,350 @@
+//! Reading a driver's Terraform files with a real HCL parser (hcl-rs): `variable` blocks become
+//! inputs exactly as OneForm computes them (`driver.rb#tf_inputs`), `locals.validators` becomes
+//! their `match` rules, and `outputs.tf` must declare `provisioned_hosts`.
+//!
+//! OneForm drops every line containing `var.` before parsing, which silently loses any variable
+//! attribute that mentions another variable. Parsing properly makes that unnecessary: blocks
+//! other than `variable` are simply not looked at, whatever they contain.
+
+use hcl::eval::{Context, Evaluate};
+use hcl::{Block, Body, Expression, ObjectKey};
+use serde_json::{Map, Value};
+
+use super::input::Input;
+
+/// Parses HCL text; the error carries hcl-rs's line and column.
+pub fn parse(source: &str) -> Result<Body, String> {
+    hcl::parse(source).map_err(|e| format!("is not valid HCL: {e}"))
+}
+
+/// The `variable` blocks of a parsed file, in file order, as OneForm inputs with their `match`
+/// taken from `validators`.
+pub fn inputs(body: &Body, validators: &Map<String, Value>) -> Result<Vec<Input>, String> {
+    let mut inputs: Vec<Input> = Vec::new();
+    for block in body.blocks().filter(|b| b.identifier.as_str() == "variable") {
+        let input = variable_input(block, validators)?;
+        if inputs.iter().any(|i| i.name == input.name) {
+            return Err(format!("declares variable '{}' twice", input.name));
+        }
+        inputs.push(input);
+    }
+    Ok(inputs)
+}
+
+fn variable_input(block: &Block, validators: &Map<String, Value>) -> Result<Input, String> {
+    let [label] = block.labels.as_slice() else {
+        return Err("has a `variable` block without exactly one name label".into());
+    };
+    let name = label.as_str().to_string();
+    let attr = |key: &str| block.body.attributes().find(|a| a.key.as_str() == key).map(|a| &a.expr);
+    let eval = |key: &str| -> Result<Option<Value>, String> {
+        attr(key)
+            .map(|expr| literal(expr).map_err(|e| format!("variable '{name}': `{key}` {e}")))
+            .transpose()
+            .map(|v| v.filter(|v| !v.is_null()))
+    };
+    let type_text = attr("type").map(type_text).unwrap_or_default();
+    let default = eval("default")?.map(|d| normalize_default(&type_text, d));
+    let description = eval("description")?.map(|d| super::input::ruby_to_s(&d));
+    let sensitive = match eval("sensitive")? {
+        None => false,
+        Some(Value::Bool(b)) => b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        Some(other) => return Err(format!("variable '{name}': `sensitive` must be true or false, not {other}")),
+    };
+    let match_rule = validators.get(&name).filter(|m| m.as_object().is_none_or(|o| !o.is_empty())).cloned();
+    Ok(Input {
+        mandatory: Some(default.is_none()),
+        name,
+        description,
+        type_text,
+        default,
+        sensitive: Some(sensitive),
+        match_rule,
+        extra: Map::new(),
+        compiled: None,
+    })
+}
+
+/// OneForm's `normalize_variable_type`: a string default of a `number` becomes Ruby's `to_i` of
+/// it, and of a `bool` becomes `== "true"` (case-insensitive).
+fn normalize_default(type_text: &str, default: Value) -> Value {
+    match (type_text, default) {
+        ("number", Value::String(s)) => Value::from(ruby_to_i(&s)),
+        ("bool", Value::String(s)) => Value::Bool(s.eq_ignore_ascii_case("true")),
+        (_, other) => other,
+    }
+}
+
+/// Ruby's `String#to_i`: leading whitespace, an optional sign, then digits (and `_` between
+/// them); anything else ends the number, and no digits at all gives 0.
+fn ruby_to_i(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'-') => (-1, &t[1..]),
+        Some(b'+') => (1, &t[1..]),
+        _ => (1, t),
+    };
+    let mut n: i64 = 0;
+    let mut prev_digit = false;
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => {
+                n = n.saturating_mul(10).saturating_add(i64::from(c as u8 - b'0'));
+                prev_digit = true;
+            }
+            '_' if prev_digit => prev_digit = false,
+            _ => break,
+        }
+    }
+    sign * n
+}
+
+/// Evaluates an expression that must not depend on anything (a default, a validator table).
+pub fn literal(expr: &Expression) -> Result<Value, String> {
+    let value = expr
+        .evaluate(&Context::new())
+        .map_err(|e| format!("must be a literal value: {}", e.to_string().lines().next().unwrap_or("")))?;
+    serde_json::to_value(value).map_err(|e| format!("cannot be represented as JSON: {e}"))
+}
+
+/// The type expression as text, lower-cased, as OneForm shows it (`map(string)`).
+pub fn type_text(expr: &Expression) -> String {
+    let mut out = String::new();
+    write_type(expr, &mut out);
+    out.to_ascii_lowercase()
+}
+
+fn write_type(expr: &Expression, out: &mut String) {
+    match expr {
+        Expression::Variable(v) => out.push_str(v.as_str()),
+        Expression::String(s) => out.push_str(s),
+        Expression::FuncCall(call) => {
+            out.push_str(call.name.name.as_str());
+            out.push('(');
+            write_list(call.args.iter(), out);
+            out.push(')');
+        }
+        Expression::Array(items) => {
+            out.push('[');
+            write_list(items.iter(), out);
+            out.push(']');
+        }
+        Expression::Object(object) => {
+            out.push('{');
+            for (i, (key, value)) in object.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                match key {
+                    ObjectKey::Identifier(id) => out.push_str(id.as_str()),
+                    ObjectKey::Expression(e) => write_type(e, out),
+                    _ => out.push_str(&key.to_string()),
+                }
+                out.push_str(" = ");
+                write_type(value, out);
+            }
+            out.push('}');
+        }
+        Expression::Parenthesis(inner) => write_type(inner, out),
+        other => out.push_str(hcl::format::to_string(other).unwrap_or_default().trim()),
+    }
+}
+
+fn write_list<'a>(items: impl Iterator<Item = &'a Expression>, out: &mut String) {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_type(item, out);
+    }
+}
+
+/// `locals { validators = { ... } }` from validators.tf; several `locals` blocks are allowed (as
+/// in Terraform), but `validators` may be defined only once.
+pub fn validators(body: &Body) -> Result<Map<String, Value>, String> {
+    let mut found: Option<Map<String, Value>> = None;
+    for block in body.blocks().filter(|b| b.identifier.as_str() == "locals") {
+        for attr in block.body.attributes().filter(|a| a.key.as_str() == "validators") {
+            if found.is_some() {
+                return Err("defines `locals.validators` more than once".into());
+            }
+            let value = literal(&attr.expr).map_err(|e| format!("`locals.validators` {e}"))?;
+            let Value::Object(map) = value else {
+                return Err("`locals.validators` must be a map keyed by variable name".into());
+            };
+            found = Some(map);
+        }
+    }
+    Ok(found.unwrap_or_default())
+}
+
+/// Whether the file declares `output "<name>"`.
+pub fn has_output(body: &Body, name: &str) -> bool {
+    body.blocks()
+        .filter(|b| b.identifier.as_str() == "output")
+        .any(|b| b.labels.first().is_some_and(|l| l.as_str() == name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn inputs_of(src: &str) -> Vec<Value> {
+        let body = parse(src).unwrap();
+        inputs(&body, &Map::new()).unwrap().iter().map(|i| serde_json::to_value(i).unwrap()).collect()
+    }
+
+    #[test]
+    fn variables_become_oneform_inputs() {
+        let got = inputs_of(
+            r#"
+            variable "oneform_hosts" {
+              description = "Number of instances to create"
+              type        = number
+              default     = 1
+            }
+            variable "token" {
+              type      = string
+              sensitive = true
+            }
+            variable "oneform_tags" {
+              type    = map(string)
+              default = {}
+            }
+            "#,
+        );
+        assert_eq!(
+            got,
+            vec![
+                json!({"name": "oneform_hosts", "description": "Number of instances to create", "type": "number", "default": 1, "mandatory": false, "sensitive": false}),
+                json!({"name": "token", "type": "string", "mandatory": true, "sensitive": true}),
+                json!({"name": "oneform_tags", "type": "map(string)", "default": {}, "mandatory": false, "sensitive": false}),
+            ]
+        );
+    }
+
+    #[test]
+    fn string_defaults_are_coerced_like_oneform() {
+        let got = inputs_of(
+            r#"
+            variable "n" {
+              type = number
+              default = " 12_5abc"
+            }
+            variable "junk" {
+              type = number
+              default = "abc"
+            }
+            variable "b" {
+              type = bool
+              default = "TRUE"
+            }
+            variable "c" {
+              type = bool
+              default = "yes"
+            }
+            "#,
+        );
+        let defaults: Vec<&Value> = got.iter().map(|i| &i["default"]).collect();
+        assert_eq!(defaults, vec![&json!(125), &json!(0), &json!(true), &json!(false)]);
+    }
+
+    #[test]
+    fn lines_mentioning_var_do_not_lose_attributes() {
+        // OneForm's line filter would drop this whole description and the validation block.
+        let got = inputs_of(
+            r#"
+            variable "cidr" {
+              description = "Used as var.cidr in main.tf"
+              type = string
+              default = "10.0.0.0/24"
+              validation {
+                condition     = can(cidrhost(var.cidr, 0))
+                error_message = "must be a CIDR"
+              }
+            }
+            provider "sim" {
+              region = var.region
+            }
+            "#,
+        );
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["description"], json!("Used as var.cidr in main.tf"));
+        assert_eq!(got[0]["default"], json!("10.0.0.0/24"));
+    }
+
+    #[test]
+    fn complex_types_and_heredocs() {
+        let got = inputs_of(
+            r#"
+            variable "disks" {
+              type = list(object({ name = string, size = optional(number, 10) }))
+              default = [{ name = "a", size = 1 }]
+            }
+            variable "pair" {
+              type = tuple([string, NUMBER])
+            }
+            variable "motd" {
+              type = string
+              default = <<-EOT
+                hello
+                world
+              EOT
+            }
+            variable "null_default" {
+              type = string
+              default = null
+            }
+            "#,
+        );
+        assert_eq!(got[0]["type"], json!("list(object({name = string, size = optional(number, 10)}))"));
+        assert_eq!(got[0]["default"], json!([{"name": "a", "size": 1}]));
+        assert_eq!(got[1]["type"], json!("tuple([string, number])"));
+        assert_eq!(got[2]["default"], json!("hello\nworld\n"));
+        assert_eq!(got[3]["mandatory"], json!(true));
+        assert!(got[3].get("default").is_none());
+    }
+
+    #[test]
+    fn validators_merge_across_locals_blocks() {
+        let body = parse(
+            r#"
+            locals { region_list = ["a"] }
+            locals {
+              validators = {
+                zone = { type = "map", grouped_by = "region", values = { a = ["a1", "a2"] } }
+                type = { type = "list", values = ["small", "large"] }
+              }
+            }
+            "#,
+        )
+        .unwrap();
+        let v = validators(&body).unwrap();
+        assert_eq!(v["zone"]["grouped_by"], json!("region"));
+        assert_eq!(v["type"]["values"], json!(["small", "large"]));
+        let twice = parse("locals { validators = {} }\nlocals { validators = {} }").unwrap();
+        assert!(validators(&twice).unwrap_err().contains("more than once"));
+    }
+
+    #[test]
+    fn non_literal_defaults_are_refused_with_the_variable_named() {
+        let body = parse("variable \"x\" {\n type = string\n default = local.y\n}").unwrap();
+        let err = inputs(&body, &Map::new()).unwrap_err();
+        assert!(err.contains("variable 'x': `default` must be a literal value"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_variables_are_refused() {
+        let body = parse("variable \"x\" {\n type = string\n}\nvariable \"x\" {\n type = number\n}").unwrap();
+        assert!(inputs(&body, &Map::new()).unwrap_err().contains("'x' twice"));
+    }
+
+    #[test]
+    fn outputs_are_found_by_label() {
+        let body = parse("output \"provisioned_hosts\" {\n value = []\n}").unwrap();
+        assert!(has_output(&body, "provisioned_hosts"));
+        assert!(!has_output(&body, "hosts"));
+    }
+}

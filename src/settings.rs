@@ -1,0 +1,179 @@
+//! Configuration, resolved once before any work: command-line flags win over the environment,
+//! which wins over the config file, which wins over the defaults. Nothing else in formwork
+//! reads environment variables.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::driver::{self, Catalog};
+
+/// Where formwork finds drivers and keeps its own data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// formwork's own data: driver states now, the database and work directories later.
+    pub data_dir: PathBuf,
+    /// The built-in driver folders (registry `default`).
+    pub builtin_drivers: PathBuf,
+    /// Extra driver directories, searched after the built-in ones, in order.
+    pub drivers_dirs: Vec<PathBuf>,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+/// What the command line gave.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub drivers_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config file '{}' does not exist; create it or drop --config / FORMWORK_CONFIG", path.display())]
+    ConfigMissing { path: PathBuf },
+    #[error("config file '{}': {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("no home directory to keep formwork's data in; set FORMWORK_DATA_DIR or pass --data-dir")]
+    NoHome,
+}
+
+const CONFIG_KEYS: [&str; 3] = ["data_dir", "drivers_dirs", "builtin_drivers"];
+
+/// The config file, as read.
+#[derive(Debug, Default)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    drivers_dirs: Option<Vec<PathBuf>>,
+    builtin_drivers: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Resolves settings from flags, a snapshot of the environment, and the config file.
+    pub fn resolve(flags: Flags, env: &HashMap<String, String>) -> Result<Settings, Error> {
+        let var = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+        let home = var("HOME").map(PathBuf::from);
+        let explicit = flags.config.clone().or_else(|| var("FORMWORK_CONFIG").map(PathBuf::from));
+        let config_file = match explicit {
+            Some(path) if !path.is_file() => return Err(Error::ConfigMissing { path }),
+            Some(path) => Some(path),
+            None => var("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".config")))
+                .map(|base| base.join("formwork/config.yaml"))
+                .filter(|p| p.is_file()),
+        };
+        let file = match &config_file {
+            Some(path) => read_config(path)?,
+            None => FileConfig::default(),
+        };
+        let env_dirs = var("FORMWORK_DRIVERS_DIRS")
+            .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect::<Vec<_>>());
+        let drivers_dirs = Some(flags.drivers_dirs)
+            .filter(|d| !d.is_empty())
+            .or(env_dirs)
+            .or(file.drivers_dirs)
+            .unwrap_or_default();
+        let data_dir = match flags.data_dir.or_else(|| var("FORMWORK_DATA_DIR").map(PathBuf::from)).or(file.data_dir) {
+            Some(dir) => dir,
+            None => var("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.map(|h| h.join(".local/share")))
+                .ok_or(Error::NoHome)?
+                .join("formwork"),
+        };
+        let builtin_drivers = var("FORMWORK_BUILTIN_DRIVERS")
+            .map(PathBuf::from)
+            .or(file.builtin_drivers)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("drivers"));
+        Ok(Settings { data_dir, builtin_drivers, drivers_dirs, config_file })
+    }
+
+    /// Where driver states are recorded.
+    pub fn states_dir(&self) -> PathBuf {
+        self.data_dir.join("drivers/.states")
+    }
+
+    pub fn catalog(&self) -> Result<Catalog, driver::Error> {
+        Catalog::open(&self.builtin_drivers, &self.drivers_dirs, self.states_dir())
+    }
+}
+
+fn read_config(path: &Path) -> Result<FileConfig, Error> {
+    let fail = |message: String| Error::Config { path: path.to_path_buf(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let value = crate::driver::deployment::yaml_to_json(&text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
+    let map = match value {
+        Value::Null => return Ok(FileConfig::default()),
+        Value::Object(map) => map,
+        _ => return Err(fail("must be a YAML mapping of setting to value".into())),
+    };
+    if let Some(key) = map.keys().find(|k| !CONFIG_KEYS.contains(&k.as_str())) {
+        let hint = crate::suggest::hint(key, CONFIG_KEYS);
+        return Err(fail(format!("unknown setting '{key}'{hint}; settings are {}", CONFIG_KEYS.join(", "))));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let path_of = |key: &str, v: &Value| -> Result<PathBuf, Error> {
+        v.as_str().map(|s| base.join(s)).ok_or_else(|| fail(format!("`{key}` must be a path")))
+    };
+    let mut file = FileConfig::default();
+    if let Some(v) = map.get("data_dir") {
+        file.data_dir = Some(path_of("data_dir", v)?);
+    }
+    if let Some(v) = map.get("builtin_drivers") {
+        file.builtin_drivers = Some(path_of("builtin_drivers", v)?);
+    }
+    if let Some(v) = map.get("drivers_dirs") {
+        let items = v.as_array().ok_or_else(|| fail("`drivers_dirs` must be a list of paths".into()))?;
+        file.drivers_dirs = Some(items.iter().map(|i| path_of("drivers_dirs", i)).collect::<Result<_, _>>()?);
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("config.yaml");
+        std::fs::write(&config, "data_dir: data\ndrivers_dirs: [reg]\n").unwrap();
+
+        let from_file = Settings::resolve(Flags { config: Some(config.clone()), ..Flags::default() }, &env(&[])).unwrap();
+        assert_eq!(from_file.data_dir, tmp.path().join("data"));
+        assert_eq!(from_file.drivers_dirs, vec![tmp.path().join("reg")]);
+
+        let e = env(&[("FORMWORK_DATA_DIR", "/env/data"), ("FORMWORK_DRIVERS_DIRS", "/a:/b")]);
+        let from_env = Settings::resolve(Flags { config: Some(config.clone()), ..Flags::default() }, &e).unwrap();
+        assert_eq!(from_env.data_dir, PathBuf::from("/env/data"));
+        assert_eq!(from_env.drivers_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+
+        let flags = Flags { config: Some(config), data_dir: Some("/flag".into()), drivers_dirs: vec!["/c".into()] };
+        let from_flags = Settings::resolve(flags, &e).unwrap();
+        assert_eq!(from_flags.data_dir, PathBuf::from("/flag"));
+        assert_eq!(from_flags.drivers_dirs, vec![PathBuf::from("/c")]);
+
+        let defaults = Settings::resolve(Flags::default(), &env(&[("HOME", "/home/u")])).unwrap();
+        assert_eq!(defaults.data_dir, PathBuf::from("/home/u/.local/share/formwork"));
+        assert!(defaults.builtin_drivers.ends_with("drivers"));
+    }
+
+    #[test]
+    fn bad_config_files_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = Settings::resolve(Flags { config: Some(tmp.path().join("nope.yaml")), ..Flags::default() }, &env(&[]));
+        assert!(matches!(missing, Err(Error::ConfigMissing { .. })));
+        let config = tmp.path().join("c.yaml");
+        std::fs::write(&config, "data_dri: x\n").unwrap();
+        let err = Settings::resolve(Flags { config: Some(config), ..Flags::default() }, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("did you mean 'data_dir'?"), "{err}");
+        assert!(matches!(Settings::resolve(Flags::default(), &env(&[])), Err(Error::NoHome)));
+    }
+}
