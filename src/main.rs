@@ -8,10 +8,18 @@ fn main() {
     let env = std::env::vars().collect();
     let code = match cli::run(args, &env) {
         Ok(()) => exit::OK,
+        // A reader that stopped early (`| head`) is not a failure of the command.
+        Err(e) if is_broken_pipe(&e) => exit::OK,
         Err(e) => {
             eprintln!("error: {e:#}");
             exit::FAILURE
         }
     };
     std::process::exit(code);
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }

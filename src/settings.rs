@@ -36,7 +36,9 @@ pub enum Error {
     ConfigMissing { path: PathBuf },
     #[error("config file '{}': {message}", path.display())]
     Config { path: PathBuf, message: String },
-    #[error("no home directory to keep formwork's data in; set FORMWORK_DATA_DIR or pass --data-dir")]
+    #[error(
+        "no home directory to keep formwork's data in; set FORMWORK_DATA_DIR or pass --data-dir"
+    )]
     NoHome,
 }
 
@@ -55,7 +57,10 @@ impl Settings {
     pub fn resolve(flags: Flags, env: &HashMap<String, String>) -> Result<Settings, Error> {
         let var = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
         let home = var("HOME").map(PathBuf::from);
-        let explicit = flags.config.clone().or_else(|| var("FORMWORK_CONFIG").map(PathBuf::from));
+        let explicit = flags
+            .config
+            .clone()
+            .or_else(|| var("FORMWORK_CONFIG").map(PathBuf::from));
         let config_file = match explicit {
             Some(path) if !path.is_file() => return Err(Error::ConfigMissing { path }),
             Some(path) => Some(path),
@@ -69,14 +74,22 @@ impl Settings {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),
         };
-        let env_dirs = var("FORMWORK_DRIVERS_DIRS")
-            .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect::<Vec<_>>());
+        let env_dirs = var("FORMWORK_DRIVERS_DIRS").map(|v| {
+            v.split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect::<Vec<_>>()
+        });
         let drivers_dirs = Some(flags.drivers_dirs)
             .filter(|d| !d.is_empty())
             .or(env_dirs)
             .or(file.drivers_dirs)
             .unwrap_or_default();
-        let data_dir = match flags.data_dir.or_else(|| var("FORMWORK_DATA_DIR").map(PathBuf::from)).or(file.data_dir) {
+        let data_dir = match flags
+            .data_dir
+            .or_else(|| var("FORMWORK_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+        {
             Some(dir) => dir,
             None => var("XDG_DATA_HOME")
                 .map(PathBuf::from)
@@ -88,7 +101,12 @@ impl Settings {
             .map(PathBuf::from)
             .or(file.builtin_drivers)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("drivers"));
-        Ok(Settings { data_dir, builtin_drivers, drivers_dirs, config_file })
+        Ok(Settings {
+            data_dir,
+            builtin_drivers,
+            drivers_dirs,
+            config_file,
+        })
     }
 
     /// Where driver states are recorded.
@@ -102,9 +120,13 @@ impl Settings {
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, Error> {
-    let fail = |message: String| Error::Config { path: path.to_path_buf(), message };
+    let fail = |message: String| Error::Config {
+        path: path.to_path_buf(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let value = crate::driver::deployment::yaml_to_json(&text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
+    let value = crate::driver::deployment::yaml_to_json(&text)
+        .map_err(|e| fail(format!("not valid YAML: {e}")))?;
     let map = match value {
         Value::Null => return Ok(FileConfig::default()),
         Value::Object(map) => map,
@@ -112,11 +134,16 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     };
     if let Some(key) = map.keys().find(|k| !CONFIG_KEYS.contains(&k.as_str())) {
         let hint = crate::suggest::hint(key, CONFIG_KEYS);
-        return Err(fail(format!("unknown setting '{key}'{hint}; settings are {}", CONFIG_KEYS.join(", "))));
+        return Err(fail(format!(
+            "unknown setting '{key}'{hint}; settings are {}",
+            CONFIG_KEYS.join(", ")
+        )));
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let path_of = |key: &str, v: &Value| -> Result<PathBuf, Error> {
-        v.as_str().map(|s| base.join(s)).ok_or_else(|| fail(format!("`{key}` must be a path")))
+        v.as_str()
+            .map(|s| base.join(s))
+            .ok_or_else(|| fail(format!("`{key}` must be a path")))
     };
     let mut file = FileConfig::default();
     if let Some(v) = map.get("data_dir") {
@@ -126,8 +153,15 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
         file.builtin_drivers = Some(path_of("builtin_drivers", v)?);
     }
     if let Some(v) = map.get("drivers_dirs") {
-        let items = v.as_array().ok_or_else(|| fail("`drivers_dirs` must be a list of paths".into()))?;
-        file.drivers_dirs = Some(items.iter().map(|i| path_of("drivers_dirs", i)).collect::<Result<_, _>>()?);
+        let items = v
+            .as_array()
+            .ok_or_else(|| fail("`drivers_dirs` must be a list of paths".into()))?;
+        file.drivers_dirs = Some(
+            items
+                .iter()
+                .map(|i| path_of("drivers_dirs", i))
+                .collect::<Result<_, _>>()?,
+        );
     }
     Ok(file)
 }
@@ -137,7 +171,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -146,34 +183,80 @@ mod tests {
         let config = tmp.path().join("config.yaml");
         std::fs::write(&config, "data_dir: data\ndrivers_dirs: [reg]\n").unwrap();
 
-        let from_file = Settings::resolve(Flags { config: Some(config.clone()), ..Flags::default() }, &env(&[])).unwrap();
+        let from_file = Settings::resolve(
+            Flags {
+                config: Some(config.clone()),
+                ..Flags::default()
+            },
+            &env(&[]),
+        )
+        .unwrap();
         assert_eq!(from_file.data_dir, tmp.path().join("data"));
         assert_eq!(from_file.drivers_dirs, vec![tmp.path().join("reg")]);
 
-        let e = env(&[("FORMWORK_DATA_DIR", "/env/data"), ("FORMWORK_DRIVERS_DIRS", "/a:/b")]);
-        let from_env = Settings::resolve(Flags { config: Some(config.clone()), ..Flags::default() }, &e).unwrap();
+        let e = env(&[
+            ("FORMWORK_DATA_DIR", "/env/data"),
+            ("FORMWORK_DRIVERS_DIRS", "/a:/b"),
+        ]);
+        let from_env = Settings::resolve(
+            Flags {
+                config: Some(config.clone()),
+                ..Flags::default()
+            },
+            &e,
+        )
+        .unwrap();
         assert_eq!(from_env.data_dir, PathBuf::from("/env/data"));
-        assert_eq!(from_env.drivers_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(
+            from_env.drivers_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
 
-        let flags = Flags { config: Some(config), data_dir: Some("/flag".into()), drivers_dirs: vec!["/c".into()] };
+        let flags = Flags {
+            config: Some(config),
+            data_dir: Some("/flag".into()),
+            drivers_dirs: vec!["/c".into()],
+        };
         let from_flags = Settings::resolve(flags, &e).unwrap();
         assert_eq!(from_flags.data_dir, PathBuf::from("/flag"));
         assert_eq!(from_flags.drivers_dirs, vec![PathBuf::from("/c")]);
 
         let defaults = Settings::resolve(Flags::default(), &env(&[("HOME", "/home/u")])).unwrap();
-        assert_eq!(defaults.data_dir, PathBuf::from("/home/u/.local/share/formwork"));
+        assert_eq!(
+            defaults.data_dir,
+            PathBuf::from("/home/u/.local/share/formwork")
+        );
         assert!(defaults.builtin_drivers.ends_with("drivers"));
     }
 
     #[test]
     fn bad_config_files_are_named() {
         let tmp = tempfile::tempdir().unwrap();
-        let missing = Settings::resolve(Flags { config: Some(tmp.path().join("nope.yaml")), ..Flags::default() }, &env(&[]));
+        let missing = Settings::resolve(
+            Flags {
+                config: Some(tmp.path().join("nope.yaml")),
+                ..Flags::default()
+            },
+            &env(&[]),
+        );
         assert!(matches!(missing, Err(Error::ConfigMissing { .. })));
         let config = tmp.path().join("c.yaml");
         std::fs::write(&config, "data_dri: x\n").unwrap();
-        let err = Settings::resolve(Flags { config: Some(config), ..Flags::default() }, &env(&[])).unwrap_err();
-        assert!(err.to_string().contains("did you mean 'data_dir'?"), "{err}");
-        assert!(matches!(Settings::resolve(Flags::default(), &env(&[])), Err(Error::NoHome)));
+        let err = Settings::resolve(
+            Flags {
+                config: Some(config),
+                ..Flags::default()
+            },
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean 'data_dir'?"),
+            "{err}"
+        );
+        assert!(matches!(
+            Settings::resolve(Flags::default(), &env(&[])),
+            Err(Error::NoHome)
+        ));
     }
 }

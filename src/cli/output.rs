@@ -25,7 +25,7 @@ impl Output {
     /// Prints a value as pretty JSON on stdout.
     pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, value)?;
+        serde_json::to_writer_pretty(&mut stdout, value).map_err(std::io::Error::from)?;
         writeln!(stdout)?;
         Ok(())
     }
@@ -54,7 +54,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         padded.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = line(headers.to_vec());
@@ -104,7 +108,13 @@ mod tests {
 
     #[test]
     fn tables_align_and_trim() {
-        let t = table(&["NAME", "STATE"], &[vec!["sim".into(), "ENABLED".into()], vec!["onprem".into(), "".into()]]);
+        let t = table(
+            &["NAME", "STATE"],
+            &[
+                vec!["sim".into(), "ENABLED".into()],
+                vec!["onprem".into(), "".into()],
+            ],
+        );
         assert_eq!(t, "NAME    STATE\nsim     ENABLED\nonprem\n");
     }
 }

@@ -30,9 +30,17 @@ pub enum Command {
 
 pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
     match cmd {
-        Command::Validate { driver, deployment, values } => {
-            validate_values(settings, &driver, deployment.as_deref(), values.as_deref(), out)
-        }
+        Command::Validate {
+            driver,
+            deployment,
+            values,
+        } => validate_values(
+            settings,
+            &driver,
+            deployment.as_deref(),
+            values.as_deref(),
+            out,
+        ),
     }
 }
 
@@ -54,7 +62,8 @@ fn validate_values(
     match validate::validate(&inputs, &values) {
         Ok(filled) => {
             let shown = output::redact_values(&inputs, &filled);
-            let objects = one_objects(&deployment.source, Some(&shown)).map_err(anyhow::Error::msg)?;
+            let objects =
+                one_objects(&deployment.source, Some(&shown)).map_err(anyhow::Error::msg)?;
             if out.json {
                 return out.json(&json!({
                     "valid": true,
@@ -64,7 +73,10 @@ fn validate_values(
                     "one_objects": objects,
                 }));
             }
-            let rows: Vec<Vec<String>> = shown.iter().map(|(k, v)| vec![k.clone(), cell(v)]).collect();
+            let rows: Vec<Vec<String>> = shown
+                .iter()
+                .map(|(k, v)| vec![k.clone(), cell(v)])
+                .collect();
             out.text(&format!(
                 "values are valid for {} / {}\n\n{}",
                 driver.id,
@@ -93,14 +105,18 @@ fn validate_values(
 fn read_values(path: &Path) -> anyhow::Result<Value> {
     let (text, shown) = if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read values from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read values from stdin")?;
         (text, "stdin".to_string())
     } else {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read values file '{}'", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read values file '{}'", path.display()))?;
         (text, format!("'{}'", path.display()))
     };
     if let Ok(value) = serde_json::from_str::<Value>(&text) {
         return Ok(value);
     }
-    yaml_to_json(&text).map_err(|e| anyhow::anyhow!("values in {shown} are neither JSON nor YAML: {e}"))
+    yaml_to_json(&text)
+        .map_err(|e| anyhow::anyhow!("values in {shown} are neither JSON nor YAML: {e}"))
 }

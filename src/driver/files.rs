@@ -5,9 +5,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Largest driver file formwork reads. Real driver files are a few KiB; validators generated
-/// from a cloud's catalogue stay well under this.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Largest file a driver folder may hold. Real driver files are a few KiB; catalogue data files
+/// (instance types, regions) stay well under this. The whole folder is copied into each
+/// provision's working directory, so every file counts, not only those formwork parses.
+pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Largest number of entries walked when checking a driver folder for escaping symlinks.
 pub const MAX_ENTRIES: usize = 20_000;
@@ -19,16 +20,20 @@ pub struct DriverDir {
 }
 
 impl DriverDir {
-    /// Opens `path` and refuses it if any symlink inside points outside it.
+    /// Opens `path` and refuses it if any symlink inside points outside it or any file is
+    /// larger than [`MAX_FILE_BYTES`].
     pub fn open(path: &Path) -> Result<DriverDir, String> {
         if !path.is_dir() {
-            return Err(format!("path '{}' does not exist or is not a directory", path.display()));
+            return Err(format!(
+                "path '{}' does not exist or is not a directory",
+                path.display()
+            ));
         }
         let root = path
             .canonicalize()
             .map_err(|e| format!("cannot resolve '{}': {e}", path.display()))?;
         let dir = DriverDir { root };
-        dir.check_links()?;
+        dir.check_entries()?;
         Ok(dir)
     }
 
@@ -53,8 +58,10 @@ impl DriverDir {
         read_text(&self.path(rel), rel)
     }
 
-    fn check_links(&self) -> Result<(), String> {
-        let walker = walkdir::WalkDir::new(&self.root).follow_links(false).min_depth(1);
+    fn check_entries(&self) -> Result<(), String> {
+        let walker = walkdir::WalkDir::new(&self.root)
+            .follow_links(false)
+            .min_depth(1);
         for (count, entry) in walker.into_iter().enumerate() {
             if count >= MAX_ENTRIES {
                 return Err(format!(
@@ -62,12 +69,24 @@ impl DriverDir {
                 ));
             }
             let entry = entry.map_err(|e| format!("cannot read the driver folder: {e}"))?;
+            let rel = entry
+                .path()
+                .strip_prefix(&self.root)
+                .unwrap_or(entry.path())
+                .display()
+                .to_string();
             if !entry.path_is_symlink() {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if entry.file_type().is_file() && size > MAX_FILE_BYTES {
+                    return Err(format!(
+                        "{rel} is {size} bytes; driver files must be at most {MAX_FILE_BYTES} bytes"
+                    ));
+                }
                 continue;
             }
-            let rel = entry.path().strip_prefix(&self.root).unwrap_or(entry.path()).display().to_string();
-            let target = fs::canonicalize(entry.path())
-                .map_err(|_| format!("{rel} is a symlink that points nowhere; remove it or fix its target"))?;
+            let target = fs::canonicalize(entry.path()).map_err(|_| {
+                format!("{rel} is a symlink that points nowhere; remove it or fix its target")
+            })?;
             if !target.starts_with(&self.root) {
                 return Err(format!(
                     "{rel} is a symlink to '{}', outside the driver folder; copy what it points to into the driver instead",
@@ -90,7 +109,10 @@ pub fn read_text(path: &Path, shown: &str) -> Result<String, String> {
     }
     let bytes = fs::read(path).map_err(|e| format!("{shown} cannot be read: {e}"))?;
     String::from_utf8(bytes).map_err(|e| {
-        format!("{shown} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())
+        format!(
+            "{shown} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
     })
 }
 
@@ -107,16 +129,24 @@ mod tests {
         std::os::unix::fs::symlink(driver.path().join("a.tf"), driver.path().join("b.tf")).unwrap();
         assert!(DriverDir::open(driver.path()).is_ok());
 
-        std::os::unix::fs::symlink(outside.path().join("secret"), driver.path().join("c.tf")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), driver.path().join("c.tf"))
+            .unwrap();
         let err = DriverDir::open(driver.path()).unwrap_err();
-        assert!(err.contains("c.tf is a symlink to") && err.contains("outside the driver folder"), "{err}");
+        assert!(
+            err.contains("c.tf is a symlink to") && err.contains("outside the driver folder"),
+            "{err}"
+        );
     }
 
     #[test]
     fn dangling_symlinks_are_refused() {
         let driver = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/nonexistent/x", driver.path().join("d")).unwrap();
-        assert!(DriverDir::open(driver.path()).unwrap_err().contains("points nowhere"));
+        assert!(
+            DriverDir::open(driver.path())
+                .unwrap_err()
+                .contains("points nowhere")
+        );
     }
 
     #[test]

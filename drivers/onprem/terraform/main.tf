@@ -1,0 +1,1 @@
+# Nothing to create: the hosts already exist.
