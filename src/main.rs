@@ -5,6 +5,7 @@ use formwork::cli::{self, exit};
 
 fn main() {
     let args = cli::Cli::parse();
+    #[allow(clippy::disallowed_methods)] // the one snapshot of the environment
     let env = std::env::vars().collect();
     let code = match cli::run(args, &env) {
         Ok(()) => exit::OK,

@@ -2,6 +2,9 @@
 //! message. A seeded generator keeps every run repeatable; a failure prints the seed, file and
 //! iteration to replay.
 
+// FUZZ_SEED and FUZZ_ITERATIONS let a longer or different run be asked for.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::fs;

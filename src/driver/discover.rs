@@ -162,7 +162,7 @@ mod tests {
         mkdir(&extra.join("oneform-registry/sim/terraform"));
         mkdir(&extra.join("oneform-registry/.hidden"));
         mkdir(&extra.join("mine/ansible"));
-        let found = scan(&builtin, &[extra.clone()]).unwrap();
+        let found = scan(&builtin, std::slice::from_ref(&extra)).unwrap();
         let names: Vec<(&str, &str)> = found
             .entries
             .iter()

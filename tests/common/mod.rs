@@ -2,6 +2,8 @@
 //! folders to break, and a runner for the real `formwork` binary.
 
 #![allow(dead_code)]
+// Tests run formwork as a user would: they spawn it and pass it PATH.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

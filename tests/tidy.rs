@@ -1,0 +1,72 @@
+//! Conventions checked mechanically (rust-analyzer's "tidy" idea): every source file says what
+//! it owns, nothing unfinished is committed, no shell is spawned, and the README's two commands
+//! and CI's entry point stay in step.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+#[test]
+fn every_source_file_opens_with_a_module_doc() {
+    for file in rust_files("src")
+        .into_iter()
+        .chain(rust_files("tests"))
+        .chain(rust_files("benches"))
+    {
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(
+            text.starts_with("//!"),
+            "{} must open with a `//!` paragraph saying what it owns",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn nothing_unfinished_or_shell_spawning() {
+    let banned = [
+        ["todo", "!("].concat(),
+        ["unimplemented", "!("].concat(),
+        ["#[", "ignore]"].concat(),
+        ["\"sh\"", ", \"-c\""].concat(),
+    ];
+    for file in rust_files("src").into_iter().chain(rust_files("tests")) {
+        let text = fs::read_to_string(&file).unwrap();
+        for word in &banned {
+            assert!(
+                !text.contains(word.as_str()),
+                "{} contains {word}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn readme_starts_with_the_two_commands_and_ci_runs_the_test_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let head: String = readme.lines().take(12).collect::<Vec<_>>().join("\n");
+    assert!(
+        head.contains("scripts/demo"),
+        "README must start with the demo command"
+    );
+    assert!(
+        head.contains("scripts/test"),
+        "README must start with the test command"
+    );
+    let ci = fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(
+        ci.contains("scripts/test"),
+        ".ci/run must run the README's test command"
+    );
+}
