@@ -310,7 +310,7 @@ fn schema_is_draft_2020_12_and_matches_validation() {
     );
     assert_eq!(
         schema["properties"]["oneform_public_ips"]["maximum"],
-        json!(5.0)
+        json!(5)
     );
     assert_eq!(
         schema["properties"]["instance_type"]["enum"],

@@ -223,6 +223,16 @@ impl Rule {
     }
 }
 
+/// A rule bound as JSON: whole numbers as integers (`1`, not `1.0`), as a driver author wrote
+/// them.
+pub fn bound(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Value::from(n as i64)
+    } else {
+        Value::from(n)
+    }
+}
+
 /// Ruby's `to_s` for the scalar values OneForm interpolates into messages and templates.
 pub fn ruby_to_s(value: &Value) -> String {
     match value {

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::input::{BaseType, Input, Rule};
+use super::input::{BaseType, Input, Rule, bound};
 
 pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 
@@ -71,10 +71,10 @@ fn property(input: &Input) -> Value {
         }
         Some(Rule::Number { min, max }) => {
             if let Some(min) = min {
-                p.insert("minimum".into(), json!(min));
+                p.insert("minimum".into(), bound(*min));
             }
             if let Some(max) = max {
-                p.insert("maximum".into(), json!(max));
+                p.insert("maximum".into(), bound(*max));
             }
         }
         Some(Rule::String { pattern, .. }) => {
@@ -126,7 +126,7 @@ fn reserved(name: &str, p: &mut Map<String, Value>) {
                 .and_then(Value::as_f64)
                 .unwrap_or(0.0)
                 .max(0.0);
-            p.insert("minimum".into(), json!(floor));
+            p.insert("minimum".into(), bound(floor));
         }
         "oneform_onprem_hosts" => {
             p.insert("uniqueItems".into(), json!(true));
@@ -164,10 +164,10 @@ mod tests {
             schema["properties"]["oneform_hosts"]["type"],
             json!("integer")
         );
-        assert_eq!(schema["properties"]["oneform_hosts"]["minimum"], json!(1.0));
+        assert_eq!(schema["properties"]["oneform_hosts"]["minimum"], json!(1));
         assert_eq!(
             schema["properties"]["oneform_hosts"]["maximum"],
-            json!(10.0)
+            json!(10)
         );
         assert_eq!(schema["properties"]["token"]["writeOnly"], json!(true));
         assert_eq!(

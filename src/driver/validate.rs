@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
-use super::input::{BaseType, Input, Rule, ruby_to_s};
+use super::input::{BaseType, Input, Rule, bound, ruby_to_s};
 use crate::suggest;
 
 /// Errors keyed by input name, in input order; several messages per input are possible.
@@ -227,14 +227,14 @@ fn check_rule(
                 out.push(format!(
                     "invalid value '{}' for '{name}', should be ≥ {}",
                     show(value),
-                    number(min)
+                    bound(min)
                 ));
             }
             if let Some(max) = max.filter(|m| n > *m) {
                 out.push(format!(
                     "invalid value '{}' for '{name}', should be ≤ {}",
                     show(value),
-                    number(max)
+                    bound(max)
                 ));
             }
             out
@@ -353,14 +353,6 @@ fn loose_eq(a: &Value, b: &Value) -> bool {
 
 fn show(value: &Value) -> String {
     ruby_to_s(value)
-}
-
-fn number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        n.to_string()
-    }
 }
 
 /// How a value is described in messages.
