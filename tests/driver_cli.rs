@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 
-use common::{Home, snapshot};
+use common::{Home, keys, snapshot};
 use serde_json::json;
 
 #[test]
@@ -28,14 +28,8 @@ fn builtin_drivers_list_and_show_in_oneform_shape() {
     assert_eq!(ids, vec!["onprem", "sim"]);
 
     let sim = home.run(&["--json", "driver", "show", "sim"]).ok().json();
-    let keys: Vec<&str> = sim
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        keys,
+        keys(&sim),
         vec![
             "name",
             "description",
@@ -64,14 +58,8 @@ fn builtin_drivers_list_and_show_in_oneform_shape() {
         .unwrap();
     assert_eq!(zone["match"]["grouped_by"], "region");
     let deployment = &sim["deployment_confs"][0];
-    let keys: Vec<&str> = deployment
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        keys,
+        keys(deployment),
         vec![
             "name",
             "description",

@@ -115,23 +115,26 @@ fn driver_body_is_what_oneform_computes() {
 #[test]
 fn values_are_checked_with_oneform_rules_and_messages() {
     let home = Home::empty();
-    let (_, _) = acme(&home);
     let registry = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/registry");
-    let args = [
-        "--drivers-dir",
-        registry.to_str().unwrap(),
-        "--json",
-        "provision",
-        "validate",
-        "acme",
-        "-d",
+    let registry = registry.to_str().unwrap();
+    let validate = |deployment: &str, values: &str| {
+        let args = [
+            "--drivers-dir",
+            registry,
+            "--json",
+            "provision",
+            "validate",
+            "acme",
+            "-d",
+            deployment,
+            "--values",
+            "-",
+        ];
+        home.run_with_stdin(&args, Some(values))
+    };
+    let bad = validate(
         "SSH_CLUSTER",
-        "--values",
-        "-",
-    ];
-    let bad = home.run_with_stdin(
-        &args,
-        Some(r#"{"region": "us-west", "labels": "a", "disk_size": 10, "enable_ha": "yes"}"#),
+        r#"{"region": "us-west", "labels": "a", "disk_size": 10, "enable_ha": "yes"}"#,
     );
     assert_eq!(bad.code(), 1);
     assert_eq!(
@@ -144,22 +147,12 @@ fn values_are_checked_with_oneform_rules_and_messages() {
         })
     );
 
-    let nfs = [
-        "--drivers-dir",
-        registry.to_str().unwrap(),
-        "--json",
-        "provision",
-        "validate",
-        "acme",
-        "-d",
+    let good = validate(
         "nfs_cluster",
-        "--values",
-        "-",
-    ];
-    let good = home
-        .run_with_stdin(&nfs, Some(r#"{"labels": ["x"], "nfs_server": "10.0.0.5"}"#))
-        .ok()
-        .json();
+        r#"{"labels": ["x"], "nfs_server": "10.0.0.5"}"#,
+    )
+    .ok()
+    .json();
     assert_eq!(
         good["user_inputs_values"]["nfs_server"], "__redacted__",
         "sensitive values never print"
@@ -173,13 +166,7 @@ fn values_are_checked_with_oneform_rules_and_messages() {
         good["one_objects"]["networks"][0]["template"]["dns"], "null",
         "unknown inputs become null"
     );
-    let several = [
-        "--drivers-dir",
-        registry.to_str().unwrap(),
-        "provision",
-        "validate",
-        "acme",
-    ];
+    let several = ["--drivers-dir", registry, "provision", "validate", "acme"];
     home.run(&several).fails_with(
         "has several deployments (nfs_cluster, ssh_cluster); choose one with --deployment",
     );

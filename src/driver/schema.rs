@@ -165,10 +165,7 @@ mod tests {
             json!("integer")
         );
         assert_eq!(schema["properties"]["oneform_hosts"]["minimum"], json!(1));
-        assert_eq!(
-            schema["properties"]["oneform_hosts"]["maximum"],
-            json!(10)
-        );
+        assert_eq!(schema["properties"]["oneform_hosts"]["maximum"], json!(10));
         assert_eq!(schema["properties"]["token"]["writeOnly"], json!(true));
         assert_eq!(
             schema["properties"]["features"]["items"],
