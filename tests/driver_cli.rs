@@ -4,27 +4,14 @@ mod common;
 
 use std::fs;
 
-use common::{Home, keys, snapshot};
+use common::{Home, driver_id, keys, snapshot};
 use serde_json::json;
 
 #[test]
 fn builtin_drivers_list_and_show_in_oneform_shape() {
     let home = Home::with_builtin();
     let list = home.run(&["--json", "driver", "list"]).ok().json();
-    let ids: Vec<String> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            d["system_path"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids: Vec<String> = list.as_array().unwrap().iter().map(driver_id).collect();
     assert_eq!(ids, vec!["onprem", "sim"]);
 
     let sim = home.run(&["--json", "driver", "show", "sim"]).ok().json();
@@ -151,18 +138,7 @@ fn registries_and_shadowed_duplicates() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| {
-            (
-                d["system_path"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .into(),
-                d["registry"].as_str().unwrap().into(),
-            )
-        })
+        .map(|d| (driver_id(d), d["registry"].as_str().unwrap().into()))
         .collect();
     assert_eq!(
         registries,

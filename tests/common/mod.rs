@@ -167,3 +167,9 @@ pub fn keys(value: &serde_json::Value) -> Vec<&str> {
         .map(String::as_str)
         .collect()
 }
+
+/// A served driver's id, as OneForm clients compute it: the basename of `system_path`.
+pub fn driver_id(driver: &serde_json::Value) -> String {
+    let path = driver["system_path"].as_str().expect("system_path");
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
