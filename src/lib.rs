@@ -14,5 +14,7 @@
 
 pub mod cli;
 pub mod driver;
+pub mod exec;
+pub mod one;
 pub mod settings;
 pub mod suggest;

@@ -1,0 +1,1 @@
+//! Child processes (placeholder: built by the exec work).

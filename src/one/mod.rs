@@ -1,0 +1,1 @@
+//! OpenNebula objects (placeholder: built by the one work).
