@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod driver;
+pub mod engine;
 pub mod exec;
 pub mod one;
 pub mod settings;
