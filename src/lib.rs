@@ -18,4 +18,5 @@ pub mod engine;
 pub mod exec;
 pub mod one;
 pub mod settings;
+pub mod store;
 pub mod suggest;

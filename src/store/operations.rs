@@ -1,0 +1,263 @@
+//! Operations and stage attempts. An operation is one user request (create, scale, retry, …)
+//! worked on by one process; the partial unique index `operations_one_running` makes "one
+//! running operation per provision" a database fact shared by every process.
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::Value;
+
+use super::rows::{AttemptRow, OperationRow, OperationStatus};
+use super::{Error, Store, json_column};
+
+/// The process that owns an operation: its pid and a token unique to that process's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: i64,
+    pub token: String,
+}
+
+/// How a stage attempt ended.
+#[derive(Debug, Clone)]
+pub struct AttemptEnd {
+    pub attempt_id: i64,
+    pub outcome: OperationStatus,
+    pub error: Option<String>,
+    pub log_end: i64,
+}
+
+const OPERATION_COLUMNS: &str = "id, provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, \
+                                 cancel_requested, created_time, finished_time, error";
+
+impl Store {
+    /// Starts an operation, or refuses with [`Error::Busy`] naming the one already running.
+    pub fn begin_operation(
+        &self,
+        provision_id: i64,
+        kind: &str,
+        params: &Value,
+        owner: &Owner,
+        time: i64,
+    ) -> Result<i64, Error> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let sql = format!(
+            "SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'"
+        );
+        if let Some(running) = tx
+            .query_row(&sql, [provision_id], read_operation)
+            .optional()?
+        {
+            return Err(Error::Busy {
+                provision_id,
+                operation: Box::new(running?),
+            });
+        }
+        tx.execute(
+            "INSERT INTO operations (provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, created_time)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
+            params![provision_id, kind, params.to_string(), owner.pid, owner.token, time],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn operation(&self, id: i64) -> Result<OperationRow, Error> {
+        let conn = self.lock();
+        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?1");
+        conn.query_row(&sql, [id], read_operation)
+            .optional()?
+            .ok_or(Error::NotFound {
+                what: "operation",
+                id,
+            })?
+    }
+
+    /// The running operation of a provision, if any.
+    pub fn running_operation(&self, provision_id: i64) -> Result<Option<OperationRow>, Error> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'"
+        );
+        conn.query_row(&sql, [provision_id], read_operation)
+            .optional()?
+            .transpose()
+    }
+
+    /// Every running operation, oldest first (for resume).
+    pub fn running_operations(&self) -> Result<Vec<OperationRow>, Error> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT {OPERATION_COLUMNS} FROM operations WHERE status = 'running' ORDER BY id"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([], read_operation)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Operations of a provision, oldest first.
+    pub fn operations(&self, provision_id: i64) -> Result<Vec<OperationRow>, Error> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 ORDER BY id"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([provision_id], read_operation)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Claims a running operation for `owner` if it still belongs to `previous` (compare and
+    /// set, so two processes resuming at once cannot both win).
+    pub fn take_over(
+        &self,
+        id: i64,
+        previous: &Owner,
+        owner: &Owner,
+        time: i64,
+    ) -> Result<bool, Error> {
+        let conn = self.lock();
+        let changed = conn.execute(
+            "UPDATE operations SET owner_pid = ?4, owner_token = ?5, heartbeat_time = ?6
+             WHERE id = ?1 AND status = 'running' AND owner_pid = ?2 AND owner_token = ?3",
+            params![
+                id,
+                previous.pid,
+                previous.token,
+                owner.pid,
+                owner.token,
+                time
+            ],
+        )?;
+        Ok(changed == 1)
+    }
+
+    pub fn heartbeat(&self, id: i64, time: i64) -> Result<(), Error> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE operations SET heartbeat_time = ?2 WHERE id = ?1",
+            params![id, time],
+        )?;
+        Ok(())
+    }
+
+    /// Ends an operation; the provision is free for the next one.
+    pub fn finish_operation(
+        &self,
+        id: i64,
+        status: OperationStatus,
+        error: Option<&str>,
+        time: i64,
+    ) -> Result<(), Error> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE operations SET status = ?2, error = ?3, finished_time = ?4 WHERE id = ?1 AND status = 'running'",
+            params![id, status.as_str(), error, time],
+        )?;
+        Ok(())
+    }
+
+    /// Asks the running operation of a provision to stop; returns it, or None if none runs.
+    pub fn request_cancel(&self, provision_id: i64) -> Result<Option<OperationRow>, Error> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE operations SET cancel_requested = 1 WHERE provision_id = ?1 AND status = 'running'",
+            [provision_id],
+        )?;
+        drop(conn);
+        self.running_operation(provision_id)
+    }
+
+    pub fn is_cancel_requested(&self, id: i64) -> Result<bool, Error> {
+        let conn = self.lock();
+        Ok(conn.query_row(
+            "SELECT cancel_requested FROM operations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records that a stage started, before any of its effects.
+    pub fn start_attempt(
+        &self,
+        operation_id: i64,
+        provision_id: i64,
+        stage: &str,
+        log_start: i64,
+        time: i64,
+    ) -> Result<i64, Error> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO stage_attempts (operation_id, provision_id, stage, started_time, log_start)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![operation_id, provision_id, stage, time, log_start],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Ends an attempt outside a checkpoint (when no state change follows).
+    pub fn end_attempt(&self, end: &AttemptEnd, time: i64) -> Result<(), Error> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        finish_attempt(&tx, end, time)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn attempts(&self, provision_id: i64) -> Result<Vec<AttemptRow>, Error> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, operation_id, stage, started_time, finished_time, outcome, error, log_start, log_end
+             FROM stage_attempts WHERE provision_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([provision_id], |r| {
+            Ok(AttemptRow {
+                id: r.get(0)?,
+                operation_id: r.get(1)?,
+                stage: r.get(2)?,
+                started_time: r.get(3)?,
+                finished_time: r.get(4)?,
+                outcome: r.get(5)?,
+                error: r.get(6)?,
+                log_start: r.get(7)?,
+                log_end: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+pub(super) fn finish_attempt(
+    tx: &rusqlite::Transaction<'_>,
+    end: &AttemptEnd,
+    time: i64,
+) -> Result<(), Error> {
+    tx.execute(
+        "UPDATE stage_attempts SET finished_time = ?2, outcome = ?3, error = ?4, log_end = ?5 WHERE id = ?1",
+        params![end.attempt_id, time, end.outcome.as_str(), end.error, end.log_end],
+    )?;
+    Ok(())
+}
+
+fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> {
+    let params_text: String = r.get(3)?;
+    let status_text: String = r.get(4)?;
+    let build = || -> Result<OperationRow, Error> {
+        Ok(OperationRow {
+            id: r.get(0)?,
+            provision_id: r.get(1)?,
+            kind: r.get(2)?,
+            params: json_column("operation params", &params_text)?,
+            status: OperationStatus::parse(&status_text).ok_or(Error::Corrupt {
+                what: "operation status",
+                message: status_text.clone(),
+            })?,
+            owner_pid: r.get(5)?,
+            owner_token: r.get(6)?,
+            heartbeat_time: r.get(7)?,
+            cancel_requested: r.get(8)?,
+            created_time: r.get(9)?,
+            finished_time: r.get(10)?,
+            error: r.get(11)?,
+        })
+    };
+    Ok(build())
+}

@@ -1,0 +1,120 @@
+//! What the store returns: plain rows with typed columns and JSON bodies.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::State;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderRow {
+    pub id: i64,
+    pub name: String,
+    pub driver: String,
+    /// OneForm's PROVIDER_BODY without `provision_ids`.
+    pub body: Value,
+    pub registration_time: i64,
+    /// Provisions of this provider not yet DONE (OneForm's `provision_ids`).
+    pub provision_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProvisionRow {
+    pub id: i64,
+    pub name: String,
+    pub driver: String,
+    pub provider_id: i64,
+    pub state: State,
+    /// OneForm's PROVISION_BODY without `state`, `historic` and `tfstate`.
+    pub body: Value,
+    pub registration_time: i64,
+    pub updated_time: i64,
+}
+
+/// One historic entry, OneForm's `{action, description, time}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoricEntry {
+    pub action: String,
+    pub description: String,
+    pub time: i64,
+}
+
+impl HistoricEntry {
+    pub fn new(action: &str, description: impl Into<String>, time: i64) -> HistoricEntry {
+        HistoricEntry {
+            action: action.to_string(),
+            description: description.into(),
+            time,
+        }
+    }
+
+    /// OneForm's "State changed from A to B".
+    pub fn state_changed(from: State, to: State, time: i64) -> HistoricEntry {
+        HistoricEntry::new(
+            "State changed",
+            format!("State changed from {from} to {to}"),
+            time,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+impl OperationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationStatus::Running => "running",
+            OperationStatus::Succeeded => "succeeded",
+            OperationStatus::Failed => "failed",
+            OperationStatus::Cancelled => "cancelled",
+            OperationStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OperationStatus> {
+        Some(match text {
+            "running" => OperationStatus::Running,
+            "succeeded" => OperationStatus::Succeeded,
+            "failed" => OperationStatus::Failed,
+            "cancelled" => OperationStatus::Cancelled,
+            "interrupted" => OperationStatus::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperationRow {
+    pub id: i64,
+    pub provision_id: i64,
+    pub kind: String,
+    pub params: Value,
+    pub status: OperationStatus,
+    pub owner_pid: i64,
+    pub owner_token: String,
+    pub heartbeat_time: i64,
+    pub cancel_requested: bool,
+    pub created_time: i64,
+    pub finished_time: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub operation_id: i64,
+    pub stage: String,
+    pub started_time: i64,
+    pub finished_time: Option<i64>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    pub log_start: i64,
+    pub log_end: Option<i64>,
+}
