@@ -17,6 +17,7 @@ pub mod driver;
 pub mod engine;
 pub mod exec;
 pub mod one;
+pub mod provider;
 pub mod settings;
 pub mod store;
 pub mod suggest;
