@@ -1,8 +1,16 @@
 //! The provision lifecycle: the 20 OneForm states ([`state`]), the pure transition function
-//! ([`machine`]), and the runner that persists each event before performing its effects.
+//! ([`machine`]), the runner that persists each event before performing its effects
+//! ([`runner`]), and operation ownership ([`owner`]) that lets a later process resume work a
+//! dead one left behind.
 
 pub mod machine;
+pub mod owner;
+pub mod runner;
 pub mod state;
 
+#[cfg(test)]
+mod tests;
+
 pub use machine::{Effect, Event, IllegalTransition, Outcome, Stage, next};
+pub use runner::{Ctx, Error, Log, OnInterrupted, Runner, StageError, Stages};
 pub use state::State;

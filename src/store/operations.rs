@@ -202,6 +202,22 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the attempts an interrupted operation left open.
+    pub fn interrupt_attempts(
+        &self,
+        operation_id: i64,
+        log_end: i64,
+        time: i64,
+    ) -> Result<(), Error> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE stage_attempts SET finished_time = ?2, outcome = 'interrupted', error = 'the process running it stopped', log_end = ?3
+             WHERE operation_id = ?1 AND finished_time IS NULL",
+            params![operation_id, time, log_end],
+        )?;
+        Ok(())
+    }
+
     pub fn attempts(&self, provision_id: i64) -> Result<Vec<AttemptRow>, Error> {
         let conn = self.lock();
         let mut stmt = conn.prepare(

@@ -1,0 +1,413 @@
+//! The runner: takes the per-provision lock (an operation row), feeds events to the pure
+//! machine, writes each transition in one transaction *before* performing its effects, and runs
+//! stages. A crash at any point leaves a provision in a state whose stage can simply run again;
+//! `resume` finds operations whose owner is gone and does exactly that.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::machine::{self, Effect, Event, Outcome, Stage};
+use super::state::State;
+use crate::exec::{Cancel, Severity, Sink};
+use crate::store::{
+    self, AttemptEnd, Checkpoint, HistoricEntry, OperationRow, OperationStatus, Owner,
+    ProvisionRow, Store,
+};
+
+/// What a stage sees: the provision (its body is the stage's to change), the operation that
+/// asked for the work, the log, the cancellation flag, and historic entries to record with the
+/// checkpoint that ends the stage.
+pub struct Ctx<'a> {
+    pub provision: ProvisionRow,
+    pub operation: &'a OperationRow,
+    pub attempt_id: i64,
+    pub store: &'a Store,
+    pub log: &'a mut dyn Log,
+    pub cancel: &'a Cancel,
+    pub historic: Vec<HistoricEntry>,
+}
+
+/// The per-provision log as the engine needs it: a sink that knows how far it has written.
+pub trait Log: Sink {
+    fn position(&self) -> u64;
+    fn info(&mut self, text: &str) {
+        self.note(Severity::Info, text);
+    }
+}
+
+/// Why a stage did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StageError {
+    pub message: String,
+    pub cancelled: bool,
+}
+
+impl StageError {
+    pub fn failed(message: impl Into<String>) -> StageError {
+        StageError {
+            message: message.into(),
+            cancelled: false,
+        }
+    }
+}
+
+/// The work of each stage. The real implementation runs Terraform, OpenNebula calls and
+/// Ansible; tests and benchmarks use scripted ones.
+pub trait Stages: Send + Sync {
+    fn run(
+        &self,
+        stage: Stage,
+        ctx: &mut Ctx<'_>,
+    ) -> impl Future<Output = Result<Outcome, StageError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("provision {provision_id}: {source}")]
+    Illegal {
+        provision_id: i64,
+        source: machine::IllegalTransition,
+    },
+    #[error(
+        "provision {provision_id}: {stage} failed: {message}. Fix the cause, then `formwork provision retry {provision_id}`; `formwork provision logs {provision_id}` shows the output"
+    )]
+    StageFailed {
+        provision_id: i64,
+        stage: &'static str,
+        message: String,
+    },
+    #[error(
+        "provision {provision_id}: {stage} was cancelled; it is now in {state}. `formwork provision retry {provision_id}` runs the stage again"
+    )]
+    Cancelled {
+        provision_id: i64,
+        stage: &'static str,
+        state: State,
+    },
+}
+
+/// What `resume` does with an operation whose process died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInterrupted {
+    /// Run the interrupted stage again from its checkpoint.
+    Resume,
+    /// Mark the provision `<STAGE>_FAILURE` and leave it for `retry`.
+    Fail,
+}
+
+/// How often a running operation looks for a cancellation requested by another process.
+const CANCEL_POLL: Duration = Duration::from_millis(300);
+
+/// The lifecycle runner for one process.
+pub struct Runner<S> {
+    pub store: Arc<Store>,
+    pub stages: S,
+    pub owner: Owner,
+    pub clock: fn() -> i64,
+}
+
+impl<S: Stages> Runner<S> {
+    /// Starts an operation on a provision: takes the lock, applies `event`, drives the work to
+    /// its end and releases the lock. Refused with `store::Error::Busy` if another operation runs.
+    pub async fn start(
+        &self,
+        provision_id: i64,
+        kind: &str,
+        params: &Value,
+        event: Event,
+        log: &mut dyn Log,
+    ) -> Result<State, Error> {
+        let now = (self.clock)();
+        let op_id = self
+            .store
+            .begin_operation(provision_id, kind, params, &self.owner, now)?;
+        self.continue_operation(op_id, event, log).await
+    }
+
+    /// Drives an operation this process owns, beginning with `event`.
+    pub async fn continue_operation(
+        &self,
+        op_id: i64,
+        event: Event,
+        log: &mut dyn Log,
+    ) -> Result<State, Error> {
+        let operation = self.store.operation(op_id)?;
+        let cancel = Cancel::new();
+        let watcher = self.watch_cancel(op_id, cancel.clone());
+        let result = self.drive(&operation, event, log, &cancel).await;
+        watcher.abort();
+        let now = (self.clock)();
+        let (status, error) = match &result {
+            Ok(_) => (OperationStatus::Succeeded, None),
+            Err(Error::Cancelled { .. }) => (
+                OperationStatus::Cancelled,
+                result.as_ref().err().map(ToString::to_string),
+            ),
+            Err(e) => (OperationStatus::Failed, Some(e.to_string())),
+        };
+        self.store
+            .finish_operation(op_id, status, error.as_deref(), now)?;
+        result
+    }
+
+    fn watch_cancel(&self, op_id: i64, cancel: Cancel) -> tokio::task::JoinHandle<()> {
+        let store = Arc::clone(&self.store);
+        let clock = self.clock;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CANCEL_POLL).await;
+                if store.is_cancel_requested(op_id).unwrap_or(false) {
+                    cancel.cancel();
+                    return;
+                }
+                let _ = store.heartbeat(op_id, clock());
+            }
+        })
+    }
+
+    /// Takes over every running operation whose owner process is gone and finishes it: the
+    /// interrupted stage runs again (`Resume`), or the provision is marked `<STAGE>_FAILURE`
+    /// (`Fail`). Returns each provision taken over with how its operation ended.
+    pub async fn resume(
+        &self,
+        policy: OnInterrupted,
+        is_alive: impl Fn(&Owner) -> bool,
+        mut open_log: impl FnMut(i64) -> Box<dyn Log>,
+    ) -> Result<Vec<(i64, Result<State, Error>)>, Error> {
+        let mut done = Vec::new();
+        for op in self.store.running_operations()? {
+            let previous = Owner {
+                pid: op.owner_pid,
+                token: op.owner_token.clone(),
+            };
+            if is_alive(&previous)
+                || !self
+                    .store
+                    .take_over(op.id, &previous, &self.owner, (self.clock)())?
+            {
+                continue;
+            }
+            let mut log = open_log(op.provision_id);
+            log.note(
+                Severity::Warning,
+                &format!(
+                    "operation {} ({}) was interrupted: its process {} is gone",
+                    op.id, op.kind, op.owner_pid
+                ),
+            );
+            let result = self.resume_one(&op, policy, log.as_mut()).await;
+            done.push((op.provision_id, result));
+        }
+        Ok(done)
+    }
+
+    async fn resume_one(
+        &self,
+        op: &OperationRow,
+        policy: OnInterrupted,
+        log: &mut dyn Log,
+    ) -> Result<State, Error> {
+        let now = (self.clock)();
+        self.store
+            .interrupt_attempts(op.id, log.position() as i64, now)?;
+        let state = self.store.provision(op.provision_id)?.state;
+        if !state.is_transitional() && state != State::Pending {
+            // The work had ended; only closing the operation was lost.
+            let status = if state.is_failure() {
+                OperationStatus::Failed
+            } else {
+                OperationStatus::Succeeded
+            };
+            self.store.finish_operation(op.id, status, None, now)?;
+            return Ok(state);
+        }
+        match policy {
+            OnInterrupted::Resume => {
+                log.info(&format!("Resuming {state} from its last checkpoint"));
+                self.continue_operation(op.id, Event::Resumed, log).await
+            }
+            OnInterrupted::Fail => {
+                let (to, _) =
+                    machine::next(state, Event::Interrupted).map_err(|source| Error::Illegal {
+                        provision_id: op.provision_id,
+                        source,
+                    })?;
+                let entry = HistoricEntry::new(
+                    "Operation interrupted",
+                    format!("{state} was interrupted"),
+                    now,
+                );
+                self.transition(op.provision_id, state, to, None, vec![entry], None, log)?;
+                self.store.finish_operation(
+                    op.id,
+                    OperationStatus::Interrupted,
+                    Some("interrupted"),
+                    now,
+                )?;
+                Ok(to)
+            }
+        }
+    }
+
+    /// Applies events and performs effects until there is nothing left to do.
+    async fn drive(
+        &self,
+        op: &OperationRow,
+        first: Event,
+        log: &mut dyn Log,
+        cancel: &Cancel,
+    ) -> Result<State, Error> {
+        let id = op.provision_id;
+        let mut queue = VecDeque::from([Effect::Follow(first)]);
+        let mut state = self.store.provision(id)?.state;
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Follow(event) => {
+                    let (to, effects) =
+                        machine::next(state, event).map_err(|source| Error::Illegal {
+                            provision_id: id,
+                            source,
+                        })?;
+                    self.transition(id, state, to, None, vec![], None, log)?;
+                    state = to;
+                    queue.extend(effects);
+                }
+                Effect::Run(stage) => {
+                    let (to, effects) = self.run_stage(op, stage, state, log, cancel).await?;
+                    state = to;
+                    queue.extend(effects);
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// Runs one stage and checkpoints its end (success or failure) with everything it changed.
+    async fn run_stage(
+        &self,
+        op: &OperationRow,
+        stage: Stage,
+        state: State,
+        log: &mut dyn Log,
+        cancel: &Cancel,
+    ) -> Result<(State, Vec<Effect>), Error> {
+        let id = op.provision_id;
+        let provision = self.store.provision(id)?;
+        let attempt_id = self.store.start_attempt(
+            op.id,
+            id,
+            stage.name(),
+            log.position() as i64,
+            (self.clock)(),
+        )?;
+        let mut ctx = Ctx {
+            provision,
+            operation: op,
+            attempt_id,
+            store: &self.store,
+            log,
+            cancel,
+            historic: vec![],
+        };
+        let result = self.stages.run(stage, &mut ctx).await;
+        let Ctx {
+            provision,
+            historic,
+            log,
+            ..
+        } = ctx;
+        let (event, outcome, error) = match &result {
+            Ok(outcome) => (
+                Event::StageSucceeded(*outcome),
+                OperationStatus::Succeeded,
+                None,
+            ),
+            Err(e) if e.cancelled => (
+                Event::StageFailed,
+                OperationStatus::Cancelled,
+                Some(e.message.clone()),
+            ),
+            Err(e) => (
+                Event::StageFailed,
+                OperationStatus::Failed,
+                Some(e.message.clone()),
+            ),
+        };
+        if let Some(message) = &error {
+            log.note(
+                Severity::Error,
+                &format!("{} failed: {message}", stage.name()),
+            );
+        }
+        let (to, effects) = machine::next(state, event).map_err(|source| Error::Illegal {
+            provision_id: id,
+            source,
+        })?;
+        let end = AttemptEnd {
+            attempt_id,
+            outcome,
+            error: error.clone(),
+            log_end: 0,
+        };
+        self.transition(
+            id,
+            state,
+            to,
+            Some(&provision.body),
+            historic,
+            Some(end),
+            log,
+        )?;
+        match result {
+            Ok(_) => Ok((to, effects)),
+            Err(e) if e.cancelled => Err(Error::Cancelled {
+                provision_id: id,
+                stage: stage.name(),
+                state: to,
+            }),
+            Err(e) => Err(Error::StageFailed {
+                provision_id: id,
+                stage: stage.name(),
+                message: e.message,
+            }),
+        }
+    }
+
+    /// Writes one transition: state, body, historic and attempt end in one transaction.
+    #[allow(clippy::too_many_arguments)] // one checkpoint's worth of parts, each distinct
+    fn transition(
+        &self,
+        id: i64,
+        from: State,
+        to: State,
+        body: Option<&Value>,
+        historic: Vec<HistoricEntry>,
+        attempt: Option<AttemptEnd>,
+        log: &mut dyn Log,
+    ) -> Result<(), Error> {
+        let attempt = attempt.map(|mut a| {
+            a.log_end = log.position() as i64;
+            a
+        });
+        let time = (self.clock)();
+        self.store.checkpoint(&Checkpoint {
+            provision_id: id,
+            from,
+            to,
+            body,
+            historic,
+            attempt,
+            time,
+        })?;
+        if from != to {
+            log.info(&format!("State changed from {from} to {to}"));
+        }
+        Ok(())
+    }
+}
