@@ -18,6 +18,8 @@ pub mod engine;
 pub mod exec;
 pub mod one;
 pub mod provider;
+pub mod render;
 pub mod settings;
+pub mod stages;
 pub mod store;
 pub mod suggest;

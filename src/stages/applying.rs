@@ -1,0 +1,132 @@
+//! APPLYING: apply the saved plan, save the Terraform state to the store after every attempt
+//! (failed ones too, so a deprovision can destroy what a half-finished apply made), then diff
+//! `provisioned_hosts` against the known hosts (OneForm's `save_tfoutputs`).
+//!
+//! A plan is applied at most once: a mark file is written before applying, and if it is
+//! already there (a retry, or a resume after a crash mid-apply) the plan may be stale, so the
+//! stage plans again first and says so in the log.
+
+use serde_json::{Value, json};
+
+use super::planning::{PLAN_FILE, plan};
+use super::{Job, Real, fail, terraform, work};
+use crate::engine::{Ctx, Outcome, StageError};
+use crate::store::{HistoricEntry, now};
+
+/// Written before a plan is applied.
+pub const APPLY_MARK: &str = "plan.applied";
+
+pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
+    let hosts = if job.onprem {
+        onprem_hosts(&ctx.provision.body)
+    } else {
+        apply(real, job, ctx).await?
+    };
+    record_hosts(ctx, &hosts, job.onprem);
+    Ok(Outcome::Applying)
+}
+
+async fn apply<A>(
+    real: &Real<A>,
+    job: &Job,
+    ctx: &mut Ctx<'_>,
+) -> Result<Vec<terraform::Provisioned>, StageError> {
+    let dir = job.dir.join("terraform");
+    if dir.join(APPLY_MARK).exists() || !dir.join(PLAN_FILE).exists() {
+        ctx.log
+            .info("The saved plan may be stale after an earlier apply attempt: planning again");
+        plan(real, job, ctx).await?;
+    }
+    work::write_private(&dir.join(APPLY_MARK), b"")?;
+    let cmd = real.tools.terraform(
+        &dir,
+        &[
+            "apply",
+            "-input=false",
+            "-no-color",
+            "-lock-timeout=60s",
+            PLAN_FILE,
+        ],
+        &job.secrets,
+    );
+    let applied = terraform::run(&cmd, ctx).await;
+    let state = save_state(job, ctx)?;
+    applied?;
+    terraform::provisioned_hosts(&state.unwrap_or_else(|| "{}".into()))
+}
+
+/// Saves `terraform.tfstate` to the store, whatever happened; returns it.
+pub fn save_state(job: &Job, ctx: &mut Ctx<'_>) -> Result<Option<String>, StageError> {
+    let state = terraform::read_state(&job.dir.join("terraform"))?;
+    if let Some(text) = &state {
+        ctx.store
+            .save_tfstate(ctx.provision.id, Some(ctx.attempt_id), text, now())
+            .map_err(fail)?;
+    }
+    Ok(state)
+}
+
+fn onprem_hosts(body: &Value) -> Vec<terraform::Provisioned> {
+    super::values(body)
+        .get("oneform_onprem_hosts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|ip| terraform::Provisioned {
+            instance_id: ip.to_string(),
+            instance_ip: ip.to_string(),
+        })
+        .collect()
+}
+
+/// OneForm's host diff: new addresses become hosts to register, vanished ones are dropped
+/// (and the host count or on-prem list follows), each with its historic entry.
+pub fn record_hosts(ctx: &mut Ctx<'_>, provisioned: &[terraform::Provisioned], onprem: bool) {
+    let time = now();
+    let body = &mut ctx.provision.body;
+    let mut hosts: Vec<Value> = body["one_objects"]["hosts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let new: Vec<&terraform::Provisioned> = provisioned
+        .iter()
+        .filter(|p| !hosts.iter().any(|h| h["name"] == p.instance_ip.as_str()))
+        .collect();
+    for p in new {
+        hosts.push(json!({"id": null, "name": p.instance_ip, "resource_id": p.instance_id}));
+        ctx.historic.push(HistoricEntry::new(
+            "Resource provisioned",
+            format!("{} provisioned", p.instance_ip),
+            time,
+        ));
+    }
+    let (kept, gone): (Vec<Value>, Vec<Value>) = hosts.into_iter().partition(|h| {
+        provisioned
+            .iter()
+            .any(|p| h["name"] == p.instance_ip.as_str())
+    });
+    for host in &gone {
+        let ip = host["name"].as_str().unwrap_or_default().to_string();
+        ctx.historic.push(HistoricEntry::new(
+            "Resource deprovisioned",
+            format!("{ip} deprovisioned"),
+            time,
+        ));
+        forget_host(body, &ip, onprem);
+    }
+    body["one_objects"]["hosts"] = Value::Array(kept);
+}
+
+/// A host that is gone leaves the inputs too: one fewer `oneform_hosts`, or its address out of
+/// `oneform_onprem_hosts`.
+fn forget_host(body: &mut Value, ip: &str, onprem: bool) {
+    let values = &mut body["user_inputs_values"];
+    if onprem {
+        if let Some(list) = values["oneform_onprem_hosts"].as_array_mut() {
+            list.retain(|v| v.as_str() != Some(ip));
+        }
+    } else if let Some(n) = values["oneform_hosts"].as_u64() {
+        values["oneform_hosts"] = json!(n.saturating_sub(1));
+    }
+}

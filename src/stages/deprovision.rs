@@ -1,0 +1,111 @@
+//! DEPROVISIONING: destroy in Terraform what DEPROVISIONING_ONE removed from OpenNebula —
+//! everything when the cluster is gone, otherwise only the hosts whose OpenNebula id is now
+//! null, by `-target` (then `apply -refresh-only`, so `provisioned_hosts` is current). The
+//! state is saved after every attempt. On-prem provisions only drop the removed hosts.
+
+use serde_json::Value;
+
+use super::applying::{record_hosts, save_state};
+use super::{Job, Real, fail, init, terraform};
+use crate::engine::{Ctx, Outcome, StageError};
+
+pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
+    let objects = &ctx.provision.body["one_objects"];
+    let cluster_exists = !objects["cluster"]["id"].is_null();
+    let removed: Vec<(String, String)> = objects["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["id"].is_null())
+        .map(|h| (text(&h["name"]), text(&h["resource_id"])))
+        .collect();
+    if job.onprem {
+        let kept = kept_hosts(&ctx.provision.body);
+        record_hosts(ctx, &kept, true);
+    } else {
+        destroy(real, job, ctx, cluster_exists, &removed).await?;
+    }
+    Ok(Outcome::Deprovisioning { cluster_exists })
+}
+
+async fn destroy<A>(
+    real: &Real<A>,
+    job: &Job,
+    ctx: &mut Ctx<'_>,
+    all: bool,
+    removed: &[(String, String)],
+) -> Result<(), StageError> {
+    let all = !all;
+    let dir = job.dir.join("terraform");
+    let state = match ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)? {
+        Some(state) => state,
+        None if !dir.join("terraform.tfstate").exists() => {
+            ctx.log
+                .info("No Terraform state was ever saved: nothing to destroy");
+            return Ok(());
+        }
+        None => String::new(),
+    };
+    let targets: Vec<String> = removed
+        .iter()
+        .flat_map(|(_, id)| terraform::addresses_of(&state, id))
+        .collect();
+    if !all && targets.is_empty() {
+        ctx.log
+            .info("No Terraform resource belongs to the removed hosts");
+        return Ok(());
+    }
+    if !dir.join(".terraform").exists() {
+        init::prepare(job, ctx)?;
+        let cmd = real
+            .tools
+            .terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
+        terraform::run(&cmd, ctx).await?;
+    }
+    ctx.log.info("Destroying terraform resources");
+    let mut args = vec![
+        "destroy".to_string(),
+        "-auto-approve".into(),
+        "-input=false".into(),
+        "-no-color".into(),
+        "-lock-timeout=60s".into(),
+    ];
+    args.extend(targets.iter().map(|t| format!("-target={t}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let destroyed = terraform::run(&real.tools.terraform(&dir, &args, &job.secrets), ctx).await;
+    save_state(job, ctx)?;
+    destroyed?;
+    if !all {
+        let refresh = [
+            "apply",
+            "-refresh-only",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-lock-timeout=60s",
+        ];
+        terraform::run(&real.tools.terraform(&dir, &refresh, &job.secrets), ctx).await?;
+    }
+    let state = save_state(job, ctx)?.unwrap_or_else(|| "{}".into());
+    let provisioned = terraform::provisioned_hosts(&state)?;
+    record_hosts(ctx, &provisioned, false);
+    Ok(())
+}
+
+/// The on-prem hosts that still have an OpenNebula id.
+fn kept_hosts(body: &Value) -> Vec<terraform::Provisioned> {
+    body["one_objects"]["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| !h["id"].is_null())
+        .map(|h| terraform::Provisioned {
+            instance_id: text(&h["resource_id"]),
+            instance_ip: text(&h["name"]),
+        })
+        .collect()
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}

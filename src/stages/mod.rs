@@ -1,0 +1,131 @@
+//! The real work of each lifecycle stage, one file per stage: Terraform (init, plan, apply,
+//! destroy), OpenNebula registration and teardown through [`OneApi`], and Ansible. Every stage
+//! is idempotent: running it twice, or again after a crash half-way, ends in the same place.
+//!
+//! Provisions with `oneform_onprem_hosts` never run Terraform: INIT and PLANNING only prepare
+//! the working directory, APPLYING takes the hosts from that list, and DEPROVISIONING drops
+//! the hosts removed from OpenNebula from it.
+
+mod applying;
+mod configure_one;
+mod configure_provision;
+mod deprovision;
+mod deprovision_one;
+mod done;
+mod init;
+mod one_progress;
+mod planning;
+mod scaling;
+pub mod terraform;
+pub mod work;
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use crate::driver::{Catalog, Driver, Loaded};
+use crate::engine::{Ctx, Outcome, Stage, StageError, Stages};
+use crate::one::OneApi;
+use crate::provider;
+pub use terraform::Tools;
+
+/// The stages as formwork runs them for real.
+pub struct Real<A> {
+    pub catalog: Catalog,
+    pub tools: Tools,
+    /// `<data_dir>/work`: one private directory per provision.
+    pub work_root: PathBuf,
+    pub one: A,
+    /// What templates see as `one.version` and `one.frontend_ip`.
+    pub one_version: String,
+    pub frontend_ip: String,
+}
+
+/// What every stage needs about the provision it works on, gathered once per stage run.
+pub struct Job {
+    pub driver: Driver,
+    pub connection: Map<String, Value>,
+    /// Values to mask in every line a child prints.
+    pub secrets: Vec<String>,
+    pub dir: PathBuf,
+    /// Hosts come from `oneform_onprem_hosts`; no Terraform runs.
+    pub onprem: bool,
+}
+
+impl<A: OneApi> Stages for Real<A> {
+    async fn run(&self, stage: Stage, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
+        let job = self.job(ctx)?;
+        match stage {
+            Stage::Init => init::run(self, &job, ctx).await,
+            Stage::Planning => planning::run(self, &job, ctx).await,
+            Stage::Applying => applying::run(self, &job, ctx).await,
+            Stage::ConfiguringOne => configure_one::run(self, &job, ctx).await,
+            Stage::ConfiguringProvision => configure_provision::run(self, &job, ctx).await,
+            Stage::Scaling => scaling::run(ctx),
+            Stage::DeprovisioningOne => deprovision_one::run(self, ctx).await,
+            Stage::Deprovisioning => deprovision::run(self, &job, ctx).await,
+            Stage::Done => done::run(&job, ctx),
+        }
+    }
+}
+
+impl<A> Real<A> {
+    fn job(&self, ctx: &Ctx<'_>) -> Result<Job, StageError> {
+        let row = &ctx.provision;
+        let driver = match self
+            .catalog
+            .load(&row.driver)
+            .map_err(|e| StageError::failed(e.to_string()))?
+        {
+            Loaded::Ready(d) => *d,
+            Loaded::Broken(b) => {
+                return Err(StageError::failed(format!(
+                    "driver '{}' is in ERROR state: {}",
+                    b.name,
+                    b.error_msg.unwrap_or_default()
+                )));
+            }
+        };
+        let provider = ctx
+            .store
+            .provider(row.provider_id)
+            .map_err(|e| StageError::failed(e.to_string()))?;
+        let (connection, mut secrets) = provider::connection(&provider);
+        secrets.extend(sensitive_values(&row.body));
+        let onprem = values(&row.body).contains_key("oneform_onprem_hosts");
+        let dir = work::provision_dir(&self.work_root, row.id);
+        Ok(Job {
+            driver,
+            connection,
+            secrets,
+            dir,
+            onprem,
+        })
+    }
+}
+
+/// The provision's input values (`user_inputs_values`).
+pub fn values(body: &Value) -> Map<String, Value> {
+    body["user_inputs_values"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The values of the provision's sensitive inputs, as text, for masking.
+pub fn sensitive_values(body: &Value) -> Vec<String> {
+    let values = values(body);
+    body["user_inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["sensitive"] == Value::Bool(true))
+        .filter_map(|i| i["name"].as_str().and_then(|n| values.get(n)))
+        .map(crate::driver::input::ruby_to_s)
+        .collect()
+}
+
+/// A stage error from any displayable failure.
+fn fail(e: impl std::fmt::Display) -> StageError {
+    StageError::failed(e.to_string())
+}

@@ -1,0 +1,219 @@
+//! Terraform as the stages use it: commands with formwork's fixed flags and environment
+//! (`-input=false`, `-no-color`, `TF_IN_AUTOMATION`, `CHECKPOINT_DISABLE`, a shared plugin
+//! cache), reading `provisioned_hosts` from the state, and finding the resource addresses of
+//! hosts for a targeted destroy (OneForm's rule, spec §2.8).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::engine::{Ctx, StageError};
+use crate::exec::{self, Cmd};
+
+/// Where the tools are and how they run; resolved once from settings.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub terraform: PathBuf,
+    pub ansible_playbook: PathBuf,
+    /// The variables children may inherit (PATH, HOME, …); everything else is explicit.
+    pub env: HashMap<String, String>,
+    /// Shared by every provision so re-init (scale up) does not download providers again.
+    pub plugin_cache: PathBuf,
+    /// A Terraform CLI config (e.g. a provider mirror for offline use), if configured.
+    pub terraform_config: Option<PathBuf>,
+    pub stage_timeout: Duration,
+    pub grace: Duration,
+}
+
+/// One provisioned host as `outputs.tf` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub instance_id: String,
+    pub instance_ip: String,
+}
+
+impl Tools {
+    /// A Terraform command in `dir` with `args`, masking `secrets` in everything it prints.
+    pub fn terraform(&self, dir: &Path, args: &[&str], secrets: &[String]) -> Cmd {
+        let mut cmd = Cmd::new(self.terraform.clone())
+            .args(args.iter().copied())
+            .cwd(dir)
+            .pass_path_and_home(&self.env)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env(
+                "TF_PLUGIN_CACHE_DIR",
+                self.plugin_cache.display().to_string(),
+            )
+            .timeout(self.stage_timeout)
+            .grace(self.grace)
+            .secrets(secrets.iter().cloned());
+        if let Some(config) = &self.terraform_config {
+            cmd = cmd.env("TF_CLI_CONFIG_FILE", config.display().to_string());
+        }
+        cmd
+    }
+}
+
+/// Runs a command into the provision log; a cancellation is reported as such.
+pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
+    ctx.log.info(&format!("Running {}", cmd.display()));
+    match exec::run(cmd, &mut *ctx.log, ctx.cancel).await {
+        Ok(_) => Ok(()),
+        Err(e @ exec::Error::Cancelled { .. }) => Err(StageError {
+            message: e.to_string(),
+            cancelled: true,
+        }),
+        Err(e) => Err(StageError::failed(e.to_string())),
+    }
+}
+
+/// Reads `terraform.tfstate` in `dir`, if there is one.
+pub fn read_state(dir: &Path) -> Result<Option<String>, StageError> {
+    match std::fs::read_to_string(dir.join("terraform.tfstate")) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(super::work::io_error(
+            "read",
+            &dir.join("terraform.tfstate"),
+            e,
+        )),
+    }
+}
+
+/// `outputs.provisioned_hosts.value` of a state, as OneForm reads it.
+pub fn provisioned_hosts(state: &str) -> Result<Vec<Provisioned>, StageError> {
+    let state: Value = serde_json::from_str(state)
+        .map_err(|e| StageError::failed(format!("terraform.tfstate is not JSON: {e}")))?;
+    let Some(value) = state.pointer("/outputs/provisioned_hosts/value") else {
+        return Ok(vec![]);
+    };
+    let items = value.as_array().ok_or_else(|| {
+        StageError::failed(
+            "output `provisioned_hosts` must be a list of {instance_id, instance_ip}",
+        )
+    })?;
+    items
+        .iter()
+        .map(|h| {
+            let text = |key: &str| match &h[key] {
+                Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                _ => Err(StageError::failed(format!(
+                    "a `provisioned_hosts` entry has no `{key}`: {h}"
+                ))),
+            };
+            Ok(Provisioned {
+                instance_id: text("instance_id")?,
+                instance_ip: text("instance_ip")?,
+            })
+        })
+        .collect()
+}
+
+/// Resource addresses whose instance attributes (or `triggers`) hold `resource_id`, for
+/// `terraform destroy -target=…` (OneForm's search over `tfstate.resources[*].instances[*]`).
+pub fn addresses_of(state: &str, resource_id: &str) -> Vec<String> {
+    let Ok(state) = serde_json::from_str::<Value>(state) else {
+        return vec![];
+    };
+    let mut found = Vec::new();
+    for resource in state["resources"].as_array().into_iter().flatten() {
+        if resource["mode"] == "data" {
+            continue;
+        }
+        let base = match resource["module"].as_str() {
+            Some(module) => format!(
+                "{module}.{}.{}",
+                text(&resource["type"]),
+                text(&resource["name"])
+            ),
+            None => format!("{}.{}", text(&resource["type"]), text(&resource["name"])),
+        };
+        let instances = resource["instances"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (i, instance) in instances.iter().enumerate() {
+            if !holds(&instance["attributes"], resource_id) {
+                continue;
+            }
+            let address = match &instance["index_key"] {
+                Value::String(key) => format!("{base}[\"{key}\"]"),
+                Value::Number(n) => format!("{base}[{n}]"),
+                _ if instances.len() > 1 => format!("{base}[{i}]"),
+                _ => base.clone(),
+            };
+            found.push(address);
+        }
+    }
+    found
+}
+
+fn holds(attributes: &Value, wanted: &str) -> bool {
+    let matches = |v: &Value| v.as_str() == Some(wanted);
+    attributes
+        .as_object()
+        .is_some_and(|a| a.values().any(matches))
+        || attributes["triggers"]
+            .as_object()
+            .is_some_and(|t| t.values().any(matches))
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn provisioned_hosts_are_read_from_the_state() {
+        let state = json!({"outputs": {"provisioned_hosts": {"value": [
+            {"instance_id": "i-1", "instance_ip": "10.0.0.1"}, {"instance_id": 7, "instance_ip": "10.0.0.2"}]}}});
+        let hosts = provisioned_hosts(&state.to_string()).unwrap();
+        assert_eq!(
+            hosts[1],
+            Provisioned {
+                instance_id: "7".into(),
+                instance_ip: "10.0.0.2".into()
+            }
+        );
+        assert!(provisioned_hosts(r#"{"outputs": {}}"#).unwrap().is_empty());
+        let bad = json!({"outputs": {"provisioned_hosts": {"value": [{"instance_ip": "x"}]}}});
+        assert!(
+            provisioned_hosts(&bad.to_string())
+                .unwrap_err()
+                .message
+                .contains("no `instance_id`")
+        );
+    }
+
+    #[test]
+    fn target_addresses_follow_oneforms_rule() {
+        let state = json!({"resources": [
+            {"mode": "managed", "type": "sim_host", "name": "host", "instances": [
+                {"index_key": 0, "attributes": {"id": "h-0"}}, {"index_key": 1, "attributes": {"id": "h-1"}}]},
+            {"mode": "managed", "type": "null_resource", "name": "node", "instances": [
+                {"index_key": "10.0.0.5", "attributes": {"triggers": {"instance_id": "10.0.0.5"}}}]},
+            {"module": "module.host[0]", "mode": "managed", "type": "aws_instance", "name": "this", "instances": [
+                {"attributes": {"id": "i-9"}}]},
+            {"mode": "data", "type": "sim_image", "name": "img", "instances": [{"attributes": {"id": "h-1"}}]}
+        ]});
+        let state = state.to_string();
+        assert_eq!(addresses_of(&state, "h-1"), vec!["sim_host.host[1]"]);
+        assert_eq!(
+            addresses_of(&state, "10.0.0.5"),
+            vec!["null_resource.node[\"10.0.0.5\"]"]
+        );
+        assert_eq!(
+            addresses_of(&state, "i-9"),
+            vec!["module.host[0].aws_instance.this"]
+        );
+        assert!(addresses_of(&state, "nope").is_empty());
+    }
+}

@@ -1,0 +1,158 @@
+//! Per-provision working directories and the small file helpers every stage shares: fresh
+//! copies of the driver's folders, private (0600) files, and the variables file Terraform reads.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::engine::StageError;
+
+/// `<work>/<id>/terraform` and `<work>/<id>/ansible`.
+pub fn provision_dir(work_root: &Path, id: i64) -> PathBuf {
+    work_root.join(id.to_string())
+}
+
+/// Wipes `dest` and copies `src` into it; directories are 0700, files 0600 (executables 0700).
+pub fn fresh_copy(src: &Path, dest: &Path) -> Result<(), StageError> {
+    if dest.exists() {
+        fs::remove_dir_all(dest).map_err(|e| io_error("remove", dest, e))?;
+    }
+    make_private_dir(dest)?;
+    for entry in walkdir::WalkDir::new(src).min_depth(1) {
+        let entry =
+            entry.map_err(|e| StageError::failed(format!("cannot read {}: {e}", src.display())))?;
+        let target = dest.join(entry.path().strip_prefix(src).unwrap_or(entry.path()));
+        if entry.file_type().is_dir() {
+            make_private_dir(&target)?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(|e| io_error("copy", entry.path(), e))?;
+            let executable = entry
+                .metadata()
+                .map(|m| m.permissions().mode() & 0o100 != 0)
+                .unwrap_or(false);
+            let mode = if executable { 0o700 } else { 0o600 };
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                .map_err(|e| io_error("chmod", &target, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates a directory (and its parents) readable only by this user.
+pub fn make_private_dir(dir: &Path) -> Result<(), StageError> {
+    fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| io_error("chmod", dir, e))
+}
+
+/// Writes a file only this user can read, replacing any previous one.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), StageError> {
+    let _ = fs::remove_file(path);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io_error("create", path, e))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("write", path, e))
+}
+
+/// The variables Terraform gets, as `*.auto.tfvars.json` written by serde (never spliced into
+/// HCL): the declared user inputs' values, `oneform_tags` extended with the provision's
+/// identity as OneForm does, and the provider's connection values.
+pub fn tfvars(
+    values: &Map<String, Value>,
+    declared: &[String],
+    connection: &Map<String, Value>,
+    identity: (i64, i64, &str),
+) -> Value {
+    let (provision_id, provider_id, driver) = identity;
+    let mut vars = Map::new();
+    for (key, value) in values.iter().filter(|(k, _)| declared.contains(k)) {
+        vars.insert(key.clone(), value.clone());
+    }
+    if declared.iter().any(|d| d == "oneform_tags") {
+        let mut tags = Map::new();
+        tags.insert(
+            "provision_id".into(),
+            Value::String(provision_id.to_string()),
+        );
+        tags.insert("provider_id".into(), Value::String(provider_id.to_string()));
+        tags.insert("driver".into(), Value::String(driver.to_string()));
+        if let Some(Value::Object(user)) = values.get("oneform_tags") {
+            tags.extend(user.clone());
+        }
+        vars.insert("oneform_tags".into(), Value::Object(tags));
+    }
+    for (key, value) in connection.iter().filter(|(k, _)| declared.contains(k)) {
+        vars.insert(key.clone(), value.clone());
+    }
+    Value::Object(vars)
+}
+
+pub fn io_error(what: &str, path: &Path, e: std::io::Error) -> StageError {
+    StageError::failed(format!("cannot {what} {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tfvars_keep_declared_inputs_and_extend_tags() {
+        let values =
+            json!({"oneform_hosts": 2, "oneform_tags": {"team": "a"}, "oneform_public_ips": 1})
+                .as_object()
+                .cloned()
+                .unwrap();
+        let connection = json!({"api_token": "t"}).as_object().cloned().unwrap();
+        let declared = ["oneform_hosts", "oneform_tags", "api_token"]
+            .map(String::from)
+            .to_vec();
+        let vars = tfvars(&values, &declared, &connection, (7, 3, "sim"));
+        assert_eq!(
+            vars,
+            json!({"oneform_hosts": 2, "oneform_tags": {"provision_id": "7", "provider_id": "3", "driver": "sim", "team": "a"}, "api_token": "t"})
+        );
+    }
+
+    #[test]
+    fn copies_are_private_and_fresh() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir(src.path().join("sub")).unwrap();
+        fs::write(src.path().join("sub/a.tf"), "x").unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let target = dest.path().join("t");
+        make_private_dir(&target).unwrap();
+        fs::write(target.join("stale"), "old").unwrap();
+        fresh_copy(src.path(), &target).unwrap();
+        assert!(!target.join("stale").exists());
+        assert_eq!(
+            fs::metadata(target.join("sub/a.tf"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        write_private(&target.join("vars.json"), b"{}").unwrap();
+        assert_eq!(
+            fs::metadata(target.join("vars.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+}
