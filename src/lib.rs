@@ -18,6 +18,7 @@ pub mod engine;
 pub mod exec;
 pub mod one;
 pub mod provider;
+pub mod provision;
 pub mod render;
 pub mod settings;
 pub mod stages;

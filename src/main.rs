@@ -13,7 +13,11 @@ fn main() {
         Err(e) if is_broken_pipe(&e) => exit::OK,
         Err(e) => {
             eprintln!("error: {e:#}");
-            exit::FAILURE
+            if is_busy(&e) {
+                exit::BUSY
+            } else {
+                exit::FAILURE
+            }
         }
     };
     std::process::exit(code);
@@ -23,4 +27,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<std::io::Error>())
         .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn is_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<formwork::store::Error>(),
+            Some(formwork::store::Error::Busy { .. })
+        )
+    })
 }

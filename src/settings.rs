@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -20,6 +21,16 @@ pub struct Settings {
     pub drivers_dirs: Vec<PathBuf>,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
+    /// The Terraform (or OpenTofu) binary.
+    pub terraform: PathBuf,
+    /// The `ansible-playbook` binary.
+    pub ansible_playbook: PathBuf,
+    /// A Terraform CLI config file (provider mirrors for offline use), if any.
+    pub terraform_config: Option<PathBuf>,
+    /// The longest any stage's child process may run.
+    pub stage_timeout: Duration,
+    /// The variables children inherit from formwork's environment (PATH, HOME).
+    pub child_env: HashMap<String, String>,
 }
 
 /// What the command line gave.
@@ -40,9 +51,22 @@ pub enum Error {
         "no home directory to keep formwork's data in; set FORMWORK_DATA_DIR or pass --data-dir"
     )]
     NoHome,
+    #[error("{key}: {message}")]
+    Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 3] = ["data_dir", "drivers_dirs", "builtin_drivers"];
+const CONFIG_KEYS: [&str; 7] = [
+    "data_dir",
+    "drivers_dirs",
+    "builtin_drivers",
+    "terraform",
+    "ansible_playbook",
+    "terraform_config",
+    "stage_timeout",
+];
+
+/// One hour: long enough for a cloud apply, short enough that a hung tool is noticed.
+const DEFAULT_STAGE_TIMEOUT: u64 = 3600;
 
 /// The config file, as read.
 #[derive(Debug, Default)]
@@ -50,6 +74,10 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     drivers_dirs: Option<Vec<PathBuf>>,
     builtin_drivers: Option<PathBuf>,
+    terraform: Option<PathBuf>,
+    ansible_playbook: Option<PathBuf>,
+    terraform_config: Option<PathBuf>,
+    stage_timeout: Option<u64>,
 }
 
 impl Settings {
@@ -101,12 +129,74 @@ impl Settings {
             .map(PathBuf::from)
             .or(file.builtin_drivers)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("drivers"));
+        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools");
+        let tool = |key: &str, from_file: Option<PathBuf>, local: PathBuf, name: &str| {
+            var(key)
+                .map(PathBuf::from)
+                .or(from_file)
+                .unwrap_or_else(|| {
+                    if local.exists() {
+                        local
+                    } else {
+                        PathBuf::from(name)
+                    }
+                })
+        };
+        let terraform = tool(
+            "FORMWORK_TERRAFORM",
+            file.terraform,
+            tools.join("bin/terraform"),
+            "terraform",
+        );
+        let ansible_playbook = tool(
+            "FORMWORK_ANSIBLE_PLAYBOOK",
+            file.ansible_playbook,
+            tools.join("venv/bin/ansible-playbook"),
+            "ansible-playbook",
+        );
+        let terraform_config = var("FORMWORK_TERRAFORM_CONFIG")
+            .map(PathBuf::from)
+            .or(file.terraform_config);
+        let timeout = match var("FORMWORK_STAGE_TIMEOUT") {
+            Some(text) => Some(text.parse::<u64>().map_err(|_| Error::Value {
+                key: "FORMWORK_STAGE_TIMEOUT",
+                message: format!("'{text}' is not a whole number of seconds"),
+            })?),
+            None => file.stage_timeout,
+        };
+        let stage_timeout = Duration::from_secs(timeout.unwrap_or(DEFAULT_STAGE_TIMEOUT).max(1));
+        let child_env = ["PATH", "HOME"]
+            .iter()
+            .filter_map(|k| var(k).map(|v| (k.to_string(), v)))
+            .collect();
         Ok(Settings {
             data_dir,
             builtin_drivers,
             drivers_dirs,
             config_file,
+            terraform,
+            ansible_playbook,
+            terraform_config,
+            stage_timeout,
+            child_env,
         })
+    }
+
+    /// The database.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join("formwork.db")
+    }
+
+    /// Per-provision working directories.
+    pub fn work_root(&self) -> PathBuf {
+        self.data_dir.join("work")
+    }
+
+    /// The log of a provision, in OneForm's line format.
+    pub fn log_path(&self, provision_id: i64) -> PathBuf {
+        self.data_dir
+            .join("logs")
+            .join(format!("{provision_id}.log"))
     }
 
     /// Where driver states are recorded.
@@ -151,6 +241,21 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     }
     if let Some(v) = map.get("builtin_drivers") {
         file.builtin_drivers = Some(path_of("builtin_drivers", v)?);
+    }
+    for (key, slot) in [
+        ("terraform", &mut file.terraform),
+        ("ansible_playbook", &mut file.ansible_playbook),
+        ("terraform_config", &mut file.terraform_config),
+    ] {
+        if let Some(v) = map.get(key) {
+            *slot = Some(path_of(key, v)?);
+        }
+    }
+    if let Some(v) = map.get("stage_timeout") {
+        let secs = v
+            .as_u64()
+            .ok_or_else(|| fail("`stage_timeout` must be a whole number of seconds".into()))?;
+        file.stage_timeout = Some(secs);
     }
     if let Some(v) = map.get("drivers_dirs") {
         let items = v

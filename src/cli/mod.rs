@@ -2,8 +2,13 @@
 //! `anyhow::Result`; `main` prints the error on stderr and maps it to an exit code.
 
 pub mod driver;
+mod logs;
 pub mod output;
+mod progress;
+pub mod provider;
 pub mod provision;
+mod show;
+mod values;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +25,8 @@ pub mod exit {
     pub const FAILURE: i32 = 1;
     /// The command line itself was wrong (clap's own code).
     pub const USAGE: i32 = 2;
+    /// Another operation is running on the provision; nothing was done.
+    pub const BUSY: i32 = 3;
 }
 
 #[derive(Debug, Parser)]
@@ -50,7 +57,10 @@ pub enum Command {
     /// Driver folders: list, inspect, verify, enable, disable, schema
     #[command(subcommand)]
     Driver(driver::Command),
-    /// Provisions (today: validate input values against a driver)
+    /// Providers: a driver plus connection values
+    #[command(subcommand)]
+    Provider(provider::Command),
+    /// Provisions: create, inspect, scale, deprovision, retry, cancel, resume
     #[command(subcommand)]
     Provision(provision::Command),
 }
@@ -66,6 +76,7 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     let out = output::Output::new(cli.json);
     match cli.command {
         Command::Driver(cmd) => driver::run(cmd, &settings, &out),
+        Command::Provider(cmd) => provider::run(cmd, &settings, &out),
         Command::Provision(cmd) => provision::run(cmd, &settings, &out),
     }
 }

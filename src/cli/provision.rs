@@ -1,46 +1,435 @@
-//! `formwork provision ...`. Today only `validate`: check a value set against a driver's
-//! deployment exactly as `create` will, without creating anything.
+//! `formwork provision …`: create, list, show, logs, validate, scale, deprovision, retry,
+//! recover, cancel, delete and resume. Operations run in the foreground with one progress line
+//! per stage on stderr; every command answers `--json`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::output::{self, Output, cell, table};
-use crate::driver::deployment::{one_objects, yaml_to_json};
+use super::progress::Progress;
+use super::values::read_values;
+use crate::driver::deployment::one_objects;
 use crate::driver::validate;
+use crate::engine::{Event, Log, OnInterrupted, State, owner};
+use crate::provision::{self, NewProvision, Request, Runtime};
 use crate::settings::Settings;
+use crate::store;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check input values for a driver's deployment; prints the values with defaults filled
-    Validate {
+    /// Create a provision and run it to RUNNING
+    Create {
         /// The driver (its folder name)
         driver: String,
+        /// The provider to use (default: the only provider of the driver)
+        #[arg(short, long)]
+        provider: Option<i64>,
         /// The deployment (inventory name); needed when the driver has several
         #[arg(short, long)]
         deployment: Option<String>,
-        /// JSON or YAML file of input values, or `-` for stdin; no file means no values
+        /// JSON or YAML file of input values, or `-` for stdin
+        #[arg(long, value_name = "FILE|-")]
+        values: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List provisions (DONE ones with --all)
+    List {
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Show a provision: values, tags, OpenNebula resources, historic
+    Show {
+        id: i64,
+        #[arg(long)]
+        include_sensitive: bool,
+    },
+    /// Print a provision's log (the last 100 lines, or --all); --follow keeps printing
+    Logs {
+        id: i64,
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Check input values for a driver's deployment; prints the values with defaults filled
+    Validate {
+        driver: String,
+        #[arg(short, long)]
+        deployment: Option<String>,
         #[arg(long, value_name = "FILE|-")]
         values: Option<PathBuf>,
     },
+    /// Add hosts (--amount for cloud provisions, --ips for on-prem ones)
+    #[command(name = "add-host", alias = "scale-up")]
+    AddHost {
+        id: i64,
+        #[arg(short, long, conflicts_with = "ips")]
+        amount: Option<u64>,
+        #[arg(short, long, value_delimiter = ',')]
+        ips: Vec<String>,
+    },
+    /// Remove hosts by OpenNebula id (--ids) or the newest --amount of them
+    #[command(name = "del-host", alias = "scale-down")]
+    DelHost {
+        id: i64,
+        #[arg(short, long, value_delimiter = ',', conflicts_with = "amount")]
+        ids: Vec<i64>,
+        #[arg(short, long)]
+        amount: Option<u64>,
+        /// Delete unmanaged VMs on those hosts too
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Remove everything the provision made (or only the given OpenNebula objects)
+    Deprovision {
+        id: i64,
+        /// From any state, and deleting unmanaged VMs and images
+        #[arg(short, long)]
+        force: bool,
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<i64>,
+        #[arg(long, value_delimiter = ',')]
+        networks: Vec<i64>,
+        #[arg(long, value_delimiter = ',')]
+        datastores: Vec<i64>,
+    },
+    /// Run the failed stage again
+    Retry { id: i64 },
+    /// OneForm's recover: run the failed stage again, naming the state it goes back to
+    Recover {
+        id: i64,
+        #[arg(long = "state")]
+        target: String,
+    },
+    /// Stop the running operation gracefully; the provision ends in its stage's failure state
+    Cancel { id: i64 },
+    /// Delete a DONE provision's record (--force: any state, leaving its resources behind)
+    Delete {
+        id: i64,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Finish operations whose process died, from their last checkpoint
+    Resume {
+        /// `resume` runs the interrupted stage again; `fail` marks it <STAGE>_FAILURE
+        #[arg(long, value_enum, default_value = "resume")]
+        on_interrupted: Interrupted,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Interrupted {
+    Resume,
+    Fail,
 }
 
 pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    match cmd {
-        Command::Validate {
-            driver,
-            deployment,
-            values,
-        } => validate_values(
+    if let Command::Validate {
+        driver,
+        deployment,
+        values,
+    } = &cmd
+    {
+        return validate_values(
             settings,
-            &driver,
+            driver,
             deployment.as_deref(),
             values.as_deref(),
             out,
-        ),
+        );
+    }
+    let rt = Runtime::open(settings.clone())?;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = tokio.block_on(dispatch(cmd, &rt, out));
+    rt.save_one()?;
+    result
+}
+
+async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()> {
+    match cmd {
+        Command::Create {
+            driver,
+            provider,
+            deployment,
+            values,
+            name,
+            description,
+        } => {
+            let values = values
+                .as_deref()
+                .map(read_values)
+                .transpose()?
+                .unwrap_or_else(|| json!({}));
+            let new = NewProvision {
+                driver,
+                deployment,
+                provider_id: provider,
+                values,
+                name,
+                description,
+            };
+            create(rt, &new, out).await
+        }
+        Command::List { all } => list(rt, all, out),
+        Command::Show {
+            id,
+            include_sensitive,
+        } => show(rt, id, include_sensitive, out),
+        Command::Logs { id, follow, all } => super::logs::run(rt, id, follow, all, out).await,
+        Command::AddHost { id, amount, ips } => {
+            let request = if ips.is_empty() {
+                Request::ScaleUp {
+                    amount: amount.unwrap_or(1),
+                }
+            } else {
+                Request::AddHosts { ips }
+            };
+            operate(rt, id, &request, out).await
+        }
+        Command::DelHost {
+            id,
+            ids,
+            amount,
+            force,
+        } => operate(rt, id, &Request::ScaleDown { ids, amount, force }, out).await,
+        Command::Deprovision {
+            id,
+            force,
+            hosts,
+            networks,
+            datastores,
+        } => {
+            operate(
+                rt,
+                id,
+                &Request::Deprovision {
+                    force,
+                    hosts,
+                    networks,
+                    datastores,
+                },
+                out,
+            )
+            .await
+        }
+        Command::Retry { id } => operate(rt, id, &Request::Retry, out).await,
+        Command::Recover { id, target } => {
+            let target = State::parse(&target)
+                .ok_or_else(|| anyhow::anyhow!("'{target}' is not a provision state; states are named as OneForm names them, e.g. APPLYING"))?;
+            operate(rt, id, &Request::Recover { target }, out).await
+        }
+        Command::Cancel { id } => cancel(rt, id, out).await,
+        Command::Delete { id, force } => delete(rt, id, force, out),
+        Command::Resume { on_interrupted } => resume(rt, on_interrupted, out).await,
+        Command::Validate { .. } => unreachable_validate(),
+    }
+}
+
+fn unreachable_validate() -> anyhow::Result<()> {
+    anyhow::bail!("validate is handled before the runtime opens")
+}
+
+async fn create(rt: &Runtime, new: &NewProvision, out: &Output) -> anyhow::Result<()> {
+    let now = store::now();
+    let (name, driver, provider_id, body) = provision::build(&rt.catalog, &rt.store, new, now)?;
+    let id = rt
+        .store
+        .insert_provision(&name, &driver, provider_id, &body, now)?;
+    let mut log = rt.log(id)?;
+    log.info(&format!("Provision '{name}' allocated"));
+    eprintln!("provision {id} created: '{name}' ({driver})");
+    let mut progress = Progress::new(id, log, out.json);
+    let result = rt
+        .runner()
+        .start(id, "create", &json!({}), Event::Created, &mut progress)
+        .await;
+    finish(rt, id, result, out)
+}
+
+/// Runs a request on an existing provision in the foreground.
+async fn operate(rt: &Runtime, id: i64, request: &Request, out: &Output) -> anyhow::Result<()> {
+    let row = rt.store.provision(id)?;
+    let (kind, params, event) = provision::plan(&rt.store, &row, request)?;
+    let mut progress = Progress::new(id, rt.log(id)?, out.json);
+    let result = rt
+        .runner()
+        .start(id, kind, &params, event, &mut progress)
+        .await;
+    finish(rt, id, result, out)
+}
+
+/// Prints where the provision ended; the error, if any, goes to the caller.
+fn finish(
+    rt: &Runtime,
+    id: i64,
+    result: Result<State, crate::engine::Error>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let row = rt.store.provision(id)?;
+    if out.json {
+        out.json(&provision::serve(&row, &rt.store.historic(id)?, false))?;
+    } else if result.is_ok() {
+        out.text(&format!("provision {id} is {}", row.state))?;
+    }
+    result.map(|_| ()).map_err(Into::into)
+}
+
+fn list(rt: &Runtime, all: bool, out: &Output) -> anyhow::Result<()> {
+    let rows = rt.store.provisions(all)?;
+    if out.json {
+        let served: Vec<Value> = rows
+            .iter()
+            .map(|r| provision::serve(r, &[], false))
+            .collect();
+        return out.json(&served);
+    }
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.name.clone(),
+                r.driver.clone(),
+                r.state.to_string(),
+                provision::host_count(&r.body).to_string(),
+                r.registration_time.to_string(),
+            ]
+        })
+        .collect();
+    out.text(&table(
+        &["ID", "NAME", "DRIVER", "STATE", "HOSTS", "REGTIME"],
+        &lines,
+    ))
+}
+
+fn show(rt: &Runtime, id: i64, include_sensitive: bool, out: &Output) -> anyhow::Result<()> {
+    let row = rt.store.provision(id)?;
+    let served = provision::serve(&row, &rt.store.historic(id)?, include_sensitive);
+    if out.json {
+        return out.json(&served);
+    }
+    out.text(&super::show::describe(
+        &served,
+        rt.store.running_operation(id)?.as_ref(),
+    ))
+}
+
+async fn cancel(rt: &Runtime, id: i64, out: &Output) -> anyhow::Result<()> {
+    rt.store.provision(id)?;
+    let Some(op) = rt.store.request_cancel(id)? else {
+        anyhow::bail!("provision {id} has no running operation to cancel");
+    };
+    let previous = store::Owner {
+        pid: op.owner_pid,
+        token: op.owner_token.clone(),
+    };
+    if owner::is_alive(&previous) {
+        let text = format!(
+            "asked operation {} ({}) of provision {id} to stop; its process {} stops the running tool gracefully",
+            op.id, op.kind, op.owner_pid
+        );
+        return if out.json {
+            out.json(&json!({"id": id, "operation": op.id, "cancel_requested": true}))
+        } else {
+            out.text(&text)
+        };
+    }
+    // Nobody is working on it: mark the interrupted stage failed now.
+    let runner = rt.runner();
+    let done = runner
+        .resume(OnInterrupted::Fail, owner::is_alive, |pid| {
+            open_log(rt, pid)
+        })
+        .await?;
+    let state = done
+        .iter()
+        .find(|(p, _)| *p == id)
+        .map(|(_, r)| r.as_ref().map(ToString::to_string));
+    let text = format!(
+        "operation {} of provision {id} had no live process; provision is now {}",
+        op.id,
+        state.map_or("unchanged".into(), |s| s.unwrap_or_else(|e| e.to_string()))
+    );
+    if out.json {
+        out.json(&json!({"id": id, "operation": op.id, "cancelled": true}))
+    } else {
+        out.text(&text)
+    }
+}
+
+fn delete(rt: &Runtime, id: i64, force: bool, out: &Output) -> anyhow::Result<()> {
+    let row = rt.store.provision(id)?;
+    provision::check_delete(&row, force)?;
+    if let Some(op) = rt.store.running_operation(id)? {
+        return Err(store::Error::Busy {
+            provision_id: id,
+            operation: Box::new(op),
+        }
+        .into());
+    }
+    rt.store.delete_provision(id)?;
+    let dir = crate::stages::work::provision_dir(&rt.settings.work_root(), id);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    if out.json {
+        out.json(&json!({"id": id, "deleted": true}))
+    } else {
+        out.text(&format!("provision {id} deleted"))
+    }
+}
+
+async fn resume(rt: &Runtime, policy: Interrupted, out: &Output) -> anyhow::Result<()> {
+    let policy = match policy {
+        Interrupted::Resume => OnInterrupted::Resume,
+        Interrupted::Fail => OnInterrupted::Fail,
+    };
+    let runner = rt.runner();
+    let done = runner
+        .resume(policy, owner::is_alive, |id| open_log(rt, id))
+        .await?;
+    let report: Vec<Value> = done
+        .iter()
+        .map(|(id, r)| match r {
+            Ok(state) => json!({"id": id, "state": state.name()}),
+            Err(e) => json!({"id": id, "error": e.to_string()}),
+        })
+        .collect();
+    if out.json {
+        return out.json(&report);
+    }
+    if done.is_empty() {
+        return out.text("no interrupted operation to resume");
+    }
+    let rows: Vec<Vec<String>> = report
+        .iter()
+        .map(|r| vec![cell(&r["id"]), cell(r.get("state").unwrap_or(&r["error"]))])
+        .collect();
+    out.text(&table(&["PROVISION", "RESULT"], &rows))?;
+    match done.iter().find(|(_, r)| r.is_err()) {
+        Some((id, _)) => {
+            anyhow::bail!("provision {id} did not finish; see `formwork provision show {id}`")
+        }
+        None => Ok(()),
+    }
+}
+
+/// A log for `resume`, falling back to a throw-away one if the real one cannot open.
+fn open_log(rt: &Runtime, id: i64) -> Box<dyn crate::engine::Log> {
+    match rt.log(id) {
+        Ok(log) => Box::new(Progress::new(id, log, false)),
+        Err(e) => {
+            eprintln!("warning: cannot open the log of provision {id}: {e}");
+            Box::new(super::progress::Discard::default())
+        }
     }
 }
 
@@ -51,10 +440,10 @@ fn validate_values(
     values: Option<&Path>,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let values = match values {
-        Some(path) => read_values(path)?,
-        None => Value::Object(Default::default()),
-    };
+    let values = values
+        .map(read_values)
+        .transpose()?
+        .unwrap_or_else(|| json!({}));
     let catalog = settings.catalog()?;
     let driver = catalog.usable(driver)?;
     let deployment = driver.deployment(deployment)?;
@@ -99,24 +488,4 @@ fn validate_values(
             )
         }
     }
-}
-
-/// Reads a values file: JSON first, then YAML (which also reports line and column).
-fn read_values(path: &Path) -> anyhow::Result<Value> {
-    let (text, shown) = if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read values from stdin")?;
-        (text, "stdin".to_string())
-    } else {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read values file '{}'", path.display()))?;
-        (text, format!("'{}'", path.display()))
-    };
-    if let Ok(value) = serde_json::from_str::<Value>(&text) {
-        return Ok(value);
-    }
-    yaml_to_json(&text)
-        .map_err(|e| anyhow::anyhow!("values in {shown} are neither JSON nor YAML: {e}"))
 }

@@ -1,0 +1,175 @@
+//! Provisions as users handle them: building the OneForm body of a new provision from a
+//! driver, a deployment, a provider and values (spec §2.12), serving it (state names, `tags`,
+//! `historic`, sensitive values redacted), and turning each request (scale, deprovision, retry,
+//! …) into the operation the engine runs, with OneForm's gating checked first so a refused
+//! request changes nothing.
+
+mod requests;
+mod runtime;
+
+use serde_json::{Map, Value, json};
+
+pub use requests::{Request, plan};
+pub use runtime::{OneEndpoint, Runtime};
+
+use crate::driver::{self, Catalog, deployment, validate};
+use crate::engine::State;
+use crate::provider::REDACTED;
+use crate::store::{self, HistoricEntry, ProvisionRow, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Driver(#[from] driver::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+    #[error("values for {driver} / {deployment} are wrong:\n{errors}")]
+    Invalid {
+        driver: String,
+        deployment: String,
+        errors: validate::Errors,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What `provision create` is given.
+#[derive(Debug, Clone, Default)]
+pub struct NewProvision {
+    pub driver: String,
+    pub deployment: Option<String>,
+    pub provider_id: Option<i64>,
+    pub values: Value,
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Validates a new provision and returns `(name, driver id, provider id, body)`.
+pub fn build(
+    catalog: &Catalog,
+    store: &Store,
+    new: &NewProvision,
+    time: i64,
+) -> Result<(String, String, i64, Value), Error> {
+    let driver = catalog.usable(&new.driver)?;
+    let deployment = driver.deployment(new.deployment.as_deref())?;
+    let provider_id = pick_provider(store, &driver.id, new.provider_id)?;
+    let inputs = driver.provision_inputs(deployment);
+    let values = validate::validate(&inputs, &new.values).map_err(|errors| Error::Invalid {
+        driver: driver.id.clone(),
+        deployment: deployment.inventory.clone(),
+        errors,
+    })?;
+    let one_objects =
+        deployment::one_objects(&deployment.source, Some(&values)).map_err(Error::Refused)?;
+    let name = new.name.clone().unwrap_or_else(|| driver.name.clone());
+    let mut body = json!({
+        "name": name,
+        "description": new.description.clone().unwrap_or_else(|| driver.description.clone()),
+        "deployment_file": deployment.inventory,
+        "provider_id": provider_id,
+        "fireedge": driver.fireedge,
+        "user_inputs": inputs,
+        "user_inputs_values": values,
+        "one_objects": one_objects,
+        "registration_time": time,
+    });
+    if let Some(tags) = &deployment.onedeploy_tags {
+        body["onedeploy_tags"] = json!(tags);
+    }
+    Ok((name, driver.id.clone(), provider_id, body))
+}
+
+/// The provider a provision uses: the given one (which must be of the same driver), else the
+/// only provider of that driver.
+fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64, Error> {
+    if let Some(id) = given {
+        let provider = store.provider(id)?;
+        if provider.driver != driver {
+            return Err(Error::Refused(format!(
+                "provider {id} is for driver '{}', not '{driver}'; pick a provider of driver '{driver}' (`formwork provider list`)",
+                provider.driver
+            )));
+        }
+        return Ok(id);
+    }
+    match store.providers_of_driver(driver)?.as_slice() {
+        [only] => Ok(only.id),
+        [] => Err(Error::Refused(format!(
+            "no provider of driver '{driver}' exists; create one with `formwork provider create {driver} --values FILE`"
+        ))),
+        many => Err(Error::Refused(format!(
+            "several providers of driver '{driver}' exist ({}); choose one with --provider",
+            many.iter()
+                .map(|p| p.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// A provision as served: OneForm's body with `id`, `driver`, `state` as its name, `tags`,
+/// `historic`; sensitive values are `__redacted__` unless `include_sensitive`.
+pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: bool) -> Value {
+    let mut body = row.body.clone();
+    if !include_sensitive {
+        redact(&mut body);
+    }
+    let mut out = Map::new();
+    out.insert("id".into(), json!(row.id));
+    out.insert("driver".into(), json!(row.driver));
+    if let Value::Object(fields) = body {
+        out.extend(fields);
+    }
+    out.insert("state".into(), json!(row.state.name()));
+    let tags = out
+        .get("user_inputs_values")
+        .and_then(|v| v.get("oneform_tags"))
+        .cloned();
+    out.insert("tags".into(), tags.unwrap_or_else(|| json!({})));
+    out.insert("historic".into(), json!(historic));
+    Value::Object(out)
+}
+
+fn redact(body: &mut Value) {
+    let sensitive: Vec<String> = body["user_inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["sensitive"] == Value::Bool(true))
+        .filter_map(|i| i["name"].as_str().map(str::to_string))
+        .collect();
+    if let Some(values) = body["user_inputs_values"].as_object_mut() {
+        for name in sensitive {
+            if let Some(v) = values.get_mut(&name) {
+                *v = json!(REDACTED);
+            }
+        }
+    }
+}
+
+/// The number of hosts a provision has (registered or about to be).
+pub fn host_count(body: &Value) -> usize {
+    body["one_objects"]["hosts"].as_array().map_or(0, Vec::len)
+}
+
+/// Whether the provision's hosts come from `oneform_onprem_hosts`.
+pub fn is_onprem(body: &Value) -> bool {
+    body["user_inputs_values"]
+        .get("oneform_onprem_hosts")
+        .is_some()
+}
+
+/// Deletes a provision's record: only DONE ones unless forced (which orphans whatever it still
+/// has in the cloud and OpenNebula, as OneForm's `DELETE ?force=true` does).
+pub fn check_delete(row: &ProvisionRow, force: bool) -> Result<(), Error> {
+    if row.state == State::Done || force {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "provision {} is {}, not DONE: deprovision it first (`formwork provision deprovision {}`), or delete the record anyway with --force, which leaves its cloud and OpenNebula resources behind",
+        row.id, row.state, row.id
+    )))
+}
