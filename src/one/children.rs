@@ -68,7 +68,7 @@ impl Unmanaged {
                 continue;
             };
             for (id, children) in from {
-                if true {
+                if selection.includes(kind, *id) {
                     to.insert(*id, children.clone());
                 }
             }

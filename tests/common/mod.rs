@@ -18,15 +18,35 @@ pub fn builtin_drivers() -> PathBuf {
 pub struct Home {
     pub tmp: tempfile::TempDir,
     pub builtin: PathBuf,
+    /// Extra environment for formwork (e.g. fake tool paths).
+    pub env: Vec<(String, String)>,
 }
 
 impl Home {
     /// A home whose built-in drivers are the repository's.
     pub fn with_builtin() -> Home {
-        Home {
-            tmp: tempfile::tempdir().unwrap(),
-            builtin: builtin_drivers(),
-        }
+        Home { tmp: tempfile::tempdir().unwrap(), builtin: builtin_drivers(), env: vec![] }
+    }
+
+    /// A home with the built-in drivers whose Terraform and Ansible are the scripted fakes in
+    /// tests/fakes (scenario in `<home>/fake-scenario.json`, calls in `<home>/fake-calls.jsonl`).
+    pub fn with_fakes() -> Home {
+        let mut home = Home::with_builtin();
+        let fakes = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes");
+        home.env.push(("FORMWORK_TERRAFORM".into(), fakes.join("terraform").display().to_string()));
+        home.env.push(("FORMWORK_ANSIBLE_PLAYBOOK".into(), fakes.join("ansible-playbook").display().to_string()));
+        home
+    }
+
+    /// Writes the fake tools' scenario.
+    pub fn scenario(&self, scenario: serde_json::Value) {
+        std::fs::write(self.tmp.path().join("fake-scenario.json"), scenario.to_string()).unwrap();
+    }
+
+    /// Every call the fake tools recorded, in order.
+    pub fn calls(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.tmp.path().join("fake-calls.jsonl")).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     /// A home with no built-in drivers; drivers are added with [`Home::add_driver`].
@@ -34,7 +54,7 @@ impl Home {
         let tmp = tempfile::tempdir().unwrap();
         let builtin = tmp.path().join("builtin");
         std::fs::create_dir_all(&builtin).unwrap();
-        Home { tmp, builtin }
+        Home { tmp, builtin, env: vec![] }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -63,6 +83,7 @@ impl Home {
             .env("HOME", self.tmp.path())
             .env("FORMWORK_DATA_DIR", self.data_dir())
             .env("FORMWORK_BUILTIN_DRIVERS", &self.builtin)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
