@@ -30,10 +30,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn is_busy(e: &anyhow::Error) -> bool {
+    use formwork::{engine, provision, store};
+    let busy = |s: &store::Error| matches!(s, store::Error::Busy { .. });
     e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<formwork::store::Error>(),
-            Some(formwork::store::Error::Busy { .. })
-        )
+        c.downcast_ref::<store::Error>().is_some_and(busy)
+            || matches!(c.downcast_ref::<engine::Error>(), Some(engine::Error::Store(s)) if busy(s))
+            || matches!(c.downcast_ref::<provision::Error>(), Some(provision::Error::Store(s)) if busy(s))
     })
 }

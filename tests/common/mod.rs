@@ -76,6 +76,16 @@ impl Home {
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
         use std::io::Write;
+        let mut child = self.spawn(args);
+        if let Some(text) = stdin {
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        Run(child.wait_with_output().unwrap())
+    }
+
+    /// Starts formwork without waiting for it (stdin, stdout and stderr piped).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_formwork"));
         cmd.args(args)
             .env_clear()
@@ -87,17 +97,7 @@ impl Home {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("formwork starts");
-        if let Some(text) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        Run(child.wait_with_output().unwrap())
+        cmd.spawn().expect("formwork starts")
     }
 }
 

@@ -1,0 +1,146 @@
+//! Durability through the real binary: formwork killed with SIGKILL in the middle of a stage
+//! and resumed by a new process, cancellation from another process, and two processes racing
+//! for the same provision (exactly one may proceed).
+
+// Tests send signals and spawn formwork itself.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::Home;
+use serde_json::{Value, json};
+
+fn sim_provider(home: &Home) {
+    home.run_with_stdin(&["provider", "create", "sim", "--values", "-"], Some(r#"{"api_token": "t0ken"}"#)).ok();
+}
+
+fn create_in_background(home: &Home, hosts: u64) -> Child {
+    let mut child = home.spawn(&["--json", "provision", "create", "sim", "--values", "-"]);
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(json!({"oneform_hosts": hosts}).to_string().as_bytes()).unwrap();
+    child
+}
+
+/// Waits (bounded) until the fakes recorded a call of `tool` whose first argument is `first`.
+fn wait_for_call(home: &Home, tool: &str, first: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if home.calls().iter().any(|c| c["tool"] == tool && c["argv"][0] == first) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{tool} {first} was never called: {:?}", home.calls());
+}
+
+fn kill9(child: &mut Child) {
+    Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+}
+
+fn show(home: &Home) -> Value {
+    home.run(&["--json", "provision", "show", "1"]).ok().json()
+}
+
+fn count(home: &Home, tool: &str, first: &str) -> usize {
+    home.calls().iter().filter(|c| c["tool"] == tool && c["argv"][0] == first).count()
+}
+
+#[test]
+fn killed_during_applying_resumes_from_applying() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    home.scenario(json!({"hang_apply": true}));
+    let mut child = create_in_background(&home, 2);
+    wait_for_call(&home, "terraform", "apply");
+    kill9(&mut child);
+    assert_eq!(show(&home)["state"], "APPLYING", "the interrupted stage is still recorded");
+
+    home.scenario(json!({}));
+    let resumed = home.run(&["--json", "provision", "resume"]).ok().json();
+    assert_eq!(resumed, json!([{"id": 1, "state": "RUNNING"}]));
+    let p = show(&home);
+    assert_eq!(p["one_objects"]["hosts"].as_array().unwrap().len(), 2);
+    assert_eq!(count(&home, "terraform", "init"), 1, "INIT finished before the crash and did not run again");
+    assert_eq!(count(&home, "terraform", "apply"), 2);
+    assert_eq!(count(&home, "terraform", "plan"), 2, "a resumed apply plans again: the old plan may be stale");
+    assert_eq!(home.run(&["--json", "provision", "resume"]).ok().json(), json!([]), "nothing left to resume");
+}
+
+#[test]
+fn killed_during_configuring_provision_resumes_there() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    home.scenario(json!({"hang_ansible": true}));
+    let mut child = create_in_background(&home, 1);
+    wait_for_call(&home, "ansible-playbook", "-i");
+    kill9(&mut child);
+    assert_eq!(show(&home)["state"], "CONFIGURING_PROVISION");
+    home.scenario(json!({}));
+    home.run(&["provision", "resume"]).ok();
+    assert_eq!(show(&home)["state"], "RUNNING");
+    assert_eq!(count(&home, "terraform", "apply"), 1, "APPLYING finished before the crash and did not run again");
+    assert_eq!(count(&home, "ansible-playbook", "-i"), 2);
+}
+
+#[test]
+fn resume_can_fail_the_interrupted_stage_instead() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    home.scenario(json!({"hang_plan": true}));
+    let mut child = create_in_background(&home, 1);
+    wait_for_call(&home, "terraform", "plan");
+    kill9(&mut child);
+    let out = home.run(&["--json", "provision", "resume", "--on-interrupted", "fail"]).ok().json();
+    assert_eq!(out, json!([{"id": 1, "state": "PLANNING_FAILURE"}]));
+    home.scenario(json!({}));
+    assert_eq!(home.run(&["--json", "provision", "retry", "1"]).ok().json()["state"], "RUNNING");
+}
+
+#[test]
+fn cancel_from_another_process_stops_the_tool_gracefully() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    home.scenario(json!({"hang_plan": true}));
+    let child = create_in_background(&home, 1);
+    wait_for_call(&home, "terraform", "plan");
+    home.run(&["provision", "cancel", "1"]).ok();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("was cancelled"), "{stderr}");
+    assert_eq!(show(&home)["state"], "PLANNING_FAILURE");
+    let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();
+    assert!(log.contains("Interrupt received"), "terraform got SIGINT first:\n{log}");
+}
+
+#[test]
+fn of_two_racing_operations_exactly_one_proceeds() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    home.run_with_stdin(&["provision", "create", "sim", "--values", "-"], Some(r#"{"oneform_hosts": 1}"#)).ok();
+    for trial in 0..5 {
+        home.scenario(json!({"hang_plan": true}));
+        let a = home.spawn(&["provision", "add-host", "1"]);
+        let b = home.spawn(&["provision", "add-host", "1"]);
+        // Whoever won reaches PLANNING and hangs there; the loser must already be refused.
+        wait_for_call(&home, "terraform", "plan");
+        std::thread::sleep(Duration::from_millis(300));
+        let refused_first = |c: &mut Child| c.try_wait().unwrap();
+        let (mut a, mut b) = (a, b);
+        let (ea, eb) = (refused_first(&mut a), refused_first(&mut b));
+        let busy = [ea, eb].iter().filter(|s| s.and_then(|s| s.code()) == Some(3)).count();
+        assert_eq!(busy, 1, "trial {trial}: exactly one must be refused as busy ({ea:?}, {eb:?})");
+        home.run(&["provision", "cancel", "1"]).ok();
+        let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let stderr = format!("{}{}", String::from_utf8_lossy(&oa.stderr), String::from_utf8_lossy(&ob.stderr));
+        assert!(stderr.contains("is busy: operation"), "trial {trial}: {stderr}");
+        home.scenario(json!({}));
+        assert_eq!(home.run(&["--json", "provision", "retry", "1"]).ok().json()["state"], "RUNNING");
+        // Forget the plan calls of this trial so the next one waits for its own.
+        std::fs::remove_file(home.tmp.path().join("fake-calls.jsonl")).unwrap();
+    }
+}
