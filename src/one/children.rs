@@ -148,38 +148,45 @@ where
             };
             let ids = dispatch::children(api, kind, id).await?.unwrap_or_default();
             let resource = &mut objects.of_mut(kind)[index];
-            let before = resource
-                .childs
-                .as_ref()
-                .and_then(|c| c.get(child.key()))
-                .cloned()
-                .unwrap_or_default();
-            let mut childs = Children::new();
-            if !ids.is_empty() {
-                childs.insert(child.key().to_string(), ids.clone());
-            }
-            resource.childs = Some(childs);
-            let new = ids.iter().filter(|i| !before.contains(i));
-            let gone = before.iter().filter(|i| !ids.contains(i));
-            let events: Vec<Event> = new
-                .map(|&id| Event::UnmanagedFound {
-                    kind: child,
-                    id,
-                    context,
-                })
-                .chain(gone.map(|&id| Event::UnmanagedRemoved {
-                    kind: child,
-                    id,
-                    context,
-                }))
-                .collect();
-            for event in events {
+            for event in record(&mut resource.childs, child, &ids, context) {
                 report(progress, objects, event)?;
             }
             found.insert(kind, id, child, ids);
         }
     }
     Ok(found)
+}
+
+/// Sets `childs` to `ids` (`{}` when there are none) and returns what changed as events.
+fn record(
+    childs: &mut Option<Children>,
+    child: ChildKind,
+    ids: &[i64],
+    context: &'static str,
+) -> Vec<Event> {
+    let before = childs
+        .as_ref()
+        .and_then(|c| c.get(child.key()))
+        .cloned()
+        .unwrap_or_default();
+    let mut now = Children::new();
+    if !ids.is_empty() {
+        now.insert(child.key().to_string(), ids.to_vec());
+    }
+    *childs = Some(now);
+    let new = ids.iter().filter(|i| !before.contains(i));
+    let gone = before.iter().filter(|i| !ids.contains(i));
+    new.map(|&id| Event::UnmanagedFound {
+        kind: child,
+        id,
+        context,
+    })
+    .chain(gone.map(|&id| Event::UnmanagedRemoved {
+        kind: child,
+        id,
+        context,
+    }))
+    .collect()
 }
 
 #[cfg(test)]
@@ -213,5 +220,32 @@ mod tests {
         assert_eq!(only.hosts.len(), 1);
         assert_eq!(unmanaged.only(&Selection::All), unmanaged);
         assert!(Unmanaged::default().is_empty());
+    }
+
+    #[test]
+    fn recording_children_reports_what_came_and_went() {
+        let mut childs = None;
+        let events = record(&mut childs, ChildKind::Vm, &[3, 4], "provision hosts");
+        assert_eq!(events.len(), 2);
+        assert_eq!(childs.as_ref().unwrap()["vm"], vec![3, 4]);
+        let events = record(&mut childs, ChildKind::Vm, &[4, 5], "provision hosts");
+        let context = "provision hosts";
+        assert_eq!(
+            events,
+            [
+                Event::UnmanagedFound {
+                    kind: ChildKind::Vm,
+                    id: 5,
+                    context
+                },
+                Event::UnmanagedRemoved {
+                    kind: ChildKind::Vm,
+                    id: 3,
+                    context
+                },
+            ]
+        );
+        assert!(record(&mut childs, ChildKind::Vm, &[], context).len() == 2);
+        assert_eq!(childs, Some(Children::new()));
     }
 }

@@ -143,67 +143,95 @@ impl Event {
 
     /// The log line, worded as OneForm words it where OneForm logs the same thing.
     pub fn log(&self) -> Option<Log> {
-        let info = |message: String| Log {
-            level: Level::Info,
-            message,
+        let level = match self {
+            Event::Vanished { .. } | Event::ChildDeleted { .. } => Level::Warn,
+            Event::Created { .. }
+            | Event::Adopted { .. }
+            | Event::Tagged { .. }
+            | Event::Deleted { .. }
+            | Event::ArAdded { .. }
+            | Event::ArRemoved { .. }
+            | Event::UnmanagedFound { .. }
+            | Event::UnmanagedRemoved { .. }
+            | Event::HostActivating { .. }
+            | Event::Refreshed => Level::Info,
         };
-        Some(match self {
-            Event::Created { kind, id, name } => {
-                info(format!("{} '{name}' created with ID '{id}'", kind.label()))
-            }
-            Event::Adopted { kind, id, name } => {
-                info(format!("{} '{name}' added from ID '{id}'", kind.label()))
-            }
-            Event::Tagged { kind, id, name } => info(format!(
-                "{} '{name}' with ID '{id}' tagged with ONEFORM",
-                kind.label()
-            )),
-            Event::Deleted { kind, id, name } => {
-                info(format!("{} '{name}' with ID '{id}' deleted", kind.label()))
-            }
-            Event::Vanished { kind, id, name } => Log {
-                level: Level::Warn,
-                message: format!(
-                    "Skipping deletion of {} '{name}' with ID '{id}' because it already deleted or does not exist",
-                    kind.label()
-                ),
-            },
+        let message = match self {
+            Event::Created { .. }
+            | Event::Adopted { .. }
+            | Event::Tagged { .. }
+            | Event::Deleted { .. }
+            | Event::Vanished { .. } => self.object_message()?,
             Event::ChildDeleted {
                 kind,
                 id,
                 parent,
                 parent_id,
-            } => Log {
-                level: Level::Warn,
-                message: format!(
-                    "{} {id} deleted (unmanaged, in {} {parent_id})",
-                    kind.label(),
-                    parent.label()
-                ),
-            },
+            } => {
+                let parent = parent.label();
+                format!(
+                    "{} {id} deleted (unmanaged, in {parent} {parent_id})",
+                    kind.label()
+                )
+            }
             Event::ArAdded {
                 network,
                 ar_id,
                 ipam,
                 ip,
-            } => info(format!(
-                "AR {ar_id} added to network {network} using {ipam} drivers (IP {})",
-                ip.as_deref().unwrap_or("pending")
-            )),
-            Event::ArRemoved { network, ar_id } => {
-                info(format!("AR {ar_id} removed from network {network}"))
+            } => {
+                let ip = ip.as_deref().unwrap_or("pending");
+                format!("AR {ar_id} added to network {network} using {ipam} drivers (IP {ip})")
             }
-            Event::UnmanagedFound { kind, id, context } => info(format!(
-                "Unmanaged resource found: {} {id} in {context}",
-                kind.key()
-            )),
-            Event::UnmanagedRemoved { kind, id, context } => info(format!(
-                "Unmanaged resource removed: {} {id} in {context}",
-                kind.key()
-            )),
-            Event::HostActivating { id } => info(format!("Activating host {id}...")),
+            Event::ArRemoved { network, ar_id } => {
+                format!("AR {ar_id} removed from network {network}")
+            }
+            Event::UnmanagedFound { kind, id, context } => {
+                format!("Unmanaged resource found: {} {id} in {context}", kind.key())
+            }
+            Event::UnmanagedRemoved { kind, id, context } => {
+                format!(
+                    "Unmanaged resource removed: {} {id} in {context}",
+                    kind.key()
+                )
+            }
+            Event::HostActivating { id } => format!("Activating host {id}..."),
             Event::Refreshed => return None,
-        })
+        };
+        Some(Log { level, message })
+    }
+
+    /// The messages about one provision object (§7.1 wording).
+    fn object_message(&self) -> Option<String> {
+        let (label, message) = match self {
+            Event::Created { kind, id, name } => {
+                (kind.label(), format!("'{name}' created with ID '{id}'"))
+            }
+            Event::Adopted { kind, id, name } => {
+                (kind.label(), format!("'{name}' added from ID '{id}'"))
+            }
+            Event::Tagged { kind, id, name } => (
+                kind.label(),
+                format!("'{name}' with ID '{id}' tagged with ONEFORM"),
+            ),
+            Event::Deleted { kind, id, name } => {
+                (kind.label(), format!("'{name}' with ID '{id}' deleted"))
+            }
+            Event::Vanished { kind, id, name } => {
+                let label = kind.label();
+                return Some(format!(
+                    "Skipping deletion of {label} '{name}' with ID '{id}' because it already deleted or does not exist"
+                ));
+            }
+            Event::ChildDeleted { .. }
+            | Event::ArAdded { .. }
+            | Event::ArRemoved { .. }
+            | Event::UnmanagedFound { .. }
+            | Event::UnmanagedRemoved { .. }
+            | Event::HostActivating { .. }
+            | Event::Refreshed => return None,
+        };
+        Some(format!("{label} {message}"))
     }
 }
 

@@ -47,12 +47,10 @@ where
     let mut vnet = wait_ready(api, network, wait).await?;
     let target = target as usize;
     while vnet.ars.len() < target {
-        let (now, ar) = add_one(api, ctx, &vnet, wait).await?;
-        vnet = now;
+        let ar;
+        (vnet, ar) = add_one(api, ctx, &vnet, wait).await?;
         write_ars(objects, index, &vnet);
-        let ip = ar.external_ip.or(ar.ip);
-        let ipam = ctx.driver.clone();
-        let ar_id = ar.ar_id;
+        let (ar_id, ipam, ip) = (ar.ar_id, ctx.driver.clone(), ar.external_ip.or(ar.ip));
         report(
             progress,
             objects,
@@ -64,10 +62,11 @@ where
             },
         )?;
     }
-    while let Some(ar_id) = vnet.ars.iter().map(|ar| ar.ar_id).max() {
-        if vnet.ars.len() <= target {
+    // The newest first: the highest AR_ID (there is one: more ARs than the target).
+    while vnet.ars.len() > target {
+        let Some(ar_id) = vnet.ars.iter().map(|ar| ar.ar_id).max() else {
             break;
-        }
+        };
         vnet = remove_ar(api, network, ar_id).await?;
         write_ars(objects, index, &vnet);
         report(progress, objects, Event::ArRemoved { network, ar_id })?;
@@ -183,3 +182,6 @@ async fn remove_ar<A: OneApi>(api: &A, network: i64, ar_id: i64) -> Result<Vnet>
     api.vn_rm_ar(network, ar_id).await?;
     api.vn_info(network).await
 }
+
+#[cfg(test)]
+mod tests;

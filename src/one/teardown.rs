@@ -16,7 +16,7 @@ use super::api::{HostStatus, OneApi};
 use super::children::{self, Unmanaged};
 use super::event::{Event, report};
 use super::objects::{Children, OneObjects};
-use super::{Error, Kind, Result, Wait, dispatch};
+use super::{ChildKind, Error, Kind, Result, Wait, dispatch};
 
 /// What to delete: everything (the cluster included), or only the given hosts, networks and
 /// datastores (by OpenNebula id), the cluster staying.
@@ -206,21 +206,39 @@ where
             unmanaged.insert(kind, id, child, ids);
             return Err(Error::Unmanaged { unmanaged });
         }
-        for child_id in ids {
-            dispatch::delete_child(api, child, child_id, wait).await?;
-            let event = Event::ChildDeleted {
-                kind: child,
-                id: child_id,
-                parent: kind,
-                parent_id: id,
-            };
-            report(progress, objects, event)?;
-        }
+        delete_children(api, objects, (kind, id), (child, ids), wait, progress).await?;
         objects.of_mut(kind)[index].childs = Some(Children::new());
     }
     dispatch::delete(api, kind, id, wait).await?;
     objects.of_mut(kind)[index].id = None;
     report(progress, objects, Event::Deleted { kind, id, name })
+}
+
+/// Deletes the unmanaged children of one object, reporting each.
+async fn delete_children<A, P, E>(
+    api: &A,
+    objects: &OneObjects,
+    (parent, parent_id): (Kind, i64),
+    (kind, ids): (ChildKind, Vec<i64>),
+    wait: Wait,
+    progress: &mut P,
+) -> Result<()>
+where
+    A: OneApi,
+    P: FnMut(&OneObjects, &Event) -> Result<(), E>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    for id in ids {
+        dispatch::delete_child(api, kind, id, wait).await?;
+        let event = Event::ChildDeleted {
+            kind,
+            id,
+            parent,
+            parent_id,
+        };
+        report(progress, objects, event)?;
+    }
+    Ok(())
 }
 
 /// OneForm's host "forceupdate" after CONFIGURING_PROVISION: every registered host goes

@@ -1,6 +1,6 @@
 //! Registration against [`FakeOne`]: order, names and tags; idempotence (a second run, a
 //! retry after a failed call, a crash between a call and its checkpoint, objects deleted out of
-//! band); public IPs; and the Send bound every stage relies on.
+//! band); and the Send bound every stage relies on. Public IPs are tested in `public_ips`.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::one::api::call;
 use crate::one::testing::{Recorder, ctx, objects, wait};
-use crate::one::{
-    Code, FakeOne, Template, deprovision, remove_public_ip, sync_public_ips, teardown::Selection,
-};
+use crate::one::{Code, FakeOne, Template, deprovision, teardown::Selection};
 
 fn oneform(template: &Template) -> Vec<(String, String)> {
     template.vector("ONEFORM").expect("ONEFORM tags").to_vec()
@@ -35,21 +33,29 @@ fn allocations(fake: &FakeOne) -> BTreeMap<String, usize> {
     seen
 }
 
-#[tokio::test]
-async fn a_full_run_creates_everything_in_order_with_oneforms_names_and_tags() {
+/// Two hosts registered with two public IPs; the second host brings its own drivers.
+async fn configured() -> (FakeOne, OneObjects, Recorder) {
     let fake = FakeOne::new();
     let mut objects = objects(&["10.0.0.1", "10.0.0.2"]);
-    objects.hosts[1].template = Some(
-        json!({"im_mad": "dummy", "vmm_mad": "dummy"})
-            .as_object()
-            .unwrap()
-            .clone(),
-    );
+    let drivers = json!({"im_mad": "dummy", "vmm_mad": "dummy"});
+    objects.hosts[1].template = drivers.as_object().cloned();
     let mut rec = Recorder::default();
     configure(&fake, &ctx(), &mut objects, 2, wait(), &mut rec.progress())
         .await
         .unwrap();
+    (fake, objects, rec)
+}
 
+const TAGS: [(&str, &str); 4] = [
+    ("PROVISION_ID", "7"),
+    ("PROVIDER_ID", "3"),
+    ("DRIVER", "sim"),
+    ("TEAM", "infra"),
+];
+
+#[tokio::test]
+async fn a_full_run_creates_cluster_datastores_networks_then_hosts() {
+    let (fake, objects, rec) = configured().await;
     let allocated: Vec<String> = fake
         .calls()
         .into_iter()
@@ -80,26 +86,22 @@ async fn a_full_run_creates_everything_in_order_with_oneforms_names_and_tags() {
             "Host 1 created",
         ]
     );
-    assert!(
-        rec.logs()
-            .contains(&"Cluster 'Sim Cluster (provision_7)' created with ID '100'".to_string())
-    );
+    let line = "Cluster 'Sim Cluster (provision_7)' created with ID '100'";
+    assert!(rec.logs().contains(&line.to_string()));
     assert_eq!(rec.events.last(), Some(&Event::Refreshed));
-
-    let tags = [
-        ("PROVISION_ID", "7"),
-        ("PROVIDER_ID", "3"),
-        ("DRIVER", "sim"),
-        ("TEAM", "infra"),
-    ];
+    assert_eq!(rec.last(), objects, "the final state was checkpointed");
     let cluster = fake.cluster_info(100).await.unwrap();
-    assert_eq!(oneform(&cluster.template), pairs(&tags));
-    assert_eq!(
-        (cluster.hosts, cluster.datastores, cluster.vnets),
-        (vec![0, 1], vec![100, 101], vec![0, 1])
-    );
+    let members = (cluster.hosts, cluster.datastores, cluster.vnets);
+    assert_eq!(members, (vec![0, 1], vec![100, 101], vec![0, 1]));
+}
+
+#[tokio::test]
+async fn objects_carry_oneforms_tags_templates_and_drivers() {
+    let (fake, objects, _) = configured().await;
+    let cluster = fake.cluster_info(100).await.unwrap();
+    assert_eq!(oneform(&cluster.template), pairs(&TAGS));
     let host = fake.host_info(0).await.unwrap();
-    let mut host_tags = tags.to_vec();
+    let mut host_tags = TAGS.to_vec();
     host_tags.push(("RESOURCE_ID", "i-1"));
     assert_eq!(oneform(&host.template), pairs(&host_tags));
     assert_eq!((host.im_mad.as_str(), host.vm_mad.as_str()), ("kvm", "kvm"));
@@ -110,39 +112,24 @@ async fn a_full_run_creates_everything_in_order_with_oneforms_names_and_tags() {
     );
     let ds = fake.datastore_info(100).await.unwrap();
     assert_eq!(ds.template.single("TYPE"), Some("SYSTEM_DS"));
-    assert_eq!(oneform(&ds.template), pairs(&tags));
+    assert_eq!(oneform(&ds.template), pairs(&TAGS));
     let private = fake.vn_info(0).await.unwrap();
     assert_eq!(private.ars.len(), 1, "the size-0 AR is dropped");
-    assert_eq!(oneform(&private.template), pairs(&tags));
+    assert_eq!(oneform(&private.template), pairs(&TAGS));
 
+    let value = objects.to_value();
+    let cluster = json!({"id": 100, "name": "Sim Cluster (provision_7)"});
+    assert_eq!(value["cluster"], cluster);
+    let host = json!({"id": 0, "name": "10.0.0.1", "resource_id": "i-1", "childs": {}});
+    assert_eq!(value["hosts"][0], host);
     let public = fake.vn_info(1).await.unwrap();
     assert_eq!(public.ars.len(), 2);
-    assert!(
-        public
-            .ars
-            .iter()
-            .all(|ar| ar.ipam_mad.as_deref() == Some("sim") && ar.size == 1)
-    );
-    let stored: Vec<_> = public
+    let ars: Vec<_> = public
         .ars
         .iter()
         .map(|ar| json!({"ipam": "sim", "ar_id": ar.ar_id, "ip": ar.external_ip}))
         .collect();
-    assert_eq!(
-        objects.networks[1].template.as_ref().unwrap()["ar"],
-        json!(stored)
-    );
-
-    let value = objects.to_value();
-    assert_eq!(
-        value["cluster"],
-        json!({"id": 100, "name": "Sim Cluster (provision_7)"})
-    );
-    assert_eq!(
-        value["hosts"][0],
-        json!({"id": 0, "name": "10.0.0.1", "resource_id": "i-1", "childs": {}})
-    );
-    assert_eq!(rec.last(), objects);
+    assert_eq!(value["networks"][1]["template"]["ar"], json!(ars));
 }
 
 #[tokio::test]
@@ -175,8 +162,9 @@ async fn a_second_run_creates_nothing() {
     assert_eq!(fake.snapshot(), before);
 }
 
-#[tokio::test]
-async fn a_failed_allocation_keeps_what_was_made_and_a_retry_adopts_it_by_name() {
+/// A first run whose third allocation (datastore 'sim_image') fails: the fake, the objects as
+/// they were before it, and the last checkpoint it made.
+async fn failed_first_run() -> (FakeOne, OneObjects, OneObjects) {
     let fake = FakeOne::new();
     let original = objects(&["10.0.0.1"]);
     fake.fail_nth("one.*.allocate", 3, Code::Internal);
@@ -186,19 +174,23 @@ async fn a_failed_allocation_keeps_what_was_made_and_a_retry_adopts_it_by_name()
         .await
         .unwrap_err();
     assert_eq!(error.call(), Some(call::DATASTORE_ALLOCATE));
-    assert!(
-        error
-            .to_string()
-            .contains("datastore 'sim_image (provision_7)'"),
-        "{error}"
-    );
-    let saved = rec.last();
+    let named = "datastore 'sim_image (provision_7)'";
+    assert!(error.to_string().contains(named), "{error}");
+    (fake, original, rec.last())
+}
+
+#[tokio::test]
+async fn a_failed_allocation_keeps_what_was_made_recorded() {
+    let (_, _, saved) = failed_first_run().await;
     assert_eq!(saved.cluster_id(), Some(100));
     assert_eq!(saved.datastores[0].id, Some(100));
     assert_eq!(saved.datastores[1].id, None);
+}
 
-    // The checkpoint was lost: retry from the objects as they were before the first run.
-    let mut objects = original.clone();
+#[tokio::test]
+async fn a_retry_without_the_checkpoint_adopts_by_name_and_creates_the_rest() {
+    let (fake, original, saved) = failed_first_run().await;
+    let mut objects = original;
     let mut retry = Recorder::default();
     configure(
         &fake,
@@ -210,51 +202,26 @@ async fn a_failed_allocation_keeps_what_was_made_and_a_retry_adopts_it_by_name()
     )
     .await
     .unwrap();
-    assert!(matches!(
-        retry.events[0],
-        Event::Adopted {
-            kind: Kind::Cluster,
-            id: 100,
-            ..
-        }
-    ));
-    assert!(matches!(
-        retry.events[1],
-        Event::Adopted {
-            kind: Kind::Datastore,
-            id: 100,
-            ..
-        }
-    ));
-    assert!(matches!(
-        retry.events[2],
-        Event::Created {
-            kind: Kind::Datastore,
-            id: 101,
-            ..
-        }
-    ));
-    assert!(
-        allocations(&fake).values().all(|&n| n == 1),
-        "{:?}",
-        allocations(&fake)
+    assert_eq!(
+        retry.logs()[..3],
+        [
+            "Cluster 'Sim Cluster (provision_7)' added from ID '100'",
+            "Datastore 'sim_system (provision_7)' added from ID '100'",
+            "Datastore 'sim_image (provision_7)' created with ID '101'",
+        ]
     );
-    assert_eq!(allocations(&fake).len(), 6);
+    let made = allocations(&fake);
+    assert!(made.values().all(|&n| n == 1), "{made:?}");
+    assert_eq!(made.len(), 6);
 
-    // And retrying from the checkpoint ends in the same place without a call to allocate.
+    // Retrying from the checkpoint instead ends in the same place, allocating nothing more.
     let mut again = saved;
-    configure(
-        &fake,
-        &ctx(),
-        &mut again,
-        1,
-        wait(),
-        &mut Recorder::default().progress(),
-    )
-    .await
-    .unwrap();
+    let mut rec = Recorder::default();
+    configure(&fake, &ctx(), &mut again, 1, wait(), &mut rec.progress())
+        .await
+        .unwrap();
     assert_eq!(again, objects);
-    assert_eq!(allocations(&fake).len(), 6);
+    assert_eq!(allocations(&fake), made);
 }
 
 #[tokio::test]
@@ -388,130 +355,6 @@ async fn tags_missed_by_a_failed_update_are_written_on_retry() {
             .is_some()
     );
     assert_eq!(fake.count(call::HOST_ALLOCATE), 1);
-}
-
-#[tokio::test]
-async fn public_ips_grow_and_shrink_newest_first() {
-    let fake = FakeOne::new();
-    let mut objects = objects(&["10.0.0.1"]);
-    configure(
-        &fake,
-        &ctx(),
-        &mut objects,
-        1,
-        wait(),
-        &mut Recorder::default().progress(),
-    )
-    .await
-    .unwrap();
-    let ar_ids = |o: &OneObjects| -> Vec<i64> {
-        let ars = o.networks[1].template.as_ref().unwrap()["ar"]
-            .as_array()
-            .unwrap()
-            .clone();
-        ars.iter().map(|a| a["ar_id"].as_i64().unwrap()).collect()
-    };
-    assert_eq!(ar_ids(&objects), [0]);
-
-    let mut rec = Recorder::default();
-    sync_public_ips(&fake, &ctx(), &mut objects, 3, wait(), &mut rec.progress())
-        .await
-        .unwrap();
-    assert_eq!(ar_ids(&objects), [0, 1, 2]);
-    assert!(matches!(
-        rec.events[..],
-        [
-            Event::ArAdded { ar_id: 1, .. },
-            Event::ArAdded { ar_id: 2, .. }
-        ]
-    ));
-    assert_eq!(
-        ar_ids(&rec.checkpoints[0]),
-        [0, 1],
-        "each AR is checkpointed as it comes"
-    );
-
-    let mut rec = Recorder::default();
-    sync_public_ips(&fake, &ctx(), &mut objects, 1, wait(), &mut rec.progress())
-        .await
-        .unwrap();
-    assert_eq!(
-        rec.events,
-        [
-            Event::ArRemoved {
-                network: 1,
-                ar_id: 2
-            },
-            Event::ArRemoved {
-                network: 1,
-                ar_id: 1
-            }
-        ]
-    );
-    assert_eq!(ar_ids(&objects), [0]);
-    assert_eq!(fake.vn_info(1).await.unwrap().ars.len(), 1);
-
-    let unknown =
-        remove_public_ip(&fake, &mut objects, 9, &mut Recorder::default().progress()).await;
-    assert!(matches!(
-        unknown,
-        Err(Error::UnknownAr {
-            network: 1,
-            ar_id: 9
-        })
-    ));
-    remove_public_ip(&fake, &mut objects, 0, &mut Recorder::default().progress())
-        .await
-        .unwrap();
-    assert_eq!(ar_ids(&objects), Vec::<i64>::new());
-}
-
-#[tokio::test]
-async fn without_an_elastic_network_ips_are_skipped_and_two_are_refused() {
-    let fake = FakeOne::new();
-    let mut plain = objects(&[]);
-    plain.networks.truncate(1);
-    configure(
-        &fake,
-        &ctx(),
-        &mut plain,
-        2,
-        wait(),
-        &mut Recorder::default().progress(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(fake.count(call::VN_ADD_AR), 0);
-    let refused = sync_public_ips(
-        &fake,
-        &ctx(),
-        &mut plain,
-        1,
-        wait(),
-        &mut Recorder::default().progress(),
-    )
-    .await;
-    assert!(matches!(refused, Err(Error::NoElasticNetwork)));
-
-    let fake = FakeOne::new();
-    let mut two = objects(&[]);
-    two.networks[0]
-        .template
-        .as_mut()
-        .unwrap()
-        .insert("vn_mad".into(), json!("elastic"));
-    let error = configure(
-        &fake,
-        &ctx(),
-        &mut two,
-        0,
-        wait(),
-        &mut Recorder::default().progress(),
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(error, Error::MultipleElastic { .. }), "{error}");
-    assert_eq!(fake.count("one.*.allocate"), 0);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! held across an `.await`.
 
 mod api;
+mod vnets;
 mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -83,14 +83,20 @@ async fn create_then_deprovision_leaves_opennebula_exactly_as_it_started() {
     );
 }
 
-#[tokio::test]
-async fn unmanaged_children_refuse_a_teardown_until_it_is_forced() {
-    let (fake, mut objects, _) = provisioned(&["10.0.0.1", "10.0.0.2"]).await;
+/// A provision with a VM on host 0, a VM leasing from network 0 and an image in datastore 101;
+/// returns their ids too.
+async fn with_children() -> (FakeOne, OneObjects, [i64; 3]) {
+    let (fake, objects, _) = provisioned(&["10.0.0.1", "10.0.0.2"]).await;
     let on_host = fake.add_vm("web", Some(0), &[]).unwrap();
     let leasing = fake.add_vm("db", None, &[0]).unwrap();
     let image = fake.add_image("disk", 101).unwrap();
-    let before = fake.snapshot();
+    (fake, objects, [on_host, leasing, image])
+}
 
+#[tokio::test]
+async fn unmanaged_children_refuse_an_unforced_teardown_before_anything_is_touched() {
+    let (fake, mut objects, [on_host, leasing, image]) = with_children().await;
+    let before = fake.snapshot();
     let mut rec = Recorder::default();
     let refused = deprovision(
         &fake,
@@ -105,11 +111,9 @@ async fn unmanaged_children_refuse_a_teardown_until_it_is_forced() {
     let Error::Unmanaged { unmanaged: found } = &refused else {
         panic!("expected the unmanaged map, got {refused}");
     };
-    assert_eq!(
-        serde_json::to_value(found).unwrap(),
-        json!({"hosts": {"0": {"vm": [on_host]}}, "networks": {"0": {"vm": [leasing]}},
-               "datastores": {"101": {"image": [image]}}})
-    );
+    let expected = json!({"hosts": {"0": {"vm": [on_host]}}, "networks": {"0": {"vm": [leasing]}},
+                          "datastores": {"101": {"image": [image]}}});
+    assert_eq!(serde_json::to_value(found).unwrap(), expected);
     assert!(
         refused.to_string().contains("use the `force` option"),
         "{refused}"
@@ -119,16 +123,18 @@ async fn unmanaged_children_refuse_a_teardown_until_it_is_forced() {
         before,
         "nothing was touched, not even a host status"
     );
-    assert!(
-        rec.logs()
-            .contains(&"Unmanaged resource found: vm 0 in provision hosts".to_string())
-    );
+    let line = "Unmanaged resource found: vm 0 in provision hosts".to_string();
+    assert!(rec.logs().contains(&line));
     assert_eq!(
         objects.hosts[0].childs.as_ref().unwrap()["vm"],
         vec![on_host]
     );
     assert_eq!(unmanaged(&fake, &mut objects).await.unwrap(), *found);
+}
 
+#[tokio::test]
+async fn a_forced_teardown_deletes_the_children_first() {
+    let (fake, mut objects, [on_host, _, image]) = with_children().await;
     let mut rec = Recorder::default();
     deprovision(
         &fake,
@@ -141,15 +147,24 @@ async fn unmanaged_children_refuse_a_teardown_until_it_is_forced() {
     .await
     .unwrap();
     let historic = rec.historic();
-    assert_eq!(&historic[..2], ["Vm 0 deleted", "Host 0 deleted"]);
-    assert!(historic.contains(&"Vm 1 deleted".to_string()));
+    assert_eq!(
+        historic[..4],
+        [
+            "Vm 0 deleted",
+            "Host 0 deleted",
+            "Host 1 deleted",
+            "Vm 1 deleted"
+        ]
+    );
+    assert_eq!(historic[4], "Network 0 deleted");
     assert!(historic.contains(&"Image 0 deleted".to_string()));
-    assert!(rec.events.contains(&Event::ChildDeleted {
+    let parent = Event::ChildDeleted {
         kind: ChildKind::Image,
         id: image,
         parent: Kind::Datastore,
-        parent_id: 101
-    }));
+        parent_id: 101,
+    };
+    assert!(rec.events.contains(&parent));
     assert!(fake.vm_info(on_host).await.unwrap().is_done());
     assert!(fake.image_info(image).await.unwrap_err().is_no_exists());
     assert!(fake.cluster_info(100).await.unwrap_err().is_no_exists());
@@ -286,7 +301,12 @@ async fn objects_already_gone_are_skipped_and_nulled() {
         }
     );
     assert!(rec.logs()[0].starts_with("Skipping deletion of Host '10.0.0.1' with ID '0'"));
+    assert_eq!(
+        rec.checkpoints[0].hosts[0].id, None,
+        "nulled before it is reported"
+    );
     assert_eq!(rec.historic()[0], "Host 1 deleted");
+    assert!(all_ids(&objects).iter().all(Option::is_none));
     assert_eq!(fake.snapshot(), start);
 }
 

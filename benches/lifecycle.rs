@@ -1,0 +1,155 @@
+//! Benchmark of the lifecycle's own cost, with stages that finish at once (issue 3's aims):
+//! checkpointed transitions per second for one provision and for 200 at once (aim ≥ 2,000/s),
+//! peak memory with 1,000 provisions in flight (aim ≤ 100 MB), and listing 10,000 provisions
+//! (aim < 50 ms). Run with `cargo bench --bench lifecycle`; results in docs/benchmarks.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use formwork::engine::{Ctx, Event, Log, Outcome, Runner, Stage, StageError, Stages};
+use formwork::exec::{Severity, Sink, Stream};
+use formwork::store::{Owner, Store};
+use serde_json::json;
+
+/// Stages that succeed at once, optionally waiting on a gate first (to hold provisions in flight).
+#[derive(Clone)]
+struct Instant0 {
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Stages for Instant0 {
+    async fn run(&self, stage: Stage, _ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
+        if let (Some(gate), Stage::Applying) = (&self.gate, stage) {
+            let _ = gate.acquire().await;
+        }
+        Ok(match stage {
+            Stage::Init => Outcome::Init,
+            Stage::Planning => Outcome::Planning,
+            Stage::Applying => Outcome::Applying,
+            Stage::ConfiguringOne => Outcome::ConfiguringOne,
+            Stage::ConfiguringProvision => Outcome::ConfiguringProvision { hosts: 1 },
+            Stage::Scaling => Outcome::Scaling,
+            Stage::DeprovisioningOne => Outcome::DeprovisioningOne,
+            Stage::Deprovisioning => Outcome::Deprovisioning { cluster_exists: false },
+            Stage::Done => Outcome::Done,
+        })
+    }
+}
+
+#[derive(Default)]
+struct NoLog(u64);
+
+impl Sink for NoLog {
+    fn line(&mut self, _: Stream, text: &str) {
+        self.0 += text.len() as u64;
+    }
+    fn note(&mut self, _: Severity, text: &str) {
+        self.0 += text.len() as u64;
+    }
+}
+
+impl Log for NoLog {
+    fn position(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Create → RUNNING (6 transitions) then deprovision → DONE (4): 10 checkpoints per provision.
+const TRANSITIONS_PER_PROVISION: u64 = 10;
+
+fn runner(store: &Arc<Store>, stages: Instant0) -> Arc<Runner<Instant0>> {
+    Arc::new(Runner { store: Arc::clone(store), stages, owner: Owner { pid: 1, token: "bench".into() }, clock: || 0 })
+}
+
+async fn lifecycle(runner: Arc<Runner<Instant0>>, id: i64) {
+    let mut log = NoLog::default();
+    runner.start(id, "create", &json!({}), Event::Created, &mut log).await.expect("create");
+    let deprovision = Event::DeprovisionRequested { force: false };
+    runner.start(id, "deprovision", &json!({}), deprovision, &mut log).await.expect("deprovision");
+}
+
+fn provisions(store: &Store, n: usize) -> Vec<i64> {
+    let provider = store.insert_provider("bench", "sim", &json!({}), 0).unwrap();
+    (0..n).map(|i| store.insert_provision(&format!("p{i}"), "sim", provider, &json!({"name": "p"}), 0).unwrap()).collect()
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+
+    let store = Arc::new(Store::open(&tmp.path().join("serial.db")).unwrap());
+    let ids = provisions(&store, 200);
+    let r = runner(&store, Instant0 { gate: None });
+    let start = Instant::now();
+    rt.block_on(async {
+        for id in &ids {
+            lifecycle(Arc::clone(&r), *id).await;
+        }
+    });
+    report("one provision at a time (200 in a row, file-backed SQLite)", start.elapsed(), 200);
+
+    let store = Arc::new(Store::open(&tmp.path().join("parallel.db")).unwrap());
+    let ids = provisions(&store, 200);
+    let r = runner(&store, Instant0 { gate: None });
+    let start = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = ids.iter().map(|id| tokio::spawn(lifecycle(Arc::clone(&r), *id))).collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    report("200 provisions at once", start.elapsed(), 200);
+
+    let before = peak_rss_mb();
+    let store = Arc::new(Store::open(&tmp.path().join("inflight.db")).unwrap());
+    let ids = provisions(&store, 1000);
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let r = runner(&store, Instant0 { gate: Some(Arc::clone(&gate)) });
+    let peak = rt.block_on(async {
+        let tasks: Vec<_> = ids.iter().map(|id| tokio::spawn(lifecycle(Arc::clone(&r), *id))).collect();
+        while store.running_operations().unwrap().len() < 1000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let in_flight = peak_rss_mb();
+        gate.add_permits(1_000_000);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        in_flight
+    });
+    println!("1,000 provisions in flight (all held in APPLYING): peak RSS {peak:.1} MB (process before: {before:.1} MB)");
+
+    let store = Store::open(&tmp.path().join("list.db")).unwrap();
+    provisions(&store, 10_000);
+    let mut times: Vec<Duration> = (0..7)
+        .map(|_| {
+            let start = Instant::now();
+            let rows = store.provisions(true).unwrap();
+            let served: Vec<_> = rows.iter().map(|r| formwork::provision::serve(r, &[], false)).collect();
+            assert_eq!(served.len(), 10_000);
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    println!("list 10,000 provisions (read + serve): {:.1} ms (median of 7)", times[3].as_secs_f64() * 1e3);
+}
+
+fn report(what: &str, took: Duration, provisions: u64) {
+    let transitions = provisions * TRANSITIONS_PER_PROVISION;
+    println!(
+        "{what}: {transitions} checkpointed transitions in {:.0} ms = {:.0} transitions/s",
+        took.as_secs_f64() * 1e3,
+        transitions as f64 / took.as_secs_f64()
+    );
+}
