@@ -29,17 +29,19 @@ pub async fn run(
         log::tail(&path, LAST)?
     };
     print(&lines, out)?;
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         let running = rt.store.running_operation(id)?.is_some();
         let (lines, next) = log::read(&path, pos)?;
         print(&lines, out)?;
         pos = next;
         if !running && lines.is_empty() {
-            break;
+            return Ok(());
         }
         tokio::time::sleep(POLL).await;
     }
-    Ok(())
 }
 
 fn print(lines: &[log::LogLine], out: &Output) -> anyhow::Result<()> {

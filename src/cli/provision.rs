@@ -148,9 +148,7 @@ pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = tokio.block_on(dispatch(cmd, &rt, out));
-    rt.save_one()?;
-    result
+    tokio.block_on(dispatch(cmd, &rt, out))
 }
 
 async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()> {
@@ -257,6 +255,14 @@ async fn create(rt: &Runtime, new: &NewProvision, out: &Output) -> anyhow::Resul
 /// Runs a request on an existing provision in the foreground.
 async fn operate(rt: &Runtime, id: i64, request: &Request, out: &Output) -> anyhow::Result<()> {
     let row = rt.store.provision(id)?;
+    // A running operation explains a refusal better than the state it has put the provision in.
+    if let Some(op) = rt.store.running_operation(id)? {
+        return Err(store::Error::Busy {
+            provision_id: id,
+            operation: Box::new(op),
+        }
+        .into());
+    }
     let (kind, params, event) = provision::plan(&rt.store, &row, request)?;
     let mut progress = Progress::new(id, rt.log(id)?, out.json);
     let result = rt
@@ -428,7 +434,7 @@ fn open_log(rt: &Runtime, id: i64) -> Box<dyn crate::engine::Log> {
         Ok(log) => Box::new(Progress::new(id, log, false)),
         Err(e) => {
             eprintln!("warning: cannot open the log of provision {id}: {e}");
-            Box::new(super::progress::Discard::default())
+            Box::new(super::progress::Discard)
         }
     }
 }

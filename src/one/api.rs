@@ -201,7 +201,7 @@ impl Vnet {
 }
 
 /// `AR_POOL/AR`. `ipam_mad` and `external_ip` are set by IPAM drivers (public IPs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AddressRange {
     pub ar_id: i64,
     pub ip: Option<String>,

@@ -5,13 +5,13 @@
 //! read attributes such as `ONEFORM` back.
 
 /// One attribute's value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Attribute {
     Single(String),
     Vector(Vec<(String, String)>),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Template {
     attributes: Vec<(String, Attribute)>,
 }

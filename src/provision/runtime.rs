@@ -13,7 +13,8 @@ use crate::stages::{Real, Tools};
 use crate::store::{self, Store};
 
 /// The OpenNebula endpoint the stages talk to. Until the XML-RPC client exists this is the
-/// in-memory OpenNebula model, kept in the data directory between runs (`one-sim.json`).
+/// OpenNebula model of `one::FakeOne`, saved after every call in the data directory
+/// (`one-sim.json`), so objects outlive each run and each crash as they would in oned.
 pub type OneEndpoint = FakeOne;
 
 /// The grace period a stopped tool gets between SIGINT and SIGKILL.
@@ -34,7 +35,9 @@ impl Runtime {
         let catalog = settings.catalog()?;
         crate::provider::ensure_onprem(&catalog, &store, store::now())
             .map_err(|e| super::Error::Refused(e.to_string()))?;
-        let one = FakeOne::new();
+        let one = FakeOne::persistent(&settings.data_dir.join("one-sim.json")).map_err(|e| {
+            super::Error::Refused(format!("cannot read the simulated OpenNebula state: {e}"))
+        })?;
         Ok(Runtime {
             settings,
             store,
@@ -69,11 +72,6 @@ impl Runtime {
             owner: owner::current(),
             clock: store::now,
         }
-    }
-
-    /// Saves the simulated OpenNebula state (after an operation).
-    pub fn save_one(&self) -> Result<(), super::Error> {
-        Ok(())
     }
 
     /// Opens a provision's log with every secret it may see masked.

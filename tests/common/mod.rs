@@ -25,7 +25,11 @@ pub struct Home {
 impl Home {
     /// A home whose built-in drivers are the repository's.
     pub fn with_builtin() -> Home {
-        Home { tmp: tempfile::tempdir().unwrap(), builtin: builtin_drivers(), env: vec![] }
+        Home {
+            tmp: tempfile::tempdir().unwrap(),
+            builtin: builtin_drivers(),
+            env: vec![],
+        }
     }
 
     /// A home with the built-in drivers whose Terraform and Ansible are the scripted fakes in
@@ -33,20 +37,33 @@ impl Home {
     pub fn with_fakes() -> Home {
         let mut home = Home::with_builtin();
         let fakes = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes");
-        home.env.push(("FORMWORK_TERRAFORM".into(), fakes.join("terraform").display().to_string()));
-        home.env.push(("FORMWORK_ANSIBLE_PLAYBOOK".into(), fakes.join("ansible-playbook").display().to_string()));
+        home.env.push((
+            "FORMWORK_TERRAFORM".into(),
+            fakes.join("terraform").display().to_string(),
+        ));
+        home.env.push((
+            "FORMWORK_ANSIBLE_PLAYBOOK".into(),
+            fakes.join("ansible-playbook").display().to_string(),
+        ));
         home
     }
 
     /// Writes the fake tools' scenario.
     pub fn scenario(&self, scenario: serde_json::Value) {
-        std::fs::write(self.tmp.path().join("fake-scenario.json"), scenario.to_string()).unwrap();
+        std::fs::write(
+            self.tmp.path().join("fake-scenario.json"),
+            scenario.to_string(),
+        )
+        .unwrap();
     }
 
     /// Every call the fake tools recorded, in order.
     pub fn calls(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(self.tmp.path().join("fake-calls.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        let text =
+            std::fs::read_to_string(self.tmp.path().join("fake-calls.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// A home with no built-in drivers; drivers are added with [`Home::add_driver`].
@@ -54,7 +71,11 @@ impl Home {
         let tmp = tempfile::tempdir().unwrap();
         let builtin = tmp.path().join("builtin");
         std::fs::create_dir_all(&builtin).unwrap();
-        Home { tmp, builtin, env: vec![] }
+        Home {
+            tmp,
+            builtin,
+            env: vec![],
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -78,7 +99,12 @@ impl Home {
         use std::io::Write;
         let mut child = self.spawn(args);
         if let Some(text) = stdin {
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
         }
         drop(child.stdin.take());
         Run(child.wait_with_output().unwrap())

@@ -13,6 +13,8 @@ mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::path::{Path, PathBuf};
+
 use self::world::{Outcome, World};
 use super::{Code, Result};
 
@@ -40,9 +42,19 @@ struct Inner {
     next: Next,
     calls: Vec<Call>,
     faults: Vec<Fault>,
+    /// Where the objects are saved after every successful call, when they outlive the process.
+    persist: Option<PathBuf>,
+}
+
+/// What a persistent fake keeps on disk.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    world: World,
+    next: Next,
 }
 
 /// Next free id per type: oned reserves 0–99 for clusters and datastores.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Next {
     cluster: i64,
     host: i64,
@@ -81,10 +93,31 @@ impl FakeOne {
             },
             calls: Vec::new(),
             faults: Vec::new(),
+            persist: None,
         };
         FakeOne {
             inner: Arc::new(Mutex::new(inner)),
         }
+    }
+
+    /// A fake whose objects live in `path` (a private JSON file), like a real oned's database:
+    /// loaded now if it exists, saved after every successful call. Used as formwork's
+    /// OpenNebula endpoint until the XML-RPC client exists, so objects survive between runs
+    /// and crashes.
+    pub fn persistent(path: &Path) -> std::io::Result<FakeOne> {
+        let fake = FakeOne::new();
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let saved: Saved = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+                let mut inner = fake.lock();
+                inner.world = saved.world;
+                inner.next = saved.next;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        fake.lock().persist = Some(path.to_path_buf());
+        Ok(fake)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -172,6 +205,10 @@ impl FakeOne {
                 op(world, next)
             }
         };
+        let outcome = match (outcome, &inner.persist) {
+            (Ok(value), Some(path)) => inner.save(path).map(|()| value),
+            (outcome, _) => outcome,
+        };
         inner.calls.push(Call {
             call,
             object: object.clone(),
@@ -182,6 +219,37 @@ impl FakeOne {
 }
 
 impl Inner {
+    /// Writes the objects through a temporary file and a rename, private to this user.
+    fn save(&self, path: &Path) -> Outcome<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let saved = Saved {
+            world: self.world.clone(),
+            next: Next { ..self.next },
+        };
+        let write = || -> std::io::Result<()> {
+            let tmp = path.with_extension("tmp");
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(&serde_json::to_vec(&saved).map_err(std::io::Error::other)?)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            (
+                Code::Internal,
+                format!(
+                    "cannot save the OpenNebula state to {}: {e}",
+                    path.display()
+                ),
+            )
+        })
+    }
+
     /// Counts this call against every matching fault; the first one that fires wins.
     fn due_fault(&mut self, call: &str) -> Option<Code> {
         let mut fired = None;

@@ -12,7 +12,7 @@ use super::super::template::Template;
 
 pub(super) type Outcome<T> = Result<T, (Code, String)>;
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct World {
     pub clusters: BTreeMap<i64, ClusterRec>,
     pub hosts: BTreeMap<i64, HostRec>,
@@ -22,13 +22,13 @@ pub(super) struct World {
     pub images: BTreeMap<i64, ImageRec>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct ClusterRec {
     pub name: String,
     pub template: Template,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct HostRec {
     pub name: String,
     pub im_mad: String,
@@ -38,7 +38,7 @@ pub(super) struct HostRec {
     pub template: Template,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct DatastoreRec {
     pub name: String,
     pub ds_type: i64,
@@ -46,7 +46,7 @@ pub(super) struct DatastoreRec {
     pub template: Template,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct VnetRec {
     pub name: String,
     pub vn_mad: String,
@@ -55,7 +55,7 @@ pub(super) struct VnetRec {
     pub ars: Vec<AddressRange>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct VmRec {
     pub name: String,
     pub state: i64,
@@ -64,7 +64,7 @@ pub(super) struct VmRec {
     pub leases: Vec<(i64, i64)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct ImageRec {
     pub name: String,
     pub datastore: i64,
