@@ -366,3 +366,27 @@ fn a_failing_playbook_names_the_host_and_bad_requests_change_nothing() {
         "RUNNING"
     );
 }
+
+#[test]
+fn public_ips_are_added_and_removed_within_the_drivers_rules() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    create(&home, json!({"oneform_hosts": 1, "oneform_public_ips": 1})).ok();
+    let elastic = |p: &Value| -> Vec<i64> {
+        let nets = p["one_objects"]["networks"].as_array().unwrap();
+        let net = nets.iter().find(|n| n["template"]["vn_mad"] == "elastic").unwrap();
+        net["template"]["ar"].as_array().unwrap().iter().map(|a| a["ar_id"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(elastic(&show(&home, 1)).len(), 1);
+    let added = home.run(&["--json", "provision", "add-ip", "1", "--amount", "2"]).ok().json();
+    assert_eq!(added["user_inputs_values"]["oneform_public_ips"], 3);
+    let ars = elastic(&added);
+    assert_eq!(ars.len(), 3);
+    let removed = home.run(&["--json", "provision", "del-ip", "1", &ars[0].to_string()]).ok().json();
+    assert_eq!(removed["user_inputs_values"]["oneform_public_ips"], 2);
+    assert_eq!(elastic(&removed), ars[1..].to_vec());
+    let before = show(&home, 1);
+    home.run(&["provision", "add-ip", "1", "--amount", "4"]).fails_with("should be ≤ 5");
+    home.run(&["provision", "del-ip", "1", "999"]).fails_with("999");
+    assert_eq!(show(&home, 1), before, "refused changes change nothing");
+}

@@ -85,6 +85,16 @@ pub enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// Add public IPs (address ranges on the elastic network)
+    #[command(name = "add-ip")]
+    AddIp {
+        id: i64,
+        #[arg(short, long, default_value_t = 1)]
+        amount: u64,
+    },
+    /// Remove the public IP of one address range of the elastic network
+    #[command(name = "del-ip", alias = "remove-ip")]
+    DelIp { id: i64, ar_id: i64 },
     /// Remove everything the provision made (or only the given OpenNebula objects)
     Deprovision {
         id: i64,
@@ -218,6 +228,8 @@ async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()
             )
             .await
         }
+        Command::AddIp { id, amount } => public_ips(rt, id, provision::Change::Add { amount }, out).await,
+        Command::DelIp { id, ar_id } => public_ips(rt, id, provision::Change::Remove { ar_id }, out).await,
         Command::Retry { id } => operate(rt, id, &Request::Retry, out).await,
         Command::Recover { id, target } => {
             let target = State::parse(&target)
@@ -270,6 +282,15 @@ async fn operate(rt: &Runtime, id: i64, request: &Request, out: &Output) -> anyh
         .start(id, kind, &params, event, &mut progress)
         .await;
     finish(rt, id, result, out)
+}
+
+async fn public_ips(rt: &Runtime, id: i64, change: provision::Change, out: &Output) -> anyhow::Result<()> {
+    let mut progress = Progress::new(id, rt.log(id)?, out.json);
+    let count = provision::change_public_ips(rt, id, change, &mut progress).await?;
+    if out.json {
+        return out.json(&provision::serve(&rt.store.provision(id)?, &rt.store.historic(id)?, false));
+    }
+    out.text(&format!("provision {id} has {count} public IP{}", if count == 1 { "" } else { "s" }))
 }
 
 /// Prints where the provision ended; the error, if any, goes to the caller.

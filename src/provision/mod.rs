@@ -4,11 +4,13 @@
 //! …) into the operation the engine runs, with OneForm's gating checked first so a refused
 //! request changes nothing.
 
+mod public_ips;
 mod requests;
 mod runtime;
 
 use serde_json::{Map, Value, json};
 
+pub use public_ips::{Change, change as change_public_ips};
 pub use requests::{Request, plan};
 pub use runtime::{OneEndpoint, Runtime};
 
@@ -148,6 +150,18 @@ fn redact(body: &mut Value) {
             }
         }
     }
+}
+
+/// Checks the provision's values with one of them changed, against its stored inputs: what a
+/// scale-up or a public-IP change leads to must pass the driver's rules too.
+fn revalidate(body: &Value, key: &str, value: Value) -> Result<(), validate::Errors> {
+    let mut inputs: Vec<driver::Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
+    inputs.iter_mut().for_each(|i| {
+        let _ = i.prepare();
+    });
+    let mut values = body["user_inputs_values"].clone();
+    values[key] = value;
+    validate::validate(&inputs, &values).map(|_| ())
 }
 
 /// The number of hosts a provision has (registered or about to be).

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::{Error, host_count, is_onprem};
-use crate::driver::validate;
 use crate::engine::{Event, State, next};
 use crate::store::{ProvisionRow, Store};
 
@@ -134,18 +133,8 @@ fn add_hosts(row: &ProvisionRow, ips: &[String]) -> Result<(&'static str, Value,
 
 /// The values a scale-up leads to must pass the driver's rules too (e.g. `oneform_hosts` ≤ 10).
 fn check_values(row: &ProvisionRow, key: &str, value: Value) -> Result<(), Error> {
-    let mut inputs: Vec<crate::driver::Input> =
-        serde_json::from_value(row.body["user_inputs"].clone()).unwrap_or_default();
-    inputs.iter_mut().for_each(|i| {
-        let _ = i.prepare();
-    });
-    let mut values = row.body["user_inputs_values"].clone();
-    values[key] = value;
-    validate::validate(&inputs, &values)
-        .map(|_| ())
-        .map_err(|errors| {
-            Error::Refused(format!("the scaled provision would be invalid:\n{errors}"))
-        })
+    super::revalidate(&row.body, key, value)
+        .map_err(|errors| Error::Refused(format!("the scaled provision would be invalid:\n{errors}")))
 }
 
 fn scale_down(
