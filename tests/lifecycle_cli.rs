@@ -390,3 +390,26 @@ fn public_ips_are_added_and_removed_within_the_drivers_rules() {
     home.run(&["provision", "del-ip", "1", "999"]).fails_with("999");
     assert_eq!(show(&home, 1), before, "refused changes change nothing");
 }
+
+#[test]
+fn update_and_rename_change_the_record_within_the_rules() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    create(&home, json!({"oneform_hosts": 1})).ok();
+    let renamed = home.run(&["--json", "provision", "rename", "1", "edge-eu"]).ok().json();
+    assert_eq!(renamed["name"], "edge-eu");
+    let values = json!({"oneform_tags": {"team": "blue"}, "instance_type": "__redacted__"}).to_string();
+    let updated = home
+        .run_with_stdin(&["--json", "provision", "update", "1", "--values", "-", "--description", "d"], Some(&values))
+        .ok()
+        .json();
+    assert_eq!(updated["tags"], json!({"team": "blue"}));
+    assert_eq!(updated["user_inputs_values"]["instance_type"], "small", "__redacted__ leaves a value as it is");
+    assert_eq!(updated["description"], "d");
+    let before = show(&home, 1);
+    home.run_with_stdin(&["provision", "update", "1", "--values", "-"], Some(r#"{"instance_type": "huge"}"#))
+        .fails_with("Choose from: small, medium, large");
+    assert_eq!(show(&home, 1), before);
+    let list = home.run(&["provision", "list"]).ok().stdout();
+    assert!(list.contains("edge-eu") && list.contains("RUNNING"), "{list}");
+}

@@ -108,6 +108,21 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         datastores: Vec<i64>,
     },
+    /// Change a provision's name, description, values or onedeploy tags (the record only)
+    Update {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Values to merge into the provision's values (JSON or YAML), or `-` for stdin
+        #[arg(long, value_name = "FILE|-")]
+        values: Option<PathBuf>,
+        #[arg(long)]
+        onedeploy_tags: Option<String>,
+    },
+    /// Rename a provision
+    Rename { id: i64, name: String },
     /// Run the failed stage again
     Retry { id: i64 },
     /// OneForm's recover: run the failed stage again, naming the state it goes back to
@@ -230,6 +245,11 @@ async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()
         }
         Command::AddIp { id, amount } => public_ips(rt, id, provision::Change::Add { amount }, out).await,
         Command::DelIp { id, ar_id } => public_ips(rt, id, provision::Change::Remove { ar_id }, out).await,
+        Command::Update { id, name, description, values, onedeploy_tags } => {
+            let values = values.as_deref().map(read_values).transpose()?;
+            update(rt, id, &provision::Update { name, description, values, onedeploy_tags }, out)
+        }
+        Command::Rename { id, name } => update(rt, id, &provision::Update { name: Some(name), ..Default::default() }, out),
         Command::Retry { id } => operate(rt, id, &Request::Retry, out).await,
         Command::Recover { id, target } => {
             let target = State::parse(&target)
@@ -390,6 +410,14 @@ async fn cancel(rt: &Runtime, id: i64, out: &Output) -> anyhow::Result<()> {
     } else {
         out.text(&text)
     }
+}
+
+fn update(rt: &Runtime, id: i64, update: &provision::Update, out: &Output) -> anyhow::Result<()> {
+    let row = provision::update(&rt.store, id, update, store::now())?;
+    if out.json {
+        return out.json(&provision::serve(&row, &rt.store.historic(id)?, false));
+    }
+    out.text(&format!("provision {id} updated"))
 }
 
 fn delete(rt: &Runtime, id: i64, force: bool, out: &Output) -> anyhow::Result<()> {

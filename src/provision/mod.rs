@@ -176,6 +176,46 @@ pub fn is_onprem(body: &Value) -> bool {
         .is_some()
 }
 
+/// What `provision update` may change (OneForm's `UPDATE_ATTRS` that users edit).
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Merged into `user_inputs_values`; `__redacted__` values are ignored.
+    pub values: Option<Value>,
+    pub onedeploy_tags: Option<String>,
+}
+
+/// Applies an update to a provision no operation is running on; the merged values must still
+/// be valid. It changes the record only: nothing is re-run until the next operation.
+pub fn update(store: &Store, id: i64, update: &Update, time: i64) -> Result<ProvisionRow, Error> {
+    if let Some(op) = store.running_operation(id)? {
+        return Err(store::Error::Busy { provision_id: id, operation: Box::new(op) }.into());
+    }
+    let row = store.provision(id)?;
+    let mut body = row.body.clone();
+    if let Some(patch) = &update.values {
+        let patch = patch.as_object().ok_or_else(|| Error::Refused("values must be a mapping of input name to value".into()))?;
+        for (key, value) in patch.iter().filter(|(_, v)| v.as_str() != Some(REDACTED)) {
+            revalidate(&body, key, value.clone())
+                .map_err(|errors| Error::Invalid { driver: row.driver.clone(), deployment: text(&body["deployment_file"]), errors })?;
+            body["user_inputs_values"][key] = value.clone();
+        }
+    }
+    for (key, value) in [("name", &update.name), ("description", &update.description), ("onedeploy_tags", &update.onedeploy_tags)] {
+        if let Some(value) = value {
+            body[key] = json!(value);
+        }
+    }
+    let name = update.name.clone().unwrap_or(row.name.clone());
+    store.update_provision(id, &name, &body, time)?;
+    Ok(store.provision(id)?)
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
 /// Deletes a provision's record: only DONE ones unless forced (which orphans whatever it still
 /// has in the cloud and OpenNebula, as OneForm's `DELETE ?force=true` does).
 pub fn check_delete(row: &ProvisionRow, force: bool) -> Result<(), Error> {
