@@ -35,11 +35,7 @@ fn main() {
         start.elapsed()
     });
     report("verify::load of one folder", verify_only, DRIVERS);
-    report(
-        "catalog open + list (discovery, states, load)",
-        catalog_list,
-        DRIVERS,
-    );
+    report("catalog open + list (discovery, states, load)", catalog_list, DRIVERS);
 
     let catalog = Catalog::open(&builtin, &[], tmp.path().join("states")).expect("catalog");
     let driver = catalog.usable("sim000").expect("usable");
@@ -57,11 +53,7 @@ fn main() {
         }
         start.elapsed()
     });
-    report(
-        &format!("validate one value set ({valid} of {VALUE_SETS} valid)"),
-        validation,
-        VALUE_SETS,
-    );
+    report(&format!("validate one value set ({valid} of {VALUE_SETS} valid)"), validation, VALUE_SETS);
 }
 
 /// A mix of valid and invalid value sets touching every rule of the sim driver.

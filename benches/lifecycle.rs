@@ -30,9 +30,7 @@ impl Stages for Instant0 {
             Stage::ConfiguringProvision => Outcome::ConfiguringProvision { hosts: 1 },
             Stage::Scaling => Outcome::Scaling,
             Stage::DeprovisioningOne => Outcome::DeprovisioningOne,
-            Stage::Deprovisioning => Outcome::Deprovisioning {
-                cluster_exists: false,
-            },
+            Stage::Deprovisioning => Outcome::Deprovisioning { cluster_exists: false },
             Stage::Done => Outcome::Done,
         })
     }
@@ -60,40 +58,20 @@ impl Log for NoLog {
 const TRANSITIONS_PER_PROVISION: u64 = 10;
 
 fn runner(store: &Arc<Store>, stages: Instant0) -> Arc<Runner<Instant0>> {
-    Arc::new(Runner {
-        store: Arc::clone(store),
-        stages,
-        owner: Owner {
-            pid: 1,
-            token: "bench".into(),
-        },
-        clock: || 0,
-    })
+    Arc::new(Runner { store: Arc::clone(store), stages, owner: Owner { pid: 1, token: "bench".into() }, clock: || 0 })
 }
 
 async fn lifecycle(runner: Arc<Runner<Instant0>>, id: i64) {
     let mut log = NoLog::default();
-    runner
-        .start(id, "create", &json!({}), Event::Created, &mut log)
-        .await
-        .expect("create");
+    runner.start(id, "create", &json!({}), Event::Created, &mut log).await.expect("create");
     let deprovision = Event::DeprovisionRequested { force: false };
-    runner
-        .start(id, "deprovision", &json!({}), deprovision, &mut log)
-        .await
-        .expect("deprovision");
+    runner.start(id, "deprovision", &json!({}), deprovision, &mut log).await.expect("deprovision");
 }
 
 fn provisions(store: &Store, n: usize) -> Vec<i64> {
-    let provider = store
-        .insert_provider("bench", "sim", &json!({}), 0)
-        .unwrap();
+    let provider = store.insert_provider("bench", "sim", &json!({}), 0).unwrap();
     (0..n)
-        .map(|i| {
-            store
-                .insert_provision(&format!("p{i}"), "sim", provider, &json!({"name": "p"}), 0)
-                .unwrap()
-        })
+        .map(|i| store.insert_provision(&format!("p{i}"), "sim", provider, &json!({"name": "p"}), 0).unwrap())
         .collect()
 }
 
@@ -109,11 +87,7 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let tmp = tempfile::tempdir().unwrap();
 
     let store = Arc::new(Store::open(&tmp.path().join("serial.db")).unwrap());
@@ -125,21 +99,14 @@ fn main() {
             lifecycle(Arc::clone(&r), *id).await;
         }
     });
-    report(
-        "one provision at a time (200 in a row, file-backed SQLite)",
-        start.elapsed(),
-        200,
-    );
+    report("one provision at a time (200 in a row, file-backed SQLite)", start.elapsed(), 200);
 
     let store = Arc::new(Store::open(&tmp.path().join("parallel.db")).unwrap());
     let ids = provisions(&store, 200);
     let r = runner(&store, Instant0 { gate: None });
     let start = Instant::now();
     rt.block_on(async {
-        let tasks: Vec<_> = ids
-            .iter()
-            .map(|id| tokio::spawn(lifecycle(Arc::clone(&r), *id)))
-            .collect();
+        let tasks: Vec<_> = ids.iter().map(|id| tokio::spawn(lifecycle(Arc::clone(&r), *id))).collect();
         for t in tasks {
             t.await.unwrap();
         }
@@ -150,17 +117,9 @@ fn main() {
     let store = Arc::new(Store::open(&tmp.path().join("inflight.db")).unwrap());
     let ids = provisions(&store, 1000);
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let r = runner(
-        &store,
-        Instant0 {
-            gate: Some(Arc::clone(&gate)),
-        },
-    );
+    let r = runner(&store, Instant0 { gate: Some(Arc::clone(&gate)) });
     let peak = rt.block_on(async {
-        let tasks: Vec<_> = ids
-            .iter()
-            .map(|id| tokio::spawn(lifecycle(Arc::clone(&r), *id)))
-            .collect();
+        let tasks: Vec<_> = ids.iter().map(|id| tokio::spawn(lifecycle(Arc::clone(&r), *id))).collect();
         while store.running_operations().unwrap().len() < 1000 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -181,19 +140,13 @@ fn main() {
         .map(|_| {
             let start = Instant::now();
             let rows = store.provisions(true).unwrap();
-            let served: Vec<_> = rows
-                .iter()
-                .map(|r| formwork::provision::serve(r, &[], false))
-                .collect();
+            let served: Vec<_> = rows.iter().map(|r| formwork::provision::serve(r, &[], false)).collect();
             assert_eq!(served.len(), 10_000);
             start.elapsed()
         })
         .collect();
     times.sort();
-    println!(
-        "list 10,000 provisions (read + serve): {:.1} ms (median of 7)",
-        times[3].as_secs_f64() * 1e3
-    );
+    println!("list 10,000 provisions (read + serve): {:.1} ms (median of 7)", times[3].as_secs_f64() * 1e3);
 }
 
 fn report(what: &str, took: Duration, provisions: u64) {

@@ -13,20 +13,14 @@ fn main() {
         Err(e) if is_broken_pipe(&e) => exit::OK,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if is_busy(&e) {
-                exit::BUSY
-            } else {
-                exit::FAILURE
-            }
+            if is_busy(&e) { exit::BUSY } else { exit::FAILURE }
         }
     };
     std::process::exit(code);
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .filter_map(|c| c.downcast_ref::<std::io::Error>())
-        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    e.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn is_busy(e: &anyhow::Error) -> bool {

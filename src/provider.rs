@@ -20,16 +20,9 @@ pub enum Error {
     #[error("the onprem provider is built in: it cannot be {0}")]
     Onprem(&'static str),
     #[error("connection values for driver '{driver}' are wrong:\n{errors}")]
-    Invalid {
-        driver: String,
-        errors: validate::Errors,
-    },
+    Invalid { driver: String, errors: validate::Errors },
     #[error("provider {id} uses driver '{driver}', which is not available: {reason}")]
-    DriverGone {
-        id: i64,
-        driver: String,
-        reason: String,
-    },
+    DriverGone { id: i64, driver: String, reason: String },
 }
 
 /// What `provider create` is given.
@@ -42,12 +35,7 @@ pub struct NewProvider {
 }
 
 /// Creates a provider after validating its connection values.
-pub fn create(
-    catalog: &Catalog,
-    store: &Store,
-    new: &NewProvider,
-    time: i64,
-) -> Result<ProviderRow, Error> {
+pub fn create(catalog: &Catalog, store: &Store, new: &NewProvider, time: i64) -> Result<ProviderRow, Error> {
     if new.driver == "onprem" {
         return Err(Error::Onprem("created again"));
     }
@@ -56,18 +44,9 @@ pub fn create(
     Ok(store.provider(id)?)
 }
 
-fn insert(
-    store: &Store,
-    driver: &driver::Driver,
-    new: &NewProvider,
-    time: i64,
-) -> Result<i64, Error> {
-    let connection = validate::validate(&driver.connection, &new.connection).map_err(|errors| {
-        Error::Invalid {
-            driver: driver.id.clone(),
-            errors,
-        }
-    })?;
+fn insert(store: &Store, driver: &driver::Driver, new: &NewProvider, time: i64) -> Result<i64, Error> {
+    let connection = validate::validate(&driver.connection, &new.connection)
+        .map_err(|errors| Error::Invalid { driver: driver.id.clone(), errors })?;
     let name = new.name.clone().unwrap_or_else(|| driver.name.clone());
     let body = json!({
         "name": name,
@@ -90,18 +69,10 @@ pub fn ensure_onprem(catalog: &Catalog, store: &Store, time: i64) -> Result<i64,
     let driver = match catalog.load("onprem")? {
         driver::Loaded::Ready(d) => *d,
         driver::Loaded::Broken(b) => {
-            return Err(driver::Error::Broken {
-                name: b.name,
-                reason: b.error_msg.unwrap_or_default(),
-            }
-            .into());
+            return Err(driver::Error::Broken { name: b.name, reason: b.error_msg.unwrap_or_default() }.into());
         }
     };
-    let new = NewProvider {
-        driver: "onprem".into(),
-        connection: json!({}),
-        ..NewProvider::default()
-    };
+    let new = NewProvider { driver: "onprem".into(), connection: json!({}), ..NewProvider::default() };
     insert(store, &driver, &new, time)
 }
 
@@ -126,10 +97,7 @@ pub fn serve(row: &ProviderRow, include_sensitive: bool) -> Value {
 
 /// The connection values a provision run needs (unredacted), and the sensitive ones to mask.
 pub fn connection(row: &ProviderRow) -> (Map<String, Value>, Vec<String>) {
-    let values = row.body["connection"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    let values = row.body["connection"].as_object().cloned().unwrap_or_default();
     let secrets = inputs_of(&row.body)
         .iter()
         .filter(|i| i.is_sensitive())
@@ -157,12 +125,8 @@ pub fn update(
             connection.insert(key.clone(), value.clone());
         }
     }
-    let checked = validate::validate(&inputs, &Value::Object(connection)).map_err(|errors| {
-        Error::Invalid {
-            driver: row.driver.clone(),
-            errors,
-        }
-    })?;
+    let checked = validate::validate(&inputs, &Value::Object(connection))
+        .map_err(|errors| Error::Invalid { driver: row.driver.clone(), errors })?;
     body["connection"] = Value::Object(checked);
     if let Some(name) = name {
         body["name"] = json!(name);
@@ -184,8 +148,7 @@ pub fn delete(store: &Store, id: i64) -> Result<(), Error> {
 
 /// The connection input definitions stored in a provider body, prepared for validation.
 fn inputs_of(body: &Value) -> Vec<Input> {
-    let mut inputs: Vec<Input> =
-        serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
+    let mut inputs: Vec<Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
     inputs.retain_mut(|i| i.prepare().is_ok());
     inputs
 }
@@ -213,20 +176,10 @@ mod tests {
     fn create_validates_redacts_and_updates() {
         let (_tmp, catalog) = catalog();
         let store = Store::open_in_memory().unwrap();
-        let bad = NewProvider {
-            driver: "sim".into(),
-            connection: json!({"endpoint": 3}),
-            ..NewProvider::default()
-        };
+        let bad = NewProvider { driver: "sim".into(), connection: json!({"endpoint": 3}), ..NewProvider::default() };
         let err = create(&catalog, &store, &bad, 1).unwrap_err().to_string();
-        assert!(
-            err.contains("api_token: is missing") && err.contains("endpoint: must be a string"),
-            "{err}"
-        );
-        assert!(
-            store.providers().unwrap().is_empty(),
-            "a refused create stores nothing"
-        );
+        assert!(err.contains("api_token: is missing") && err.contains("endpoint: must be a string"), "{err}");
+        assert!(store.providers().unwrap().is_empty(), "a refused create stores nothing");
 
         let good = NewProvider {
             driver: "sim".into(),
@@ -236,31 +189,16 @@ mod tests {
         let row = create(&catalog, &store, &good, 1).unwrap();
         let served = serve(&row, false);
         assert_eq!(served["connection"]["api_token"], REDACTED);
-        assert_eq!(
-            served["connection"]["endpoint"], "/tmp/formwork-sim-cloud",
-            "defaults are filled"
-        );
+        assert_eq!(served["connection"]["endpoint"], "/tmp/formwork-sim-cloud", "defaults are filled");
         assert_eq!(served["name"], "Sim");
         assert!(!served.to_string().contains("s3cr3t-canary"));
-        assert_eq!(
-            serve(&row, true)["connection"]["api_token"],
-            "s3cr3t-canary"
-        );
+        assert_eq!(serve(&row, true)["connection"]["api_token"], "s3cr3t-canary");
         assert_eq!(connection(&row).1, vec!["s3cr3t-canary".to_string()]);
 
-        let updated = update(
-            &store,
-            row.id,
-            Some("renamed"),
-            None,
-            &json!({"api_token": REDACTED, "endpoint": "/x"}),
-        )
-        .unwrap();
+        let updated =
+            update(&store, row.id, Some("renamed"), None, &json!({"api_token": REDACTED, "endpoint": "/x"})).unwrap();
         assert_eq!(updated.name, "renamed");
-        assert_eq!(
-            serve(&updated, true)["connection"],
-            json!({"api_token": "s3cr3t-canary", "endpoint": "/x"})
-        );
+        assert_eq!(serve(&updated, true)["connection"], json!({"api_token": "s3cr3t-canary", "endpoint": "/x"}));
         assert!(update(&store, row.id, None, None, &json!({"endpoint": 1})).is_err());
     }
 
@@ -271,15 +209,8 @@ mod tests {
         let id = ensure_onprem(&catalog, &store, 1).unwrap();
         assert_eq!(ensure_onprem(&catalog, &store, 2).unwrap(), id);
         assert_eq!(store.providers().unwrap().len(), 1);
-        let again = NewProvider {
-            driver: "onprem".into(),
-            connection: json!({}),
-            ..NewProvider::default()
-        };
-        assert!(matches!(
-            create(&catalog, &store, &again, 3),
-            Err(Error::Onprem(_))
-        ));
+        let again = NewProvider { driver: "onprem".into(), connection: json!({}), ..NewProvider::default() };
+        assert!(matches!(create(&catalog, &store, &again, 3), Err(Error::Onprem(_))));
         assert!(matches!(delete(&store, id), Err(Error::Onprem(_))));
     }
 }

@@ -25,16 +25,10 @@ pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<S
     let mut inventory = crate::driver::deployment::yaml_to_json(&rendered)
         .map_err(|e| format!("the rendered inventory is not YAML: {e}"))?;
     let objects = &body["one_objects"];
-    if let Some(vn) = inventory
-        .pointer_mut("/all/vars/vn")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(vn) = inventory.pointer_mut("/all/vars/vn").and_then(Value::as_object_mut) {
         adopt_names(vn, &objects["networks"], true);
     }
-    if let Some(config) = inventory
-        .pointer_mut("/all/vars/ds/config")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(config) = inventory.pointer_mut("/all/vars/ds/config").and_then(Value::as_object_mut) {
         for group in config.values_mut().filter_map(Value::as_object_mut) {
             adopt_names(group, &objects["datastores"], false);
         }
@@ -53,23 +47,14 @@ fn variables(id: i64, body: &Value, facts: &Facts) -> Value {
     vars.insert("id".into(), json!(id));
     let objects = &body["one_objects"];
     let names = |list: &Value, key: &str| -> Vec<Value> {
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| o[key].clone())
-            .filter(|v| !v.is_null())
-            .collect()
+        list.as_array().into_iter().flatten().map(|o| o[key].clone()).filter(|v| !v.is_null()).collect()
     };
     let ds_of = |kind: &str| {
         objects["datastores"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|d| {
-                d["template"]["type"]
-                    .as_str()
-                    .is_some_and(|t| t.eq_ignore_ascii_case(kind))
-            })
+            .find(|d| d["template"]["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(kind)))
             .map(|d| d["id"].clone())
             .unwrap_or(Value::Null)
     };
@@ -94,10 +79,7 @@ fn adopt_names(entries: &mut Map<String, Value>, stored: &Value, is_network: boo
     let stored: Vec<&Value> = stored.as_array().into_iter().flatten().collect();
     let keys: Vec<String> = entries.keys().cloned().collect();
     for key in keys {
-        let Some(object) = stored
-            .iter()
-            .find(|o| base_name(o["name"].as_str().unwrap_or("")) == key)
-        else {
+        let Some(object) = stored.iter().find(|o| base_name(o["name"].as_str().unwrap_or("")) == key) else {
             continue;
         };
         let Some(mut entry) = entries.remove(&key) else {
@@ -159,37 +141,20 @@ node:
                 "datastores": [{"id": 103, "name": "sys (provision_7)", "template": {"type": "SYSTEM_DS", "tm_mad": "ssh"}}]
             }
         });
-        let facts = Facts {
-            version: "7.2.0".into(),
-            frontend_ip: "127.0.0.1".into(),
-        };
+        let facts = Facts { version: "7.2.0".into(), frontend_ip: "127.0.0.1".into() };
         let yaml = inventory(source, 7, &body, &facts).unwrap();
         let inv = crate::driver::deployment::yaml_to_json(&yaml).unwrap();
         assert_eq!(inv["all"]["vars"]["one_version"], "7.2.0");
         assert_eq!(inv["all"]["vars"]["cidr"], "10.0.0.0/24");
         assert_eq!(inv["all"]["vars"]["provision"], "7-demo");
-        assert_eq!(
-            inv["all"]["vars"]["vn"]["private (provision_7)"]["template"],
-            json!({"VN_MAD": "vxlan"})
-        );
-        assert_eq!(
-            inv["all"]["vars"]["ds"]["config"]["SYSTEM_DS"]["sys (provision_7)"]["id"],
-            "103"
-        );
+        assert_eq!(inv["all"]["vars"]["vn"]["private (provision_7)"]["template"], json!({"VN_MAD": "vxlan"}));
+        assert_eq!(inv["all"]["vars"]["ds"]["config"]["SYSTEM_DS"]["sys (provision_7)"]["id"], "103");
         assert_eq!(inv["node"]["hosts"]["n2"]["ansible_host"], "10.0.0.6");
     }
 
     #[test]
     fn template_errors_are_reported() {
-        let err = inventory(
-            "{{ 1 + }}",
-            1,
-            &json!({}),
-            &Facts {
-                version: String::new(),
-                frontend_ip: String::new(),
-            },
-        );
+        let err = inventory("{{ 1 + }}", 1, &json!({}), &Facts { version: String::new(), frontend_ip: String::new() });
         assert!(err.unwrap_err().contains("does not render"));
     }
 }

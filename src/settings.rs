@@ -31,6 +31,9 @@ pub struct Settings {
     pub stage_timeout: Duration,
     /// The variables children inherit from formwork's environment (PATH, HOME).
     pub child_env: HashMap<String, String>,
+    /// Whether a command that finds an operation whose process died starts a background
+    /// `formwork provision resume`.
+    pub auto_resume: bool,
 }
 
 /// What the command line gave.
@@ -47,15 +50,14 @@ pub enum Error {
     ConfigMissing { path: PathBuf },
     #[error("config file '{}': {message}", path.display())]
     Config { path: PathBuf, message: String },
-    #[error(
-        "no home directory to keep formwork's data in; set FORMWORK_DATA_DIR or pass --data-dir"
-    )]
+    #[error("no home directory to keep formwork's data in; set FORMWORK_DATA_DIR or pass --data-dir")]
     NoHome,
     #[error("{key}: {message}")]
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 7] = [
+const CONFIG_KEYS: [&str; 8] = [
+    "auto_resume",
     "data_dir",
     "drivers_dirs",
     "builtin_drivers",
@@ -78,6 +80,7 @@ struct FileConfig {
     ansible_playbook: Option<PathBuf>,
     terraform_config: Option<PathBuf>,
     stage_timeout: Option<u64>,
+    auto_resume: Option<bool>,
 }
 
 impl Settings {
@@ -85,10 +88,7 @@ impl Settings {
     pub fn resolve(flags: Flags, env: &HashMap<String, String>) -> Result<Settings, Error> {
         let var = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
         let home = var("HOME").map(PathBuf::from);
-        let explicit = flags
-            .config
-            .clone()
-            .or_else(|| var("FORMWORK_CONFIG").map(PathBuf::from));
+        let explicit = flags.config.clone().or_else(|| var("FORMWORK_CONFIG").map(PathBuf::from));
         let config_file = match explicit {
             Some(path) if !path.is_file() => return Err(Error::ConfigMissing { path }),
             Some(path) => Some(path),
@@ -102,22 +102,11 @@ impl Settings {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),
         };
-        let env_dirs = var("FORMWORK_DRIVERS_DIRS").map(|v| {
-            v.split(':')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect::<Vec<_>>()
-        });
-        let drivers_dirs = Some(flags.drivers_dirs)
-            .filter(|d| !d.is_empty())
-            .or(env_dirs)
-            .or(file.drivers_dirs)
-            .unwrap_or_default();
-        let data_dir = match flags
-            .data_dir
-            .or_else(|| var("FORMWORK_DATA_DIR").map(PathBuf::from))
-            .or(file.data_dir)
-        {
+        let env_dirs = var("FORMWORK_DRIVERS_DIRS")
+            .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect::<Vec<_>>());
+        let drivers_dirs =
+            Some(flags.drivers_dirs).filter(|d| !d.is_empty()).or(env_dirs).or(file.drivers_dirs).unwrap_or_default();
+        let data_dir = match flags.data_dir.or_else(|| var("FORMWORK_DATA_DIR").map(PathBuf::from)).or(file.data_dir) {
             Some(dir) => dir,
             None => var("XDG_DATA_HOME")
                 .map(PathBuf::from)
@@ -134,29 +123,16 @@ impl Settings {
             var(key)
                 .map(PathBuf::from)
                 .or(from_file)
-                .unwrap_or_else(|| {
-                    if local.exists() {
-                        local
-                    } else {
-                        PathBuf::from(name)
-                    }
-                })
+                .unwrap_or_else(|| if local.exists() { local } else { PathBuf::from(name) })
         };
-        let terraform = tool(
-            "FORMWORK_TERRAFORM",
-            file.terraform,
-            tools.join("bin/terraform"),
-            "terraform",
-        );
+        let terraform = tool("FORMWORK_TERRAFORM", file.terraform, tools.join("bin/terraform"), "terraform");
         let ansible_playbook = tool(
             "FORMWORK_ANSIBLE_PLAYBOOK",
             file.ansible_playbook,
             tools.join("venv/bin/ansible-playbook"),
             "ansible-playbook",
         );
-        let terraform_config = var("FORMWORK_TERRAFORM_CONFIG")
-            .map(PathBuf::from)
-            .or(file.terraform_config);
+        let terraform_config = var("FORMWORK_TERRAFORM_CONFIG").map(PathBuf::from).or(file.terraform_config);
         let timeout = match var("FORMWORK_STAGE_TIMEOUT") {
             Some(text) => Some(text.parse::<u64>().map_err(|_| Error::Value {
                 key: "FORMWORK_STAGE_TIMEOUT",
@@ -165,10 +141,7 @@ impl Settings {
             None => file.stage_timeout,
         };
         let stage_timeout = Duration::from_secs(timeout.unwrap_or(DEFAULT_STAGE_TIMEOUT).max(1));
-        let child_env = ["PATH", "HOME"]
-            .iter()
-            .filter_map(|k| var(k).map(|v| (k.to_string(), v)))
-            .collect();
+        let child_env = ["PATH", "HOME"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))).collect();
         Ok(Settings {
             data_dir,
             builtin_drivers,
@@ -179,7 +152,30 @@ impl Settings {
             terraform_config,
             stage_timeout,
             child_env,
+            auto_resume: match var("FORMWORK_AUTO_RESUME").as_deref() {
+                Some("0" | "false" | "no") => false,
+                Some(_) => true,
+                None => file.auto_resume.unwrap_or(true),
+            },
         })
+    }
+
+    /// The environment that makes a background formwork resolve exactly these settings.
+    pub fn formwork_env(&self) -> Vec<(String, String)> {
+        let path = |p: &Path| p.display().to_string();
+        let mut env: Vec<(String, String)> = self.child_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("FORMWORK_DATA_DIR".into(), path(&self.data_dir)));
+        env.push(("FORMWORK_BUILTIN_DRIVERS".into(), path(&self.builtin_drivers)));
+        let dirs: Vec<String> = self.drivers_dirs.iter().map(|d| path(d)).collect();
+        env.push(("FORMWORK_DRIVERS_DIRS".into(), dirs.join(":")));
+        env.push(("FORMWORK_TERRAFORM".into(), path(&self.terraform)));
+        env.push(("FORMWORK_ANSIBLE_PLAYBOOK".into(), path(&self.ansible_playbook)));
+        if let Some(config) = &self.terraform_config {
+            env.push(("FORMWORK_TERRAFORM_CONFIG".into(), path(config)));
+        }
+        env.push(("FORMWORK_STAGE_TIMEOUT".into(), self.stage_timeout.as_secs().to_string()));
+        env.push(("FORMWORK_AUTO_RESUME".into(), "0".into()));
+        env
     }
 
     /// The database.
@@ -194,9 +190,7 @@ impl Settings {
 
     /// The log of a provision, in OneForm's line format.
     pub fn log_path(&self, provision_id: i64) -> PathBuf {
-        self.data_dir
-            .join("logs")
-            .join(format!("{provision_id}.log"))
+        self.data_dir.join("logs").join(format!("{provision_id}.log"))
     }
 
     /// Where driver states are recorded.
@@ -210,13 +204,9 @@ impl Settings {
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, Error> {
-    let fail = |message: String| Error::Config {
-        path: path.to_path_buf(),
-        message,
-    };
+    let fail = |message: String| Error::Config { path: path.to_path_buf(), message };
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let value = crate::driver::deployment::yaml_to_json(&text)
-        .map_err(|e| fail(format!("not valid YAML: {e}")))?;
+    let value = crate::driver::deployment::yaml_to_json(&text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
     let map = match value {
         Value::Null => return Ok(FileConfig::default()),
         Value::Object(map) => map,
@@ -224,16 +214,11 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     };
     if let Some(key) = map.keys().find(|k| !CONFIG_KEYS.contains(&k.as_str())) {
         let hint = crate::suggest::hint(key, CONFIG_KEYS);
-        return Err(fail(format!(
-            "unknown setting '{key}'{hint}; settings are {}",
-            CONFIG_KEYS.join(", ")
-        )));
+        return Err(fail(format!("unknown setting '{key}'{hint}; settings are {}", CONFIG_KEYS.join(", "))));
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let path_of = |key: &str, v: &Value| -> Result<PathBuf, Error> {
-        v.as_str()
-            .map(|s| base.join(s))
-            .ok_or_else(|| fail(format!("`{key}` must be a path")))
+        v.as_str().map(|s| base.join(s)).ok_or_else(|| fail(format!("`{key}` must be a path")))
     };
     let mut file = FileConfig::default();
     if let Some(v) = map.get("data_dir") {
@@ -251,22 +236,16 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
             *slot = Some(path_of(key, v)?);
         }
     }
+    if let Some(v) = map.get("auto_resume") {
+        file.auto_resume = Some(v.as_bool().ok_or_else(|| fail("`auto_resume` must be true or false".into()))?);
+    }
     if let Some(v) = map.get("stage_timeout") {
-        let secs = v
-            .as_u64()
-            .ok_or_else(|| fail("`stage_timeout` must be a whole number of seconds".into()))?;
+        let secs = v.as_u64().ok_or_else(|| fail("`stage_timeout` must be a whole number of seconds".into()))?;
         file.stage_timeout = Some(secs);
     }
     if let Some(v) = map.get("drivers_dirs") {
-        let items = v
-            .as_array()
-            .ok_or_else(|| fail("`drivers_dirs` must be a list of paths".into()))?;
-        file.drivers_dirs = Some(
-            items
-                .iter()
-                .map(|i| path_of("drivers_dirs", i))
-                .collect::<Result<_, _>>()?,
-        );
+        let items = v.as_array().ok_or_else(|| fail("`drivers_dirs` must be a list of paths".into()))?;
+        file.drivers_dirs = Some(items.iter().map(|i| path_of("drivers_dirs", i)).collect::<Result<_, _>>()?);
     }
     Ok(file)
 }
@@ -276,10 +255,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -288,80 +264,36 @@ mod tests {
         let config = tmp.path().join("config.yaml");
         std::fs::write(&config, "data_dir: data\ndrivers_dirs: [reg]\n").unwrap();
 
-        let from_file = Settings::resolve(
-            Flags {
-                config: Some(config.clone()),
-                ..Flags::default()
-            },
-            &env(&[]),
-        )
-        .unwrap();
+        let from_file =
+            Settings::resolve(Flags { config: Some(config.clone()), ..Flags::default() }, &env(&[])).unwrap();
         assert_eq!(from_file.data_dir, tmp.path().join("data"));
         assert_eq!(from_file.drivers_dirs, vec![tmp.path().join("reg")]);
 
-        let e = env(&[
-            ("FORMWORK_DATA_DIR", "/env/data"),
-            ("FORMWORK_DRIVERS_DIRS", "/a:/b"),
-        ]);
-        let from_env = Settings::resolve(
-            Flags {
-                config: Some(config.clone()),
-                ..Flags::default()
-            },
-            &e,
-        )
-        .unwrap();
+        let e = env(&[("FORMWORK_DATA_DIR", "/env/data"), ("FORMWORK_DRIVERS_DIRS", "/a:/b")]);
+        let from_env = Settings::resolve(Flags { config: Some(config.clone()), ..Flags::default() }, &e).unwrap();
         assert_eq!(from_env.data_dir, PathBuf::from("/env/data"));
-        assert_eq!(
-            from_env.drivers_dirs,
-            vec![PathBuf::from("/a"), PathBuf::from("/b")]
-        );
+        assert_eq!(from_env.drivers_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
 
-        let flags = Flags {
-            config: Some(config),
-            data_dir: Some("/flag".into()),
-            drivers_dirs: vec!["/c".into()],
-        };
+        let flags = Flags { config: Some(config), data_dir: Some("/flag".into()), drivers_dirs: vec!["/c".into()] };
         let from_flags = Settings::resolve(flags, &e).unwrap();
         assert_eq!(from_flags.data_dir, PathBuf::from("/flag"));
         assert_eq!(from_flags.drivers_dirs, vec![PathBuf::from("/c")]);
 
         let defaults = Settings::resolve(Flags::default(), &env(&[("HOME", "/home/u")])).unwrap();
-        assert_eq!(
-            defaults.data_dir,
-            PathBuf::from("/home/u/.local/share/formwork")
-        );
+        assert_eq!(defaults.data_dir, PathBuf::from("/home/u/.local/share/formwork"));
         assert!(defaults.builtin_drivers.ends_with("drivers"));
     }
 
     #[test]
     fn bad_config_files_are_named() {
         let tmp = tempfile::tempdir().unwrap();
-        let missing = Settings::resolve(
-            Flags {
-                config: Some(tmp.path().join("nope.yaml")),
-                ..Flags::default()
-            },
-            &env(&[]),
-        );
+        let missing =
+            Settings::resolve(Flags { config: Some(tmp.path().join("nope.yaml")), ..Flags::default() }, &env(&[]));
         assert!(matches!(missing, Err(Error::ConfigMissing { .. })));
         let config = tmp.path().join("c.yaml");
         std::fs::write(&config, "data_dri: x\n").unwrap();
-        let err = Settings::resolve(
-            Flags {
-                config: Some(config),
-                ..Flags::default()
-            },
-            &env(&[]),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("did you mean 'data_dir'?"),
-            "{err}"
-        );
-        assert!(matches!(
-            Settings::resolve(Flags::default(), &env(&[])),
-            Err(Error::NoHome)
-        ));
+        let err = Settings::resolve(Flags { config: Some(config), ..Flags::default() }, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("did you mean 'data_dir'?"), "{err}");
+        assert!(matches!(Settings::resolve(Flags::default(), &env(&[])), Err(Error::NoHome)));
     }
 }

@@ -13,9 +13,7 @@ pub fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -
 
 /// ` (did you mean 'x'?)` or nothing.
 pub fn hint<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    closest(typed, candidates)
-        .map(|c| format!(" (did you mean '{c}'?)"))
-        .unwrap_or_default()
+    closest(typed, candidates).map(|c| format!(" (did you mean '{c}'?)")).unwrap_or_default()
 }
 
 /// Levenshtein distance over characters.
@@ -40,14 +38,8 @@ mod tests {
 
     #[test]
     fn near_names_are_suggested_and_far_ones_not() {
-        assert_eq!(
-            closest("instnce_type", ["instance_type", "region"]),
-            Some("instance_type")
-        );
-        assert_eq!(
-            closest("oneform_host", ["oneform_hosts", "oneform_tags"]),
-            Some("oneform_hosts")
-        );
+        assert_eq!(closest("instnce_type", ["instance_type", "region"]), Some("instance_type"));
+        assert_eq!(closest("oneform_host", ["oneform_hosts", "oneform_tags"]), Some("oneform_hosts"));
         assert_eq!(closest("xyz", ["instance_type", "region"]), None);
         assert_eq!(hint("Sim", ["sim"]), " (did you mean 'sim'?)");
         assert_eq!(distance("kitten", "sitting"), 3);

@@ -17,12 +17,7 @@ fn write(dir: &Path, rel: &str, text: &str) {
 
 fn remove(dir: &Path, rel: &str) {
     let p = dir.join(rel);
-    if p.is_dir() {
-        fs::remove_dir_all(p)
-    } else {
-        fs::remove_file(p)
-    }
-    .unwrap();
+    if p.is_dir() { fs::remove_dir_all(p) } else { fs::remove_file(p) }.unwrap();
 }
 
 const TEMPLATE: &str = "ansible/templates/sim_cluster.j2";
@@ -32,82 +27,37 @@ const CASES: &[(&str, Break, &[&str])] = &[
     (
         "no driver.conf",
         |d| remove(d, "driver.conf"),
-        &[
-            "driver.conf is missing",
-            "name, description, version and fireedge",
-        ],
+        &["driver.conf is missing", "name, description, version and fireedge"],
     ),
     (
         "no terraform dir",
         |d| remove(d, "terraform"),
-        &[
-            "terraform/ is missing",
-            "main.tf, outputs.tf, provider.tf and variables.tf",
-        ],
+        &["terraform/ is missing", "main.tf, outputs.tf, provider.tf and variables.tf"],
     ),
-    (
-        "no main.tf",
-        |d| remove(d, "terraform/main.tf"),
-        &["terraform/main.tf is missing"],
-    ),
-    (
-        "no outputs.tf",
-        |d| remove(d, "terraform/outputs.tf"),
-        &["terraform/outputs.tf is missing", "provisioned_hosts"],
-    ),
+    ("no main.tf", |d| remove(d, "terraform/main.tf"), &["terraform/main.tf is missing"]),
+    ("no outputs.tf", |d| remove(d, "terraform/outputs.tf"), &["terraform/outputs.tf is missing", "provisioned_hosts"]),
     (
         "no provider.tf",
         |d| remove(d, "terraform/provider.tf"),
         &["terraform/provider.tf is missing", "connection inputs"],
     ),
-    (
-        "no variables.tf",
-        |d| remove(d, "terraform/variables.tf"),
-        &["terraform/variables.tf is missing", "user inputs"],
-    ),
-    (
-        "no ansible dir",
-        |d| remove(d, "ansible"),
-        &["ansible/ is missing"],
-    ),
-    (
-        "no ansible.cfg",
-        |d| remove(d, "ansible/ansible.cfg"),
-        &["ansible/ansible.cfg is missing"],
-    ),
+    ("no variables.tf", |d| remove(d, "terraform/variables.tf"), &["terraform/variables.tf is missing", "user inputs"]),
+    ("no ansible dir", |d| remove(d, "ansible"), &["ansible/ is missing"]),
+    ("no ansible.cfg", |d| remove(d, "ansible/ansible.cfg"), &["ansible/ansible.cfg is missing"]),
     (
         "no inventory.yaml",
         |d| remove(d, "ansible/inventory.yaml"),
-        &[
-            "ansible/inventory.yaml is missing",
-            "plugin: opennebula_form",
-        ],
+        &["ansible/inventory.yaml is missing", "plugin: opennebula_form"],
     ),
-    (
-        "no site.yaml",
-        |d| remove(d, "ansible/site.yaml"),
-        &["ansible/site.yaml is missing", "playbook"],
-    ),
-    (
-        "no templates dir",
-        |d| remove(d, "ansible/templates"),
-        &["ansible/templates/ is missing"],
-    ),
-    (
-        "empty templates dir",
-        |d| remove(d, TEMPLATE),
-        &["ansible/templates/ holds no .j2 template"],
-    ),
+    ("no site.yaml", |d| remove(d, "ansible/site.yaml"), &["ansible/site.yaml is missing", "playbook"]),
+    ("no templates dir", |d| remove(d, "ansible/templates"), &["ansible/templates/ is missing"]),
+    ("empty templates dir", |d| remove(d, TEMPLATE), &["ansible/templates/ holds no .j2 template"]),
     (
         "template without metadata",
         |d| write(d, TEMPLATE, "all:\n  vars: {}\n"),
         &["sim_cluster.j2 has no `{# ... #}` metadata block"],
     ),
-    (
-        "empty elastic dir",
-        |d| fs::create_dir(d.join("elastic")).unwrap(),
-        &["elastic/ is empty"],
-    ),
+    ("empty elastic dir", |d| fs::create_dir(d.join("elastic")).unwrap(), &["elastic/ is empty"]),
     (
         "incomplete ipam dir",
         |d| {
@@ -116,16 +66,8 @@ const CASES: &[(&str, Break, &[&str])] = &[
         },
         &["ipam/free_address is missing"],
     ),
-    (
-        "driver.conf not YAML",
-        |d| write(d, "driver.conf", "name: [unclosed\n"),
-        &["driver.conf is not valid YAML"],
-    ),
-    (
-        "driver.conf a list",
-        |d| write(d, "driver.conf", "- a\n- b\n"),
-        &["driver.conf must be a YAML mapping"],
-    ),
+    ("driver.conf not YAML", |d| write(d, "driver.conf", "name: [unclosed\n"), &["driver.conf is not valid YAML"]),
+    ("driver.conf a list", |d| write(d, "driver.conf", "- a\n- b\n"), &["driver.conf must be a YAML mapping"]),
     (
         "driver.conf without version",
         |d| write(d, "driver.conf", "name: a\ndescription: b\nfireedge: {}\n"),
@@ -141,42 +83,20 @@ const CASES: &[(&str, Break, &[&str])] = &[
         |d| write(d, "terraform/variables.tf", "variable \"x\" {\n  type = \n"),
         &["terraform/variables.tf is not valid HCL"],
     ),
-    (
-        "provider.tf not HCL",
-        |d| write(d, "terraform/provider.tf", "}}}"),
-        &["terraform/provider.tf is not valid HCL"],
-    ),
+    ("provider.tf not HCL", |d| write(d, "terraform/provider.tf", "}}}"), &["terraform/provider.tf is not valid HCL"]),
     (
         "unknown input type",
-        |d| {
-            write(
-                d,
-                "terraform/variables.tf",
-                "variable \"x\" {\n  type = set(string)\n}\n",
-            )
-        },
+        |d| write(d, "terraform/variables.tf", "variable \"x\" {\n  type = set(string)\n}\n"),
         &["terraform/variables.tf", "input 'x' has type 'set(string)'"],
     ),
     (
         "untyped input",
-        |d| {
-            write(
-                d,
-                "terraform/variables.tf",
-                "variable \"x\" {\n  default = 1\n}\n",
-            )
-        },
+        |d| write(d, "terraform/variables.tf", "variable \"x\" {\n  default = 1\n}\n"),
         &["input 'x' has no type"],
     ),
     (
         "validators not literal",
-        |d| {
-            write(
-                d,
-                "terraform/validators.tf",
-                "locals {\n  validators = local.other\n}\n",
-            )
-        },
+        |d| write(d, "terraform/validators.tf", "locals {\n  validators = local.other\n}\n"),
         &["terraform/validators.tf", "must be a literal value"],
     ),
     (
@@ -188,10 +108,7 @@ const CASES: &[(&str, Break, &[&str])] = &[
                 "locals {\n  validators = {\n    cidr_block = { type = \"string\", values = { regex = \"([\" } }\n  }\n}\n",
             )
         },
-        &[
-            "input 'cidr_block' has a bad match rule",
-            "does not compile",
-        ],
+        &["input 'cidr_block' has a bad match rule", "does not compile"],
     ),
     (
         "grouped_by unknown input",
@@ -206,13 +123,7 @@ const CASES: &[(&str, Break, &[&str])] = &[
     ),
     (
         "outputs without provisioned_hosts",
-        |d| {
-            write(
-                d,
-                "terraform/outputs.tf",
-                "output \"hosts\" {\n  value = []\n}\n",
-            )
-        },
+        |d| write(d, "terraform/outputs.tf", "output \"hosts\" {\n  value = []\n}\n"),
         &["terraform/outputs.tf has no `output \"provisioned_hosts\"`"],
     ),
     (
@@ -233,24 +144,12 @@ const CASES: &[(&str, Break, &[&str])] = &[
     ),
     (
         "template without datastores",
-        |d| {
-            write(
-                d,
-                TEMPLATE,
-                "{#\nname: a\ndescription: b\n#}\nall:\n  vars:\n    vn: {net: {}}\n",
-            )
-        },
+        |d| write(d, TEMPLATE, "{#\nname: a\ndescription: b\n#}\nall:\n  vars:\n    vn: {net: {}}\n"),
         &["datastores template definition not found"],
     ),
     (
         "template not Jinja",
-        |d| {
-            write(
-                d,
-                TEMPLATE,
-                "{#\nname: a\ndescription: b\n#}\n{% if x %}\nall: {}\n",
-            )
-        },
+        |d| write(d, TEMPLATE, "{#\nname: a\ndescription: b\n#}\n{% if x %}\nall: {}\n"),
         &["sim_cluster.j2 is not a valid Jinja2 template"],
     ),
     (
@@ -267,10 +166,7 @@ const CASES: &[(&str, Break, &[&str])] = &[
     (
         "oversized file",
         |d| write(d, "terraform/main.tf", &"#".repeat(2 * 1024 * 1024 + 1)),
-        &[
-            "terraform/main.tf is 2097153 bytes",
-            "at most 2097152 bytes",
-        ],
+        &["terraform/main.tf is 2097153 bytes", "at most 2097152 bytes"],
     ),
     (
         "binary file",
@@ -295,14 +191,10 @@ fn every_broken_driver_is_in_error_with_its_reason() {
         assert_eq!(shown["name"], "sim", "case {case:?}");
         let message = shown["error_msg"].as_str().unwrap_or_default();
         for word in *words {
-            assert!(
-                message.contains(word),
-                "case {case:?}: error {message:?} lacks {word:?}"
-            );
+            assert!(message.contains(word), "case {case:?}: error {message:?} lacks {word:?}");
         }
         // The state survives a restart, and using the driver is refused with the reason.
-        home.run(&["provision", "validate", "sim"])
-            .fails_with("driver 'sim' is in ERROR state");
+        home.run(&["provision", "validate", "sim"]).fails_with("driver 'sim' is in ERROR state");
         let listed = home.run(&["--json", "driver", "list"]).ok().json();
         assert_eq!(listed[0]["state"], "ERROR", "case {case:?}");
     }
@@ -314,42 +206,27 @@ fn an_error_driver_stays_in_error_until_sync() {
     let dir = home.add_driver("sim", "sim");
     let conf = fs::read(dir.join("driver.conf")).unwrap();
     remove(&dir, "driver.conf");
-    assert_eq!(
-        home.run(&["--json", "driver", "show", "sim"]).ok().json()["state"],
-        "ERROR"
-    );
+    assert_eq!(home.run(&["--json", "driver", "show", "sim"]).ok().json()["state"], "ERROR");
 
     fs::write(dir.join("driver.conf"), conf).unwrap();
     let still = home.run(&["--json", "driver", "show", "sim"]).ok().json();
     assert_eq!(still["state"], "ERROR", "OneForm keeps ERROR until sync");
-    home.run(&["driver", "enable", "sim"])
-        .fails_with("ERROR state");
+    home.run(&["driver", "enable", "sim"]).fails_with("ERROR state");
 
     let report = home.run(&["--json", "driver", "sync"]).ok().json();
     assert_eq!(report["success"], serde_json::json!(["sim"]));
-    assert_eq!(
-        home.run(&["--json", "driver", "show", "sim"]).ok().json()["state"],
-        "ENABLED"
-    );
+    assert_eq!(home.run(&["--json", "driver", "show", "sim"]).ok().json()["state"], "ENABLED");
 }
 
 #[test]
 fn a_driver_that_breaks_while_enabled_turns_error() {
     let home = Home::empty();
     let dir = home.add_driver("sim", "sim");
-    assert_eq!(
-        home.run(&["--json", "driver", "show", "sim"]).ok().json()["state"],
-        "ENABLED"
-    );
+    assert_eq!(home.run(&["--json", "driver", "show", "sim"]).ok().json()["state"], "ENABLED");
     remove(&dir, "ansible/site.yaml");
     let shown = home.run(&["--json", "driver", "show", "sim"]).ok().json();
     assert_eq!(shown["state"], "ERROR");
-    assert!(
-        shown["error_msg"]
-            .as_str()
-            .unwrap()
-            .contains("ansible/site.yaml is missing")
-    );
+    assert!(shown["error_msg"].as_str().unwrap().contains("ansible/site.yaml is missing"));
 }
 
 #[test]
@@ -363,11 +240,6 @@ fn sync_reports_failures_and_exits_nonzero() {
     let report = run.json();
     assert_eq!(report["success"], serde_json::json!(["good"]));
     assert_eq!(report["failed"][0]["name"], "bad");
-    assert!(
-        report["failed"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("terraform/main.tf is missing")
-    );
+    assert!(report["failed"][0]["error"].as_str().unwrap().contains("terraform/main.tf is missing"));
     assert!(run.stderr().contains("1 of 2 drivers failed verification"));
 }

@@ -68,14 +68,8 @@ fn mutate(original: &[u8], rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn mutated_driver_files_never_panic_and_always_explain() {
-    let seed: u64 = std::env::var("FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_F0F0);
-    let iterations: usize = std::env::var("FUZZ_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(120);
+    let seed: u64 = std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_F0F0);
+    let iterations: usize = std::env::var("FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
     let home = common::Home::empty();
     let dir = home.add_driver("sim", "sim");
     let files: Vec<String> = walkdir::WalkDir::new(&dir)
@@ -84,10 +78,7 @@ fn mutated_driver_files_never_panic_and_always_explain() {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.path().strip_prefix(&dir).unwrap().display().to_string())
         .collect();
-    assert!(
-        files.len() >= 10,
-        "the sim driver should have all its files: {files:?}"
-    );
+    assert!(files.len() >= 10, "the sim driver should have all its files: {files:?}");
     let catalog = Catalog::open(&home.builtin, &[], home.data_dir().join("states")).unwrap();
     let mut rng = Rng(seed);
     let (mut broken, mut loaded) = (0, 0);
@@ -97,17 +88,13 @@ fn mutated_driver_files_never_panic_and_always_explain() {
             fs::write(dir.join(file), mutate(&original, &mut rng)).unwrap();
             catalog.sync().unwrap();
             let outcome = std::panic::catch_unwind(|| catalog.load("sim"));
-            let result = outcome
-                .unwrap_or_else(|_| panic!("panic: seed {seed:#x}, file {file}, iteration {i}"));
+            let result = outcome.unwrap_or_else(|_| panic!("panic: seed {seed:#x}, file {file}, iteration {i}"));
             match result.unwrap() {
                 Loaded::Broken(b) => {
                     broken += 1;
                     assert_eq!(b.state, State::Error);
                     let msg = b.error_msg.unwrap_or_default();
-                    assert!(
-                        !msg.trim().is_empty(),
-                        "empty error: seed {seed:#x}, file {file}, iteration {i}"
-                    );
+                    assert!(!msg.trim().is_empty(), "empty error: seed {seed:#x}, file {file}, iteration {i}");
                 }
                 Loaded::Ready(_) => loaded += 1,
             }
@@ -115,9 +102,5 @@ fn mutated_driver_files_never_panic_and_always_explain() {
         fs::write(dir.join(file), &original).unwrap();
     }
     // The mutations must actually reach the checks: most of them break the driver.
-    assert!(
-        broken > loaded,
-        "only {broken} of {} mutations broke the driver",
-        broken + loaded
-    );
+    assert!(broken > loaded, "only {broken} of {} mutations broke the driver", broken + loaded);
 }

@@ -14,9 +14,7 @@ use std::process::ExitStatus;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use formwork::exec::{
-    self, Cancel, Capture, Cmd, Error, LogLine, Masker, ProvisionLog, Severity, Sink, Stream, Tee,
-};
+use formwork::exec::{self, Cancel, Capture, Cmd, Error, LogLine, Masker, ProvisionLog, Severity, Sink, Stream, Tee};
 
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -25,9 +23,7 @@ const STOPPED_WITHIN: Duration = Duration::from_secs(30);
 
 /// python3 running `script` unbuffered, found through an explicit PATH.
 fn python(script: &str) -> Cmd {
-    Cmd::new("python3")
-        .args(["-u", "-c", script])
-        .env("PATH", PATH)
+    Cmd::new("python3").args(["-u", "-c", script]).env("PATH", PATH)
 }
 
 /// Traps SIGINT, says so and exits 0: a tool that stops cleanly when interrupted.
@@ -58,11 +54,7 @@ struct FireOn {
 
 impl FireOn {
     fn new(on: &'static str, trigger: &Cancel) -> FireOn {
-        FireOn {
-            on,
-            trigger: trigger.clone(),
-            capture: Capture::default(),
-        }
+        FireOn { on, trigger: trigger.clone(), capture: Capture::default() }
     }
 }
 
@@ -90,25 +82,14 @@ fn read_log(log: &ProvisionLog) -> Vec<LogLine> {
 /// The message of each log line at `level`, without the date and marker.
 fn messages(lines: &[LogLine], level: Severity) -> Vec<String> {
     let marker = format!("[{}] ", level.letter());
-    lines
-        .iter()
-        .filter(|l| l.level == level)
-        .map(|l| l.text.split_once(&marker).unwrap().1.to_string())
-        .collect()
+    lines.iter().filter(|l| l.level == level).map(|l| l.text.split_once(&marker).unwrap().1.to_string()).collect()
 }
 
 fn failed(result: Result<exec::Finished, Error>) -> (String, ExitStatus, Vec<String>, String) {
     match result {
         Err(err @ Error::Failed { .. }) => {
             let text = err.to_string();
-            let Error::Failed {
-                command,
-                status,
-                stderr_tail,
-            } = err
-            else {
-                unreachable!()
-            };
+            let Error::Failed { command, status, stderr_tail } = err else { unreachable!() };
             (command, status, stderr_tail, text)
         }
         other => panic!("expected Failed, got {other:?}"),
@@ -126,16 +107,7 @@ async fn interleaved_output_reaches_the_log_in_order_with_its_letters() {
          \x20   print(f'out {i}')\n\
          \x20   print(f'err {i}', file=sys.stderr)\n",
     );
-    let finished = exec::run(
-        &cmd,
-        &mut Tee {
-            first: &mut log,
-            second: &mut capture,
-        },
-        &Cancel::new(),
-    )
-    .await
-    .unwrap();
+    let finished = exec::run(&cmd, &mut Tee { first: &mut log, second: &mut capture }, &Cancel::new()).await.unwrap();
     assert_eq!((finished.stdout_lines, finished.stderr_lines), (50, 50));
     let outs: Vec<String> = (0..50).map(|i| format!("out {i}")).collect();
     let errs: Vec<String> = (0..50).map(|i| format!("err {i}")).collect();
@@ -163,14 +135,8 @@ async fn a_secret_printed_by_the_child_reaches_neither_the_log_nor_the_error() {
     .secret(secret);
     let (command, _, tail, message) = failed(exec::run(&cmd, &mut log, &Cancel::new()).await);
     let written = fs::read_to_string(log.path()).unwrap();
-    assert!(
-        written.contains("[D] connecting with ********"),
-        "{written}"
-    );
-    assert!(
-        written.contains("[E] Error: password ******** rejected"),
-        "{written}"
-    );
+    assert!(written.contains("[D] connecting with ********"), "{written}");
+    assert!(written.contains("[E] Error: password ******** rejected"), "{written}");
     assert!(command.ends_with(" ********"), "{command}");
     assert_eq!(tail, ["Error: password ******** rejected"]);
     for text in [&written, &message] {
@@ -180,14 +146,11 @@ async fn a_secret_printed_by_the_child_reaches_neither_the_log_nor_the_error() {
 
 #[tokio::test]
 async fn the_child_sees_only_the_environment_it_was_given() {
-    let ours: HashMap<String, String> = [
-        ("PATH", PATH),
-        ("HOME", "/home/formwork-test"),
-        ("AWS_SECRET_ACCESS_KEY", "must-not-pass"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let ours: HashMap<String, String> =
+        [("PATH", PATH), ("HOME", "/home/formwork-test"), ("AWS_SECRET_ACCESS_KEY", "must-not-pass")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     // /proc/self/environ is the environment as exec'd, before Python adds anything itself.
     let cmd = Cmd::new("python3")
         .args([
@@ -201,11 +164,7 @@ async fn the_child_sees_only_the_environment_it_was_given() {
     exec::run(&cmd, &mut capture, &Cancel::new()).await.unwrap();
     assert_eq!(
         capture.stream(Stream::Stdout),
-        [
-            "HOME=/home/formwork-test",
-            &format!("PATH={PATH}"),
-            "TF_IN_AUTOMATION=1"
-        ]
+        ["HOME=/home/formwork-test", &format!("PATH={PATH}"), "TF_IN_AUTOMATION=1"]
     );
 }
 
@@ -219,43 +178,28 @@ async fn a_non_zero_exit_gives_the_status_and_the_end_of_stderr() {
          sys.exit(3)\n",
     );
     let mut capture = Capture::default();
-    let (command, status, tail, message) =
-        failed(exec::run(&cmd, &mut capture, &Cancel::new()).await);
+    let (command, status, tail, message) = failed(exec::run(&cmd, &mut capture, &Cancel::new()).await);
     assert_eq!(status.code(), Some(3));
-    assert!(
-        command.starts_with("python3 -u -c 'import sys"),
-        "{command}"
-    );
+    assert!(command.starts_with("python3 -u -c 'import sys"), "{command}");
     let expected: Vec<String> = (6..=25).map(|i| format!("problem {i}")).collect();
     assert_eq!(tail, expected);
     assert!(message.contains("failed (exit status: 3)"), "{message}");
-    assert!(
-        message.ends_with("\n  problem 24\n  problem 25"),
-        "{message}"
-    );
+    assert!(message.ends_with("\n  problem 24\n  problem 25"), "{message}");
     // The sink still got every line, blank ones included.
     assert_eq!(capture.stream(Stream::Stderr).len(), 50);
 }
 
 #[tokio::test]
 async fn a_missing_program_is_a_spawn_error_naming_it() {
-    let cmd = Cmd::new("formwork-no-such-tool")
-        .arg("init")
-        .env("PATH", PATH);
+    let cmd = Cmd::new("formwork-no-such-tool").arg("init").env("PATH", PATH);
     let mut capture = Capture::default();
-    let err = exec::run(&cmd, &mut capture, &Cancel::new())
-        .await
-        .unwrap_err();
+    let err = exec::run(&cmd, &mut capture, &Cancel::new()).await.unwrap_err();
     assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
     let message = err.to_string();
+    assert!(message.starts_with("could not start `formwork-no-such-tool init`"), "{message}");
     assert!(
-        message.starts_with("could not start `formwork-no-such-tool init`"),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!(
-            "check that 'formwork-no-such-tool' is installed and on the PATH given to it ({PATH})"
-        )),
+        message
+            .contains(&format!("check that 'formwork-no-such-tool' is installed and on the PATH given to it ({PATH})")),
         "{message}"
     );
     assert!(capture.lines.is_empty() && capture.notes.is_empty());
@@ -269,10 +213,7 @@ async fn timeout_sends_sigint_first_and_a_child_that_stops_is_not_killed() {
     let started = Instant::now();
     let err = exec::run(&cmd, &mut log, &Cancel::new()).await.unwrap_err();
     assert!(started.elapsed() < STOPPED_WITHIN);
-    assert!(
-        matches!(err, Error::TimedOut { after, killed: false, .. } if after == Duration::from_secs(2)),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::TimedOut { after, killed: false, .. } if after == Duration::from_secs(2)), "{err:?}");
     let lines = read_log(&log);
     assert_eq!(messages(&lines, Severity::Debug), ["ready", "got SIGINT"]);
     assert_eq!(
@@ -285,16 +226,11 @@ async fn timeout_sends_sigint_first_and_a_child_that_stops_is_not_killed() {
 async fn timeout_kills_a_child_that_ignores_sigint_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open_log(dir.path());
-    let cmd = python(IGNORES_SIGINT)
-        .timeout(Duration::from_secs(2))
-        .grace(Duration::from_millis(300));
+    let cmd = python(IGNORES_SIGINT).timeout(Duration::from_secs(2)).grace(Duration::from_millis(300));
     let started = Instant::now();
     let err = exec::run(&cmd, &mut log, &Cancel::new()).await.unwrap_err();
     assert!(started.elapsed() < STOPPED_WITHIN);
-    assert!(
-        matches!(err, Error::TimedOut { killed: true, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::TimedOut { killed: true, .. }), "{err:?}");
     let lines = read_log(&log);
     assert_eq!(messages(&lines, Severity::Debug), ["ready"]);
     assert_eq!(
@@ -305,18 +241,11 @@ async fn timeout_kills_a_child_that_ignores_sigint_after_the_grace() {
 
 #[tokio::test]
 async fn timeout_stops_a_plain_sleep() {
-    let cmd = Cmd::new("/bin/sleep")
-        .arg("60")
-        .timeout(Duration::from_millis(200));
+    let cmd = Cmd::new("/bin/sleep").arg("60").timeout(Duration::from_millis(200));
     let started = Instant::now();
-    let err = exec::run(&cmd, &mut Capture::default(), &Cancel::new())
-        .await
-        .unwrap_err();
+    let err = exec::run(&cmd, &mut Capture::default(), &Cancel::new()).await.unwrap_err();
     assert!(started.elapsed() < STOPPED_WITHIN);
-    assert!(
-        matches!(err, Error::TimedOut { killed: false, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::TimedOut { killed: false, .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -335,24 +264,13 @@ time.sleep(60)
     let cancel = Cancel::new();
     let mut sink = FireOn::new("ready", &cancel);
     let started = Instant::now();
-    let err = exec::run(&python(script), &mut sink, &cancel)
-        .await
-        .unwrap_err();
+    let err = exec::run(&python(script), &mut sink, &cancel).await.unwrap_err();
     assert!(started.elapsed() < STOPPED_WITHIN);
-    assert!(
-        matches!(err, Error::Cancelled { killed: false, .. }),
-        "{err:?}"
-    );
-    assert_eq!(
-        sink.capture.stream(Stream::Stdout),
-        ["ready", "grandchild returncode -2"]
-    );
+    assert!(matches!(err, Error::Cancelled { killed: false, .. }), "{err:?}");
+    assert_eq!(sink.capture.stream(Stream::Stdout), ["ready", "grandchild returncode -2"]);
     assert_eq!(
         sink.capture.notes,
-        [(
-            Severity::Warning,
-            "python3 cancelled: sent SIGINT, stopped within the grace period".to_string()
-        )]
+        [(Severity::Warning, "python3 cancelled: sent SIGINT, stopped within the grace period".to_string())]
     );
 }
 
@@ -364,16 +282,10 @@ async fn cancel_kills_a_child_that_ignores_sigint_after_the_grace() {
     let started = Instant::now();
     let err = exec::run(&cmd, &mut sink, &cancel).await.unwrap_err();
     assert!(started.elapsed() < STOPPED_WITHIN);
-    assert!(
-        matches!(err, Error::Cancelled { killed: true, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::Cancelled { killed: true, .. }), "{err:?}");
     assert_eq!(
         sink.capture.notes,
-        [(
-            Severity::Warning,
-            "python3 cancelled: sent SIGINT, killed after the 300ms grace period".to_string()
-        )]
+        [(Severity::Warning, "python3 cancelled: sent SIGINT, killed after the 300ms grace period".to_string())]
     );
 }
 
@@ -383,13 +295,8 @@ async fn a_run_cancelled_before_it_starts_spawns_nothing() {
     cancel.cancel();
     // A missing program: spawning it would give a Spawn error, not Cancelled.
     let cmd = Cmd::new("formwork-no-such-tool").env("PATH", PATH);
-    let err = exec::run(&cmd, &mut Capture::default(), &cancel)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Cancelled { killed: false, .. }),
-        "{err:?}"
-    );
+    let err = exec::run(&cmd, &mut Capture::default(), &cancel).await.unwrap_err();
+    assert!(matches!(err, Error::Cancelled { killed: false, .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -425,9 +332,7 @@ time.sleep(60)
         () = ready.cancelled() => {}
     }
     // The run's future is dropped here, with the child still sleeping.
-    let text = heard
-        .recv_timeout(STOPPED_WITHIN)
-        .expect("the child was not told to stop");
+    let text = heard.recv_timeout(STOPPED_WITHIN).expect("the child was not told to stop");
     assert_eq!(text, "got SIGTERM");
 }
 
@@ -449,20 +354,14 @@ print("cwd", os.getcwd())
     let cwd = dir.path().canonicalize().unwrap();
     assert_eq!(
         capture.stream(Stream::Stdout),
-        [
-            "pdeathsig SIGTERM",
-            "own group True",
-            &format!("cwd {}", cwd.display())
-        ]
+        ["pdeathsig SIGTERM", "own group True", &format!("cwd {}", cwd.display())]
     );
 }
 
 #[tokio::test]
 async fn stdin_is_closed_so_a_tool_reading_it_does_not_wait() {
     let cmd = Cmd::new("/bin/cat").timeout(STOPPED_WITHIN);
-    let finished = exec::run(&cmd, &mut Capture::default(), &Cancel::new())
-        .await
-        .unwrap();
+    let finished = exec::run(&cmd, &mut Capture::default(), &Cancel::new()).await.unwrap();
     assert_eq!((finished.stdout_lines, finished.stderr_lines), (0, 0));
 }
 
@@ -485,9 +384,7 @@ async fn the_log_file_is_private_and_positions_mark_each_run() {
     let mut ranges = Vec::new();
     for word in ["first", "second"] {
         let start = log.position();
-        exec::run(&Cmd::new("/bin/echo").arg(word), &mut log, &Cancel::new())
-            .await
-            .unwrap();
+        exec::run(&Cmd::new("/bin/echo").arg(word), &mut log, &Cancel::new()).await.unwrap();
         ranges.push((start, log.position()));
     }
     assert!(log.take_error().is_none());

@@ -14,41 +14,23 @@ const CANARY: &str = "canary-s3cret-4242";
 
 fn sim_provider(home: &Home) -> i64 {
     let values = json!({"api_token": CANARY}).to_string();
-    let out = home
-        .run_with_stdin(
-            &["--json", "provider", "create", "sim", "--values", "-"],
-            Some(&values),
-        )
-        .ok()
-        .json();
+    let out = home.run_with_stdin(&["--json", "provider", "create", "sim", "--values", "-"], Some(&values)).ok().json();
     out["id"].as_i64().unwrap()
 }
 
 fn create(home: &Home, values: Value) -> common::Run {
-    home.run_with_stdin(
-        &["--json", "provision", "create", "sim", "--values", "-"],
-        Some(&values.to_string()),
-    )
+    home.run_with_stdin(&["--json", "provision", "create", "sim", "--values", "-"], Some(&values.to_string()))
 }
 
 fn show(home: &Home, id: i64) -> Value {
-    home.run(&["--json", "provision", "show", &id.to_string()])
-        .ok()
-        .json()
+    home.run(&["--json", "provision", "show", &id.to_string()]).ok().json()
 }
 
 fn tool_calls(home: &Home, tool: &str) -> Vec<Vec<String>> {
     home.calls()
         .into_iter()
         .filter(|c| c["tool"] == tool)
-        .map(|c| {
-            c["argv"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().to_string())
-                .collect()
-        })
+        .map(|c| c["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect())
         .collect()
 }
 
@@ -58,15 +40,7 @@ fn states(p: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|h| h["action"] == "State changed")
-        .map(|h| {
-            h["description"]
-                .as_str()
-                .unwrap()
-                .rsplit(' ')
-                .next()
-                .unwrap()
-                .to_string()
-        })
+        .map(|h| h["description"].as_str().unwrap().rsplit(' ').next().unwrap().to_string())
         .collect()
 }
 
@@ -77,85 +51,35 @@ fn create_runs_to_running_with_plan_once_and_secrets_kept() {
     let run = create(&home, json!({"oneform_hosts": 2, "oneform_public_ips": 1})).ok();
     let p = run.json();
     assert_eq!(p["state"], "RUNNING", "{}", run.stderr());
-    assert_eq!(
-        states(&p),
-        [
-            "INIT",
-            "PLANNING",
-            "APPLYING",
-            "CONFIGURING_ONE",
-            "CONFIGURING_PROVISION",
-            "RUNNING"
-        ]
-    );
+    assert_eq!(states(&p), ["INIT", "PLANNING", "APPLYING", "CONFIGURING_ONE", "CONFIGURING_PROVISION", "RUNNING"]);
     let hosts = p["one_objects"]["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 2);
     assert!(hosts.iter().all(|h| h["id"].is_i64()), "{hosts:?}");
     assert_eq!(hosts[0]["name"], "10.0.0.10");
     assert_eq!(hosts[0]["resource_id"], "h-0");
-    assert!(
-        p["one_objects"]["cluster"]["name"]
-            .as_str()
-            .unwrap()
-            .ends_with("(provision_1)")
-    );
+    assert!(p["one_objects"]["cluster"]["name"].as_str().unwrap().ends_with("(provision_1)"));
 
     let tf = tool_calls(&home, "terraform");
-    assert_eq!(
-        tf.iter().map(|a| a[0].as_str()).collect::<Vec<_>>(),
-        ["init", "plan", "apply"]
-    );
-    assert!(
-        tf[1].contains(&"-out=plan.tfplan".to_string())
-            && tf[1].contains(&"-input=false".to_string())
-    );
-    assert_eq!(
-        tf[2].last().unwrap(),
-        "plan.tfplan",
-        "apply runs the saved plan"
-    );
+    assert_eq!(tf.iter().map(|a| a[0].as_str()).collect::<Vec<_>>(), ["init", "plan", "apply"]);
+    assert!(tf[1].contains(&"-out=plan.tfplan".to_string()) && tf[1].contains(&"-input=false".to_string()));
+    assert_eq!(tf[2].last().unwrap(), "plan.tfplan", "apply runs the saved plan");
     let call = &home.calls()[0];
     assert_eq!(call["env"]["TF_IN_AUTOMATION"], "1");
     assert_eq!(call["env"]["CHECKPOINT_DISABLE"], "1");
-    assert!(
-        call["env"].get("FORMWORK_DATA_DIR").is_none(),
-        "children get an explicit environment"
-    );
-    let ansible = &home
-        .calls()
-        .into_iter()
-        .find(|c| c["tool"] == "ansible-playbook")
-        .unwrap();
+    assert!(call["env"].get("FORMWORK_DATA_DIR").is_none(), "children get an explicit environment");
+    let ansible = &home.calls().into_iter().find(|c| c["tool"] == "ansible-playbook").unwrap();
     assert_eq!(ansible["inventory_mode"], "0o600");
     assert!(ansible["inventory"].as_str().unwrap().contains("10.0.0.11"));
-    assert!(
-        ansible["argv"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("@extra_vars.json"))
-    );
+    assert!(ansible["argv"].as_array().unwrap().contains(&json!("@extra_vars.json")));
 
     // The canary is only in the 0600 variables file.
     let work = home.data_dir().join("work/1/terraform");
     let tfvars = work.join("provision.auto.tfvars.json");
     assert!(std::fs::read_to_string(&tfvars).unwrap().contains(CANARY));
-    assert_eq!(
-        std::fs::metadata(&tfvars).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    assert_eq!(
-        std::fs::metadata(home.data_dir().join("work/1"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o700
-    );
+    assert_eq!(std::fs::metadata(&tfvars).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(home.data_dir().join("work/1")).unwrap().permissions().mode() & 0o777, 0o700);
     let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();
-    assert!(
-        log.contains("[I] State changed from APPLYING to CONFIGURING_ONE"),
-        "{log}"
-    );
+    assert!(log.contains("[I] State changed from APPLYING to CONFIGURING_ONE"), "{log}");
     for text in [
         log,
         run.stdout(),
@@ -166,10 +90,7 @@ fn create_runs_to_running_with_plan_once_and_secrets_kept() {
         assert!(!text.contains(CANARY), "the canary leaked: {text}");
     }
     for call in home.calls() {
-        assert!(
-            !call["argv"].to_string().contains(CANARY),
-            "a secret on a command line: {call}"
-        );
+        assert!(!call["argv"].to_string().contains(CANARY), "a secret on a command line: {call}");
     }
 }
 
@@ -180,25 +101,14 @@ fn a_failed_apply_saves_state_and_retry_finishes() {
     home.scenario(json!({"fail_host": 1}));
     let run = create(&home, json!({"oneform_hosts": 2}));
     assert_eq!(run.code(), 1);
-    assert!(
-        run.stderr().contains("APPLYING failed") && run.stderr().contains("quota exceeded"),
-        "{}",
-        run.stderr()
-    );
-    assert!(
-        run.stderr().contains("formwork provision retry 1"),
-        "{}",
-        run.stderr()
-    );
+    assert!(run.stderr().contains("APPLYING failed") && run.stderr().contains("quota exceeded"), "{}", run.stderr());
+    assert!(run.stderr().contains("formwork provision retry 1"), "{}", run.stderr());
     assert_eq!(show(&home, 1)["state"], "APPLYING_FAILURE");
 
     let retried = home.run(&["--json", "provision", "retry", "1"]).ok().json();
     assert_eq!(retried["state"], "RUNNING");
     assert_eq!(retried["one_objects"]["hosts"].as_array().unwrap().len(), 2);
-    let tf: Vec<String> = tool_calls(&home, "terraform")
-        .into_iter()
-        .map(|a| a[0].clone())
-        .collect();
+    let tf: Vec<String> = tool_calls(&home, "terraform").into_iter().map(|a| a[0].clone()).collect();
     assert_eq!(
         tf,
         ["init", "plan", "apply", "plan", "apply"],
@@ -212,25 +122,13 @@ fn deprovision_after_a_failed_first_apply_destroys_what_was_made() {
     sim_provider(&home);
     home.scenario(json!({"fail_host": 1}));
     assert_eq!(create(&home, json!({"oneform_hosts": 3})).code(), 1);
-    home.run(&["provision", "deprovision", "1"])
-        .fails_with("deprovision needs RUNNING");
-    let done = home
-        .run(&["--json", "provision", "deprovision", "1", "--force"])
-        .ok()
-        .json();
+    home.run(&["provision", "deprovision", "1"]).fails_with("deprovision needs RUNNING");
+    let done = home.run(&["--json", "provision", "deprovision", "1", "--force"]).ok().json();
     assert_eq!(done["state"], "DONE");
-    let destroy = tool_calls(&home, "terraform")
-        .into_iter()
-        .find(|a| a[0] == "destroy")
-        .expect("terraform destroy ran");
-    assert!(
-        !destroy.iter().any(|a| a.starts_with("-target")),
-        "a full destroy"
-    );
-    assert!(
-        !home.data_dir().join("work/1").exists(),
-        "DONE removes the working directory"
-    );
+    let destroy =
+        tool_calls(&home, "terraform").into_iter().find(|a| a[0] == "destroy").expect("terraform destroy ran");
+    assert!(!destroy.iter().any(|a| a.starts_with("-target")), "a full destroy");
+    assert!(!home.data_dir().join("work/1").exists(), "DONE removes the working directory");
 }
 
 #[test]
@@ -238,62 +136,24 @@ fn scale_up_and_down_then_deprovision_to_done() {
     let home = Home::with_fakes();
     sim_provider(&home);
     create(&home, json!({"oneform_hosts": 1})).ok();
-    let up = home
-        .run(&["--json", "provision", "add-host", "1", "--amount", "2"])
-        .ok()
-        .json();
+    let up = home.run(&["--json", "provision", "add-host", "1", "--amount", "2"]).ok().json();
     assert_eq!(up["one_objects"]["hosts"].as_array().unwrap().len(), 3);
     assert_eq!(up["user_inputs_values"]["oneform_hosts"], 3);
-    let id = up["one_objects"]["hosts"][1]["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
-    let down = home
-        .run(&["--json", "provision", "del-host", "1", "--ids", &id])
-        .ok()
-        .json();
+    let id = up["one_objects"]["hosts"][1]["id"].as_i64().unwrap().to_string();
+    let down = home.run(&["--json", "provision", "del-host", "1", "--ids", &id]).ok().json();
     assert_eq!(down["state"], "RUNNING");
-    let names: Vec<&str> = down["one_objects"]["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        down["one_objects"]["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["10.0.0.10", "10.0.0.12"]);
     assert_eq!(down["user_inputs_values"]["oneform_hosts"], 2);
-    let destroy = tool_calls(&home, "terraform")
-        .into_iter()
-        .find(|a| a[0] == "destroy")
-        .unwrap();
-    assert!(
-        destroy.contains(&"-target=sim_host.host[1]".to_string()),
-        "{destroy:?}"
-    );
+    let destroy = tool_calls(&home, "terraform").into_iter().find(|a| a[0] == "destroy").unwrap();
+    assert!(destroy.contains(&"-target=sim_host.host[1]".to_string()), "{destroy:?}");
 
-    home.run(&["provision", "add-host", "1", "--amount", "20"])
-        .fails_with("should be ≤ 10");
-    let done = home
-        .run(&["--json", "provision", "deprovision", "1"])
-        .ok()
-        .json();
+    home.run(&["provision", "add-host", "1", "--amount", "20"]).fails_with("should be ≤ 10");
+    let done = home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
     assert_eq!(done["state"], "DONE");
-    assert!(
-        home.run(&["--json", "provision", "list"])
-            .ok()
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        home.run(&["--json", "provision", "list", "--all"])
-            .ok()
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert!(home.run(&["--json", "provision", "list"]).ok().json().as_array().unwrap().is_empty());
+    assert_eq!(home.run(&["--json", "provision", "list", "--all"]).ok().json().as_array().unwrap().len(), 1);
     home.run(&["provision", "delete", "1"]).ok();
 }
 
@@ -301,31 +161,16 @@ fn scale_up_and_down_then_deprovision_to_done() {
 fn onprem_runs_without_any_terraform() {
     let home = Home::with_fakes();
     let values = json!({"oneform_onprem_hosts": ["127.0.0.1", "127.0.0.2"]}).to_string();
-    let p = home
-        .run_with_stdin(
-            &["--json", "provision", "create", "onprem", "--values", "-"],
-            Some(&values),
-        )
-        .ok()
-        .json();
+    let p =
+        home.run_with_stdin(&["--json", "provision", "create", "onprem", "--values", "-"], Some(&values)).ok().json();
     assert_eq!(p["state"], "RUNNING");
     assert_eq!(p["one_objects"]["hosts"].as_array().unwrap().len(), 2);
-    let grown = home
-        .run(&["--json", "provision", "add-host", "1", "--ips", "127.0.0.3"])
-        .ok()
-        .json();
+    let grown = home.run(&["--json", "provision", "add-host", "1", "--ips", "127.0.0.3"]).ok().json();
     assert_eq!(grown["one_objects"]["hosts"].as_array().unwrap().len(), 3);
-    home.run(&["provision", "add-host", "1", "--ips", "127.0.0.3"])
-        .fails_with("listed more than once");
-    let done = home
-        .run(&["--json", "provision", "deprovision", "1"])
-        .ok()
-        .json();
+    home.run(&["provision", "add-host", "1", "--ips", "127.0.0.3"]).fails_with("listed more than once");
+    let done = home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
     assert_eq!(done["state"], "DONE");
-    assert!(
-        tool_calls(&home, "terraform").is_empty(),
-        "on-prem never runs terraform"
-    );
+    assert!(tool_calls(&home, "terraform").is_empty(), "on-prem never runs terraform");
     assert_eq!(tool_calls(&home, "ansible-playbook").len(), 2);
 }
 
@@ -336,33 +181,17 @@ fn a_failing_playbook_names_the_host_and_bad_requests_change_nothing() {
     home.scenario(json!({"fail_ansible": "n2"}));
     let run = create(&home, json!({"oneform_hosts": 2}));
     assert_eq!(run.code(), 1);
-    assert!(
-        run.stderr().contains("failed hosts: n2"),
-        "{}",
-        run.stderr()
-    );
+    assert!(run.stderr().contains("failed hosts: n2"), "{}", run.stderr());
     let before = show(&home, 1);
     assert_eq!(before["state"], "CONFIGURING_PROVISION_FAILURE");
-    home.run(&["provision", "add-host", "1"])
-        .fails_with("scaling needs RUNNING or SCALING_FAILURE");
+    home.run(&["provision", "add-host", "1"]).fails_with("scaling needs RUNNING or SCALING_FAILURE");
     home.run(&["provision", "recover", "1", "--state", "RUNNING"])
         .fails_with("can only be recovered to CONFIGURING_PROVISION");
-    home.run(&["provision", "delete", "1"])
-        .fails_with("not DONE");
-    home.run(&["provision", "show", "99"])
-        .fails_with("provision 99 does not exist");
+    home.run(&["provision", "delete", "1"]).fails_with("not DONE");
+    home.run(&["provision", "show", "99"]).fails_with("provision 99 does not exist");
     assert_eq!(show(&home, 1), before, "refused requests change nothing");
     assert_eq!(
-        home.run(&[
-            "--json",
-            "provision",
-            "recover",
-            "1",
-            "--state",
-            "configuring_provision"
-        ])
-        .ok()
-        .json()["state"],
+        home.run(&["--json", "provision", "recover", "1", "--state", "configuring_provision"]).ok().json()["state"],
         "RUNNING"
     );
 }

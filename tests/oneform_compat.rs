@@ -11,17 +11,7 @@ use serde_json::{Value, json};
 fn acme(home: &Home) -> (Value, String) {
     let registry = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/registry");
     let registry = registry.to_str().unwrap().to_string();
-    let shown = home
-        .run(&[
-            "--drivers-dir",
-            &registry,
-            "--json",
-            "driver",
-            "show",
-            "acme",
-        ])
-        .ok()
-        .json();
+    let shown = home.run(&["--drivers-dir", &registry, "--json", "driver", "show", "acme"]).ok().json();
     (shown, format!("{registry}/acme-registry/acme"))
 }
 
@@ -118,24 +108,11 @@ fn values_are_checked_with_oneform_rules_and_messages() {
     let registry = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/registry");
     let registry = registry.to_str().unwrap();
     let validate = |deployment: &str, values: &str| {
-        let args = [
-            "--drivers-dir",
-            registry,
-            "--json",
-            "provision",
-            "validate",
-            "acme",
-            "-d",
-            deployment,
-            "--values",
-            "-",
-        ];
+        let args =
+            ["--drivers-dir", registry, "--json", "provision", "validate", "acme", "-d", deployment, "--values", "-"];
         home.run_with_stdin(&args, Some(values))
     };
-    let bad = validate(
-        "SSH_CLUSTER",
-        r#"{"region": "us-west", "labels": "a", "disk_size": 10, "enable_ha": "yes"}"#,
-    );
+    let bad = validate("SSH_CLUSTER", r#"{"region": "us-west", "labels": "a", "disk_size": 10, "enable_ha": "yes"}"#);
     assert_eq!(bad.code(), 1);
     assert_eq!(
         bad.json()["errors"],
@@ -147,27 +124,14 @@ fn values_are_checked_with_oneform_rules_and_messages() {
         })
     );
 
-    let good = validate(
-        "nfs_cluster",
-        r#"{"labels": ["x"], "nfs_server": "10.0.0.5"}"#,
-    )
-    .ok()
-    .json();
-    assert_eq!(
-        good["user_inputs_values"]["nfs_server"], "__redacted__",
-        "sensitive values never print"
-    );
+    let good = validate("nfs_cluster", r#"{"labels": ["x"], "nfs_server": "10.0.0.5"}"#).ok().json();
+    assert_eq!(good["user_inputs_values"]["nfs_server"], "__redacted__", "sensitive values never print");
     assert_eq!(good["user_inputs_values"]["oneform_hosts"], 2);
     assert_eq!(
         good["one_objects"]["datastores"][0]["template"]["bridge_list"], "__redacted__:/export",
         "substitution uses the values, and a sensitive one stays hidden"
     );
-    assert_eq!(
-        good["one_objects"]["networks"][0]["template"]["dns"], "null",
-        "unknown inputs become null"
-    );
+    assert_eq!(good["one_objects"]["networks"][0]["template"]["dns"], "null", "unknown inputs become null");
     let several = ["--drivers-dir", registry, "provision", "validate", "acme"];
-    home.run(&several).fails_with(
-        "has several deployments (nfs_cluster, ssh_cluster); choose one with --deployment",
-    );
+    home.run(&several).fails_with("has several deployments (nfs_cluster, ssh_cluster); choose one with --deployment");
 }

@@ -17,17 +17,9 @@ fn rust_files(dir: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_source_file_opens_with_a_module_doc() {
-    for file in rust_files("src")
-        .into_iter()
-        .chain(rust_files("tests"))
-        .chain(rust_files("benches"))
-    {
+    for file in rust_files("src").into_iter().chain(rust_files("tests")).chain(rust_files("benches")) {
         let text = fs::read_to_string(&file).unwrap();
-        assert!(
-            text.starts_with("//!"),
-            "{} must open with a `//!` paragraph saying what it owns",
-            file.display()
-        );
+        assert!(text.starts_with("//!"), "{} must open with a `//!` paragraph saying what it owns", file.display());
     }
 }
 
@@ -42,11 +34,7 @@ fn nothing_unfinished_or_shell_spawning() {
     for file in rust_files("src").into_iter().chain(rust_files("tests")) {
         let text = fs::read_to_string(&file).unwrap();
         for word in &banned {
-            assert!(
-                !text.contains(word.as_str()),
-                "{} contains {word}",
-                file.display()
-            );
+            assert!(!text.contains(word.as_str()), "{} contains {word}", file.display());
         }
     }
 }
@@ -56,17 +44,8 @@ fn readme_starts_with_the_two_commands_and_ci_runs_the_test_one() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = fs::read_to_string(root.join("README.md")).unwrap();
     let head: String = readme.lines().take(12).collect::<Vec<_>>().join("\n");
-    assert!(
-        head.contains("scripts/demo"),
-        "README must start with the demo command"
-    );
-    assert!(
-        head.contains("scripts/test"),
-        "README must start with the test command"
-    );
+    assert!(head.contains("scripts/demo"), "README must start with the demo command");
+    assert!(head.contains("scripts/test"), "README must start with the test command");
     let ci = fs::read_to_string(root.join(".ci/run")).unwrap();
-    assert!(
-        ci.contains("scripts/test"),
-        ".ci/run must run the README's test command"
-    );
+    assert!(ci.contains("scripts/test"), ".ci/run must run the README's test command");
 }

@@ -51,11 +51,9 @@ pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()
         Command::Sync => sync(&catalog, out),
         Command::Enable { driver } => toggle(&catalog, &driver, true, out),
         Command::Disable { driver } => toggle(&catalog, &driver, false, out),
-        Command::Schema {
-            driver,
-            deployment,
-            connection,
-        } => schema(&catalog, &driver, deployment.as_deref(), connection, out),
+        Command::Schema { driver, deployment, connection } => {
+            schema(&catalog, &driver, deployment.as_deref(), connection, out)
+        }
     }
 }
 
@@ -77,25 +75,12 @@ fn list(catalog: &Catalog, enabled_only: bool, out: &Output) -> anyhow::Result<(
                 d.state.as_str().into(),
                 cell(&d.version),
                 d.registry.clone(),
-                d.deployment_confs
-                    .iter()
-                    .map(|c| c.inventory.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                d.deployment_confs.iter().map(|c| c.inventory.as_str()).collect::<Vec<_>>().join(","),
             ],
-            Loaded::Broken(b) => vec![
-                b.name.clone(),
-                b.state.as_str().into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ],
+            Loaded::Broken(b) => vec![b.name.clone(), b.state.as_str().into(), "-".into(), "-".into(), "-".into()],
         })
         .collect();
-    out.text(&table(
-        &["NAME", "STATE", "VERSION", "REGISTRY", "DEPLOYMENTS"],
-        &rows,
-    ))
+    out.text(&table(&["NAME", "STATE", "VERSION", "REGISTRY", "DEPLOYMENTS"], &rows))
 }
 
 fn show(catalog: &Catalog, name: &str, out: &Output) -> anyhow::Result<()> {
@@ -133,12 +118,7 @@ fn describe(d: &Driver) -> String {
         let names = |kind: &str| -> String {
             c.one_objects[kind]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|o| cell(&o["name"]))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
+                .map(|a| a.iter().map(|o| cell(&o["name"])).collect::<Vec<_>>().join(", "))
                 .unwrap_or_default()
         };
         text.push_str(&format!(
@@ -171,17 +151,11 @@ fn inputs_table(inputs: &[Input]) -> String {
                 i.default.as_ref().map(cell).unwrap_or_else(|| "-".into()),
                 yes_no(i.default.is_none()),
                 yes_no(i.is_sensitive()),
-                i.match_rule
-                    .as_ref()
-                    .map(describe_match)
-                    .unwrap_or_else(|| "-".into()),
+                i.match_rule.as_ref().map(describe_match).unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    table(
-        &["NAME", "TYPE", "DEFAULT", "REQUIRED", "SENSITIVE", "MATCH"],
-        &rows,
-    )
+    table(&["NAME", "TYPE", "DEFAULT", "REQUIRED", "SENSITIVE", "MATCH"], &rows)
 }
 
 fn yes_no(b: bool) -> String {
@@ -193,10 +167,7 @@ fn describe_match(m: &Value) -> String {
     match m["type"].as_str().unwrap_or("") {
         "list" => format!(
             "one of {}",
-            values
-                .as_array()
-                .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default()
+            values.as_array().map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", ")).unwrap_or_default()
         ),
         "number" => format!(
             "{} to {}",
@@ -214,27 +185,14 @@ fn sync(catalog: &Catalog, out: &Output) -> anyhow::Result<()> {
     if out.json {
         out.json(&report)?;
     } else {
-        let mut rows: Vec<Vec<String>> = report
-            .success
-            .iter()
-            .map(|n| vec![n.clone(), "ok".into()])
-            .collect();
-        rows.extend(
-            report
-                .failed
-                .iter()
-                .map(|f| vec![f.name.clone(), format!("ERROR: {}", f.error)]),
-        );
+        let mut rows: Vec<Vec<String>> = report.success.iter().map(|n| vec![n.clone(), "ok".into()]).collect();
+        rows.extend(report.failed.iter().map(|f| vec![f.name.clone(), format!("ERROR: {}", f.error)]));
         out.text(&table(&["DRIVER", "RESULT"], &rows))?;
     }
     if report.failed.is_empty() {
         Ok(())
     } else {
-        anyhow::bail!(
-            "{} of {} drivers failed verification",
-            report.failed.len(),
-            catalog.entries().len()
-        )
+        anyhow::bail!("{} of {} drivers failed verification", report.failed.len(), catalog.entries().len())
     }
 }
 
@@ -244,11 +202,7 @@ fn toggle(catalog: &Catalog, name: &str, enable: bool, out: &Output) -> anyhow::
     } else {
         catalog.disable(name)?
     }
-    let state = if enable {
-        State::Enabled
-    } else {
-        State::Disabled
-    };
+    let state = if enable { State::Enabled } else { State::Disabled };
     if out.json {
         out.json(&json!({"name": name, "state": state}))
     } else {
@@ -266,29 +220,16 @@ fn schema(
     let driver = match catalog.load(name)? {
         Loaded::Ready(d) => d,
         Loaded::Broken(b) => {
-            return Err(driver::Error::Broken {
-                name: b.name,
-                reason: b.error_msg.unwrap_or_default(),
-            }
-            .into());
+            return Err(driver::Error::Broken { name: b.name, reason: b.error_msg.unwrap_or_default() }.into());
         }
     };
     let (title, inputs) = if connection {
-        (
-            format!("{} provider connection", driver.id),
-            driver.connection.clone(),
-        )
+        (format!("{} provider connection", driver.id), driver.connection.clone())
     } else if let Some(wanted) = deployment {
         let d = driver.deployment(Some(wanted))?;
-        (
-            format!("{} / {} provision inputs", driver.id, d.inventory),
-            driver.provision_inputs(d),
-        )
+        (format!("{} / {} provision inputs", driver.id, d.inventory), driver.provision_inputs(d))
     } else {
-        (
-            format!("{} provision inputs", driver.id),
-            driver.user_inputs.clone(),
-        )
+        (format!("{} provision inputs", driver.id), driver.user_inputs.clone())
     };
     out.json(&driver::schema::of(&title, &output::redact_inputs(&inputs)))
 }

@@ -11,23 +11,13 @@ use crate::provision::Runtime;
 const LAST: usize = 100;
 const POLL: Duration = Duration::from_millis(500);
 
-pub async fn run(
-    rt: &Runtime,
-    id: i64,
-    follow: bool,
-    all: bool,
-    out: &Output,
-) -> anyhow::Result<()> {
+pub async fn run(rt: &Runtime, id: i64, follow: bool, all: bool, out: &Output) -> anyhow::Result<()> {
     rt.store.provision(id)?;
     let path = rt.settings.log_path(id);
     if !path.exists() {
         anyhow::bail!("provision {id} has no log yet ({})", path.display());
     }
-    let (lines, mut pos) = if all {
-        log::read(&path, 0)?
-    } else {
-        log::tail(&path, LAST)?
-    };
+    let (lines, mut pos) = if all { log::read(&path, 0)? } else { log::tail(&path, LAST)? };
     print(&lines, out)?;
     if !follow {
         return Ok(());

@@ -30,11 +30,7 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "formwork",
-    version,
-    about = "Durable provisioning with OneForm driver folders"
-)]
+#[command(name = "formwork", version, about = "Durable provisioning with OneForm driver folders")]
 pub struct Cli {
     /// Config file (YAML); default $XDG_CONFIG_HOME/formwork/config.yaml when it exists
     #[arg(long, global = true, value_name = "FILE")]
@@ -67,11 +63,7 @@ pub enum Command {
 
 /// Runs a parsed command line; `env` is the process environment, read once by `main`.
 pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
-    let flags = Flags {
-        config: cli.config,
-        data_dir: cli.data_dir,
-        drivers_dirs: cli.drivers_dirs,
-    };
+    let flags = Flags { config: cli.config, data_dir: cli.data_dir, drivers_dirs: cli.drivers_dirs };
     let settings = Settings::resolve(flags, env)?;
     let out = output::Output::new(cli.json);
     match cli.command {

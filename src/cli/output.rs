@@ -54,11 +54,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         padded.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = line(headers.to_vec());
@@ -108,13 +104,7 @@ mod tests {
 
     #[test]
     fn tables_align_and_trim() {
-        let t = table(
-            &["NAME", "STATE"],
-            &[
-                vec!["sim".into(), "ENABLED".into()],
-                vec!["onprem".into(), "".into()],
-            ],
-        );
+        let t = table(&["NAME", "STATE"], &[vec!["sim".into(), "ENABLED".into()], vec!["onprem".into(), "".into()]]);
         assert_eq!(t, "NAME    STATE\nsim     ENABLED\nonprem\n");
     }
 }

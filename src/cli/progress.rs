@@ -16,12 +16,7 @@ pub struct Progress {
 impl Progress {
     /// `quiet` keeps stderr for errors only (with `--json`).
     pub fn new(id: i64, log: ProvisionLog, quiet: bool) -> Progress {
-        Progress {
-            id,
-            log,
-            quiet,
-            since: Instant::now(),
-        }
+        Progress { id, log, quiet, since: Instant::now() }
     }
 }
 
@@ -35,11 +30,7 @@ impl Sink for Progress {
         if let Some(change) = text.strip_prefix("State changed from ") {
             if !self.quiet {
                 let took = crate::exec::human(self.since.elapsed());
-                eprintln!(
-                    "[provision {}] {} ({took})",
-                    self.id,
-                    change.replacen(" to ", " → ", 1)
-                );
+                eprintln!("[provision {}] {} ({took})", self.id, change.replacen(" to ", " → ", 1));
             }
             self.since = Instant::now();
         } else if severity == Severity::Error || (severity == Severity::Warning && !self.quiet) {

@@ -51,29 +51,11 @@ pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()
     let catalog = settings.catalog()?;
     provider::ensure_onprem(&catalog, &store, store::now())?;
     match cmd {
-        Command::Create {
-            driver,
-            values,
-            name,
-            description,
-        } => {
-            let connection = values
-                .as_deref()
-                .map(read_values)
-                .transpose()?
-                .unwrap_or_else(|| json!({}));
-            let new = NewProvider {
-                driver,
-                name,
-                description,
-                connection,
-            };
+        Command::Create { driver, values, name, description } => {
+            let connection = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
+            let new = NewProvider { driver, name, description, connection };
             let row = provider::create(&catalog, &store, &new, store::now())?;
-            print_one(
-                out,
-                &provider::serve(&row, false),
-                &format!("ID: {}", row.id),
-            )
+            print_one(out, &provider::serve(&row, false), &format!("ID: {}", row.id))
         }
         Command::List => {
             let rows = store.providers()?;
@@ -83,60 +65,28 @@ pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()
             }
             let lines: Vec<Vec<String>> = rows
                 .iter()
-                .map(|r| {
-                    vec![
-                        r.id.to_string(),
-                        r.name.clone(),
-                        r.driver.clone(),
-                        ids(&r.provision_ids),
-                    ]
-                })
+                .map(|r| vec![r.id.to_string(), r.name.clone(), r.driver.clone(), ids(&r.provision_ids)])
                 .collect();
             out.text(&table(&["ID", "NAME", "DRIVER", "PROVISIONS"], &lines))
         }
-        Command::Show {
-            id,
-            include_sensitive,
-        } => {
+        Command::Show { id, include_sensitive } => {
             let served = provider::serve(&store.provider(id)?, include_sensitive);
             print_one(out, &served, &describe(&served))
         }
-        Command::Update {
-            id,
-            values,
-            name,
-            description,
-        } => {
-            let patch = values
-                .as_deref()
-                .map(read_values)
-                .transpose()?
-                .unwrap_or_else(|| json!({}));
-            let row =
-                provider::update(&store, id, name.as_deref(), description.as_deref(), &patch)?;
-            print_one(
-                out,
-                &provider::serve(&row, false),
-                &format!("provider {id} updated"),
-            )
+        Command::Update { id, values, name, description } => {
+            let patch = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
+            let row = provider::update(&store, id, name.as_deref(), description.as_deref(), &patch)?;
+            print_one(out, &provider::serve(&row, false), &format!("provider {id} updated"))
         }
         Command::Delete { id } => {
             provider::delete(&store, id)?;
-            print_one(
-                out,
-                &json!({"id": id, "deleted": true}),
-                &format!("provider {id} deleted"),
-            )
+            print_one(out, &json!({"id": id, "deleted": true}), &format!("provider {id} deleted"))
         }
     }
 }
 
 fn print_one(out: &Output, served: &Value, text: &str) -> anyhow::Result<()> {
-    if out.json {
-        out.json(served)
-    } else {
-        out.text(text)
-    }
+    if out.json { out.json(served) } else { out.text(text) }
 }
 
 fn describe(p: &Value) -> String {
@@ -146,25 +96,14 @@ fn describe(p: &Value) -> String {
         cell(&p["name"]),
         cell(&p["driver"]),
         cell(&p["description"]),
-        p["provision_ids"]
-            .as_array()
-            .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default()
+        p["provision_ids"].as_array().map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", ")).unwrap_or_default()
     );
-    let rows: Vec<Vec<String>> = p["connection"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| vec![k.clone(), cell(v)])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        p["connection"].as_object().into_iter().flatten().map(|(k, v)| vec![k.clone(), cell(v)]).collect();
     text.push_str(&table(&["NAME", "VALUE"], &rows));
     text
 }
 
 fn ids(ids: &[i64]) -> String {
-    if ids.is_empty() {
-        "-".into()
-    } else {
-        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-    }
+    if ids.is_empty() { "-".into() } else { ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",") }
 }

@@ -36,6 +36,9 @@ pub enum Command {
         name: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        /// Hand the work to a background process, print the id and return at once
+        #[arg(long)]
+        detach: bool,
     },
     /// List provisions (DONE ones with --all)
     List {
@@ -139,6 +142,13 @@ pub enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// (internal) drive an operation handed over by --detach
+    #[command(hide = true)]
+    Drive {
+        operation: i64,
+        #[arg(long)]
+        event: String,
+    },
     /// Finish operations whose process died, from their last checkpoint
     Resume {
         /// `resume` runs the interrupted stage again; `fail` marks it <STAGE>_FAILURE
@@ -154,94 +164,41 @@ pub enum Interrupted {
 }
 
 pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    if let Command::Validate {
-        driver,
-        deployment,
-        values,
-    } = &cmd
-    {
-        return validate_values(
-            settings,
-            driver,
-            deployment.as_deref(),
-            values.as_deref(),
-            out,
-        );
+    if let Command::Validate { driver, deployment, values } = &cmd {
+        return validate_values(settings, driver, deployment.as_deref(), values.as_deref(), out);
     }
     let rt = Runtime::open(settings.clone())?;
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    if settings.auto_resume && !matches!(cmd, Command::Resume { .. } | Command::Drive { .. }) {
+        resume_in_background(&rt)?;
+    }
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     tokio.block_on(dispatch(cmd, &rt, out))
 }
 
 async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()> {
     match cmd {
-        Command::Create {
-            driver,
-            provider,
-            deployment,
-            values,
-            name,
-            description,
-        } => {
-            let values = values
-                .as_deref()
-                .map(read_values)
-                .transpose()?
-                .unwrap_or_else(|| json!({}));
-            let new = NewProvision {
-                driver,
-                deployment,
-                provider_id: provider,
-                values,
-                name,
-                description,
-            };
-            create(rt, &new, out).await
+        Command::Create { driver, provider, deployment, values, name, description, detach } => {
+            let values = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
+            let new = NewProvision { driver, deployment, provider_id: provider, values, name, description };
+            create(rt, &new, detach, out).await
         }
+        Command::Drive { operation, event } => drive(rt, operation, &event).await,
         Command::List { all } => list(rt, all, out),
-        Command::Show {
-            id,
-            include_sensitive,
-        } => show(rt, id, include_sensitive, out),
+        Command::Show { id, include_sensitive } => show(rt, id, include_sensitive, out),
         Command::Logs { id, follow, all } => super::logs::run(rt, id, follow, all, out).await,
         Command::AddHost { id, amount, ips } => {
             let request = if ips.is_empty() {
-                Request::ScaleUp {
-                    amount: amount.unwrap_or(1),
-                }
+                Request::ScaleUp { amount: amount.unwrap_or(1) }
             } else {
                 Request::AddHosts { ips }
             };
             operate(rt, id, &request, out).await
         }
-        Command::DelHost {
-            id,
-            ids,
-            amount,
-            force,
-        } => operate(rt, id, &Request::ScaleDown { ids, amount, force }, out).await,
-        Command::Deprovision {
-            id,
-            force,
-            hosts,
-            networks,
-            datastores,
-        } => {
-            operate(
-                rt,
-                id,
-                &Request::Deprovision {
-                    force,
-                    hosts,
-                    networks,
-                    datastores,
-                },
-                out,
-            )
-            .await
+        Command::DelHost { id, ids, amount, force } => {
+            operate(rt, id, &Request::ScaleDown { ids, amount, force }, out).await
+        }
+        Command::Deprovision { id, force, hosts, networks, datastores } => {
+            operate(rt, id, &Request::Deprovision { force, hosts, networks, datastores }, out).await
         }
         Command::AddIp { id, amount } => public_ips(rt, id, provision::Change::Add { amount }, out).await,
         Command::DelIp { id, ar_id } => public_ips(rt, id, provision::Change::Remove { ar_id }, out).await,
@@ -249,11 +206,16 @@ async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()
             let values = values.as_deref().map(read_values).transpose()?;
             update(rt, id, &provision::Update { name, description, values, onedeploy_tags }, out)
         }
-        Command::Rename { id, name } => update(rt, id, &provision::Update { name: Some(name), ..Default::default() }, out),
+        Command::Rename { id, name } => {
+            update(rt, id, &provision::Update { name: Some(name), ..Default::default() }, out)
+        }
         Command::Retry { id } => operate(rt, id, &Request::Retry, out).await,
         Command::Recover { id, target } => {
-            let target = State::parse(&target)
-                .ok_or_else(|| anyhow::anyhow!("'{target}' is not a provision state; states are named as OneForm names them, e.g. APPLYING"))?;
+            let target = State::parse(&target).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "'{target}' is not a provision state; states are named as OneForm names them, e.g. APPLYING"
+                )
+            })?;
             operate(rt, id, &Request::Recover { target }, out).await
         }
         Command::Cancel { id } => cancel(rt, id, out).await,
@@ -267,21 +229,64 @@ fn unreachable_validate() -> anyhow::Result<()> {
     anyhow::bail!("validate is handled before the runtime opens")
 }
 
-async fn create(rt: &Runtime, new: &NewProvision, out: &Output) -> anyhow::Result<()> {
+async fn create(rt: &Runtime, new: &NewProvision, detach: bool, out: &Output) -> anyhow::Result<()> {
     let now = store::now();
     let (name, driver, provider_id, body) = provision::build(&rt.catalog, &rt.store, new, now)?;
-    let id = rt
-        .store
-        .insert_provision(&name, &driver, provider_id, &body, now)?;
+    let id = rt.store.insert_provision(&name, &driver, provider_id, &body, now)?;
     let mut log = rt.log(id)?;
     log.info(&format!("Provision '{name}' allocated"));
+    if detach {
+        let op = rt.store.begin_operation(id, "create", &json!({}), &owner::current(), now)?;
+        let event = serde_json::to_string(&Event::Created)?;
+        let pid = background(rt, &["provision", "drive", &op.to_string(), "--event", &event])?;
+        let text = format!(
+            "ID: {id}\nrunning in the background (process {pid}); follow it with `formwork provision logs {id} --follow`"
+        );
+        return if out.json { out.json(&json!({"id": id, "operation": op, "pid": pid})) } else { out.text(&text) };
+    }
     eprintln!("provision {id} created: '{name}' ({driver})");
     let mut progress = Progress::new(id, log, out.json);
-    let result = rt
-        .runner()
-        .start(id, "create", &json!({}), Event::Created, &mut progress)
-        .await;
+    let result = rt.runner().start(id, "create", &json!({}), Event::Created, &mut progress).await;
     finish(rt, id, result, out)
+}
+
+/// Drives an operation another formwork process began and handed over (`--detach`).
+async fn drive(rt: &Runtime, operation: i64, event: &str) -> anyhow::Result<()> {
+    let event: Event = serde_json::from_str(event)?;
+    let op = rt.store.operation(operation)?;
+    let previous = store::Owner { pid: op.owner_pid, token: op.owner_token.clone() };
+    if !rt.store.take_over(op.id, &previous, &owner::current(), store::now())? {
+        anyhow::bail!("operation {operation} is no longer running or was taken over by another process");
+    }
+    let mut progress = Progress::new(op.provision_id, rt.log(op.provision_id)?, true);
+    rt.runner().continue_operation(op.id, event, &mut progress).await?;
+    Ok(())
+}
+
+/// Starts `formwork <args>` in the background with this process's settings.
+fn background(rt: &Runtime, args: &[&str]) -> anyhow::Result<u32> {
+    let exe = std::env::current_exe()?;
+    let cmd = crate::exec::Cmd::new(exe).args(args.iter().copied()).envs(rt.settings.formwork_env());
+    let stderr = rt.settings.data_dir.join("logs/background.log");
+    Ok(crate::exec::spawn_detached(&cmd, &stderr)?)
+}
+
+/// Nothing may stay in a transitional state with nobody working on it: if an operation's
+/// process died, a background `resume` takes it over.
+fn resume_in_background(rt: &Runtime) -> anyhow::Result<()> {
+    let orphans: Vec<i64> = rt
+        .store
+        .running_operations()?
+        .into_iter()
+        .filter(|op| !owner::is_alive(&store::Owner { pid: op.owner_pid, token: op.owner_token.clone() }))
+        .map(|op| op.provision_id)
+        .collect();
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    let pid = background(rt, &["provision", "resume"])?;
+    eprintln!("note: resuming interrupted operations of provisions {orphans:?} in the background (process {pid})");
+    Ok(())
 }
 
 /// Runs a request on an existing provision in the foreground.
@@ -289,18 +294,11 @@ async fn operate(rt: &Runtime, id: i64, request: &Request, out: &Output) -> anyh
     let row = rt.store.provision(id)?;
     // A running operation explains a refusal better than the state it has put the provision in.
     if let Some(op) = rt.store.running_operation(id)? {
-        return Err(store::Error::Busy {
-            provision_id: id,
-            operation: Box::new(op),
-        }
-        .into());
+        return Err(store::Error::Busy { provision_id: id, operation: Box::new(op) }.into());
     }
     let (kind, params, event) = provision::plan(&rt.store, &row, request)?;
     let mut progress = Progress::new(id, rt.log(id)?, out.json);
-    let result = rt
-        .runner()
-        .start(id, kind, &params, event, &mut progress)
-        .await;
+    let result = rt.runner().start(id, kind, &params, event, &mut progress).await;
     finish(rt, id, result, out)
 }
 
@@ -314,12 +312,7 @@ async fn public_ips(rt: &Runtime, id: i64, change: provision::Change, out: &Outp
 }
 
 /// Prints where the provision ended; the error, if any, goes to the caller.
-fn finish(
-    rt: &Runtime,
-    id: i64,
-    result: Result<State, crate::engine::Error>,
-    out: &Output,
-) -> anyhow::Result<()> {
+fn finish(rt: &Runtime, id: i64, result: Result<State, crate::engine::Error>, out: &Output) -> anyhow::Result<()> {
     let row = rt.store.provision(id)?;
     if out.json {
         out.json(&provision::serve(&row, &rt.store.historic(id)?, false))?;
@@ -332,10 +325,7 @@ fn finish(
 fn list(rt: &Runtime, all: bool, out: &Output) -> anyhow::Result<()> {
     let rows = rt.store.provisions(all)?;
     if out.json {
-        let served: Vec<Value> = rows
-            .iter()
-            .map(|r| provision::serve(r, &[], false))
-            .collect();
+        let served: Vec<Value> = rows.iter().map(|r| provision::serve(r, &[], false)).collect();
         return out.json(&served);
     }
     let lines: Vec<Vec<String>> = rows
@@ -351,10 +341,7 @@ fn list(rt: &Runtime, all: bool, out: &Output) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    out.text(&table(
-        &["ID", "NAME", "DRIVER", "STATE", "HOSTS", "REGTIME"],
-        &lines,
-    ))
+    out.text(&table(&["ID", "NAME", "DRIVER", "STATE", "HOSTS", "REGTIME"], &lines))
 }
 
 fn show(rt: &Runtime, id: i64, include_sensitive: bool, out: &Output) -> anyhow::Result<()> {
@@ -363,10 +350,7 @@ fn show(rt: &Runtime, id: i64, include_sensitive: bool, out: &Output) -> anyhow:
     if out.json {
         return out.json(&served);
     }
-    out.text(&super::show::describe(
-        &served,
-        rt.store.running_operation(id)?.as_ref(),
-    ))
+    out.text(&super::show::describe(&served, rt.store.running_operation(id)?.as_ref()))
 }
 
 async fn cancel(rt: &Runtime, id: i64, out: &Output) -> anyhow::Result<()> {
@@ -374,10 +358,7 @@ async fn cancel(rt: &Runtime, id: i64, out: &Output) -> anyhow::Result<()> {
     let Some(op) = rt.store.request_cancel(id)? else {
         anyhow::bail!("provision {id} has no running operation to cancel");
     };
-    let previous = store::Owner {
-        pid: op.owner_pid,
-        token: op.owner_token.clone(),
-    };
+    let previous = store::Owner { pid: op.owner_pid, token: op.owner_token.clone() };
     if owner::is_alive(&previous) {
         let text = format!(
             "asked operation {} ({}) of provision {id} to stop; its process {} stops the running tool gracefully",
@@ -391,25 +372,14 @@ async fn cancel(rt: &Runtime, id: i64, out: &Output) -> anyhow::Result<()> {
     }
     // Nobody is working on it: mark the interrupted stage failed now.
     let runner = rt.runner();
-    let done = runner
-        .resume(OnInterrupted::Fail, owner::is_alive, |pid| {
-            open_log(rt, pid)
-        })
-        .await?;
-    let state = done
-        .iter()
-        .find(|(p, _)| *p == id)
-        .map(|(_, r)| r.as_ref().map(ToString::to_string));
+    let done = runner.resume(OnInterrupted::Fail, owner::is_alive, |pid| open_log(rt, pid)).await?;
+    let state = done.iter().find(|(p, _)| *p == id).map(|(_, r)| r.as_ref().map(ToString::to_string));
     let text = format!(
         "operation {} of provision {id} had no live process; provision is now {}",
         op.id,
         state.map_or("unchanged".into(), |s| s.unwrap_or_else(|e| e.to_string()))
     );
-    if out.json {
-        out.json(&json!({"id": id, "operation": op.id, "cancelled": true}))
-    } else {
-        out.text(&text)
-    }
+    if out.json { out.json(&json!({"id": id, "operation": op.id, "cancelled": true})) } else { out.text(&text) }
 }
 
 fn update(rt: &Runtime, id: i64, update: &provision::Update, out: &Output) -> anyhow::Result<()> {
@@ -424,22 +394,14 @@ fn delete(rt: &Runtime, id: i64, force: bool, out: &Output) -> anyhow::Result<()
     let row = rt.store.provision(id)?;
     provision::check_delete(&row, force)?;
     if let Some(op) = rt.store.running_operation(id)? {
-        return Err(store::Error::Busy {
-            provision_id: id,
-            operation: Box::new(op),
-        }
-        .into());
+        return Err(store::Error::Busy { provision_id: id, operation: Box::new(op) }.into());
     }
     rt.store.delete_provision(id)?;
     let dir = crate::stages::work::provision_dir(&rt.settings.work_root(), id);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    if out.json {
-        out.json(&json!({"id": id, "deleted": true}))
-    } else {
-        out.text(&format!("provision {id} deleted"))
-    }
+    if out.json { out.json(&json!({"id": id, "deleted": true})) } else { out.text(&format!("provision {id} deleted")) }
 }
 
 async fn resume(rt: &Runtime, policy: Interrupted, out: &Output) -> anyhow::Result<()> {
@@ -448,9 +410,7 @@ async fn resume(rt: &Runtime, policy: Interrupted, out: &Output) -> anyhow::Resu
         Interrupted::Fail => OnInterrupted::Fail,
     };
     let runner = rt.runner();
-    let done = runner
-        .resume(policy, owner::is_alive, |id| open_log(rt, id))
-        .await?;
+    let done = runner.resume(policy, owner::is_alive, |id| open_log(rt, id)).await?;
     let report: Vec<Value> = done
         .iter()
         .map(|(id, r)| match r {
@@ -464,10 +424,8 @@ async fn resume(rt: &Runtime, policy: Interrupted, out: &Output) -> anyhow::Resu
     if done.is_empty() {
         return out.text("no interrupted operation to resume");
     }
-    let rows: Vec<Vec<String>> = report
-        .iter()
-        .map(|r| vec![cell(&r["id"]), cell(r.get("state").unwrap_or(&r["error"]))])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        report.iter().map(|r| vec![cell(&r["id"]), cell(r.get("state").unwrap_or(&r["error"]))]).collect();
     out.text(&table(&["PROVISION", "RESULT"], &rows))?;
     match done.iter().find(|(_, r)| r.is_err()) {
         Some((id, _)) => {
@@ -495,10 +453,7 @@ fn validate_values(
     values: Option<&Path>,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let values = values
-        .map(read_values)
-        .transpose()?
-        .unwrap_or_else(|| json!({}));
+    let values = values.map(read_values).transpose()?.unwrap_or_else(|| json!({}));
     let catalog = settings.catalog()?;
     let driver = catalog.usable(driver)?;
     let deployment = driver.deployment(deployment)?;
@@ -506,8 +461,7 @@ fn validate_values(
     match validate::validate(&inputs, &values) {
         Ok(filled) => {
             let shown = output::redact_values(&inputs, &filled);
-            let objects =
-                one_objects(&deployment.source, Some(&shown)).map_err(anyhow::Error::msg)?;
+            let objects = one_objects(&deployment.source, Some(&shown)).map_err(anyhow::Error::msg)?;
             if out.json {
                 return out.json(&json!({
                     "valid": true,
@@ -517,10 +471,7 @@ fn validate_values(
                     "one_objects": objects,
                 }));
             }
-            let rows: Vec<Vec<String>> = shown
-                .iter()
-                .map(|(k, v)| vec![k.clone(), cell(v)])
-                .collect();
+            let rows: Vec<Vec<String>> = shown.iter().map(|(k, v)| vec![k.clone(), cell(v)]).collect();
             out.text(&format!(
                 "values are valid for {} / {}\n\n{}",
                 driver.id,
@@ -530,7 +481,9 @@ fn validate_values(
         }
         Err(errors) => {
             if out.json {
-                out.json(&json!({"valid": false, "driver": driver.id, "deployment": deployment.inventory, "errors": errors}))?;
+                out.json(
+                    &json!({"valid": false, "driver": driver.id, "deployment": deployment.inventory, "errors": errors}),
+                )?;
             }
             let count = errors.iter().count();
             anyhow::bail!(

@@ -18,17 +18,10 @@ pub fn describe(p: &Value, running: Option<&OperationRow>) -> String {
         p["registration_time"]
     );
     if let Some(op) = running {
-        text.push_str(&format!(
-            "OPERATION    {} ({}) running in process {}\n",
-            op.id, op.kind, op.owner_pid
-        ));
+        text.push_str(&format!("OPERATION    {} ({}) running in process {}\n", op.id, op.kind, op.owner_pid));
     }
     let pairs = |v: &Value| -> Vec<Vec<String>> {
-        v.as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| vec![k.clone(), cell(v)])
-            .collect()
+        v.as_object().into_iter().flatten().map(|(k, v)| vec![k.clone(), cell(v)]).collect()
     };
     text.push_str("\nPROVISION VALUES\n");
     text.push_str(&table(&["NAME", "VALUE"], &pairs(&p["user_inputs_values"])));
@@ -45,42 +38,21 @@ pub fn describe(p: &Value, running: Option<&OperationRow>) -> String {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|o| {
-                vec![
-                    cell(&o["id"]),
-                    cell(&o["name"]),
-                    cell(&o[extra]).replace("null", "-"),
-                ]
-            })
+            .map(|o| vec![cell(&o["id"]), cell(&o["name"]), cell(&o[extra]).replace("null", "-")])
             .collect()
     };
     text.push_str("HOSTS\n");
-    text.push_str(&table(
-        &["ID", "NAME", "RESOURCE_ID"],
-        &list("hosts", "resource_id"),
-    ));
+    text.push_str(&table(&["ID", "NAME", "RESOURCE_ID"], &list("hosts", "resource_id")));
     text.push_str("NETWORKS\n");
-    text.push_str(&table(
-        &["ID", "NAME", "TEMPLATE"],
-        &list("networks", "template"),
-    ));
+    text.push_str(&table(&["ID", "NAME", "TEMPLATE"], &list("networks", "template")));
     text.push_str("DATASTORES\n");
-    text.push_str(&table(
-        &["ID", "NAME", "TEMPLATE"],
-        &list("datastores", "template"),
-    ));
+    text.push_str(&table(&["ID", "NAME", "TEMPLATE"], &list("datastores", "template")));
     text.push_str("\nPROVISION HISTORIC\n");
     let historic: Vec<Vec<String>> = p["historic"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|h| {
-            vec![
-                cell(&h["time"]),
-                cell(&h["action"]),
-                cell(&h["description"]),
-            ]
-        })
+        .map(|h| vec![cell(&h["time"]), cell(&h["action"]), cell(&h["description"])])
         .collect();
     text.push_str(&table(&["TIME", "ACTION", "DESCRIPTION"], &historic));
     text

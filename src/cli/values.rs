@@ -15,15 +15,11 @@ const MAX_BYTES: u64 = 1024 * 1024;
 pub fn read_values(path: &Path) -> anyhow::Result<Value> {
     let (text, shown) = if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin()
-            .take(MAX_BYTES + 1)
-            .read_to_string(&mut text)
-            .context("cannot read values from stdin")?;
+        std::io::stdin().take(MAX_BYTES + 1).read_to_string(&mut text).context("cannot read values from stdin")?;
         (text, "stdin".to_string())
     } else {
         let shown = format!("'{}'", path.display());
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("cannot read values file {shown}"))?;
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read values file {shown}"))?;
         let mut text = String::new();
         file.take(MAX_BYTES + 1)
             .read_to_string(&mut text)
@@ -38,6 +34,5 @@ pub fn read_values(path: &Path) -> anyhow::Result<Value> {
     if let Ok(value) = serde_json::from_str::<Value>(&text) {
         return Ok(value);
     }
-    yaml_to_json(&text)
-        .map_err(|e| anyhow::anyhow!("values in {shown} are neither JSON nor YAML: {e}"))
+    yaml_to_json(&text).map_err(|e| anyhow::anyhow!("values in {shown} are neither JSON nor YAML: {e}"))
 }

@@ -47,17 +47,11 @@ static USER_INPUT: LazyLock<Regex> =
 /// Reads one deployment template. `file` is the name shown in errors and `path` the absolute
 /// path recorded as `template_path`.
 pub fn load(file: &str, path: &str, source: String) -> Result<Deployment, String> {
-    let inventory = file
-        .rsplit('/')
-        .next()
-        .unwrap_or(file)
-        .trim_end_matches(".j2")
-        .to_string();
+    let inventory = file.rsplit('/').next().unwrap_or(file).trim_end_matches(".j2").to_string();
     let meta = metadata(&source).ok_or_else(|| {
         format!("{file} has no `{{# ... #}}` metadata block: start it with a YAML comment giving name, description and user_inputs")
     })?;
-    let conf = yaml_to_json(&meta)
-        .map_err(|e| format!("{file}: the metadata block is not valid YAML: {e}"))?;
+    let conf = yaml_to_json(&meta).map_err(|e| format!("{file}: the metadata block is not valid YAML: {e}"))?;
     let Value::Object(conf) = conf else {
         return Err(format!(
             "{file}: the metadata block must be a YAML mapping with name, description and user_inputs"
@@ -67,18 +61,14 @@ pub fn load(file: &str, path: &str, source: String) -> Result<Deployment, String
         match conf.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) if v.is_object() || v.is_array() => {
-                Err(format!("{file}: metadata `{key}` must be text"))
-            }
+            Some(v) if v.is_object() || v.is_array() => Err(format!("{file}: metadata `{key}` must be text")),
             Some(v) => Ok(Some(ruby_to_s(v))),
         }
     };
-    let name = text("name")?.ok_or(format!(
-        "{file}: the metadata block has no `name` (the deployment's display name)"
-    ))?;
-    let description = text("description")?.ok_or(format!(
-        "{file}: the metadata block has no `description` (what this deployment builds)"
-    ))?;
+    let name =
+        text("name")?.ok_or(format!("{file}: the metadata block has no `name` (the deployment's display name)"))?;
+    let description = text("description")?
+        .ok_or(format!("{file}: the metadata block has no `description` (what this deployment builds)"))?;
     let onedeploy_tags = text("onedeploy_tags")?;
     let user_inputs = match conf.get("user_inputs") {
         None | Some(Value::Null) => None,
@@ -99,19 +89,13 @@ pub fn load(file: &str, path: &str, source: String) -> Result<Deployment, String
 }
 
 fn deployment_inputs(file: &str, list: &Value) -> Result<Vec<Input>, String> {
-    let items = list.as_array().ok_or(format!(
-        "{file}: metadata `user_inputs` must be a list of inputs"
-    ))?;
+    let items = list.as_array().ok_or(format!("{file}: metadata `user_inputs` must be a list of inputs"))?;
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let mut input: Input = serde_json::from_value(item.clone()).map_err(|e| {
-                format!(
-                    "{file}: user input #{} is not an input (name, type, ...): {e}",
-                    i + 1
-                )
-            })?;
+            let mut input: Input = serde_json::from_value(item.clone())
+                .map_err(|e| format!("{file}: user input #{} is not an input (name, type, ...): {e}", i + 1))?;
             input.prepare().map_err(|e| format!("{file}: {e}"))?;
             Ok(input)
         })
@@ -144,65 +128,43 @@ pub fn one_objects(source: &str, values: Option<&Map<String, Value>>) -> Result<
         text = EXPRESSION.replace_all(&text, "null").into_owned();
     }
     text = TAG.replace_all(&text, "").into_owned();
-    let data = yaml_to_json(&text)
-        .map_err(|e| format!("the inventory is not valid YAML once Jinja tags are removed: {e}"))?;
+    let data =
+        yaml_to_json(&text).map_err(|e| format!("the inventory is not valid YAML once Jinja tags are removed: {e}"))?;
     let vars = data.get("all").and_then(|a| a.get("vars"));
     let vn = vars.and_then(|v| v.get("vn")).filter(|v| !v.is_null());
-    let ds = vars
-        .and_then(|v| v.get("ds"))
-        .and_then(|d| d.get("config"))
-        .filter(|v| !v.is_null());
-    let vn =
-        vn.ok_or("networks template definition not found: the inventory needs `all.vars.vn`")?;
-    let ds = ds.ok_or(
-        "datastores template definition not found: the inventory needs `all.vars.ds.config`",
-    )?;
-    let vn = vn
-        .as_object()
-        .ok_or("`all.vars.vn` must map network names to {managed, template}")?;
-    let ds = ds
-        .as_object()
-        .ok_or("`all.vars.ds.config` must map datastore types to datastores")?;
+    let ds = vars.and_then(|v| v.get("ds")).and_then(|d| d.get("config")).filter(|v| !v.is_null());
+    let vn = vn.ok_or("networks template definition not found: the inventory needs `all.vars.vn`")?;
+    let ds = ds.ok_or("datastores template definition not found: the inventory needs `all.vars.ds.config`")?;
+    let vn = vn.as_object().ok_or("`all.vars.vn` must map network names to {managed, template}")?;
+    let ds = ds.as_object().ok_or("`all.vars.ds.config` must map datastore types to datastores")?;
 
-    let networks = vn
-        .iter()
-        .map(|(name, conf)| object(name, conf, values, "network"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let networks =
+        vn.iter().map(|(name, conf)| object(name, conf, values, "network")).collect::<Result<Vec<_>, _>>()?;
     let mut datastores = Vec::new();
     for (kind, group) in ds {
-        let group = group.as_object().ok_or(format!(
-            "`all.vars.ds.config.{kind}` must map datastore names to {{template}}"
-        ))?;
+        let group =
+            group.as_object().ok_or(format!("`all.vars.ds.config.{kind}` must map datastore names to {{template}}"))?;
         for (name, conf) in group {
             datastores.push(object(name, conf, values, "datastore")?);
         }
     }
     if networks.is_empty() || datastores.is_empty() {
-        return Err("a deployment needs at least one network (`all.vars.vn`) and one datastore (`all.vars.ds.config`)".into());
+        return Err(
+            "a deployment needs at least one network (`all.vars.vn`) and one datastore (`all.vars.ds.config`)".into()
+        );
     }
     Ok(json!({"cluster": {}, "hosts": [], "networks": networks, "datastores": datastores}))
 }
 
-fn object(
-    name: &str,
-    conf: &Value,
-    values: Option<&Map<String, Value>>,
-    what: &str,
-) -> Result<Value, String> {
+fn object(name: &str, conf: &Value, values: Option<&Map<String, Value>>, what: &str) -> Result<Value, String> {
     let template = match conf {
         Value::Object(c) => c.get("template").cloned().unwrap_or(Value::Null),
         Value::Null => Value::Null,
         _ => {
-            return Err(format!(
-                "{what} '{name}' must be a mapping with a `template`"
-            ));
+            return Err(format!("{what} '{name}' must be a mapping with a `template`"));
         }
     };
-    let mut template = if template.is_null() {
-        json!({})
-    } else {
-        template
-    };
+    let mut template = if template.is_null() { json!({}) } else { template };
     if let Some(values) = values {
         substitute(&mut template, values);
     }
@@ -214,11 +176,10 @@ fn object(
 fn substitute(value: &mut Value, values: &Map<String, Value>) {
     match value {
         Value::String(s) if s.contains("{{") => {
-            let replaced =
-                USER_INPUT.replace_all(s, |caps: &Captures<'_, str>| match values.get(&caps[1]) {
-                    Some(v) => ruby_to_s(v),
-                    None => "null".to_string(),
-                });
+            let replaced = USER_INPUT.replace_all(s, |caps: &Captures<'_, str>| match values.get(&caps[1]) {
+                Some(v) => ruby_to_s(v),
+                None => "null".to_string(),
+            });
             *s = replaced.into_owned();
         }
         Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, values)),
@@ -245,9 +206,7 @@ fn convert(value: serde_norway::Value) -> Value {
             } else if let Some(u) = n.as_u64() {
                 Value::from(u)
             } else {
-                n.as_f64()
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or(Value::Null, Value::Number)
+                n.as_f64().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
             }
         }
         Y::String(s) => Value::String(s),
@@ -315,38 +274,19 @@ node:
 
     #[test]
     fn metadata_and_objects_are_extracted() {
-        let d = load(
-            "ansible/templates/sim.j2",
-            "/d/ansible/templates/sim.j2",
-            TEMPLATE.into(),
-        )
-        .unwrap();
+        let d = load("ansible/templates/sim.j2", "/d/ansible/templates/sim.j2", TEMPLATE.into()).unwrap();
         assert_eq!(d.name, "Sim Cluster");
         assert_eq!(d.inventory, "sim");
         assert_eq!(d.description, "<p>Two networks</p>\n");
         assert_eq!(d.onedeploy_tags.as_deref(), Some("stage2"));
-        assert_eq!(
-            d.user_inputs.as_ref().unwrap()[0].name,
-            "oneform_public_ips"
-        );
+        assert_eq!(d.user_inputs.as_ref().unwrap()[0].name, "oneform_public_ips");
         let objects = &d.one_objects;
         assert_eq!(objects["cluster"], json!({}));
         assert_eq!(objects["hosts"], json!([]));
         assert_eq!(objects["networks"][0]["name"], json!("private"));
-        assert_eq!(
-            objects["networks"][0]["template"]["network_address"],
-            json!("null")
-        );
-        assert_eq!(
-            objects["networks"][1],
-            json!({"id": null, "name": "public", "template": {"vn_mad": "elastic"}})
-        );
-        let names: Vec<&Value> = objects["datastores"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| &d["name"])
-            .collect();
+        assert_eq!(objects["networks"][0]["template"]["network_address"], json!("null"));
+        assert_eq!(objects["networks"][1], json!({"id": null, "name": "public", "template": {"vn_mad": "elastic"}}));
+        let names: Vec<&Value> = objects["datastores"].as_array().unwrap().iter().map(|d| &d["name"]).collect();
         assert_eq!(names, vec!["sim_system", "sim_image"]);
     }
 
@@ -365,31 +305,17 @@ node:
     #[test]
     fn missing_parts_are_named() {
         let no_meta = load("t.j2", "/t.j2", "all: {}".into()).unwrap_err();
-        assert!(
-            no_meta.contains("no `{# ... #}` metadata block"),
-            "{no_meta}"
-        );
+        assert!(no_meta.contains("no `{# ... #}` metadata block"), "{no_meta}");
         let no_name = load("t.j2", "/t.j2", "{# description: x #}\nall: {}".into()).unwrap_err();
         assert!(no_name.contains("no `name`"), "{no_name}");
-        let no_vn = load(
-            "t.j2",
-            "/t.j2",
-            "{# {name: a, description: b} #}\nall: {vars: {ds: {config: {}}}}".into(),
-        )
-        .unwrap_err();
+        let no_vn = load("t.j2", "/t.j2", "{# {name: a, description: b} #}\nall: {vars: {ds: {config: {}}}}".into())
+            .unwrap_err();
         assert!(no_vn.contains("all.vars.vn"), "{no_vn}");
-        let empty = load(
-            "t.j2",
-            "/t.j2",
-            "{# {name: a, description: b} #}\nall: {vars: {vn: {}, ds: {config: {}}}}".into(),
-        );
+        let empty =
+            load("t.j2", "/t.j2", "{# {name: a, description: b} #}\nall: {vars: {vn: {}, ds: {config: {}}}}".into());
         assert!(empty.unwrap_err().contains("at least one network"));
-        let broken = load(
-            "t.j2",
-            "/t.j2",
-            "{# {name: a, description: b} #}\n{% for x in y %}\nall: {}".into(),
-        )
-        .unwrap_err();
+        let broken =
+            load("t.j2", "/t.j2", "{# {name: a, description: b} #}\n{% for x in y %}\nall: {}".into()).unwrap_err();
         assert!(broken.contains("not a valid Jinja2 template"), "{broken}");
     }
 

@@ -46,18 +46,12 @@ pub fn scan(builtin: &Path, extra: &[PathBuf]) -> Result<Found, Error> {
         if !root.is_dir() {
             return Err(Error::DriversDir { path: root.clone() });
         }
-        let root_name = root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "local".into());
+        let root_name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "local".into());
         for child in visible_dirs(root)? {
             if looks_like_driver(&child) {
                 found.add(child, root_name.clone());
             } else {
-                let registry = child
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let registry = child.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 for dir in visible_dirs(&child)? {
                     found.add(dir, registry.clone());
                 }
@@ -69,26 +63,14 @@ pub fn scan(builtin: &Path, extra: &[PathBuf]) -> Result<Found, Error> {
 
 impl Found {
     fn add(&mut self, path: PathBuf, registry: String) {
-        let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
-        else {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
             return;
         };
         match self.entries.iter().find(|e| e.name == name) {
             Some(winner) => {
-                self.shadowed.push(Shadowed {
-                    name,
-                    path,
-                    shadowed_by: winner.path.clone(),
-                });
+                self.shadowed.push(Shadowed { name, path, shadowed_by: winner.path.clone() });
             }
-            None => self.entries.push(Entry {
-                name,
-                path,
-                registry,
-            }),
+            None => self.entries.push(Entry { name, path, registry }),
         }
     }
 
@@ -98,9 +80,7 @@ impl Found {
 }
 
 fn looks_like_driver(dir: &Path) -> bool {
-    ["driver.conf", "terraform", "ansible"]
-        .iter()
-        .any(|f| dir.join(f).exists())
+    ["driver.conf", "terraform", "ansible"].iter().any(|f| dir.join(f).exists())
 }
 
 /// Child directories not starting with `.`, sorted by name.
@@ -134,10 +114,7 @@ pub fn check_name(name: &str) -> Result<(), Error> {
         None
     };
     match reason {
-        Some(reason) => Err(Error::InvalidName {
-            name: name.to_string(),
-            reason,
-        }),
+        Some(reason) => Err(Error::InvalidName { name: name.to_string(), reason }),
         None => Ok(()),
     }
 }
@@ -163,19 +140,8 @@ mod tests {
         mkdir(&extra.join("oneform-registry/.hidden"));
         mkdir(&extra.join("mine/ansible"));
         let found = scan(&builtin, std::slice::from_ref(&extra)).unwrap();
-        let names: Vec<(&str, &str)> = found
-            .entries
-            .iter()
-            .map(|e| (e.name.as_str(), e.registry.as_str()))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("sim", "default"),
-                ("mine", "extra"),
-                ("aws", "oneform-registry")
-            ]
-        );
+        let names: Vec<(&str, &str)> = found.entries.iter().map(|e| (e.name.as_str(), e.registry.as_str())).collect();
+        assert_eq!(names, vec![("sim", "default"), ("mine", "extra"), ("aws", "oneform-registry")]);
         assert_eq!(found.shadowed.len(), 1);
         assert_eq!(found.shadowed[0].path, extra.join("oneform-registry/sim"));
         assert_eq!(found.shadowed[0].shadowed_by, builtin.join("sim"));
@@ -190,9 +156,7 @@ mod tests {
 
     #[test]
     fn names_must_be_plain() {
-        for bad in [
-            "", "../x", "a/b", "/etc", ".", "..", ".states", "a\\b", "a\nb",
-        ] {
+        for bad in ["", "../x", "a/b", "/etc", ".", "..", ".states", "a\\b", "a\nb"] {
             assert!(check_name(bad).is_err(), "{bad:?} should be refused");
         }
         for good in ["sim", "onprem", "my-driver_2"] {

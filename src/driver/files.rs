@@ -24,14 +24,9 @@ impl DriverDir {
     /// larger than [`MAX_FILE_BYTES`].
     pub fn open(path: &Path) -> Result<DriverDir, String> {
         if !path.is_dir() {
-            return Err(format!(
-                "path '{}' does not exist or is not a directory",
-                path.display()
-            ));
+            return Err(format!("path '{}' does not exist or is not a directory", path.display()));
         }
-        let root = path
-            .canonicalize()
-            .map_err(|e| format!("cannot resolve '{}': {e}", path.display()))?;
+        let root = path.canonicalize().map_err(|e| format!("cannot resolve '{}': {e}", path.display()))?;
         let dir = DriverDir { root };
         dir.check_entries()?;
         Ok(dir)
@@ -59,9 +54,7 @@ impl DriverDir {
     }
 
     fn check_entries(&self) -> Result<(), String> {
-        let walker = walkdir::WalkDir::new(&self.root)
-            .follow_links(false)
-            .min_depth(1);
+        let walker = walkdir::WalkDir::new(&self.root).follow_links(false).min_depth(1);
         for (count, entry) in walker.into_iter().enumerate() {
             if count >= MAX_ENTRIES {
                 return Err(format!(
@@ -69,24 +62,16 @@ impl DriverDir {
                 ));
             }
             let entry = entry.map_err(|e| format!("cannot read the driver folder: {e}"))?;
-            let rel = entry
-                .path()
-                .strip_prefix(&self.root)
-                .unwrap_or(entry.path())
-                .display()
-                .to_string();
+            let rel = entry.path().strip_prefix(&self.root).unwrap_or(entry.path()).display().to_string();
             if !entry.path_is_symlink() {
                 let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
                 if entry.file_type().is_file() && size > MAX_FILE_BYTES {
-                    return Err(format!(
-                        "{rel} is {size} bytes; driver files must be at most {MAX_FILE_BYTES} bytes"
-                    ));
+                    return Err(format!("{rel} is {size} bytes; driver files must be at most {MAX_FILE_BYTES} bytes"));
                 }
                 continue;
             }
-            let target = fs::canonicalize(entry.path()).map_err(|_| {
-                format!("{rel} is a symlink that points nowhere; remove it or fix its target")
-            })?;
+            let target = fs::canonicalize(entry.path())
+                .map_err(|_| format!("{rel} is a symlink that points nowhere; remove it or fix its target"))?;
             if !target.starts_with(&self.root) {
                 return Err(format!(
                     "{rel} is a symlink to '{}', outside the driver folder; copy what it points to into the driver instead",
@@ -102,18 +87,11 @@ impl DriverDir {
 pub fn read_text(path: &Path, shown: &str) -> Result<String, String> {
     let meta = fs::metadata(path).map_err(|e| format!("{shown} cannot be read: {e}"))?;
     if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "{shown} is {} bytes; driver files must be at most {MAX_FILE_BYTES} bytes",
-            meta.len()
-        ));
+        return Err(format!("{shown} is {} bytes; driver files must be at most {MAX_FILE_BYTES} bytes", meta.len()));
     }
     let bytes = fs::read(path).map_err(|e| format!("{shown} cannot be read: {e}"))?;
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "{shown} is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| format!("{shown} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
 }
 
 #[cfg(test)]
@@ -129,24 +107,16 @@ mod tests {
         std::os::unix::fs::symlink(driver.path().join("a.tf"), driver.path().join("b.tf")).unwrap();
         assert!(DriverDir::open(driver.path()).is_ok());
 
-        std::os::unix::fs::symlink(outside.path().join("secret"), driver.path().join("c.tf"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), driver.path().join("c.tf")).unwrap();
         let err = DriverDir::open(driver.path()).unwrap_err();
-        assert!(
-            err.contains("c.tf is a symlink to") && err.contains("outside the driver folder"),
-            "{err}"
-        );
+        assert!(err.contains("c.tf is a symlink to") && err.contains("outside the driver folder"), "{err}");
     }
 
     #[test]
     fn dangling_symlinks_are_refused() {
         let driver = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/nonexistent/x", driver.path().join("d")).unwrap();
-        assert!(
-            DriverDir::open(driver.path())
-                .unwrap_err()
-                .contains("points nowhere")
-        );
+        assert!(DriverDir::open(driver.path()).unwrap_err().contains("points nowhere"));
     }
 
     #[test]

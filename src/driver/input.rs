@@ -57,18 +57,9 @@ pub enum BaseType {
 #[derive(Debug, Clone)]
 pub enum Rule {
     List(Vec<Value>),
-    Number {
-        min: Option<f64>,
-        max: Option<f64>,
-    },
-    String {
-        pattern: String,
-        regex: Box<fancy_regex::Regex>,
-    },
-    Map {
-        grouped_by: String,
-        groups: Map<String, Value>,
-    },
+    Number { min: Option<f64>, max: Option<f64> },
+    String { pattern: String, regex: Box<fancy_regex::Regex> },
+    Map { grouped_by: String, groups: Map<String, Value> },
 }
 
 impl BaseType {
@@ -117,11 +108,8 @@ impl Input {
     /// Compiles `type` and `match`; the error says what is wrong with this input's definition.
     pub fn prepare(&mut self) -> Result<(), String> {
         let base = BaseType::parse(&self.type_text).ok_or_else(|| {
-            let what = if self.type_text.is_empty() {
-                "no type".to_string()
-            } else {
-                format!("type '{}'", self.type_text)
-            };
+            let what =
+                if self.type_text.is_empty() { "no type".to_string() } else { format!("type '{}'", self.type_text) };
             format!(
                 "input '{}' has {what}: give it one of string, number, bool, list(...), \
                  tuple(...), map(...) or object(...)",
@@ -130,10 +118,9 @@ impl Input {
         })?;
         let rule = match &self.match_rule {
             None => None,
-            Some(spec) => Some(
-                Rule::parse(spec)
-                    .map_err(|e| format!("input '{}' has a bad match rule: {e}", self.name))?,
-            ),
+            Some(spec) => {
+                Some(Rule::parse(spec).map_err(|e| format!("input '{}' has a bad match rule: {e}", self.name))?)
+            }
         };
         self.compiled = Some(Compiled { base, rule });
         Ok(())
@@ -145,41 +132,27 @@ impl Input {
 
     /// The compiled view; inputs built by this crate are always prepared before use.
     pub fn compiled(&self) -> Result<&Compiled, String> {
-        self.compiled
-            .as_ref()
-            .ok_or_else(|| format!("input '{}' was used before it was prepared", self.name))
+        self.compiled.as_ref().ok_or_else(|| format!("input '{}' was used before it was prepared", self.name))
     }
 }
 
 impl Rule {
     /// Checks a `match` object's shape: `{type, values[, grouped_by]}` as validators.tf defines it.
     pub fn parse(spec: &Value) -> Result<Rule, String> {
-        let obj = spec
-            .as_object()
-            .ok_or("it must be an object with `type` and `values`")?;
-        let kind = obj
-            .get("type")
-            .and_then(Value::as_str)
-            .ok_or("`type` is missing or not a string")?;
+        let obj = spec.as_object().ok_or("it must be an object with `type` and `values`")?;
+        let kind = obj.get("type").and_then(Value::as_str).ok_or("`type` is missing or not a string")?;
         let values = obj.get("values").ok_or("`values` is missing")?;
         match kind.to_ascii_lowercase().as_str() {
             "list" => {
-                let items = values
-                    .as_array()
-                    .ok_or("a `list` rule needs `values` to be a list")?;
+                let items = values.as_array().ok_or("a `list` rule needs `values` to be a list")?;
                 Ok(Rule::List(items.clone()))
             }
             "number" => {
-                let range = values
-                    .as_object()
-                    .ok_or("a `number` rule needs `values = { min, max }`")?;
+                let range = values.as_object().ok_or("a `number` rule needs `values = { min, max }`")?;
                 let bound = |key: &str| -> Result<Option<f64>, String> {
                     match range.get(key) {
                         None | Some(Value::Null) => Ok(None),
-                        Some(v) => v
-                            .as_f64()
-                            .map(Some)
-                            .ok_or(format!("`{key}` must be a number")),
+                        Some(v) => v.as_f64().map(Some).ok_or(format!("`{key}` must be a number")),
                     }
                 };
                 let (min, max) = (bound("min")?, bound("max")?);
@@ -195,30 +168,20 @@ impl Rule {
                     .ok_or("a `string` rule needs `values = { regex = \"...\" }`")?;
                 let regex = fancy_regex::Regex::new(pattern)
                     .map_err(|e| format!("the regex '{pattern}' does not compile: {e}"))?;
-                Ok(Rule::String {
-                    pattern: pattern.to_string(),
-                    regex: Box::new(regex),
-                })
+                Ok(Rule::String { pattern: pattern.to_string(), regex: Box::new(regex) })
             }
             "map" => {
                 let grouped_by = obj
                     .get("grouped_by")
                     .and_then(Value::as_str)
                     .ok_or("a `map` rule needs `grouped_by` naming the input it depends on")?;
-                let groups = values
-                    .as_object()
-                    .ok_or("a `map` rule needs `values` to be a map of lists")?;
+                let groups = values.as_object().ok_or("a `map` rule needs `values` to be a map of lists")?;
                 if let Some((key, _)) = groups.iter().find(|(_, v)| !v.is_array()) {
                     return Err(format!("group '{key}' of a `map` rule must be a list"));
                 }
-                Ok(Rule::Map {
-                    grouped_by: grouped_by.to_string(),
-                    groups: groups.clone(),
-                })
+                Ok(Rule::Map { grouped_by: grouped_by.to_string(), groups: groups.clone() })
             }
-            other => Err(format!(
-                "unknown match type '{other}': use list, number, string or map"
-            )),
+            other => Err(format!("unknown match type '{other}': use list, number, string or map")),
         }
     }
 }
@@ -226,11 +189,7 @@ impl Rule {
 /// A rule bound as JSON: whole numbers as integers (`1`, not `1.0`), as a driver author wrote
 /// them.
 pub fn bound(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        Value::from(n as i64)
-    } else {
-        Value::from(n)
-    }
+    if n.fract() == 0.0 && n.abs() < 9.0e15 { Value::from(n as i64) } else { Value::from(n) }
 }
 
 /// Ruby's `to_s` for the scalar values OneForm interpolates into messages and templates.
@@ -251,10 +210,7 @@ mod tests {
     fn base_type_follows_oneform_stripping() {
         assert_eq!(BaseType::parse("map(string)"), Some(BaseType::Map));
         assert_eq!(BaseType::parse("LIST(string)"), Some(BaseType::List));
-        assert_eq!(
-            BaseType::parse("object({a = string})"),
-            Some(BaseType::Object)
-        );
+        assert_eq!(BaseType::parse("object({a = string})"), Some(BaseType::Object));
         assert_eq!(BaseType::parse("set(string)"), None);
         assert_eq!(BaseType::parse("any"), None);
         assert_eq!(BaseType::parse(""), None);
@@ -262,53 +218,28 @@ mod tests {
 
     #[test]
     fn rules_are_checked_for_shape() {
+        assert!(matches!(Rule::parse(&json!({"type": "list", "values": [1, 2]})), Ok(Rule::List(v)) if v.len() == 2));
+        assert!(Rule::parse(&json!({"type": "number", "values": {}})).unwrap_err().contains("min"));
+        assert!(Rule::parse(&json!({"type": "string", "values": {"regex": "("}})).unwrap_err().contains("compile"));
+        assert!(Rule::parse(&json!({"type": "map", "values": {"a": [1]}})).unwrap_err().contains("grouped_by"));
         assert!(
-            matches!(Rule::parse(&json!({"type": "list", "values": [1, 2]})), Ok(Rule::List(v)) if v.len() == 2)
+            Rule::parse(&json!({"type": "map", "grouped_by": "r", "values": {"a": 1}})).unwrap_err().contains("'a'")
         );
-        assert!(
-            Rule::parse(&json!({"type": "number", "values": {}}))
-                .unwrap_err()
-                .contains("min")
-        );
-        assert!(
-            Rule::parse(&json!({"type": "string", "values": {"regex": "("}}))
-                .unwrap_err()
-                .contains("compile")
-        );
-        assert!(
-            Rule::parse(&json!({"type": "map", "values": {"a": [1]}}))
-                .unwrap_err()
-                .contains("grouped_by")
-        );
-        assert!(
-            Rule::parse(&json!({"type": "map", "grouped_by": "r", "values": {"a": 1}}))
-                .unwrap_err()
-                .contains("'a'")
-        );
-        assert!(
-            Rule::parse(&json!({"type": "enum", "values": []}))
-                .unwrap_err()
-                .contains("unknown match type")
-        );
+        assert!(Rule::parse(&json!({"type": "enum", "values": []})).unwrap_err().contains("unknown match type"));
         assert!(Rule::parse(&json!("list")).is_err());
     }
 
     #[test]
     fn lookaround_regexes_compile() {
-        let rule =
-            Rule::parse(&json!({"type": "string", "values": {"regex": "^(?!default$)[a-z]+$"}}))
-                .unwrap();
-        let Rule::String { regex, .. } = rule else {
-            panic!("expected a string rule")
-        };
+        let rule = Rule::parse(&json!({"type": "string", "values": {"regex": "^(?!default$)[a-z]+$"}})).unwrap();
+        let Rule::String { regex, .. } = rule else { panic!("expected a string rule") };
         assert!(regex.is_match("prod").unwrap());
         assert!(!regex.is_match("default").unwrap());
     }
 
     #[test]
     fn unknown_type_is_named() {
-        let mut input: Input =
-            serde_json::from_value(json!({"name": "x", "type": "set(string)"})).unwrap();
+        let mut input: Input = serde_json::from_value(json!({"name": "x", "type": "set(string)"})).unwrap();
         assert!(input.prepare().unwrap_err().contains("type 'set(string)'"));
         let mut untyped: Input = serde_json::from_value(json!({"name": "y"})).unwrap();
         assert!(untyped.prepare().unwrap_err().contains("has no type"));

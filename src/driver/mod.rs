@@ -33,48 +33,27 @@ use crate::suggest;
 pub enum Error {
     #[error("no driver named '{name}'{hint}; `formwork driver list` shows the drivers found")]
     NotFound { name: String, hint: String },
-    #[error(
-        "driver name '{name}' is not a plain folder name ({reason}); use a name `formwork driver list` shows"
-    )]
+    #[error("driver name '{name}' is not a plain folder name ({reason}); use a name `formwork driver list` shows")]
     InvalidName { name: String, reason: &'static str },
     #[error("drivers directory '{}' does not exist or is not a directory; fix --drivers-dir, FORMWORK_DRIVERS_DIRS or `drivers_dirs` in the config file", path.display())]
     DriversDir { path: PathBuf },
-    #[error(
-        "driver '{name}' is in ERROR state: {reason}. Fix the driver folder, then run `formwork driver sync`"
-    )]
+    #[error("driver '{name}' is in ERROR state: {reason}. Fix the driver folder, then run `formwork driver sync`")]
     Broken { name: String, reason: String },
-    #[error(
-        "driver '{name}' is {state}; provisions can only use ENABLED drivers: run `formwork driver enable {name}`"
-    )]
+    #[error("driver '{name}' is {state}; provisions can only use ENABLED drivers: run `formwork driver enable {name}`")]
     NotEnabled { name: String, state: &'static str },
     #[error("{0}")]
     StateChange(String),
-    #[error(
-        "driver '{driver}' has no deployment '{deployment}'{hint}; its deployments are: {available}"
-    )]
-    UnknownDeployment {
-        driver: String,
-        deployment: String,
-        hint: String,
-        available: String,
-    },
-    #[error(
-        "driver '{driver}' has several deployments ({available}); choose one with --deployment"
-    )]
+    #[error("driver '{driver}' has no deployment '{deployment}'{hint}; its deployments are: {available}")]
+    UnknownDeployment { driver: String, deployment: String, hint: String, available: String },
+    #[error("driver '{driver}' has several deployments ({available}); choose one with --deployment")]
     DeploymentNeeded { driver: String, available: String },
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        Error::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -154,10 +133,7 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn open(builtin: &Path, extra: &[PathBuf], states_dir: PathBuf) -> Result<Catalog, Error> {
-        Ok(Catalog {
-            found: discover::scan(builtin, extra)?,
-            states: state::States::new(states_dir),
-        })
+        Ok(Catalog { found: discover::scan(builtin, extra)?, states: state::States::new(states_dir) })
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -175,35 +151,23 @@ impl Catalog {
 
     /// Loads every driver, in discovery order.
     pub fn list(&self) -> Result<Vec<Loaded>, Error> {
-        self.found
-            .entries
-            .iter()
-            .map(|e| self.load_entry(e))
-            .collect()
+        self.found.entries.iter().map(|e| self.load_entry(e)).collect()
     }
 
     /// A driver provisions may use: verified and ENABLED.
     pub fn usable(&self, name: &str) -> Result<Driver, Error> {
         match self.load(name)? {
-            Loaded::Broken(b) => Err(Error::Broken {
-                name: b.name,
-                reason: b.error_msg.unwrap_or_default(),
-            }),
-            Loaded::Ready(d) if d.state != State::Enabled => Err(Error::NotEnabled {
-                name: d.id.clone(),
-                state: d.state.as_str(),
-            }),
+            Loaded::Broken(b) => Err(Error::Broken { name: b.name, reason: b.error_msg.unwrap_or_default() }),
+            Loaded::Ready(d) if d.state != State::Enabled => {
+                Err(Error::NotEnabled { name: d.id.clone(), state: d.state.as_str() })
+            }
             Loaded::Ready(d) => Ok(*d),
         }
     }
 
     /// Verifies every driver and records ENABLED or ERROR, never turning DISABLED into ENABLED.
     pub fn sync(&self) -> Result<SyncReport, Error> {
-        let mut report = SyncReport {
-            success: vec![],
-            failed: vec![],
-            shadowed: self.found.shadowed.clone(),
-        };
+        let mut report = SyncReport { success: vec![], failed: vec![], shadowed: self.found.shadowed.clone() };
         for entry in &self.found.entries {
             match verify::load(&entry.path) {
                 Ok(_) => {
@@ -214,10 +178,7 @@ impl Catalog {
                 }
                 Err(reason) => {
                     self.states.set(&entry.name, State::Error, Some(&reason))?;
-                    report.failed.push(Failure {
-                        name: entry.name.clone(),
-                        error: reason,
-                    });
+                    report.failed.push(Failure { name: entry.name.clone(), error: reason });
                 }
             }
         }
@@ -239,22 +200,14 @@ impl Catalog {
             self.load_entry(entry)?;
         }
         match self.states.get(name) {
-            s if s == wanted => Err(Error::StateChange(format!(
-                "driver '{name}' is already {}",
-                wanted.as_str().to_lowercase()
-            ))),
+            s if s == wanted => {
+                Err(Error::StateChange(format!("driver '{name}' is already {}", wanted.as_str().to_lowercase())))
+            }
             State::Enabled | State::Disabled => self.states.set(name, wanted, None),
             State::Error | State::Unknown => Err(Error::StateChange(format!(
                 "driver '{name}' is in ERROR state and cannot be {}: fix it, run `formwork driver sync`, then try again{}",
-                if wanted == State::Enabled {
-                    "enabled"
-                } else {
-                    "disabled"
-                },
-                self.states
-                    .error(name)
-                    .map(|e| format!(" (error: {e})"))
-                    .unwrap_or_default()
+                if wanted == State::Enabled { "enabled" } else { "disabled" },
+                self.states.error(name).map(|e| format!(" (error: {e})")).unwrap_or_default()
             ))),
         }
     }
@@ -270,9 +223,7 @@ impl Catalog {
     fn load_entry(&self, entry: &Entry) -> Result<Loaded, Error> {
         let recorded = self.states.get(&entry.name);
         if recorded == State::Error {
-            return Ok(Loaded::Broken(
-                self.broken(entry, self.states.error(&entry.name)),
-            ));
+            return Ok(Loaded::Broken(self.broken(entry, self.states.error(&entry.name))));
         }
         match verify::load(&entry.path) {
             Ok(parts) => {
@@ -305,12 +256,7 @@ impl Catalog {
     }
 
     fn broken(&self, entry: &Entry, reason: Option<String>) -> Broken {
-        Broken {
-            name: entry.name.clone(),
-            state: State::Error,
-            system_path: entry.path.clone(),
-            error_msg: reason,
-        }
+        Broken { name: entry.name.clone(), state: State::Error, system_path: entry.path.clone(), error_msg: reason }
     }
 }
 
@@ -318,41 +264,23 @@ impl Driver {
     /// Picks a deployment by inventory name (case-insensitive, as OneForm lower-cases it), or
     /// the only one when none is given.
     pub fn deployment(&self, wanted: Option<&str>) -> Result<&Deployment, Error> {
-        let available = || {
-            self.deployment_confs
-                .iter()
-                .map(|d| d.inventory.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let available = || self.deployment_confs.iter().map(|d| d.inventory.as_str()).collect::<Vec<_>>().join(", ");
         match wanted {
             None if self.deployment_confs.len() == 1 => Ok(&self.deployment_confs[0]),
-            None => Err(Error::DeploymentNeeded {
-                driver: self.id.clone(),
-                available: available(),
-            }),
-            Some(w) => self
-                .deployment_confs
-                .iter()
-                .find(|d| d.inventory.eq_ignore_ascii_case(w))
-                .ok_or_else(|| Error::UnknownDeployment {
+            None => Err(Error::DeploymentNeeded { driver: self.id.clone(), available: available() }),
+            Some(w) => self.deployment_confs.iter().find(|d| d.inventory.eq_ignore_ascii_case(w)).ok_or_else(|| {
+                Error::UnknownDeployment {
                     driver: self.id.clone(),
                     deployment: w.to_string(),
-                    hint: suggest::hint(
-                        w,
-                        self.deployment_confs.iter().map(|d| d.inventory.as_str()),
-                    ),
+                    hint: suggest::hint(w, self.deployment_confs.iter().map(|d| d.inventory.as_str())),
                     available: available(),
-                }),
+                }
+            }),
         }
     }
 
     /// The inputs of a provision of this deployment: the driver's, then the deployment's.
     pub fn provision_inputs(&self, deployment: &Deployment) -> Vec<Input> {
-        self.user_inputs
-            .iter()
-            .chain(deployment.user_inputs.iter().flatten())
-            .cloned()
-            .collect()
+        self.user_inputs.iter().chain(deployment.user_inputs.iter().flatten()).cloned().collect()
     }
 }

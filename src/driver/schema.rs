@@ -21,9 +21,7 @@ pub fn of(title: &str, inputs: &[Input]) -> Value {
         if input.default.is_none() && !required.contains(&input.name) {
             required.push(input.name.clone());
         }
-        if let Some(Rule::Map { grouped_by, groups }) =
-            input.compiled.as_ref().and_then(|c| c.rule.as_ref())
-        {
+        if let Some(Rule::Map { grouped_by, groups }) = input.compiled.as_ref().and_then(|c| c.rule.as_ref()) {
             conditions.extend(groups.iter().map(|(parent, allowed)| {
                 json!({
                     "if": {"properties": {grouped_by: {"const": parent}}, "required": [grouped_by]},
@@ -121,11 +119,7 @@ fn reserved(name: &str, p: &mut Map<String, Value>) {
     match name {
         "oneform_hosts" | "oneform_public_ips" => {
             p.insert("type".into(), json!("integer"));
-            let floor = p
-                .get("minimum")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
-                .max(0.0);
+            let floor = p.get("minimum").and_then(Value::as_f64).unwrap_or(0.0).max(0.0);
             p.insert("minimum".into(), bound(floor));
         }
         "oneform_onprem_hosts" => {
@@ -160,21 +154,12 @@ mod tests {
         let schema = of("sim", &inputs);
         assert_eq!(schema["$schema"], json!(DIALECT));
         assert_eq!(schema["required"], json!(["region", "zone"]));
-        assert_eq!(
-            schema["properties"]["oneform_hosts"]["type"],
-            json!("integer")
-        );
+        assert_eq!(schema["properties"]["oneform_hosts"]["type"], json!("integer"));
         assert_eq!(schema["properties"]["oneform_hosts"]["minimum"], json!(1));
         assert_eq!(schema["properties"]["oneform_hosts"]["maximum"], json!(10));
         assert_eq!(schema["properties"]["token"]["writeOnly"], json!(true));
-        assert_eq!(
-            schema["properties"]["features"]["items"],
-            json!({"type": "string", "enum": ["gpu"]})
-        );
-        assert_eq!(
-            schema["allOf"][0]["then"]["properties"]["zone"]["enum"],
-            json!(["eu-1"])
-        );
+        assert_eq!(schema["properties"]["features"]["items"], json!({"type": "string", "enum": ["gpu"]}));
+        assert_eq!(schema["allOf"][0]["then"]["properties"]["zone"]["enum"], json!(["eu-1"]));
         assert_eq!(schema["additionalProperties"], json!(false));
     }
 }

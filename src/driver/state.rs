@@ -53,16 +53,11 @@ impl States {
     /// The recorded state; a missing or unreadable file is UNKNOWN, so the driver is verified
     /// again on its next use.
     pub fn get(&self, name: &str) -> State {
-        fs::read_to_string(self.file(name, "state"))
-            .ok()
-            .and_then(|t| State::parse(&t))
-            .unwrap_or(State::Unknown)
+        fs::read_to_string(self.file(name, "state")).ok().and_then(|t| State::parse(&t)).unwrap_or(State::Unknown)
     }
 
     pub fn error(&self, name: &str) -> Option<String> {
-        fs::read_to_string(self.file(name, "error"))
-            .ok()
-            .map(|t| t.trim().to_string())
+        fs::read_to_string(self.file(name, "error")).ok().map(|t| t.trim().to_string())
     }
 
     /// Records a state; ERROR also records its reason, any other state clears it.
@@ -95,9 +90,7 @@ fn restrict(dir: &Path) -> Result<(), Error> {
 fn write_atomic(path: &Path, text: &str) -> Result<(), Error> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
@@ -110,14 +103,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let states = States::new(dir.path().join(".states"));
         assert_eq!(states.get("sim"), State::Unknown);
-        states
-            .set("sim", State::Error, Some("driver.conf is missing"))
-            .unwrap();
+        states.set("sim", State::Error, Some("driver.conf is missing")).unwrap();
         assert_eq!(states.get("sim"), State::Error);
-        assert_eq!(
-            states.error("sim").as_deref(),
-            Some("driver.conf is missing")
-        );
+        assert_eq!(states.error("sim").as_deref(), Some("driver.conf is missing"));
         states.set("sim", State::Enabled, None).unwrap();
         assert_eq!(states.get("sim"), State::Enabled);
         assert_eq!(states.error("sim"), None);

@@ -21,10 +21,7 @@ pub fn parse(source: &str) -> Result<Body, String> {
 /// taken from `validators`.
 pub fn inputs(body: &Body, validators: &Map<String, Value>) -> Result<Vec<Input>, String> {
     let mut inputs: Vec<Input> = Vec::new();
-    for block in body
-        .blocks()
-        .filter(|b| b.identifier.as_str() == "variable")
-    {
+    for block in body.blocks().filter(|b| b.identifier.as_str() == "variable") {
         let input = variable_input(block, validators)?;
         if inputs.iter().any(|i| i.name == input.name) {
             return Err(format!("declares variable '{}' twice", input.name));
@@ -39,13 +36,7 @@ fn variable_input(block: &Block, validators: &Map<String, Value>) -> Result<Inpu
         return Err("has a `variable` block without exactly one name label".into());
     };
     let name = label.as_str().to_string();
-    let attr = |key: &str| {
-        block
-            .body
-            .attributes()
-            .find(|a| a.key.as_str() == key)
-            .map(|a| &a.expr)
-    };
+    let attr = |key: &str| block.body.attributes().find(|a| a.key.as_str() == key).map(|a| &a.expr);
     let eval = |key: &str| -> Result<Option<Value>, String> {
         attr(key)
             .map(|expr| literal(expr).map_err(|e| format!("variable '{name}': `{key}` {e}")))
@@ -60,15 +51,10 @@ fn variable_input(block: &Block, validators: &Map<String, Value>) -> Result<Inpu
         Some(Value::Bool(b)) => b,
         Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
         Some(other) => {
-            return Err(format!(
-                "variable '{name}': `sensitive` must be true or false, not {other}"
-            ));
+            return Err(format!("variable '{name}': `sensitive` must be true or false, not {other}"));
         }
     };
-    let match_rule = validators
-        .get(&name)
-        .filter(|m| m.as_object().is_none_or(|o| !o.is_empty()))
-        .cloned();
+    let match_rule = validators.get(&name).filter(|m| m.as_object().is_none_or(|o| !o.is_empty())).cloned();
     Ok(Input {
         mandatory: Some(default.is_none()),
         name,
@@ -106,9 +92,7 @@ fn ruby_to_i(s: &str) -> i64 {
     for c in rest.chars() {
         match c {
             '0'..='9' => {
-                n = n
-                    .saturating_mul(10)
-                    .saturating_add(i64::from(c as u8 - b'0'));
+                n = n.saturating_mul(10).saturating_add(i64::from(c as u8 - b'0'));
                 prev_digit = true;
             }
             '_' if prev_digit => prev_digit = false,
@@ -120,12 +104,9 @@ fn ruby_to_i(s: &str) -> i64 {
 
 /// Evaluates an expression that must not depend on anything (a default, a validator table).
 pub fn literal(expr: &Expression) -> Result<Value, String> {
-    let value = expr.evaluate(&Context::new()).map_err(|e| {
-        format!(
-            "must be a literal value: {}",
-            e.to_string().lines().next().unwrap_or("")
-        )
-    })?;
+    let value = expr
+        .evaluate(&Context::new())
+        .map_err(|e| format!("must be a literal value: {}", e.to_string().lines().next().unwrap_or("")))?;
     serde_json::to_value(value).map_err(|e| format!("cannot be represented as JSON: {e}"))
 }
 
@@ -186,11 +167,7 @@ fn write_list<'a>(items: impl Iterator<Item = &'a Expression>, out: &mut String)
 pub fn validators(body: &Body) -> Result<Map<String, Value>, String> {
     let mut found: Option<Map<String, Value>> = None;
     for block in body.blocks().filter(|b| b.identifier.as_str() == "locals") {
-        for attr in block
-            .body
-            .attributes()
-            .filter(|a| a.key.as_str() == "validators")
-        {
+        for attr in block.body.attributes().filter(|a| a.key.as_str() == "validators") {
             if found.is_some() {
                 return Err("defines `locals.validators` more than once".into());
             }
@@ -218,11 +195,7 @@ mod tests {
 
     fn inputs_of(src: &str) -> Vec<Value> {
         let body = parse(src).unwrap();
-        inputs(&body, &Map::new())
-            .unwrap()
-            .iter()
-            .map(|i| serde_json::to_value(i).unwrap())
-            .collect()
+        inputs(&body, &Map::new()).unwrap().iter().map(|i| serde_json::to_value(i).unwrap()).collect()
     }
 
     #[test]
@@ -277,10 +250,7 @@ mod tests {
             "#,
         );
         let defaults: Vec<&Value> = got.iter().map(|i| &i["default"]).collect();
-        assert_eq!(
-            defaults,
-            vec![&json!(125), &json!(0), &json!(true), &json!(false)]
-        );
+        assert_eq!(defaults, vec![&json!(125), &json!(0), &json!(true), &json!(false)]);
     }
 
     #[test]
@@ -331,10 +301,7 @@ mod tests {
             }
             "#,
         );
-        assert_eq!(
-            got[0]["type"],
-            json!("list(object({name = string, size = optional(number, 10)}))")
-        );
+        assert_eq!(got[0]["type"], json!("list(object({name = string, size = optional(number, 10)}))"));
         assert_eq!(got[0]["default"], json!([{"name": "a", "size": 1}]));
         assert_eq!(got[1]["type"], json!("tuple([string, number])"));
         assert_eq!(got[2]["default"], json!("hello\nworld\n"));
@@ -367,22 +334,13 @@ mod tests {
     fn non_literal_defaults_are_refused_with_the_variable_named() {
         let body = parse("variable \"x\" {\n type = string\n default = local.y\n}").unwrap();
         let err = inputs(&body, &Map::new()).unwrap_err();
-        assert!(
-            err.contains("variable 'x': `default` must be a literal value"),
-            "{err}"
-        );
+        assert!(err.contains("variable 'x': `default` must be a literal value"), "{err}");
     }
 
     #[test]
     fn duplicate_variables_are_refused() {
-        let body =
-            parse("variable \"x\" {\n type = string\n}\nvariable \"x\" {\n type = number\n}")
-                .unwrap();
-        assert!(
-            inputs(&body, &Map::new())
-                .unwrap_err()
-                .contains("'x' twice")
-        );
+        let body = parse("variable \"x\" {\n type = string\n}\nvariable \"x\" {\n type = number\n}").unwrap();
+        assert!(inputs(&body, &Map::new()).unwrap_err().contains("'x' twice"));
     }
 
     #[test]

@@ -38,10 +38,7 @@ impl Errors {
     }
 
     pub fn get(&self, key: &str) -> Option<&[String]> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_slice())
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
     }
 }
 
@@ -73,23 +70,14 @@ pub fn validate(inputs: &[Input], values: &Value) -> Result<Map<String, Value>, 
         Value::Object(map) => map.clone(),
         Value::Null => Map::new(),
         other => {
-            errors.add(
-                "values",
-                format!(
-                    "must be a mapping of input name to value, not {}",
-                    kind(other)
-                ),
-            );
+            errors.add("values", format!("must be a mapping of input name to value, not {}", kind(other)));
             return Err(errors);
         }
     };
     for key in given.keys() {
         if !inputs.iter().any(|i| &i.name == key) {
             let hint = suggest::hint(key, inputs.iter().map(|i| i.name.as_str()));
-            errors.add(
-                key,
-                format!("is not an input of this driver or deployment{hint}"),
-            );
+            errors.add(key, format!("is not an input of this driver or deployment{hint}"));
         }
     }
     let mut filled = given;
@@ -103,11 +91,7 @@ pub fn validate(inputs: &[Input], values: &Value) -> Result<Map<String, Value>, 
     for input in inputs {
         check_input(input, &filled, &mut errors);
     }
-    if errors.is_empty() {
-        Ok(filled)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(filled) } else { Err(errors) }
 }
 
 fn check_input(input: &Input, values: &Map<String, Value>, errors: &mut Errors) {
@@ -117,10 +101,7 @@ fn check_input(input: &Input, values: &Map<String, Value>, errors: &mut Errors) 
         Err(e) => return errors.add(name, e),
     };
     let Some(value) = values.get(name).filter(|v| !v.is_null()) else {
-        return errors.add(
-            name,
-            format!("is missing: give a value of type {}", input.type_text),
-        );
+        return errors.add(name, format!("is missing: give a value of type {}", input.type_text));
     };
     if let Err(message) = check_type(compiled.base, &input.type_text, value) {
         return errors.add(name, message);
@@ -157,20 +138,13 @@ fn check_type(base: BaseType, type_text: &str, value: &Value) -> Result<(), Stri
         return Ok(());
     };
     let items: Vec<(String, &Value)> = match value {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("item {}", i + 1), v))
-            .collect(),
+        Value::Array(items) => items.iter().enumerate().map(|(i, v)| (format!("item {}", i + 1), v)).collect(),
         Value::Object(map) => map.iter().map(|(k, v)| (format!("'{k}'"), v)).collect(),
         _ => return Ok(()),
     };
     for (label, item) in items {
         if check_type(element, element.to_string().as_str(), item).is_err() {
-            return Err(format!(
-                "{expected} of {element}, but {label} is {}",
-                kind(item)
-            ));
+            return Err(format!("{expected} of {element}, but {label} is {}", kind(item)));
         }
     }
     Ok(())
@@ -189,13 +163,7 @@ fn element_type(type_text: &str) -> Option<BaseType> {
     }
 }
 
-fn check_rule(
-    name: &str,
-    base: BaseType,
-    rule: &Rule,
-    value: &Value,
-    values: &Map<String, Value>,
-) -> Vec<String> {
+fn check_rule(name: &str, base: BaseType, rule: &Rule, value: &Value, values: &Map<String, Value>) -> Vec<String> {
     match rule {
         Rule::List(allowed) => {
             let choose = || allowed.iter().map(ruby_to_s).collect::<Vec<_>>().join(", ");
@@ -206,51 +174,30 @@ fn check_rule(
             candidates
                 .into_iter()
                 .filter(|v| !allowed.iter().any(|a| loose_eq(a, v)))
-                .map(|v| {
-                    format!(
-                        "invalid value '{}' for '{name}'. Choose from: {}.",
-                        show(v),
-                        choose()
-                    )
-                })
+                .map(|v| format!("invalid value '{}' for '{name}'. Choose from: {}.", show(v), choose()))
                 .collect()
         }
         Rule::Number { min, max } => {
             let Some(n) = value.as_f64() else {
-                return vec![format!(
-                    "has a number rule but its value is {}",
-                    kind(value)
-                )];
+                return vec![format!("has a number rule but its value is {}", kind(value))];
             };
             let mut out = Vec::new();
             if let Some(min) = min.filter(|m| n < *m) {
-                out.push(format!(
-                    "invalid value '{}' for '{name}', should be ≥ {}",
-                    show(value),
-                    bound(min)
-                ));
+                out.push(format!("invalid value '{}' for '{name}', should be ≥ {}", show(value), bound(min)));
             }
             if let Some(max) = max.filter(|m| n > *m) {
-                out.push(format!(
-                    "invalid value '{}' for '{name}', should be ≤ {}",
-                    show(value),
-                    bound(max)
-                ));
+                out.push(format!("invalid value '{}' for '{name}', should be ≤ {}", show(value), bound(max)));
             }
             out
         }
         Rule::String { pattern, regex } => match value.as_str() {
             Some(s) if regex.is_match(s).unwrap_or(false) => vec![],
-            Some(s) => vec![format!(
-                "invalid value '{s}' for '{name}', it does not match the regex '{pattern}'."
-            )],
+            Some(s) => vec![format!("invalid value '{s}' for '{name}', it does not match the regex '{pattern}'.")],
             None => vec![format!("has a regex rule but its value is {}", kind(value))],
         },
         Rule::Map { grouped_by, groups } => {
             let Some(parent) = values.get(grouped_by).filter(|v| !v.is_null()) else {
-                return vec![format!(
-                    "cannot group by '{grouped_by}', it is not present in the user inputs values."
-                )];
+                return vec![format!("cannot group by '{grouped_by}', it is not present in the user inputs values.")];
             };
             let parent_text = ruby_to_s(parent);
             let Some(Value::Array(group)) = groups.get(&parent_text) else {
@@ -262,10 +209,7 @@ fn check_rule(
                 return vec![];
             }
             let choose = group.iter().map(ruby_to_s).collect::<Vec<_>>().join(", ");
-            vec![format!(
-                "invalid value '{}' for '{name}', choose from: {choose}.",
-                show(value)
-            )]
+            vec![format!("invalid value '{}' for '{name}', choose from: {choose}.", show(value))]
         }
     }
 }
@@ -291,32 +235,21 @@ fn check_reserved(name: &str, value: &Value) -> Result<(), String> {
 }
 
 fn check_hosts(value: &Value) -> Result<(), String> {
-    let items = value
-        .as_array()
-        .ok_or_else(|| format!("must be a list of host addresses, not {}", kind(value)))?;
+    let items = value.as_array().ok_or_else(|| format!("must be a list of host addresses, not {}", kind(value)))?;
     let mut seen = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let Some(text) = item.as_str() else {
-            return Err(format!(
-                "entry {} must be an IP address or hostname, not {}",
-                i + 1,
-                kind(item)
-            ));
+            return Err(format!("entry {} must be an IP address or hostname, not {}", i + 1, kind(item)));
         };
         let key = match text.parse::<IpAddr>() {
             Ok(ip) => ip.to_string(),
             Err(_) if is_hostname(text) => text.to_ascii_lowercase(),
             Err(_) => {
-                return Err(format!(
-                    "entry {} ('{text}') is not an IPv4 or IPv6 address or a hostname",
-                    i + 1
-                ));
+                return Err(format!("entry {} ('{text}') is not an IPv4 or IPv6 address or a hostname", i + 1));
             }
         };
         if !seen.insert(key) {
-            return Err(format!(
-                "'{text}' is listed more than once; each host must appear once"
-            ));
+            return Err(format!("'{text}' is listed more than once; each host must appear once"));
         }
     }
     Ok(())
@@ -333,14 +266,9 @@ fn is_hostname(text: &str) -> bool {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
-    labels_ok
-        && !name
-            .split('.')
-            .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    labels_ok && !name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Equality where `1` and `1.0` are the same number, as in Ruby.
@@ -393,8 +321,7 @@ mod tests {
 
     #[test]
     fn defaults_are_filled_and_good_values_pass() {
-        let filled =
-            validate(&sim_inputs(), &json!({"zone": "eu-2", "features": ["ssd"]})).unwrap();
+        let filled = validate(&sim_inputs(), &json!({"zone": "eu-2", "features": ["ssd"]})).unwrap();
         assert_eq!(filled["oneform_hosts"], json!(1));
         assert_eq!(filled["instance_type"], json!("small"));
         assert_eq!(filled["zone"], json!("eu-2"));
@@ -404,10 +331,7 @@ mod tests {
     fn false_is_a_value_not_a_missing_one() {
         // OneForm's `||=` would replace an explicit false by a true default.
         let inputs = inputs(json!([{"name": "ha", "type": "bool", "default": true}]));
-        assert_eq!(
-            validate(&inputs, &json!({"ha": false})).unwrap()["ha"],
-            json!(false)
-        );
+        assert_eq!(validate(&inputs, &json!({"ha": false})).unwrap()["ha"], json!(false));
     }
 
     #[test]
@@ -421,56 +345,27 @@ mod tests {
         let keys: Vec<&str> = errors.iter().map(|(k, _)| k).collect();
         assert_eq!(
             keys,
-            vec![
-                "instnce_type",
-                "oneform_hosts",
-                "instance_type",
-                "zone",
-                "cidr",
-                "oneform_tags",
-                "features"
-            ]
+            vec!["instnce_type", "oneform_hosts", "instance_type", "zone", "cidr", "oneform_tags", "features"]
         );
-        assert_eq!(
-            errors.get("oneform_hosts").unwrap(),
-            ["invalid value '11' for 'oneform_hosts', should be ≤ 10"]
-        );
+        assert_eq!(errors.get("oneform_hosts").unwrap(), ["invalid value '11' for 'oneform_hosts', should be ≤ 10"]);
         assert_eq!(
             errors.get("instance_type").unwrap(),
             ["invalid value 'huge' for 'instance_type'. Choose from: small, large."]
         );
-        assert_eq!(
-            errors.get("zone").unwrap(),
-            ["invalid value 'eu-1' for 'zone', choose from: us-1."]
-        );
+        assert_eq!(errors.get("zone").unwrap(), ["invalid value 'eu-1' for 'zone', choose from: us-1."]);
         assert!(errors.get("cidr").unwrap()[0].contains("does not match the regex"));
-        assert_eq!(
-            errors.get("oneform_tags").unwrap(),
-            ["must be a map of string, but 'a' is a number (1)"]
-        );
-        assert_eq!(
-            errors.get("features").unwrap(),
-            ["invalid value 'tpu' for 'features'. Choose from: gpu, ssd."]
-        );
+        assert_eq!(errors.get("oneform_tags").unwrap(), ["must be a map of string, but 'a' is a number (1)"]);
+        assert_eq!(errors.get("features").unwrap(), ["invalid value 'tpu' for 'features'. Choose from: gpu, ssd."]);
         assert!(errors.get("instnce_type").unwrap()[0].contains("did you mean 'instance_type'?"));
     }
 
     #[test]
     fn missing_and_mistyped_values() {
         let errors = validate(&sim_inputs(), &json!({"oneform_hosts": "3"})).unwrap_err();
-        assert_eq!(
-            errors.get("oneform_hosts").unwrap(),
-            ["must be a number, not a string (\"3\")"]
-        );
-        assert_eq!(
-            errors.get("zone").unwrap(),
-            ["is missing: give a value of type string"]
-        );
+        assert_eq!(errors.get("oneform_hosts").unwrap(), ["must be a number, not a string (\"3\")"]);
+        assert_eq!(errors.get("zone").unwrap(), ["is missing: give a value of type string"]);
         let errors = validate(&sim_inputs(), &json!(["zone"])).unwrap_err();
-        assert_eq!(
-            errors.get("values").unwrap(),
-            ["must be a mapping of input name to value, not a list"]
-        );
+        assert_eq!(errors.get("values").unwrap(), ["must be a mapping of input name to value, not a list"]);
     }
 
     #[test]
@@ -500,33 +395,21 @@ mod tests {
             &json!({"oneform_hosts": 2.5, "oneform_public_ips": -1, "oneform_onprem_hosts": ["10.0.0.1", "10.0.0.300"]}),
         )
         .unwrap_err();
-        assert_eq!(
-            errors.get("oneform_hosts").unwrap(),
-            ["must be a whole number ≥ 0, not 2.5"]
-        );
-        assert_eq!(
-            errors.get("oneform_public_ips").unwrap(),
-            ["must be a whole number ≥ 0, not -1"]
-        );
+        assert_eq!(errors.get("oneform_hosts").unwrap(), ["must be a whole number ≥ 0, not 2.5"]);
+        assert_eq!(errors.get("oneform_public_ips").unwrap(), ["must be a whole number ≥ 0, not -1"]);
         assert_eq!(
             errors.get("oneform_onprem_hosts").unwrap(),
             ["entry 2 ('10.0.0.300') is not an IPv4 or IPv6 address or a hostname"]
         );
-        let dup =
-            validate(&inputs, &json!({"oneform_onprem_hosts": ["::1", "0:0::1"]})).unwrap_err();
+        let dup = validate(&inputs, &json!({"oneform_onprem_hosts": ["::1", "0:0::1"]})).unwrap_err();
         assert!(dup.get("oneform_onprem_hosts").unwrap()[0].contains("more than once"));
-        let ok = validate(
-            &inputs,
-            &json!({"oneform_onprem_hosts": ["node-1.example.com", "fe80::1", "192.168.1.2"]}),
-        );
+        let ok = validate(&inputs, &json!({"oneform_onprem_hosts": ["node-1.example.com", "fe80::1", "192.168.1.2"]}));
         assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]
     fn numbers_compare_like_ruby() {
-        let inputs = inputs(
-            json!([{"name": "size", "type": "number", "match": {"type": "list", "values": [1, 2]}}]),
-        );
+        let inputs = inputs(json!([{"name": "size", "type": "number", "match": {"type": "list", "values": [1, 2]}}]));
         assert!(validate(&inputs, &json!({"size": 2.0})).is_ok());
     }
 }

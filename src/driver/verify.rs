@@ -32,39 +32,19 @@ pub struct Conf {
 
 const TERRAFORM_FILES: [(&str, &str); 4] = [
     ("main.tf", "the Terraform resources that make the hosts"),
-    (
-        "outputs.tf",
-        "the `provisioned_hosts` output, a list of {instance_id, instance_ip}",
-    ),
-    (
-        "provider.tf",
-        "the provider block and the `variable`s that become connection inputs",
-    ),
-    (
-        "variables.tf",
-        "the `variable` blocks that become user inputs",
-    ),
+    ("outputs.tf", "the `provisioned_hosts` output, a list of {instance_id, instance_ip}"),
+    ("provider.tf", "the provider block and the `variable`s that become connection inputs"),
+    ("variables.tf", "the `variable` blocks that become user inputs"),
 ];
 
 const ANSIBLE_FILES: [(&str, &str); 3] = [
-    (
-        "ansible.cfg",
-        "the Ansible configuration used for every run",
-    ),
-    (
-        "inventory.yaml",
-        "the inventory plugin line `plugin: opennebula_form`",
-    ),
+    ("ansible.cfg", "the Ansible configuration used for every run"),
+    ("inventory.yaml", "the inventory plugin line `plugin: opennebula_form`"),
     ("site.yaml", "the playbook entry point"),
 ];
 
-const IPAM_SCRIPTS: [&str; 5] = [
-    "allocate_address",
-    "free_address",
-    "get_address",
-    "register_address_range",
-    "unregister_address_range",
-];
+const IPAM_SCRIPTS: [&str; 5] =
+    ["allocate_address", "free_address", "get_address", "register_address_range", "unregister_address_range"];
 
 /// Verifies the folder and builds its parts.
 pub fn load(path: &Path) -> Result<Parts, String> {
@@ -72,74 +52,50 @@ pub fn load(path: &Path) -> Result<Parts, String> {
     let templates = check_layout(&dir)?;
     let conf = read_conf(&dir)?;
     let validators = match dir.is_file("terraform/validators.tf") {
-        true => tf_body(&dir, "terraform/validators.tf").and_then(|body| {
-            terraform::validators(&body).map_err(|e| format!("terraform/validators.tf {e}"))
-        })?,
+        true => tf_body(&dir, "terraform/validators.tf")
+            .and_then(|body| terraform::validators(&body).map_err(|e| format!("terraform/validators.tf {e}")))?,
         false => Map::new(),
     };
     let connection = tf_inputs(&dir, "terraform/provider.tf", &validators)?;
     let user_inputs = tf_inputs(&dir, "terraform/variables.tf", &validators)?;
     let outputs = tf_body(&dir, "terraform/outputs.tf")?;
     if !terraform::has_output(&outputs, "provisioned_hosts") {
-        return Err(
-            "terraform/outputs.tf has no `output \"provisioned_hosts\"`: it must output the hosts \
+        return Err("terraform/outputs.tf has no `output \"provisioned_hosts\"`: it must output the hosts \
                     as a list of {instance_id, instance_ip}"
-                .into(),
-        );
+            .into());
     }
     let deployments = templates
         .into_iter()
         .map(|(rel, source)| deployment::load(&rel, &dir.path(&rel).display().to_string(), source))
         .collect::<Result<Vec<_>, _>>()?;
     for deployment in &deployments {
-        let all: Vec<&Input> = user_inputs
-            .iter()
-            .chain(deployment.user_inputs.iter().flatten())
-            .collect();
+        let all: Vec<&Input> = user_inputs.iter().chain(deployment.user_inputs.iter().flatten()).collect();
         check_grouping(&all).map_err(|e| format!("deployment '{}': {e}", deployment.inventory))?;
     }
-    check_grouping(&connection.iter().collect::<Vec<_>>())
-        .map_err(|e| format!("terraform/provider.tf: {e}"))?;
-    Ok(Parts {
-        conf,
-        connection,
-        user_inputs,
-        deployments,
-    })
+    check_grouping(&connection.iter().collect::<Vec<_>>()).map_err(|e| format!("terraform/provider.tf: {e}"))?;
+    Ok(Parts { conf, connection, user_inputs, deployments })
 }
 
 /// The presence checks, in OneForm's order; returns each template's path and text.
 fn check_layout(dir: &DriverDir) -> Result<Vec<(String, String)>, String> {
     if !dir.is_file("driver.conf") {
-        return Err("driver.conf is missing: the driver needs a YAML driver.conf with name, description, version and fireedge".into());
+        return Err(
+            "driver.conf is missing: the driver needs a YAML driver.conf with name, description, version and fireedge"
+                .into(),
+        );
     }
-    require_dir(
-        dir,
-        "terraform",
-        "main.tf, outputs.tf, provider.tf and variables.tf",
-    )?;
+    require_dir(dir, "terraform", "main.tf, outputs.tf, provider.tf and variables.tf")?;
     for (file, what) in TERRAFORM_FILES {
         require_file(dir, &format!("terraform/{file}"), what)?;
     }
-    require_dir(
-        dir,
-        "ansible",
-        "ansible.cfg, inventory.yaml, site.yaml and templates/",
-    )?;
+    require_dir(dir, "ansible", "ansible.cfg, inventory.yaml, site.yaml and templates/")?;
     for (file, what) in ANSIBLE_FILES {
         require_file(dir, &format!("ansible/{file}"), what)?;
     }
-    require_dir(
-        dir,
-        "ansible/templates",
-        "one <deployment>.j2 template per deployment type",
-    )?;
+    require_dir(dir, "ansible/templates", "one <deployment>.j2 template per deployment type")?;
     let names = templates(dir)?;
     if names.is_empty() {
-        return Err(
-            "ansible/templates/ holds no .j2 template: add one <deployment>.j2 per deployment type"
-                .into(),
-        );
+        return Err("ansible/templates/ holds no .j2 template: add one <deployment>.j2 per deployment type".into());
     }
     let mut sources = Vec::with_capacity(names.len());
     for name in names {
@@ -153,9 +109,7 @@ fn check_layout(dir: &DriverDir) -> Result<Vec<(String, String)>, String> {
         sources.push((rel, source));
     }
     if dir.is_dir("elastic") && is_empty(dir, "elastic")? {
-        return Err(
-            "elastic/ is empty: remove it or add the driver's elastic IP script (*_vnm.rb)".into(),
-        );
+        return Err("elastic/ is empty: remove it or add the driver's elastic IP script (*_vnm.rb)".into());
     }
     if dir.is_dir("ipam") {
         for script in IPAM_SCRIPTS {
@@ -172,9 +126,7 @@ fn check_layout(dir: &DriverDir) -> Result<Vec<(String, String)>, String> {
 fn require_dir(dir: &DriverDir, rel: &str, holds: &str) -> Result<(), String> {
     match dir.is_dir(rel) {
         true => Ok(()),
-        false => Err(format!(
-            "{rel}/ is missing: the driver needs a {rel}/ folder with {holds}"
-        )),
+        false => Err(format!("{rel}/ is missing: the driver needs a {rel}/ folder with {holds}")),
     }
 }
 
@@ -186,8 +138,7 @@ fn require_file(dir: &DriverDir, rel: &str, what: &str) -> Result<(), String> {
 }
 
 fn is_empty(dir: &DriverDir, rel: &str) -> Result<bool, String> {
-    let mut entries =
-        std::fs::read_dir(dir.path(rel)).map_err(|e| format!("{rel}/ cannot be read: {e}"))?;
+    let mut entries = std::fs::read_dir(dir.path(rel)).map_err(|e| format!("{rel}/ cannot be read: {e}"))?;
     Ok(entries.next().is_none())
 }
 
@@ -209,16 +160,11 @@ fn read_conf(dir: &DriverDir) -> Result<Conf, String> {
     let text = dir.read("driver.conf")?;
     let value = yaml_to_json(&text).map_err(|e| format!("driver.conf is not valid YAML: {e}"))?;
     let Value::Object(conf) = value else {
-        return Err(
-            "driver.conf must be a YAML mapping with name, description, version and fireedge"
-                .into(),
-        );
+        return Err("driver.conf must be a YAML mapping with name, description, version and fireedge".into());
     };
     let text_key = |key: &str, what: &str| match conf.get(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            Err(format!("driver.conf has no `{key}` ({what})"))
-        }
+        Some(Value::String(_)) | None | Some(Value::Null) => Err(format!("driver.conf has no `{key}` ({what})")),
         Some(_) => Err(format!("driver.conf `{key}` must be text ({what})")),
     };
     let name = text_key("name", "the driver's display name")?;
@@ -229,20 +175,11 @@ fn read_conf(dir: &DriverDir) -> Result<Conf, String> {
             return Err("driver.conf has no `version` (the driver's version, e.g. '1.0.0')".into());
         }
     };
-    let fireedge =
-        match conf.get("fireedge") {
-            Some(v @ Value::Object(_)) => v.clone(),
-            _ => return Err(
-                "driver.conf has no `fireedge` mapping (UI hints: logo, color, operations, layout)"
-                    .into(),
-            ),
-        };
-    Ok(Conf {
-        name,
-        description,
-        version,
-        fireedge,
-    })
+    let fireedge = match conf.get("fireedge") {
+        Some(v @ Value::Object(_)) => v.clone(),
+        _ => return Err("driver.conf has no `fireedge` mapping (UI hints: logo, color, operations, layout)".into()),
+    };
+    Ok(Conf { name, description, version, fireedge })
 }
 
 fn tf_body(dir: &DriverDir, rel: &str) -> Result<hcl::Body, String> {
@@ -250,11 +187,7 @@ fn tf_body(dir: &DriverDir, rel: &str) -> Result<hcl::Body, String> {
     terraform::parse(&text).map_err(|e| format!("{rel} {e}"))
 }
 
-fn tf_inputs(
-    dir: &DriverDir,
-    rel: &str,
-    validators: &Map<String, Value>,
-) -> Result<Vec<Input>, String> {
+fn tf_inputs(dir: &DriverDir, rel: &str, validators: &Map<String, Value>) -> Result<Vec<Input>, String> {
     let body = tf_body(dir, rel)?;
     let mut inputs = terraform::inputs(&body, validators).map_err(|e| format!("{rel} {e}"))?;
     for input in &mut inputs {

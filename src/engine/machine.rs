@@ -154,35 +154,24 @@ pub fn next(from: State, event: Event) -> Result<(State, Vec<Effect>), IllegalTr
     match event {
         Event::Created | Event::Resumed if from == State::Pending => run(Stage::Init),
         Event::Created => Err(illegal()),
-        Event::Resumed => Stage::of(from)
-            .filter(|_| from.is_transitional())
-            .map_or(Err(illegal()), run),
+        Event::Resumed => Stage::of(from).filter(|_| from.is_transitional()).map_or(Err(illegal()), run),
         Event::Interrupted => match from.failure() {
             Some(failure) if from.is_transitional() => Ok((failure, vec![])),
             _ => Err(illegal()),
         },
-        Event::StageSucceeded(outcome) if Stage::of(from) == Some(outcome.stage()) => {
-            Ok(after(outcome))
-        }
+        Event::StageSucceeded(outcome) if Stage::of(from) == Some(outcome.stage()) => Ok(after(outcome)),
         Event::StageSucceeded(_) => Err(illegal()),
         Event::StageFailed => match (Stage::of(from), from.failure()) {
             (Some(_), Some(failure)) => Ok((failure, vec![])),
             _ => Err(illegal()),
         },
-        Event::RetryRequested => from
-            .retry_state()
-            .and_then(Stage::of)
-            .map_or(Err(illegal()), run),
+        Event::RetryRequested => from.retry_state().and_then(Stage::of).map_or(Err(illegal()), run),
         Event::ScaleUpRequested if from.can_scale() => run(Stage::Scaling),
         Event::ScaleDownRequested if from.can_scale() => run(Stage::DeprovisioningOne),
         Event::ScaleUpRequested | Event::ScaleDownRequested => Err(illegal()),
         Event::DeprovisionRequested { force } => {
             let allowed = from.can_deprovision() || (force && !matches!(from, State::Done));
-            if allowed {
-                run(Stage::DeprovisioningOne)
-            } else {
-                Err(illegal())
-            }
+            if allowed { run(Stage::DeprovisioningOne) } else { Err(illegal()) }
         }
     }
 }
@@ -195,19 +184,14 @@ fn after(outcome: Outcome) -> (State, Vec<Effect>) {
         Outcome::Planning => run(Stage::Applying),
         Outcome::Applying => run(Stage::ConfiguringOne),
         Outcome::ConfiguringOne => run(Stage::ConfiguringProvision),
-        Outcome::ConfiguringProvision { hosts: 0 } => (
-            State::Running,
-            vec![Effect::Follow(Event::DeprovisionRequested { force: true })],
-        ),
+        Outcome::ConfiguringProvision { hosts: 0 } => {
+            (State::Running, vec![Effect::Follow(Event::DeprovisionRequested { force: true })])
+        }
         Outcome::ConfiguringProvision { .. } => (State::Running, vec![]),
         Outcome::Scaling => run(Stage::Init),
         Outcome::DeprovisioningOne => run(Stage::Deprovisioning),
-        Outcome::Deprovisioning {
-            cluster_exists: true,
-        } => (State::Running, vec![]),
-        Outcome::Deprovisioning {
-            cluster_exists: false,
-        } => run(Stage::Done),
+        Outcome::Deprovisioning { cluster_exists: true } => (State::Running, vec![]),
+        Outcome::Deprovisioning { cluster_exists: false } => run(Stage::Done),
         Outcome::Done => (State::Done, vec![]),
     }
 }
@@ -229,9 +213,7 @@ fn describe(event: Event) -> &'static str {
 fn hint(from: State, event: Event) -> String {
     match event {
         Event::RetryRequested => "; only a *_FAILURE state can be retried".into(),
-        Event::ScaleUpRequested | Event::ScaleDownRequested => {
-            "; scaling needs RUNNING or SCALING_FAILURE".into()
-        }
+        Event::ScaleUpRequested | Event::ScaleDownRequested => "; scaling needs RUNNING or SCALING_FAILURE".into(),
         Event::DeprovisionRequested { force: false } if from != State::Done => {
             "; deprovision needs RUNNING, SCALING or DEPROVISIONING_ONE_FAILURE, or --force".into()
         }

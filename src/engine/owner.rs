@@ -6,10 +6,7 @@ use crate::store::Owner;
 /// This process.
 pub fn current() -> Owner {
     let pid = std::process::id() as i64;
-    Owner {
-        pid,
-        token: token(pid).unwrap_or_else(|| format!("{pid}:?")),
-    }
+    Owner { pid, token: token(pid).unwrap_or_else(|| format!("{pid}:?")) }
 }
 
 /// Whether the process that owned an operation is still the same live process.
@@ -44,15 +41,9 @@ mod tests {
     fn this_process_is_alive_and_a_reused_pid_is_not() {
         let me = current();
         assert!(is_alive(&me));
-        let impostor = Owner {
-            pid: me.pid,
-            token: format!("{}:0", me.pid),
-        };
+        let impostor = Owner { pid: me.pid, token: format!("{}:0", me.pid) };
         assert!(!is_alive(&impostor), "same pid, different start time");
-        let gone = Owner {
-            pid: i32::MAX as i64,
-            token: "x".into(),
-        };
+        let gone = Owner { pid: i32::MAX as i64, token: "x".into() };
         assert!(!is_alive(&gone));
     }
 }

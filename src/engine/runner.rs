@@ -13,8 +13,7 @@ use super::machine::{self, Effect, Event, Outcome, Stage};
 use super::state::State;
 use crate::exec::{Cancel, Severity, Sink};
 use crate::store::{
-    self, AttemptEnd, Checkpoint, HistoricEntry, OperationRow, OperationStatus, Owner,
-    ProvisionRow, Store,
+    self, AttemptEnd, Checkpoint, HistoricEntry, OperationRow, OperationStatus, Owner, ProvisionRow, Store,
 };
 
 /// What a stage sees: the provision (its body is the stage's to change), the operation that
@@ -48,21 +47,14 @@ pub struct StageError {
 
 impl StageError {
     pub fn failed(message: impl Into<String>) -> StageError {
-        StageError {
-            message: message.into(),
-            cancelled: false,
-        }
+        StageError { message: message.into(), cancelled: false }
     }
 }
 
 /// The work of each stage. The real implementation runs Terraform, OpenNebula calls and
 /// Ansible; tests and benchmarks use scripted ones.
 pub trait Stages: Send + Sync {
-    fn run(
-        &self,
-        stage: Stage,
-        ctx: &mut Ctx<'_>,
-    ) -> impl Future<Output = Result<Outcome, StageError>> + Send;
+    fn run(&self, stage: Stage, ctx: &mut Ctx<'_>) -> impl Future<Output = Result<Outcome, StageError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,26 +62,15 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("provision {provision_id}: {source}")]
-    Illegal {
-        provision_id: i64,
-        source: machine::IllegalTransition,
-    },
+    Illegal { provision_id: i64, source: machine::IllegalTransition },
     #[error(
         "provision {provision_id}: {stage} failed: {message}. Fix the cause, then `formwork provision retry {provision_id}`; `formwork provision logs {provision_id}` shows the output"
     )]
-    StageFailed {
-        provision_id: i64,
-        stage: &'static str,
-        message: String,
-    },
+    StageFailed { provision_id: i64, stage: &'static str, message: String },
     #[error(
         "provision {provision_id}: {stage} was cancelled; it is now in {state}. `formwork provision retry {provision_id}` runs the stage again"
     )]
-    Cancelled {
-        provision_id: i64,
-        stage: &'static str,
-        state: State,
-    },
+    Cancelled { provision_id: i64, stage: &'static str, state: State },
 }
 
 /// What `resume` does with an operation whose process died.
@@ -124,19 +105,12 @@ impl<S: Stages> Runner<S> {
         log: &mut dyn Log,
     ) -> Result<State, Error> {
         let now = (self.clock)();
-        let op_id = self
-            .store
-            .begin_operation(provision_id, kind, params, &self.owner, now)?;
+        let op_id = self.store.begin_operation(provision_id, kind, params, &self.owner, now)?;
         self.continue_operation(op_id, event, log).await
     }
 
     /// Drives an operation this process owns, beginning with `event`.
-    pub async fn continue_operation(
-        &self,
-        op_id: i64,
-        event: Event,
-        log: &mut dyn Log,
-    ) -> Result<State, Error> {
+    pub async fn continue_operation(&self, op_id: i64, event: Event, log: &mut dyn Log) -> Result<State, Error> {
         let operation = self.store.operation(op_id)?;
         let cancel = Cancel::new();
         let watcher = self.watch_cancel(op_id, cancel.clone());
@@ -145,14 +119,12 @@ impl<S: Stages> Runner<S> {
         let now = (self.clock)();
         let (status, error) = match &result {
             Ok(_) => (OperationStatus::Succeeded, None),
-            Err(Error::Cancelled { .. }) => (
-                OperationStatus::Cancelled,
-                result.as_ref().err().map(ToString::to_string),
-            ),
+            Err(Error::Cancelled { .. }) => {
+                (OperationStatus::Cancelled, result.as_ref().err().map(ToString::to_string))
+            }
             Err(e) => (OperationStatus::Failed, Some(e.to_string())),
         };
-        self.store
-            .finish_operation(op_id, status, error.as_deref(), now)?;
+        self.store.finish_operation(op_id, status, error.as_deref(), now)?;
         result
     }
 
@@ -182,24 +154,14 @@ impl<S: Stages> Runner<S> {
     ) -> Result<Vec<(i64, Result<State, Error>)>, Error> {
         let mut done = Vec::new();
         for op in self.store.running_operations()? {
-            let previous = Owner {
-                pid: op.owner_pid,
-                token: op.owner_token.clone(),
-            };
-            if is_alive(&previous)
-                || !self
-                    .store
-                    .take_over(op.id, &previous, &self.owner, (self.clock)())?
-            {
+            let previous = Owner { pid: op.owner_pid, token: op.owner_token.clone() };
+            if is_alive(&previous) || !self.store.take_over(op.id, &previous, &self.owner, (self.clock)())? {
                 continue;
             }
             let mut log = open_log(op.provision_id);
             log.note(
                 Severity::Warning,
-                &format!(
-                    "operation {} ({}) was interrupted: its process {} is gone",
-                    op.id, op.kind, op.owner_pid
-                ),
+                &format!("operation {} ({}) was interrupted: its process {} is gone", op.id, op.kind, op.owner_pid),
             );
             let result = self.resume_one(&op, policy, log.as_mut()).await;
             done.push((op.provision_id, result));
@@ -207,23 +169,13 @@ impl<S: Stages> Runner<S> {
         Ok(done)
     }
 
-    async fn resume_one(
-        &self,
-        op: &OperationRow,
-        policy: OnInterrupted,
-        log: &mut dyn Log,
-    ) -> Result<State, Error> {
+    async fn resume_one(&self, op: &OperationRow, policy: OnInterrupted, log: &mut dyn Log) -> Result<State, Error> {
         let now = (self.clock)();
-        self.store
-            .interrupt_attempts(op.id, log.position() as i64, now)?;
+        self.store.interrupt_attempts(op.id, log.position() as i64, now)?;
         let state = self.store.provision(op.provision_id)?.state;
         if !state.is_transitional() && state != State::Pending {
             // The work had ended; only closing the operation was lost.
-            let status = if state.is_failure() {
-                OperationStatus::Failed
-            } else {
-                OperationStatus::Succeeded
-            };
+            let status = if state.is_failure() { OperationStatus::Failed } else { OperationStatus::Succeeded };
             self.store.finish_operation(op.id, status, None, now)?;
             return Ok(state);
         }
@@ -233,36 +185,18 @@ impl<S: Stages> Runner<S> {
                 self.continue_operation(op.id, Event::Resumed, log).await
             }
             OnInterrupted::Fail => {
-                let (to, _) =
-                    machine::next(state, Event::Interrupted).map_err(|source| Error::Illegal {
-                        provision_id: op.provision_id,
-                        source,
-                    })?;
-                let entry = HistoricEntry::new(
-                    "Operation interrupted",
-                    format!("{state} was interrupted"),
-                    now,
-                );
+                let (to, _) = machine::next(state, Event::Interrupted)
+                    .map_err(|source| Error::Illegal { provision_id: op.provision_id, source })?;
+                let entry = HistoricEntry::new("Operation interrupted", format!("{state} was interrupted"), now);
                 self.transition(op.provision_id, state, to, None, vec![entry], None, log)?;
-                self.store.finish_operation(
-                    op.id,
-                    OperationStatus::Interrupted,
-                    Some("interrupted"),
-                    now,
-                )?;
+                self.store.finish_operation(op.id, OperationStatus::Interrupted, Some("interrupted"), now)?;
                 Ok(to)
             }
         }
     }
 
     /// Applies events and performs effects until there is nothing left to do.
-    async fn drive(
-        &self,
-        op: &OperationRow,
-        first: Event,
-        log: &mut dyn Log,
-        cancel: &Cancel,
-    ) -> Result<State, Error> {
+    async fn drive(&self, op: &OperationRow, first: Event, log: &mut dyn Log, cancel: &Cancel) -> Result<State, Error> {
         let id = op.provision_id;
         let mut queue = VecDeque::from([Effect::Follow(first)]);
         let mut state = self.store.provision(id)?.state;
@@ -270,10 +204,7 @@ impl<S: Stages> Runner<S> {
             match effect {
                 Effect::Follow(event) => {
                     let (to, effects) =
-                        machine::next(state, event).map_err(|source| Error::Illegal {
-                            provision_id: id,
-                            source,
-                        })?;
+                        machine::next(state, event).map_err(|source| Error::Illegal { provision_id: id, source })?;
                     self.transition(id, state, to, None, vec![], None, log)?;
                     state = to;
                     queue.extend(effects);
@@ -299,83 +230,26 @@ impl<S: Stages> Runner<S> {
     ) -> Result<(State, Vec<Effect>), Error> {
         let id = op.provision_id;
         let provision = self.store.provision(id)?;
-        let attempt_id = self.store.start_attempt(
-            op.id,
-            id,
-            stage.name(),
-            log.position() as i64,
-            (self.clock)(),
-        )?;
-        let mut ctx = Ctx {
-            provision,
-            operation: op,
-            attempt_id,
-            store: &self.store,
-            log,
-            cancel,
-            historic: vec![],
-        };
+        let attempt_id = self.store.start_attempt(op.id, id, stage.name(), log.position() as i64, (self.clock)())?;
+        let mut ctx = Ctx { provision, operation: op, attempt_id, store: &self.store, log, cancel, historic: vec![] };
         let result = self.stages.run(stage, &mut ctx).await;
-        let Ctx {
-            provision,
-            historic,
-            log,
-            ..
-        } = ctx;
+        let Ctx { provision, historic, log, .. } = ctx;
         let (event, outcome, error) = match &result {
-            Ok(outcome) => (
-                Event::StageSucceeded(*outcome),
-                OperationStatus::Succeeded,
-                None,
-            ),
-            Err(e) if e.cancelled => (
-                Event::StageFailed,
-                OperationStatus::Cancelled,
-                Some(e.message.clone()),
-            ),
-            Err(e) => (
-                Event::StageFailed,
-                OperationStatus::Failed,
-                Some(e.message.clone()),
-            ),
+            Ok(outcome) => (Event::StageSucceeded(*outcome), OperationStatus::Succeeded, None),
+            Err(e) if e.cancelled => (Event::StageFailed, OperationStatus::Cancelled, Some(e.message.clone())),
+            Err(e) => (Event::StageFailed, OperationStatus::Failed, Some(e.message.clone())),
         };
         if let Some(message) = &error {
-            log.note(
-                Severity::Error,
-                &format!("{} failed: {message}", stage.name()),
-            );
+            log.note(Severity::Error, &format!("{} failed: {message}", stage.name()));
         }
-        let (to, effects) = machine::next(state, event).map_err(|source| Error::Illegal {
-            provision_id: id,
-            source,
-        })?;
-        let end = AttemptEnd {
-            attempt_id,
-            outcome,
-            error: error.clone(),
-            log_end: 0,
-        };
-        self.transition(
-            id,
-            state,
-            to,
-            Some(&provision.body),
-            historic,
-            Some(end),
-            log,
-        )?;
+        let (to, effects) =
+            machine::next(state, event).map_err(|source| Error::Illegal { provision_id: id, source })?;
+        let end = AttemptEnd { attempt_id, outcome, error: error.clone(), log_end: 0 };
+        self.transition(id, state, to, Some(&provision.body), historic, Some(end), log)?;
         match result {
             Ok(_) => Ok((to, effects)),
-            Err(e) if e.cancelled => Err(Error::Cancelled {
-                provision_id: id,
-                stage: stage.name(),
-                state: to,
-            }),
-            Err(e) => Err(Error::StageFailed {
-                provision_id: id,
-                stage: stage.name(),
-                message: e.message,
-            }),
+            Err(e) if e.cancelled => Err(Error::Cancelled { provision_id: id, stage: stage.name(), state: to }),
+            Err(e) => Err(Error::StageFailed { provision_id: id, stage: stage.name(), message: e.message }),
         }
     }
 
@@ -396,15 +270,7 @@ impl<S: Stages> Runner<S> {
             a
         });
         let time = (self.clock)();
-        self.store.checkpoint(&Checkpoint {
-            provision_id: id,
-            from,
-            to,
-            body,
-            historic,
-            attempt,
-            time,
-        })?;
+        self.store.checkpoint(&Checkpoint { provision_id: id, from, to, body, historic, attempt, time })?;
         if from != to {
             log.info(&format!("State changed from {from} to {to}"));
         }

@@ -91,9 +91,7 @@ impl State {
     }
 
     pub fn parse(name: &str) -> Option<State> {
-        ALL.iter()
-            .copied()
-            .find(|s| s.name().eq_ignore_ascii_case(name))
+        ALL.iter().copied().find(|s| s.name().eq_ignore_ascii_case(name))
     }
 
     /// The failure twin of a working state (`APPLYING` → `APPLYING_FAILURE`).
@@ -161,10 +159,7 @@ impl State {
 
     /// OneForm's `can_deprovision?` (without `force`).
     pub fn can_deprovision(self) -> bool {
-        matches!(
-            self,
-            State::Running | State::DeprovisioningOneFailure | State::Scaling
-        )
+        matches!(self, State::Running | State::DeprovisioningOneFailure | State::Scaling)
     }
 
     /// OneForm's `STATE_TRANSITIONS`: whether `self → to` is legal. Setting the same state is
@@ -181,12 +176,7 @@ impl State {
             State::ConfiguringOne => &[State::ConfiguringProvision, State::ConfiguringOneFailure],
             State::ConfiguringProvision => &[State::Running, State::ConfiguringProvisionFailure],
             State::Running => &[State::Scaling, State::DeprovisioningOne],
-            State::Scaling => &[
-                State::Running,
-                State::ScalingFailure,
-                State::Init,
-                State::DeprovisioningOne,
-            ],
+            State::Scaling => &[State::Running, State::ScalingFailure, State::Init, State::DeprovisioningOne],
             State::DeprovisioningOne => &[State::Deprovisioning, State::DeprovisioningOneFailure],
             State::Deprovisioning => &[State::Done, State::DeprovisioningFailure, State::Running],
             State::Done => &[State::DoneFailure],
@@ -247,20 +237,11 @@ mod tests {
             (Init, &[Planning, InitFailure]),
             (Planning, &[Applying, PlanningFailure]),
             (Applying, &[ConfiguringOne, ApplyingFailure]),
-            (
-                ConfiguringOne,
-                &[ConfiguringProvision, ConfiguringOneFailure],
-            ),
-            (
-                ConfiguringProvision,
-                &[Running, ConfiguringProvisionFailure],
-            ),
+            (ConfiguringOne, &[ConfiguringProvision, ConfiguringOneFailure]),
+            (ConfiguringProvision, &[Running, ConfiguringProvisionFailure]),
             (Running, &[Scaling, DeprovisioningOne]),
             (Scaling, &[Running, ScalingFailure, Init, DeprovisioningOne]),
-            (
-                DeprovisioningOne,
-                &[Deprovisioning, DeprovisioningOneFailure],
-            ),
+            (DeprovisioningOne, &[Deprovisioning, DeprovisioningOneFailure]),
             (Deprovisioning, &[Done, DeprovisioningFailure, Running]),
             (Done, &[DoneFailure]),
             (InitFailure, &[Init]),

@@ -56,10 +56,7 @@ struct Script {
 
 impl Script {
     fn with_hosts(hosts: usize) -> Script {
-        Script {
-            hosts,
-            ..Script::default()
-        }
+        Script { hosts, ..Script::default() }
     }
     /// The next runs of `stage` do `acts`, in order; afterwards it succeeds.
     fn on(self, stage: Stage, acts: &[Act]) -> Script {
@@ -67,12 +64,7 @@ impl Script {
         self
     }
     fn runs(&self, stage: Stage) -> usize {
-        self.runs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| **s == stage)
-            .count()
+        self.runs.lock().unwrap().iter().filter(|s| **s == stage).count()
     }
     fn outcome(&self, stage: Stage) -> Outcome {
         match stage {
@@ -83,9 +75,7 @@ impl Script {
             Stage::ConfiguringProvision => Outcome::ConfiguringProvision { hosts: self.hosts },
             Stage::Scaling => Outcome::Scaling,
             Stage::DeprovisioningOne => Outcome::DeprovisioningOne,
-            Stage::Deprovisioning => Outcome::Deprovisioning {
-                cluster_exists: self.cluster_exists,
-            },
+            Stage::Deprovisioning => Outcome::Deprovisioning { cluster_exists: self.cluster_exists },
             Stage::Done => Outcome::Done,
         }
     }
@@ -97,11 +87,7 @@ impl Stages for Script {
         let act = {
             let mut acts = self.acts.lock().unwrap();
             let list = acts.entry(stage).or_default();
-            if list.is_empty() {
-                Act::Succeed
-            } else {
-                list.remove(0)
-            }
+            if list.is_empty() { Act::Succeed } else { list.remove(0) }
         };
         ctx.provision.body["last_stage"] = json!(stage.name());
         match act {
@@ -110,32 +96,19 @@ impl Stages for Script {
             Act::Hang => std::future::pending().await,
             Act::WaitCancel => {
                 ctx.cancel.cancelled().await;
-                Err(StageError {
-                    message: "cancelled".into(),
-                    cancelled: true,
-                })
+                Err(StageError { message: "cancelled".into(), cancelled: true })
             }
         }
     }
 }
 
 fn runner(store: &Arc<Store>, script: Script, pid: i64) -> Runner<Script> {
-    Runner {
-        store: Arc::clone(store),
-        stages: script,
-        owner: Owner {
-            pid,
-            token: format!("{pid}:t"),
-        },
-        clock: || 1000,
-    }
+    Runner { store: Arc::clone(store), stages: script, owner: Owner { pid, token: format!("{pid}:t") }, clock: || 1000 }
 }
 
 fn new_provision(store: &Store) -> i64 {
     let provider = store.insert_provider("sim", "sim", &json!({}), 1).unwrap();
-    store
-        .insert_provision("p", "sim", provider, &json!({"name": "p"}), 1)
-        .unwrap()
+    store.insert_provision("p", "sim", provider, &json!({"name": "p"}), 1).unwrap()
 }
 
 fn states_seen(store: &Store, id: i64) -> Vec<String> {
@@ -154,45 +127,18 @@ async fn create_runs_every_stage_once_to_running() {
     let id = new_provision(&store);
     let script = Script::with_hosts(2);
     let mut log = MemLog::default();
-    let end = runner(&store, script.clone(), 1)
-        .start(id, "create", &json!({}), Event::Created, &mut log)
-        .await
-        .unwrap();
+    let end =
+        runner(&store, script.clone(), 1).start(id, "create", &json!({}), Event::Created, &mut log).await.unwrap();
     assert_eq!(end, State::Running);
     assert_eq!(
         states_seen(&store, id),
-        [
-            "INIT",
-            "PLANNING",
-            "APPLYING",
-            "CONFIGURING_ONE",
-            "CONFIGURING_PROVISION",
-            "RUNNING"
-        ]
+        ["INIT", "PLANNING", "APPLYING", "CONFIGURING_ONE", "CONFIGURING_PROVISION", "RUNNING"]
     );
     assert_eq!(store.attempts(id).unwrap().len(), 5);
-    assert!(
-        store
-            .attempts(id)
-            .unwrap()
-            .iter()
-            .all(|a| a.outcome.as_deref() == Some("succeeded"))
-    );
-    assert_eq!(
-        store.provision(id).unwrap().body["last_stage"],
-        "CONFIGURING_PROVISION",
-        "stage changes are saved"
-    );
-    assert_eq!(
-        store.operations(id).unwrap()[0].status,
-        OperationStatus::Succeeded
-    );
-    assert!(
-        log.lines
-            .contains(&"[I] State changed from PLANNING to APPLYING".to_string()),
-        "{:?}",
-        log.lines
-    );
+    assert!(store.attempts(id).unwrap().iter().all(|a| a.outcome.as_deref() == Some("succeeded")));
+    assert_eq!(store.provision(id).unwrap().body["last_stage"], "CONFIGURING_PROVISION", "stage changes are saved");
+    assert_eq!(store.operations(id).unwrap()[0].status, OperationStatus::Succeeded);
+    assert!(log.lines.contains(&"[I] State changed from PLANNING to APPLYING".to_string()), "{:?}", log.lines);
 }
 
 #[tokio::test]
@@ -201,66 +147,17 @@ async fn a_failed_stage_lands_in_its_failure_state_and_retry_goes_on_from_there(
     let id = new_provision(&store);
     let script = Script::with_hosts(1).on(Stage::Applying, &[Act::Fail]);
     let r = runner(&store, script.clone(), 1);
-    let err = r
-        .start(
-            id,
-            "create",
-            &json!({}),
-            Event::Created,
-            &mut MemLog::default(),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("APPLYING failed: APPLYING broke"),
-        "{err}"
-    );
+    let err = r.start(id, "create", &json!({}), Event::Created, &mut MemLog::default()).await.unwrap_err();
+    assert!(err.to_string().contains("APPLYING failed: APPLYING broke"), "{err}");
     assert_eq!(store.provision(id).unwrap().state, State::ApplyingFailure);
-    assert_eq!(
-        store.operations(id).unwrap()[0].status,
-        OperationStatus::Failed
-    );
+    assert_eq!(store.operations(id).unwrap()[0].status, OperationStatus::Failed);
 
-    let end = r
-        .start(
-            id,
-            "retry",
-            &json!({}),
-            Event::RetryRequested,
-            &mut MemLog::default(),
-        )
-        .await
-        .unwrap();
+    let end = r.start(id, "retry", &json!({}), Event::RetryRequested, &mut MemLog::default()).await.unwrap();
     assert_eq!(end, State::Running);
-    assert_eq!(
-        (
-            script.runs(Stage::Init),
-            script.runs(Stage::Planning),
-            script.runs(Stage::Applying)
-        ),
-        (1, 1, 2)
-    );
-    let illegal = r
-        .start(
-            id,
-            "retry",
-            &json!({}),
-            Event::RetryRequested,
-            &mut MemLog::default(),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        illegal
-            .to_string()
-            .contains("cannot retry while the provision is RUNNING"),
-        "{illegal}"
-    );
-    assert_eq!(
-        store.provision(id).unwrap().state,
-        State::Running,
-        "a refused request changes nothing"
-    );
+    assert_eq!((script.runs(Stage::Init), script.runs(Stage::Planning), script.runs(Stage::Applying)), (1, 1, 2));
+    let illegal = r.start(id, "retry", &json!({}), Event::RetryRequested, &mut MemLog::default()).await.unwrap_err();
+    assert!(illegal.to_string().contains("cannot retry while the provision is RUNNING"), "{illegal}");
+    assert_eq!(store.provision(id).unwrap().state, State::Running, "a refused request changes nothing");
 }
 
 #[tokio::test]
@@ -273,56 +170,25 @@ async fn a_second_operation_is_refused_while_one_runs() {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
             let r = runner(&store, script, 1);
-            r.start(
-                id,
-                "create",
-                &json!({}),
-                Event::Created,
-                &mut MemLog::default(),
-            )
-            .await
+            r.start(id, "create", &json!({}), Event::Created, &mut MemLog::default()).await
         })
     };
     while store.provision(id).unwrap().state != State::Planning {
         tokio::task::yield_now().await;
     }
     let busy = first
-        .start(
-            id,
-            "deprovision",
-            &json!({}),
-            Event::DeprovisionRequested { force: true },
-            &mut MemLog::default(),
-        )
+        .start(id, "deprovision", &json!({}), Event::DeprovisionRequested { force: true }, &mut MemLog::default())
         .await;
     let message = busy.unwrap_err().to_string();
-    assert!(
-        message.contains("provision 1 is busy: operation 1 (create)"),
-        "{message}"
-    );
+    assert!(message.contains("provision 1 is busy: operation 1 (create)"), "{message}");
     assert!(message.contains("formwork provision cancel 1"), "{message}");
 
     // Cancel it as another process would: through the database.
     store.request_cancel(id).unwrap();
     let result = task.await.unwrap();
-    assert!(
-        matches!(
-            result,
-            Err(Error::Cancelled {
-                state: State::PlanningFailure,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
-    assert_eq!(
-        store.operations(id).unwrap()[0].status,
-        OperationStatus::Cancelled
-    );
-    assert_eq!(
-        store.attempts(id).unwrap()[1].outcome.as_deref(),
-        Some("cancelled")
-    );
+    assert!(matches!(result, Err(Error::Cancelled { state: State::PlanningFailure, .. })), "{result:?}");
+    assert_eq!(store.operations(id).unwrap()[0].status, OperationStatus::Cancelled);
+    assert_eq!(store.attempts(id).unwrap()[1].outcome.as_deref(), Some("cancelled"));
 }
 
 #[tokio::test]
@@ -335,54 +201,24 @@ async fn after_a_crash_resume_reruns_only_the_interrupted_stage() {
     let (params, mut log) = (json!({}), MemLog::default());
     let run = crashed.start(id, "create", &params, Event::Created, &mut log);
     // The process "dies" while CONFIGURING_ONE runs: the future is dropped mid-stage.
-    assert!(
-        tokio::time::timeout(std::time::Duration::from_millis(50), run)
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(50), run).await.is_err());
     assert_eq!(store.provision(id).unwrap().state, State::ConfiguringOne);
 
     let alive_is_none = |_: &Owner| false;
     let fresh = runner(&store, script.clone(), 2);
-    let resumed = fresh
-        .resume(OnInterrupted::Resume, alive_is_none, |_| {
-            Box::new(MemLog::default())
-        })
-        .await
-        .unwrap();
+    let resumed = fresh.resume(OnInterrupted::Resume, alive_is_none, |_| Box::new(MemLog::default())).await.unwrap();
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].1.as_ref().unwrap(), &State::Running);
     assert_eq!(script.runs(Stage::ConfiguringOne), 2);
-    for stage in [
-        Stage::Init,
-        Stage::Planning,
-        Stage::Applying,
-        Stage::ConfiguringProvision,
-    ] {
-        assert_eq!(
-            script.runs(stage),
-            1,
-            "{stage:?} finished before the crash and must not run again"
-        );
+    for stage in [Stage::Init, Stage::Planning, Stage::Applying, Stage::ConfiguringProvision] {
+        assert_eq!(script.runs(stage), 1, "{stage:?} finished before the crash and must not run again");
     }
     let attempts = store.attempts(id).unwrap();
-    assert_eq!(
-        attempts
-            .iter()
-            .filter(|a| a.outcome.as_deref() == Some("interrupted"))
-            .count(),
-        1
-    );
+    assert_eq!(attempts.iter().filter(|a| a.outcome.as_deref() == Some("interrupted")).count(), 1);
     assert!(store.running_operations().unwrap().is_empty());
     // Nothing left to resume, and a live owner is never taken over.
     assert!(
-        fresh
-            .resume(OnInterrupted::Resume, alive_is_none, |_| Box::new(
-                MemLog::default()
-            ))
-            .await
-            .unwrap()
-            .is_empty()
+        fresh.resume(OnInterrupted::Resume, alive_is_none, |_| Box::new(MemLog::default())).await.unwrap().is_empty()
     );
 }
 
@@ -391,42 +227,20 @@ async fn resume_can_fail_the_interrupted_stage_instead() {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let id = new_provision(&store);
     let script = Script::with_hosts(1).on(Stage::Applying, &[Act::Hang]);
-    let (first, params, mut log) = (
-        runner(&store, script.clone(), 1),
-        json!({}),
-        MemLog::default(),
-    );
+    let (first, params, mut log) = (runner(&store, script.clone(), 1), json!({}), MemLog::default());
     let run = first.start(id, "create", &params, Event::Created, &mut log);
-    assert!(
-        tokio::time::timeout(std::time::Duration::from_millis(50), run)
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(50), run).await.is_err());
     let live_owner_kept = runner(&store, script.clone(), 2)
-        .resume(
-            OnInterrupted::Fail,
-            |o: &Owner| o.pid == 1,
-            |_| Box::new(MemLog::default()),
-        )
+        .resume(OnInterrupted::Fail, |o: &Owner| o.pid == 1, |_| Box::new(MemLog::default()))
         .await
         .unwrap();
-    assert!(
-        live_owner_kept.is_empty(),
-        "an operation whose owner lives is left alone"
-    );
+    assert!(live_owner_kept.is_empty(), "an operation whose owner lives is left alone");
     let failed = runner(&store, script.clone(), 2)
-        .resume(
-            OnInterrupted::Fail,
-            |_: &Owner| false,
-            |_| Box::new(MemLog::default()),
-        )
+        .resume(OnInterrupted::Fail, |_: &Owner| false, |_| Box::new(MemLog::default()))
         .await
         .unwrap();
     assert_eq!(failed[0].1.as_ref().unwrap(), &State::ApplyingFailure);
-    assert_eq!(
-        store.operations(id).unwrap()[0].status,
-        OperationStatus::Interrupted
-    );
+    assert_eq!(store.operations(id).unwrap()[0].status, OperationStatus::Interrupted);
     assert_eq!(script.runs(Stage::Applying), 1);
 }
 
@@ -435,50 +249,17 @@ async fn an_empty_provision_tears_itself_down_and_scale_down_returns_to_running(
     let store = Arc::new(Store::open_in_memory().unwrap());
     let id = new_provision(&store);
     let end = runner(&store, Script::with_hosts(0), 1)
-        .start(
-            id,
-            "create",
-            &json!({}),
-            Event::Created,
-            &mut MemLog::default(),
-        )
+        .start(id, "create", &json!({}), Event::Created, &mut MemLog::default())
         .await;
     assert_eq!(end.unwrap(), State::Done);
-    assert_eq!(
-        states_seen(&store, id)[5..],
-        ["RUNNING", "DEPROVISIONING_ONE", "DEPROVISIONING", "DONE"]
-    );
+    assert_eq!(states_seen(&store, id)[5..], ["RUNNING", "DEPROVISIONING_ONE", "DEPROVISIONING", "DONE"]);
 
-    let other = store
-        .insert_provision("q", "sim", 1, &json!({}), 1)
-        .unwrap();
-    let script = Script {
-        hosts: 2,
-        cluster_exists: true,
-        ..Script::default()
-    };
+    let other = store.insert_provision("q", "sim", 1, &json!({}), 1).unwrap();
+    let script = Script { hosts: 2, cluster_exists: true, ..Script::default() };
     let r = runner(&store, script, 1);
-    r.start(
-        other,
-        "create",
-        &json!({}),
-        Event::Created,
-        &mut MemLog::default(),
-    )
-    .await
-    .unwrap();
-    let end = r
-        .start(
-            other,
-            "scale",
-            &json!({"host_ids": [3]}),
-            Event::ScaleDownRequested,
-            &mut MemLog::default(),
-        )
-        .await;
+    r.start(other, "create", &json!({}), Event::Created, &mut MemLog::default()).await.unwrap();
+    let end =
+        r.start(other, "scale", &json!({"host_ids": [3]}), Event::ScaleDownRequested, &mut MemLog::default()).await;
     assert_eq!(end.unwrap(), State::Running);
-    assert_eq!(
-        states_seen(&store, other)[6..],
-        ["DEPROVISIONING_ONE", "DEPROVISIONING", "RUNNING"]
-    );
+    assert_eq!(states_seen(&store, other)[6..], ["DEPROVISIONING_ONE", "DEPROVISIONING", "RUNNING"]);
 }

@@ -18,9 +18,7 @@ pub struct Cancel {
 impl Cancel {
     pub fn new() -> Cancel {
         let (flag, _) = watch::channel(false);
-        Cancel {
-            flag: Arc::new(flag),
-        }
+        Cancel { flag: Arc::new(flag) }
     }
 
     /// Requests cancellation. Idempotent.

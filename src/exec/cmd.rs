@@ -86,8 +86,7 @@ impl Cmd {
         K: Into<String>,
         V: Into<String>,
     {
-        self.env
-            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self.env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 
@@ -167,11 +166,7 @@ impl Cmd {
     /// The program's file name, for short messages ("terraform timed out ...").
     pub fn program_name(&self) -> String {
         let program = Path::new(&self.program);
-        program
-            .file_name()
-            .unwrap_or(program.as_os_str())
-            .to_string_lossy()
-            .into_owned()
+        program.file_name().unwrap_or(program.as_os_str()).to_string_lossy().into_owned()
     }
 
     /// The command line, shell-quoted for reading and copying, with secrets masked. The
@@ -191,10 +186,7 @@ impl Cmd {
         if let Some(dir) = &self.cwd
             && !dir.is_dir()
         {
-            return format!(
-                "its working directory '{}' does not exist; create it first",
-                dir.display()
-            );
+            return format!("its working directory '{}' does not exist; create it first", dir.display());
         }
         let name = self.program.to_string_lossy();
         if err.kind() == io::ErrorKind::PermissionDenied || name.contains('/') {
@@ -251,13 +243,10 @@ fn stop_with_parent(command: &mut tokio::process::Command) {
     // takes no lock and allocates nothing: `io::Error::from_raw_os_error` stores an integer.
     unsafe {
         command.pre_exec(move || {
-            prctl::set_pdeathsig(Signal::SIGTERM)
-                .map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
+            prctl::set_pdeathsig(Signal::SIGTERM).map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
             // formwork may have died between fork and prctl; then no signal will ever come.
             if getppid() != parent {
-                return Err(io::Error::from_raw_os_error(
-                    nix::errno::Errno::ESRCH as i32,
-                ));
+                return Err(io::Error::from_raw_os_error(nix::errno::Errno::ESRCH as i32));
             }
             Ok(())
         });
@@ -285,18 +274,8 @@ mod tests {
 
     #[test]
     fn display_quotes_what_a_shell_would_split_or_expand() {
-        let cmd = Cmd::new("/usr/bin/terraform").args([
-            "plan",
-            "-out=./plan.txt",
-            "",
-            "two words",
-            "it's",
-            "$HOME",
-        ]);
-        assert_eq!(
-            cmd.display(),
-            r#"/usr/bin/terraform plan -out=./plan.txt '' 'two words' 'it'\''s' '$HOME'"#
-        );
+        let cmd = Cmd::new("/usr/bin/terraform").args(["plan", "-out=./plan.txt", "", "two words", "it's", "$HOME"]);
+        assert_eq!(cmd.display(), r#"/usr/bin/terraform plan -out=./plan.txt '' 'two words' 'it'\''s' '$HOME'"#);
     }
 
     #[test]
@@ -305,17 +284,12 @@ mod tests {
             .args(["-e", "one_auth=serveradmin:alice:T0KEN", "x", "y"])
             .secret("serveradmin:alice:T0KEN")
             .secret("x y");
-        assert_eq!(
-            cmd.display(),
-            "ansible-playbook -e one_auth=******** ********"
-        );
+        assert_eq!(cmd.display(), "ansible-playbook -e one_auth=******** ********");
     }
 
     #[test]
     fn display_masks_a_secret_containing_a_quote() {
-        let cmd = Cmd::new("tool")
-            .arg("--password=it's-secret")
-            .secret("it's-secret");
+        let cmd = Cmd::new("tool").arg("--password=it's-secret").secret("it's-secret");
         assert_eq!(cmd.display(), "tool --password=********");
         // A real star is still quoted.
         assert_eq!(Cmd::new("ls").arg("*.tf").display(), "ls '*.tf'");
@@ -323,18 +297,12 @@ mod tests {
 
     #[test]
     fn pass_copies_only_the_named_variables_that_are_set() {
-        let from: HashMap<String, String> = [
-            ("PATH", "/usr/bin:/bin"),
-            ("HOME", "/home/op"),
-            ("AWS_SECRET_ACCESS_KEY", "nope"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let cmd = Cmd::new("terraform")
-            .pass_path_and_home(&from)
-            .pass(&from, &["LANG"])
-            .env("TF_IN_AUTOMATION", "1");
+        let from: HashMap<String, String> =
+            [("PATH", "/usr/bin:/bin"), ("HOME", "/home/op"), ("AWS_SECRET_ACCESS_KEY", "nope")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let cmd = Cmd::new("terraform").pass_path_and_home(&from).pass(&from, &["LANG"]).env("TF_IN_AUTOMATION", "1");
         let keys: Vec<&str> = cmd.get_env().keys().map(String::as_str).collect();
         assert_eq!(keys, ["HOME", "PATH", "TF_IN_AUTOMATION"]);
     }
@@ -343,17 +311,11 @@ mod tests {
     fn spawn_hints_name_what_to_check() {
         let missing = io::Error::from(io::ErrorKind::NotFound);
         let cmd = Cmd::new("terraform").env("PATH", "/opt/tf");
-        assert!(
-            cmd.spawn_hint(&missing)
-                .contains("on the PATH given to it (/opt/tf)")
-        );
+        assert!(cmd.spawn_hint(&missing).contains("on the PATH given to it (/opt/tf)"));
         let cmd = Cmd::new("terraform");
         assert!(cmd.spawn_hint(&missing).contains("no PATH was given"));
         let cmd = Cmd::new("/opt/tf/terraform");
-        assert!(
-            cmd.spawn_hint(&missing)
-                .contains("exists and is an executable file")
-        );
+        assert!(cmd.spawn_hint(&missing).contains("exists and is an executable file"));
         let cmd = Cmd::new("terraform").cwd("/nonexistent/formwork-work-dir");
         assert!(cmd.spawn_hint(&missing).contains("working directory"));
     }
@@ -361,9 +323,6 @@ mod tests {
     #[test]
     fn program_name_is_the_file_name() {
         assert_eq!(Cmd::new("/usr/bin/terraform").program_name(), "terraform");
-        assert_eq!(
-            Cmd::new("ansible-playbook").program_name(),
-            "ansible-playbook"
-        );
+        assert_eq!(Cmd::new("ansible-playbook").program_name(), "ansible-playbook");
     }
 }

@@ -42,31 +42,18 @@ impl ProvisionLog {
     /// with mode 0700 if missing. The log holds tool output, which can hold secrets the masker
     /// does not know, so only formwork's user may read it.
     pub fn open(path: &Path, masker: Masker) -> Result<ProvisionLog, Error> {
-        let fail = |source| Error::Log {
-            path: path.to_path_buf(),
-            source,
-        };
+        let fail = |source| Error::Log { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
         {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(fail)?;
+            DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(fail)?;
+        let file = OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(fail)?;
         // A file made by someone else, or before this rule, is narrowed too.
         let metadata = file.metadata().map_err(fail)?;
         let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
-            file.set_permissions(Permissions::from_mode(0o600))
-                .map_err(fail)?;
+            file.set_permissions(Permissions::from_mode(0o600)).map_err(fail)?;
         }
         Ok(ProvisionLog {
             path: path.to_path_buf(),
@@ -109,9 +96,7 @@ impl ProvisionLog {
     /// The log's length in bytes: where the next line will start. Read from the file, so
     /// lines another writer appended count too.
     pub fn position(&self) -> u64 {
-        self.file
-            .metadata()
-            .map_or(self.known_end, |metadata| metadata.len())
+        self.file.metadata().map_or(self.known_end, |metadata| metadata.len())
     }
 
     /// The first write error since the last call, if any.
@@ -142,9 +127,7 @@ impl Sink for ProvisionLog {
 }
 
 const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// One log line without its newline: `Mon Feb 03 06:02:30 2025 [I] text`, in UTC.
 pub fn format_line(time: SystemTime, severity: Severity, text: &str) -> String {
@@ -183,16 +166,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -253,16 +231,9 @@ fn read_from(file: &mut File, from: u64, limit: u64) -> io::Result<(Vec<LogLine>
     };
     let lines = complete
         .split(|b| *b == b'\n')
-        .map(|raw| {
-            String::from_utf8_lossy(raw)
-                .trim_end_matches('\r')
-                .to_string()
-        })
+        .map(|raw| String::from_utf8_lossy(raw).trim_end_matches('\r').to_string())
         .filter(|text| !text.is_empty())
-        .map(|text| LogLine {
-            level: classify(&text),
-            text,
-        })
+        .map(|text| LogLine { level: classify(&text), text })
         .collect();
     Ok((lines, from + complete.len() as u64))
 }
@@ -317,11 +288,7 @@ mod tests {
             (-1, "Wed Dec 31 23:59:59 1969"),
         ];
         for (secs, date) in cases {
-            assert_eq!(
-                format_line(at(secs), Severity::Info, "hello"),
-                format!("{date} [I] hello"),
-                "at {secs}"
-            );
+            assert_eq!(format_line(at(secs), Severity::Info, "hello"), format!("{date} [I] hello"), "at {secs}");
         }
     }
 
@@ -335,10 +302,7 @@ mod tests {
 
     #[test]
     fn classify_uses_the_first_marker() {
-        assert_eq!(
-            classify("Mon Feb 03 06:02:30 2025 [I] State changed"),
-            Severity::Info
-        );
+        assert_eq!(classify("Mon Feb 03 06:02:30 2025 [I] State changed"), Severity::Info);
         assert_eq!(classify("... [W] disk [E] later"), Severity::Warning);
         assert_eq!(classify("... [E] Error: boom"), Severity::Error);
         assert_eq!(classify("[x] [D] y"), Severity::Debug);
@@ -358,26 +322,14 @@ mod tests {
         let (_dir, path) = log_file(b"a [I] one\nb [E] two\nc [W] thr");
         let (lines, pos) = read(&path, 0).unwrap();
         let got: Vec<(Severity, &str)> = lines.iter().map(|l| (l.level, l.text.as_str())).collect();
-        assert_eq!(
-            got,
-            [
-                (Severity::Info, "a [I] one"),
-                (Severity::Error, "b [E] two")
-            ]
-        );
+        assert_eq!(got, [(Severity::Info, "a [I] one"), (Severity::Error, "b [E] two")]);
         assert_eq!(pos, 20);
         // The writer finishes the line; the next read starts where the last one ended.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"ee\nd four\n").unwrap();
         let (lines, end) = read(&path, pos).unwrap();
         let got: Vec<(Severity, &str)> = lines.iter().map(|l| (l.level, l.text.as_str())).collect();
-        assert_eq!(
-            got,
-            [
-                (Severity::Warning, "c [W] three"),
-                (Severity::Debug, "d four")
-            ]
-        );
+        assert_eq!(got, [(Severity::Warning, "c [W] three"), (Severity::Debug, "d four")]);
         assert_eq!(end, fs::metadata(&path).unwrap().len());
         assert_eq!(read(&path, end).unwrap(), (vec![], end));
     }
@@ -470,9 +422,6 @@ mod tests {
         let (_dir, path) = log_file(b"");
         fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
         ProvisionLog::open(&path, Masker::default()).unwrap();
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

@@ -39,14 +39,11 @@ impl Masker {
     pub fn add(&mut self, secret: &str) {
         let lines = secret.lines().map(|l| l.trim_end_matches('\r'));
         for candidate in std::iter::once(secret).chain(lines) {
-            if candidate.chars().count() >= MIN_SECRET_CHARS
-                && !self.secrets.iter().any(|s| s == candidate)
-            {
+            if candidate.chars().count() >= MIN_SECRET_CHARS && !self.secrets.iter().any(|s| s == candidate) {
                 self.secrets.push(candidate.to_string());
             }
         }
-        self.secrets
-            .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        self.secrets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     }
 
     /// Adds every secret of `other`.
@@ -117,10 +114,7 @@ mod tests {
     #[test]
     fn text_without_secrets_is_borrowed_unchanged() {
         let m = Masker::new(["s3cret"]);
-        assert!(matches!(
-            m.mask("nothing here"),
-            Cow::Borrowed("nothing here")
-        ));
+        assert!(matches!(m.mask("nothing here"), Cow::Borrowed("nothing here")));
     }
 
     #[test]

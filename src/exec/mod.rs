@@ -17,6 +17,7 @@
 
 pub mod cancel;
 pub mod cmd;
+pub mod detach;
 pub mod log;
 pub mod mask;
 mod run;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 pub use cancel::Cancel;
 pub use cmd::Cmd;
+pub use detach::spawn_detached;
 pub use log::{LogLine, ProvisionLog};
 pub use mask::Masker;
 pub use run::{Finished, run};
@@ -63,15 +65,9 @@ pub enum Error {
     #[error("`{command}` was cancelled and {}", stop_outcome(*killed))]
     Cancelled { command: String, killed: bool },
     #[error("lost track of `{command}` while waiting for it: {source}")]
-    Wait {
-        command: String,
-        source: std::io::Error,
-    },
+    Wait { command: String, source: std::io::Error },
     #[error("cannot open the provision log '{}': {source}; check that formwork may write to its data directory", path.display())]
-    Log {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Log { path: PathBuf, source: std::io::Error },
 }
 
 fn stderr_summary(tail: &[String]) -> String {
@@ -86,11 +82,7 @@ fn stderr_summary(tail: &[String]) -> String {
 }
 
 fn stop_outcome(killed: bool) -> &'static str {
-    if killed {
-        "was killed after ignoring SIGINT for the grace period"
-    } else {
-        "stopped after SIGINT"
-    }
+    if killed { "was killed after ignoring SIGINT for the grace period" } else { "stopped after SIGINT" }
 }
 
 /// A duration as people write it: `300ms`, `1.5s`, `30s`, `1m30s`, `2h`.
@@ -147,35 +139,18 @@ mod tests {
             err.to_string(),
             "`terraform apply -no-color` failed (exit status: 3); its stderr ended with:\n  Error: boom\n  on main.tf line 3"
         );
-        let err = Error::Failed {
-            command: "x".into(),
-            status: ExitStatus::from_raw(9),
-            stderr_tail: vec![],
-        };
-        assert_eq!(
-            err.to_string(),
-            "`x` failed (signal: 9 (SIGKILL)); it printed nothing on stderr"
-        );
+        let err = Error::Failed { command: "x".into(), status: ExitStatus::from_raw(9), stderr_tail: vec![] };
+        assert_eq!(err.to_string(), "`x` failed (signal: 9 (SIGKILL)); it printed nothing on stderr");
     }
 
     #[test]
     fn stop_errors_say_how_the_child_stopped() {
-        let err = Error::TimedOut {
-            command: "terraform apply".into(),
-            after: Duration::from_secs(30),
-            killed: true,
-        };
+        let err = Error::TimedOut { command: "terraform apply".into(), after: Duration::from_secs(30), killed: true };
         assert_eq!(
             err.to_string(),
             "`terraform apply` timed out after 30s and was killed after ignoring SIGINT for the grace period"
         );
-        let err = Error::Cancelled {
-            command: "terraform apply".into(),
-            killed: false,
-        };
-        assert_eq!(
-            err.to_string(),
-            "`terraform apply` was cancelled and stopped after SIGINT"
-        );
+        let err = Error::Cancelled { command: "terraform apply".into(), killed: false };
+        assert_eq!(err.to_string(), "`terraform apply` was cancelled and stopped after SIGINT");
     }
 }

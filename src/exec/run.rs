@@ -48,10 +48,7 @@ pub async fn run(cmd: &Cmd, sink: &mut dyn Sink, cancel: &Cancel) -> Result<Fini
     if cancel.is_cancelled() {
         let note = format!("{} not started: cancelled", cmd.program_name());
         out.note(Severity::Warning, &note);
-        return Err(Error::Cancelled {
-            command,
-            killed: false,
-        });
+        return Err(Error::Cancelled { command, killed: false });
     }
     let started = Instant::now();
     let mut child = Running::spawn(cmd).map_err(|source| Error::Spawn {
@@ -70,11 +67,7 @@ pub async fn run(cmd: &Cmd, sink: &mut dyn Sink, cancel: &Cancel) -> Result<Fini
     out.note(Severity::Warning, &reason.note(cmd, killed));
     tracing::debug!(%command, killed, "stopped");
     Err(match reason {
-        Stop::TimedOut => Error::TimedOut {
-            command,
-            after: cmd.get_timeout().unwrap_or_default(),
-            killed,
-        },
+        Stop::TimedOut => Error::TimedOut { command, after: cmd.get_timeout().unwrap_or_default(), killed },
         Stop::Cancelled => Error::Cancelled { command, killed },
     })
 }
@@ -88,16 +81,10 @@ fn finish(
     let duration = started.elapsed();
     tracing::debug!(%command, ?duration, ?status, "exited");
     match status {
-        Ok(status) if status.success() => Ok(Finished {
-            duration,
-            stdout_lines: out.lines[0],
-            stderr_lines: out.lines[1],
-        }),
-        Ok(status) => Err(Error::Failed {
-            command,
-            status,
-            stderr_tail: out.tail.into(),
-        }),
+        Ok(status) if status.success() => {
+            Ok(Finished { duration, stdout_lines: out.lines[0], stderr_lines: out.lines[1] })
+        }
+        Ok(status) => Err(Error::Failed { command, status, stderr_tail: out.tail.into() }),
         Err(source) => Err(Error::Wait { command, source }),
     }
 }
@@ -154,11 +141,7 @@ impl Running {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .ok_or_else(|| io::Error::other("the child has no process id"))?;
-        Ok(Running {
-            stream: ProcessChunkStream::from(child),
-            group: Pid::from_raw(pid),
-            exited: false,
-        })
+        Ok(Running { stream: ProcessChunkStream::from(child), group: Pid::from_raw(pid), exited: false })
     }
 
     /// Hands output to `out` until both pipes close and the child exits. Cancel-safe: a
@@ -187,10 +170,7 @@ impl Running {
             return false;
         }
         self.signal(Signal::SIGKILL);
-        if tokio::time::timeout(AFTER_KILL, self.drain(out))
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(AFTER_KILL, self.drain(out)).await.is_err() {
             tracing::warn!(
                 group = self.group.as_raw(),
                 "output still open {} after SIGKILL: a process outside the group holds it; no longer reading",
@@ -330,13 +310,8 @@ mod tests {
 
     #[test]
     fn a_secret_split_across_chunks_is_masked() {
-        let (capture, tail) = feed(
-            Masker::new(["hunter2"]),
-            &[
-                (Stream::Stderr, b"bad password hun"),
-                (Stream::Stderr, b"ter2\n"),
-            ],
-        );
+        let (capture, tail) =
+            feed(Masker::new(["hunter2"]), &[(Stream::Stderr, b"bad password hun"), (Stream::Stderr, b"ter2\n")]);
         assert_eq!(capture.stream(Stream::Stderr), ["bad password ********"]);
         assert_eq!(tail, ["bad password ********"]);
     }
@@ -365,10 +340,7 @@ mod tests {
         let (capture, _) = feed(Masker::default(), &[(Stream::Stdout, &long)]);
         assert_eq!(capture.lines.len(), 1);
         assert_eq!(capture.lines[0].1.len(), MAX_LINE_BYTES + 10);
-        let (capture, _) = feed(
-            Masker::default(),
-            &[(Stream::Stdout, &long), (Stream::Stdout, b"yy\n")],
-        );
+        let (capture, _) = feed(Masker::default(), &[(Stream::Stdout, &long), (Stream::Stdout, b"yy\n")]);
         let lengths: Vec<usize> = capture.lines.iter().map(|(_, l)| l.len()).collect();
         assert_eq!(lengths, [MAX_LINE_BYTES + 10, 2]);
     }

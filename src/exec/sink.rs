@@ -75,11 +75,7 @@ pub struct Capture {
 impl Capture {
     /// The lines of one stream, in order.
     pub fn stream(&self, which: Stream) -> Vec<&str> {
-        self.lines
-            .iter()
-            .filter(|(s, _)| *s == which)
-            .map(|(_, text)| text.as_str())
-            .collect()
+        self.lines.iter().filter(|(s, _)| *s == which).map(|(_, text)| text.as_str()).collect()
     }
 
     /// Standard output joined with newlines, as the child printed it.
@@ -145,12 +141,7 @@ mod tests {
 
     #[test]
     fn letters_round_trip() {
-        for s in [
-            Severity::Debug,
-            Severity::Info,
-            Severity::Warning,
-            Severity::Error,
-        ] {
+        for s in [Severity::Debug, Severity::Info, Severity::Warning, Severity::Error] {
             assert_eq!(Severity::from_letter(s.letter()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
@@ -161,10 +152,7 @@ mod tests {
     fn tee_and_capture_keep_order_per_stream() {
         let mut a = Capture::default();
         let mut b = Capture::default();
-        let mut tee = Tee {
-            first: &mut a,
-            second: &mut b,
-        };
+        let mut tee = Tee { first: &mut a, second: &mut b };
         tee.line(Stream::Stdout, "{");
         tee.line(Stream::Stderr, "warn");
         tee.line(Stream::Stdout, "}");

@@ -65,24 +65,13 @@ pub trait OneApi: Send + Sync {
     fn host_by_name(&self, name: &str) -> impl Future<Output = Result<Option<Host>>> + Send;
 
     /// `one.datastore.allocate(template, cluster_id)`; the template carries NAME.
-    fn datastore_allocate(
-        &self,
-        template: &str,
-        cluster_id: i64,
-    ) -> impl Future<Output = Result<i64>> + Send;
+    fn datastore_allocate(&self, template: &str, cluster_id: i64) -> impl Future<Output = Result<i64>> + Send;
     fn datastore_info(&self, id: i64) -> impl Future<Output = Result<Datastore>> + Send;
     fn datastore_delete(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
-    fn datastore_by_name(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<Datastore>>> + Send;
+    fn datastore_by_name(&self, name: &str) -> impl Future<Output = Result<Option<Datastore>>> + Send;
 
     /// `one.vn.allocate(template, cluster_id)`; the template carries NAME and the ARs.
-    fn vn_allocate(
-        &self,
-        template: &str,
-        cluster_id: i64,
-    ) -> impl Future<Output = Result<i64>> + Send;
+    fn vn_allocate(&self, template: &str, cluster_id: i64) -> impl Future<Output = Result<i64>> + Send;
     fn vn_info(&self, id: i64) -> impl Future<Output = Result<Vnet>> + Send;
     /// Fails with an ACTION error while leases are in use.
     fn vn_delete(&self, id: i64) -> impl Future<Output = Result<()>> + Send;

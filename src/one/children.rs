@@ -54,9 +54,7 @@ impl Unmanaged {
     /// Records `ids` (when there are any) as the children of one object.
     pub fn insert(&mut self, kind: Kind, id: i64, child: ChildKind, ids: Vec<i64>) {
         if let (false, Some(map)) = (ids.is_empty(), self.of_mut(kind)) {
-            map.entry(id)
-                .or_default()
-                .insert(child.key().to_string(), ids);
+            map.entry(id).or_default().insert(child.key().to_string(), ids);
         }
     }
 
@@ -105,11 +103,7 @@ pub async fn unmanaged<A: OneApi>(api: &A, objects: &mut OneObjects) -> Result<U
 
 /// OneForm's `update_objects`: children, then the elastic network's ARs, then one
 /// [`Event::Refreshed`] so the caller checkpoints the result.
-pub async fn refresh<A, P, E>(
-    api: &A,
-    objects: &mut OneObjects,
-    progress: &mut P,
-) -> Result<Unmanaged>
+pub async fn refresh<A, P, E>(api: &A, objects: &mut OneObjects, progress: &mut P) -> Result<Unmanaged>
 where
     A: OneApi,
     P: FnMut(&OneObjects, &Event) -> Result<(), E>,
@@ -130,11 +124,7 @@ const CHECKS: [(Kind, ChildKind, &str); 3] = [
 
 /// Reads and records children, reporting each one found or gone since the last look. An
 /// object that no longer exists has none.
-pub(crate) async fn refresh_children<A, P, E>(
-    api: &A,
-    objects: &mut OneObjects,
-    progress: &mut P,
-) -> Result<Unmanaged>
+pub(crate) async fn refresh_children<A, P, E>(api: &A, objects: &mut OneObjects, progress: &mut P) -> Result<Unmanaged>
 where
     A: OneApi,
     P: FnMut(&OneObjects, &Event) -> Result<(), E>,
@@ -158,17 +148,8 @@ where
 }
 
 /// Sets `childs` to `ids` (`{}` when there are none) and returns what changed as events.
-fn record(
-    childs: &mut Option<Children>,
-    child: ChildKind,
-    ids: &[i64],
-    context: &'static str,
-) -> Vec<Event> {
-    let before = childs
-        .as_ref()
-        .and_then(|c| c.get(child.key()))
-        .cloned()
-        .unwrap_or_default();
+fn record(childs: &mut Option<Children>, child: ChildKind, ids: &[i64], context: &'static str) -> Vec<Event> {
+    let before = childs.as_ref().and_then(|c| c.get(child.key())).cloned().unwrap_or_default();
     let mut now = Children::new();
     if !ids.is_empty() {
         now.insert(child.key().to_string(), ids.to_vec());
@@ -176,17 +157,9 @@ fn record(
     *childs = Some(now);
     let new = ids.iter().filter(|i| !before.contains(i));
     let gone = before.iter().filter(|i| !ids.contains(i));
-    new.map(|&id| Event::UnmanagedFound {
-        kind: child,
-        id,
-        context,
-    })
-    .chain(gone.map(|&id| Event::UnmanagedRemoved {
-        kind: child,
-        id,
-        context,
-    }))
-    .collect()
+    new.map(|&id| Event::UnmanagedFound { kind: child, id, context })
+        .chain(gone.map(|&id| Event::UnmanagedRemoved { kind: child, id, context }))
+        .collect()
 }
 
 #[cfg(test)]
@@ -206,15 +179,8 @@ mod tests {
             serde_json::to_value(&unmanaged).unwrap(),
             json!({"hosts": {"21": {"vm": [30, 33]}}, "datastores": {"136": {"image": [5]}}})
         );
-        assert_eq!(
-            unmanaged.to_string(),
-            "host 21 holds vm 30, 33; datastore 136 holds image 5"
-        );
-        let hosts = Selection::Only {
-            hosts: vec![21],
-            networks: vec![],
-            datastores: vec![],
-        };
+        assert_eq!(unmanaged.to_string(), "host 21 holds vm 30, 33; datastore 136 holds image 5");
+        let hosts = Selection::Only { hosts: vec![21], networks: vec![], datastores: vec![] };
         let only = unmanaged.only(&hosts);
         assert!(only.datastores.is_empty());
         assert_eq!(only.hosts.len(), 1);
@@ -233,16 +199,8 @@ mod tests {
         assert_eq!(
             events,
             [
-                Event::UnmanagedFound {
-                    kind: ChildKind::Vm,
-                    id: 5,
-                    context
-                },
-                Event::UnmanagedRemoved {
-                    kind: ChildKind::Vm,
-                    id: 3,
-                    context
-                },
+                Event::UnmanagedFound { kind: ChildKind::Vm, id: 5, context },
+                Event::UnmanagedRemoved { kind: ChildKind::Vm, id: 3, context },
             ]
         );
         assert!(record(&mut childs, ChildKind::Vm, &[], context).len() == 2);

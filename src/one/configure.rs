@@ -49,10 +49,7 @@ where
 /// `(provision_<id>)`, appended once; hosts keep their IP.
 pub fn resolve_name(resource: &mut Resource, kind: Kind, ctx: &Context) -> String {
     let suffix = format!("(provision_{})", ctx.provision_id);
-    let mut name = resource
-        .name
-        .clone()
-        .unwrap_or_else(|| ctx.provision_name.clone());
+    let mut name = resource.name.clone().unwrap_or_else(|| ctx.provision_name.clone());
     let suffixed = match kind {
         Kind::Host => true,
         Kind::Cluster | Kind::Datastore | Kind::Network => name.ends_with(&suffix),
@@ -124,8 +121,7 @@ async fn allocate<A: OneApi>(
         Kind::Host => {
             let im_mad = resource.template_str("im_mad").unwrap_or("kvm");
             let vmm_mad = resource.template_str("vmm_mad").unwrap_or("kvm");
-            api.host_allocate(name, im_mad, vmm_mad, cluster_id(objects)?)
-                .await
+            api.host_allocate(name, im_mad, vmm_mad, cluster_id(objects)?).await
         }
     }
 }
@@ -133,11 +129,7 @@ async fn allocate<A: OneApi>(
 fn cluster_id(objects: &OneObjects) -> Result<i64> {
     objects.cluster_id().ok_or_else(|| Error::MissingId {
         kind: Kind::Cluster,
-        name: objects
-            .cluster
-            .as_ref()
-            .map_or("?", Resource::display_name)
-            .to_string(),
+        name: objects.cluster.as_ref().map_or("?", Resource::display_name).to_string(),
     })
 }
 

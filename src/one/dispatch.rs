@@ -37,10 +37,7 @@ pub(crate) async fn info<A: OneApi>(api: &A, kind: Kind, id: i64) -> Result<Opti
 pub(crate) async fn find<A: OneApi>(api: &A, kind: Kind, name: &str) -> Result<Option<Live>> {
     let found = match kind {
         Kind::Cluster => api.cluster_by_name(name).await?.map(|o| (o.id, o.template)),
-        Kind::Datastore => api
-            .datastore_by_name(name)
-            .await?
-            .map(|o| (o.id, o.template)),
+        Kind::Datastore => api.datastore_by_name(name).await?.map(|o| (o.id, o.template)),
         Kind::Network => api.vn_by_name(name).await?.map(|o| (o.id, o.template)),
         Kind::Host => api.host_by_name(name).await?.map(|o| (o.id, o.template)),
     };
@@ -81,21 +78,13 @@ pub(crate) async fn delete<A: OneApi>(api: &A, kind: Kind, id: i64, wait: Wait) 
         Kind::Host => (api.host_delete(id).await, call::HOST_DELETE),
     };
     result?;
-    let gone = poll::until(wait, || async move {
-        Ok(info(api, kind, id).await?.is_none().then_some(()))
-    })
-    .await?;
+    let gone = poll::until(wait, || async move { Ok(info(api, kind, id).await?.is_none().then_some(())) }).await?;
     gone.ok_or_else(|| still_there(delete_call, object(kind, id), wait))
 }
 
 /// Deletes an unmanaged child (a VM through `one.vm.recover(id, 3)`) and waits until it is
 /// DONE or gone.
-pub(crate) async fn delete_child<A: OneApi>(
-    api: &A,
-    kind: ChildKind,
-    id: i64,
-    wait: Wait,
-) -> Result<()> {
+pub(crate) async fn delete_child<A: OneApi>(api: &A, kind: ChildKind, id: i64, wait: Wait) -> Result<()> {
     let (delete_call, object) = match kind {
         ChildKind::Vm => (call::VM_RECOVER, format!("vm {id}")),
         ChildKind::Image => (call::IMAGE_DELETE, format!("image {id}")),
@@ -123,9 +112,6 @@ fn still_there(call: &'static str, object: String, wait: Wait) -> Error {
     Error::Timeout {
         call,
         object,
-        message: format!(
-            "still present {} s after it was deleted",
-            wait.timeout.as_secs_f64()
-        ),
+        message: format!("still present {} s after it was deleted", wait.timeout.as_secs_f64()),
     }
 }

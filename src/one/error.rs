@@ -14,75 +14,29 @@ pub enum Error {
     #[error(
         "{call} on {object} failed: OpenNebula rejected the credentials ({message}); check the OpenNebula user and password in the settings"
     )]
-    Authentication {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
-    #[error(
-        "{call} on {object} failed: not authorized ({message}); use an OpenNebula user of the oneadmin group"
-    )]
-    Authorization {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
+    Authentication { call: &'static str, object: String, message: String },
+    #[error("{call} on {object} failed: not authorized ({message}); use an OpenNebula user of the oneadmin group")]
+    Authorization { call: &'static str, object: String, message: String },
     #[error("{call} on {object} failed: it does not exist ({message})")]
-    NoExists {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
+    NoExists { call: &'static str, object: String, message: String },
     #[error("{call} on {object} failed: OpenNebula refused the action ({message})")]
-    Action {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
+    Action { call: &'static str, object: String, message: String },
     #[error(
         "{call} on {object} failed: OpenNebula rejected the call's parameters ({message}); this is a formwork bug, please report it"
     )]
-    XmlRpcApi {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
-    #[error(
-        "{call} on {object} failed: OpenNebula internal error ({message}); see oned.log on the front-end"
-    )]
-    Internal {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
+    XmlRpcApi { call: &'static str, object: String, message: String },
+    #[error("{call} on {object} failed: OpenNebula internal error ({message}); see oned.log on the front-end")]
+    Internal { call: &'static str, object: String, message: String },
     #[error("{call} for {object} failed: OpenNebula could not allocate it ({message})")]
-    Allocate {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
-    #[error(
-        "{call} on {object} failed: the object is locked ({message}); unlock it in OpenNebula, then retry"
-    )]
-    Locked {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
+    Allocate { call: &'static str, object: String, message: String },
+    #[error("{call} on {object} failed: the object is locked ({message}); unlock it in OpenNebula, then retry")]
+    Locked { call: &'static str, object: String, message: String },
     #[error(
         "{call} on {object} failed: cannot talk to OpenNebula ({message}); check the endpoint in the settings and that oned is running"
     )]
-    Transport {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
+    Transport { call: &'static str, object: String, message: String },
     #[error("{call} on {object} timed out: {message}; check that oned is healthy, then retry")]
-    Timeout {
-        call: &'static str,
-        object: String,
-        message: String,
-    },
+    Timeout { call: &'static str, object: String, message: String },
     #[error(
         "unmanaged resources found: {unmanaged}; delete them, or use the `force` option to delete them with the provision"
     )]
@@ -101,25 +55,16 @@ pub enum Error {
         names.join(", ")
     )]
     MultipleElastic { names: Vec<String> },
-    #[error(
-        "the provision has no elastic network (vn_mad = elastic), so it cannot hold public IPs"
-    )]
+    #[error("the provision has no elastic network (vn_mad = elastic), so it cannot hold public IPs")]
     NoElasticNetwork,
-    #[error(
-        "{kind} '{name}' has no OpenNebula id yet; retry the provision so CONFIGURING_ONE registers it"
-    )]
+    #[error("{kind} '{name}' has no OpenNebula id yet; retry the provision so CONFIGURING_ONE registers it")]
     MissingId { kind: Kind, name: String },
-    #[error(
-        "address range {ar_id} is not on network {network}; the provision's `one_objects` lists its public IPs"
-    )]
+    #[error("address range {ar_id} is not on network {network}; the provision's `one_objects` lists its public IPs")]
     UnknownAr { network: i64, ar_id: i64 },
     #[error(
         "could not record progress after \"{event}\": {source}; nothing more was done, retry once the store is writable"
     )]
-    Checkpoint {
-        event: String,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    Checkpoint { event: String, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
 /// OpenNebula's error codes (API-DOC), plus the two transport failures OCA adds.
@@ -172,64 +117,19 @@ impl Code {
 
     /// The error for a failed `call` on `object` (e.g. `network 5`, `cluster 'x'`). One arm
     /// per code, so it stays whole.
-    pub fn error(
-        self,
-        call: &'static str,
-        object: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Error {
+    pub fn error(self, call: &'static str, object: impl Into<String>, message: impl Into<String>) -> Error {
         let (object, message) = (object.into(), message.into());
         match self {
-            Code::Authentication => Error::Authentication {
-                call,
-                object,
-                message,
-            },
-            Code::Authorization => Error::Authorization {
-                call,
-                object,
-                message,
-            },
-            Code::NoExists => Error::NoExists {
-                call,
-                object,
-                message,
-            },
-            Code::Action => Error::Action {
-                call,
-                object,
-                message,
-            },
-            Code::XmlRpcApi => Error::XmlRpcApi {
-                call,
-                object,
-                message,
-            },
-            Code::Internal => Error::Internal {
-                call,
-                object,
-                message,
-            },
-            Code::Allocate => Error::Allocate {
-                call,
-                object,
-                message,
-            },
-            Code::Locked => Error::Locked {
-                call,
-                object,
-                message,
-            },
-            Code::Transport => Error::Transport {
-                call,
-                object,
-                message,
-            },
-            Code::Timeout => Error::Timeout {
-                call,
-                object,
-                message,
-            },
+            Code::Authentication => Error::Authentication { call, object, message },
+            Code::Authorization => Error::Authorization { call, object, message },
+            Code::NoExists => Error::NoExists { call, object, message },
+            Code::Action => Error::Action { call, object, message },
+            Code::XmlRpcApi => Error::XmlRpcApi { call, object, message },
+            Code::Internal => Error::Internal { call, object, message },
+            Code::Allocate => Error::Allocate { call, object, message },
+            Code::Locked => Error::Locked { call, object, message },
+            Code::Transport => Error::Transport { call, object, message },
+            Code::Timeout => Error::Timeout { call, object, message },
         }
     }
 }
@@ -296,9 +196,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_errors_name_the_call_and_object() {
-        for number in [
-            0x100, 0x200, 0x400, 0x800, 0x1000, 0x2000, 0x4000, 0x8000, 0xF002, 0xF008,
-        ] {
+        for number in [0x100, 0x200, 0x400, 0x800, 0x1000, 0x2000, 0x4000, 0x8000, 0xF002, 0xF008] {
             let code = Code::from_number(number).unwrap();
             assert_eq!(code.number(), number);
             let error = code.error("one.vn.allocate", "network 'x'", "boom");
@@ -306,17 +204,10 @@ mod tests {
             assert_eq!(error.call(), Some("one.vn.allocate"));
             let text = error.to_string();
             assert!(text.starts_with("one.vn.allocate "), "{text}");
-            assert!(
-                text.contains("network 'x'") && text.contains("boom"),
-                "{text}"
-            );
+            assert!(text.contains("network 'x'") && text.contains("boom"), "{text}");
         }
         assert_eq!(Code::from_number(0), None);
-        assert!(
-            Code::NoExists
-                .error("one.host.info", "host 3", "")
-                .is_no_exists()
-        );
+        assert!(Code::NoExists.error("one.host.info", "host 3", "").is_no_exists());
         assert!(!Error::NoElasticNetwork.is_no_exists());
     }
 }

@@ -122,9 +122,7 @@ impl Event {
         let (action, description) = match self {
             Event::Created { kind, id, .. } => (CREATED, format!("{} {id} created", kind.label())),
             Event::Deleted { kind, id, .. } => (DELETED, format!("{} {id} deleted", kind.label())),
-            Event::ChildDeleted { kind, id, .. } => {
-                (DELETED, format!("{} {id} deleted", kind.label()))
-            }
+            Event::ChildDeleted { kind, id, .. } => (DELETED, format!("{} {id} deleted", kind.label())),
             Event::Adopted { .. }
             | Event::Tagged { .. }
             | Event::Vanished { .. }
@@ -135,10 +133,7 @@ impl Event {
             | Event::HostActivating { .. }
             | Event::Refreshed => return None,
         };
-        Some(Historic {
-            action,
-            description,
-        })
+        Some(Historic { action, description })
     }
 
     /// The log line, worded as OneForm words it where OneForm logs the same thing.
@@ -162,24 +157,11 @@ impl Event {
             | Event::Tagged { .. }
             | Event::Deleted { .. }
             | Event::Vanished { .. } => self.object_message()?,
-            Event::ChildDeleted {
-                kind,
-                id,
-                parent,
-                parent_id,
-            } => {
+            Event::ChildDeleted { kind, id, parent, parent_id } => {
                 let parent = parent.label();
-                format!(
-                    "{} {id} deleted (unmanaged, in {parent} {parent_id})",
-                    kind.label()
-                )
+                format!("{} {id} deleted (unmanaged, in {parent} {parent_id})", kind.label())
             }
-            Event::ArAdded {
-                network,
-                ar_id,
-                ipam,
-                ip,
-            } => {
+            Event::ArAdded { network, ar_id, ipam, ip } => {
                 let ip = ip.as_deref().unwrap_or("pending");
                 format!("AR {ar_id} added to network {network} using {ipam} drivers (IP {ip})")
             }
@@ -190,10 +172,7 @@ impl Event {
                 format!("Unmanaged resource found: {} {id} in {context}", kind.key())
             }
             Event::UnmanagedRemoved { kind, id, context } => {
-                format!(
-                    "Unmanaged resource removed: {} {id} in {context}",
-                    kind.key()
-                )
+                format!("Unmanaged resource removed: {} {id} in {context}", kind.key())
             }
             Event::HostActivating { id } => format!("Activating host {id}..."),
             Event::Refreshed => return None,
@@ -204,19 +183,10 @@ impl Event {
     /// The messages about one provision object (§7.1 wording).
     fn object_message(&self) -> Option<String> {
         let (label, message) = match self {
-            Event::Created { kind, id, name } => {
-                (kind.label(), format!("'{name}' created with ID '{id}'"))
-            }
-            Event::Adopted { kind, id, name } => {
-                (kind.label(), format!("'{name}' added from ID '{id}'"))
-            }
-            Event::Tagged { kind, id, name } => (
-                kind.label(),
-                format!("'{name}' with ID '{id}' tagged with ONEFORM"),
-            ),
-            Event::Deleted { kind, id, name } => {
-                (kind.label(), format!("'{name}' with ID '{id}' deleted"))
-            }
+            Event::Created { kind, id, name } => (kind.label(), format!("'{name}' created with ID '{id}'")),
+            Event::Adopted { kind, id, name } => (kind.label(), format!("'{name}' added from ID '{id}'")),
+            Event::Tagged { kind, id, name } => (kind.label(), format!("'{name}' with ID '{id}' tagged with ONEFORM")),
+            Event::Deleted { kind, id, name } => (kind.label(), format!("'{name}' with ID '{id}' deleted")),
             Event::Vanished { kind, id, name } => {
                 let label = kind.label();
                 return Some(format!(
@@ -250,10 +220,7 @@ where
     P: FnMut(&OneObjects, &Event) -> Result<(), E>,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    progress(objects, &event).map_err(|source| Error::Checkpoint {
-        event: event.to_string(),
-        source: source.into(),
-    })
+    progress(objects, &event).map_err(|source| Error::Checkpoint { event: event.to_string(), source: source.into() })
 }
 
 #[cfg(test)]
@@ -262,52 +229,20 @@ mod tests {
 
     #[test]
     fn historic_and_log_lines_match_oneform() {
-        let created = Event::Created {
-            kind: Kind::Network,
-            id: 45,
-            name: "priv (provision_5)".into(),
-        };
+        let created = Event::Created { kind: Kind::Network, id: 45, name: "priv (provision_5)".into() };
         assert_eq!(
             created.historic(),
-            Some(Historic {
-                action: "OpenNebula object created",
-                description: "Network 45 created".into()
-            })
+            Some(Historic { action: "OpenNebula object created", description: "Network 45 created".into() })
         );
-        assert_eq!(
-            created.log().unwrap().message,
-            "Network 'priv (provision_5)' created with ID '45'"
-        );
-        let adopted = Event::Adopted {
-            kind: Kind::Host,
-            id: 21,
-            name: "10.0.0.1".into(),
-        };
+        assert_eq!(created.log().unwrap().message, "Network 'priv (provision_5)' created with ID '45'");
+        let adopted = Event::Adopted { kind: Kind::Host, id: 21, name: "10.0.0.1".into() };
         assert_eq!(adopted.historic(), None);
-        assert_eq!(
-            adopted.log().unwrap().message,
-            "Host '10.0.0.1' added from ID '21'"
-        );
-        let child = Event::ChildDeleted {
-            kind: ChildKind::Vm,
-            id: 7,
-            parent: Kind::Host,
-            parent_id: 21,
-        };
+        assert_eq!(adopted.log().unwrap().message, "Host '10.0.0.1' added from ID '21'");
+        let child = Event::ChildDeleted { kind: ChildKind::Vm, id: 7, parent: Kind::Host, parent_id: 21 };
         assert_eq!(child.historic().unwrap().description, "Vm 7 deleted");
-        assert_eq!(
-            child.historic().unwrap().action,
-            "OpenNebula object deleted"
-        );
-        let found = Event::UnmanagedFound {
-            kind: ChildKind::Image,
-            id: 3,
-            context: "provision datastores",
-        };
-        assert_eq!(
-            found.log().unwrap().message,
-            "Unmanaged resource found: image 3 in provision datastores"
-        );
+        assert_eq!(child.historic().unwrap().action, "OpenNebula object deleted");
+        let found = Event::UnmanagedFound { kind: ChildKind::Image, id: 3, context: "provision datastores" };
+        assert_eq!(found.log().unwrap().message, "Unmanaged resource found: image 3 in provision datastores");
     }
 
     #[test]
@@ -316,9 +251,6 @@ mod tests {
         let event = Event::HostActivating { id: 4 };
         let error = report(&mut progress, &OneObjects::default(), event).unwrap_err();
         assert!(matches!(error, Error::Checkpoint { .. }));
-        assert!(
-            error.to_string().contains("Activating host 4..."),
-            "{error}"
-        );
+        assert!(error.to_string().contains("Activating host 4..."), "{error}");
     }
 }

@@ -55,8 +55,7 @@ pub enum Kind {
 
 impl Kind {
     /// Creation order (`one_resources`); deletion runs it backwards.
-    pub const CREATION_ORDER: [Kind; 4] =
-        [Kind::Cluster, Kind::Datastore, Kind::Network, Kind::Host];
+    pub const CREATION_ORDER: [Kind; 4] = [Kind::Cluster, Kind::Datastore, Kind::Network, Kind::Host];
 
     /// OneForm's `resource_type.capitalize`, used in log lines and historic entries.
     pub fn label(self) -> &'static str {
@@ -125,9 +124,6 @@ pub struct Wait {
 impl Default for Wait {
     /// OneForm's values: 60 s, polled every 2 s.
     fn default() -> Wait {
-        Wait {
-            timeout: Duration::from_secs(60),
-            interval: Duration::from_secs(2),
-        }
+        Wait { timeout: Duration::from_secs(60), interval: Duration::from_secs(2) }
     }
 }

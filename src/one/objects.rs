@@ -18,11 +18,7 @@ pub type Children = BTreeMap<String, Vec<i64>>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OneObjects {
-    #[serde(
-        default,
-        serialize_with = "cluster_out",
-        deserialize_with = "cluster_in"
-    )]
+    #[serde(default, serialize_with = "cluster_out", deserialize_with = "cluster_in")]
     pub cluster: Option<Resource>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub hosts: Vec<Resource>,
@@ -48,11 +44,7 @@ pub struct Resource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Map<String, Value>>,
     /// Unmanaged children found at the last refresh.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient_children"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_children")]
     pub childs: Option<Children>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -115,10 +107,7 @@ impl Resource {
     }
 }
 
-fn cluster_out<S: Serializer>(
-    cluster: &Option<Resource>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn cluster_out<S: Serializer>(cluster: &Option<Resource>, serializer: S) -> Result<S::Ok, S::Error> {
     match cluster {
         Some(resource) => resource.serialize(serializer),
         None => Map::new().serialize(serializer),
@@ -129,9 +118,7 @@ fn cluster_in<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Resou
     match Value::deserialize(deserializer)? {
         Value::Null => Ok(None),
         Value::Object(map) if map.is_empty() => Ok(None),
-        other => serde_json::from_value(other)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
+        other => serde_json::from_value(other).map(Some).map_err(serde::de::Error::custom),
     }
 }
 
@@ -143,18 +130,9 @@ fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Resou
 fn id_of(value: &Value) -> Result<Option<i64>, String> {
     match value {
         Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_i64()
-            .map(Some)
-            .ok_or(format!("id {n} is not an integer")),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("id \"{s}\" is not an integer")),
-        Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
-            Err(format!("id {value} is not an integer"))
-        }
+        Value::Number(n) => n.as_i64().map(Some).ok_or(format!("id {n} is not an integer")),
+        Value::String(s) => s.trim().parse().map(Some).map_err(|_| format!("id \"{s}\" is not an integer")),
+        Value::Bool(_) | Value::Array(_) | Value::Object(_) => Err(format!("id {value} is not an integer")),
     }
 }
 
@@ -162,9 +140,7 @@ fn lenient_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>,
     id_of(&Value::deserialize(deserializer)?).map_err(serde::de::Error::custom)
 }
 
-fn lenient_children<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Children>, D::Error> {
+fn lenient_children<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Children>, D::Error> {
     let Some(map) = Option::<Map<String, Value>>::deserialize(deserializer)? else {
         return Ok(None);
     };
@@ -221,10 +197,7 @@ mod tests {
         let objects = OneObjects::from_value(value.clone()).unwrap();
         assert_eq!(objects.cluster_id(), Some(118));
         assert_eq!(objects.hosts[0].extra["note"], json!({"x": 1}));
-        assert_eq!(
-            objects.hosts[0].childs.as_ref().unwrap()["vm"],
-            vec![30, 33]
-        );
+        assert_eq!(objects.hosts[0].childs.as_ref().unwrap()["vm"], vec![30, 33]);
         assert_eq!(objects.to_value(), value);
     }
 

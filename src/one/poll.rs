@@ -36,10 +36,7 @@ mod tests {
     use crate::one::Code;
 
     fn short() -> Wait {
-        Wait {
-            timeout: Duration::from_millis(30),
-            interval: Duration::from_millis(5),
-        }
+        Wait { timeout: Duration::from_millis(30), interval: Duration::from_millis(5) }
     }
 
     #[tokio::test]
@@ -59,10 +56,8 @@ mod tests {
         assert_eq!(never, None);
         assert!(started.elapsed() >= Duration::from_millis(30));
 
-        let failed = until(short(), || async {
-            Err::<Option<()>, _>(Code::Internal.error("one.vn.info", "vnet 1", "x"))
-        })
-        .await;
+        let failed =
+            until(short(), || async { Err::<Option<()>, _>(Code::Internal.error("one.vn.info", "vnet 1", "x")) }).await;
         assert!(failed.is_err());
     }
 }

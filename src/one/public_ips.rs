@@ -19,10 +19,7 @@ pub fn elastic_network(objects: &OneObjects) -> Result<Option<usize>> {
         [] => Ok(None),
         [one] => Ok(Some(*one)),
         several => Err(Error::MultipleElastic {
-            names: several
-                .iter()
-                .map(|&i| objects.networks[i].display_name().to_string())
-                .collect(),
+            names: several.iter().map(|&i| objects.networks[i].display_name().to_string()).collect(),
         }),
     }
 }
@@ -51,16 +48,7 @@ where
         (vnet, ar) = add_one(api, ctx, &vnet, wait).await?;
         write_ars(objects, index, &vnet);
         let (ar_id, ipam, ip) = (ar.ar_id, ctx.driver.clone(), ar.external_ip.or(ar.ip));
-        report(
-            progress,
-            objects,
-            Event::ArAdded {
-                network,
-                ar_id,
-                ipam,
-                ip,
-            },
-        )?;
+        report(progress, objects, Event::ArAdded { network, ar_id, ipam, ip })?;
     }
     // The newest first: the highest AR_ID (there is one: more ARs than the target).
     while vnet.ars.len() > target {
@@ -77,12 +65,7 @@ where
 
 /// Removes one public IP (`POST /provisions/:id/remove-ip {ar_id}`); the caller lowers
 /// `oneform_public_ips`.
-pub async fn remove_public_ip<A, P, E>(
-    api: &A,
-    objects: &mut OneObjects,
-    ar_id: i64,
-    progress: &mut P,
-) -> Result<()>
+pub async fn remove_public_ip<A, P, E>(api: &A, objects: &mut OneObjects, ar_id: i64, progress: &mut P) -> Result<()>
 where
     A: OneApi,
     P: FnMut(&OneObjects, &Event) -> Result<(), E>,
@@ -115,21 +98,12 @@ pub async fn refresh_ars<A: OneApi>(api: &A, objects: &mut OneObjects) -> Result
 
 fn network_id(objects: &OneObjects, index: usize) -> Result<i64> {
     let network = &objects.networks[index];
-    network.id.ok_or_else(|| Error::MissingId {
-        kind: Kind::Network,
-        name: network.display_name().to_string(),
-    })
+    network.id.ok_or_else(|| Error::MissingId { kind: Kind::Network, name: network.display_name().to_string() })
 }
 
 fn write_ars(objects: &mut OneObjects, index: usize, vnet: &Vnet) {
-    let ars = vnet
-        .ars
-        .iter()
-        .map(|ar| json!({"ipam": ar.ipam_mad, "ar_id": ar.ar_id, "ip": ar.external_ip}))
-        .collect();
-    let template = objects.networks[index]
-        .template
-        .get_or_insert_with(Map::new);
+    let ars = vnet.ars.iter().map(|ar| json!({"ipam": ar.ipam_mad, "ar_id": ar.ar_id, "ip": ar.external_ip})).collect();
+    let template = objects.networks[index].template.get_or_insert_with(Map::new);
     template.insert("ar".into(), Value::Array(ars));
 }
 
@@ -147,12 +121,7 @@ async fn wait_ready<A: OneApi>(api: &A, network: i64, wait: Wait) -> Result<Vnet
 }
 
 /// Adds one public-IP AR and waits until it shows up with a new AR_ID.
-async fn add_one<A: OneApi>(
-    api: &A,
-    ctx: &Context,
-    vnet: &Vnet,
-    wait: Wait,
-) -> Result<(Vnet, AddressRange)> {
+async fn add_one<A: OneApi>(api: &A, ctx: &Context, vnet: &Vnet, wait: Wait) -> Result<(Vnet, AddressRange)> {
     let network = vnet.id;
     let before: Vec<i64> = vnet.ars.iter().map(|ar| ar.ar_id).collect();
     let template = raw::public_ip_ar(&ctx.driver, ctx.provision_id);
@@ -160,21 +129,14 @@ async fn add_one<A: OneApi>(
     let before = &before;
     let added = poll::until(wait, || async move {
         let vnet = api.vn_info(network).await?;
-        let new = vnet
-            .ars
-            .iter()
-            .find(|ar| !before.contains(&ar.ar_id))
-            .cloned();
+        let new = vnet.ars.iter().find(|ar| !before.contains(&ar.ar_id)).cloned();
         Ok(new.map(|ar| (vnet, ar)))
     })
     .await?;
     added.ok_or_else(|| Error::Timeout {
         call: call::VN_ADD_AR,
         object: dispatch::object(Kind::Network, network),
-        message: format!(
-            "no new address range appeared within {} s",
-            wait.timeout.as_secs_f64()
-        ),
+        message: format!("no new address range appeared within {} s", wait.timeout.as_secs_f64()),
     })
 }
 

@@ -57,19 +57,14 @@ fn ruby_to_s(value: &Value) -> String {
 /// Ruby's `to_i`: leading digits of a string (0 when none), integers as they are.
 pub fn ruby_to_i(value: Option<&Value>) -> i64 {
     match value {
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .unwrap_or(0),
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).unwrap_or(0),
         Some(Value::String(s)) => {
             let s = s.trim_start();
             let (sign, digits) = match s.strip_prefix('-') {
                 Some(rest) => (-1, rest),
                 None => (1, s.strip_prefix('+').unwrap_or(s)),
             };
-            let end = digits
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(digits.len());
+            let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
             sign * digits[..end].parse::<i64>().unwrap_or(0)
         }
         Some(Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_)) | None => 0,
@@ -97,11 +92,7 @@ pub fn tags(ctx: &Context, resource_id: Option<&Value>) -> Map<String, Value> {
 
 /// `one.datastore.allocate`'s template: the resource template with `name` set and the tags
 /// merged in.
-pub fn datastore_template(
-    template: Option<&Map<String, Value>>,
-    name: &str,
-    tags: Map<String, Value>,
-) -> String {
+pub fn datastore_template(template: Option<&Map<String, Value>>, name: &str, tags: Map<String, Value>) -> String {
     let mut template = template.cloned().unwrap_or_default();
     template.insert("name".into(), json!(name));
     template.extend(tags);
@@ -110,11 +101,7 @@ pub fn datastore_template(
 
 /// `one.vn.allocate`'s template: as for datastores, and ARs of size 0 are dropped when `ar`
 /// is a list (OneForm leaves a single `ar` map alone).
-pub fn network_template(
-    template: Option<&Map<String, Value>>,
-    name: &str,
-    tags: Map<String, Value>,
-) -> String {
+pub fn network_template(template: Option<&Map<String, Value>>, name: &str, tags: Map<String, Value>) -> String {
     let mut template = template.cloned().unwrap_or_default();
     template.insert("name".into(), json!(name));
     if let Some(Value::Array(ars)) = template.get_mut("ar") {
@@ -206,10 +193,7 @@ mod tests {
         assert_eq!(text.matches("ar = [").count(), 1, "{text}");
         let single = map(json!({"ar": {"type": "IP4", "size": 0}}));
         let kept = network_template(Some(&single), "n", Map::new());
-        assert!(
-            kept.contains("ar = [\ntype = \"IP4\",\nsize = \"0\"\n]"),
-            "{kept}"
-        );
+        assert!(kept.contains("ar = [\ntype = \"IP4\",\nsize = \"0\"\n]"), "{kept}");
         let ds = datastore_template(None, "sys (provision_5)", Map::new());
         assert_eq!(ds, "name = \"sys (provision_5)\"\n");
     }
@@ -221,9 +205,6 @@ mod tests {
         assert_eq!(ruby_to_i(Some(&json!("x"))), 0);
         assert_eq!(ruby_to_i(Some(&json!(2.9))), 2);
         assert_eq!(ruby_to_i(None), 0);
-        assert_eq!(
-            public_ip_ar("aws", 5),
-            "AR = [\nipam_mad = \"aws\",\nprovision_id = \"5\",\nsize = \"1\"\n]\n"
-        );
+        assert_eq!(public_ip_ar("aws", 5), "AR = [\nipam_mad = \"aws\",\nprovision_id = \"5\",\nsize = \"1\"\n]\n");
     }
 }

@@ -36,11 +36,7 @@ impl Selection {
     /// other than hosts, networks and datastores are refused.
     pub fn from_resources(resources: &Map<String, Value>) -> Result<Selection> {
         let allowed = ["hosts", "networks", "datastores"];
-        let invalid: Vec<String> = resources
-            .keys()
-            .filter(|k| !allowed.contains(&k.as_str()))
-            .cloned()
-            .collect();
+        let invalid: Vec<String> = resources.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect();
         if !invalid.is_empty() {
             return Err(Error::InvalidResourceTypes { types: invalid });
         }
@@ -56,11 +52,7 @@ impl Selection {
 
     /// Only these hosts (a scale-down).
     pub fn hosts(ids: Vec<i64>) -> Selection {
-        Selection::Only {
-            hosts: ids,
-            networks: Vec::new(),
-            datastores: Vec::new(),
-        }
+        Selection::Only { hosts: ids, networks: Vec::new(), datastores: Vec::new() }
     }
 
     pub fn includes(&self, kind: Kind, id: i64) -> bool {
@@ -75,32 +67,15 @@ impl Selection {
 
     /// Refuses ids that are not recorded in `objects`.
     fn check(&self, objects: &OneObjects) -> Result<()> {
-        let Selection::Only {
-            hosts,
-            networks,
-            datastores,
-        } = self
-        else {
+        let Selection::Only { hosts, networks, datastores } = self else {
             return Ok(());
         };
-        for (kind, wanted) in [
-            (Kind::Host, hosts),
-            (Kind::Network, networks),
-            (Kind::Datastore, datastores),
-        ] {
+        for (kind, wanted) in [(Kind::Host, hosts), (Kind::Network, networks), (Kind::Datastore, datastores)] {
             let known: Vec<i64> = objects.of(kind).iter().filter_map(|r| r.id).collect();
             if let Some(id) = wanted.iter().find(|id| !known.contains(id)) {
                 let known: Vec<String> = known.iter().map(i64::to_string).collect();
-                let known = if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                };
-                return Err(Error::NotInProvision {
-                    kind,
-                    id: *id,
-                    known,
-                });
+                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                return Err(Error::NotInProvision { kind, id: *id, known });
             }
         }
         Ok(())
@@ -108,22 +83,14 @@ impl Selection {
 }
 
 fn ids(resources: &Map<String, Value>, key: &str) -> Result<Vec<i64>> {
-    let invalid = |reason: String| Error::InvalidSelection {
-        kind: key.to_string(),
-        reason,
-    };
+    let invalid = |reason: String| Error::InvalidSelection { kind: key.to_string(), reason };
     match resources.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| match v {
-                Value::Number(n) => n
-                    .as_i64()
-                    .ok_or_else(|| invalid(format!("{n} is not an id"))),
-                Value::String(s) => s
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid(format!("\"{s}\" is not an id"))),
+                Value::Number(n) => n.as_i64().ok_or_else(|| invalid(format!("{n} is not an id"))),
+                Value::String(s) => s.trim().parse().map_err(|_| invalid(format!("\"{s}\" is not an id"))),
                 Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
                     Err(invalid(format!("{v} is not an id")))
                 }
@@ -230,12 +197,7 @@ where
 {
     for id in ids {
         dispatch::delete_child(api, kind, id, wait).await?;
-        let event = Event::ChildDeleted {
-            kind,
-            id,
-            parent,
-            parent_id,
-        };
+        let event = Event::ChildDeleted { kind, id, parent, parent_id };
         report(progress, objects, event)?;
     }
     Ok(())
@@ -243,11 +205,7 @@ where
 
 /// OneForm's host "forceupdate" after CONFIGURING_PROVISION: every registered host goes
 /// OFFLINE, then ENABLED, so oned monitors it again at once.
-pub async fn force_update_hosts<A, P, E>(
-    api: &A,
-    objects: &OneObjects,
-    progress: &mut P,
-) -> Result<()>
+pub async fn force_update_hosts<A, P, E>(api: &A, objects: &OneObjects, progress: &mut P) -> Result<()>
 where
     A: OneApi,
     P: FnMut(&OneObjects, &Event) -> Result<(), E>,

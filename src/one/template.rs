@@ -19,10 +19,7 @@ pub struct Template {
 impl Template {
     /// Parses template text; attribute names are upper-cased as oned does.
     pub fn parse(text: &str) -> Result<Template, String> {
-        let mut parser = Parser {
-            chars: text.chars().collect(),
-            at: 0,
-        };
+        let mut parser = Parser { chars: text.chars().collect(), at: 0 };
         let mut template = Template::default();
         while let Some(name) = parser.name()? {
             parser.expect('=')?;
@@ -74,19 +71,13 @@ impl Template {
     }
 
     fn all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Attribute> {
-        self.attributes
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, a)| a)
+        self.attributes.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, a)| a)
     }
 }
 
 /// A value inside a vector attribute, looked up by name (any case).
 pub fn field<'a>(vector: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    vector
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    vector.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 struct Parser {
@@ -117,10 +108,7 @@ impl Parser {
     fn name(&mut self) -> Result<Option<String>, String> {
         self.skip_space();
         let start = self.at;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
             self.at += 1;
         }
         if start == self.at {
@@ -133,11 +121,7 @@ impl Parser {
     }
 
     fn expect(&mut self, wanted: char) -> Result<(), String> {
-        if self.eat_blank_then(wanted) {
-            Ok(())
-        } else {
-            Err(format!("expected '{wanted}' at character {}", self.at))
-        }
+        if self.eat_blank_then(wanted) { Ok(()) } else { Err(format!("expected '{wanted}' at character {}", self.at)) }
     }
 
     /// Skips blanks (not newlines) and consumes `wanted` if it comes next.
@@ -179,10 +163,7 @@ impl Parser {
             return Ok(text);
         }
         let start = self.at;
-        while self
-            .peek()
-            .is_some_and(|c| !c.is_whitespace() && !"=#,[]".contains(c))
-        {
+        while self.peek().is_some_and(|c| !c.is_whitespace() && !"=#,[]".contains(c)) {
             self.at += 1;
         }
         Ok(self.chars[start..self.at].iter().collect())
@@ -196,9 +177,7 @@ impl Parser {
                 self.at += 1;
                 return Ok(fields);
             }
-            let name = self
-                .name()?
-                .ok_or("unterminated vector attribute: missing ']'")?;
+            let name = self.name()?.ok_or("unterminated vector attribute: missing ']'")?;
             self.expect('=')?;
             fields.push((name.to_uppercase(), self.value()?));
             self.skip_space();
@@ -217,12 +196,7 @@ mod tests {
     use super::*;
 
     fn v(fields: &[(&str, &str)]) -> Attribute {
-        Attribute::Vector(
-            fields
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-        )
+        Attribute::Vector(fields.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect())
     }
 
     #[test]

@@ -46,10 +46,7 @@ pub(crate) fn objects(hosts: &[&str]) -> OneObjects {
 
 /// Waits that end quickly: the fake never makes anything wait.
 pub(crate) fn wait() -> Wait {
-    Wait {
-        timeout: Duration::from_millis(200),
-        interval: Duration::from_millis(10),
-    }
+    Wait { timeout: Duration::from_millis(200), interval: Duration::from_millis(10) }
 }
 
 /// Records what `progress` receives; `checkpoints[i]` is the objects handed with `events[i]`.
@@ -71,17 +68,11 @@ impl Recorder {
     /// The historic descriptions, in order.
     pub fn historic(&self) -> Vec<String> {
         let entries = self.events.iter().filter_map(Event::historic);
-        entries
-            .map(|Historic { description, .. }| description)
-            .collect()
+        entries.map(|Historic { description, .. }| description).collect()
     }
 
     pub fn logs(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .filter_map(Event::log)
-            .map(|l| l.message)
-            .collect()
+        self.events.iter().filter_map(Event::log).map(|l| l.message).collect()
     }
 
     pub fn last(&self) -> OneObjects {

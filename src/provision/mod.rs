@@ -28,11 +28,7 @@ pub enum Error {
     #[error(transparent)]
     Engine(#[from] crate::engine::Error),
     #[error("values for {driver} / {deployment} are wrong:\n{errors}")]
-    Invalid {
-        driver: String,
-        deployment: String,
-        errors: validate::Errors,
-    },
+    Invalid { driver: String, deployment: String, errors: validate::Errors },
     #[error("{0}")]
     Refused(String),
 }
@@ -64,8 +60,7 @@ pub fn build(
         deployment: deployment.inventory.clone(),
         errors,
     })?;
-    let one_objects =
-        deployment::one_objects(&deployment.source, Some(&values)).map_err(Error::Refused)?;
+    let one_objects = deployment::one_objects(&deployment.source, Some(&values)).map_err(Error::Refused)?;
     let name = new.name.clone().unwrap_or_else(|| driver.name.clone());
     let mut body = json!({
         "name": name,
@@ -104,10 +99,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
         ))),
         many => Err(Error::Refused(format!(
             "several providers of driver '{driver}' exist ({}); choose one with --provider",
-            many.iter()
-                .map(|p| p.id.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.iter().map(|p| p.id.to_string()).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
@@ -126,10 +118,7 @@ pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: 
         out.extend(fields);
     }
     out.insert("state".into(), json!(row.state.name()));
-    let tags = out
-        .get("user_inputs_values")
-        .and_then(|v| v.get("oneform_tags"))
-        .cloned();
+    let tags = out.get("user_inputs_values").and_then(|v| v.get("oneform_tags")).cloned();
     out.insert("tags".into(), tags.unwrap_or_else(|| json!({})));
     out.insert("historic".into(), json!(historic));
     Value::Object(out)
@@ -171,9 +160,7 @@ pub fn host_count(body: &Value) -> usize {
 
 /// Whether the provision's hosts come from `oneform_onprem_hosts`.
 pub fn is_onprem(body: &Value) -> bool {
-    body["user_inputs_values"]
-        .get("oneform_onprem_hosts")
-        .is_some()
+    body["user_inputs_values"].get("oneform_onprem_hosts").is_some()
 }
 
 /// What `provision update` may change (OneForm's `UPDATE_ATTRS` that users edit).
@@ -195,14 +182,21 @@ pub fn update(store: &Store, id: i64, update: &Update, time: i64) -> Result<Prov
     let row = store.provision(id)?;
     let mut body = row.body.clone();
     if let Some(patch) = &update.values {
-        let patch = patch.as_object().ok_or_else(|| Error::Refused("values must be a mapping of input name to value".into()))?;
+        let patch = patch
+            .as_object()
+            .ok_or_else(|| Error::Refused("values must be a mapping of input name to value".into()))?;
         for (key, value) in patch.iter().filter(|(_, v)| v.as_str() != Some(REDACTED)) {
-            revalidate(&body, key, value.clone())
-                .map_err(|errors| Error::Invalid { driver: row.driver.clone(), deployment: text(&body["deployment_file"]), errors })?;
+            revalidate(&body, key, value.clone()).map_err(|errors| Error::Invalid {
+                driver: row.driver.clone(),
+                deployment: text(&body["deployment_file"]),
+                errors,
+            })?;
             body["user_inputs_values"][key] = value.clone();
         }
     }
-    for (key, value) in [("name", &update.name), ("description", &update.description), ("onedeploy_tags", &update.onedeploy_tags)] {
+    for (key, value) in
+        [("name", &update.name), ("description", &update.description), ("onedeploy_tags", &update.onedeploy_tags)]
+    {
         if let Some(value) = value {
             body[key] = json!(value);
         }

@@ -21,7 +21,10 @@ pub enum Change {
 pub async fn change(rt: &Runtime, id: i64, change: Change, log: &mut dyn Log) -> Result<u64, Error> {
     let row = rt.store.provision(id)?;
     if row.state != State::Running {
-        return Err(Error::Refused(format!("provision {id} is {}; public IPs change only while it is RUNNING", row.state)));
+        return Err(Error::Refused(format!(
+            "provision {id} is {}; public IPs change only while it is RUNNING",
+            row.state
+        )));
     }
     let current = row.body["user_inputs_values"]["oneform_public_ips"].as_u64().unwrap_or(0);
     let target = match change {
@@ -68,7 +71,9 @@ async fn apply(rt: &Runtime, id: i64, change: Change, target: u64, log: &mut dyn
         store.save_body(id, &saved, &historic, store::now())
     };
     let done = match change {
-        Change::Add { .. } => one::sync_public_ips(&rt.one, &ctx, &mut objects, target as u32, Wait::default(), &mut progress).await,
+        Change::Add { .. } => {
+            one::sync_public_ips(&rt.one, &ctx, &mut objects, target as u32, Wait::default(), &mut progress).await
+        }
         Change::Remove { ar_id } => one::remove_public_ip(&rt.one, &mut objects, ar_id, &mut progress).await,
     };
     done.map_err(|e| Error::Refused(e.to_string()))?;
@@ -82,7 +87,9 @@ async fn apply(rt: &Runtime, id: i64, change: Change, target: u64, log: &mut dyn
 fn check_target(body: &Value, target: u64) -> Result<(), Error> {
     let declared = body["user_inputs"].as_array().into_iter().flatten().any(|i| i["name"] == "oneform_public_ips");
     if !declared {
-        return Err(Error::Refused("this provision's deployment has no `oneform_public_ips` input: it takes no public IPs".into()));
+        return Err(Error::Refused(
+            "this provision's deployment has no `oneform_public_ips` input: it takes no public IPs".into(),
+        ));
     }
     super::revalidate(body, "oneform_public_ips", json!(target))
         .map_err(|errors| Error::Refused(format!("{target} public IPs would be invalid:\n{errors}")))

@@ -40,27 +40,14 @@ pub enum Request {
 }
 
 /// Checks a request against the provision and returns `(kind, params, event)`.
-pub fn plan(
-    store: &Store,
-    row: &ProvisionRow,
-    request: &Request,
-) -> Result<(&'static str, Value, Event), Error> {
+pub fn plan(store: &Store, row: &ProvisionRow, request: &Request) -> Result<(&'static str, Value, Event), Error> {
     let (kind, params, event) = match request {
         Request::ScaleUp { amount } => scale_up(row, *amount)?,
         Request::AddHosts { ips } => add_hosts(row, ips)?,
         Request::ScaleDown { ids, amount, force } => scale_down(row, ids, *amount, *force)?,
-        Request::Deprovision {
-            force,
-            hosts,
-            networks,
-            datastores,
-        } => {
+        Request::Deprovision { force, hosts, networks, datastores } => {
             let mut resources = serde_json::Map::new();
-            for (key, ids) in [
-                ("hosts", hosts),
-                ("networks", networks),
-                ("datastores", datastores),
-            ] {
+            for (key, ids) in [("hosts", hosts), ("networks", networks), ("datastores", datastores)] {
                 if !ids.is_empty() {
                     resources.insert(key.into(), json!(ids));
                 }
@@ -78,9 +65,7 @@ pub fn plan(
                     "provision {} is {}: it can only be recovered to {}",
                     row.id,
                     row.state,
-                    row.state
-                        .retry_state()
-                        .map_or("nothing (it has not failed)".into(), |s| s.to_string())
+                    row.state.retry_state().map_or("nothing (it has not failed)".into(), |s| s.to_string())
                 )));
             }
             ("recover", retry_params(store, row)?, Event::RetryRequested)
@@ -93,42 +78,28 @@ pub fn plan(
 
 fn scale_up(row: &ProvisionRow, amount: u64) -> Result<(&'static str, Value, Event), Error> {
     if is_onprem(&row.body) {
-        return Err(Error::Refused(
-            "on-prem provisions grow by address: use --ips".into(),
-        ));
+        return Err(Error::Refused("on-prem provisions grow by address: use --ips".into()));
     }
     if amount == 0 {
         return Err(Error::Refused("--amount must be at least 1".into()));
     }
     let target = host_count(&row.body) as u64 + amount;
     check_values(row, "oneform_hosts", json!(target))?;
-    Ok((
-        "scale-up",
-        json!({"set": {"oneform_hosts": target}}),
-        Event::ScaleUpRequested,
-    ))
+    Ok(("scale-up", json!({"set": {"oneform_hosts": target}}), Event::ScaleUpRequested))
 }
 
 fn add_hosts(row: &ProvisionRow, ips: &[String]) -> Result<(&'static str, Value, Event), Error> {
     if !is_onprem(&row.body) {
-        return Err(Error::Refused(
-            "cloud provisions grow by count: use --amount".into(),
-        ));
+        return Err(Error::Refused("cloud provisions grow by count: use --amount".into()));
     }
     if ips.is_empty() {
         return Err(Error::Refused("--ips needs at least one address".into()));
     }
-    let mut list: Vec<Value> = row.body["user_inputs_values"]["oneform_onprem_hosts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let mut list: Vec<Value> =
+        row.body["user_inputs_values"]["oneform_onprem_hosts"].as_array().cloned().unwrap_or_default();
     list.extend(ips.iter().map(|ip| json!(ip)));
     check_values(row, "oneform_onprem_hosts", json!(list))?;
-    Ok((
-        "scale-up",
-        json!({"set": {"oneform_onprem_hosts": list}}),
-        Event::ScaleUpRequested,
-    ))
+    Ok(("scale-up", json!({"set": {"oneform_onprem_hosts": list}}), Event::ScaleUpRequested))
 }
 
 /// The values a scale-up leads to must pass the driver's rules too (e.g. `oneform_hosts` ≤ 10).
@@ -143,42 +114,23 @@ fn scale_down(
     amount: Option<u64>,
     force: bool,
 ) -> Result<(&'static str, Value, Event), Error> {
-    let hosts: Vec<i64> = row.body["one_objects"]["hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h["id"].as_i64())
-        .collect();
+    let hosts: Vec<i64> =
+        row.body["one_objects"]["hosts"].as_array().into_iter().flatten().filter_map(|h| h["id"].as_i64()).collect();
     if hosts.is_empty() {
-        return Err(Error::Refused(format!(
-            "provision {} has no hosts to remove",
-            row.id
-        )));
+        return Err(Error::Refused(format!("provision {} has no hosts to remove", row.id)));
     }
     let chosen: Vec<i64> = match (ids.is_empty(), amount) {
         (false, None) => {
-            let unknown: Vec<String> = ids
-                .iter()
-                .filter(|i| !hosts.contains(i))
-                .map(i64::to_string)
-                .collect();
+            let unknown: Vec<String> = ids.iter().filter(|i| !hosts.contains(i)).map(i64::to_string).collect();
             if !unknown.is_empty() {
                 return Err(Error::Refused(format!(
                     "host ids {} are not hosts of provision {} (its hosts: {})",
                     unknown.join(", "),
                     row.id,
-                    hosts
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    hosts.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
                 )));
             }
-            ids.iter()
-                .copied()
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect()
+            ids.iter().copied().collect::<HashSet<_>>().into_iter().collect()
         }
         (true, Some(n)) if n >= 1 && n as usize <= hosts.len() => {
             hosts.iter().rev().take(n as usize).copied().collect()
@@ -193,21 +145,13 @@ fn scale_down(
     };
     let mut chosen = chosen;
     chosen.sort_unstable();
-    Ok((
-        "scale-down",
-        json!({"force": force, "resources": {"hosts": chosen}}),
-        Event::ScaleDownRequested,
-    ))
+    Ok(("scale-down", json!({"force": force, "resources": {"hosts": chosen}}), Event::ScaleDownRequested))
 }
 
 /// A retry repeats the parameters of the operation that failed (OneForm makes the caller send
 /// a failed scale's `direction` and `nodes` again).
 fn retry_params(store: &Store, row: &ProvisionRow) -> Result<Value, Error> {
-    let last = store
-        .operations(row.id)?
-        .into_iter()
-        .rev()
-        .find(|op| op.kind != "cancel");
+    let last = store.operations(row.id)?.into_iter().rev().find(|op| op.kind != "cancel");
     Ok(last.map(|op| op.params).unwrap_or_else(|| json!({})))
 }
 
@@ -229,10 +173,7 @@ mod tests {
     }
 
     fn cloud(hosts: &[i64]) -> Value {
-        let hosts: Vec<Value> = hosts
-            .iter()
-            .map(|id| json!({"id": id, "name": format!("10.0.0.{id}")}))
-            .collect();
+        let hosts: Vec<Value> = hosts.iter().map(|id| json!({"id": id, "name": format!("10.0.0.{id}")})).collect();
         json!({
             "user_inputs": [{"name": "oneform_hosts", "type": "number", "match": {"type": "number", "values": {"max": 3}}}],
             "user_inputs_values": {"oneform_hosts": hosts.len()},
@@ -245,96 +186,32 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let running = row(State::Running, cloud(&[4, 5]));
         let (kind, params, _) = plan(&store, &running, &Request::ScaleUp { amount: 1 }).unwrap();
-        assert_eq!(
-            (kind, params),
-            ("scale-up", json!({"set": {"oneform_hosts": 3}}))
-        );
-        let err = plan(&store, &running, &Request::ScaleUp { amount: 2 })
-            .unwrap_err()
-            .to_string();
+        assert_eq!((kind, params), ("scale-up", json!({"set": {"oneform_hosts": 3}})));
+        let err = plan(&store, &running, &Request::ScaleUp { amount: 2 }).unwrap_err().to_string();
         assert!(err.contains("should be ≤ 3"), "{err}");
-        let err = plan(
-            &store,
-            &running,
-            &Request::AddHosts {
-                ips: vec!["10.1.1.1".into()],
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let err = plan(&store, &running, &Request::AddHosts { ips: vec!["10.1.1.1".into()] }).unwrap_err().to_string();
         assert!(err.contains("use --amount"), "{err}");
 
-        let (_, params, event) = plan(
-            &store,
-            &running,
-            &Request::ScaleDown {
-                ids: vec![],
-                amount: Some(1),
-                force: false,
-            },
-        )
-        .unwrap();
+        let (_, params, event) =
+            plan(&store, &running, &Request::ScaleDown { ids: vec![], amount: Some(1), force: false }).unwrap();
         assert_eq!(params, json!({"force": false, "resources": {"hosts": [5]}}));
         assert_eq!(event, Event::ScaleDownRequested);
-        let err = plan(
-            &store,
-            &running,
-            &Request::ScaleDown {
-                ids: vec![9],
-                amount: None,
-                force: false,
-            },
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("host ids 9 are not hosts of provision 1"),
-            "{err}"
-        );
+        let err = plan(&store, &running, &Request::ScaleDown { ids: vec![9], amount: None, force: false }).unwrap_err();
+        assert!(err.to_string().contains("host ids 9 are not hosts of provision 1"), "{err}");
 
         let applying = row(State::ApplyingFailure, cloud(&[4]));
-        let err = plan(&store, &applying, &Request::ScaleUp { amount: 1 })
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("scaling needs RUNNING or SCALING_FAILURE"),
-            "{err}"
-        );
+        let err = plan(&store, &applying, &Request::ScaleUp { amount: 1 }).unwrap_err().to_string();
+        assert!(err.contains("scaling needs RUNNING or SCALING_FAILURE"), "{err}");
     }
 
     #[test]
     fn recover_only_to_the_failed_stage() {
         let store = Store::open_in_memory().unwrap();
         let failed = row(State::ConfiguringOneFailure, cloud(&[]));
-        assert!(
-            plan(
-                &store,
-                &failed,
-                &Request::Recover {
-                    target: State::ConfiguringOne
-                }
-            )
-            .is_ok()
-        );
-        let err = plan(
-            &store,
-            &failed,
-            &Request::Recover {
-                target: State::Running,
-            },
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("it can only be recovered to CONFIGURING_ONE"),
-            "{err}"
-        );
-        let err = plan(&store, &row(State::Running, cloud(&[])), &Request::Retry)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("only a *_FAILURE state can be retried"),
-            "{err}"
-        );
+        assert!(plan(&store, &failed, &Request::Recover { target: State::ConfiguringOne }).is_ok());
+        let err = plan(&store, &failed, &Request::Recover { target: State::Running }).unwrap_err().to_string();
+        assert!(err.contains("it can only be recovered to CONFIGURING_ONE"), "{err}");
+        let err = plan(&store, &row(State::Running, cloud(&[])), &Request::Retry).unwrap_err().to_string();
+        assert!(err.contains("only a *_FAILURE state can be retried"), "{err}");
     }
 }

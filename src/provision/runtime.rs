@@ -35,15 +35,9 @@ impl Runtime {
         let catalog = settings.catalog()?;
         crate::provider::ensure_onprem(&catalog, &store, store::now())
             .map_err(|e| super::Error::Refused(e.to_string()))?;
-        let one = FakeOne::persistent(&settings.data_dir.join("one-sim.json")).map_err(|e| {
-            super::Error::Refused(format!("cannot read the simulated OpenNebula state: {e}"))
-        })?;
-        Ok(Runtime {
-            settings,
-            store,
-            catalog,
-            one,
-        })
+        let one = FakeOne::persistent(&settings.data_dir.join("one-sim.json"))
+            .map_err(|e| super::Error::Refused(format!("cannot read the simulated OpenNebula state: {e}")))?;
+        Ok(Runtime { settings, store, catalog, one })
     }
 
     /// The runner for this process, with the real stages.
@@ -66,12 +60,7 @@ impl Runtime {
             one_version: "7.2.0".into(),
             frontend_ip: "127.0.0.1".into(),
         };
-        Runner {
-            store: Arc::clone(&self.store),
-            stages,
-            owner: owner::current(),
-            clock: store::now,
-        }
+        Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: store::now }
     }
 
     /// Opens a provision's log with every secret it may see masked.

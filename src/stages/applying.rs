@@ -17,36 +17,21 @@ use crate::store::{HistoricEntry, now};
 pub const APPLY_MARK: &str = "plan.applied";
 
 pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
-    let hosts = if job.onprem {
-        onprem_hosts(&ctx.provision.body)
-    } else {
-        apply(real, job, ctx).await?
-    };
+    let hosts = if job.onprem { onprem_hosts(&ctx.provision.body) } else { apply(real, job, ctx).await? };
     record_hosts(ctx, &hosts, job.onprem);
     Ok(Outcome::Applying)
 }
 
-async fn apply<A>(
-    real: &Real<A>,
-    job: &Job,
-    ctx: &mut Ctx<'_>,
-) -> Result<Vec<terraform::Provisioned>, StageError> {
+async fn apply<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Vec<terraform::Provisioned>, StageError> {
     let dir = job.dir.join("terraform");
     if dir.join(APPLY_MARK).exists() || !dir.join(PLAN_FILE).exists() {
-        ctx.log
-            .info("The saved plan may be stale after an earlier apply attempt: planning again");
+        ctx.log.info("The saved plan may be stale after an earlier apply attempt: planning again");
         plan(real, job, ctx).await?;
     }
     work::write_private(&dir.join(APPLY_MARK), b"")?;
     let cmd = real.tools.terraform(
         &dir,
-        &[
-            "apply",
-            "-input=false",
-            "-no-color",
-            "-lock-timeout=60s",
-            PLAN_FILE,
-        ],
+        &["apply", "-input=false", "-no-color", "-lock-timeout=60s", PLAN_FILE],
         &job.secrets,
     );
     let applied = terraform::run(&cmd, ctx).await;
@@ -59,9 +44,7 @@ async fn apply<A>(
 pub fn save_state(job: &Job, ctx: &mut Ctx<'_>) -> Result<Option<String>, StageError> {
     let state = terraform::read_state(&job.dir.join("terraform"))?;
     if let Some(text) = &state {
-        ctx.store
-            .save_tfstate(ctx.provision.id, Some(ctx.attempt_id), text, now())
-            .map_err(fail)?;
+        ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), text, now()).map_err(fail)?;
     }
     Ok(state)
 }
@@ -73,10 +56,7 @@ fn onprem_hosts(body: &Value) -> Vec<terraform::Provisioned> {
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .map(|ip| terraform::Provisioned {
-            instance_id: ip.to_string(),
-            instance_ip: ip.to_string(),
-        })
+        .map(|ip| terraform::Provisioned { instance_id: ip.to_string(), instance_ip: ip.to_string() })
         .collect()
 }
 
@@ -85,34 +65,18 @@ fn onprem_hosts(body: &Value) -> Vec<terraform::Provisioned> {
 pub fn record_hosts(ctx: &mut Ctx<'_>, provisioned: &[terraform::Provisioned], onprem: bool) {
     let time = now();
     let body = &mut ctx.provision.body;
-    let mut hosts: Vec<Value> = body["one_objects"]["hosts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let new: Vec<&terraform::Provisioned> = provisioned
-        .iter()
-        .filter(|p| !hosts.iter().any(|h| h["name"] == p.instance_ip.as_str()))
-        .collect();
+    let mut hosts: Vec<Value> = body["one_objects"]["hosts"].as_array().cloned().unwrap_or_default();
+    let new: Vec<&terraform::Provisioned> =
+        provisioned.iter().filter(|p| !hosts.iter().any(|h| h["name"] == p.instance_ip.as_str())).collect();
     for p in new {
         hosts.push(json!({"id": null, "name": p.instance_ip, "resource_id": p.instance_id}));
-        ctx.historic.push(HistoricEntry::new(
-            "Resource provisioned",
-            format!("{} provisioned", p.instance_ip),
-            time,
-        ));
+        ctx.historic.push(HistoricEntry::new("Resource provisioned", format!("{} provisioned", p.instance_ip), time));
     }
-    let (kept, gone): (Vec<Value>, Vec<Value>) = hosts.into_iter().partition(|h| {
-        provisioned
-            .iter()
-            .any(|p| h["name"] == p.instance_ip.as_str())
-    });
+    let (kept, gone): (Vec<Value>, Vec<Value>) =
+        hosts.into_iter().partition(|h| provisioned.iter().any(|p| h["name"] == p.instance_ip.as_str()));
     for host in &gone {
         let ip = host["name"].as_str().unwrap_or_default().to_string();
-        ctx.historic.push(HistoricEntry::new(
-            "Resource deprovisioned",
-            format!("{ip} deprovisioned"),
-            time,
-        ));
+        ctx.historic.push(HistoricEntry::new("Resource deprovisioned", format!("{ip} deprovisioned"), time));
         forget_host(body, &ip, onprem);
     }
     body["one_objects"]["hosts"] = Value::Array(kept);

@@ -15,11 +15,7 @@ use crate::render;
 /// OneForm's default `onedeploy_tags`.
 pub const DEFAULT_TAGS: &str = "stage2,stage3,network";
 
-pub async fn run<A: OneApi>(
-    real: &Real<A>,
-    job: &Job,
-    ctx: &mut Ctx<'_>,
-) -> Result<Outcome, StageError> {
+pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     let dir = job.dir.join("ansible");
     work::fresh_copy(&job.driver.system_path.join("ansible"), &dir)?;
     write_inventory(real, job, ctx, &dir)?;
@@ -30,27 +26,12 @@ pub async fn run<A: OneApi>(
     });
     work::write_private(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
     let body = &ctx.provision.body;
-    let tags = body["onedeploy_tags"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .unwrap_or(DEFAULT_TAGS)
-        .to_string();
+    let tags = body["onedeploy_tags"].as_str().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS).to_string();
     let cmd = Cmd::new(real.tools.ansible_playbook.clone())
-        .args([
-            "-i",
-            "inventory.yaml",
-            "site.yaml",
-            "--tags",
-            &tags,
-            "-e",
-            "@extra_vars.json",
-        ])
+        .args(["-i", "inventory.yaml", "site.yaml", "--tags", &tags, "-e", "@extra_vars.json"])
         .cwd(&dir)
         .pass_path_and_home(&real.tools.env)
-        .env(
-            "ANSIBLE_CONFIG",
-            dir.join("ansible.cfg").display().to_string(),
-        )
+        .env("ANSIBLE_CONFIG", dir.join("ansible.cfg").display().to_string())
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
         .env("LANG", "C.UTF-8")
@@ -60,62 +41,35 @@ pub async fn run<A: OneApi>(
         .secrets(job.secrets.iter().cloned());
     playbook(&cmd, ctx).await?;
     let objects = one_progress::objects(ctx)?;
-    let mut progress = |objects: &one::OneObjects, event: &one::Event| {
-        one_progress::checkpoint(ctx, objects, event)
-    };
-    one::force_update_hosts(&real.one, &objects, &mut progress)
-        .await
-        .map_err(fail)?;
-    Ok(Outcome::ConfiguringProvision {
-        hosts: objects.hosts.len(),
-    })
+    let mut progress = |objects: &one::OneObjects, event: &one::Event| one_progress::checkpoint(ctx, objects, event);
+    one::force_update_hosts(&real.one, &objects, &mut progress).await.map_err(fail)?;
+    Ok(Outcome::ConfiguringProvision { hosts: objects.hosts.len() })
 }
 
-fn write_inventory<A>(
-    real: &Real<A>,
-    job: &Job,
-    ctx: &Ctx<'_>,
-    dir: &std::path::Path,
-) -> Result<(), StageError> {
+fn write_inventory<A>(real: &Real<A>, job: &Job, ctx: &Ctx<'_>, dir: &std::path::Path) -> Result<(), StageError> {
     let body = &ctx.provision.body;
-    let deployment = job
-        .driver
-        .deployment(body["deployment_file"].as_str())
-        .map_err(fail)?;
+    let deployment = job.driver.deployment(body["deployment_file"].as_str()).map_err(fail)?;
     let mut shown = body.clone();
-    let inputs: Vec<crate::driver::Input> =
-        serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
+    let inputs: Vec<crate::driver::Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
     let values = super::values(body);
     shown["user_inputs_values"] = json!(crate::cli::output::redact_values(&inputs, &values));
-    let facts = render::Facts {
-        version: real.one_version.clone(),
-        frontend_ip: real.frontend_ip.clone(),
-    };
-    let inventory = render::inventory(&deployment.source, ctx.provision.id, &shown, &facts)
-        .map_err(StageError::failed)?;
+    let facts = render::Facts { version: real.one_version.clone(), frontend_ip: real.frontend_ip.clone() };
+    let inventory =
+        render::inventory(&deployment.source, ctx.provision.id, &shown, &facts).map_err(StageError::failed)?;
     work::write_private(&dir.join("inventory.yaml"), inventory.as_bytes())
 }
 
 async fn playbook(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     ctx.log.info(&format!("Running {}", cmd.display()));
     let mut capture = Capture::default();
-    let mut tee = Tee {
-        first: &mut *ctx.log,
-        second: &mut capture,
-    };
+    let mut tee = Tee { first: &mut *ctx.log, second: &mut capture };
     match exec::run(cmd, &mut tee, ctx.cancel).await {
         Ok(_) => Ok(()),
-        Err(e @ exec::Error::Cancelled { .. }) => Err(StageError {
-            message: e.to_string(),
-            cancelled: true,
-        }),
+        Err(e @ exec::Error::Cancelled { .. }) => Err(StageError { message: e.to_string(), cancelled: true }),
         Err(e) => {
             let failed = failed_hosts(&capture.stream(Stream::Stdout));
-            let hosts = if failed.is_empty() {
-                String::new()
-            } else {
-                format!("; failed hosts: {}", failed.join(", "))
-            };
+            let hosts =
+                if failed.is_empty() { String::new() } else { format!("; failed hosts: {}", failed.join(", ")) };
             Err(StageError::failed(format!("{e}{hosts}")))
         }
     }
@@ -127,9 +81,9 @@ fn failed_hosts(stdout: &[&str]) -> Vec<String> {
     recap
         .filter_map(|line| {
             let (host, counts) = line.split_once(" : ")?;
-            let bad = counts.split_whitespace().any(
-                |c| matches!(c.split_once('='), Some(("failed" | "unreachable", n)) if n != "0"),
-            );
+            let bad = counts
+                .split_whitespace()
+                .any(|c| matches!(c.split_once('='), Some(("failed" | "unreachable", n)) if n != "0"));
             bad.then(|| host.trim().to_string())
         })
         .collect()

@@ -40,26 +40,19 @@ async fn destroy<A>(
     let state = match ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)? {
         Some(state) => state,
         None if !dir.join("terraform.tfstate").exists() => {
-            ctx.log
-                .info("No Terraform state was ever saved: nothing to destroy");
+            ctx.log.info("No Terraform state was ever saved: nothing to destroy");
             return Ok(());
         }
         None => String::new(),
     };
-    let targets: Vec<String> = removed
-        .iter()
-        .flat_map(|(_, id)| terraform::addresses_of(&state, id))
-        .collect();
+    let targets: Vec<String> = removed.iter().flat_map(|(_, id)| terraform::addresses_of(&state, id)).collect();
     if !all && targets.is_empty() {
-        ctx.log
-            .info("No Terraform resource belongs to the removed hosts");
+        ctx.log.info("No Terraform resource belongs to the removed hosts");
         return Ok(());
     }
     if !dir.join(".terraform").exists() {
         init::prepare(job, ctx)?;
-        let cmd = real
-            .tools
-            .terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
+        let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
         terraform::run(&cmd, ctx).await?;
     }
     ctx.log.info("Destroying terraform resources");
@@ -76,14 +69,7 @@ async fn destroy<A>(
     save_state(job, ctx)?;
     destroyed?;
     if !all {
-        let refresh = [
-            "apply",
-            "-refresh-only",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
-            "-lock-timeout=60s",
-        ];
+        let refresh = ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-lock-timeout=60s"];
         terraform::run(&real.tools.terraform(&dir, &refresh, &job.secrets), ctx).await?;
     }
     let state = save_state(job, ctx)?.unwrap_or_else(|| "{}".into());
@@ -99,10 +85,7 @@ fn kept_hosts(body: &Value) -> Vec<terraform::Provisioned> {
         .into_iter()
         .flatten()
         .filter(|h| !h["id"].is_null())
-        .map(|h| terraform::Provisioned {
-            instance_id: text(&h["resource_id"]),
-            instance_ip: text(&h["name"]),
-        })
+        .map(|h| terraform::Provisioned { instance_id: text(&h["resource_id"]), instance_ip: text(&h["name"]) })
         .collect()
 }
 

@@ -12,26 +12,13 @@ pub async fn run<A: OneApi>(real: &Real<A>, ctx: &mut Ctx<'_>) -> Result<Outcome
     let params = &ctx.operation.params;
     let force = params["force"].as_bool().unwrap_or(false);
     let selection = match params.get("resources").and_then(Value::as_object) {
-        Some(resources) if !resources.is_empty() => {
-            Selection::from_resources(resources).map_err(fail)?
-        }
+        Some(resources) if !resources.is_empty() => Selection::from_resources(resources).map_err(fail)?,
         _ => Selection::default(),
     };
     ctx.log.info("Deleting OpenNebula objects");
     let mut objects = one_progress::objects(ctx)?;
-    let mut progress = |objects: &one::OneObjects, event: &one::Event| {
-        one_progress::checkpoint(ctx, objects, event)
-    };
-    one::deprovision(
-        &real.one,
-        &mut objects,
-        &selection,
-        force,
-        Wait::default(),
-        &mut progress,
-    )
-    .await
-    .map_err(fail)?;
+    let mut progress = |objects: &one::OneObjects, event: &one::Event| one_progress::checkpoint(ctx, objects, event);
+    one::deprovision(&real.one, &mut objects, &selection, force, Wait::default(), &mut progress).await.map_err(fail)?;
     ctx.provision.body["one_objects"] = objects.to_value();
     Ok(Outcome::DeprovisioningOne)
 }

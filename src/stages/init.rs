@@ -8,16 +8,13 @@ use crate::engine::{Ctx, Outcome, StageError};
 pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     work::make_private_dir(&job.dir)?;
     if job.onprem {
-        ctx.log
-            .info("On-prem provision: no Terraform to initialise");
+        ctx.log.info("On-prem provision: no Terraform to initialise");
         return Ok(Outcome::Init);
     }
     prepare(job, ctx)?;
     work::make_private_dir(&real.tools.plugin_cache)?;
     let dir = job.dir.join("terraform");
-    let cmd = real
-        .tools
-        .terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
+    let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
     terraform::run(&cmd, ctx).await?;
     Ok(Outcome::Init)
 }
@@ -28,19 +25,10 @@ pub fn prepare(job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     let previous_state = terraform::read_state(&dir)?;
     work::fresh_copy(&job.driver.system_path.join("terraform"), &dir)?;
     let row = &ctx.provision;
-    let declared: Vec<String> = job
-        .driver
-        .user_inputs
-        .iter()
-        .chain(&job.driver.connection)
-        .map(|i| i.name.clone())
-        .collect();
-    let vars = work::tfvars(
-        &super::values(&row.body),
-        &declared,
-        &job.connection,
-        (row.id, row.provider_id, &row.driver),
-    );
+    let declared: Vec<String> =
+        job.driver.user_inputs.iter().chain(&job.driver.connection).map(|i| i.name.clone()).collect();
+    let vars =
+        work::tfvars(&super::values(&row.body), &declared, &job.connection, (row.id, row.provider_id, &row.driver));
     let text = serde_json::to_vec_pretty(&vars).map_err(fail)?;
     work::write_private(&dir.join("provision.auto.tfvars.json"), &text)?;
     let state = match previous_state {

@@ -72,11 +72,7 @@ impl<A: OneApi> Stages for Real<A> {
 impl<A> Real<A> {
     fn job(&self, ctx: &Ctx<'_>) -> Result<Job, StageError> {
         let row = &ctx.provision;
-        let driver = match self
-            .catalog
-            .load(&row.driver)
-            .map_err(|e| StageError::failed(e.to_string()))?
-        {
+        let driver = match self.catalog.load(&row.driver).map_err(|e| StageError::failed(e.to_string()))? {
             Loaded::Ready(d) => *d,
             Loaded::Broken(b) => {
                 return Err(StageError::failed(format!(
@@ -86,30 +82,18 @@ impl<A> Real<A> {
                 )));
             }
         };
-        let provider = ctx
-            .store
-            .provider(row.provider_id)
-            .map_err(|e| StageError::failed(e.to_string()))?;
+        let provider = ctx.store.provider(row.provider_id).map_err(|e| StageError::failed(e.to_string()))?;
         let (connection, mut secrets) = provider::connection(&provider);
         secrets.extend(sensitive_values(&row.body));
         let onprem = values(&row.body).contains_key("oneform_onprem_hosts");
         let dir = work::provision_dir(&self.work_root, row.id);
-        Ok(Job {
-            driver,
-            connection,
-            secrets,
-            dir,
-            onprem,
-        })
+        Ok(Job { driver, connection, secrets, dir, onprem })
     }
 }
 
 /// The provision's input values (`user_inputs_values`).
 pub fn values(body: &Value) -> Map<String, Value> {
-    body["user_inputs_values"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
+    body["user_inputs_values"].as_object().cloned().unwrap_or_default()
 }
 
 /// The values of the provision's sensitive inputs, as text, for masking.

@@ -15,7 +15,6 @@ pub fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     for (key, value) in set {
         values[key] = value.clone();
     }
-    ctx.log
-        .info(&format!("Scaling to {}", Value::Object(set.clone())));
+    ctx.log.info(&format!("Scaling to {}", Value::Object(set.clone())));
     Ok(Outcome::Scaling)
 }

@@ -43,10 +43,7 @@ impl Tools {
             .pass_path_and_home(&self.env)
             .env("TF_IN_AUTOMATION", "1")
             .env("CHECKPOINT_DISABLE", "1")
-            .env(
-                "TF_PLUGIN_CACHE_DIR",
-                self.plugin_cache.display().to_string(),
-            )
+            .env("TF_PLUGIN_CACHE_DIR", self.plugin_cache.display().to_string())
             .timeout(self.stage_timeout)
             .grace(self.grace)
             .secrets(secrets.iter().cloned());
@@ -62,10 +59,7 @@ pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     ctx.log.info(&format!("Running {}", cmd.display()));
     match exec::run(cmd, &mut *ctx.log, ctx.cancel).await {
         Ok(_) => Ok(()),
-        Err(e @ exec::Error::Cancelled { .. }) => Err(StageError {
-            message: e.to_string(),
-            cancelled: true,
-        }),
+        Err(e @ exec::Error::Cancelled { .. }) => Err(StageError { message: e.to_string(), cancelled: true }),
         Err(e) => Err(StageError::failed(e.to_string())),
     }
 }
@@ -75,40 +69,29 @@ pub fn read_state(dir: &Path) -> Result<Option<String>, StageError> {
     match std::fs::read_to_string(dir.join("terraform.tfstate")) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(super::work::io_error(
-            "read",
-            &dir.join("terraform.tfstate"),
-            e,
-        )),
+        Err(e) => Err(super::work::io_error("read", &dir.join("terraform.tfstate"), e)),
     }
 }
 
 /// `outputs.provisioned_hosts.value` of a state, as OneForm reads it.
 pub fn provisioned_hosts(state: &str) -> Result<Vec<Provisioned>, StageError> {
-    let state: Value = serde_json::from_str(state)
-        .map_err(|e| StageError::failed(format!("terraform.tfstate is not JSON: {e}")))?;
+    let state: Value =
+        serde_json::from_str(state).map_err(|e| StageError::failed(format!("terraform.tfstate is not JSON: {e}")))?;
     let Some(value) = state.pointer("/outputs/provisioned_hosts/value") else {
         return Ok(vec![]);
     };
-    let items = value.as_array().ok_or_else(|| {
-        StageError::failed(
-            "output `provisioned_hosts` must be a list of {instance_id, instance_ip}",
-        )
-    })?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| StageError::failed("output `provisioned_hosts` must be a list of {instance_id, instance_ip}"))?;
     items
         .iter()
         .map(|h| {
             let text = |key: &str| match &h[key] {
                 Value::String(s) if !s.is_empty() => Ok(s.clone()),
                 Value::Number(n) => Ok(n.to_string()),
-                _ => Err(StageError::failed(format!(
-                    "a `provisioned_hosts` entry has no `{key}`: {h}"
-                ))),
+                _ => Err(StageError::failed(format!("a `provisioned_hosts` entry has no `{key}`: {h}"))),
             };
-            Ok(Provisioned {
-                instance_id: text("instance_id")?,
-                instance_ip: text("instance_ip")?,
-            })
+            Ok(Provisioned { instance_id: text("instance_id")?, instance_ip: text("instance_ip")? })
         })
         .collect()
 }
@@ -125,17 +108,10 @@ pub fn addresses_of(state: &str, resource_id: &str) -> Vec<String> {
             continue;
         }
         let base = match resource["module"].as_str() {
-            Some(module) => format!(
-                "{module}.{}.{}",
-                text(&resource["type"]),
-                text(&resource["name"])
-            ),
+            Some(module) => format!("{module}.{}.{}", text(&resource["type"]), text(&resource["name"])),
             None => format!("{}.{}", text(&resource["type"]), text(&resource["name"])),
         };
-        let instances = resource["instances"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let instances = resource["instances"].as_array().cloned().unwrap_or_default();
         for (i, instance) in instances.iter().enumerate() {
             if !holds(&instance["attributes"], resource_id) {
                 continue;
@@ -154,12 +130,8 @@ pub fn addresses_of(state: &str, resource_id: &str) -> Vec<String> {
 
 fn holds(attributes: &Value, wanted: &str) -> bool {
     let matches = |v: &Value| v.as_str() == Some(wanted);
-    attributes
-        .as_object()
-        .is_some_and(|a| a.values().any(matches))
-        || attributes["triggers"]
-            .as_object()
-            .is_some_and(|t| t.values().any(matches))
+    attributes.as_object().is_some_and(|a| a.values().any(matches))
+        || attributes["triggers"].as_object().is_some_and(|t| t.values().any(matches))
 }
 
 fn text(v: &Value) -> &str {
@@ -176,21 +148,10 @@ mod tests {
         let state = json!({"outputs": {"provisioned_hosts": {"value": [
             {"instance_id": "i-1", "instance_ip": "10.0.0.1"}, {"instance_id": 7, "instance_ip": "10.0.0.2"}]}}});
         let hosts = provisioned_hosts(&state.to_string()).unwrap();
-        assert_eq!(
-            hosts[1],
-            Provisioned {
-                instance_id: "7".into(),
-                instance_ip: "10.0.0.2".into()
-            }
-        );
+        assert_eq!(hosts[1], Provisioned { instance_id: "7".into(), instance_ip: "10.0.0.2".into() });
         assert!(provisioned_hosts(r#"{"outputs": {}}"#).unwrap().is_empty());
         let bad = json!({"outputs": {"provisioned_hosts": {"value": [{"instance_ip": "x"}]}}});
-        assert!(
-            provisioned_hosts(&bad.to_string())
-                .unwrap_err()
-                .message
-                .contains("no `instance_id`")
-        );
+        assert!(provisioned_hosts(&bad.to_string()).unwrap_err().message.contains("no `instance_id`"));
     }
 
     #[test]
@@ -206,14 +167,8 @@ mod tests {
         ]});
         let state = state.to_string();
         assert_eq!(addresses_of(&state, "h-1"), vec!["sim_host.host[1]"]);
-        assert_eq!(
-            addresses_of(&state, "10.0.0.5"),
-            vec!["null_resource.node[\"10.0.0.5\"]"]
-        );
-        assert_eq!(
-            addresses_of(&state, "i-9"),
-            vec!["module.host[0].aws_instance.this"]
-        );
+        assert_eq!(addresses_of(&state, "10.0.0.5"), vec!["null_resource.node[\"10.0.0.5\"]"]);
+        assert_eq!(addresses_of(&state, "i-9"), vec!["module.host[0].aws_instance.this"]);
         assert!(addresses_of(&state, "nope").is_empty());
     }
 }

@@ -22,17 +22,13 @@ pub fn fresh_copy(src: &Path, dest: &Path) -> Result<(), StageError> {
     }
     make_private_dir(dest)?;
     for entry in walkdir::WalkDir::new(src).min_depth(1) {
-        let entry =
-            entry.map_err(|e| StageError::failed(format!("cannot read {}: {e}", src.display())))?;
+        let entry = entry.map_err(|e| StageError::failed(format!("cannot read {}: {e}", src.display())))?;
         let target = dest.join(entry.path().strip_prefix(src).unwrap_or(entry.path()));
         if entry.file_type().is_dir() {
             make_private_dir(&target)?;
         } else {
             fs::copy(entry.path(), &target).map_err(|e| io_error("copy", entry.path(), e))?;
-            let executable = entry
-                .metadata()
-                .map(|m| m.permissions().mode() & 0o100 != 0)
-                .unwrap_or(false);
+            let executable = entry.metadata().map(|m| m.permissions().mode() & 0o100 != 0).unwrap_or(false);
             let mode = if executable { 0o700 } else { 0o600 };
             fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                 .map_err(|e| io_error("chmod", &target, e))?;
@@ -44,8 +40,7 @@ pub fn fresh_copy(src: &Path, dest: &Path) -> Result<(), StageError> {
 /// Creates a directory (and its parents) readable only by this user.
 pub fn make_private_dir(dir: &Path) -> Result<(), StageError> {
     fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| io_error("chmod", dir, e))
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_error("chmod", dir, e))
 }
 
 /// Writes a file only this user can read, replacing any previous one.
@@ -57,9 +52,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), StageError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| io_error("create", path, e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("write", path, e))
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(|e| io_error("write", path, e))
 }
 
 /// The variables Terraform gets, as `*.auto.tfvars.json` written by serde (never spliced into
@@ -78,10 +71,7 @@ pub fn tfvars(
     }
     if declared.iter().any(|d| d == "oneform_tags") {
         let mut tags = Map::new();
-        tags.insert(
-            "provision_id".into(),
-            Value::String(provision_id.to_string()),
-        );
+        tags.insert("provision_id".into(), Value::String(provision_id.to_string()));
         tags.insert("provider_id".into(), Value::String(provider_id.to_string()));
         tags.insert("driver".into(), Value::String(driver.to_string()));
         if let Some(Value::Object(user)) = values.get("oneform_tags") {
@@ -106,15 +96,12 @@ mod tests {
 
     #[test]
     fn tfvars_keep_declared_inputs_and_extend_tags() {
-        let values =
-            json!({"oneform_hosts": 2, "oneform_tags": {"team": "a"}, "oneform_public_ips": 1})
-                .as_object()
-                .cloned()
-                .unwrap();
+        let values = json!({"oneform_hosts": 2, "oneform_tags": {"team": "a"}, "oneform_public_ips": 1})
+            .as_object()
+            .cloned()
+            .unwrap();
         let connection = json!({"api_token": "t"}).as_object().cloned().unwrap();
-        let declared = ["oneform_hosts", "oneform_tags", "api_token"]
-            .map(String::from)
-            .to_vec();
+        let declared = ["oneform_hosts", "oneform_tags", "api_token"].map(String::from).to_vec();
         let vars = tfvars(&values, &declared, &connection, (7, 3, "sim"));
         assert_eq!(
             vars,
@@ -133,26 +120,9 @@ mod tests {
         fs::write(target.join("stale"), "old").unwrap();
         fresh_copy(src.path(), &target).unwrap();
         assert!(!target.join("stale").exists());
-        assert_eq!(
-            fs::metadata(target.join("sub/a.tf"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
-        assert_eq!(
-            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(target.join("sub/a.tf")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o700);
         write_private(&target.join("vars.json"), b"{}").unwrap();
-        assert_eq!(
-            fs::metadata(target.join("vars.json"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(target.join("vars.json")).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

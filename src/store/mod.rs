@@ -18,16 +18,10 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use operations::{AttemptEnd, Owner};
 pub use provisions::Checkpoint;
-pub use rows::{
-    AttemptRow, HistoricEntry, OperationRow, OperationStatus, ProviderRow, ProvisionRow,
-};
+pub use rows::{AttemptRow, HistoricEntry, OperationRow, OperationStatus, ProviderRow, ProvisionRow};
 
 /// The migrations, in order. Shipped files are never edited; new ones are appended.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_init", include_str!("../../migrations/0001_init.sql"))];
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,25 +34,13 @@ pub enum Error {
         "provision {provision_id} is busy: operation {} ({}) is running in process {} since {}; wait for it (`formwork provision logs {provision_id} --follow`) or stop it (`formwork provision cancel {provision_id}`)",
         operation.id, operation.kind, operation.owner_pid, operation.created_time
     )]
-    Busy {
-        provision_id: i64,
-        operation: Box<OperationRow>,
-    },
+    Busy { provision_id: i64, operation: Box<OperationRow> },
     #[error(
         "provision {provision_id} changed state under this operation (expected {expected}, found {found}); run the command again"
     )]
-    Conflict {
-        provision_id: i64,
-        expected: String,
-        found: String,
-    },
-    #[error(
-        "provider {provider_id} is used by provisions {provisions:?}; deprovision and delete them first"
-    )]
-    InUse {
-        provider_id: i64,
-        provisions: Vec<i64>,
-    },
+    Conflict { provision_id: i64, expected: String, found: String },
+    #[error("provider {provider_id} is used by provisions {provisions:?}; deprovision and delete them first")]
+    InUse { provider_id: i64, provisions: Vec<i64> },
     #[error("database {}: {message}", path.display())]
     Open { path: PathBuf, message: String },
     #[error("database: stored {what} is not valid: {message}")]
@@ -75,10 +57,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database file, private to its owner, and migrates it.
     pub fn open(path: &Path) -> Result<Store, Error> {
-        let fail = |message: String| Error::Open {
-            path: path.to_path_buf(),
-            message,
-        };
+        let fail = |message: String| Error::Open { path: path.to_path_buf(), message };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
             restrict(dir, 0o700).map_err(|e| fail(e.to_string()))?;
@@ -98,9 +77,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let store = Store {
-            conn: Mutex::new(conn),
-        };
+        let store = Store { conn: Mutex::new(conn) };
         store.migrate()?;
         Ok(store)
     }
@@ -115,11 +92,7 @@ impl Store {
         for (version, name, sql) in MIGRATIONS {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let done: Option<i64> = tx
-                .query_row(
-                    "SELECT version FROM schema_migrations WHERE version = ?1",
-                    [version],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
                 .optional()?;
             if done.is_none() {
                 tx.execute_batch(sql)?;
@@ -136,8 +109,7 @@ impl Store {
     /// The applied migrations, oldest first.
     pub fn migrations(&self) -> Result<Vec<(i64, String)>, Error> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare("SELECT version, name FROM schema_migrations ORDER BY version")?;
+        let mut stmt = conn.prepare("SELECT version, name FROM schema_migrations ORDER BY version")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -151,10 +123,7 @@ impl Store {
 
 /// Seconds since the Unix epoch, OneForm's time unit.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
@@ -163,10 +132,7 @@ fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 fn json_column(what: &'static str, text: &str) -> Result<serde_json::Value, Error> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt {
-        what,
-        message: e.to_string(),
-    })
+    serde_json::from_str(text).map_err(|e| Error::Corrupt { what, message: e.to_string() })
 }
 
 #[cfg(test)]

@@ -39,17 +39,9 @@ impl Store {
     ) -> Result<i64, Error> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let sql = format!(
-            "SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'"
-        );
-        if let Some(running) = tx
-            .query_row(&sql, [provision_id], read_operation)
-            .optional()?
-        {
-            return Err(Error::Busy {
-                provision_id,
-                operation: Box::new(running?),
-            });
+        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'");
+        if let Some(running) = tx.query_row(&sql, [provision_id], read_operation).optional()? {
+            return Err(Error::Busy { provision_id, operation: Box::new(running?) });
         }
         tx.execute(
             "INSERT INTO operations (provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, created_time)
@@ -64,31 +56,20 @@ impl Store {
     pub fn operation(&self, id: i64) -> Result<OperationRow, Error> {
         let conn = self.lock();
         let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?1");
-        conn.query_row(&sql, [id], read_operation)
-            .optional()?
-            .ok_or(Error::NotFound {
-                what: "operation",
-                id,
-            })?
+        conn.query_row(&sql, [id], read_operation).optional()?.ok_or(Error::NotFound { what: "operation", id })?
     }
 
     /// The running operation of a provision, if any.
     pub fn running_operation(&self, provision_id: i64) -> Result<Option<OperationRow>, Error> {
         let conn = self.lock();
-        let sql = format!(
-            "SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'"
-        );
-        conn.query_row(&sql, [provision_id], read_operation)
-            .optional()?
-            .transpose()
+        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'");
+        conn.query_row(&sql, [provision_id], read_operation).optional()?.transpose()
     }
 
     /// Every running operation, oldest first (for resume).
     pub fn running_operations(&self) -> Result<Vec<OperationRow>, Error> {
         let conn = self.lock();
-        let sql = format!(
-            "SELECT {OPERATION_COLUMNS} FROM operations WHERE status = 'running' ORDER BY id"
-        );
+        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE status = 'running' ORDER BY id");
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([], read_operation)?;
         rows.map(|r| r?).collect()
@@ -97,9 +78,7 @@ impl Store {
     /// Operations of a provision, oldest first.
     pub fn operations(&self, provision_id: i64) -> Result<Vec<OperationRow>, Error> {
         let conn = self.lock();
-        let sql = format!(
-            "SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 ORDER BY id"
-        );
+        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 ORDER BY id");
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([provision_id], read_operation)?;
         rows.map(|r| r?).collect()
@@ -107,35 +86,19 @@ impl Store {
 
     /// Claims a running operation for `owner` if it still belongs to `previous` (compare and
     /// set, so two processes resuming at once cannot both win).
-    pub fn take_over(
-        &self,
-        id: i64,
-        previous: &Owner,
-        owner: &Owner,
-        time: i64,
-    ) -> Result<bool, Error> {
+    pub fn take_over(&self, id: i64, previous: &Owner, owner: &Owner, time: i64) -> Result<bool, Error> {
         let conn = self.lock();
         let changed = conn.execute(
             "UPDATE operations SET owner_pid = ?4, owner_token = ?5, heartbeat_time = ?6
              WHERE id = ?1 AND status = 'running' AND owner_pid = ?2 AND owner_token = ?3",
-            params![
-                id,
-                previous.pid,
-                previous.token,
-                owner.pid,
-                owner.token,
-                time
-            ],
+            params![id, previous.pid, previous.token, owner.pid, owner.token, time],
         )?;
         Ok(changed == 1)
     }
 
     pub fn heartbeat(&self, id: i64, time: i64) -> Result<(), Error> {
         let conn = self.lock();
-        conn.execute(
-            "UPDATE operations SET heartbeat_time = ?2 WHERE id = ?1",
-            params![id, time],
-        )?;
+        conn.execute("UPDATE operations SET heartbeat_time = ?2 WHERE id = ?1", params![id, time])?;
         Ok(())
     }
 
@@ -168,11 +131,7 @@ impl Store {
 
     pub fn is_cancel_requested(&self, id: i64) -> Result<bool, Error> {
         let conn = self.lock();
-        Ok(conn.query_row(
-            "SELECT cancel_requested FROM operations WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )?)
+        Ok(conn.query_row("SELECT cancel_requested FROM operations WHERE id = ?1", [id], |r| r.get(0))?)
     }
 
     /// Records that a stage started, before any of its effects.
@@ -203,12 +162,7 @@ impl Store {
     }
 
     /// Closes the attempts an interrupted operation left open.
-    pub fn interrupt_attempts(
-        &self,
-        operation_id: i64,
-        log_end: i64,
-        time: i64,
-    ) -> Result<(), Error> {
+    pub fn interrupt_attempts(&self, operation_id: i64, log_end: i64, time: i64) -> Result<(), Error> {
         let conn = self.lock();
         conn.execute(
             "UPDATE stage_attempts SET finished_time = ?2, outcome = 'interrupted', error = 'the process running it stopped', log_end = ?3
@@ -241,11 +195,7 @@ impl Store {
     }
 }
 
-pub(super) fn finish_attempt(
-    tx: &rusqlite::Transaction<'_>,
-    end: &AttemptEnd,
-    time: i64,
-) -> Result<(), Error> {
+pub(super) fn finish_attempt(tx: &rusqlite::Transaction<'_>, end: &AttemptEnd, time: i64) -> Result<(), Error> {
     tx.execute(
         "UPDATE stage_attempts SET finished_time = ?2, outcome = ?3, error = ?4, log_end = ?5 WHERE id = ?1",
         params![end.attempt_id, time, end.outcome.as_str(), end.error, end.log_end],
@@ -262,10 +212,8 @@ fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> 
             provision_id: r.get(1)?,
             kind: r.get(2)?,
             params: json_column("operation params", &params_text)?,
-            status: OperationStatus::parse(&status_text).ok_or(Error::Corrupt {
-                what: "operation status",
-                message: status_text.clone(),
-            })?,
+            status: OperationStatus::parse(&status_text)
+                .ok_or(Error::Corrupt { what: "operation status", message: status_text.clone() })?,
             owner_pid: r.get(5)?,
             owner_token: r.get(6)?,
             heartbeat_time: r.get(7)?,

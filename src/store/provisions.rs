@@ -25,17 +25,10 @@ pub struct Checkpoint<'a> {
     pub time: i64,
 }
 
-const PROVISION_COLUMNS: &str =
-    "id, name, driver, provider_id, state, body, registration_time, updated_time";
+const PROVISION_COLUMNS: &str = "id, name, driver, provider_id, state, body, registration_time, updated_time";
 
 impl Store {
-    pub fn insert_provider(
-        &self,
-        name: &str,
-        driver: &str,
-        body: &Value,
-        time: i64,
-    ) -> Result<i64, Error> {
+    pub fn insert_provider(&self, name: &str, driver: &str, body: &Value, time: i64) -> Result<i64, Error> {
         let conn = self.lock();
         conn.execute(
             "INSERT INTO providers (name, driver, body, registration_time) VALUES (?1, ?2, ?3, ?4)",
@@ -45,12 +38,7 @@ impl Store {
     }
 
     pub fn provider(&self, id: i64) -> Result<ProviderRow, Error> {
-        self.providers_where("WHERE id = ?1", params![id])?
-            .pop()
-            .ok_or(Error::NotFound {
-                what: "provider",
-                id,
-            })
+        self.providers_where("WHERE id = ?1", params![id])?.pop().ok_or(Error::NotFound { what: "provider", id })
     }
 
     pub fn providers(&self) -> Result<Vec<ProviderRow>, Error> {
@@ -61,11 +49,7 @@ impl Store {
         self.providers_where("WHERE driver = ?1", params![driver])
     }
 
-    fn providers_where(
-        &self,
-        filter: &str,
-        args: impl rusqlite::Params,
-    ) -> Result<Vec<ProviderRow>, Error> {
+    fn providers_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<ProviderRow>, Error> {
         let conn = self.lock();
         let sql = format!(
             "SELECT p.id, p.name, p.driver, p.body, p.registration_time,
@@ -76,23 +60,12 @@ impl Store {
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map(args, |r| {
             let ids: Option<String> = r.get(5)?;
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get::<_, String>(3)?,
-                r.get(4)?,
-                ids,
-            ))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?, ids))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, name, driver, body, registration_time, ids) = row?;
-            let provision_ids = ids
-                .unwrap_or_default()
-                .split(',')
-                .filter_map(|s| s.parse().ok())
-                .collect();
+            let provision_ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
             out.push(ProviderRow {
                 id,
                 name,
@@ -107,18 +80,9 @@ impl Store {
 
     pub fn update_provider(&self, id: i64, name: &str, body: &Value) -> Result<(), Error> {
         let conn = self.lock();
-        let changed = conn.execute(
-            "UPDATE providers SET name = ?2, body = ?3 WHERE id = ?1",
-            params![id, name, body.to_string()],
-        )?;
-        if changed == 0 {
-            Err(Error::NotFound {
-                what: "provider",
-                id,
-            })
-        } else {
-            Ok(())
-        }
+        let changed = conn
+            .execute("UPDATE providers SET name = ?2, body = ?3 WHERE id = ?1", params![id, name, body.to_string()])?;
+        if changed == 0 { Err(Error::NotFound { what: "provider", id }) } else { Ok(()) }
     }
 
     /// Deletes a provider no provision uses any more (DONE provisions keep a reference only to
@@ -127,22 +91,14 @@ impl Store {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let users: Vec<i64> = {
-            let mut stmt =
-                tx.prepare("SELECT id FROM provisions WHERE provider_id = ?1 ORDER BY id")?;
-            stmt.query_map([id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
+            let mut stmt = tx.prepare("SELECT id FROM provisions WHERE provider_id = ?1 ORDER BY id")?;
+            stmt.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?
         };
         if !users.is_empty() {
-            return Err(Error::InUse {
-                provider_id: id,
-                provisions: users,
-            });
+            return Err(Error::InUse { provider_id: id, provisions: users });
         }
         if tx.execute("DELETE FROM providers WHERE id = ?1", [id])? == 0 {
-            return Err(Error::NotFound {
-                what: "provider",
-                id,
-            });
+            return Err(Error::NotFound { what: "provider", id });
         }
         tx.commit()?;
         Ok(())
@@ -170,82 +126,48 @@ impl Store {
         let conn = self.lock();
         let sql = format!("SELECT {PROVISION_COLUMNS} FROM provisions WHERE id = ?1");
         let row = conn.query_row(&sql, [id], read_provision).optional()?;
-        row.ok_or(Error::NotFound {
-            what: "provision",
-            id,
-        })?
+        row.ok_or(Error::NotFound { what: "provision", id })?
     }
 
     /// Provisions by id; DONE ones only when `include_done`.
     pub fn provisions(&self, include_done: bool) -> Result<Vec<ProvisionRow>, Error> {
         let conn = self.lock();
-        let filter = if include_done {
-            String::new()
-        } else {
-            format!("WHERE state != {}", State::Done.number())
-        };
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {PROVISION_COLUMNS} FROM provisions {filter} ORDER BY id"
-        ))?;
+        let filter = if include_done { String::new() } else { format!("WHERE state != {}", State::Done.number()) };
+        let mut stmt = conn.prepare(&format!("SELECT {PROVISION_COLUMNS} FROM provisions {filter} ORDER BY id"))?;
         let rows = stmt.query_map([], read_provision)?;
         rows.map(|r| r?).collect()
     }
 
     /// Replaces a provision's name and body without touching its state (update, rename).
-    pub fn update_provision(
-        &self,
-        id: i64,
-        name: &str,
-        body: &Value,
-        time: i64,
-    ) -> Result<(), Error> {
+    pub fn update_provision(&self, id: i64, name: &str, body: &Value, time: i64) -> Result<(), Error> {
         let conn = self.lock();
         let changed = conn.execute(
             "UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1",
             params![id, name, body.to_string(), time],
         )?;
-        if changed == 0 {
-            Err(Error::NotFound {
-                what: "provision",
-                id,
-            })
-        } else {
-            Ok(())
-        }
+        if changed == 0 { Err(Error::NotFound { what: "provision", id }) } else { Ok(()) }
     }
 
     pub fn delete_provision(&self, id: i64) -> Result<(), Error> {
         let conn = self.lock();
         if conn.execute("DELETE FROM provisions WHERE id = ?1", [id])? == 0 {
-            return Err(Error::NotFound {
-                what: "provision",
-                id,
-            });
+            return Err(Error::NotFound { what: "provision", id });
         }
         Ok(())
     }
 
     pub fn historic(&self, provision_id: i64) -> Result<Vec<HistoricEntry>, Error> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT action, description, time FROM historic WHERE provision_id = ?1 ORDER BY id",
-        )?;
+        let mut stmt =
+            conn.prepare("SELECT action, description, time FROM historic WHERE provision_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([provision_id], |r| {
-            Ok(HistoricEntry {
-                action: r.get(0)?,
-                description: r.get(1)?,
-                time: r.get(2)?,
-            })
+            Ok(HistoricEntry { action: r.get(0)?, description: r.get(1)?, time: r.get(2)? })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Appends historic entries outside a state change (e.g. objects created mid-stage).
-    pub fn append_historic(
-        &self,
-        provision_id: i64,
-        entries: &[HistoricEntry],
-    ) -> Result<(), Error> {
+    pub fn append_historic(&self, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         insert_historic(&tx, provision_id, entries)?;
@@ -269,10 +191,7 @@ impl Store {
             params![provision_id, body.to_string(), time],
         )?;
         if changed == 0 {
-            return Err(Error::NotFound {
-                what: "provision",
-                id: provision_id,
-            });
+            return Err(Error::NotFound { what: "provision", id: provision_id });
         }
         insert_historic(&tx, provision_id, historic)?;
         tx.commit()?;
@@ -283,35 +202,19 @@ impl Store {
     pub fn checkpoint(&self, c: &Checkpoint<'_>) -> Result<(), Error> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let found: Option<i64> = tx
-            .query_row(
-                "SELECT state FROM provisions WHERE id = ?1",
-                [c.provision_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let found = found.ok_or(Error::NotFound {
-            what: "provision",
-            id: c.provision_id,
-        })?;
+        let found: Option<i64> =
+            tx.query_row("SELECT state FROM provisions WHERE id = ?1", [c.provision_id], |r| r.get(0)).optional()?;
+        let found = found.ok_or(Error::NotFound { what: "provision", id: c.provision_id })?;
         if found != c.from.number() {
-            let found =
-                State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
-            return Err(Error::Conflict {
-                provision_id: c.provision_id,
-                expected: c.from.to_string(),
-                found,
-            });
+            let found = State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
+            return Err(Error::Conflict { provision_id: c.provision_id, expected: c.from.to_string(), found });
         }
         tx.execute(
             "UPDATE provisions SET state = ?2, updated_time = ?3 WHERE id = ?1",
             params![c.provision_id, c.to.number(), c.time],
         )?;
         if let Some(body) = c.body {
-            tx.execute(
-                "UPDATE provisions SET body = ?2 WHERE id = ?1",
-                params![c.provision_id, body.to_string()],
-            )?;
+            tx.execute("UPDATE provisions SET body = ?2 WHERE id = ?1", params![c.provision_id, body.to_string()])?;
         }
         let mut entries = Vec::with_capacity(c.historic.len() + 1);
         if c.from != c.to {
@@ -334,9 +237,7 @@ impl Store {
         state: &str,
         time: i64,
     ) -> Result<(), Error> {
-        let serial = serde_json::from_str::<Value>(state)
-            .ok()
-            .and_then(|v| v["serial"].as_i64());
+        let serial = serde_json::from_str::<Value>(state).ok().and_then(|v| v["serial"].as_i64());
         let conn = self.lock();
         conn.execute(
             "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -358,14 +259,9 @@ impl Store {
     }
 }
 
-fn insert_historic(
-    tx: &rusqlite::Transaction<'_>,
-    provision_id: i64,
-    entries: &[HistoricEntry],
-) -> Result<(), Error> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO historic (provision_id, action, description, time) VALUES (?1, ?2, ?3, ?4)",
-    )?;
+fn insert_historic(tx: &rusqlite::Transaction<'_>, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {
+    let mut stmt =
+        tx.prepare_cached("INSERT INTO historic (provision_id, action, description, time) VALUES (?1, ?2, ?3, ?4)")?;
     for e in entries {
         stmt.execute(params![provision_id, e.action, e.description, e.time])?;
     }
@@ -381,10 +277,8 @@ fn read_provision(r: &Row<'_>) -> rusqlite::Result<Result<ProvisionRow, Error>> 
             name: r.get(1)?,
             driver: r.get(2)?,
             provider_id: r.get(3)?,
-            state: State::from_number(state).ok_or(Error::Corrupt {
-                what: "provision state",
-                message: state.to_string(),
-            })?,
+            state: State::from_number(state)
+                .ok_or(Error::Corrupt { what: "provision state", message: state.to_string() })?,
             body: json_column("provision body", &body)?,
             registration_time: r.get(6)?,
             updated_time: r.get(7)?,

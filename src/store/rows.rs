@@ -40,20 +40,12 @@ pub struct HistoricEntry {
 
 impl HistoricEntry {
     pub fn new(action: &str, description: impl Into<String>, time: i64) -> HistoricEntry {
-        HistoricEntry {
-            action: action.to_string(),
-            description: description.into(),
-            time,
-        }
+        HistoricEntry { action: action.to_string(), description: description.into(), time }
     }
 
     /// OneForm's "State changed from A to B".
     pub fn state_changed(from: State, to: State, time: i64) -> HistoricEntry {
-        HistoricEntry::new(
-            "State changed",
-            format!("State changed from {from} to {to}"),
-            time,
-        )
+        HistoricEntry::new("State changed", format!("State changed from {from} to {to}"), time)
     }
 }
 

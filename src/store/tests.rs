@@ -7,19 +7,12 @@ use super::*;
 use crate::engine::State;
 
 fn owner(pid: i64) -> Owner {
-    Owner {
-        pid,
-        token: format!("{pid}:1"),
-    }
+    Owner { pid, token: format!("{pid}:1") }
 }
 
 fn with_provision(store: &Store) -> (i64, i64) {
-    let provider = store
-        .insert_provider("sim", "sim", &json!({"connection": {}}), 1)
-        .unwrap();
-    let provision = store
-        .insert_provision("p", "sim", provider, &json!({"name": "p"}), 2)
-        .unwrap();
+    let provider = store.insert_provider("sim", "sim", &json!({"connection": {}}), 1).unwrap();
+    let provision = store.insert_provision("p", "sim", provider, &json!({"name": "p"}), 2).unwrap();
     (provider, provision)
 }
 
@@ -29,34 +22,19 @@ fn migrations_apply_once_and_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db/formwork.db");
     let store = Store::open(&path).unwrap();
-    assert_eq!(
-        store.migrations().unwrap(),
-        vec![(1, "0001_init".to_string())]
-    );
+    assert_eq!(store.migrations().unwrap(), vec![(1, "0001_init".to_string())]);
     drop(store);
     let again = Store::open(&path).unwrap();
     assert_eq!(again.migrations().unwrap().len(), 1);
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    assert_eq!(
-        std::fs::metadata(path.parent().unwrap())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o700
-    );
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
 }
 
 #[test]
 fn checkpoint_moves_state_with_body_and_historic_atomically() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
-    let op = store
-        .begin_operation(id, "create", &json!({}), &owner(1), 3)
-        .unwrap();
+    let op = store.begin_operation(id, "create", &json!({}), &owner(1), 3).unwrap();
     let attempt = store.start_attempt(op, id, "INIT", 0, 3).unwrap();
     let body = json!({"name": "p", "step": 1});
     let entry = HistoricEntry::new("Resource provisioned", "10.0.0.1 provisioned", 4);
@@ -79,18 +57,9 @@ fn checkpoint_moves_state_with_body_and_historic_atomically() {
     let row = store.provision(id).unwrap();
     assert_eq!(row.state, State::Init);
     assert_eq!(row.body, body);
-    assert_eq!(
-        store.historic(id).unwrap(),
-        vec![
-            HistoricEntry::state_changed(State::Pending, State::Init, 4),
-            entry
-        ]
-    );
+    assert_eq!(store.historic(id).unwrap(), vec![HistoricEntry::state_changed(State::Pending, State::Init, 4), entry]);
     let attempts = store.attempts(id).unwrap();
-    assert_eq!(
-        (attempts[0].outcome.as_deref(), attempts[0].log_end),
-        (Some("succeeded"), Some(42))
-    );
+    assert_eq!((attempts[0].outcome.as_deref(), attempts[0].log_end), (Some("succeeded"), Some(42)));
 
     // A checkpoint from a state the provision is no longer in changes nothing.
     let stale = Checkpoint {
@@ -102,10 +71,7 @@ fn checkpoint_moves_state_with_body_and_historic_atomically() {
         attempt: None,
         time: 5,
     };
-    assert!(matches!(
-        store.checkpoint(&stale),
-        Err(Error::Conflict { .. })
-    ));
+    assert!(matches!(store.checkpoint(&stale), Err(Error::Conflict { .. })));
     assert_eq!(store.historic(id).unwrap().len(), 2);
 }
 
@@ -116,48 +82,30 @@ fn one_running_operation_per_provision_across_connections() {
     let a = Store::open(&path).unwrap();
     let b = Store::open(&path).unwrap();
     let (_, id) = with_provision(&a);
-    let first = a
-        .begin_operation(id, "create", &json!({}), &owner(100), 1)
-        .unwrap();
+    let first = a.begin_operation(id, "create", &json!({}), &owner(100), 1).unwrap();
     match b.begin_operation(id, "scale", &json!({}), &owner(200), 2) {
         Err(Error::Busy { operation, .. }) => {
-            assert_eq!(
-                (operation.id, operation.kind.as_str(), operation.owner_pid),
-                (first, "create", 100)
-            );
+            assert_eq!((operation.id, operation.kind.as_str(), operation.owner_pid), (first, "create", 100));
         }
         other => panic!("expected Busy, got {other:?}"),
     }
-    a.finish_operation(first, OperationStatus::Succeeded, None, 3)
-        .unwrap();
-    let second = b
-        .begin_operation(id, "scale", &json!({"amount": 1}), &owner(200), 4)
-        .unwrap();
+    a.finish_operation(first, OperationStatus::Succeeded, None, 3).unwrap();
+    let second = b.begin_operation(id, "scale", &json!({"amount": 1}), &owner(200), 4).unwrap();
     assert_ne!(first, second);
-    assert_eq!(
-        a.running_operation(id).unwrap().unwrap().params,
-        json!({"amount": 1})
-    );
+    assert_eq!(a.running_operation(id).unwrap().unwrap().params, json!({"amount": 1}));
 }
 
 #[test]
 fn take_over_is_compare_and_set() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
-    let op = store
-        .begin_operation(id, "create", &json!({}), &owner(1), 1)
-        .unwrap();
+    let op = store.begin_operation(id, "create", &json!({}), &owner(1), 1).unwrap();
     assert!(store.take_over(op, &owner(1), &owner(2), 2).unwrap());
-    assert!(
-        !store.take_over(op, &owner(1), &owner(3), 3).unwrap(),
-        "the old owner is gone already"
-    );
+    assert!(!store.take_over(op, &owner(1), &owner(3), 3).unwrap(), "the old owner is gone already");
     assert_eq!(store.operation(op).unwrap().owner_pid, 2);
     assert!(store.request_cancel(id).unwrap().is_some());
     assert!(store.is_cancel_requested(op).unwrap());
-    store
-        .finish_operation(op, OperationStatus::Cancelled, Some("cancelled by user"), 4)
-        .unwrap();
+    store.finish_operation(op, OperationStatus::Cancelled, Some("cancelled by user"), 4).unwrap();
     assert!(store.request_cancel(id).unwrap().is_none());
     assert!(store.running_operations().unwrap().is_empty());
 }
@@ -167,10 +115,7 @@ fn providers_in_use_cannot_be_deleted_and_derive_provision_ids() {
     let store = Store::open_in_memory().unwrap();
     let (provider, id) = with_provision(&store);
     assert_eq!(store.provider(provider).unwrap().provision_ids, vec![id]);
-    assert!(matches!(
-        store.delete_provider(provider),
-        Err(Error::InUse { .. })
-    ));
+    assert!(matches!(store.delete_provider(provider), Err(Error::InUse { .. })));
     store
         .checkpoint(&Checkpoint {
             provision_id: id,
@@ -182,16 +127,10 @@ fn providers_in_use_cannot_be_deleted_and_derive_provision_ids() {
             time: 9,
         })
         .unwrap();
-    assert!(
-        store.provider(provider).unwrap().provision_ids.is_empty(),
-        "DONE provisions leave provision_ids"
-    );
+    assert!(store.provider(provider).unwrap().provision_ids.is_empty(), "DONE provisions leave provision_ids");
     store.delete_provision(id).unwrap();
     store.delete_provider(provider).unwrap();
-    assert!(matches!(
-        store.provider(provider),
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(store.provider(provider), Err(Error::NotFound { .. })));
 }
 
 #[test]
@@ -201,25 +140,16 @@ fn tfstates_keep_every_version_and_serve_the_latest() {
     assert_eq!(store.latest_tfstate(id).unwrap(), None);
     store.save_tfstate(id, None, r#"{"serial": 1}"#, 1).unwrap();
     store.save_tfstate(id, None, r#"{"serial": 2}"#, 2).unwrap();
-    assert_eq!(
-        store.latest_tfstate(id).unwrap().as_deref(),
-        Some(r#"{"serial": 2}"#)
-    );
+    assert_eq!(store.latest_tfstate(id).unwrap().as_deref(), Some(r#"{"serial": 2}"#));
     store.delete_provision(id).unwrap();
-    assert_eq!(
-        store.latest_tfstate(id).unwrap(),
-        None,
-        "deleting a provision removes its states"
-    );
+    assert_eq!(store.latest_tfstate(id).unwrap(), None, "deleting a provision removes its states");
 }
 
 #[test]
 fn listing_hides_done_unless_asked() {
     let store = Store::open_in_memory().unwrap();
     let (provider, a) = with_provision(&store);
-    let b = store
-        .insert_provision("q", "sim", provider, &json!({}), 3)
-        .unwrap();
+    let b = store.insert_provision("q", "sim", provider, &json!({}), 3).unwrap();
     store
         .checkpoint(&Checkpoint {
             provision_id: a,
@@ -231,14 +161,7 @@ fn listing_hides_done_unless_asked() {
             time: 4,
         })
         .unwrap();
-    let ids = |all| {
-        store
-            .provisions(all)
-            .unwrap()
-            .iter()
-            .map(|p| p.id)
-            .collect::<Vec<_>>()
-    };
+    let ids = |all| store.provisions(all).unwrap().iter().map(|p| p.id).collect::<Vec<_>>();
     assert_eq!(ids(false), vec![b]);
     assert_eq!(ids(true), vec![a, b]);
 }

@@ -25,11 +25,7 @@ pub struct Home {
 impl Home {
     /// A home whose built-in drivers are the repository's.
     pub fn with_builtin() -> Home {
-        Home {
-            tmp: tempfile::tempdir().unwrap(),
-            builtin: builtin_drivers(),
-            env: vec![],
-        }
+        Home { tmp: tempfile::tempdir().unwrap(), builtin: builtin_drivers(), env: vec![] }
     }
 
     /// A home with the built-in drivers whose Terraform and Ansible are the scripted fakes in
@@ -37,33 +33,20 @@ impl Home {
     pub fn with_fakes() -> Home {
         let mut home = Home::with_builtin();
         let fakes = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes");
-        home.env.push((
-            "FORMWORK_TERRAFORM".into(),
-            fakes.join("terraform").display().to_string(),
-        ));
-        home.env.push((
-            "FORMWORK_ANSIBLE_PLAYBOOK".into(),
-            fakes.join("ansible-playbook").display().to_string(),
-        ));
+        home.env.push(("FORMWORK_TERRAFORM".into(), fakes.join("terraform").display().to_string()));
+        home.env.push(("FORMWORK_ANSIBLE_PLAYBOOK".into(), fakes.join("ansible-playbook").display().to_string()));
         home
     }
 
     /// Writes the fake tools' scenario.
     pub fn scenario(&self, scenario: serde_json::Value) {
-        std::fs::write(
-            self.tmp.path().join("fake-scenario.json"),
-            scenario.to_string(),
-        )
-        .unwrap();
+        std::fs::write(self.tmp.path().join("fake-scenario.json"), scenario.to_string()).unwrap();
     }
 
     /// Every call the fake tools recorded, in order.
     pub fn calls(&self) -> Vec<serde_json::Value> {
-        let text =
-            std::fs::read_to_string(self.tmp.path().join("fake-calls.jsonl")).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        let text = std::fs::read_to_string(self.tmp.path().join("fake-calls.jsonl")).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     /// A home with no built-in drivers; drivers are added with [`Home::add_driver`].
@@ -71,11 +54,7 @@ impl Home {
         let tmp = tempfile::tempdir().unwrap();
         let builtin = tmp.path().join("builtin");
         std::fs::create_dir_all(&builtin).unwrap();
-        Home {
-            tmp,
-            builtin,
-            env: vec![],
-        }
+        Home { tmp, builtin, env: vec![] }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -99,12 +78,7 @@ impl Home {
         use std::io::Write;
         let mut child = self.spawn(args);
         if let Some(text) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
         }
         drop(child.stdin.take());
         Run(child.wait_with_output().unwrap())
@@ -141,39 +115,18 @@ impl Run {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.stdout(),
-                self.stderr()
-            )
-        })
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout(), self.stderr()))
     }
     /// Asserts success and returns self.
     pub fn ok(self) -> Run {
-        assert_eq!(
-            self.code(),
-            0,
-            "expected success\nstdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
+        assert_eq!(self.code(), 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
         self
     }
     /// Asserts exit code 1 with `fragment` on stderr.
     pub fn fails_with(self, fragment: &str) -> Run {
-        assert_eq!(
-            self.code(),
-            1,
-            "expected failure\nstdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        assert!(
-            self.stderr().contains(fragment),
-            "stderr lacks {fragment:?}:\n{}",
-            self.stderr()
-        );
+        assert_eq!(self.code(), 1, "expected failure\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert!(self.stderr().contains(fragment), "stderr lacks {fragment:?}:\n{}", self.stderr());
         self
     }
 }
@@ -207,12 +160,7 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// The keys of a JSON object, in order.
 pub fn keys(value: &serde_json::Value) -> Vec<&str> {
-    value
-        .as_object()
-        .expect("a JSON object")
-        .keys()
-        .map(String::as_str)
-        .collect()
+    value.as_object().expect("a JSON object").keys().map(String::as_str).collect()
 }
 
 /// A served driver's id, as OneForm clients compute it: the basename of `system_path`.

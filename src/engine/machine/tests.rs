@@ -14,12 +14,8 @@ fn events() -> Vec<Event> {
         Outcome::ConfiguringProvision { hosts: 2 },
         Outcome::Scaling,
         Outcome::DeprovisioningOne,
-        Outcome::Deprovisioning {
-            cluster_exists: true,
-        },
-        Outcome::Deprovisioning {
-            cluster_exists: false,
-        },
+        Outcome::Deprovisioning { cluster_exists: true },
+        Outcome::Deprovisioning { cluster_exists: false },
         Outcome::Done,
     ];
     let mut all = vec![
@@ -50,111 +46,27 @@ fn legal() -> Vec<(State, Event, State, Vec<Effect>)> {
         (Pending, Event::Created, Init, run(Stage::Init)),
         (Pending, Event::Resumed, Init, run(Stage::Init)),
         (Init, ok(Outcome::Init), Planning, run(Stage::Planning)),
-        (
-            Planning,
-            ok(Outcome::Planning),
-            Applying,
-            run(Stage::Applying),
-        ),
-        (
-            Applying,
-            ok(Outcome::Applying),
-            ConfiguringOne,
-            run(Stage::ConfiguringOne),
-        ),
-        (
-            ConfiguringOne,
-            ok(Outcome::ConfiguringOne),
-            ConfiguringProvision,
-            run(Stage::ConfiguringProvision),
-        ),
-        (
-            ConfiguringProvision,
-            ok(Outcome::ConfiguringProvision { hosts: 2 }),
-            Running,
-            vec![],
-        ),
-        (
-            ConfiguringProvision,
-            ok(Outcome::ConfiguringProvision { hosts: 0 }),
-            Running,
-            vec![Effect::Follow(force)],
-        ),
+        (Planning, ok(Outcome::Planning), Applying, run(Stage::Applying)),
+        (Applying, ok(Outcome::Applying), ConfiguringOne, run(Stage::ConfiguringOne)),
+        (ConfiguringOne, ok(Outcome::ConfiguringOne), ConfiguringProvision, run(Stage::ConfiguringProvision)),
+        (ConfiguringProvision, ok(Outcome::ConfiguringProvision { hosts: 2 }), Running, vec![]),
+        (ConfiguringProvision, ok(Outcome::ConfiguringProvision { hosts: 0 }), Running, vec![Effect::Follow(force)]),
         (Scaling, ok(Outcome::Scaling), Init, run(Stage::Init)),
-        (
-            DeprovisioningOne,
-            ok(Outcome::DeprovisioningOne),
-            Deprovisioning,
-            run(Stage::Deprovisioning),
-        ),
-        (
-            Deprovisioning,
-            ok(Outcome::Deprovisioning {
-                cluster_exists: true,
-            }),
-            Running,
-            vec![],
-        ),
-        (
-            Deprovisioning,
-            ok(Outcome::Deprovisioning {
-                cluster_exists: false,
-            }),
-            Done,
-            run(Stage::Done),
-        ),
+        (DeprovisioningOne, ok(Outcome::DeprovisioningOne), Deprovisioning, run(Stage::Deprovisioning)),
+        (Deprovisioning, ok(Outcome::Deprovisioning { cluster_exists: true }), Running, vec![]),
+        (Deprovisioning, ok(Outcome::Deprovisioning { cluster_exists: false }), Done, run(Stage::Done)),
         (Done, ok(Outcome::Done), Done, vec![]),
-        (
-            Running,
-            Event::ScaleUpRequested,
-            Scaling,
-            run(Stage::Scaling),
-        ),
-        (
-            ScalingFailure,
-            Event::ScaleUpRequested,
-            Scaling,
-            run(Stage::Scaling),
-        ),
-        (
-            Running,
-            Event::ScaleDownRequested,
-            DeprovisioningOne,
-            run(Stage::DeprovisioningOne),
-        ),
-        (
-            ScalingFailure,
-            Event::ScaleDownRequested,
-            DeprovisioningOne,
-            run(Stage::DeprovisioningOne),
-        ),
-        (
-            Running,
-            plain,
-            DeprovisioningOne,
-            run(Stage::DeprovisioningOne),
-        ),
-        (
-            Scaling,
-            plain,
-            DeprovisioningOne,
-            run(Stage::DeprovisioningOne),
-        ),
-        (
-            DeprovisioningOneFailure,
-            plain,
-            DeprovisioningOne,
-            run(Stage::DeprovisioningOne),
-        ),
+        (Running, Event::ScaleUpRequested, Scaling, run(Stage::Scaling)),
+        (ScalingFailure, Event::ScaleUpRequested, Scaling, run(Stage::Scaling)),
+        (Running, Event::ScaleDownRequested, DeprovisioningOne, run(Stage::DeprovisioningOne)),
+        (ScalingFailure, Event::ScaleDownRequested, DeprovisioningOne, run(Stage::DeprovisioningOne)),
+        (Running, plain, DeprovisioningOne, run(Stage::DeprovisioningOne)),
+        (Scaling, plain, DeprovisioningOne, run(Stage::DeprovisioningOne)),
+        (DeprovisioningOneFailure, plain, DeprovisioningOne, run(Stage::DeprovisioningOne)),
     ];
     for state in crate::engine::state::ALL {
         if state != Done {
-            t.push((
-                state,
-                force,
-                DeprovisioningOne,
-                run(Stage::DeprovisioningOne),
-            ));
+            t.push((state, force, DeprovisioningOne, run(Stage::DeprovisioningOne)));
         }
         if let Some(failure) = state.failure() {
             t.push((state, Event::StageFailed, failure, vec![]));
@@ -162,12 +74,7 @@ fn legal() -> Vec<(State, Event, State, Vec<Effect>)> {
                 t.push((state, Event::Resumed, state, run(Stage::of(state).unwrap())));
                 t.push((state, Event::Interrupted, failure, vec![]));
             }
-            t.push((
-                failure,
-                Event::RetryRequested,
-                state,
-                run(Stage::of(state).unwrap()),
-            ));
+            t.push((failure, Event::RetryRequested, state, run(Stage::of(state).unwrap())));
         }
     }
     t
@@ -185,11 +92,7 @@ fn every_state_event_pair_is_as_the_table_says() {
                 Some((_, _, to, effects)) => {
                     assert_eq!(got, Ok((*to, effects.clone())), "{from} + {event:?}");
                 }
-                None => assert_eq!(
-                    got,
-                    Err(IllegalTransition { from, event }),
-                    "{from} + {event:?} must be refused"
-                ),
+                None => assert_eq!(got, Err(IllegalTransition { from, event }), "{from} + {event:?} must be refused"),
             }
             checked += 1;
         }
@@ -214,14 +117,7 @@ fn every_move_is_legal_in_oneforms_table_or_is_its_deprovision_bypass() {
 #[test]
 fn refusals_say_what_is_possible() {
     let err = next(Running, Event::RetryRequested).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "cannot retry while the provision is RUNNING; only a *_FAILURE state can be retried"
-    );
-    let err = next(
-        ApplyingFailure,
-        Event::DeprovisionRequested { force: false },
-    )
-    .unwrap_err();
+    assert_eq!(err.to_string(), "cannot retry while the provision is RUNNING; only a *_FAILURE state can be retried");
+    let err = next(ApplyingFailure, Event::DeprovisionRequested { force: false }).unwrap_err();
     assert!(err.to_string().contains("or --force"), "{err}");
 }

@@ -16,10 +16,7 @@ fn oneform(template: &Template) -> Vec<(String, String)> {
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Successful allocations, by the object named, with how many times each happened.
@@ -40,18 +37,11 @@ async fn configured() -> (FakeOne, OneObjects, Recorder) {
     let drivers = json!({"im_mad": "dummy", "vmm_mad": "dummy"});
     objects.hosts[1].template = drivers.as_object().cloned();
     let mut rec = Recorder::default();
-    configure(&fake, &ctx(), &mut objects, 2, wait(), &mut rec.progress())
-        .await
-        .unwrap();
+    configure(&fake, &ctx(), &mut objects, 2, wait(), &mut rec.progress()).await.unwrap();
     (fake, objects, rec)
 }
 
-const TAGS: [(&str, &str); 4] = [
-    ("PROVISION_ID", "7"),
-    ("PROVIDER_ID", "3"),
-    ("DRIVER", "sim"),
-    ("TEAM", "infra"),
-];
+const TAGS: [(&str, &str); 4] = [("PROVISION_ID", "7"), ("PROVIDER_ID", "3"), ("DRIVER", "sim"), ("TEAM", "infra")];
 
 #[tokio::test]
 async fn a_full_run_creates_cluster_datastores_networks_then_hosts() {
@@ -106,10 +96,7 @@ async fn objects_carry_oneforms_tags_templates_and_drivers() {
     assert_eq!(oneform(&host.template), pairs(&host_tags));
     assert_eq!((host.im_mad.as_str(), host.vm_mad.as_str()), ("kvm", "kvm"));
     let custom = fake.host_info(1).await.unwrap();
-    assert_eq!(
-        (custom.im_mad.as_str(), custom.vm_mad.as_str()),
-        ("dummy", "dummy")
-    );
+    assert_eq!((custom.im_mad.as_str(), custom.vm_mad.as_str()), ("dummy", "dummy"));
     let ds = fake.datastore_info(100).await.unwrap();
     assert_eq!(ds.template.single("TYPE"), Some("SYSTEM_DS"));
     assert_eq!(oneform(&ds.template), pairs(&TAGS));
@@ -124,11 +111,8 @@ async fn objects_carry_oneforms_tags_templates_and_drivers() {
     assert_eq!(value["hosts"][0], host);
     let public = fake.vn_info(1).await.unwrap();
     assert_eq!(public.ars.len(), 2);
-    let ars: Vec<_> = public
-        .ars
-        .iter()
-        .map(|ar| json!({"ipam": "sim", "ar_id": ar.ar_id, "ip": ar.external_ip}))
-        .collect();
+    let ars: Vec<_> =
+        public.ars.iter().map(|ar| json!({"ipam": "sim", "ar_id": ar.ar_id, "ip": ar.external_ip})).collect();
     assert_eq!(value["networks"][1]["template"]["ar"], json!(ars));
 }
 
@@ -136,24 +120,13 @@ async fn objects_carry_oneforms_tags_templates_and_drivers() {
 async fn a_second_run_creates_nothing() {
     let fake = FakeOne::new();
     let mut objects = objects(&["10.0.0.1", "10.0.0.2"]);
-    configure(
-        &fake,
-        &ctx(),
-        &mut objects,
-        1,
-        wait(),
-        &mut Recorder::default().progress(),
-    )
-    .await
-    .unwrap();
+    configure(&fake, &ctx(), &mut objects, 1, wait(), &mut Recorder::default().progress()).await.unwrap();
     let first = objects.clone();
     let before = fake.snapshot();
     fake.clear_calls();
 
     let mut rec = Recorder::default();
-    configure(&fake, &ctx(), &mut objects, 1, wait(), &mut rec.progress())
-        .await
-        .unwrap();
+    configure(&fake, &ctx(), &mut objects, 1, wait(), &mut rec.progress()).await.unwrap();
     assert_eq!(fake.count("one.*.allocate"), 0);
     assert_eq!(fake.count("one.*.update"), 0);
     assert_eq!(fake.count(call::VN_ADD_AR) + fake.count(call::VN_RM_AR), 0);
@@ -170,9 +143,7 @@ async fn failed_first_run() -> (FakeOne, OneObjects, OneObjects) {
     fake.fail_nth("one.*.allocate", 3, Code::Internal);
     let mut objects = original.clone();
     let mut rec = Recorder::default();
-    let error = configure(&fake, &ctx(), &mut objects, 1, wait(), &mut rec.progress())
-        .await
-        .unwrap_err();
+    let error = configure(&fake, &ctx(), &mut objects, 1, wait(), &mut rec.progress()).await.unwrap_err();
     assert_eq!(error.call(), Some(call::DATASTORE_ALLOCATE));
     let named = "datastore 'sim_image (provision_7)'";
     assert!(error.to_string().contains(named), "{error}");
@@ -192,16 +163,7 @@ async fn a_retry_without_the_checkpoint_adopts_by_name_and_creates_the_rest() {
     let (fake, original, saved) = failed_first_run().await;
     let mut objects = original;
     let mut retry = Recorder::default();
-    configure(
-        &fake,
-        &ctx(),
-        &mut objects,
-        1,
-        wait(),
-        &mut retry.progress(),
-    )
-    .await
-    .unwrap();
+    configure(&fake, &ctx(), &mut objects, 1, wait(), &mut retry.progress()).await.unwrap();
     assert_eq!(
         retry.logs()[..3],
         [
@@ -217,9 +179,7 @@ async fn a_retry_without_the_checkpoint_adopts_by_name_and_creates_the_rest() {
     // Retrying from the checkpoint instead ends in the same place, allocating nothing more.
     let mut again = saved;
     let mut rec = Recorder::default();
-    configure(&fake, &ctx(), &mut again, 1, wait(), &mut rec.progress())
-        .await
-        .unwrap();
+    configure(&fake, &ctx(), &mut again, 1, wait(), &mut rec.progress()).await.unwrap();
     assert_eq!(again, objects);
     assert_eq!(allocations(&fake), made);
 }
@@ -240,35 +200,15 @@ async fn a_crash_between_allocation_and_checkpoint_never_allocates_twice() {
         saved = current.clone();
         Ok(())
     };
-    let error = configure(&fake, &ctx(), &mut objects, 0, wait(), &mut crashing)
-        .await
-        .unwrap_err();
+    let error = configure(&fake, &ctx(), &mut objects, 0, wait(), &mut crashing).await.unwrap_err();
     assert!(matches!(error, Error::Checkpoint { .. }), "{error}");
-    assert!(
-        error
-            .to_string()
-            .contains("Network 'private (provision_7)' created with ID '0'"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("Network 'private (provision_7)' created with ID '0'"), "{error}");
     assert_eq!(saved.networks[0].id, None);
 
     let mut rec = Recorder::default();
-    configure(&fake, &ctx(), &mut saved, 0, wait(), &mut rec.progress())
-        .await
-        .unwrap();
-    assert_eq!(
-        rec.events[0],
-        Event::Adopted {
-            kind: Kind::Network,
-            id: 0,
-            name: "private (provision_7)".into()
-        }
-    );
-    assert!(
-        allocations(&fake).values().all(|&n| n == 1),
-        "{:?}",
-        allocations(&fake)
-    );
+    configure(&fake, &ctx(), &mut saved, 0, wait(), &mut rec.progress()).await.unwrap();
+    assert_eq!(rec.events[0], Event::Adopted { kind: Kind::Network, id: 0, name: "private (provision_7)".into() });
+    assert!(allocations(&fake).values().all(|&n| n == 1), "{:?}", allocations(&fake));
     assert_eq!(fake.count(call::VN_ALLOCATE), 2);
 }
 
@@ -276,33 +216,15 @@ async fn a_crash_between_allocation_and_checkpoint_never_allocates_twice() {
 async fn objects_gone_out_of_band_are_adopted_by_name_or_allocated_again() {
     let fake = FakeOne::new();
     let mut objects = objects(&["10.0.0.1", "10.0.0.2"]);
-    configure(
-        &fake,
-        &ctx(),
-        &mut objects,
-        0,
-        wait(),
-        &mut Recorder::default().progress(),
-    )
-    .await
-    .unwrap();
+    configure(&fake, &ctx(), &mut objects, 0, wait(), &mut Recorder::default().progress()).await.unwrap();
     fake.vn_delete(0).await.unwrap();
     objects.hosts[1].id = Some(99); // a stale id: the host itself is still there, as 1
 
     let mut rec = Recorder::default();
-    configure(&fake, &ctx(), &mut objects, 0, wait(), &mut rec.progress())
-        .await
-        .unwrap();
+    configure(&fake, &ctx(), &mut objects, 0, wait(), &mut rec.progress()).await.unwrap();
     assert_eq!(rec.historic(), ["Network 2 created"]);
-    assert!(rec.events.contains(&Event::Adopted {
-        kind: Kind::Host,
-        id: 1,
-        name: "10.0.0.2".into()
-    }));
-    assert_eq!(
-        (objects.networks[0].id, objects.hosts[1].id),
-        (Some(2), Some(1))
-    );
+    assert!(rec.events.contains(&Event::Adopted { kind: Kind::Host, id: 1, name: "10.0.0.2".into() }));
+    assert_eq!((objects.networks[0].id, objects.hosts[1].id), (Some(2), Some(1)));
     assert_eq!(fake.vn_info(2).await.unwrap().name, "private (provision_7)");
 }
 
@@ -312,48 +234,15 @@ async fn tags_missed_by_a_failed_update_are_written_on_retry() {
     let mut objects = objects(&["10.0.0.1"]);
     fake.fail_nth(call::HOST_UPDATE, 1, Code::Internal);
     let mut rec = Recorder::default();
-    let error = configure(&fake, &ctx(), &mut objects, 0, wait(), &mut rec.progress())
-        .await
-        .unwrap_err();
+    let error = configure(&fake, &ctx(), &mut objects, 0, wait(), &mut rec.progress()).await.unwrap_err();
     assert_eq!(error.call(), Some(call::HOST_UPDATE));
-    assert_eq!(
-        rec.last().hosts[0].id,
-        Some(0),
-        "the host was checkpointed before its update"
-    );
-    assert!(
-        fake.host_info(0)
-            .await
-            .unwrap()
-            .template
-            .vector("ONEFORM")
-            .is_none()
-    );
+    assert_eq!(rec.last().hosts[0].id, Some(0), "the host was checkpointed before its update");
+    assert!(fake.host_info(0).await.unwrap().template.vector("ONEFORM").is_none());
 
     let mut retry = Recorder::default();
-    configure(
-        &fake,
-        &ctx(),
-        &mut rec.last(),
-        0,
-        wait(),
-        &mut retry.progress(),
-    )
-    .await
-    .unwrap();
-    assert!(retry.events.contains(&Event::Tagged {
-        kind: Kind::Host,
-        id: 0,
-        name: "10.0.0.1".into()
-    }));
-    assert!(
-        fake.host_info(0)
-            .await
-            .unwrap()
-            .template
-            .vector("ONEFORM")
-            .is_some()
-    );
+    configure(&fake, &ctx(), &mut rec.last(), 0, wait(), &mut retry.progress()).await.unwrap();
+    assert!(retry.events.contains(&Event::Tagged { kind: Kind::Host, id: 0, name: "10.0.0.1".into() }));
+    assert!(fake.host_info(0).await.unwrap().template.vector("ONEFORM").is_some());
     assert_eq!(fake.count(call::HOST_ALLOCATE), 1);
 }
 
@@ -361,36 +250,15 @@ async fn tags_missed_by_a_failed_update_are_written_on_retry() {
 fn names_follow_oneforms_rule() {
     let ctx = ctx();
     let mut unnamed = Resource::default();
-    assert_eq!(
-        resolve_name(&mut unnamed, Kind::Cluster, &ctx),
-        "Sim Cluster (provision_7)"
-    );
+    assert_eq!(resolve_name(&mut unnamed, Kind::Cluster, &ctx), "Sim Cluster (provision_7)");
     assert_eq!(unnamed.name.as_deref(), Some("Sim Cluster (provision_7)"));
-    let mut done = Resource {
-        name: Some("net (provision_7)".into()),
-        ..Resource::default()
-    };
-    assert_eq!(
-        resolve_name(&mut done, Kind::Network, &ctx),
-        "net (provision_7)"
-    );
-    let mut other = Resource {
-        name: Some("net (provision_8)".into()),
-        ..Resource::default()
-    };
-    assert_eq!(
-        resolve_name(&mut other, Kind::Datastore, &ctx),
-        "net (provision_8) (provision_7)"
-    );
-    let mut host = Resource {
-        name: Some("10.0.0.1".into()),
-        ..Resource::default()
-    };
+    let mut done = Resource { name: Some("net (provision_7)".into()), ..Resource::default() };
+    assert_eq!(resolve_name(&mut done, Kind::Network, &ctx), "net (provision_7)");
+    let mut other = Resource { name: Some("net (provision_8)".into()), ..Resource::default() };
+    assert_eq!(resolve_name(&mut other, Kind::Datastore, &ctx), "net (provision_8) (provision_7)");
+    let mut host = Resource { name: Some("10.0.0.1".into()), ..Resource::default() };
     assert_eq!(resolve_name(&mut host, Kind::Host, &ctx), "10.0.0.1");
-    assert_eq!(
-        resolve_name(&mut Resource::default(), Kind::Host, &ctx),
-        "Sim Cluster"
-    );
+    assert_eq!(resolve_name(&mut Resource::default(), Kind::Host, &ctx), "Sim Cluster");
 }
 
 #[test]
@@ -404,13 +272,6 @@ fn the_operations_are_send_so_stages_can_spawn_them() {
     let future = configure(&fake, &ctx, &mut objects, 1, wait(), &mut progress);
     assert_send(&future);
     drop(future);
-    let future = deprovision(
-        &fake,
-        &mut objects,
-        &Selection::All,
-        true,
-        wait(),
-        &mut progress,
-    );
+    let future = deprovision(&fake, &mut objects, &Selection::All, true, wait(), &mut progress);
     assert_send(&future);
 }

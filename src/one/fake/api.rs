@@ -16,35 +16,25 @@ fn id(kind: &str, id: i64) -> String {
 
 /// The name a template gives (NAME), for the call log, before the fake parses it for real.
 fn template_name(kind: &str, template: &str) -> String {
-    let name = super::super::Template::parse(template)
-        .ok()
-        .and_then(|t| t.single("NAME").map(str::to_string));
+    let name = super::super::Template::parse(template).ok().and_then(|t| t.single("NAME").map(str::to_string));
     named(kind, name.as_deref().unwrap_or("?"))
 }
 
 impl OneApi for FakeOne {
     async fn cluster_allocate(&self, name: &str) -> Result<i64> {
-        self.run(call::CLUSTER_ALLOCATE, named("cluster", name), |w, n| {
-            w.cluster_allocate(&mut n.cluster, name)
-        })
+        self.run(call::CLUSTER_ALLOCATE, named("cluster", name), |w, n| w.cluster_allocate(&mut n.cluster, name))
     }
 
     async fn cluster_update(&self, cluster: i64, template: &str) -> Result<()> {
-        self.run(call::CLUSTER_UPDATE, id("cluster", cluster), |w, _| {
-            w.cluster_update(cluster, template)
-        })
+        self.run(call::CLUSTER_UPDATE, id("cluster", cluster), |w, _| w.cluster_update(cluster, template))
     }
 
     async fn cluster_info(&self, cluster: i64) -> Result<Cluster> {
-        self.run(call::CLUSTER_INFO, id("cluster", cluster), |w, _| {
-            w.cluster(cluster)
-        })
+        self.run(call::CLUSTER_INFO, id("cluster", cluster), |w, _| w.cluster(cluster))
     }
 
     async fn cluster_delete(&self, cluster: i64) -> Result<()> {
-        self.run(call::CLUSTER_DELETE, id("cluster", cluster), |w, _| {
-            w.cluster_delete(cluster)
-        })
+        self.run(call::CLUSTER_DELETE, id("cluster", cluster), |w, _| w.cluster_delete(cluster))
     }
 
     async fn cluster_by_name(&self, name: &str) -> Result<Option<Cluster>> {
@@ -54,28 +44,18 @@ impl OneApi for FakeOne {
         })
     }
 
-    async fn host_allocate(
-        &self,
-        name: &str,
-        im_mad: &str,
-        vmm_mad: &str,
-        cluster_id: i64,
-    ) -> Result<i64> {
+    async fn host_allocate(&self, name: &str, im_mad: &str, vmm_mad: &str, cluster_id: i64) -> Result<i64> {
         self.run(call::HOST_ALLOCATE, named("host", name), |w, n| {
             w.host_allocate(&mut n.host, name, im_mad, vmm_mad, cluster_id)
         })
     }
 
     async fn host_update(&self, host: i64, template: &str) -> Result<()> {
-        self.run(call::HOST_UPDATE, id("host", host), |w, _| {
-            w.host_update(host, template)
-        })
+        self.run(call::HOST_UPDATE, id("host", host), |w, _| w.host_update(host, template))
     }
 
     async fn host_status(&self, host: i64, status: HostStatus) -> Result<()> {
-        self.run(call::HOST_STATUS, id("host", host), |w, _| {
-            w.host_status(host, status)
-        })
+        self.run(call::HOST_STATUS, id("host", host), |w, _| w.host_status(host, status))
     }
 
     async fn host_info(&self, host: i64) -> Result<Host> {
@@ -83,9 +63,7 @@ impl OneApi for FakeOne {
     }
 
     async fn host_delete(&self, host: i64) -> Result<()> {
-        self.run(call::HOST_DELETE, id("host", host), |w, _| {
-            w.host_delete(host)
-        })
+        self.run(call::HOST_DELETE, id("host", host), |w, _| w.host_delete(host))
     }
 
     async fn host_by_name(&self, name: &str) -> Result<Option<Host>> {
@@ -97,21 +75,15 @@ impl OneApi for FakeOne {
 
     async fn datastore_allocate(&self, template: &str, cluster_id: i64) -> Result<i64> {
         let object = template_name("datastore", template);
-        self.run(call::DATASTORE_ALLOCATE, object, |w, n| {
-            w.datastore_allocate(&mut n.datastore, template, cluster_id)
-        })
+        self.run(call::DATASTORE_ALLOCATE, object, |w, n| w.datastore_allocate(&mut n.datastore, template, cluster_id))
     }
 
     async fn datastore_info(&self, ds: i64) -> Result<Datastore> {
-        self.run(call::DATASTORE_INFO, id("datastore", ds), |w, _| {
-            w.datastore(ds)
-        })
+        self.run(call::DATASTORE_INFO, id("datastore", ds), |w, _| w.datastore(ds))
     }
 
     async fn datastore_delete(&self, ds: i64) -> Result<()> {
-        self.run(call::DATASTORE_DELETE, id("datastore", ds), |w, _| {
-            w.datastore_delete(ds)
-        })
+        self.run(call::DATASTORE_DELETE, id("datastore", ds), |w, _| w.datastore_delete(ds))
     }
 
     async fn datastore_by_name(&self, name: &str) -> Result<Option<Datastore>> {
@@ -123,9 +95,7 @@ impl OneApi for FakeOne {
 
     async fn vn_allocate(&self, template: &str, cluster_id: i64) -> Result<i64> {
         let object = template_name("network", template);
-        self.run(call::VN_ALLOCATE, object, |w, n| {
-            w.vn_allocate(&mut n.vnet, template, cluster_id)
-        })
+        self.run(call::VN_ALLOCATE, object, |w, n| w.vn_allocate(&mut n.vnet, template, cluster_id))
     }
 
     async fn vn_info(&self, vnet: i64) -> Result<Vnet> {
@@ -133,15 +103,11 @@ impl OneApi for FakeOne {
     }
 
     async fn vn_delete(&self, vnet: i64) -> Result<()> {
-        self.run(call::VN_DELETE, id("network", vnet), |w, _| {
-            w.vn_delete(vnet)
-        })
+        self.run(call::VN_DELETE, id("network", vnet), |w, _| w.vn_delete(vnet))
     }
 
     async fn vn_add_ar(&self, vnet: i64, template: &str) -> Result<()> {
-        self.run(call::VN_ADD_AR, id("network", vnet), |w, _| {
-            w.vn_add_ar(vnet, template)
-        })
+        self.run(call::VN_ADD_AR, id("network", vnet), |w, _| w.vn_add_ar(vnet, template))
     }
 
     async fn vn_rm_ar(&self, vnet: i64, ar_id: i64) -> Result<()> {
@@ -169,8 +135,6 @@ impl OneApi for FakeOne {
     }
 
     async fn image_delete(&self, image: i64) -> Result<()> {
-        self.run(call::IMAGE_DELETE, id("image", image), |w, _| {
-            w.image_delete(image)
-        })
+        self.run(call::IMAGE_DELETE, id("image", image), |w, _| w.image_delete(image))
     }
 }

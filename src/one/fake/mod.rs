@@ -83,21 +83,12 @@ impl FakeOne {
     pub fn new() -> FakeOne {
         let inner = Inner {
             world: World::bootstrap(),
-            next: Next {
-                cluster: 100,
-                host: 0,
-                datastore: 100,
-                vnet: 0,
-                vm: 0,
-                image: 0,
-            },
+            next: Next { cluster: 100, host: 0, datastore: 100, vnet: 0, vm: 0, image: 0 },
             calls: Vec::new(),
             faults: Vec::new(),
             persist: None,
         };
-        FakeOne {
-            inner: Arc::new(Mutex::new(inner)),
-        }
+        FakeOne { inner: Arc::new(Mutex::new(inner)) }
     }
 
     /// A fake whose objects live in `path` (a private JSON file), like a real oned's database:
@@ -123,9 +114,7 @@ impl FakeOne {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A test that panicked while holding the lock leaves consistent data: every change is
         // made by one assignment after its checks.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -139,11 +128,7 @@ impl FakeOne {
 
     /// How many calls matched `pattern` (see [`FakeOne::fail_nth`]).
     pub fn count(&self, pattern: &str) -> usize {
-        self.lock()
-            .calls
-            .iter()
-            .filter(|c| matches(pattern, c.call))
-            .count()
+        self.lock().calls.iter().filter(|c| matches(pattern, c.call)).count()
     }
 
     pub fn clear_calls(&self) {
@@ -162,12 +147,7 @@ impl FakeOne {
     }
 
     fn add_fault(&self, pattern: &str, skip: usize, remaining: usize, code: Code) {
-        self.lock().faults.push(Fault {
-            pattern: pattern.to_string(),
-            skip,
-            remaining,
-            code,
-        });
+        self.lock().faults.push(Fault { pattern: pattern.to_string(), skip, remaining, code });
     }
 
     /// Places a VM (not through the API, so not logged) on `host` and with a lease on each
@@ -184,9 +164,7 @@ impl FakeOne {
         let mut inner = self.lock();
         let Inner { world, next, .. } = &mut *inner;
         let placed = world.image_place(&mut next.image, name, datastore);
-        placed.map_err(|(code, message)| {
-            code.error("fake.add_image", format!("image '{name}'"), message)
-        })
+        placed.map_err(|(code, message)| code.error("fake.add_image", format!("image '{name}'"), message))
     }
 
     /// Runs one API call: logs it, applies any fault due, then the operation.
@@ -209,11 +187,7 @@ impl FakeOne {
             (Ok(value), Some(path)) => inner.save(path).map(|()| value),
             (outcome, _) => outcome,
         };
-        inner.calls.push(Call {
-            call,
-            object: object.clone(),
-            failed: outcome.is_err(),
-        });
+        inner.calls.push(Call { call, object: object.clone(), failed: outcome.is_err() });
         outcome.map_err(|(code, message)| code.error(call, object, message))
     }
 }
@@ -223,31 +197,16 @@ impl Inner {
     fn save(&self, path: &Path) -> Outcome<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let saved = Saved {
-            world: self.world.clone(),
-            next: Next { ..self.next },
-        };
+        let saved = Saved { world: self.world.clone(), next: Next { ..self.next } };
         let write = || -> std::io::Result<()> {
             let tmp = path.with_extension("tmp");
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut file =
+                std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             file.write_all(&serde_json::to_vec(&saved).map_err(std::io::Error::other)?)?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)
         };
-        write().map_err(|e| {
-            (
-                Code::Internal,
-                format!(
-                    "cannot save the OpenNebula state to {}: {e}",
-                    path.display()
-                ),
-            )
-        })
+        write().map_err(|e| (Code::Internal, format!("cannot save the OpenNebula state to {}: {e}", path.display())))
     }
 
     /// Counts this call against every matching fault; the first one that fires wins.

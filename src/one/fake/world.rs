@@ -85,10 +85,7 @@ pub(super) fn taken<'a, R: 'a>(
     what: &str,
 ) -> Outcome<()> {
     match records.into_iter().find(|(_, r)| name_of(r) == name) {
-        Some((id, _)) => Err((
-            Code::Allocate,
-            format!("NAME is already taken by {what} {id}."),
-        )),
+        Some((id, _)) => Err((Code::Allocate, format!("NAME is already taken by {what} {id}."))),
         None => Ok(()),
     }
 }
@@ -98,21 +95,10 @@ impl World {
     /// 2 "files".
     pub fn bootstrap() -> World {
         let mut world = World::default();
-        world.clusters.insert(
-            0,
-            ClusterRec {
-                name: "default".into(),
-                template: Template::default(),
-            },
-        );
+        world.clusters.insert(0, ClusterRec { name: "default".into(), template: Template::default() });
         for (id, name, ds_type) in [(0, "system", 1), (1, "default", 0), (2, "files", 2)] {
             let template = Template::default();
-            let rec = DatastoreRec {
-                name: name.into(),
-                ds_type,
-                cluster_id: 0,
-                template,
-            };
+            let rec = DatastoreRec { name: name.into(), ds_type, cluster_id: 0, template };
             world.datastores.insert(id, rec);
         }
         world
@@ -129,13 +115,7 @@ impl World {
     pub fn cluster_allocate(&mut self, next: &mut i64, name: &str) -> Outcome<i64> {
         taken(&self.clusters, |r| &r.name, name, "CLUSTER")?;
         let id = take(next);
-        self.clusters.insert(
-            id,
-            ClusterRec {
-                name: name.into(),
-                template: Template::default(),
-            },
-        );
+        self.clusters.insert(id, ClusterRec { name: name.into(), template: Template::default() });
         Ok(id)
     }
 
@@ -179,14 +159,7 @@ impl World {
         Ok(())
     }
 
-    pub fn host_allocate(
-        &mut self,
-        next: &mut i64,
-        name: &str,
-        im: &str,
-        vmm: &str,
-        cluster: i64,
-    ) -> Outcome<i64> {
+    pub fn host_allocate(&mut self, next: &mut i64, name: &str, im: &str, vmm: &str, cluster: i64) -> Outcome<i64> {
         taken(&self.hosts, |r| &r.name, name, "HOST")?;
         let cluster_id = self.cluster_for(cluster)?;
         let id = take(next);
@@ -240,11 +213,7 @@ impl World {
             im_mad: rec.im_mad.clone(),
             vm_mad: rec.vm_mad.clone(),
             cluster_id: rec.cluster_id,
-            vms: self
-                .live_vms()
-                .filter(|(_, vm)| vm.host == Some(id))
-                .map(|(i, _)| *i)
-                .collect(),
+            vms: self.live_vms().filter(|(_, vm)| vm.host == Some(id)).map(|(i, _)| *i).collect(),
             template: rec.template.clone(),
         })
     }
@@ -252,10 +221,7 @@ impl World {
     pub fn host_delete(&mut self, id: i64) -> Outcome<()> {
         let host = self.host(id)?;
         if !host.vms.is_empty() {
-            return Err((
-                Code::Action,
-                format!("Cannot delete host {id}: it has VMs {:?}.", host.vms),
-            ));
+            return Err((Code::Action, format!("Cannot delete host {id}: it has VMs {:?}.", host.vms)));
         }
         self.hosts.remove(&id);
         Ok(())
@@ -272,15 +238,7 @@ impl World {
             Some(_) | None => 0,
         };
         let id = take(next);
-        self.datastores.insert(
-            id,
-            DatastoreRec {
-                name,
-                ds_type,
-                cluster_id,
-                template,
-            },
-        );
+        self.datastores.insert(id, DatastoreRec { name, ds_type, cluster_id, template });
         Ok(id)
     }
 
@@ -302,13 +260,7 @@ impl World {
     pub fn datastore_delete(&mut self, id: i64) -> Outcome<()> {
         let ds = self.datastore(id)?;
         if !ds.images.is_empty() {
-            return Err((
-                Code::Action,
-                format!(
-                    "Cannot delete datastore {id}: it has images {:?}.",
-                    ds.images
-                ),
-            ));
+            return Err((Code::Action, format!("Cannot delete datastore {id}: it has images {:?}.", ds.images)));
         }
         self.datastores.remove(&id);
         Ok(())
@@ -318,12 +270,7 @@ impl World {
         let Some(rec) = self.images.get(&id) else {
             return missing("image", id);
         };
-        Ok(Image {
-            id,
-            name: rec.name.clone(),
-            state: 1,
-            datastore_id: rec.datastore,
-        })
+        Ok(Image { id, name: rec.name.clone(), state: 1, datastore_id: rec.datastore })
     }
 
     pub fn image_delete(&mut self, id: i64) -> Outcome<()> {
@@ -336,30 +283,17 @@ impl World {
     pub fn image_place(&mut self, next: &mut i64, name: &str, datastore: i64) -> Outcome<i64> {
         let ds = self.datastore(datastore)?;
         if ds.ds_type == 1 {
-            return Err((
-                Code::Action,
-                format!("Datastore {datastore} is a system datastore: it holds no images."),
-            ));
+            return Err((Code::Action, format!("Datastore {datastore} is a system datastore: it holds no images.")));
         }
         taken(&self.images, |r| &r.name, name, "IMAGE")?;
         let id = take(next);
-        self.images.insert(
-            id,
-            ImageRec {
-                name: name.into(),
-                datastore,
-            },
-        );
+        self.images.insert(id, ImageRec { name: name.into(), datastore });
         Ok(id)
     }
 }
 
 pub(super) fn ids_where<R>(records: &BTreeMap<i64, R>, keep: impl Fn(&R) -> bool) -> Vec<i64> {
-    records
-        .iter()
-        .filter(|(_, r)| keep(r))
-        .map(|(id, _)| *id)
-        .collect()
+    records.iter().filter(|(_, r)| keep(r)).map(|(id, _)| *id).collect()
 }
 
 pub(super) fn take(next: &mut i64) -> i64 {

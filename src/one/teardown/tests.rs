@@ -17,18 +17,13 @@ async fn provisioned(hosts: &[&str]) -> (FakeOne, OneObjects, Snapshot) {
     let start = fake.snapshot();
     let mut objects = objects(hosts);
     let mut rec = Recorder::default();
-    configure(&fake, &ctx(), &mut objects, 2, wait(), &mut rec.progress())
-        .await
-        .unwrap();
+    configure(&fake, &ctx(), &mut objects, 2, wait(), &mut rec.progress()).await.unwrap();
     fake.clear_calls();
     (fake, objects, start)
 }
 
 fn all_ids(objects: &OneObjects) -> Vec<Option<i64>> {
-    Kind::CREATION_ORDER
-        .iter()
-        .flat_map(|&k| objects.of(k).iter().map(|r| r.id))
-        .collect()
+    Kind::CREATION_ORDER.iter().flat_map(|&k| objects.of(k).iter().map(|r| r.id)).collect()
 }
 
 #[tokio::test]
@@ -36,16 +31,7 @@ async fn create_then_deprovision_leaves_opennebula_exactly_as_it_started() {
     let (fake, mut objects, start) = provisioned(&["10.0.0.1", "10.0.0.2"]).await;
     assert_ne!(fake.snapshot(), start);
     let mut rec = Recorder::default();
-    deprovision(
-        &fake,
-        &mut objects,
-        &Selection::All,
-        false,
-        wait(),
-        &mut rec.progress(),
-    )
-    .await
-    .unwrap();
+    deprovision(&fake, &mut objects, &Selection::All, false, wait(), &mut rec.progress()).await.unwrap();
 
     assert_eq!(fake.snapshot(), start);
     assert!(all_ids(&objects).iter().all(Option::is_none));
@@ -61,26 +47,15 @@ async fn create_then_deprovision_leaves_opennebula_exactly_as_it_started() {
             "Cluster 100 deleted",
         ]
     );
-    assert!(
-        rec.logs()
-            .contains(&"Host '10.0.0.1' with ID '0' deleted".to_string())
-    );
+    assert!(rec.logs().contains(&"Host '10.0.0.1' with ID '0' deleted".to_string()));
     let calls: Vec<&str> = fake.calls().iter().map(|c| c.call).collect();
     let first_delete = calls.iter().position(|c| *c == call::HOST_DELETE).unwrap();
     assert_eq!(calls.iter().filter(|c| **c == call::HOST_STATUS).count(), 2);
     assert!(
-        calls[..first_delete]
-            .iter()
-            .filter(|c| **c == call::HOST_STATUS)
-            .count()
-            == 2,
+        calls[..first_delete].iter().filter(|c| **c == call::HOST_STATUS).count() == 2,
         "every host is disabled before the first deletion: {calls:?}"
     );
-    assert_eq!(
-        rec.last(),
-        objects,
-        "the last checkpoint has every id nulled"
-    );
+    assert_eq!(rec.last(), objects, "the last checkpoint has every id nulled");
 }
 
 /// A provision with a VM on host 0, a VM leasing from network 0 and an image in datastore 101;
@@ -98,37 +73,19 @@ async fn unmanaged_children_refuse_an_unforced_teardown_before_anything_is_touch
     let (fake, mut objects, [on_host, leasing, image]) = with_children().await;
     let before = fake.snapshot();
     let mut rec = Recorder::default();
-    let refused = deprovision(
-        &fake,
-        &mut objects,
-        &Selection::All,
-        false,
-        wait(),
-        &mut rec.progress(),
-    )
-    .await
-    .unwrap_err();
+    let refused =
+        deprovision(&fake, &mut objects, &Selection::All, false, wait(), &mut rec.progress()).await.unwrap_err();
     let Error::Unmanaged { unmanaged: found } = &refused else {
         panic!("expected the unmanaged map, got {refused}");
     };
     let expected = json!({"hosts": {"0": {"vm": [on_host]}}, "networks": {"0": {"vm": [leasing]}},
                           "datastores": {"101": {"image": [image]}}});
     assert_eq!(serde_json::to_value(found).unwrap(), expected);
-    assert!(
-        refused.to_string().contains("use the `force` option"),
-        "{refused}"
-    );
-    assert_eq!(
-        fake.snapshot(),
-        before,
-        "nothing was touched, not even a host status"
-    );
+    assert!(refused.to_string().contains("use the `force` option"), "{refused}");
+    assert_eq!(fake.snapshot(), before, "nothing was touched, not even a host status");
     let line = "Unmanaged resource found: vm 0 in provision hosts".to_string();
     assert!(rec.logs().contains(&line));
-    assert_eq!(
-        objects.hosts[0].childs.as_ref().unwrap()["vm"],
-        vec![on_host]
-    );
+    assert_eq!(objects.hosts[0].childs.as_ref().unwrap()["vm"], vec![on_host]);
     assert_eq!(unmanaged(&fake, &mut objects).await.unwrap(), *found);
 }
 
@@ -136,34 +93,12 @@ async fn unmanaged_children_refuse_an_unforced_teardown_before_anything_is_touch
 async fn a_forced_teardown_deletes_the_children_first() {
     let (fake, mut objects, [on_host, _, image]) = with_children().await;
     let mut rec = Recorder::default();
-    deprovision(
-        &fake,
-        &mut objects,
-        &Selection::All,
-        true,
-        wait(),
-        &mut rec.progress(),
-    )
-    .await
-    .unwrap();
+    deprovision(&fake, &mut objects, &Selection::All, true, wait(), &mut rec.progress()).await.unwrap();
     let historic = rec.historic();
-    assert_eq!(
-        historic[..4],
-        [
-            "Vm 0 deleted",
-            "Host 0 deleted",
-            "Host 1 deleted",
-            "Vm 1 deleted"
-        ]
-    );
+    assert_eq!(historic[..4], ["Vm 0 deleted", "Host 0 deleted", "Host 1 deleted", "Vm 1 deleted"]);
     assert_eq!(historic[4], "Network 0 deleted");
     assert!(historic.contains(&"Image 0 deleted".to_string()));
-    let parent = Event::ChildDeleted {
-        kind: ChildKind::Image,
-        id: image,
-        parent: Kind::Datastore,
-        parent_id: 101,
-    };
+    let parent = Event::ChildDeleted { kind: ChildKind::Image, id: image, parent: Kind::Datastore, parent_id: 101 };
     assert!(rec.events.contains(&parent));
     assert!(fake.vm_info(on_host).await.unwrap().is_done());
     assert!(fake.image_info(image).await.unwrap_err().is_no_exists());
@@ -176,16 +111,7 @@ async fn selecting_one_host_deletes_only_that_host() {
     let (fake, mut objects, _) = provisioned(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]).await;
     fake.add_vm("elsewhere", Some(0), &[]).unwrap();
     let mut rec = Recorder::default();
-    deprovision(
-        &fake,
-        &mut objects,
-        &Selection::hosts(vec![1]),
-        false,
-        wait(),
-        &mut rec.progress(),
-    )
-    .await
-    .unwrap();
+    deprovision(&fake, &mut objects, &Selection::hosts(vec![1]), false, wait(), &mut rec.progress()).await.unwrap();
     assert_eq!(rec.historic(), ["Host 1 deleted"]);
     assert_eq!(fake.count(call::HOST_STATUS), 1);
     assert_eq!(fake.count("one.*.delete"), 1);
@@ -193,23 +119,9 @@ async fn selecting_one_host_deletes_only_that_host() {
     assert_eq!(ids, [Some(0), None, Some(2)]);
     assert_eq!(objects.cluster_id(), Some(100));
 
-    let unknown = deprovision(
-        &fake,
-        &mut objects,
-        &Selection::hosts(vec![1]),
-        false,
-        wait(),
-        &mut rec.progress(),
-    )
-    .await;
-    assert!(matches!(
-        unknown,
-        Err(Error::NotInProvision {
-            kind: Kind::Host,
-            id: 1,
-            ..
-        })
-    ));
+    let unknown =
+        deprovision(&fake, &mut objects, &Selection::hosts(vec![1]), false, wait(), &mut rec.progress()).await;
+    assert!(matches!(unknown, Err(Error::NotInProvision { kind: Kind::Host, id: 1, .. })));
 }
 
 #[test]
@@ -218,23 +130,13 @@ fn selections_come_from_the_request_and_refuse_unknown_types() {
     assert_eq!(read(json!({})).unwrap(), Selection::All);
     assert_eq!(
         read(json!({"hosts": ["1", 2], "datastores": []})).unwrap(),
-        Selection::Only {
-            hosts: vec![1, 2],
-            networks: vec![],
-            datastores: vec![]
-        }
+        Selection::Only { hosts: vec![1, 2], networks: vec![], datastores: vec![] }
     );
     let invalid = read(json!({"hosts": [1], "force": true})).unwrap_err();
     assert!(matches!(&invalid, Error::InvalidResourceTypes { types } if types == &["force"]));
     assert!(invalid.to_string().contains("force"), "{invalid}");
-    assert!(matches!(
-        read(json!({"hosts": "x"})),
-        Err(Error::InvalidSelection { .. })
-    ));
-    assert!(matches!(
-        read(json!({"networks": [true]})),
-        Err(Error::InvalidSelection { .. })
-    ));
+    assert!(matches!(read(json!({"hosts": "x"})), Err(Error::InvalidSelection { .. })));
+    assert!(matches!(read(json!({"networks": [true]})), Err(Error::InvalidSelection { .. })));
     assert!(!Selection::hosts(vec![1]).includes(Kind::Cluster, 100));
     assert!(Selection::All.includes(Kind::Cluster, 100));
 }
@@ -242,39 +144,16 @@ fn selections_come_from_the_request_and_refuse_unknown_types() {
 #[tokio::test]
 async fn a_cluster_oned_will_not_delete_fails_with_the_call_named() {
     let (fake, mut objects, _) = provisioned(&["10.0.0.1"]).await;
-    let stray = fake
-        .host_allocate("stray", "kvm", "kvm", 100)
-        .await
-        .unwrap();
+    let stray = fake.host_allocate("stray", "kvm", "kvm", 100).await.unwrap();
     let mut rec = Recorder::default();
-    let error = deprovision(
-        &fake,
-        &mut objects,
-        &Selection::All,
-        false,
-        wait(),
-        &mut rec.progress(),
-    )
-    .await
-    .unwrap_err();
+    let error =
+        deprovision(&fake, &mut objects, &Selection::All, false, wait(), &mut rec.progress()).await.unwrap_err();
     assert_eq!(error.code(), Some(Code::Action));
     assert_eq!(error.call(), Some(call::CLUSTER_DELETE));
-    assert!(
-        error
-            .to_string()
-            .starts_with("one.cluster.delete on cluster 100 failed"),
-        "{error}"
-    );
-    assert!(
-        error.to_string().contains(&format!("hosts [{stray}]")),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with("one.cluster.delete on cluster 100 failed"), "{error}");
+    assert!(error.to_string().contains(&format!("hosts [{stray}]")), "{error}");
     assert_eq!(rec.last().cluster_id(), Some(100));
-    assert_eq!(
-        rec.last().hosts[0].id,
-        None,
-        "what was deleted stays recorded as deleted"
-    );
+    assert_eq!(rec.last().hosts[0].id, None, "what was deleted stays recorded as deleted");
 }
 
 #[tokio::test]
@@ -282,29 +161,10 @@ async fn objects_already_gone_are_skipped_and_nulled() {
     let (fake, mut objects, start) = provisioned(&["10.0.0.1", "10.0.0.2"]).await;
     fake.host_delete(0).await.unwrap();
     let mut rec = Recorder::default();
-    deprovision(
-        &fake,
-        &mut objects,
-        &Selection::All,
-        false,
-        wait(),
-        &mut rec.progress(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        rec.events[0],
-        Event::Vanished {
-            kind: Kind::Host,
-            id: 0,
-            name: "10.0.0.1".into()
-        }
-    );
+    deprovision(&fake, &mut objects, &Selection::All, false, wait(), &mut rec.progress()).await.unwrap();
+    assert_eq!(rec.events[0], Event::Vanished { kind: Kind::Host, id: 0, name: "10.0.0.1".into() });
     assert!(rec.logs()[0].starts_with("Skipping deletion of Host '10.0.0.1' with ID '0'"));
-    assert_eq!(
-        rec.checkpoints[0].hosts[0].id, None,
-        "nulled before it is reported"
-    );
+    assert_eq!(rec.checkpoints[0].hosts[0].id, None, "nulled before it is reported");
     assert_eq!(rec.historic()[0], "Host 1 deleted");
     assert!(all_ids(&objects).iter().all(Option::is_none));
     assert_eq!(fake.snapshot(), start);
@@ -315,52 +175,24 @@ async fn a_teardown_that_failed_half_way_finishes_on_retry() {
     let (fake, mut objects, start) = provisioned(&["10.0.0.1"]).await;
     fake.fail_nth(call::VN_DELETE, 2, Code::Locked);
     let mut rec = Recorder::default();
-    let error = deprovision(
-        &fake,
-        &mut objects,
-        &Selection::All,
-        false,
-        wait(),
-        &mut rec.progress(),
-    )
-    .await
-    .unwrap_err();
+    let error =
+        deprovision(&fake, &mut objects, &Selection::All, false, wait(), &mut rec.progress()).await.unwrap_err();
     assert_eq!(error.code(), Some(Code::Locked));
     let saved = rec.last();
-    assert_eq!(
-        (
-            saved.hosts[0].id,
-            saved.networks[0].id,
-            saved.networks[1].id
-        ),
-        (None, None, Some(1))
-    );
+    assert_eq!((saved.hosts[0].id, saved.networks[0].id, saved.networks[1].id), (None, None, Some(1)));
 
     let mut saved = saved;
-    deprovision(
-        &fake,
-        &mut saved,
-        &Selection::All,
-        false,
-        wait(),
-        &mut Recorder::default().progress(),
-    )
-    .await
-    .unwrap();
+    deprovision(&fake, &mut saved, &Selection::All, false, wait(), &mut Recorder::default().progress()).await.unwrap();
     assert_eq!(fake.snapshot(), start);
 }
 
 #[tokio::test]
 async fn hosts_are_forced_offline_then_enabled() {
     let (fake, objects, _) = provisioned(&["10.0.0.1", "10.0.0.2"]).await;
-    fake.host_status(1, crate::one::HostStatus::Disabled)
-        .await
-        .unwrap();
+    fake.host_status(1, crate::one::HostStatus::Disabled).await.unwrap();
     fake.clear_calls();
     let mut rec = Recorder::default();
-    force_update_hosts(&fake, &objects, &mut rec.progress())
-        .await
-        .unwrap();
+    force_update_hosts(&fake, &objects, &mut rec.progress()).await.unwrap();
     assert_eq!(rec.logs(), ["Activating host 0...", "Activating host 1..."]);
     assert_eq!(fake.count(call::HOST_STATUS), 4);
     let host = fake.host_info(1).await.unwrap();
