@@ -61,19 +61,25 @@ fn insert(store: &Store, driver: &driver::Driver, new: &NewProvider, time: i64) 
     Ok(store.insert_provider(&name, &driver.id, &body, time)?)
 }
 
-/// Makes sure a provider of driver `onprem` exists (OneForm creates it at server start).
-pub fn ensure_onprem(catalog: &Catalog, store: &Store, time: i64) -> Result<i64, Error> {
+/// Makes sure a provider of driver `onprem` exists (OneForm creates it at server start), when
+/// an `onprem` driver is installed; returns its id.
+pub fn ensure_onprem(catalog: &Catalog, store: &Store, time: i64) -> Result<Option<i64>, Error> {
     if let Some(existing) = store.providers_of_driver("onprem")?.first() {
-        return Ok(existing.id);
+        return Ok(Some(existing.id));
     }
-    let driver = match catalog.load("onprem")? {
+    let loaded = match catalog.load("onprem") {
+        // Without an onprem driver there is nothing to make a provider of.
+        Err(driver::Error::NotFound { .. }) => return Ok(None),
+        other => other?,
+    };
+    let driver = match loaded {
         driver::Loaded::Ready(d) => *d,
         driver::Loaded::Broken(b) => {
             return Err(driver::Error::Broken { name: b.name, reason: b.error_msg.unwrap_or_default() }.into());
         }
     };
     let new = NewProvider { driver: "onprem".into(), connection: json!({}), ..NewProvider::default() };
-    insert(store, &driver, &new, time)
+    insert(store, &driver, &new, time).map(Some)
 }
 
 /// A provider as served: the body plus `id` and `provision_ids`, sensitive values hidden
@@ -206,8 +212,8 @@ mod tests {
     fn onprem_exists_once_and_cannot_be_created_or_deleted() {
         let (_tmp, catalog) = catalog();
         let store = Store::open_in_memory().unwrap();
-        let id = ensure_onprem(&catalog, &store, 1).unwrap();
-        assert_eq!(ensure_onprem(&catalog, &store, 2).unwrap(), id);
+        let id = ensure_onprem(&catalog, &store, 1).unwrap().unwrap();
+        assert_eq!(ensure_onprem(&catalog, &store, 2).unwrap(), Some(id));
         assert_eq!(store.providers().unwrap().len(), 1);
         let again = NewProvider { driver: "onprem".into(), connection: json!({}), ..NewProvider::default() };
         assert!(matches!(create(&catalog, &store, &again, 3), Err(Error::Onprem(_))));

@@ -242,3 +242,82 @@ fn update_and_rename_change_the_record_within_the_rules() {
     let list = home.run(&["provision", "list"]).ok().stdout();
     assert!(list.contains("edge-eu") && list.contains("RUNNING"), "{list}");
 }
+
+/// Every file under `dir` whose bytes contain `needle`, with its mode.
+fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<(String, u32)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| std::fs::read(e.path()).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .map(|e| {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            (e.path().strip_prefix(dir).unwrap().display().to_string(), mode)
+        })
+        .collect()
+}
+
+#[test]
+fn sensitive_inputs_and_credentials_stay_in_private_files() {
+    let mut home = Home::with_fakes();
+    // A sim driver with a sensitive provision input besides the sensitive credential.
+    let builtin = home.tmp.path().join("drivers");
+    common::copy_dir(&common::builtin_drivers().join("sim"), &builtin.join("sim"));
+    let vars = builtin.join("sim/terraform/variables.tf");
+    let mut text = std::fs::read_to_string(&vars).unwrap();
+    text.push_str("\nvariable \"admin_password\" {\n  type      = string\n  sensitive = true\n}\n");
+    std::fs::write(&vars, text).unwrap();
+    home.builtin = builtin;
+    sim_provider(&home);
+    let input_canary = "input-canary-9731";
+    let run = create(&home, json!({"oneform_hosts": 1, "admin_password": input_canary})).ok();
+    let p = run.json();
+    assert_eq!(p["user_inputs_values"]["admin_password"], "__redacted__");
+    let secret_view = home.run(&["--json", "provision", "show", "1", "--include-sensitive"]).ok().json();
+    assert_eq!(secret_view["user_inputs_values"]["admin_password"], input_canary, "shown when asked for explicitly");
+    for canary in [CANARY, input_canary] {
+        let mut found = files_containing(&home.data_dir(), canary);
+        found.sort();
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(
+            names.iter().all(|n| n.starts_with("formwork.db") || *n == "work/1/terraform/provision.auto.tfvars.json"),
+            "{canary} found in {names:?}"
+        );
+        assert!(found.iter().all(|(_, mode)| *mode == 0o600), "{canary} in a file others may read: {found:?}");
+        assert!(!run.stdout().contains(canary) && !run.stderr().contains(canary));
+    }
+    let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();
+    assert!(!log.contains(input_canary) && !log.contains(CANARY));
+}
+
+#[test]
+fn a_stage_that_runs_too_long_is_stopped_and_fails() {
+    let mut home = Home::with_fakes();
+    home.env.push(("FORMWORK_STAGE_TIMEOUT".into(), "2".into()));
+    sim_provider(&home);
+    home.scenario(json!({"hang_plan": true}));
+    let run = create(&home, json!({"oneform_hosts": 1}));
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("timed out after 2s"), "{}", run.stderr());
+    assert_eq!(show(&home, 1)["state"], "PLANNING_FAILURE");
+    let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();
+    assert!(log.contains("Interrupt received"), "the tool got SIGINT before anything harsher:\n{log}");
+}
+
+#[test]
+fn logs_print_the_provision_log_as_levels_and_text() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    create(&home, json!({"oneform_hosts": 1})).ok();
+    let text = home.run(&["provision", "logs", "1", "--all"]).ok().stdout();
+    // As OneForm's log API: the level, then the whole line in OneForm's format.
+    let line = |level: &str, marker: &str, message: &str| {
+        text.lines().any(|l| l.starts_with(&format!("[{level}] ")) && l.ends_with(&format!("[{marker}] {message}")))
+    };
+    assert!(line("info", "I", "Provision 'Sim' allocated"), "{text}");
+    assert!(line("info", "I", "State changed from CONFIGURING_PROVISION to RUNNING"), "{text}");
+    assert!(line("debug", "D", "Terraform has been successfully initialized!"), "{text}");
+    let json_lines = home.run(&["--json", "provision", "logs", "1", "--follow"]).ok().stdout();
+    let last: Value = serde_json::from_str(json_lines.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "info");
+}
