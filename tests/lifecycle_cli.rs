@@ -321,3 +321,18 @@ fn logs_print_the_provision_log_as_levels_and_text() {
     let last: Value = serde_json::from_str(json_lines.lines().last().unwrap()).unwrap();
     assert_eq!(last["level"], "info");
 }
+
+#[test]
+fn list_and_show_take_a_handlebars_format() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    create(&home, json!({"oneform_hosts": 1})).ok();
+    assert_eq!(
+        home.run(&["provision", "list", "--format", "{{id}}:{{state}}:{{driver}}"]).ok().stdout(),
+        "1:RUNNING:sim\n"
+    );
+    let host =
+        home.run(&["provision", "show", "1", "--format", "{{one_objects.hosts.0.name}} <{{name}}>"]).ok().stdout();
+    assert_eq!(host, "10.0.0.10 <Sim>\n");
+    home.run(&["provision", "list", "--format", "{{stat}}"]).fails_with("--format cannot be rendered");
+}

@@ -2,6 +2,7 @@
 //! `anyhow::Result`; `main` prints the error on stderr and maps it to an exit code.
 
 pub mod driver;
+mod format;
 mod logs;
 pub mod output;
 mod progress;

@@ -44,12 +44,18 @@ pub enum Command {
     List {
         #[arg(short, long)]
         all: bool,
+        /// Handlebars template rendered per provision, e.g. '{{id}} {{state}}'
+        #[arg(long, value_name = "TEMPLATE")]
+        format: Option<String>,
     },
     /// Show a provision: values, tags, OpenNebula resources, historic
     Show {
         id: i64,
         #[arg(long)]
         include_sensitive: bool,
+        /// Handlebars template rendered with the provision, e.g. '{{state}}'
+        #[arg(long, value_name = "TEMPLATE")]
+        format: Option<String>,
     },
     /// Print a provision's log (the last 100 lines, or --all); --follow keeps printing
     Logs {
@@ -183,8 +189,8 @@ async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()
             create(rt, &new, detach, out).await
         }
         Command::Drive { operation, event } => drive(rt, operation, &event).await,
-        Command::List { all } => list(rt, all, out),
-        Command::Show { id, include_sensitive } => show(rt, id, include_sensitive, out),
+        Command::List { all, format } => list(rt, all, format.as_deref(), out),
+        Command::Show { id, include_sensitive, format } => show(rt, id, include_sensitive, format.as_deref(), out),
         Command::Logs { id, follow, all } => super::logs::run(rt, id, follow, all, out).await,
         Command::AddHost { id, amount, ips } => {
             let request = if ips.is_empty() {
@@ -322,11 +328,14 @@ fn finish(rt: &Runtime, id: i64, result: Result<State, crate::engine::Error>, ou
     result.map(|_| ()).map_err(Into::into)
 }
 
-fn list(rt: &Runtime, all: bool, out: &Output) -> anyhow::Result<()> {
+fn list(rt: &Runtime, all: bool, format: Option<&str>, out: &Output) -> anyhow::Result<()> {
     let rows = rt.store.provisions(all)?;
-    if out.json {
+    if out.json || format.is_some() {
         let served: Vec<Value> = rows.iter().map(|r| provision::serve(r, &[], false)).collect();
-        return out.json(&served);
+        return match format {
+            Some(template) => out.text(super::format::render(template, &served)?.trim_end_matches('\n')),
+            None => out.json(&served),
+        };
     }
     let lines: Vec<Vec<String>> = rows
         .iter()
@@ -344,9 +353,12 @@ fn list(rt: &Runtime, all: bool, out: &Output) -> anyhow::Result<()> {
     out.text(&table(&["ID", "NAME", "DRIVER", "STATE", "HOSTS", "REGTIME"], &lines))
 }
 
-fn show(rt: &Runtime, id: i64, include_sensitive: bool, out: &Output) -> anyhow::Result<()> {
+fn show(rt: &Runtime, id: i64, include_sensitive: bool, format: Option<&str>, out: &Output) -> anyhow::Result<()> {
     let row = rt.store.provision(id)?;
     let served = provision::serve(&row, &rt.store.historic(id)?, include_sensitive);
+    if let Some(template) = format {
+        return out.text(&super::format::render(template, std::slice::from_ref(&served))?);
+    }
     if out.json {
         return out.json(&served);
     }
