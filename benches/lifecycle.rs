@@ -58,7 +58,13 @@ impl Log for NoLog {
 const TRANSITIONS_PER_PROVISION: u64 = 10;
 
 fn runner(store: &Arc<Store>, stages: Instant0) -> Arc<Runner<Instant0>> {
-    Arc::new(Runner { store: Arc::clone(store), stages, owner: Owner { pid: 1, token: "bench".into() }, clock: || 0 })
+    Arc::new(Runner {
+        store: Arc::clone(store),
+        stages,
+        owner: Owner { pid: 1, token: "bench".into() },
+        clock: || 0,
+        fault: None,
+    })
 }
 
 async fn lifecycle(runner: Arc<Runner<Instant0>>, id: i64) {

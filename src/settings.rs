@@ -34,6 +34,9 @@ pub struct Settings {
     /// Whether a command that finds an operation whose process died starts a background
     /// `formwork provision resume`.
     pub auto_resume: bool,
+    /// Reliability tests only: `FORMWORK_CRASH_AT=entered:<STATE>|finished:<STATE>` makes the
+    /// process kill itself at that point of that stage.
+    pub crash_at: Option<String>,
 }
 
 /// What the command line gave.
@@ -157,6 +160,7 @@ impl Settings {
                 Some(_) => true,
                 None => file.auto_resume.unwrap_or(true),
             },
+            crash_at: var("FORMWORK_CRASH_AT"),
         })
     }
 

@@ -229,3 +229,73 @@ fn any_command_resumes_an_orphaned_operation_in_the_background() {
     wait_for_state(&home, "RUNNING");
     no_duplicates(&home);
 }
+
+/// Runs formwork with a crash point: the process must die by SIGKILL.
+fn run_crashing(home: &mut Home, at: &str, args: &[&str], stdin: Option<&str>) {
+    home.env.push(("FORMWORK_CRASH_AT".into(), at.into()));
+    let run = home.run_with_stdin(args, stdin);
+    home.env.pop();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(run.0.status.signal(), Some(9), "{at}: formwork should have killed itself\n{}", run.stderr());
+}
+
+/// kill -9 on entering every stage and after every stage's work (before its checkpoint), for
+/// create and for deprovision; a new process resumes, nothing runs twice that had finished,
+/// and no OpenNebula object exists twice.
+#[test]
+fn killed_at_every_stage_boundary_resumes_to_the_same_end() {
+    let create_stages = ["INIT", "PLANNING", "APPLYING", "CONFIGURING_ONE", "CONFIGURING_PROVISION"];
+    for stage in create_stages {
+        for point in ["entered", "finished"] {
+            let at = format!("{point}:{stage}");
+            let mut home = manual_home();
+            sim_provider(&home);
+            run_crashing(
+                &mut home,
+                &at,
+                &["provision", "create", "sim", "--values", "-"],
+                Some(r#"{"oneform_hosts": 2}"#),
+            );
+            assert_eq!(show(&home)["state"], stage, "{at}");
+            assert_eq!(
+                home.run(&["--json", "provision", "resume"]).ok().json(),
+                json!([{"id": 1, "state": "RUNNING"}]),
+                "{at}"
+            );
+            let p = show(&home);
+            assert_eq!(p["one_objects"]["hosts"].as_array().unwrap().len(), 2, "{at}");
+            assert!(p["one_objects"]["hosts"].as_array().unwrap().iter().all(|h| h["id"].is_i64()), "{at}");
+            no_duplicates(&home);
+            let before = create_stages.iter().position(|s| *s == stage).unwrap();
+            if before >= 1 {
+                assert_eq!(count(&home, "terraform", "init"), 1, "{at}: INIT had finished and must not run again");
+            }
+            if before >= 3 {
+                assert_eq!(count(&home, "terraform", "apply"), 1, "{at}: APPLYING had finished and must not run again");
+            }
+            assert_eq!(one_names(&home).iter().filter(|n| n.starts_with("hosts:")).count(), 2, "{at}");
+        }
+    }
+    for stage in ["DEPROVISIONING_ONE", "DEPROVISIONING", "DONE"] {
+        for point in ["entered", "finished"] {
+            let at = format!("{point}:{stage}");
+            let mut home = manual_home();
+            sim_provider(&home);
+            home.run_with_stdin(&["provision", "create", "sim", "--values", "-"], Some(r#"{"oneform_hosts": 2}"#)).ok();
+            let before = one_names(&home);
+            run_crashing(&mut home, &at, &["provision", "deprovision", "1"], None);
+            home.run(&["provision", "resume"]).ok();
+            assert_eq!(show(&home)["state"], "DONE", "{at}");
+            let after = one_names(&home);
+            assert!(
+                after.iter().all(|n| !n.contains("(provision_1)") && !n.starts_with("hosts:")),
+                "{at}: left behind: {after:?}"
+            );
+            assert!(after.len() < before.len(), "{at}");
+            assert!(
+                !home.data_dir().join("work/1").exists(),
+                "{at}: the working directory (with credentials) stays behind"
+            );
+        }
+    }
+}

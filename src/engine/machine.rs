@@ -154,11 +154,10 @@ pub fn next(from: State, event: Event) -> Result<(State, Vec<Effect>), IllegalTr
     match event {
         Event::Created | Event::Resumed if from == State::Pending => run(Stage::Init),
         Event::Created => Err(illegal()),
-        Event::Resumed => Stage::of(from).filter(|_| from.is_transitional()).map_or(Err(illegal()), run),
-        Event::Interrupted => match from.failure() {
-            Some(failure) if from.is_transitional() => Ok((failure, vec![])),
-            _ => Err(illegal()),
-        },
+        // Every state with a stage may have been interrupted in it, DONE included (its stage
+        // removes the working directory after the state is set).
+        Event::Resumed => Stage::of(from).map_or(Err(illegal()), run),
+        Event::Interrupted => from.failure().map_or(Err(illegal()), |failure| Ok((failure, vec![]))),
         Event::StageSucceeded(outcome) if Stage::of(from) == Some(outcome.stage()) => Ok(after(outcome)),
         Event::StageSucceeded(_) => Err(illegal()),
         Event::StageFailed => match (Stage::of(from), from.failure()) {

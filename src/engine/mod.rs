@@ -12,5 +12,5 @@ pub mod state;
 mod tests;
 
 pub use machine::{Effect, Event, IllegalTransition, Outcome, Stage, next};
-pub use runner::{Ctx, Error, Log, OnInterrupted, Runner, StageError, Stages};
+pub use runner::{Ctx, Error, Fault, FaultPoint, Log, OnInterrupted, Runner, StageError, Stages};
 pub use state::State;

@@ -91,6 +91,44 @@ pub struct Runner<S> {
     pub stages: S,
     pub owner: Owner,
     pub clock: fn() -> i64,
+    /// A point where this process kills itself (reliability tests only; see [`Fault`]).
+    pub fault: Option<Fault>,
+}
+
+/// Fault injection for crash tests: the process sends itself SIGKILL — exactly what `kill -9`
+/// does — when it reaches this point, so tests can stop it at every stage boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub point: FaultPoint,
+    pub stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The stage's state and attempt are recorded; none of its work has been done.
+    Entered,
+    /// The stage's work is done; the checkpoint that records it is not written.
+    Finished,
+}
+
+impl Fault {
+    /// Parses `entered:APPLYING` or `finished:CONFIGURING_ONE`.
+    pub fn parse(text: &str) -> Option<Fault> {
+        let (point, stage) = text.split_once(':')?;
+        let point = match point {
+            "entered" => FaultPoint::Entered,
+            "finished" => FaultPoint::Finished,
+            _ => return None,
+        };
+        let stage = Stage::of(State::parse(stage)?)?;
+        Some(Fault { point, stage })
+    }
+
+    fn strike(fault: Option<Fault>, point: FaultPoint, stage: Stage) {
+        if fault == Some(Fault { point, stage }) {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 impl<S: Stages> Runner<S> {
@@ -173,7 +211,7 @@ impl<S: Stages> Runner<S> {
         let now = (self.clock)();
         self.store.interrupt_attempts(op.id, log.position() as i64, now)?;
         let state = self.store.provision(op.provision_id)?.state;
-        if !state.is_transitional() && state != State::Pending {
+        if Stage::of(state).is_none() && state != State::Pending {
             // The work had ended; only closing the operation was lost.
             let status = if state.is_failure() { OperationStatus::Failed } else { OperationStatus::Succeeded };
             self.store.finish_operation(op.id, status, None, now)?;
@@ -232,7 +270,11 @@ impl<S: Stages> Runner<S> {
         let provision = self.store.provision(id)?;
         let attempt_id = self.store.start_attempt(op.id, id, stage.name(), log.position() as i64, (self.clock)())?;
         let mut ctx = Ctx { provision, operation: op, attempt_id, store: &self.store, log, cancel, historic: vec![] };
+        Fault::strike(self.fault, FaultPoint::Entered, stage);
         let result = self.stages.run(stage, &mut ctx).await;
+        if result.is_ok() {
+            Fault::strike(self.fault, FaultPoint::Finished, stage);
+        }
         let Ctx { provision, historic, log, .. } = ctx;
         let (event, outcome, error) = match &result {
             Ok(outcome) => (Event::StageSucceeded(*outcome), OperationStatus::Succeeded, None),

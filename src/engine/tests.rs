@@ -103,7 +103,13 @@ impl Stages for Script {
 }
 
 fn runner(store: &Arc<Store>, script: Script, pid: i64) -> Runner<Script> {
-    Runner { store: Arc::clone(store), stages: script, owner: Owner { pid, token: format!("{pid}:t") }, clock: || 1000 }
+    Runner {
+        store: Arc::clone(store),
+        stages: script,
+        owner: Owner { pid, token: format!("{pid}:t") },
+        clock: || 1000,
+        fault: None,
+    }
 }
 
 fn new_provision(store: &Store) -> i64 {

@@ -60,7 +60,8 @@ impl Runtime {
             one_version: "7.2.0".into(),
             frontend_ip: "127.0.0.1".into(),
         };
-        Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: store::now }
+        let fault = settings.crash_at.as_deref().and_then(crate::engine::Fault::parse);
+        Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: store::now, fault }
     }
 
     /// Opens a provision's log with every secret it may see masked.

@@ -70,10 +70,8 @@ fn legal() -> Vec<(State, Event, State, Vec<Effect>)> {
         }
         if let Some(failure) = state.failure() {
             t.push((state, Event::StageFailed, failure, vec![]));
-            if state != Done {
-                t.push((state, Event::Resumed, state, run(Stage::of(state).unwrap())));
-                t.push((state, Event::Interrupted, failure, vec![]));
-            }
+            t.push((state, Event::Resumed, state, run(Stage::of(state).unwrap())));
+            t.push((state, Event::Interrupted, failure, vec![]));
             t.push((failure, Event::RetryRequested, state, run(Stage::of(state).unwrap())));
         }
     }
