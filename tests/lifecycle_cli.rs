@@ -336,3 +336,27 @@ fn list_and_show_take_a_handlebars_format() {
     assert_eq!(host, "10.0.0.10 <Sim>\n");
     home.run(&["provision", "list", "--format", "{{stat}}"]).fails_with("--format cannot be rendered");
 }
+
+#[test]
+fn unmanaged_vms_block_a_teardown_unless_forced() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    let p = create(&home, json!({"oneform_hosts": 2})).ok().json();
+    let host = p["one_objects"]["hosts"][1]["id"].as_i64().unwrap();
+    // A user's VM appears on the second host, as it would in OpenNebula.
+    let sim = home.data_dir().join("one-sim.json");
+    let mut one: Value = serde_json::from_slice(&std::fs::read(&sim).unwrap()).unwrap();
+    one["world"]["vms"]["500"] = json!({"name": "user-vm", "state": 3, "host": host, "leases": []});
+    std::fs::write(&sim, one.to_string()).unwrap();
+
+    let before = show(&home, 1);
+    home.run(&["provision", "deprovision", "1"]).fails_with("VMs or images formwork did not create still use these objects");
+    home.run(&["provision", "del-host", "1", "--ids", &host.to_string()]).fails_with("\"vm\":[500]");
+    assert_eq!(show(&home, 1)["state"], "RUNNING");
+    assert_eq!(show(&home, 1)["one_objects"]["hosts"], before["one_objects"]["hosts"], "a refused teardown changes nothing");
+    let other = p["one_objects"]["hosts"][0]["id"].as_i64().unwrap().to_string();
+    assert_eq!(home.run(&["--json", "provision", "del-host", "1", "--ids", &other]).ok().json()["state"], "RUNNING");
+    assert_eq!(home.run(&["--json", "provision", "deprovision", "1", "--force"]).ok().json()["state"], "DONE");
+    let one: Value = serde_json::from_slice(&std::fs::read(&sim).unwrap()).unwrap();
+    assert!(one["world"]["vms"].get("500").is_none_or(|vm| vm["state"] == 6), "the forced teardown deleted the VM: {}", one["world"]["vms"]);
+}

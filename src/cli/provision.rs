@@ -303,6 +303,7 @@ async fn operate(rt: &Runtime, id: i64, request: &Request, out: &Output) -> anyh
         return Err(store::Error::Busy { provision_id: id, operation: Box::new(op) }.into());
     }
     let (kind, params, event) = provision::plan(&rt.store, &row, request)?;
+    refuse_unmanaged(rt, &row.body, &params).await?;
     let mut progress = Progress::new(id, rt.log(id)?, out.json);
     let result = rt.runner().start(id, kind, &params, event, &mut progress).await;
     finish(rt, id, result, out)
@@ -315,6 +316,29 @@ async fn public_ips(rt: &Runtime, id: i64, change: provision::Change, out: &Outp
         return out.json(&provision::serve(&rt.store.provision(id)?, &rt.store.historic(id)?, false));
     }
     out.text(&format!("provision {id} has {count} public IP{}", if count == 1 { "" } else { "s" }))
+}
+
+/// A teardown that is not forced is refused up front, changing nothing, while VMs or images
+/// that formwork did not make still use the objects it would delete (OneForm's 405).
+async fn refuse_unmanaged(rt: &Runtime, body: &Value, params: &Value) -> anyhow::Result<()> {
+    let Some(resources) = params.get("resources").and_then(Value::as_object) else { return Ok(()) };
+    if params["force"].as_bool().unwrap_or(false) {
+        return Ok(());
+    }
+    let selection = if resources.is_empty() {
+        crate::one::Selection::All
+    } else {
+        crate::one::Selection::from_resources(resources)?
+    };
+    let mut objects = crate::one::OneObjects::from_value(body["one_objects"].clone())?;
+    let found = crate::one::unmanaged(&rt.one, &mut objects).await?.only(&selection);
+    if found.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "VMs or images formwork did not create still use these objects: {}; remove them, or pass --force to delete them too",
+        serde_json::to_string(&found)?
+    )
 }
 
 /// Prints where the provision ended; the error, if any, goes to the caller.
