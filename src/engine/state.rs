@@ -128,30 +128,6 @@ impl State {
         self.retry_state().is_some()
     }
 
-    /// States in which work is under way: somebody must be running it, or it was interrupted.
-    pub fn is_transitional(self) -> bool {
-        match self {
-            State::Init
-            | State::Planning
-            | State::Applying
-            | State::ConfiguringProvision
-            | State::ConfiguringOne
-            | State::Scaling
-            | State::DeprovisioningOne
-            | State::Deprovisioning => true,
-            State::Pending | State::Running | State::Done => false,
-            State::InitFailure
-            | State::PlanningFailure
-            | State::ApplyingFailure
-            | State::ConfiguringProvisionFailure
-            | State::ConfiguringOneFailure
-            | State::ScalingFailure
-            | State::DeprovisioningOneFailure
-            | State::DeprovisioningFailure
-            | State::DoneFailure => false,
-        }
-    }
-
     /// OneForm's `can_scale?`.
     pub fn can_scale(self) -> bool {
         matches!(self, State::Running | State::ScalingFailure)
