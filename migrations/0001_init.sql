@@ -63,6 +63,8 @@ CREATE TABLE stage_attempts (
     started_time  INTEGER NOT NULL,
     finished_time INTEGER,
     outcome       TEXT CHECK (outcome IN ('succeeded', 'failed', 'cancelled', 'interrupted')),
+    -- The exit status of the tool whose failure ended the stage, when one did.
+    exit_status   INTEGER,
     error         TEXT,
     log_start     INTEGER NOT NULL,
     log_end       INTEGER

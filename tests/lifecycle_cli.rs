@@ -350,13 +350,22 @@ fn unmanaged_vms_block_a_teardown_unless_forced() {
     std::fs::write(&sim, one.to_string()).unwrap();
 
     let before = show(&home, 1);
-    home.run(&["provision", "deprovision", "1"]).fails_with("VMs or images formwork did not create still use these objects");
+    home.run(&["provision", "deprovision", "1"])
+        .fails_with("VMs or images formwork did not create still use these objects");
     home.run(&["provision", "del-host", "1", "--ids", &host.to_string()]).fails_with("\"vm\":[500]");
     assert_eq!(show(&home, 1)["state"], "RUNNING");
-    assert_eq!(show(&home, 1)["one_objects"]["hosts"], before["one_objects"]["hosts"], "a refused teardown changes nothing");
+    assert_eq!(
+        show(&home, 1)["one_objects"]["hosts"],
+        before["one_objects"]["hosts"],
+        "a refused teardown changes nothing"
+    );
     let other = p["one_objects"]["hosts"][0]["id"].as_i64().unwrap().to_string();
     assert_eq!(home.run(&["--json", "provision", "del-host", "1", "--ids", &other]).ok().json()["state"], "RUNNING");
     assert_eq!(home.run(&["--json", "provision", "deprovision", "1", "--force"]).ok().json()["state"], "DONE");
     let one: Value = serde_json::from_slice(&std::fs::read(&sim).unwrap()).unwrap();
-    assert!(one["world"]["vms"].get("500").is_none_or(|vm| vm["state"] == 6), "the forced teardown deleted the VM: {}", one["world"]["vms"]);
+    assert!(
+        one["world"]["vms"].get("500").is_none_or(|vm| vm["state"] == 6),
+        "the forced teardown deleted the VM: {}",
+        one["world"]["vms"]
+    );
 }

@@ -43,11 +43,29 @@ pub trait Log: Sink {
 pub struct StageError {
     pub message: String,
     pub cancelled: bool,
+    /// The exit status of the tool that failed, if a tool did.
+    pub exit_status: Option<i32>,
 }
 
 impl StageError {
     pub fn failed(message: impl Into<String>) -> StageError {
-        StageError { message: message.into(), cancelled: false }
+        StageError { message: message.into(), cancelled: false, exit_status: None }
+    }
+
+    pub fn cancelled(message: impl Into<String>) -> StageError {
+        StageError { message: message.into(), cancelled: true, exit_status: None }
+    }
+}
+
+/// A tool's failure as a stage's: its message, whether it was cancelled, its exit status.
+impl From<crate::exec::Error> for StageError {
+    fn from(e: crate::exec::Error) -> StageError {
+        let exit_status = match &e {
+            crate::exec::Error::Failed { status, .. } => status.code(),
+            _ => None,
+        };
+        let cancelled = matches!(e, crate::exec::Error::Cancelled { .. });
+        StageError { message: e.to_string(), cancelled, exit_status }
     }
 }
 
@@ -286,7 +304,8 @@ impl<S: Stages> Runner<S> {
         }
         let (to, effects) =
             machine::next(state, event).map_err(|source| Error::Illegal { provision_id: id, source })?;
-        let end = AttemptEnd { attempt_id, outcome, error: error.clone(), log_end: 0 };
+        let exit_status = result.as_ref().err().and_then(|e| e.exit_status);
+        let end = AttemptEnd { attempt_id, outcome, error: error.clone(), exit_status, log_end: 0 };
         self.transition(id, state, to, Some(&provision.body), historic, Some(end), log)?;
         match result {
             Ok(_) => Ok((to, effects)),

@@ -96,7 +96,7 @@ impl Stages for Script {
             Act::Hang => std::future::pending().await,
             Act::WaitCancel => {
                 ctx.cancel.cancelled().await;
-                Err(StageError { message: "cancelled".into(), cancelled: true })
+                Err(StageError::cancelled("cancelled"))
             }
         }
     }

@@ -65,12 +65,13 @@ async fn playbook(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     let mut tee = Tee { first: &mut *ctx.log, second: &mut capture };
     match exec::run(cmd, &mut tee, ctx.cancel).await {
         Ok(_) => Ok(()),
-        Err(e @ exec::Error::Cancelled { .. }) => Err(StageError { message: e.to_string(), cancelled: true }),
         Err(e) => {
             let failed = failed_hosts(&capture.stream(Stream::Stdout));
-            let hosts =
-                if failed.is_empty() { String::new() } else { format!("; failed hosts: {}", failed.join(", ")) };
-            Err(StageError::failed(format!("{e}{hosts}")))
+            let mut error = StageError::from(e);
+            if !failed.is_empty() {
+                error.message.push_str(&format!("; failed hosts: {}", failed.join(", ")));
+            }
+            Err(error)
         }
     }
 }

@@ -57,11 +57,7 @@ impl Tools {
 /// Runs a command into the provision log; a cancellation is reported as such.
 pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     ctx.log.info(&format!("Running {}", cmd.display()));
-    match exec::run(cmd, &mut *ctx.log, ctx.cancel).await {
-        Ok(_) => Ok(()),
-        Err(e @ exec::Error::Cancelled { .. }) => Err(StageError { message: e.to_string(), cancelled: true }),
-        Err(e) => Err(StageError::failed(e.to_string())),
-    }
+    exec::run(cmd, &mut *ctx.log, ctx.cancel).await.map(|_| ()).map_err(StageError::from)
 }
 
 /// Reads `terraform.tfstate` in `dir`, if there is one.

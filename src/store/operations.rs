@@ -21,6 +21,7 @@ pub struct AttemptEnd {
     pub attempt_id: i64,
     pub outcome: OperationStatus,
     pub error: Option<String>,
+    pub exit_status: Option<i32>,
     pub log_end: i64,
 }
 
@@ -175,7 +176,7 @@ impl Store {
     pub fn attempts(&self, provision_id: i64) -> Result<Vec<AttemptRow>, Error> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
-            "SELECT id, operation_id, stage, started_time, finished_time, outcome, error, log_start, log_end
+            "SELECT id, operation_id, stage, started_time, finished_time, outcome, error, log_start, log_end, exit_status
              FROM stage_attempts WHERE provision_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([provision_id], |r| {
@@ -189,6 +190,7 @@ impl Store {
                 error: r.get(6)?,
                 log_start: r.get(7)?,
                 log_end: r.get(8)?,
+                exit_status: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -197,8 +199,8 @@ impl Store {
 
 pub(super) fn finish_attempt(tx: &rusqlite::Transaction<'_>, end: &AttemptEnd, time: i64) -> Result<(), Error> {
     tx.execute(
-        "UPDATE stage_attempts SET finished_time = ?2, outcome = ?3, error = ?4, log_end = ?5 WHERE id = ?1",
-        params![end.attempt_id, time, end.outcome.as_str(), end.error, end.log_end],
+        "UPDATE stage_attempts SET finished_time = ?2, outcome = ?3, error = ?4, log_end = ?5, exit_status = ?6 WHERE id = ?1",
+        params![end.attempt_id, time, end.outcome.as_str(), end.error, end.log_end, end.exit_status],
     )?;
     Ok(())
 }

@@ -109,4 +109,5 @@ pub struct AttemptRow {
     pub error: Option<String>,
     pub log_start: i64,
     pub log_end: Option<i64>,
+    pub exit_status: Option<i32>,
 }

@@ -49,6 +49,7 @@ fn checkpoint_moves_state_with_body_and_historic_atomically() {
                 attempt_id: attempt,
                 outcome: OperationStatus::Succeeded,
                 error: None,
+                exit_status: None,
                 log_end: 42,
             }),
             time: 4,
@@ -164,4 +165,25 @@ fn listing_hides_done_unless_asked() {
     let ids = |all| store.provisions(all).unwrap().iter().map(|p| p.id).collect::<Vec<_>>();
     assert_eq!(ids(false), vec![b]);
     assert_eq!(ids(true), vec![a, b]);
+}
+
+#[test]
+fn a_failed_attempt_keeps_the_tools_exit_status() {
+    let store = Store::open_in_memory().unwrap();
+    let (_, id) = with_provision(&store);
+    let op = store.begin_operation(id, "create", &json!({}), &owner(1), 1).unwrap();
+    let attempt = store.start_attempt(op, id, "APPLYING", 10, 1).unwrap();
+    let end = AttemptEnd {
+        attempt_id: attempt,
+        outcome: OperationStatus::Failed,
+        error: Some("quota".into()),
+        exit_status: Some(1),
+        log_end: 20,
+    };
+    store.end_attempt(&end, 2).unwrap();
+    let row = &store.attempts(id).unwrap()[0];
+    assert_eq!(
+        (row.exit_status, row.outcome.as_deref(), row.log_start, row.log_end),
+        (Some(1), Some("failed"), 10, Some(20))
+    );
 }
