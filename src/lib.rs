@@ -17,6 +17,7 @@ pub mod driver;
 pub mod engine;
 pub mod exec;
 pub mod one;
+pub mod onesim;
 pub mod provider;
 pub mod provision;
 pub mod render;

@@ -12,6 +12,7 @@
 //! - nothing here parses XML: [`OneApi`] returns domain structs ([`api`]), whatever speaks
 //!   XML-RPC behind it.
 
+pub mod xmlrpc;
 pub mod api;
 pub mod children;
 pub mod configure;

@@ -1,0 +1,1 @@
+//! XML-RPC (placeholder: built by the client work).

@@ -1,0 +1,1 @@
+//! onesim (placeholder: built by the onesim work).
