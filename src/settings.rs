@@ -37,6 +37,11 @@ pub struct Settings {
     /// Reliability tests only: `FORMWORK_CRASH_AT=entered:<STATE>|finished:<STATE>` makes the
     /// process kill itself at that point of that stage.
     pub crash_at: Option<String>,
+    /// OpenNebula's XML-RPC endpoint (oned or onesim), e.g. `http://127.0.0.1:2633/RPC2`.
+    /// Without one, formwork uses its OpenNebula model saved in the data directory.
+    pub one_xmlrpc: Option<String>,
+    /// The `user:password` file for that endpoint (default `~/.one/one_auth`).
+    pub one_auth: Option<PathBuf>,
 }
 
 /// What the command line gave.
@@ -59,7 +64,9 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 8] = [
+const CONFIG_KEYS: [&str; 10] = [
+    "one_xmlrpc",
+    "one_auth",
     "auto_resume",
     "data_dir",
     "drivers_dirs",
@@ -84,6 +91,8 @@ struct FileConfig {
     terraform_config: Option<PathBuf>,
     stage_timeout: Option<u64>,
     auto_resume: Option<bool>,
+    one_xmlrpc: Option<String>,
+    one_auth: Option<PathBuf>,
 }
 
 impl Settings {
@@ -161,6 +170,11 @@ impl Settings {
                 None => file.auto_resume.unwrap_or(true),
             },
             crash_at: var("FORMWORK_CRASH_AT"),
+            one_xmlrpc: var("ONE_XMLRPC").or(file.one_xmlrpc),
+            one_auth: var("ONE_AUTH")
+                .map(PathBuf::from)
+                .or(file.one_auth)
+                .or_else(|| var("HOME").map(|h| Path::new(&h).join(".one/one_auth"))),
         })
     }
 
@@ -179,6 +193,12 @@ impl Settings {
         }
         env.push(("FORMWORK_STAGE_TIMEOUT".into(), self.stage_timeout.as_secs().to_string()));
         env.push(("FORMWORK_AUTO_RESUME".into(), "0".into()));
+        if let Some(endpoint) = &self.one_xmlrpc {
+            env.push(("ONE_XMLRPC".into(), endpoint.clone()));
+        }
+        if let Some(auth) = &self.one_auth {
+            env.push(("ONE_AUTH".into(), path(auth)));
+        }
         env
     }
 
@@ -239,6 +259,12 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
         if let Some(v) = map.get(key) {
             *slot = Some(path_of(key, v)?);
         }
+    }
+    if let Some(v) = map.get("one_xmlrpc") {
+        file.one_xmlrpc = Some(v.as_str().ok_or_else(|| fail("`one_xmlrpc` must be a URL".into()))?.to_string());
+    }
+    if let Some(v) = map.get("one_auth") {
+        file.one_auth = Some(path_of("one_auth", v)?);
     }
     if let Some(v) = map.get("auto_resume") {
         file.auto_resume = Some(v.as_bool().ok_or_else(|| fail("`auto_resume` must be true or false".into()))?);

@@ -12,11 +12,12 @@
 //! - nothing here parses XML: [`OneApi`] returns domain structs ([`api`]), whatever speaks
 //!   XML-RPC behind it.
 
-pub mod xmlrpc;
 pub mod api;
 pub mod children;
+pub mod client;
 pub mod configure;
 mod dispatch;
+pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod fake;
@@ -28,13 +29,16 @@ pub mod teardown;
 pub mod template;
 #[cfg(test)]
 mod testing;
+pub mod xmlrpc;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use api::{AddressRange, Cluster, Datastore, Host, HostStatus, Image, OneApi, Vm, Vnet};
 pub use children::{Unmanaged, unmanaged};
+pub use client::Client;
 pub use configure::configure;
+pub use endpoint::Endpoint;
 pub use error::{Code, Error};
 pub use event::{Context, Event, Historic, Level, Log};
 pub use fake::FakeOne;

@@ -1,1 +1,28 @@
-//! onesim (placeholder: built by the onesim work).
+//! onesim: a local OpenNebula XML-RPC endpoint, the stand-in for oned in the demo and the tests
+//! (DESIGN.md). It answers the calls formwork (and OneForm) make, `POST /RPC2`, with oned's
+//! arrays, error codes and XML shapes (the XSDs in `reference/opennebula-xsd/`), following
+//! OpenNebula's rules through [`crate::one::FakeOne`]; `tests/conformance/pyone_check.py`
+//! checks it against OpenNebula's own Python client. It can inject faults (failed calls,
+//! dropped connections, latency), repeatably from a seed.
+//!
+//! Map: [`server`] (HTTP, accept loop, shutdown) → [`sim`] (authentication, faults, the call
+//! path) → `methods` / `children` / `documents` (the XML-RPC methods) → `render` / `xml`
+//! (oned's XML). `answer` holds oned's reply and error wording, `params` the reading of
+//! parameters, `faults` the seeded dice.
+
+mod answer;
+mod children;
+mod documents;
+pub mod faults;
+mod methods;
+mod params;
+mod render;
+pub mod server;
+pub mod sim;
+mod xml;
+
+pub use answer::Reply;
+pub use documents::VERSION;
+pub use faults::{Effect, FailRule, Faults};
+pub use server::serve;
+pub use sim::{Error, Options, Sim, User};

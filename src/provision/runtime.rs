@@ -7,15 +7,15 @@ use std::time::Duration;
 use crate::driver::Catalog;
 use crate::engine::{Log, Runner, owner};
 use crate::exec::{Masker, ProvisionLog};
-use crate::one::FakeOne;
+use crate::one::{Client, Endpoint, FakeOne};
 use crate::settings::Settings;
 use crate::stages::{Real, Tools};
 use crate::store::{self, Store};
 
-/// The OpenNebula endpoint the stages talk to. Until the XML-RPC client exists this is the
-/// OpenNebula model of `one::FakeOne`, saved after every call in the data directory
-/// (`one-sim.json`), so objects outlive each run and each crash as they would in oned.
-pub type OneEndpoint = FakeOne;
+/// The OpenNebula endpoint the stages talk to: oned or onesim over XML-RPC when `one_xmlrpc`
+/// is set, otherwise the OpenNebula model of `one::FakeOne` saved after every call in the
+/// data directory (`one-sim.json`), so objects outlive each run and each crash as in oned.
+pub type OneEndpoint = Endpoint;
 
 /// The grace period a stopped tool gets between SIGINT and SIGKILL.
 const GRACE: Duration = Duration::from_secs(20);
@@ -35,8 +35,18 @@ impl Runtime {
         let catalog = settings.catalog()?;
         crate::provider::ensure_onprem(&catalog, &store, store::now())
             .map_err(|e| super::Error::Refused(e.to_string()))?;
-        let one = FakeOne::persistent(&settings.data_dir.join("one-sim.json"))
-            .map_err(|e| super::Error::Refused(format!("cannot read the simulated OpenNebula state: {e}")))?;
+        let one = match &settings.one_xmlrpc {
+            Some(url) => {
+                let auth = settings.one_auth.clone().unwrap_or_default();
+                let client = Client::from_auth_file(url, &auth, Default::default())
+                    .map_err(|e| super::Error::Refused(format!("OpenNebula endpoint {url}: {e}")))?;
+                Endpoint::Xmlrpc(Box::new(client))
+            }
+            None => Endpoint::Model(
+                FakeOne::persistent(&settings.data_dir.join("one-sim.json"))
+                    .map_err(|e| super::Error::Refused(format!("cannot read the OpenNebula model's state: {e}")))?,
+            ),
+        };
         Ok(Runtime { settings, store, catalog, one })
     }
 

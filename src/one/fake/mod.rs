@@ -2,12 +2,17 @@
 //! lifecycle to be tested against it (ids per type from the next free one, unique names,
 //! refusals to delete non-empty objects, AR ids, VMs and images as unmanaged children), with
 //! test hooks: faults injected on chosen calls, a log of every call, placement of VMs and
-//! images, and [`Snapshot`]s to compare whole states.
+//! images, and [`Snapshot`]s to compare whole states. Beyond [`super::OneApi`] it answers what
+//! onesim needs of a whole oned: documents (`documents.rs`), pools, rename and both update modes
+//! (`pools.rs`), and VMs and images made through the API (`placement.rs`).
 //!
 //! Cloning a `FakeOne` shares it (the state sits behind an `Arc<Mutex>`); the lock is never
 //! held across an `.await`.
 
 mod api;
+mod documents;
+mod placement;
+mod pools;
 mod vnets;
 mod world;
 
@@ -15,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::path::{Path, PathBuf};
 
+pub use self::documents::{Document, Permissions};
 use self::world::{Outcome, World};
 use super::{Code, Result};
 
@@ -62,6 +68,9 @@ struct Next {
     vnet: i64,
     vm: i64,
     image: i64,
+    /// Documents count from 0; states saved before documents existed start there.
+    #[serde(default)]
+    document: i64,
 }
 
 /// Fails `remaining` matching calls after letting `skip` of them through.
@@ -83,7 +92,7 @@ impl FakeOne {
     pub fn new() -> FakeOne {
         let inner = Inner {
             world: World::bootstrap(),
-            next: Next { cluster: 100, host: 0, datastore: 100, vnet: 0, vm: 0, image: 0 },
+            next: Next { cluster: 100, host: 0, datastore: 100, vnet: 0, vm: 0, image: 0, document: 0 },
             calls: Vec::new(),
             faults: Vec::new(),
             persist: None,

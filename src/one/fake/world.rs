@@ -20,6 +20,10 @@ pub(super) struct World {
     pub vnets: BTreeMap<i64, VnetRec>,
     pub vms: BTreeMap<i64, VmRec>,
     pub images: BTreeMap<i64, ImageRec>,
+    /// Generic documents (OneForm's providers and provisions); absent from states saved before
+    /// documents existed.
+    #[serde(default)]
+    pub documents: BTreeMap<i64, super::documents::DocumentRec>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
