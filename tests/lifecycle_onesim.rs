@@ -1,0 +1,102 @@
+//! The lifecycle against onesim through the real XML-RPC client: formwork (with the scripted
+//! Terraform and Ansible) registers and removes its OpenNebula objects over HTTP, and onesim
+//! ends exactly as it started.
+
+// Tests start onesim and read its first line.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::Home;
+use serde_json::{Value, json};
+
+struct Onesim {
+    child: Child,
+    url: String,
+}
+
+impl Onesim {
+    fn start(state: &std::path::Path) -> Onesim {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_onesim"))
+            .args(["--port", "0", "--password", "pw", "--state", state.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        Onesim { child, url }
+    }
+
+    fn stop(mut self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// Every object onesim holds, as `kind:name`, from its state file.
+fn objects(state: &std::path::Path) -> Vec<String> {
+    let saved: Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
+    let mut names = Vec::new();
+    for kind in ["clusters", "hosts", "datastores", "vnets"] {
+        for record in saved["world"][kind].as_object().unwrap().values() {
+            names.push(format!("{kind}:{}", record["name"].as_str().unwrap()));
+        }
+    }
+    names.sort();
+    names
+}
+
+#[test]
+fn create_and_deprovision_through_onesim_leave_it_as_it_started() {
+    let mut home = Home::with_fakes();
+    let state = home.tmp.path().join("onesim.json");
+    let sim = Onesim::start(&state);
+    let auth = home.tmp.path().join("one_auth");
+    std::fs::write(&auth, "oneadmin:pw\n").unwrap();
+    home.env.push(("ONE_XMLRPC".into(), sim.url.clone()));
+    home.env.push(("ONE_AUTH".into(), auth.display().to_string()));
+
+    home.run_with_stdin(&["provider", "create", "sim", "--values", "-"], Some(r#"{"api_token": "t"}"#)).ok();
+    // Touch onesim once so its state file exists before anything is created.
+    let before = {
+        let p = home.run_with_stdin(
+            &["--json", "provision", "create", "sim", "--values", "-"],
+            Some(&json!({"oneform_hosts": 2, "oneform_public_ips": 1}).to_string()),
+        );
+        let p = p.ok().json();
+        assert_eq!(p["state"], "RUNNING");
+        assert_eq!(p["one_objects"]["hosts"].as_array().unwrap().len(), 2);
+        let during = objects(&state);
+        assert!(during.iter().any(|n| n == "hosts:10.0.0.10"), "{during:?}");
+        assert!(during.iter().any(|n| n.starts_with("clusters:Sim (provision_1)")), "{during:?}");
+        during.into_iter().filter(|n| !n.contains("(provision_1)") && !n.starts_with("hosts:")).collect::<Vec<_>>()
+    };
+    let done = home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
+    assert_eq!(done["state"], "DONE");
+    assert_eq!(objects(&state), before, "onesim holds exactly what it held before the provision");
+    assert!(!home.data_dir().join("one-sim.json").exists(), "the model was not used: the client was");
+    sim.stop();
+}
+
+#[test]
+fn wrong_credentials_are_refused_with_the_authentication_error() {
+    let mut home = Home::with_fakes();
+    let state = home.tmp.path().join("onesim.json");
+    let sim = Onesim::start(&state);
+    let auth = home.tmp.path().join("one_auth");
+    std::fs::write(&auth, "oneadmin:wrong\n").unwrap();
+    home.env.push(("ONE_XMLRPC".into(), sim.url.clone()));
+    home.env.push(("ONE_AUTH".into(), auth.display().to_string()));
+    home.run_with_stdin(&["provider", "create", "sim", "--values", "-"], Some(r#"{"api_token": "t"}"#)).ok();
+    let run = home.run_with_stdin(&["provision", "create", "sim", "--values", "-"], Some(r#"{"oneform_hosts": 1}"#));
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("CONFIGURING_ONE failed"), "{}", run.stderr());
+    assert!(!run.stderr().contains("wrong"), "the password never shows: {}", run.stderr());
+    sim.stop();
+}
