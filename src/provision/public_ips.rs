@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use super::{Error, Runtime};
 use crate::engine::{Log, State, owner};
 use crate::one::{self, OneObjects, Wait};
-use crate::store::{self, HistoricEntry, OperationStatus};
+use crate::stages::one_progress;
+use crate::store::{self, OperationStatus};
 
 /// What to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,24 +53,9 @@ async fn apply(rt: &Runtime, id: i64, change: Change, target: u64, log: &mut dyn
     let mut body = row.body.clone();
     let mut objects = OneObjects::from_value(body["one_objects"].clone())
         .map_err(|e| Error::Refused(format!("the provision's one_objects are not valid: {e}")))?;
-    let ctx = one::Context {
-        provision_id: id,
-        provision_name: row.name.clone(),
-        provider_id: row.provider_id,
-        driver: row.driver.clone(),
-        tags: body["user_inputs_values"]["oneform_tags"].as_object().cloned().unwrap_or_default(),
-    };
-    let store = &rt.store;
-    let mut progress = |objects: &OneObjects, event: &one::Event| -> Result<(), store::Error> {
-        if let Some(line) = event.log() {
-            log.info(&line.message);
-        }
-        let mut saved = body.clone();
-        saved["one_objects"] = objects.to_value();
-        let historic: Vec<HistoricEntry> =
-            event.historic().map(|h| HistoricEntry::new(h.action, h.description, store::now())).into_iter().collect();
-        store.save_body(id, &saved, &historic, store::now())
-    };
+    let ctx = one_progress::context(&row);
+    let mut progress =
+        |objects: &OneObjects, event: &one::Event| one_progress::save(&rt.store, log, id, &mut body, objects, event);
     let done = match change {
         Change::Add { .. } => {
             one::sync_public_ips(&rt.one, &ctx, &mut objects, target as u32, Wait::default(), &mut progress).await

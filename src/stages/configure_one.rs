@@ -10,7 +10,7 @@ use crate::one::{self, OneApi, Wait};
 pub async fn run<A: OneApi>(real: &Real<A>, _job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     ctx.log.info("Creating OpenNebula objects");
     let mut objects = one_progress::objects(ctx)?;
-    let one_ctx = one_progress::context(ctx);
+    let one_ctx = one_progress::context(&ctx.provision);
     let public_ips =
         super::values(&ctx.provision.body).get("oneform_public_ips").and_then(serde_json::Value::as_u64).unwrap_or(0)
             as u32;

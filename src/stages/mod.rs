@@ -13,7 +13,7 @@ mod deprovision;
 mod deprovision_one;
 mod done;
 mod init;
-mod one_progress;
+pub(crate) mod one_progress;
 mod planning;
 mod scaling;
 pub mod terraform;

@@ -2,22 +2,38 @@
 //! OpenNebula change the new `one_objects` are saved with the event's historic entry, and the
 //! event's line goes to the provision log, so a crash between two calls loses nothing.
 
-use crate::engine::Ctx;
-use crate::one::{self, Level, OneObjects};
-use crate::store::{HistoricEntry, now};
+use serde_json::Value;
 
-/// Saves `objects` and logs `event`; the returned error stops the `one` operation.
+use crate::engine::{Ctx, Log};
+use crate::one::{self, Level, OneObjects};
+use crate::store::{HistoricEntry, ProvisionRow, Store, now};
+
+/// Saves `objects` and logs `event` for a stage; the returned error stops the `one` operation.
 pub fn checkpoint(ctx: &mut Ctx<'_>, objects: &OneObjects, event: &one::Event) -> Result<(), crate::store::Error> {
+    save(ctx.store, ctx.log, ctx.provision.id, &mut ctx.provision.body, objects, event)
+}
+
+/// Logs `event`, puts `objects` into provision `id`'s `body` and saves it with the event's
+/// historic entry: the one checkpoint every OpenNebula change goes through (stages, add-ip,
+/// del-ip).
+pub fn save(
+    store: &Store,
+    log: &mut dyn Log,
+    id: i64,
+    body: &mut Value,
+    objects: &OneObjects,
+    event: &one::Event,
+) -> Result<(), crate::store::Error> {
     if let Some(line) = event.log() {
         match line.level {
-            Level::Info => ctx.log.info(&line.message),
-            Level::Warn => ctx.log.note(crate::exec::Severity::Warning, &line.message),
+            Level::Info => log.info(&line.message),
+            Level::Warn => log.note(crate::exec::Severity::Warning, &line.message),
         }
     }
-    ctx.provision.body["one_objects"] = objects.to_value();
+    body["one_objects"] = objects.to_value();
     let historic: Vec<HistoricEntry> =
         event.historic().map(|h| HistoricEntry::new(h.action, h.description, now())).into_iter().collect();
-    ctx.store.save_body(ctx.provision.id, &ctx.provision.body, &historic, now())
+    store.save_body(id, body, &historic, now())
 }
 
 /// The provision's objects, as the `one` module works on them.
@@ -26,9 +42,8 @@ pub fn objects(ctx: &Ctx<'_>) -> Result<OneObjects, crate::engine::StageError> {
         .map_err(|e| crate::engine::StageError::failed(format!("the provision's one_objects are not valid: {e}")))
 }
 
-/// The `one` module's view of the provision.
-pub fn context(ctx: &Ctx<'_>) -> one::Context {
-    let row = &ctx.provision;
+/// The `one` module's view of a provision.
+pub fn context(row: &ProvisionRow) -> one::Context {
     let values = super::values(&row.body);
     one::Context {
         provision_id: row.id,
