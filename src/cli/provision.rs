@@ -325,11 +325,7 @@ async fn refuse_unmanaged(rt: &Runtime, body: &Value, params: &Value) -> anyhow:
     if params["force"].as_bool().unwrap_or(false) {
         return Ok(());
     }
-    let selection = if resources.is_empty() {
-        crate::one::Selection::All
-    } else {
-        crate::one::Selection::from_resources(resources)?
-    };
+    let selection = crate::one::Selection::from_resources(resources)?;
     let mut objects = crate::one::OneObjects::from_value(body["one_objects"].clone())?;
     let found = crate::one::unmanaged(&rt.one, &mut objects).await?.only(&selection);
     if found.is_empty() {

@@ -12,8 +12,8 @@ pub async fn run<A: OneApi>(real: &Real<A>, ctx: &mut Ctx<'_>) -> Result<Outcome
     let params = &ctx.operation.params;
     let force = params["force"].as_bool().unwrap_or(false);
     let selection = match params.get("resources").and_then(Value::as_object) {
-        Some(resources) if !resources.is_empty() => Selection::from_resources(resources).map_err(fail)?,
-        _ => Selection::default(),
+        Some(resources) => Selection::from_resources(resources).map_err(fail)?,
+        None => Selection::default(),
     };
     ctx.log.info("Deleting OpenNebula objects");
     let mut objects = one_progress::objects(ctx)?;
