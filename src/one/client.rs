@@ -135,14 +135,39 @@ impl Client {
         self.info(USER_INFO, "user -1", &[Value::Int(-1)], document::user).await
     }
 
-    /// Sends `method(session, params…)` and returns the result of a successful answer.
+    /// Sends `method(session, params…)` and returns the result of a successful answer. A read
+    /// answered with oned's INTERNAL error (a busy database, a failing driver) is asked again
+    /// with the same backoff as transport failures: reading twice changes nothing. A write is
+    /// never repeated after oned answered it.
     async fn call(&self, method: &'static str, object: &str, params: &[Value], repeat: Repeat) -> Result<Value> {
         let mut all = Vec::with_capacity(params.len() + 1);
         all.push(Value::String(self.session.clone()));
         all.extend_from_slice(params);
         let body = xmlrpc::encode_call(method, &all);
+        let mut backoff = self.options.backoff;
+        let mut attempt = 1;
+        loop {
+            match self.exchange(method, object, &body, repeat).await {
+                Err(Error::Internal { .. }) if repeat == Repeat::Safe && attempt < self.options.tries => {
+                    tracing::debug!(
+                        call = method,
+                        object,
+                        attempt,
+                        "OpenNebula internal error on a read; asking again"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2);
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One call: the HTTP exchange (with its own transport retries) and the decoded answer.
+    async fn exchange(&self, method: &'static str, object: &str, body: &str, repeat: Repeat) -> Result<Value> {
         tracing::debug!(call = method, object, "calling OpenNebula");
-        let answer = self.send(method, object, &body, repeat).await?;
+        let answer = self.send(method, object, body, repeat).await?;
         let value = xmlrpc::decode_response(&answer).map_err(|e| match e {
             xmlrpc::Error::Fault { code, message } => {
                 Code::XmlRpcApi.error(method, object, format!("XML-RPC fault {code}: {}", self.scrub(&message)))

@@ -81,7 +81,8 @@ async fn unknown_codes_faults_garbage_and_http_errors_are_reported() {
         _ => Reply::Status(502),
     })
     .await;
-    let client = client(&server, fast());
+    // One try, so the INTERNAL answer to a read is not asked again (see the next test).
+    let client = client(&server, Options { tries: 1, ..fast() });
     let error = client.vm_info(1).await.unwrap_err();
     assert!(matches!(error, Error::Internal { .. }) && error.to_string().contains("0x42"), "{error}");
     let error = client.vm_info(1).await.unwrap_err();
@@ -93,6 +94,24 @@ async fn unknown_codes_faults_garbage_and_http_errors_are_reported() {
     let error = client.image_delete(4).await.unwrap_err();
     assert!(matches!(error, Error::Transport { .. }) && error.to_string().contains("HTTP 502"), "{error}");
     assert_eq!(server.calls().len(), 5);
+}
+
+#[tokio::test]
+async fn an_internal_error_is_asked_again_for_reads_but_never_for_writes() {
+    let server = TestServer::start(|n, method, _| match (n, method) {
+        (0 | 1, _) => failure("[one.host.info] Internal error", 0x2000, 3),
+        (_, "one.host.info") => success(host_xml(3)),
+        _ => failure("[one.cluster.allocate] Internal error", 0x2000, -1),
+    })
+    .await;
+    let one = client(&server, fast());
+    assert_eq!(one.host_info(3).await.unwrap().name, "h3", "the third try answers");
+    let error = one.cluster_allocate("c").await.unwrap_err();
+    assert!(matches!(error, Error::Internal { .. }), "{error:?}");
+    assert_eq!(server.calls().len(), 4, "three reads, one write");
+    let always = TestServer::start(|_, _, _| failure("[one.host.info] Internal error", 0x2000, 3)).await;
+    assert!(matches!(client(&always, fast()).host_info(3).await.unwrap_err(), Error::Internal { .. }));
+    assert_eq!(always.calls().len(), 3, "a read is asked at most `tries` times");
 }
 
 #[tokio::test]
