@@ -113,6 +113,12 @@ pub fn connection(row: &ProviderRow) -> (Map<String, Value>, Vec<String>) {
     (values, secrets)
 }
 
+/// The connection values with the sensitive ones as `__redacted__`: what templates may see.
+pub fn shown_connection(row: &ProviderRow) -> Map<String, Value> {
+    let values = row.body["connection"].as_object().cloned().unwrap_or_default();
+    crate::cli::output::redact_values(&inputs_of(&row.body), &values)
+}
+
 /// Renames a provider and/or merges connection values (values equal to `__redacted__` are
 /// ignored, so a served body can be sent back), then validates the result.
 pub fn update(

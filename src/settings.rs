@@ -25,8 +25,11 @@ pub struct Settings {
     pub terraform: PathBuf,
     /// The `ansible-playbook` binary.
     pub ansible_playbook: PathBuf,
-    /// A Terraform CLI config file (provider mirrors for offline use), if any.
+    /// A Terraform CLI config file (provider mirrors for offline use), if any; by default the
+    /// one `scripts/setup` writes (`.tools/terraformrc`, the `sim` provider's mirror).
     pub terraform_config: Option<PathBuf>,
+    /// The Ansible roles formwork ships (`playbooks/roles`), shared by every driver.
+    pub shared_roles: PathBuf,
     /// The longest any stage's child process may run.
     pub stage_timeout: Duration,
     /// The variables children inherit from formwork's environment (PATH, HOME).
@@ -144,7 +147,10 @@ impl Settings {
             tools.join("venv/bin/ansible-playbook"),
             "ansible-playbook",
         );
-        let terraform_config = var("FORMWORK_TERRAFORM_CONFIG").map(PathBuf::from).or(file.terraform_config);
+        let terraform_config = var("FORMWORK_TERRAFORM_CONFIG")
+            .map(PathBuf::from)
+            .or(file.terraform_config)
+            .or_else(|| Some(tools.join("terraformrc")).filter(|p| p.exists()));
         let timeout = match var("FORMWORK_STAGE_TIMEOUT") {
             Some(text) => Some(text.parse::<u64>().map_err(|_| Error::Value {
                 key: "FORMWORK_STAGE_TIMEOUT",
@@ -162,6 +168,7 @@ impl Settings {
             terraform,
             ansible_playbook,
             terraform_config,
+            shared_roles: Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/roles"),
             stage_timeout,
             child_env,
             auto_resume: match var("FORMWORK_AUTO_RESUME").as_deref() {

@@ -86,6 +86,9 @@ pub trait OneApi: Send + Sync {
 
     fn image_info(&self, id: i64) -> impl Future<Output = Result<Image>> + Send;
     fn image_delete(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
+
+    /// `one.system.version`: what templates and playbooks see as OpenNebula's version.
+    fn system_version(&self) -> impl Future<Output = Result<String>> + Send;
 }
 
 /// `one.host.status` values.

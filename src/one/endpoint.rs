@@ -53,4 +53,5 @@ forward! {
     vm_delete(id: i64) -> ();
     image_info(id: i64) -> Image;
     image_delete(id: i64) -> ();
+    system_version() -> String;
 }

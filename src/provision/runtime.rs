@@ -67,11 +67,17 @@ impl Runtime {
             tools,
             work_root: settings.work_root(),
             one: self.one.clone(),
-            one_version: "7.2.0".into(),
-            frontend_ip: "127.0.0.1".into(),
+            frontend_ip: self.frontend_ip(),
+            shared_roles: settings.shared_roles.clone(),
         };
         let fault = settings.crash_at.as_deref().and_then(crate::engine::Fault::parse);
         Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: store::now, fault }
+    }
+
+    /// The host of the XML-RPC endpoint (OneForm's `one_server`); 127.0.0.1 for the model.
+    fn frontend_ip(&self) -> String {
+        let uri = self.settings.one_xmlrpc.as_deref().and_then(|url| url.parse::<hyper::Uri>().ok());
+        uri.and_then(|u| u.host().map(str::to_owned)).unwrap_or_else(|| "127.0.0.1".to_owned())
     }
 
     /// Opens a provision's log with every secret it may see masked.

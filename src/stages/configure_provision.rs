@@ -18,10 +18,11 @@ pub const DEFAULT_TAGS: &str = "stage2,stage3,network";
 pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     let dir = job.dir.join("ansible");
     work::fresh_copy(&job.driver.system_path.join("ansible"), &dir)?;
-    write_inventory(real, job, ctx, &dir)?;
+    let version = real.one.system_version().await.map_err(fail)?;
+    write_inventory(real, job, ctx, &dir, &version)?;
     let extra = json!({
         "provision_id": ctx.provision.id,
-        "version": real.one_version,
+        "version": version,
         "one_server": real.frontend_ip,
     });
     work::write_private(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
@@ -32,6 +33,7 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
         .cwd(&dir)
         .pass_path_and_home(&real.tools.env)
         .env("ANSIBLE_CONFIG", dir.join("ansible.cfg").display().to_string())
+        .env("ANSIBLE_ROLES_PATH", format!("{}:{}", dir.join("roles").display(), real.shared_roles.display()))
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
         .env("LANG", "C.UTF-8")
@@ -46,14 +48,23 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     Ok(Outcome::ConfiguringProvision { hosts: objects.hosts.len() })
 }
 
-fn write_inventory<A>(real: &Real<A>, job: &Job, ctx: &Ctx<'_>, dir: &std::path::Path) -> Result<(), StageError> {
+fn write_inventory<A>(
+    real: &Real<A>,
+    job: &Job,
+    ctx: &Ctx<'_>,
+    dir: &std::path::Path,
+    version: &str,
+) -> Result<(), StageError> {
     let body = &ctx.provision.body;
     let deployment = job.driver.deployment(body["deployment_file"].as_str()).map_err(fail)?;
     let mut shown = body.clone();
     let inputs: Vec<crate::driver::Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
     let values = super::values(body);
     shown["user_inputs_values"] = json!(crate::cli::output::redact_values(&inputs, &values));
-    let facts = render::Facts { version: real.one_version.clone(), frontend_ip: real.frontend_ip.clone() };
+    // Beyond OneForm: the provider's connection values (sensitive ones redacted), so a
+    // template can reach what the provider made (e.g. the sim cloud's folder).
+    shown["connection"] = json!(job.shown_connection);
+    let facts = render::Facts { version: version.to_owned(), frontend_ip: real.frontend_ip.clone() };
     let inventory =
         render::inventory(&deployment.source, ctx.provision.id, &shown, &facts).map_err(StageError::failed)?;
     work::write_private(&dir.join("inventory.yaml"), inventory.as_bytes())

@@ -36,15 +36,19 @@ pub struct Real<A> {
     /// `<data_dir>/work`: one private directory per provision.
     pub work_root: PathBuf,
     pub one: A,
-    /// What templates see as `one.version` and `one.frontend_ip`.
-    pub one_version: String,
+    /// What templates see as `one.frontend_ip` and playbooks as `one_server`: the host of the
+    /// XML-RPC endpoint (OneForm's rule). `one.version` is asked from OpenNebula.
     pub frontend_ip: String,
+    /// The project's shared Ansible roles (`playbooks/roles`), found after the driver's own.
+    pub shared_roles: PathBuf,
 }
 
 /// What every stage needs about the provision it works on, gathered once per stage run.
 pub struct Job {
     pub driver: Driver,
     pub connection: Map<String, Value>,
+    /// The connection values with sensitive ones redacted, for the deployment template.
+    pub shown_connection: Map<String, Value>,
     /// Values to mask in every line a child prints.
     pub secrets: Vec<String>,
     pub dir: PathBuf,
@@ -84,10 +88,11 @@ impl<A> Real<A> {
         };
         let provider = ctx.store.provider(row.provider_id).map_err(|e| StageError::failed(e.to_string()))?;
         let (connection, mut secrets) = provider::connection(&provider);
+        let shown_connection = provider::shown_connection(&provider);
         secrets.extend(sensitive_values(&row.body));
         let onprem = values(&row.body).contains_key("oneform_onprem_hosts");
         let dir = work::provision_dir(&self.work_root, row.id);
-        Ok(Job { driver, connection, secrets, dir, onprem })
+        Ok(Job { driver, connection, shown_connection, secrets, dir, onprem })
     }
 }
 

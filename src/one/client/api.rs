@@ -189,6 +189,10 @@ impl OneApi for Client {
     async fn image_delete(&self, image: i64) -> Result<()> {
         self.write(call::IMAGE_DELETE, &id("image", image), &[Value::Int(image)]).await
     }
+
+    async fn system_version(&self) -> Result<String> {
+        Client::system_version(self).await
+    }
 }
 
 #[cfg(test)]

@@ -137,4 +137,12 @@ impl OneApi for FakeOne {
     async fn image_delete(&self, image: i64) -> Result<()> {
         self.run(call::IMAGE_DELETE, id("image", image), |w, _| w.image_delete(image))
     }
+
+    /// The model is of OpenNebula 7.2, OneForm's first release; not a recorded call.
+    async fn system_version(&self) -> Result<String> {
+        Ok(MODEL_VERSION.to_owned())
+    }
 }
+
+/// The OpenNebula version the model answers `one.system.version` with.
+pub const MODEL_VERSION: &str = "7.2.0";
