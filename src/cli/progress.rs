@@ -37,6 +37,13 @@ impl Sink for Progress {
             eprintln!("[provision {}] {text}", self.id);
         }
     }
+
+    fn progress(&mut self, text: &str) {
+        self.log.note(Severity::Info, text);
+        if !self.quiet {
+            eprintln!("[provision {}]   {text}", self.id);
+        }
+    }
 }
 
 impl Log for Progress {

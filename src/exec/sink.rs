@@ -62,6 +62,11 @@ pub trait Sink: Send {
     fn line(&mut self, stream: Stream, text: &str);
     /// Something formwork has to say about the run.
     fn note(&mut self, severity: Severity, text: &str);
+    /// A step of the work done (a resource created, a host configured): logged as an info
+    /// note, and shown to a user watching in the foreground.
+    fn progress(&mut self, text: &str) {
+        self.note(Severity::Info, text);
+    }
 }
 
 /// Keeps everything in memory: for commands whose output formwork reads (`terraform output
@@ -109,6 +114,11 @@ impl Sink for Tee<'_> {
     fn note(&mut self, severity: Severity, text: &str) {
         self.first.note(severity, text);
         self.second.note(severity, text);
+    }
+
+    fn progress(&mut self, text: &str) {
+        self.first.progress(text);
+        self.second.progress(text);
     }
 }
 

@@ -61,6 +61,7 @@ async fn destroy<A>(
         "-auto-approve".into(),
         "-input=false".into(),
         "-no-color".into(),
+        "-json".into(),
         "-lock-timeout=60s".into(),
     ];
     args.extend(targets.iter().map(|t| format!("-target={t}")));
@@ -69,7 +70,8 @@ async fn destroy<A>(
     save_state(job, ctx)?;
     destroyed?;
     if !all {
-        let refresh = ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-lock-timeout=60s"];
+        let refresh =
+            ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-json", "-lock-timeout=60s"];
         terraform::run(&real.tools.terraform(&dir, &refresh, &job.secrets), ctx).await?;
     }
     let state = save_state(job, ctx)?.unwrap_or_else(|| "{}".into());

@@ -17,6 +17,7 @@ pub(crate) mod one_progress;
 mod planning;
 mod scaling;
 pub mod terraform;
+mod terraform_ui;
 pub mod work;
 
 use std::path::PathBuf;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::terraform_ui::JsonUi;
 use crate::engine::{Ctx, StageError};
 use crate::exec::{self, Cmd};
 
@@ -54,10 +55,21 @@ impl Tools {
     }
 }
 
-/// Runs a command into the provision log; a cancellation is reported as such.
+/// Runs a Terraform command into the provision log through [`JsonUi`] (so `-json` output reads
+/// as plain text there, with progress steps); a failure says what Terraform reported, and a
+/// cancellation is reported as such.
 pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     ctx.log.info(&format!("Running {}", cmd.display()));
-    exec::run(cmd, &mut *ctx.log, ctx.cancel).await.map(|_| ()).map_err(StageError::from)
+    let mut ui = JsonUi::new(&mut *ctx.log);
+    let result = exec::run(cmd, &mut ui, ctx.cancel).await;
+    let reported = ui.failure();
+    result.map(|_| ()).map_err(|e| {
+        let mut error = StageError::from(e);
+        if let (Some(reported), false) = (reported, error.cancelled) {
+            error.message = format!("{reported} ({})", error.message);
+        }
+        error
+    })
 }
 
 /// Reads `terraform.tfstate` in `dir`, if there is one.
