@@ -7,73 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use common::Home;
-use serde_json::{Value, json};
-
-struct Onesim {
-    child: Child,
-    url: String,
-}
-
-impl Onesim {
-    fn start(state: &std::path::Path) -> Onesim {
-        Onesim::with_faults(state, &[])
-    }
-
-    /// onesim with extra flags (`--fail-rate`, `--latency-ms`, `--seed`…).
-    fn with_faults(state: &std::path::Path, faults: &[&str]) -> Onesim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_onesim"))
-            .args(["--port", "0", "--password", "pw", "--state", state.to_str().unwrap()])
-            .args(faults)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-        Onesim { child, url }
-    }
-
-    fn stop(mut self) {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-/// Points `home`'s formwork at `sim` (replacing an earlier endpoint).
-fn use_endpoint(home: &mut Home, sim: &Onesim) {
-    let auth = home.tmp.path().join("one_auth");
-    std::fs::write(&auth, "oneadmin:pw\n").unwrap();
-    home.env.retain(|(k, _)| k != "ONE_XMLRPC" && k != "ONE_AUTH");
-    home.env.push(("ONE_XMLRPC".into(), sim.url.clone()));
-    home.env.push(("ONE_AUTH".into(), auth.display().to_string()));
-}
-
-/// Panics when onesim holds two objects of one kind with one name.
-fn assert_no_duplicates(names: &[String]) {
-    let mut seen = std::collections::HashSet::new();
-    for name in names {
-        assert!(seen.insert(name), "{name} exists twice in onesim: {names:?}");
-    }
-}
-
-/// Every object onesim holds, as `kind:name`, from its state file.
-fn objects(state: &std::path::Path) -> Vec<String> {
-    let saved: Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
-    let mut names = Vec::new();
-    for kind in ["clusters", "hosts", "datastores", "vnets"] {
-        for record in saved["world"][kind].as_object().unwrap().values() {
-            names.push(format!("{kind}:{}", record["name"].as_str().unwrap()));
-        }
-    }
-    names.sort();
-    names
-}
+use common::onesim::{Onesim, assert_no_duplicates, objects, use_endpoint};
+use serde_json::json;
 
 #[test]
 fn create_and_deprovision_through_onesim_leave_it_as_it_started() {

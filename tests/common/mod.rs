@@ -5,6 +5,8 @@
 // Tests run formwork as a user would: they spawn it and pass it PATH.
 #![allow(clippy::disallowed_methods)]
 
+pub mod onesim;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
