@@ -4,7 +4,9 @@
 //! line), `ansible-playbook` with the driver's ansible.cfg, and finally OneForm's host
 //! force-update. A failure names the hosts the play recap shows as failed or unreachable.
 
-use serde_json::json;
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
 
 use super::{Job, Real, fail, one_progress, work};
 use crate::engine::{Ctx, Outcome, StageError};
@@ -19,7 +21,7 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     let dir = job.dir.join("ansible");
     work::fresh_copy(&job.driver.system_path.join("ansible"), &dir)?;
     let version = real.one.system_version().await.map_err(fail)?;
-    write_inventory(real, job, ctx, &dir, &version)?;
+    let addresses = write_inventory(real, job, ctx, &dir, &version)?;
     let extra = json!({
         "provision_id": ctx.provision.id,
         "version": version,
@@ -41,7 +43,7 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
         .timeout(real.tools.stage_timeout)
         .grace(real.tools.grace)
         .secrets(job.secrets.iter().cloned());
-    playbook(&cmd, ctx).await?;
+    playbook(&cmd, ctx, &addresses).await?;
     let objects = one_progress::objects(ctx)?;
     let mut progress = |objects: &one::OneObjects, event: &one::Event| one_progress::checkpoint(ctx, objects, event);
     one::force_update_hosts(&real.one, &objects, &mut progress).await.map_err(fail)?;
@@ -54,7 +56,7 @@ fn write_inventory<A>(
     ctx: &Ctx<'_>,
     dir: &std::path::Path,
     version: &str,
-) -> Result<(), StageError> {
+) -> Result<HashMap<String, String>, StageError> {
     let body = &ctx.provision.body;
     let deployment = job.driver.deployment(body["deployment_file"].as_str()).map_err(fail)?;
     let mut shown = body.clone();
@@ -67,24 +69,64 @@ fn write_inventory<A>(
     let facts = render::Facts { version: version.to_owned(), frontend_ip: real.frontend_ip.clone() };
     let inventory =
         render::inventory(&deployment.source, ctx.provision.id, &shown, &facts).map_err(StageError::failed)?;
-    work::write_private(&dir.join("inventory.yaml"), inventory.as_bytes())
+    work::write_private(&dir.join("inventory.yaml"), inventory.as_bytes())?;
+    let parsed = crate::driver::deployment::yaml_to_json(&inventory).unwrap_or_default();
+    Ok(host_addresses(&parsed))
 }
 
-async fn playbook(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
+/// Inventory host name → its `ansible_host`, over every group (`<group>.hosts.<name>`).
+fn host_addresses(inventory: &Value) -> HashMap<String, String> {
+    let groups = inventory.as_object().into_iter().flat_map(|g| g.values());
+    let hosts = groups.filter_map(|group| group["hosts"].as_object()).flatten();
+    hosts.filter_map(|(name, vars)| Some((name.clone(), vars["ansible_host"].as_str()?.to_owned()))).collect()
+}
+
+/// Runs the playbook; a failure names the failed hosts with their addresses and what Ansible
+/// said about each (its `fatal:` lines are on stdout, not stderr).
+async fn playbook(cmd: &Cmd, ctx: &mut Ctx<'_>, addresses: &HashMap<String, String>) -> Result<(), StageError> {
     ctx.log.info(&format!("Running {}", cmd.display()));
     let mut capture = Capture::default();
     let mut tee = Tee { first: &mut *ctx.log, second: &mut capture };
     match exec::run(cmd, &mut tee, ctx.cancel).await {
         Ok(_) => Ok(()),
         Err(e) => {
-            let failed = failed_hosts(&capture.stream(Stream::Stdout));
+            let stdout = capture.stream(Stream::Stdout);
+            let failed: Vec<String> = failed_hosts(&stdout)
+                .into_iter()
+                .map(|host| match addresses.get(&host) {
+                    Some(address) if *address != host => format!("{host} ({address})"),
+                    _ => host,
+                })
+                .collect();
             let mut error = StageError::from(e);
             if !failed.is_empty() {
-                error.message.push_str(&format!("; failed hosts: {}", failed.join(", ")));
+                let mut said = fatal_messages(&stdout);
+                said.dedup();
+                let said = if said.is_empty() { String::new() } else { format!(": {}", said.join("; ")) };
+                error.message = format!("failed hosts: {}{said} ({})", failed.join(", "), error.message);
             }
             Err(error)
         }
     }
+}
+
+/// `[host] msg` of every `fatal: [host]: FAILED! => {…"msg": …}` line (or the line itself).
+fn fatal_messages(stdout: &[&str]) -> Vec<String> {
+    stdout
+        .iter()
+        .filter_map(|line| line.strip_prefix("fatal: "))
+        .map(|rest| {
+            let host = rest.split(':').next().unwrap_or_default();
+            let msg = rest
+                .split_once("=> ")
+                .and_then(|(_, json)| serde_json::from_str::<Value>(json).ok())
+                .and_then(|v| v["msg"].as_str().map(str::to_owned));
+            match msg {
+                Some(msg) => format!("{host} {msg}"),
+                None => rest.to_owned(),
+            }
+        })
+        .collect()
 }
 
 /// Hosts whose PLAY RECAP line shows `failed` or `unreachable` above zero.
@@ -114,5 +156,16 @@ mod tests {
             "n3                         : ok=0    changed=0    unreachable=1    failed=0    skipped=0",
         ];
         assert_eq!(super::failed_hosts(&out), vec!["n2", "n3"]);
+        assert_eq!(super::fatal_messages(&out), vec!["[n2]: FAILED! => {}"]);
+        let said = [r#"fatal: [n4]: FAILED! => {"changed": false, "msg": "10.0.0.5 is not a directory"}"#];
+        assert_eq!(super::fatal_messages(&said), vec!["[n4] 10.0.0.5 is not a directory"]);
+    }
+
+    #[test]
+    fn inventory_hosts_map_to_their_addresses() {
+        let inventory = serde_json::json!({"all": {"vars": {}}, "frontend": {"hosts": {"f1": {"ansible_host": "1.2.3.4"}}},
+            "node": {"hosts": {"n1": {"ansible_host": "10.0.0.1"}, "n2": {}}}});
+        let map = super::host_addresses(&inventory);
+        assert_eq!((map["f1"].as_str(), map["n1"].as_str(), map.len()), ("1.2.3.4", "10.0.0.1", 2));
     }
 }
