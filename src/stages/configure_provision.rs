@@ -88,7 +88,20 @@ async fn playbook(cmd: &Cmd, ctx: &mut Ctx<'_>, addresses: &HashMap<String, Stri
     let mut capture = Capture::default();
     let mut tee = Tee { first: &mut *ctx.log, second: &mut capture };
     match exec::run(cmd, &mut tee, ctx.cancel).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            let stdout = capture.stream(Stream::Stdout);
+            for line in stdout.iter().skip_while(|l| !l.starts_with("PLAY RECAP")).skip(1) {
+                if let Some((host, counts)) = line.split_once(" : ") {
+                    let host = host.trim();
+                    let shown = addresses.get(host).map_or(host.to_owned(), |a| format!("{host} ({a})"));
+                    ctx.log.progress(&format!(
+                        "configured {shown}: {}",
+                        counts.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ));
+                }
+            }
+            Ok(())
+        }
         Err(e) => {
             let stdout = capture.stream(Stream::Stdout);
             let failed: Vec<String> = failed_hosts(&stdout)

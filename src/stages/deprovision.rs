@@ -46,8 +46,14 @@ async fn destroy<A>(
         None => String::new(),
     };
     let targets: Vec<String> = removed.iter().flat_map(|(_, id)| terraform::addresses_of(&state, id)).collect();
-    if !all && targets.is_empty() {
+    let gone: Vec<&str> = removed.iter().map(|(_, id)| id.as_str()).collect();
+    let stale = terraform::provisioned_hosts(&state)
+        .map(|hosts| hosts.iter().any(|h| gone.contains(&h.instance_id.as_str())))
+        .unwrap_or(true);
+    if !all && targets.is_empty() && terraform::compaction_moves(&state).is_empty() && !stale {
         ctx.log.info("No Terraform resource belongs to the removed hosts");
+        let provisioned = terraform::provisioned_hosts(&state)?;
+        record_hosts(ctx, &provisioned, false);
         return Ok(());
     }
     if !dir.join(".terraform").exists() {
@@ -55,29 +61,54 @@ async fn destroy<A>(
         let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
         terraform::run(&cmd, ctx).await?;
     }
-    ctx.log.info("Destroying terraform resources");
-    let mut args = vec![
-        "destroy".to_string(),
-        "-auto-approve".into(),
-        "-input=false".into(),
-        "-no-color".into(),
-        "-json".into(),
-        "-lock-timeout=60s".into(),
-    ];
-    args.extend(targets.iter().map(|t| format!("-target={t}")));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let destroyed = terraform::run(&real.tools.terraform(&dir, &args, &job.secrets), ctx).await;
-    save_state(job, ctx)?;
-    destroyed?;
+    if all || !targets.is_empty() {
+        ctx.log.info("Destroying terraform resources");
+        let mut args = vec![
+            "destroy".to_string(),
+            "-auto-approve".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            "-json".into(),
+            "-lock-timeout=60s".into(),
+        ];
+        args.extend(targets.iter().map(|t| format!("-target={t}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let destroyed = terraform::run(&real.tools.terraform(&dir, &args, &job.secrets), ctx).await;
+        save_state(job, ctx)?;
+        destroyed?;
+    }
     if !all {
-        let refresh =
-            ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-json", "-lock-timeout=60s"];
-        terraform::run(&real.tools.terraform(&dir, &refresh, &job.secrets), ctx).await?;
+        compact(real, job, ctx, removed.len()).await?;
     }
     let state = save_state(job, ctx)?.unwrap_or_else(|| "{}".into());
     let provisioned = terraform::provisioned_hosts(&state)?;
     record_hosts(ctx, &provisioned, false);
     Ok(())
+}
+
+/// After a targeted destroy, closes the holes it left in `count` resources (`host[2]` becomes
+/// `host[1]` when `host[1]` was destroyed) so the configuration with one host fewer matches
+/// the state: otherwise the next apply would destroy the last host and re-create the one just
+/// removed (OneForm's behaviour). Then `apply -refresh-only` with the lowered `oneform_hosts`
+/// brings `provisioned_hosts` up to date. Safe to repeat: the moves are computed from the
+/// state as it is.
+async fn compact<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>, removed: usize) -> Result<(), StageError> {
+    let dir = job.dir.join("terraform");
+    let state = terraform::read_state(&dir)?.unwrap_or_default();
+    for (from, to) in terraform::compaction_moves(&state) {
+        let args = ["state", "mv", "-lock-timeout=60s", from.as_str(), to.as_str()];
+        terraform::run(&real.tools.terraform(&dir, &args, &job.secrets), ctx).await?;
+        save_state(job, ctx)?;
+    }
+    let mut refresh: Vec<String> =
+        ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-json", "-lock-timeout=60s"]
+            .map(String::from)
+            .into();
+    if let Some(count) = super::values(&ctx.provision.body).get("oneform_hosts").and_then(Value::as_u64) {
+        refresh.push(format!("-var=oneform_hosts={}", count.saturating_sub(removed as u64)));
+    }
+    let refresh: Vec<&str> = refresh.iter().map(String::as_str).collect();
+    terraform::run(&real.tools.terraform(&dir, &refresh, &job.secrets), ctx).await
 }
 
 /// The on-prem hosts that still have an OpenNebula id.

@@ -136,6 +136,38 @@ pub fn addresses_of(state: &str, resource_id: &str) -> Vec<String> {
     found
 }
 
+/// `terraform state mv` moves that make every `count` resource's indices contiguous again
+/// (`0..n`): each index at or past `n` fills the lowest hole. Resources keyed by strings
+/// (`for_each`) or without keys are left alone.
+pub fn compaction_moves(state: &str) -> Vec<(String, String)> {
+    let Ok(state) = serde_json::from_str::<Value>(state) else {
+        return vec![];
+    };
+    let mut moves = Vec::new();
+    for resource in state["resources"].as_array().into_iter().flatten() {
+        if resource["mode"] == "data" {
+            continue;
+        }
+        let instances = resource["instances"].as_array().cloned().unwrap_or_default();
+        let Some(mut keys) = instances.iter().map(|i| i["index_key"].as_u64()).collect::<Option<Vec<u64>>>() else {
+            continue;
+        };
+        keys.sort_unstable();
+        let n = keys.len() as u64;
+        let mut holes = (0..n).filter(|k| !keys.contains(k));
+        let base = match resource["module"].as_str() {
+            Some(module) => format!("{module}.{}.{}", text(&resource["type"]), text(&resource["name"])),
+            None => format!("{}.{}", text(&resource["type"]), text(&resource["name"])),
+        };
+        for from in keys.iter().filter(|k| **k >= n) {
+            if let Some(to) = holes.next() {
+                moves.push((format!("{base}[{from}]"), format!("{base}[{to}]")));
+            }
+        }
+    }
+    moves
+}
+
 fn holds(attributes: &Value, wanted: &str) -> bool {
     let matches = |v: &Value| v.as_str() == Some(wanted);
     attributes.as_object().is_some_and(|a| a.values().any(matches))
@@ -178,5 +210,22 @@ mod tests {
         assert_eq!(addresses_of(&state, "10.0.0.5"), vec!["null_resource.node[\"10.0.0.5\"]"]);
         assert_eq!(addresses_of(&state, "i-9"), vec!["module.host[0].aws_instance.this"]);
         assert!(addresses_of(&state, "nope").is_empty());
+    }
+
+    #[test]
+    fn compaction_fills_the_holes_of_count_resources_only() {
+        let state = json!({"resources": [
+            {"mode": "managed", "type": "sim_host", "name": "host", "instances": [
+                {"index_key": 0}, {"index_key": 3}, {"index_key": 2}, {"index_key": 5}]},
+            {"mode": "managed", "type": "sim_host", "name": "whole", "instances": [{"index_key": 0}, {"index_key": 1}]},
+            {"mode": "managed", "type": "null_resource", "name": "node", "instances": [{"index_key": "a"}]},
+            {"mode": "managed", "type": "sim_ip", "name": "one", "instances": [{}]}
+        ]});
+        assert_eq!(
+            compaction_moves(&state.to_string()),
+            [("sim_host.host[5]".to_owned(), "sim_host.host[1]".to_owned())],
+            "4 instances: 0, 2, 3 stay; 5 fills 1"
+        );
+        assert!(compaction_moves("not json").is_empty());
     }
 }

@@ -1,0 +1,286 @@
+//! End to end with the real tools: Terraform (from `.tools`, with the `sim` provider from its
+//! filesystem mirror), ansible-playbook (from `.tools/venv`) and onesim as OpenNebula. Each
+//! test has its own formwork home, sim cloud folder and onesim. `scripts/setup` installs the
+//! tools; without them these tests fail and say so.
+
+// Tests spawn formwork and onesim and kill them.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Home;
+use common::onesim::{Onesim, assert_no_duplicates, objects, use_endpoint};
+use serde_json::{Value, json};
+
+/// A formwork home wired to real tools, a sim cloud and onesim.
+struct World {
+    home: Home,
+    cloud: PathBuf,
+    onesim_state: PathBuf,
+    sim: Option<Onesim>,
+}
+
+impl World {
+    fn new() -> World {
+        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools");
+        for needed in ["bin/terraform", "terraformrc", "venv/bin/ansible-playbook"] {
+            assert!(tools.join(needed).exists(), ".tools/{needed} is missing: run scripts/setup first");
+        }
+        let mut home = Home::with_builtin();
+        let cloud = home.tmp.path().join("cloud");
+        let onesim_state = home.tmp.path().join("onesim.json");
+        let sim = Onesim::start(&onesim_state);
+        use_endpoint(&mut home, &sim);
+        World { home, cloud, onesim_state, sim: Some(sim) }
+    }
+
+    /// The sim provider, pointed at this world's cloud folder.
+    fn sim_provider(&self) {
+        let values = json!({"api_token": "e2e-secret-token", "endpoint": self.cloud});
+        self.home.run_with_stdin(&["provider", "create", "sim", "--values", "-"], Some(&values.to_string())).ok();
+    }
+
+    fn create(&self, driver: &str, values: Value) -> common::Run {
+        self.home.run_with_stdin(&["--json", "provision", "create", driver, "--values", "-"], Some(&values.to_string()))
+    }
+
+    fn show(&self, id: &str) -> Value {
+        self.home.run(&["--json", "provision", "show", id]).ok().json()
+    }
+
+    fn faults(&self, faults: Value) {
+        std::fs::create_dir_all(&self.cloud).unwrap();
+        std::fs::write(self.cloud.join("faults.json"), faults.to_string()).unwrap();
+    }
+
+    /// Host records in the sim cloud: (id, ip).
+    fn cloud_hosts(&self) -> Vec<(String, String)> {
+        let mut hosts: Vec<(String, String)> = std::fs::read_dir(self.cloud.join("hosts"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .map(|e| {
+                let record: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+                (record["id"].as_str().unwrap().to_owned(), record["ip"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        hosts.sort();
+        hosts
+    }
+
+    /// The addresses of the sim cloud's hosts, sorted.
+    fn cloud_ips(&self) -> Vec<String> {
+        let mut ips: Vec<String> = self.cloud_hosts().into_iter().map(|(_, ip)| ip).collect();
+        ips.sort();
+        ips
+    }
+
+    /// Hosts onesim holds, by name (their address).
+    fn one_hosts(&self) -> Vec<String> {
+        objects(&self.onesim_state).into_iter().filter_map(|n| n.strip_prefix("hosts:").map(str::to_owned)).collect()
+    }
+
+    /// How many times Ansible configured the sim host at `ip` (lines of its runs.log).
+    fn runs(&self, ip: &str) -> usize {
+        std::fs::read_to_string(self.cloud.join("machines").join(ip).join("runs.log"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+
+    fn stop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            sim.stop();
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ips(provision: &Value) -> Vec<String> {
+    let mut ips: Vec<String> = provision["one_objects"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap().to_owned())
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// The AR ids of the public-IP ranges on the elastic network.
+fn elastic_ar_ids(provision: &Value) -> Vec<i64> {
+    let networks = provision["one_objects"]["networks"].as_array().unwrap();
+    let elastic = networks.iter().find(|n| n["template"]["vn_mad"] == "elastic").expect("an elastic network");
+    elastic["template"]["ar"].as_array().into_iter().flatten().map(|a| a["ar_id"].as_i64().unwrap()).collect()
+}
+
+#[test]
+fn sim_create_scale_ips_and_deprovision_with_real_terraform_and_ansible() {
+    let mut world = World::new();
+    world.sim_provider();
+    let created = world.create("sim", json!({"oneform_hosts": 2}));
+    let p = created.ok().json();
+    assert_eq!(p["state"], "RUNNING");
+    let first = ips(&p);
+    assert_eq!(first.len(), 2);
+    let cloud = world.cloud_ips();
+    assert_eq!(cloud, first, "the sim cloud holds the provision's hosts");
+    assert_eq!(world.one_hosts(), first, "onesim holds them too");
+    for ip in &first {
+        assert_eq!(world.runs(ip), 1, "Ansible configured {ip} once");
+        let conf = std::fs::read_to_string(world.cloud.join("machines").join(ip).join("node.conf")).unwrap();
+        assert!(conf.contains(ip), "node.conf of {ip} names it: {conf}");
+    }
+
+    let scaled = world.home.run(&["--json", "provision", "add-host", "1", "--amount", "2"]).ok().json();
+    assert_eq!(scaled["state"], "RUNNING");
+    let four = ips(&scaled);
+    assert_eq!(four.len(), 4);
+    assert!(first.iter().all(|ip| four.contains(ip)), "scaling up keeps the first hosts: {four:?}");
+    assert_eq!(world.cloud_hosts().len(), 4);
+    for ip in four.iter().filter(|ip| !first.contains(ip)) {
+        assert!(world.runs(ip) >= 1, "Ansible configured the new host {ip}");
+    }
+
+    let victim = scaled["one_objects"]["hosts"][1]["id"].as_i64().unwrap().to_string();
+    let victim_ip = scaled["one_objects"]["hosts"][1]["name"].as_str().unwrap().to_owned();
+    let down = world.home.run(&["--json", "provision", "del-host", "1", "--ids", &victim]).ok().json();
+    assert_eq!(down["state"], "RUNNING");
+    let three = ips(&down);
+    assert_eq!(three.len(), 3);
+    assert!(!three.contains(&victim_ip));
+    let cloud = world.cloud_ips();
+    assert!(!cloud.contains(&victim_ip) && cloud.len() == 3, "Terraform destroyed exactly that host: {cloud:?}");
+    assert!(!world.cloud.join("machines").join(&victim_ip).exists());
+    assert!(!world.one_hosts().contains(&victim_ip));
+
+    let with_ips = world.home.run(&["--json", "provision", "add-ip", "1", "--amount", "2"]).ok().json();
+    assert_eq!(elastic_ar_ids(&with_ips).len(), 2);
+    let ars = elastic_ar_ids(&with_ips);
+    let fewer = world.home.run(&["--json", "provision", "del-ip", "1", &ars[0].to_string()]).ok().json();
+    assert_eq!(elastic_ar_ids(&fewer), ars[1..].to_vec());
+
+    let done = world.home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
+    assert_eq!(done["state"], "DONE");
+    assert!(world.cloud_hosts().is_empty(), "the sim cloud ends empty");
+    assert!(world.one_hosts().is_empty(), "onesim ends without hosts");
+    let left: Vec<String> = objects(&world.onesim_state).into_iter().filter(|n| n.contains("(provision_1)")).collect();
+    assert!(left.is_empty(), "onesim ends without the provision's objects: {left:?}");
+    let logs = world.home.run(&["provision", "logs", "1", "--all"]).ok().stdout();
+    assert!(logs.contains("Creation complete"), "Terraform's progress is in the log");
+    assert!(!logs.contains("e2e-secret-token"), "the provider's token never shows in the log");
+}
+
+#[test]
+fn a_failed_first_apply_names_the_provider_error_and_retry_finishes() {
+    let world = World::new();
+    world.sim_provider();
+    world.faults(json!({"fail_create_host": 2}));
+    let run = world.create("sim", json!({"oneform_hosts": 2}));
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().contains("injected failure"), "the provider's message is shown: {}", run.stderr());
+    let failed = world.show("1");
+    assert_eq!(failed["state"], "APPLYING_FAILURE");
+    assert_eq!(world.cloud_hosts().len(), 1, "the first host was made");
+    let done = world.home.run(&["--json", "provision", "retry", "1"]).ok().json();
+    assert_eq!(done["state"], "RUNNING");
+    assert_eq!(ips(&done).len(), 2);
+    assert_eq!(world.cloud_hosts().len(), 2, "no host twice");
+}
+
+#[test]
+fn deprovision_straight_after_a_failed_first_apply_destroys_what_was_made() {
+    let world = World::new();
+    world.sim_provider();
+    world.faults(json!({"fail_create_host": 2}));
+    assert_eq!(world.create("sim", json!({"oneform_hosts": 3})).code(), 1);
+    assert_eq!(world.show("1")["state"], "APPLYING_FAILURE");
+    assert!(!world.cloud_hosts().is_empty());
+    // OneForm's gating: a provision that never reached RUNNING is torn down with --force.
+    let done = world.home.run(&["--json", "provision", "deprovision", "1", "--force"]).ok().json();
+    assert_eq!(done["state"], "DONE");
+    assert!(world.cloud_hosts().is_empty(), "what the failed apply made is destroyed");
+}
+
+#[test]
+fn onprem_runs_no_terraform_and_ansible_configures_each_address() {
+    let mut world = World::new();
+    // Any Terraform run would be recorded by the fake, which is all this test lets formwork find.
+    let fakes = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes");
+    world.home.env.push(("FORMWORK_TERRAFORM".into(), fakes.join("terraform").display().to_string()));
+    let nodes = world.home.tmp.path().join("nodes");
+    let values = json!({
+        "oneform_onprem_hosts": ["127.0.0.1", "127.0.0.2", "127.0.0.3"],
+        "node_connection": "local",
+        "node_state_dir": nodes,
+    });
+    let p = world.create("onprem", values).ok().json();
+    assert_eq!(p["state"], "RUNNING");
+    assert_eq!(world.one_hosts(), ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+    for ip in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+        assert!(nodes.join(ip).join("node.conf").exists(), "Ansible configured {ip}");
+    }
+    let scaled = world.home.run(&["--json", "provision", "add-host", "1", "--ips", "127.0.0.4"]).ok().json();
+    assert_eq!(ips(&scaled).len(), 4);
+    assert!(nodes.join("127.0.0.4").join("node.conf").exists());
+    let done = world.home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
+    assert_eq!(done["state"], "DONE");
+    assert!(world.one_hosts().is_empty());
+    assert!(world.home.calls().is_empty(), "no Terraform process ran: {:?}", world.home.calls());
+}
+
+/// Starts a create, kills formwork with SIGKILL once the provision is in `state`, resumes it,
+/// and checks the end: RUNNING with exactly the requested hosts everywhere.
+fn kill_during(state: &str, hosts: usize) {
+    let world = World::new();
+    world.sim_provider();
+    // Slow creates keep APPLYING long enough to be caught.
+    world.faults(json!({"delay_ms": 1500}));
+    let mut child = world.home.spawn(&["provision", "create", "sim", "--values", "-"]);
+    {
+        use std::io::Write;
+        let values = json!({"oneform_hosts": hosts}).to_string();
+        child.stdin.take().unwrap().write_all(values.as_bytes()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the provision never reached {state}");
+        assert!(child.try_wait().unwrap().is_none(), "formwork finished before reaching {state}");
+        let run = world.home.run(&["--json", "provision", "show", "1"]);
+        if run.code() == 0 && run.json()["state"] == state {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+    let resumed = world.home.run(&["--json", "provision", "resume"]);
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr());
+    let p = world.show("1");
+    assert_eq!(p["state"], "RUNNING", "after a kill -9 in {state}");
+    let want = ips(&p);
+    assert_eq!(want.len(), hosts);
+    let cloud = world.cloud_ips();
+    assert_eq!(cloud, want, "the sim cloud holds exactly the requested hosts");
+    assert_eq!(world.one_hosts(), want, "onesim too");
+    assert_no_duplicates(&objects(&world.onesim_state));
+}
+
+#[test]
+fn kill_9_during_applying_then_resume_reaches_running_without_duplicates() {
+    kill_during("APPLYING", 2);
+}
+
+#[test]
+fn kill_9_during_configuring_provision_then_resume_reaches_running_without_duplicates() {
+    kill_during("CONFIGURING_PROVISION", 2);
+}
