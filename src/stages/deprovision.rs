@@ -71,7 +71,9 @@ async fn destroy<A>(
             "-json".into(),
             "-lock-timeout=60s".into(),
         ];
-        args.extend(targets.iter().map(|t| format!("-target={t}")));
+        if !all {
+            args.extend(targets.iter().map(|t| format!("-target={t}")));
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let destroyed = terraform::run(&real.tools.terraform(&dir, &args, &job.secrets), ctx).await;
         save_state(job, ctx)?;

@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use crate::exec::{Severity, Sink, Stream};
 
+/// Warnings every targeted run gets, which formwork's own use of `-target` makes expected.
+const EXPECTED: [&str; 2] = ["Resource targeting is in effect", "Applied changes may be incomplete"];
+
 /// A sink in front of the provision log for a `terraform … -json` run.
 pub struct JsonUi<'a> {
     log: &'a mut dyn Sink,
@@ -83,6 +86,9 @@ impl<'a> JsonUi<'a> {
             }
             self.log.note(Severity::Error, &text);
             self.errors.push(text);
+        } else if EXPECTED.iter().any(|expected| summary.starts_with(expected)) {
+            // formwork targets on purpose (scale-down) and compacts afterwards.
+            self.log.note(Severity::Info, &text);
         } else {
             self.log.note(Severity::Warning, &text);
         }
