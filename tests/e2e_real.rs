@@ -125,7 +125,7 @@ fn elastic_ar_ids(provision: &Value) -> Vec<i64> {
 
 #[test]
 fn sim_create_scale_ips_and_deprovision_with_real_terraform_and_ansible() {
-    let mut world = World::new();
+    let world = World::new();
     world.sim_provider();
     let created = world.create("sim", json!({"oneform_hosts": 2}));
     let p = created.ok().json();
