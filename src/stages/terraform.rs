@@ -115,10 +115,7 @@ pub fn addresses_of(state: &str, resource_id: &str) -> Vec<String> {
         if resource["mode"] == "data" {
             continue;
         }
-        let base = match resource["module"].as_str() {
-            Some(module) => format!("{module}.{}.{}", text(&resource["type"]), text(&resource["name"])),
-            None => format!("{}.{}", text(&resource["type"]), text(&resource["name"])),
-        };
+        let base = base_address(resource);
         let instances = resource["instances"].as_array().cloned().unwrap_or_default();
         for (i, instance) in instances.iter().enumerate() {
             if !holds(&instance["attributes"], resource_id) {
@@ -155,10 +152,7 @@ pub fn compaction_moves(state: &str) -> Vec<(String, String)> {
         keys.sort_unstable();
         let n = keys.len() as u64;
         let mut holes = (0..n).filter(|k| !keys.contains(k));
-        let base = match resource["module"].as_str() {
-            Some(module) => format!("{module}.{}.{}", text(&resource["type"]), text(&resource["name"])),
-            None => format!("{}.{}", text(&resource["type"]), text(&resource["name"])),
-        };
+        let base = base_address(resource);
         for from in keys.iter().filter(|k| **k >= n) {
             if let Some(to) = holes.next() {
                 moves.push((format!("{base}[{from}]"), format!("{base}[{to}]")));
@@ -166,6 +160,14 @@ pub fn compaction_moves(state: &str) -> Vec<(String, String)> {
         }
     }
     moves
+}
+
+/// `[module.].type.name` of a state resource, without an index.
+fn base_address(resource: &Value) -> String {
+    match resource["module"].as_str() {
+        Some(module) => format!("{module}.{}.{}", text(&resource["type"]), text(&resource["name"])),
+        None => format!("{}.{}", text(&resource["type"]), text(&resource["name"])),
+    }
 }
 
 fn holds(attributes: &Value, wanted: &str) -> bool {
