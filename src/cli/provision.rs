@@ -76,18 +76,24 @@ pub enum Command {
     /// Add hosts (--amount for cloud provisions, --ips for on-prem ones)
     #[command(name = "add-host", alias = "scale-up")]
     AddHost {
+        /// The provision
         id: i64,
+        /// How many hosts to add (cloud provisions; default 1)
         #[arg(short, long, conflicts_with = "ips")]
         amount: Option<u64>,
+        /// Addresses of the hosts to add, comma-separated (on-prem provisions)
         #[arg(short, long, value_delimiter = ',')]
         ips: Vec<String>,
     },
     /// Remove hosts by OpenNebula id (--ids) or the newest --amount of them
     #[command(name = "del-host", alias = "scale-down")]
     DelHost {
+        /// The provision
         id: i64,
+        /// OpenNebula ids of the hosts to remove, comma-separated (`provision show` lists them)
         #[arg(short, long, value_delimiter = ',', conflicts_with = "amount")]
         ids: Vec<i64>,
+        /// How many of the newest hosts to remove
         #[arg(short, long)]
         amount: Option<u64>,
         /// Delete unmanaged VMs on those hosts too
@@ -97,13 +103,20 @@ pub enum Command {
     /// Add public IPs (address ranges on the elastic network)
     #[command(name = "add-ip")]
     AddIp {
+        /// The provision
         id: i64,
+        /// How many public IPs to add
         #[arg(short, long, default_value_t = 1)]
         amount: u64,
     },
     /// Remove the public IP of one address range of the elastic network
     #[command(name = "del-ip", alias = "remove-ip")]
-    DelIp { id: i64, ar_id: i64 },
+    DelIp {
+        /// The provision
+        id: i64,
+        /// The address range (AR id on the elastic network) whose public IP goes
+        ar_id: i64,
+    },
     /// Remove everything the provision made (or only the given OpenNebula objects)
     Deprovision {
         id: i64,
