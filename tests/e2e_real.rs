@@ -238,13 +238,9 @@ fn onprem_runs_no_terraform_and_ansible_configures_each_address() {
     assert!(world.home.calls().is_empty(), "no Terraform process ran: {:?}", world.home.calls());
 }
 
-/// Starts a create, kills formwork with SIGKILL once the provision is in `state`, resumes it,
-/// and checks the end: RUNNING with exactly the requested hosts everywhere.
-fn kill_during(state: &str, hosts: usize) {
-    let world = World::new();
-    world.sim_provider();
-    // Slow creates keep APPLYING long enough to be caught.
-    world.faults(json!({"delay_ms": 1500}));
+/// Starts `formwork provision create sim` of `hosts` hosts in the background and returns once
+/// provision 1 is in `state` (formwork still running).
+fn create_until(world: &World, hosts: usize, state: &str) -> std::process::Child {
     let mut child = world.home.spawn(&["provision", "create", "sim", "--values", "-"]);
     {
         use std::io::Write;
@@ -261,6 +257,17 @@ fn kill_during(state: &str, hosts: usize) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    child
+}
+
+/// Starts a create, kills formwork with SIGKILL once the provision is in `state`, resumes it,
+/// and checks the end: RUNNING with exactly the requested hosts everywhere.
+fn kill_during(state: &str, hosts: usize) {
+    let world = World::new();
+    world.sim_provider();
+    // Slow creates keep APPLYING long enough to be caught.
+    world.faults(json!({"delay_ms": 1500}));
+    let mut child = create_until(&world, hosts, state);
     Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
     child.wait().unwrap();
     let resumed = world.home.run(&["--json", "provision", "resume"]);
@@ -283,4 +290,57 @@ fn kill_9_during_applying_then_resume_reaches_running_without_duplicates() {
 #[test]
 fn kill_9_during_configuring_provision_then_resume_reaches_running_without_duplicates() {
     kill_during("CONFIGURING_PROVISION", 2);
+}
+
+#[test]
+fn cancel_during_a_real_apply_stops_terraform_gracefully_and_retry_finishes() {
+    let world = World::new();
+    world.sim_provider();
+    world.faults(json!({"delay_ms": 2000}));
+    let child = create_until(&world, 3, "APPLYING");
+    // Cancel once the provider is creating (each create takes 2 s), so SIGINT meets it mid-work.
+    let log_path = world.home.data_dir().join("logs/1.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("Creating...") {
+        assert!(Instant::now() < deadline, "the apply never started creating");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    world.home.run(&["provision", "cancel", "1"]).ok();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("was cancelled"), "{stderr}");
+    assert_eq!(world.show("1")["state"], "APPLYING_FAILURE");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("Interrupt received"), "Terraform got SIGINT, not a kill:\n{log}");
+    // The provider ignores SIGINT: the creates in flight finished and Terraform saved them, so
+    // the cloud holds no host the saved state does not know (the retry below would add more).
+    let made = world.cloud_hosts().len();
+    assert!(made >= 1, "the creates in flight finished: {log}");
+    world.faults(json!({}));
+    let done = world.home.run(&["--json", "provision", "retry", "1"]).ok().json();
+    assert_eq!(done["state"], "RUNNING");
+    assert_eq!(ips(&done).len(), 3);
+    assert_eq!(world.cloud_ips(), ips(&done), "3 hosts, none twice");
+}
+
+#[test]
+fn credentials_live_only_in_private_files() {
+    let world = World::new();
+    world.sim_provider();
+    world.create("sim", json!({"oneform_hosts": 1})).ok();
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(world.home.tmp.path()).into_iter().flatten().filter(|e| e.file_type().is_file())
+    {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        if bytes.windows(16).any(|w| w == b"e2e-secret-token") {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{} holds the token and is readable by others ({mode:o})",
+                entry.path().display()
+            );
+        }
+    }
 }
