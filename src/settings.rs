@@ -32,6 +32,8 @@ pub struct Settings {
     pub shared_roles: PathBuf,
     /// The longest any stage's child process may run.
     pub stage_timeout: Duration,
+    /// How long Terraform waits for a state lock another process holds (`-lock-timeout`).
+    pub lock_timeout: Duration,
     /// The variables children inherit from formwork's environment (PATH, HOME).
     pub child_env: HashMap<String, String>,
     /// Whether a command that finds an operation whose process died starts a background
@@ -67,7 +69,7 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 10] = [
+const CONFIG_KEYS: [&str; 11] = [
     "one_xmlrpc",
     "one_auth",
     "auto_resume",
@@ -78,10 +80,13 @@ const CONFIG_KEYS: [&str; 10] = [
     "ansible_playbook",
     "terraform_config",
     "stage_timeout",
+    "terraform_lock_timeout",
 ];
 
 /// One hour: long enough for a cloud apply, short enough that a hung tool is noticed.
 const DEFAULT_STAGE_TIMEOUT: u64 = 3600;
+/// OneForm's drivers are applied by one process at a time; a minute covers a slow peer.
+const DEFAULT_LOCK_TIMEOUT: u64 = 60;
 
 /// The config file, as read.
 #[derive(Debug, Default)]
@@ -93,6 +98,7 @@ struct FileConfig {
     ansible_playbook: Option<PathBuf>,
     terraform_config: Option<PathBuf>,
     stage_timeout: Option<u64>,
+    terraform_lock_timeout: Option<u64>,
     auto_resume: Option<bool>,
     one_xmlrpc: Option<String>,
     one_auth: Option<PathBuf>,
@@ -151,14 +157,17 @@ impl Settings {
             .map(PathBuf::from)
             .or(file.terraform_config)
             .or_else(|| Some(tools.join("terraformrc")).filter(|p| p.exists()));
-        let timeout = match var("FORMWORK_STAGE_TIMEOUT") {
-            Some(text) => Some(text.parse::<u64>().map_err(|_| Error::Value {
-                key: "FORMWORK_STAGE_TIMEOUT",
-                message: format!("'{text}' is not a whole number of seconds"),
-            })?),
-            None => file.stage_timeout,
+        let seconds = |key: &'static str, from_file: Option<u64>, default: u64| match var(key) {
+            Some(text) => text
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| Error::Value { key, message: format!("'{text}' is not a whole number of seconds") }),
+            None => Ok(Duration::from_secs(from_file.unwrap_or(default))),
         };
-        let stage_timeout = Duration::from_secs(timeout.unwrap_or(DEFAULT_STAGE_TIMEOUT).max(1));
+        let stage_timeout =
+            seconds("FORMWORK_STAGE_TIMEOUT", file.stage_timeout, DEFAULT_STAGE_TIMEOUT)?.max(Duration::from_secs(1));
+        let lock_timeout =
+            seconds("FORMWORK_TERRAFORM_LOCK_TIMEOUT", file.terraform_lock_timeout, DEFAULT_LOCK_TIMEOUT)?;
         let child_env = ["PATH", "HOME"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))).collect();
         Ok(Settings {
             data_dir,
@@ -170,6 +179,7 @@ impl Settings {
             terraform_config,
             shared_roles: Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/roles"),
             stage_timeout,
+            lock_timeout,
             child_env,
             auto_resume: match var("FORMWORK_AUTO_RESUME").as_deref() {
                 Some("0" | "false" | "no") => false,
@@ -199,6 +209,7 @@ impl Settings {
             env.push(("FORMWORK_TERRAFORM_CONFIG".into(), path(config)));
         }
         env.push(("FORMWORK_STAGE_TIMEOUT".into(), self.stage_timeout.as_secs().to_string()));
+        env.push(("FORMWORK_TERRAFORM_LOCK_TIMEOUT".into(), self.lock_timeout.as_secs().to_string()));
         env.push(("FORMWORK_AUTO_RESUME".into(), "0".into()));
         if let Some(endpoint) = &self.one_xmlrpc {
             env.push(("ONE_XMLRPC".into(), endpoint.clone()));
@@ -276,9 +287,12 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     if let Some(v) = map.get("auto_resume") {
         file.auto_resume = Some(v.as_bool().ok_or_else(|| fail("`auto_resume` must be true or false".into()))?);
     }
-    if let Some(v) = map.get("stage_timeout") {
-        let secs = v.as_u64().ok_or_else(|| fail("`stage_timeout` must be a whole number of seconds".into()))?;
-        file.stage_timeout = Some(secs);
+    for (key, slot) in
+        [("stage_timeout", &mut file.stage_timeout), ("terraform_lock_timeout", &mut file.terraform_lock_timeout)]
+    {
+        if let Some(v) = map.get(key) {
+            *slot = Some(v.as_u64().ok_or_else(|| fail(format!("`{key}` must be a whole number of seconds")))?);
+        }
     }
     if let Some(v) = map.get("drivers_dirs") {
         let items = v.as_array().ok_or_else(|| fail("`drivers_dirs` must be a list of paths".into()))?;

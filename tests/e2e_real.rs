@@ -344,3 +344,34 @@ fn credentials_live_only_in_private_files() {
         }
     }
 }
+
+#[test]
+fn a_held_terraform_lock_is_reported_as_such() {
+    let mut world = World::new();
+    world.sim_provider();
+    world.create("sim", json!({"oneform_hosts": 2})).ok();
+    // Another process holds the state lock (Terraform's local backend locks the state file
+    // with fcntl, as lockf does).
+    let state = world.home.data_dir().join("work/1/terraform/terraform.tfstate");
+    let holder = "import fcntl, sys, time\nf = open(sys.argv[1], 'r+')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)";
+    let mut lock = Command::new("python3")
+        .args(["-c", holder, state.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(lock.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    world.home.env.push(("FORMWORK_TERRAFORM_LOCK_TIMEOUT".into(), "1".into()));
+    let run = world.home.run(&["provision", "del-host", "1", "--amount", "1"]);
+    lock.kill().unwrap();
+    lock.wait().unwrap();
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().contains("the Terraform state is locked by another Terraform process"), "{}", run.stderr());
+    assert!(run.stderr().contains("force-unlock"), "{}", run.stderr());
+    assert_eq!(world.show("1")["state"], "DEPROVISIONING_FAILURE");
+    let done = world.home.run(&["--json", "provision", "retry", "1"]).ok().json();
+    assert_eq!(done["state"], "RUNNING");
+    assert_eq!(ips(&done).len(), 1);
+    assert_eq!(world.cloud_ips(), ips(&done));
+}

@@ -61,6 +61,7 @@ impl Runtime {
             terraform_config: settings.terraform_config.clone(),
             stage_timeout: settings.stage_timeout,
             grace: GRACE,
+            lock_timeout: settings.lock_timeout,
         };
         let stages = Real {
             catalog: self.catalog.clone(),

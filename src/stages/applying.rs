@@ -29,11 +29,7 @@ async fn apply<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Vec<te
         plan(real, job, ctx).await?;
     }
     work::write_private(&dir.join(APPLY_MARK), b"")?;
-    let cmd = real.tools.terraform(
-        &dir,
-        &["apply", "-input=false", "-no-color", "-json", "-lock-timeout=60s", PLAN_FILE],
-        &job.secrets,
-    );
+    let cmd = real.tools.terraform(&dir, &["apply", "-input=false", "-no-color", "-json", PLAN_FILE], &job.secrets);
     let applied = terraform::run(&cmd, ctx).await;
     let state = save_state(job, ctx)?;
     applied?;

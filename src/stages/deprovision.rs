@@ -69,7 +69,6 @@ async fn destroy<A>(
             "-input=false".into(),
             "-no-color".into(),
             "-json".into(),
-            "-lock-timeout=60s".into(),
         ];
         if !all {
             args.extend(targets.iter().map(|t| format!("-target={t}")));
@@ -98,14 +97,12 @@ async fn compact<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>, removed: usize
     let dir = job.dir.join("terraform");
     let state = terraform::read_state(&dir)?.unwrap_or_default();
     for (from, to) in terraform::compaction_moves(&state) {
-        let args = ["state", "mv", "-lock-timeout=60s", from.as_str(), to.as_str()];
+        let args = ["state", "mv", from.as_str(), to.as_str()];
         terraform::run(&real.tools.terraform(&dir, &args, &job.secrets), ctx).await?;
         save_state(job, ctx)?;
     }
     let mut refresh: Vec<String> =
-        ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-json", "-lock-timeout=60s"]
-            .map(String::from)
-            .into();
+        ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-json"].map(String::from).into();
     if let Some(count) = super::values(&ctx.provision.body).get("oneform_hosts").and_then(Value::as_u64) {
         refresh.push(format!("-var=oneform_hosts={}", count.saturating_sub(removed as u64)));
     }

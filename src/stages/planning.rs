@@ -21,10 +21,6 @@ pub async fn plan<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<(),
     let dir = job.dir.join("terraform");
     let _ = std::fs::remove_file(dir.join(super::applying::APPLY_MARK));
     let out = format!("-out={PLAN_FILE}");
-    let cmd = real.tools.terraform(
-        &dir,
-        &["plan", "-input=false", "-no-color", "-json", "-lock-timeout=60s", &out],
-        &job.secrets,
-    );
+    let cmd = real.tools.terraform(&dir, &["plan", "-input=false", "-no-color", "-json", &out], &job.secrets);
     terraform::run(&cmd, ctx).await
 }

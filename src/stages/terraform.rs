@@ -26,6 +26,8 @@ pub struct Tools {
     pub terraform_config: Option<PathBuf>,
     pub stage_timeout: Duration,
     pub grace: Duration,
+    /// `-lock-timeout` of every command that takes the state lock.
+    pub lock_timeout: Duration,
 }
 
 /// One provisioned host as `outputs.tf` reports it.
@@ -37,9 +39,20 @@ pub struct Provisioned {
 
 impl Tools {
     /// A Terraform command in `dir` with `args`, masking `secrets` in everything it prints.
+    /// Commands that take the state lock (plan, apply, destroy, state mv) get `-lock-timeout`
+    /// right after the subcommand.
     pub fn terraform(&self, dir: &Path, args: &[&str], secrets: &[String]) -> Cmd {
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let at = match args.first().map(String::as_str) {
+            Some("plan" | "apply" | "destroy") => Some(1),
+            Some("state") if args.get(1).is_some_and(|a| a == "mv" || a == "rm") => Some(2),
+            _ => None,
+        };
+        if let Some(at) = at {
+            args.insert(at, format!("-lock-timeout={}s", self.lock_timeout.as_secs()));
+        }
         let mut cmd = Cmd::new(self.terraform.clone())
-            .args(args.iter().copied())
+            .args(args)
             .cwd(dir)
             .pass_path_and_home(&self.env)
             .env("TF_IN_AUTOMATION", "1")
