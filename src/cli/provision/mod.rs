@@ -1,0 +1,250 @@
+//! `formwork provision …`: create, list, show, logs, validate, scale, deprovision, retry,
+//! recover, cancel, delete and resume. Operations run in the foreground with one progress line
+//! per stage on stderr; every command answers `--json`.
+
+mod inspect;
+mod operate;
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::output::Output;
+use super::values::read_values;
+use crate::engine::State;
+use crate::provision::{self, NewProvision, Request, Runtime};
+use crate::settings::Settings;
+use inspect::{delete, list, show, update, validate_values};
+use operate::{cancel, create, drive, operate, public_ips, resume, resume_in_background};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a provision and run it to RUNNING
+    Create {
+        /// The driver (its folder name)
+        driver: String,
+        /// The provider to use (default: the only provider of the driver)
+        #[arg(short, long)]
+        provider: Option<i64>,
+        /// The deployment (inventory name); needed when the driver has several
+        #[arg(short, long)]
+        deployment: Option<String>,
+        /// JSON or YAML file of input values, or `-` for stdin
+        #[arg(long, value_name = "FILE|-")]
+        values: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Hand the work to a background process, print the id and return at once
+        #[arg(long)]
+        detach: bool,
+    },
+    /// List provisions (DONE ones with --all)
+    List {
+        #[arg(short, long)]
+        all: bool,
+        /// Handlebars template rendered per provision, e.g. '{{id}} {{state}}'
+        #[arg(long, value_name = "TEMPLATE")]
+        format: Option<String>,
+    },
+    /// Show a provision: values, tags, OpenNebula resources, historic
+    Show {
+        id: i64,
+        #[arg(long)]
+        include_sensitive: bool,
+        /// Handlebars template rendered with the provision, e.g. '{{state}}'
+        #[arg(long, value_name = "TEMPLATE")]
+        format: Option<String>,
+    },
+    /// Print a provision's log (the last 100 lines, or --all); --follow keeps printing
+    Logs {
+        id: i64,
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Check input values for a driver's deployment; prints the values with defaults filled
+    Validate {
+        driver: String,
+        #[arg(short, long)]
+        deployment: Option<String>,
+        #[arg(long, value_name = "FILE|-")]
+        values: Option<PathBuf>,
+    },
+    /// Add hosts (--amount for cloud provisions, --ips for on-prem ones)
+    #[command(name = "add-host", alias = "scale-up")]
+    AddHost {
+        /// The provision
+        id: i64,
+        /// How many hosts to add (cloud provisions; default 1)
+        #[arg(short, long, conflicts_with = "ips")]
+        amount: Option<u64>,
+        /// Addresses of the hosts to add, comma-separated (on-prem provisions)
+        #[arg(short, long, value_delimiter = ',')]
+        ips: Vec<String>,
+    },
+    /// Remove hosts by OpenNebula id (--ids) or the newest --amount of them
+    #[command(name = "del-host", alias = "scale-down")]
+    DelHost {
+        /// The provision
+        id: i64,
+        /// OpenNebula ids of the hosts to remove, comma-separated (`provision show` lists them)
+        #[arg(short, long, value_delimiter = ',', conflicts_with = "amount")]
+        ids: Vec<i64>,
+        /// How many of the newest hosts to remove
+        #[arg(short, long)]
+        amount: Option<u64>,
+        /// Delete unmanaged VMs on those hosts too
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Add public IPs (address ranges on the elastic network)
+    #[command(name = "add-ip")]
+    AddIp {
+        /// The provision
+        id: i64,
+        /// How many public IPs to add
+        #[arg(short, long, default_value_t = 1)]
+        amount: u64,
+    },
+    /// Remove the public IP of one address range of the elastic network
+    #[command(name = "del-ip", alias = "remove-ip")]
+    DelIp {
+        /// The provision
+        id: i64,
+        /// The address range (AR id on the elastic network) whose public IP goes
+        ar_id: i64,
+    },
+    /// Remove everything the provision made (or only the given OpenNebula objects)
+    Deprovision {
+        id: i64,
+        /// From any state, and deleting unmanaged VMs and images
+        #[arg(short, long)]
+        force: bool,
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<i64>,
+        #[arg(long, value_delimiter = ',')]
+        networks: Vec<i64>,
+        #[arg(long, value_delimiter = ',')]
+        datastores: Vec<i64>,
+    },
+    /// Change a provision's name, description, values or onedeploy tags (the record only)
+    Update {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Values to merge into the provision's values (JSON or YAML), or `-` for stdin
+        #[arg(long, value_name = "FILE|-")]
+        values: Option<PathBuf>,
+        #[arg(long)]
+        onedeploy_tags: Option<String>,
+    },
+    /// Rename a provision
+    Rename { id: i64, name: String },
+    /// Run the failed stage again
+    Retry { id: i64 },
+    /// OneForm's recover: run the failed stage again, naming the state it goes back to
+    Recover {
+        id: i64,
+        #[arg(long = "state")]
+        target: String,
+    },
+    /// Stop the running operation gracefully; the provision ends in its stage's failure state
+    Cancel { id: i64 },
+    /// Delete a DONE provision's record (--force: any state, leaving its resources behind)
+    Delete {
+        id: i64,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// (internal) drive an operation handed over by --detach
+    #[command(hide = true)]
+    Drive {
+        operation: i64,
+        #[arg(long)]
+        event: String,
+    },
+    /// Finish operations whose process died, from their last checkpoint
+    Resume {
+        /// `resume` runs the interrupted stage again; `fail` marks it <STAGE>_FAILURE
+        #[arg(long, value_enum, default_value = "resume")]
+        on_interrupted: Interrupted,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Interrupted {
+    Resume,
+    Fail,
+}
+
+pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
+    if let Command::Validate { driver, deployment, values } = &cmd {
+        return validate_values(settings, driver, deployment.as_deref(), values.as_deref(), out);
+    }
+    let rt = Runtime::open(settings.clone())?;
+    if settings.auto_resume && !matches!(cmd, Command::Resume { .. } | Command::Drive { .. }) {
+        resume_in_background(&rt)?;
+    }
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    tokio.block_on(dispatch(cmd, &rt, out))
+}
+
+async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()> {
+    match cmd {
+        Command::Create { driver, provider, deployment, values, name, description, detach } => {
+            let values = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
+            let new = NewProvision { driver, deployment, provider_id: provider, values, name, description };
+            create(rt, &new, detach, out).await
+        }
+        Command::Drive { operation, event } => drive(rt, operation, &event).await,
+        Command::List { all, format } => list(rt, all, format.as_deref(), out),
+        Command::Show { id, include_sensitive, format } => show(rt, id, include_sensitive, format.as_deref(), out),
+        Command::Logs { id, follow, all } => crate::cli::logs::run(rt, id, follow, all, out).await,
+        Command::AddHost { id, amount, ips } => {
+            let request = if ips.is_empty() {
+                Request::ScaleUp { amount: amount.unwrap_or(1) }
+            } else {
+                Request::AddHosts { ips }
+            };
+            operate(rt, id, &request, out).await
+        }
+        Command::DelHost { id, ids, amount, force } => {
+            operate(rt, id, &Request::ScaleDown { ids, amount, force }, out).await
+        }
+        Command::Deprovision { id, force, hosts, networks, datastores } => {
+            operate(rt, id, &Request::Deprovision { force, hosts, networks, datastores }, out).await
+        }
+        Command::AddIp { id, amount } => public_ips(rt, id, provision::Change::Add { amount }, out).await,
+        Command::DelIp { id, ar_id } => public_ips(rt, id, provision::Change::Remove { ar_id }, out).await,
+        Command::Update { id, name, description, values, onedeploy_tags } => {
+            let values = values.as_deref().map(read_values).transpose()?;
+            update(rt, id, &provision::Update { name, description, values, onedeploy_tags }, out)
+        }
+        Command::Rename { id, name } => {
+            update(rt, id, &provision::Update { name: Some(name), ..Default::default() }, out)
+        }
+        Command::Retry { id } => operate(rt, id, &Request::Retry, out).await,
+        Command::Recover { id, target } => {
+            let target = State::parse(&target).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "'{target}' is not a provision state; states are named as OneForm names them, e.g. APPLYING"
+                )
+            })?;
+            operate(rt, id, &Request::Recover { target }, out).await
+        }
+        Command::Cancel { id } => cancel(rt, id, out).await,
+        Command::Delete { id, force } => delete(rt, id, force, out),
+        Command::Resume { on_interrupted } => resume(rt, on_interrupted, out).await,
+        Command::Validate { .. } => unreachable_validate(),
+    }
+}
+
+fn unreachable_validate() -> anyhow::Result<()> {
+    anyhow::bail!("validate is handled before the runtime opens")
+}
