@@ -5,11 +5,11 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::driver::{self, Catalog, Input, validate};
+use crate::driver::{self, Catalog, input, validate};
 use crate::store::{self, ProviderRow, Store};
 
 /// OneForm's placeholder for hidden values; echoed back in an update it means "unchanged".
-pub const REDACTED: &str = "__redacted__";
+pub use crate::driver::input::REDACTED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -87,9 +87,9 @@ pub fn ensure_onprem(catalog: &Catalog, store: &Store, time: i64) -> Result<Opti
 pub fn serve(row: &ProviderRow, include_sensitive: bool) -> Value {
     let mut body = row.body.clone();
     if !include_sensitive {
-        let inputs = inputs_of(&row.body);
+        let inputs = input::stored(&row.body);
         if let Some(Value::Object(connection)) = body.get_mut("connection") {
-            redact(&inputs, connection);
+            *connection = input::redacted(&inputs, connection);
         }
     }
     let mut out = Map::new();
@@ -104,19 +104,14 @@ pub fn serve(row: &ProviderRow, include_sensitive: bool) -> Value {
 /// The connection values a provision run needs (unredacted), and the sensitive ones to mask.
 pub fn connection(row: &ProviderRow) -> (Map<String, Value>, Vec<String>) {
     let values = row.body["connection"].as_object().cloned().unwrap_or_default();
-    let secrets = inputs_of(&row.body)
-        .iter()
-        .filter(|i| i.is_sensitive())
-        .filter_map(|i| values.get(&i.name))
-        .map(crate::driver::input::ruby_to_s)
-        .collect();
+    let secrets = input::sensitive_texts(&input::stored(&row.body), &values);
     (values, secrets)
 }
 
 /// The connection values with the sensitive ones as `__redacted__`: what templates may see.
 pub fn shown_connection(row: &ProviderRow) -> Map<String, Value> {
     let values = row.body["connection"].as_object().cloned().unwrap_or_default();
-    crate::cli::output::redact_values(&inputs_of(&row.body), &values)
+    input::redacted(&input::stored(&row.body), &values)
 }
 
 /// Renames a provider and/or merges connection values (values equal to `__redacted__` are
@@ -130,7 +125,7 @@ pub fn update(
 ) -> Result<ProviderRow, Error> {
     let row = store.provider(id)?;
     let mut body = row.body.clone();
-    let inputs = inputs_of(&body);
+    let inputs = input::stored(&body);
     let mut connection = body["connection"].as_object().cloned().unwrap_or_default();
     for (key, value) in patch.as_object().into_iter().flatten() {
         if value.as_str() != Some(REDACTED) {
@@ -156,21 +151,6 @@ pub fn delete(store: &Store, id: i64) -> Result<(), Error> {
         return Err(Error::Onprem("deleted"));
     }
     Ok(store.delete_provider(id)?)
-}
-
-/// The connection input definitions stored in a provider body, prepared for validation.
-fn inputs_of(body: &Value) -> Vec<Input> {
-    let mut inputs: Vec<Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
-    inputs.retain_mut(|i| i.prepare().is_ok());
-    inputs
-}
-
-fn redact(inputs: &[Input], values: &mut Map<String, Value>) {
-    for input in inputs.iter().filter(|i| i.is_sensitive()) {
-        if let Some(v) = values.get_mut(&input.name) {
-            *v = json!(REDACTED);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 use std::io::Write;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::driver::Input;
 
 /// OneForm's placeholder for hidden values.
-pub const REDACTED: &str = "__redacted__";
+pub use crate::driver::input::REDACTED;
 
 /// The chosen output mode.
 #[derive(Debug, Clone, Copy)]
@@ -60,17 +60,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = line(headers.to_vec());
     for row in rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
-}
-
-/// A copy of `values` with every sensitive input's value replaced by `__redacted__`.
-pub fn redact_values(inputs: &[Input], values: &Map<String, Value>) -> Map<String, Value> {
-    let mut out = values.clone();
-    for input in inputs.iter().filter(|i| i.is_sensitive()) {
-        if let Some(v) = out.get_mut(&input.name) {
-            *v = Value::String(REDACTED.into());
-        }
     }
     out
 }

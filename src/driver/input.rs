@@ -7,6 +7,36 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// What a sensitive value is shown as, everywhere formwork shows values.
+pub const REDACTED: &str = "__redacted__";
+
+/// The input definitions stored in a provider or provision body (`user_inputs`), each prepared
+/// when its definition still compiles. One that does not is kept: its value must still be
+/// redacted and masked, and validating it reports the problem.
+pub fn stored(body: &Value) -> Vec<Input> {
+    let mut inputs: Vec<Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
+    for input in &mut inputs {
+        let _ = input.prepare();
+    }
+    inputs
+}
+
+/// A copy of `values` with every sensitive input's value replaced by [`REDACTED`].
+pub fn redacted(inputs: &[Input], values: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = values.clone();
+    for input in inputs.iter().filter(|i| i.is_sensitive()) {
+        if let Some(v) = out.get_mut(&input.name) {
+            *v = Value::String(REDACTED.into());
+        }
+    }
+    out
+}
+
+/// The values of the sensitive inputs as text, to mask in everything a tool prints.
+pub fn sensitive_texts(inputs: &[Input], values: &Map<String, Value>) -> Vec<String> {
+    inputs.iter().filter(|i| i.is_sensitive()).filter_map(|i| values.get(&i.name)).map(ruby_to_s).collect()
+}
+
 /// One user input, serialised exactly as OneForm serves it (`name`, `description`, `type`,
 /// `default`, `mandatory`, `sensitive`, `match`; absent keys are omitted).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,6 +235,22 @@ pub fn ruby_to_s(value: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stored_inputs_redact_and_mask_even_when_their_definition_no_longer_compiles() {
+        let body = json!({"user_inputs": [
+            {"name": "token", "type": "string", "sensitive": true},
+            {"name": "legacy", "type": "set(string)", "sensitive": true},
+            {"name": "size", "type": "number"}
+        ]});
+        let inputs = stored(&body);
+        assert_eq!(inputs.len(), 3, "the input whose type no longer compiles is kept");
+        assert!(inputs[0].compiled.is_some() && inputs[1].compiled.is_none());
+        let values = json!({"token": "s3cret", "legacy": ["a"], "size": 2}).as_object().unwrap().clone();
+        let shown = redacted(&inputs, &values);
+        assert_eq!(Value::Object(shown), json!({"token": REDACTED, "legacy": REDACTED, "size": 2}));
+        assert_eq!(sensitive_texts(&inputs, &values), ["s3cret", "[\"a\"]"]);
+    }
 
     #[test]
     fn base_type_follows_oneform_stripping() {

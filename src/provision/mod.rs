@@ -125,29 +125,16 @@ pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: 
 }
 
 fn redact(body: &mut Value) {
-    let sensitive: Vec<String> = body["user_inputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["sensitive"] == Value::Bool(true))
-        .filter_map(|i| i["name"].as_str().map(str::to_string))
-        .collect();
+    let inputs = driver::input::stored(body);
     if let Some(values) = body["user_inputs_values"].as_object_mut() {
-        for name in sensitive {
-            if let Some(v) = values.get_mut(&name) {
-                *v = json!(REDACTED);
-            }
-        }
+        *values = driver::input::redacted(&inputs, values);
     }
 }
 
 /// Checks the provision's values with one of them changed, against its stored inputs: what a
 /// scale-up or a public-IP change leads to must pass the driver's rules too.
 fn revalidate(body: &Value, key: &str, value: Value) -> Result<(), validate::Errors> {
-    let mut inputs: Vec<driver::Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
-    inputs.iter_mut().for_each(|i| {
-        let _ = i.prepare();
-    });
+    let inputs = driver::input::stored(body);
     let mut values = body["user_inputs_values"].clone();
     values[key] = value;
     validate::validate(&inputs, &values).map(|_| ())

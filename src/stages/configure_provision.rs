@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::{Job, Real, fail, one_progress, work};
+use crate::driver::input;
 use crate::engine::{Ctx, Outcome, StageError};
 use crate::exec::{self, Capture, Cmd, Stream, Tee};
 use crate::one::{self, OneApi};
@@ -60,9 +61,8 @@ fn write_inventory<A>(
     let body = &ctx.provision.body;
     let deployment = job.driver.deployment(body["deployment_file"].as_str()).map_err(fail)?;
     let mut shown = body.clone();
-    let inputs: Vec<crate::driver::Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
     let values = super::values(body);
-    shown["user_inputs_values"] = json!(crate::cli::output::redact_values(&inputs, &values));
+    shown["user_inputs_values"] = json!(input::redacted(&input::stored(body), &values));
     // Beyond OneForm: the provider's connection values (sensitive ones redacted), so a
     // template can reach what the provider made (e.g. the sim cloud's folder).
     shown["connection"] = json!(job.shown_connection);

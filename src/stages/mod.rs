@@ -104,15 +104,7 @@ pub fn values(body: &Value) -> Map<String, Value> {
 
 /// The values of the provision's sensitive inputs, as text, for masking.
 pub fn sensitive_values(body: &Value) -> Vec<String> {
-    let values = values(body);
-    body["user_inputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["sensitive"] == Value::Bool(true))
-        .filter_map(|i| i["name"].as_str().and_then(|n| values.get(n)))
-        .map(crate::driver::input::ruby_to_s)
-        .collect()
+    crate::driver::input::sensitive_texts(&crate::driver::input::stored(body), &values(body))
 }
 
 /// A stage error from any displayable failure.

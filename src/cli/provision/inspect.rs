@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::cli::output::{self, Output, cell, table};
+use crate::cli::output::{Output, cell, table};
 use crate::cli::values::read_values;
 use crate::driver::deployment::one_objects;
 use crate::driver::validate;
@@ -92,7 +92,7 @@ pub(super) fn validate_values(
     let inputs = driver.provision_inputs(deployment);
     match validate::validate(&inputs, &values) {
         Ok(filled) => {
-            let shown = output::redact_values(&inputs, &filled);
+            let shown = crate::driver::input::redacted(&inputs, &filled);
             let objects = one_objects(&deployment.source, Some(&shown)).map_err(anyhow::Error::msg)?;
             if out.json {
                 return out.json(&json!({
