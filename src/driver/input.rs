@@ -10,11 +10,16 @@ use serde_json::{Map, Value};
 /// What a sensitive value is shown as, everywhere formwork shows values.
 pub const REDACTED: &str = "__redacted__";
 
-/// The input definitions stored in a provider or provision body (`user_inputs`), each prepared
-/// when its definition still compiles. One that does not is kept: its value must still be
-/// redacted and masked, and validating it reports the problem.
+/// The input definitions stored in a provider or provision body (`user_inputs`), as they are:
+/// enough to redact and mask. [`prepared`] makes them ready to validate.
 pub fn stored(body: &Value) -> Vec<Input> {
-    let mut inputs: Vec<Input> = serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default();
+    serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default()
+}
+
+/// Stored inputs ready to validate: each prepared when its definition still compiles. One that
+/// does not is kept, so validating it reports the problem.
+pub fn prepared(body: &Value) -> Vec<Input> {
+    let mut inputs = stored(body);
     for input in &mut inputs {
         let _ = input.prepare();
     }
@@ -243,7 +248,7 @@ mod tests {
             {"name": "legacy", "type": "set(string)", "sensitive": true},
             {"name": "size", "type": "number"}
         ]});
-        let inputs = stored(&body);
+        let inputs = prepared(&body);
         assert_eq!(inputs.len(), 3, "the input whose type no longer compiles is kept");
         assert!(inputs[0].compiled.is_some() && inputs[1].compiled.is_none());
         let values = json!({"token": "s3cret", "legacy": ["a"], "size": 2}).as_object().unwrap().clone();

@@ -134,7 +134,7 @@ fn redact(body: &mut Value) {
 /// Checks the provision's values with one of them changed, against its stored inputs: what a
 /// scale-up or a public-IP change leads to must pass the driver's rules too.
 fn revalidate(body: &Value, key: &str, value: Value) -> Result<(), validate::Errors> {
-    let inputs = driver::input::stored(body);
+    let inputs = driver::input::prepared(body);
     let mut values = body["user_inputs_values"].clone();
     values[key] = value;
     validate::validate(&inputs, &values).map(|_| ())
