@@ -30,8 +30,9 @@ struct Args {
     /// Seed of the injected faults: the same seed fails the same calls.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Fail RATE (0–1) of the calls of METHOD (`one.vn.allocate`, `one.*.info`, `*`) with
-    /// INTERNAL, or with a dropped connection after the call ran when `:drop` follows.
+    /// Fail RATE (0–1) of the calls of METHOD with INTERNAL, or with a dropped connection after
+    /// the call ran when `:drop` follows. METHOD: `one.vn.allocate`; `*` for one dotted segment
+    /// (`one.*.info`); a final `*` for the rest (`one.*`, or `*` for every method).
     #[arg(long = "fail-rate", value_name = "METHOD=RATE[:drop]", value_parser = FailRule::parse)]
     fail_rates: Vec<FailRule>,
     /// Delay every answer by this many milliseconds.

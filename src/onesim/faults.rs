@@ -98,14 +98,14 @@ impl Dice {
     }
 }
 
+/// Dotted patterns: `*` stands for one segment (`one.*.info`), and a final `*` for all the
+/// remaining ones (`one.*` matches `one.vn.allocate`; a lone `*` matches every method).
 fn matches(pattern: &str, method: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    let (mut p, mut m) = (pattern.split('.'), method.split('.'));
+    let (mut p, mut m) = (pattern.split('.').peekable(), method.split('.'));
     loop {
         match (p.next(), m.next()) {
             (None, None) => return true,
+            (Some("*"), Some(_)) if p.peek().is_none() => return true,
             (Some(a), Some(b)) if a == "*" || a == b => {}
             (Some(_), Some(_)) | (Some(_), None) | (None, Some(_)) => return false,
         }
@@ -140,6 +140,23 @@ mod tests {
     fn pattern(faults: &Faults, method: &str, calls: usize) -> Vec<bool> {
         let dice = Dice::default();
         (0..calls).map(|_| dice.roll(faults, method).is_some()).collect()
+    }
+
+    #[test]
+    fn patterns_match_by_segment_and_a_final_star_takes_the_rest() {
+        for (pattern, method, expected) in [
+            ("*", "one.vn.allocate", true),
+            ("one.*", "one.vn.allocate", true),
+            ("one.*", "one.system.version", true),
+            ("one.*", "one", false),
+            ("one.*.info", "one.vn.info", true),
+            ("one.*.info", "one.vn.allocate", false),
+            ("one.*.info", "one.vnpool.info.extra", false),
+            ("one.vn.allocate", "one.vn.allocate", true),
+            ("one.vn", "one.vn.allocate", false),
+        ] {
+            assert_eq!(matches(pattern, method), expected, "{pattern} vs {method}");
+        }
     }
 
     #[test]
