@@ -160,6 +160,31 @@ impl Error {
         }
     }
 
+    /// oned's own message (or the transport's), for the OpenNebula errors.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Error::Authentication { message, .. }
+            | Error::Authorization { message, .. }
+            | Error::NoExists { message, .. }
+            | Error::Action { message, .. }
+            | Error::XmlRpcApi { message, .. }
+            | Error::Internal { message, .. }
+            | Error::Allocate { message, .. }
+            | Error::Locked { message, .. }
+            | Error::Transport { message, .. }
+            | Error::Timeout { message, .. } => Some(message),
+            Error::Unmanaged { .. }
+            | Error::InvalidResourceTypes { .. }
+            | Error::InvalidSelection { .. }
+            | Error::NotInProvision { .. }
+            | Error::MultipleElastic { .. }
+            | Error::NoElasticNetwork
+            | Error::MissingId { .. }
+            | Error::UnknownAr { .. }
+            | Error::Checkpoint { .. } => None,
+        }
+    }
+
     /// The call that failed (`one.cluster.delete`), for the OpenNebula errors.
     pub fn call(&self) -> Option<&'static str> {
         match self {

@@ -65,28 +65,7 @@ impl Refusal {
 
 /// The code and oned's own message inside an OpenNebula error.
 fn raw(error: &Error) -> Option<(Code, &str)> {
-    let message = match error {
-        Error::Authentication { message, .. }
-        | Error::Authorization { message, .. }
-        | Error::NoExists { message, .. }
-        | Error::Action { message, .. }
-        | Error::XmlRpcApi { message, .. }
-        | Error::Internal { message, .. }
-        | Error::Allocate { message, .. }
-        | Error::Locked { message, .. }
-        | Error::Transport { message, .. }
-        | Error::Timeout { message, .. } => message,
-        Error::Unmanaged { .. }
-        | Error::InvalidResourceTypes { .. }
-        | Error::InvalidSelection { .. }
-        | Error::NotInProvision { .. }
-        | Error::MultipleElastic { .. }
-        | Error::NoElasticNetwork
-        | Error::MissingId { .. }
-        | Error::UnknownAr { .. }
-        | Error::Checkpoint { .. } => return None,
-    };
-    Some((error.code()?, message.as_str()))
+    Some((error.code()?, error.message()?))
 }
 
 /// `[true, id, 0]`.
