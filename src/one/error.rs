@@ -135,19 +135,20 @@ impl Code {
 }
 
 impl Error {
-    /// The OpenNebula code of a failed call; `None` for the lifecycle refusals.
-    pub fn code(&self) -> Option<Code> {
-        match self {
-            Error::Authentication { .. } => Some(Code::Authentication),
-            Error::Authorization { .. } => Some(Code::Authorization),
-            Error::NoExists { .. } => Some(Code::NoExists),
-            Error::Action { .. } => Some(Code::Action),
-            Error::XmlRpcApi { .. } => Some(Code::XmlRpcApi),
-            Error::Internal { .. } => Some(Code::Internal),
-            Error::Allocate { .. } => Some(Code::Allocate),
-            Error::Locked { .. } => Some(Code::Locked),
-            Error::Transport { .. } => Some(Code::Transport),
-            Error::Timeout { .. } => Some(Code::Timeout),
+    /// Code, call and oned's message of a failed OpenNebula call; `None` for the lifecycle
+    /// refusals.
+    fn failed_call(&self) -> Option<(Code, &'static str, &str)> {
+        let (code, call, message) = match self {
+            Error::Authentication { call, message, .. } => (Code::Authentication, call, message),
+            Error::Authorization { call, message, .. } => (Code::Authorization, call, message),
+            Error::NoExists { call, message, .. } => (Code::NoExists, call, message),
+            Error::Action { call, message, .. } => (Code::Action, call, message),
+            Error::XmlRpcApi { call, message, .. } => (Code::XmlRpcApi, call, message),
+            Error::Internal { call, message, .. } => (Code::Internal, call, message),
+            Error::Allocate { call, message, .. } => (Code::Allocate, call, message),
+            Error::Locked { call, message, .. } => (Code::Locked, call, message),
+            Error::Transport { call, message, .. } => (Code::Transport, call, message),
+            Error::Timeout { call, message, .. } => (Code::Timeout, call, message),
             Error::Unmanaged { .. }
             | Error::InvalidResourceTypes { .. }
             | Error::InvalidSelection { .. }
@@ -156,58 +157,24 @@ impl Error {
             | Error::NoElasticNetwork
             | Error::MissingId { .. }
             | Error::UnknownAr { .. }
-            | Error::Checkpoint { .. } => None,
-        }
+            | Error::Checkpoint { .. } => return None,
+        };
+        Some((code, call, message))
+    }
+
+    /// The OpenNebula code of a failed call; `None` for the lifecycle refusals.
+    pub fn code(&self) -> Option<Code> {
+        self.failed_call().map(|(code, _, _)| code)
     }
 
     /// oned's own message (or the transport's), for the OpenNebula errors.
     pub fn message(&self) -> Option<&str> {
-        match self {
-            Error::Authentication { message, .. }
-            | Error::Authorization { message, .. }
-            | Error::NoExists { message, .. }
-            | Error::Action { message, .. }
-            | Error::XmlRpcApi { message, .. }
-            | Error::Internal { message, .. }
-            | Error::Allocate { message, .. }
-            | Error::Locked { message, .. }
-            | Error::Transport { message, .. }
-            | Error::Timeout { message, .. } => Some(message),
-            Error::Unmanaged { .. }
-            | Error::InvalidResourceTypes { .. }
-            | Error::InvalidSelection { .. }
-            | Error::NotInProvision { .. }
-            | Error::MultipleElastic { .. }
-            | Error::NoElasticNetwork
-            | Error::MissingId { .. }
-            | Error::UnknownAr { .. }
-            | Error::Checkpoint { .. } => None,
-        }
+        self.failed_call().map(|(_, _, message)| message)
     }
 
     /// The call that failed (`one.cluster.delete`), for the OpenNebula errors.
     pub fn call(&self) -> Option<&'static str> {
-        match self {
-            Error::Authentication { call, .. }
-            | Error::Authorization { call, .. }
-            | Error::NoExists { call, .. }
-            | Error::Action { call, .. }
-            | Error::XmlRpcApi { call, .. }
-            | Error::Internal { call, .. }
-            | Error::Allocate { call, .. }
-            | Error::Locked { call, .. }
-            | Error::Transport { call, .. }
-            | Error::Timeout { call, .. } => Some(call),
-            Error::Unmanaged { .. }
-            | Error::InvalidResourceTypes { .. }
-            | Error::InvalidSelection { .. }
-            | Error::NotInProvision { .. }
-            | Error::MultipleElastic { .. }
-            | Error::NoElasticNetwork
-            | Error::MissingId { .. }
-            | Error::UnknownAr { .. }
-            | Error::Checkpoint { .. } => None,
-        }
+        self.failed_call().map(|(_, call, _)| call)
     }
 
     pub fn is_no_exists(&self) -> bool {
