@@ -6,6 +6,11 @@ use serde_json::Value;
 use super::output::{cell, table};
 use crate::store::OperationRow;
 
+/// A stored Unix time as a UTC date, or the value as it is if it is not one.
+pub fn time(value: &Value) -> String {
+    value.as_i64().map_or_else(|| cell(value), crate::exec::log::utc)
+}
+
 pub fn describe(p: &Value, running: Option<&OperationRow>) -> String {
     let mut text = format!(
         "PROVISION {}\nNAME         {}\nDRIVER       {}\nDEPLOYMENT   {}\nPROVIDER     {}\nSTATE        {}\nREGTIME      {}\n",
@@ -15,7 +20,7 @@ pub fn describe(p: &Value, running: Option<&OperationRow>) -> String {
         cell(&p["deployment_file"]),
         p["provider_id"],
         cell(&p["state"]),
-        p["registration_time"]
+        time(&p["registration_time"])
     );
     if let Some(op) = running {
         text.push_str(&format!("OPERATION    {} ({}) running in process {}\n", op.id, op.kind, op.owner_pid));
@@ -52,7 +57,7 @@ pub fn describe(p: &Value, running: Option<&OperationRow>) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|h| vec![cell(&h["time"]), cell(&h["action"]), cell(&h["description"])])
+        .map(|h| vec![time(&h["time"]), cell(&h["action"]), cell(&h["description"])])
         .collect();
     text.push_str(&table(&["TIME", "ACTION", "DESCRIPTION"], &historic));
     text

@@ -147,6 +147,14 @@ pub fn format_line(time: SystemTime, severity: Severity, text: &str) -> String {
     )
 }
 
+/// `2026-11-22 06:17:00` (UTC) for whole seconds since the Unix epoch, as people read times
+/// in tables; JSON keeps the number.
+pub fn utc(secs: i64) -> String {
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!("{year}-{month:02}-{day:02} {:02}:{:02}:{:02}", of_day / 3600, of_day % 3600 / 60, of_day % 60)
+}
+
 /// Whole seconds since the Unix epoch, rounded down (also before 1970).
 fn unix_seconds(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
@@ -274,6 +282,13 @@ mod tests {
         } else {
             UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
         }
+    }
+
+    #[test]
+    fn table_times_are_utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_795_328_220), "2026-11-22 06:17:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
     }
 
     #[test]

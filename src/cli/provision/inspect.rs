@@ -31,7 +31,7 @@ pub(super) fn list(rt: &Runtime, all: bool, format: Option<&str>, out: &Output) 
                 r.driver.clone(),
                 r.state.to_string(),
                 provision::host_count(&r.body).to_string(),
-                r.registration_time.to_string(),
+                crate::exec::log::utc(r.registration_time),
             ]
         })
         .collect();
