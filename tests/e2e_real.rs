@@ -375,3 +375,25 @@ fn a_held_terraform_lock_is_reported_as_such() {
     assert_eq!(ips(&done).len(), 1);
     assert_eq!(world.cloud_ips(), ips(&done));
 }
+
+#[test]
+fn a_host_ansible_fails_on_is_named_with_its_address_and_retry_finishes() {
+    let world = World::new();
+    let nodes = world.home.tmp.path().join("nodes");
+    std::fs::create_dir_all(&nodes).unwrap();
+    // A file where 127.0.0.2's state folder must go: the one_node role fails on that host.
+    std::fs::write(nodes.join("127.0.0.2"), "in the way").unwrap();
+    let values = json!({
+        "oneform_onprem_hosts": ["127.0.0.1", "127.0.0.2"],
+        "node_connection": "local",
+        "node_state_dir": nodes,
+    });
+    let run = world.create("onprem", values);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().contains("failed hosts: n2 (127.0.0.2)"), "{}", run.stderr());
+    assert_eq!(world.show("1")["state"], "CONFIGURING_PROVISION_FAILURE");
+    std::fs::remove_file(nodes.join("127.0.0.2")).unwrap();
+    let done = world.home.run(&["--json", "provision", "retry", "1"]).ok().json();
+    assert_eq!(done["state"], "RUNNING");
+    assert!(nodes.join("127.0.0.2/node.conf").exists());
+}
