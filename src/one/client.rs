@@ -28,7 +28,8 @@ pub struct Options {
     /// How long one exchange (request sent, whole answer read) may take; pool answers of a
     /// big installation are large, hence generous.
     pub request_timeout: Duration,
-    /// Attempts per call, the first included, when the transport fails.
+    /// Attempts per call, the first included, when the transport fails (or oned answers a read
+    /// with its INTERNAL error).
     pub tries: u32,
     /// Wait before the first retry; doubled before each further one.
     pub backoff: Duration,
@@ -135,10 +136,11 @@ impl Client {
         self.info(USER_INFO, "user -1", &[Value::Int(-1)], document::user).await
     }
 
-    /// Sends `method(session, params…)` and returns the result of a successful answer. A read
-    /// answered with oned's INTERNAL error (a busy database, a failing driver) is asked again
-    /// with the same backoff as transport failures: reading twice changes nothing. A write is
-    /// never repeated after oned answered it.
+    /// Sends `method(session, params…)` and returns the result of a successful answer. One
+    /// attempt budget (`tries`, doubling backoff) covers both reasons to send again: a transport
+    /// failure that [`transport::Failure::is_retryable`] allows, and a read answered with oned's
+    /// INTERNAL error (a busy database, a failing driver): reading twice changes nothing. A
+    /// write is never repeated after oned may have received it.
     async fn call(&self, method: &'static str, object: &str, params: &[Value], repeat: Repeat) -> Result<Value> {
         let mut all = Vec::with_capacity(params.len() + 1);
         all.push(Value::String(self.session.clone()));
@@ -147,14 +149,26 @@ impl Client {
         let mut backoff = self.options.backoff;
         let mut attempt = 1;
         loop {
-            match self.exchange(method, object, &body, repeat).await {
-                Err(Error::Internal { .. }) if repeat == Repeat::Safe && attempt < self.options.tries => {
-                    tracing::debug!(
-                        call = method,
-                        object,
-                        attempt,
-                        "OpenNebula internal error on a read; asking again"
-                    );
+            tracing::debug!(call = method, object, attempt, "calling OpenNebula");
+            let (result, retryable) = match self.transport.post(&body).await {
+                Ok(answer) => {
+                    let result = self.decode(method, object, &answer);
+                    let internal = matches!(result, Err(Error::Internal { .. }));
+                    (result, internal && repeat == Repeat::Safe)
+                }
+                Err(failure) => {
+                    let code = match failure {
+                        transport::Failure::TimedOut(_) => Code::Timeout,
+                        _ => Code::Transport,
+                    };
+                    let tries = if attempt == 1 { "1 attempt".to_owned() } else { format!("{attempt} attempts") };
+                    let error = code.error(method, object, format!("{failure} ({tries} to {})", self.endpoint));
+                    (Err(error), failure.is_retryable(repeat))
+                }
+            };
+            match result {
+                Err(error) if retryable && attempt < self.options.tries => {
+                    tracing::debug!(call = method, object, attempt, %error, "retrying OpenNebula call");
                     tokio::time::sleep(backoff).await;
                     backoff = backoff.saturating_mul(2);
                     attempt += 1;
@@ -164,42 +178,15 @@ impl Client {
         }
     }
 
-    /// One call: the HTTP exchange (with its own transport retries) and the decoded answer.
-    async fn exchange(&self, method: &'static str, object: &str, body: &str, repeat: Repeat) -> Result<Value> {
-        tracing::debug!(call = method, object, "calling OpenNebula");
-        let answer = self.send(method, object, body, repeat).await?;
-        let value = xmlrpc::decode_response(&answer).map_err(|e| match e {
+    /// An answer's body: an XML-RPC fault, or OpenNebula's `[ok, result, code]`.
+    fn decode(&self, method: &'static str, object: &str, answer: &str) -> Result<Value> {
+        let value = xmlrpc::decode_response(answer).map_err(|e| match e {
             xmlrpc::Error::Fault { code, message } => {
                 Code::XmlRpcApi.error(method, object, format!("XML-RPC fault {code}: {}", self.scrub(&message)))
             }
             xmlrpc::Error::Malformed(what) => unexpected(method, object, &what),
         })?;
         self.outcome(method, object, value)
-    }
-
-    /// The exchange, retried with exponential backoff while [`transport::Failure`] allows it.
-    async fn send(&self, method: &'static str, object: &str, body: &str, repeat: Repeat) -> Result<String> {
-        let mut backoff = self.options.backoff;
-        let mut attempt = 1;
-        loop {
-            match self.transport.post(body).await {
-                Ok(answer) => return Ok(answer),
-                Err(failure) if attempt < self.options.tries && failure.is_retryable(repeat) => {
-                    tracing::debug!(call = method, object, attempt, %failure, "retrying OpenNebula call");
-                    tokio::time::sleep(backoff).await;
-                    backoff = backoff.saturating_mul(2);
-                    attempt += 1;
-                }
-                Err(failure) => {
-                    let code = match failure {
-                        transport::Failure::TimedOut(_) => Code::Timeout,
-                        _ => Code::Transport,
-                    };
-                    let tries = if attempt == 1 { "1 attempt".to_owned() } else { format!("{attempt} attempts") };
-                    return Err(code.error(method, object, format!("{failure} ({tries} to {})", self.endpoint)));
-                }
-            }
-        }
     }
 
     /// OpenNebula's answer array: `[true, result, …]` or `[false, message, code, (object id)]`.
