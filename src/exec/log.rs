@@ -132,17 +132,12 @@ const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Au
 /// One log line without its newline: `Mon Feb 03 06:02:30 2025 [I] text`, in UTC.
 pub fn format_line(time: SystemTime, severity: Severity, text: &str) -> String {
     let secs = unix_seconds(time);
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    let [year, month, day, hour, minute, second] = utc_fields(secs);
     // 1970-01-01 was a Thursday.
-    let weekday = WEEKDAYS[(days + 4).rem_euclid(7) as usize];
+    let weekday = WEEKDAYS[(secs.div_euclid(86_400) + 4).rem_euclid(7) as usize];
     format!(
-        "{weekday} {} {day:02} {:02}:{:02}:{:02} {year} [{}] {text}",
+        "{weekday} {} {day:02} {hour:02}:{minute:02}:{second:02} {year} [{}] {text}",
         MONTHS[(month - 1) as usize],
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60,
         severity.letter()
     )
 }
@@ -150,9 +145,15 @@ pub fn format_line(time: SystemTime, severity: Severity, text: &str) -> String {
 /// `2026-11-22 06:17:00` (UTC) for whole seconds since the Unix epoch, as people read times
 /// in tables; JSON keeps the number.
 pub fn utc(secs: i64) -> String {
+    let [year, month, day, hour, minute, second] = utc_fields(secs);
+    format!("{year}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}")
+}
+
+/// Year, month, day, hour, minute and second in UTC of whole seconds since the Unix epoch.
+fn utc_fields(secs: i64) -> [i64; 6] {
     let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    format!("{year}-{month:02}-{day:02} {:02}:{:02}:{:02}", of_day / 3600, of_day % 3600 / 60, of_day % 60)
+    [year, month, day, of_day / 3600, of_day % 3600 / 60, of_day % 60]
 }
 
 /// Whole seconds since the Unix epoch, rounded down (also before 1970).
