@@ -32,10 +32,10 @@ async fn destroy<A>(
     real: &Real<A>,
     job: &Job,
     ctx: &mut Ctx<'_>,
-    all: bool,
+    cluster_exists: bool,
     removed: &[(String, String)],
 ) -> Result<(), StageError> {
-    let all = !all;
+    let all = !cluster_exists;
     let dir = job.dir.join("terraform");
     let state = match ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)? {
         Some(state) => state,
@@ -46,14 +46,17 @@ async fn destroy<A>(
         None => String::new(),
     };
     let targets: Vec<String> = removed.iter().flat_map(|(_, id)| terraform::addresses_of(&state, id)).collect();
-    let gone: Vec<&str> = removed.iter().map(|(_, id)| id.as_str()).collect();
-    let stale = terraform::provisioned_hosts(&state)
-        .map(|hosts| hosts.iter().any(|h| gone.contains(&h.instance_id.as_str())))
-        .unwrap_or(true);
-    if !all && targets.is_empty() && terraform::compaction_moves(&state).is_empty() && !stale {
+    // `provisioned_hosts` as saved, unless it still lists a removed host (a refresh is due).
+    let current = terraform::provisioned_hosts(&state)
+        .ok()
+        .filter(|hosts| !hosts.iter().any(|h| removed.iter().any(|(_, id)| *id == h.instance_id)));
+    if !all
+        && targets.is_empty()
+        && terraform::compaction_moves(&state).is_empty()
+        && let Some(hosts) = current
+    {
         ctx.log.info("No Terraform resource belongs to the removed hosts");
-        let provisioned = terraform::provisioned_hosts(&state)?;
-        record_hosts(ctx, &provisioned, false);
+        record_hosts(ctx, &hosts, false);
         return Ok(());
     }
     if !dir.join(".terraform").exists() {
