@@ -15,8 +15,8 @@ pub struct Facts {
 }
 
 /// Renders `source` for the provision `body` (whose sensitive values the caller has already
-/// redacted) and returns the inventory as YAML.
-pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<String, String> {
+/// redacted) and returns the inventory document, for the caller to write as YAML.
+pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<Value, String> {
     let context = variables(id, body, facts);
     let env = minijinja::Environment::new();
     let rendered = env
@@ -33,7 +33,7 @@ pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<S
             adopt_names(group, &objects["datastores"], false);
         }
     }
-    serde_norway::to_string(&inventory).map_err(|e| e.to_string())
+    Ok(inventory)
 }
 
 /// OneForm's variable contract.
@@ -142,8 +142,7 @@ node:
             }
         });
         let facts = Facts { version: "7.2.0".into(), frontend_ip: "127.0.0.1".into() };
-        let yaml = inventory(source, 7, &body, &facts).unwrap();
-        let inv = crate::driver::deployment::yaml_to_json(&yaml).unwrap();
+        let inv = inventory(source, 7, &body, &facts).unwrap();
         assert_eq!(inv["all"]["vars"]["one_version"], "7.2.0");
         assert_eq!(inv["all"]["vars"]["cidr"], "10.0.0.0/24");
         assert_eq!(inv["all"]["vars"]["provision"], "7-demo");

@@ -37,6 +37,14 @@ pub fn redacted(inputs: &[Input], values: &Map<String, Value>) -> Map<String, Va
     out
 }
 
+/// Redacts a stored provision body in place: its `user_inputs_values`, by its `user_inputs`.
+pub fn redact_body(body: &mut Value) {
+    let inputs = stored(body);
+    if let Some(values) = body["user_inputs_values"].as_object_mut() {
+        *values = redacted(&inputs, values);
+    }
+}
+
 /// The values of the sensitive inputs as text, to mask in everything a tool prints.
 pub fn sensitive_texts(inputs: &[Input], values: &Map<String, Value>) -> Vec<String> {
     inputs.iter().filter(|i| i.is_sensitive()).filter_map(|i| values.get(&i.name)).map(ruby_to_s).collect()

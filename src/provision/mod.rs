@@ -109,7 +109,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
 pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: bool) -> Value {
     let mut body = row.body.clone();
     if !include_sensitive {
-        redact(&mut body);
+        driver::input::redact_body(&mut body);
     }
     let mut out = Map::new();
     out.insert("id".into(), json!(row.id));
@@ -122,13 +122,6 @@ pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: 
     out.insert("tags".into(), tags.unwrap_or_else(|| json!({})));
     out.insert("historic".into(), json!(historic));
     Value::Object(out)
-}
-
-fn redact(body: &mut Value) {
-    let inputs = driver::input::stored(body);
-    if let Some(values) = body["user_inputs_values"].as_object_mut() {
-        *values = driver::input::redacted(&inputs, values);
-    }
 }
 
 /// Checks the provision's values with one of them changed, against its stored inputs: what a

@@ -61,17 +61,16 @@ fn write_inventory<A>(
     let body = &ctx.provision.body;
     let deployment = job.driver.deployment(body["deployment_file"].as_str()).map_err(fail)?;
     let mut shown = body.clone();
-    let values = super::values(body);
-    shown["user_inputs_values"] = json!(input::redacted(&input::stored(body), &values));
+    input::redact_body(&mut shown);
     // Beyond OneForm: the provider's connection values (sensitive ones redacted), so a
     // template can reach what the provider made (e.g. the sim cloud's folder).
     shown["connection"] = json!(job.shown_connection);
     let facts = render::Facts { version: version.to_owned(), frontend_ip: real.frontend_ip.clone() };
     let inventory =
         render::inventory(&deployment.source, ctx.provision.id, &shown, &facts).map_err(StageError::failed)?;
-    work::write_private(&dir.join("inventory.yaml"), inventory.as_bytes())?;
-    let parsed = crate::driver::deployment::yaml_to_json(&inventory).unwrap_or_default();
-    Ok(host_addresses(&parsed))
+    let yaml = serde_norway::to_string(&inventory).map_err(fail)?;
+    work::write_private(&dir.join("inventory.yaml"), yaml.as_bytes())?;
+    Ok(host_addresses(&inventory))
 }
 
 /// Inventory host name → its `ansible_host`, over every group (`<group>.hosts.<name>`).
@@ -87,30 +86,21 @@ async fn playbook(cmd: &Cmd, ctx: &mut Ctx<'_>, addresses: &HashMap<String, Stri
     ctx.log.info(&format!("Running {}", cmd.display()));
     let mut capture = Capture::default();
     let mut tee = Tee { first: &mut *ctx.log, second: &mut capture };
-    match exec::run(cmd, &mut tee, ctx.cancel).await {
+    let result = exec::run(cmd, &mut tee, ctx.cancel).await;
+    let stdout = capture.stream(Stream::Stdout);
+    let label = |host: &str| match addresses.get(host) {
+        Some(address) if address != host => format!("{host} ({address})"),
+        _ => host.to_owned(),
+    };
+    match result {
         Ok(_) => {
-            let stdout = capture.stream(Stream::Stdout);
-            for line in stdout.iter().skip_while(|l| !l.starts_with("PLAY RECAP")).skip(1) {
-                if let Some((host, counts)) = line.split_once(" : ") {
-                    let host = host.trim();
-                    let shown = addresses.get(host).map_or(host.to_owned(), |a| format!("{host} ({a})"));
-                    ctx.log.progress(&format!(
-                        "configured {shown}: {}",
-                        counts.split_whitespace().collect::<Vec<_>>().join(" ")
-                    ));
-                }
+            for (host, counts) in recap(&stdout) {
+                ctx.log.progress(&format!("configured {}: {}", label(host), counts.join(" ")));
             }
             Ok(())
         }
         Err(e) => {
-            let stdout = capture.stream(Stream::Stdout);
-            let failed: Vec<String> = failed_hosts(&stdout)
-                .into_iter()
-                .map(|host| match addresses.get(&host) {
-                    Some(address) if *address != host => format!("{host} ({address})"),
-                    _ => host,
-                })
-                .collect();
+            let failed: Vec<String> = failed_hosts(&stdout).into_iter().map(label).collect();
             let mut error = StageError::from(e);
             if !failed.is_empty() {
                 let mut said = fatal_messages(&stdout);
@@ -142,18 +132,19 @@ fn fatal_messages(stdout: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Hosts whose PLAY RECAP line shows `failed` or `unreachable` above zero.
-fn failed_hosts(stdout: &[&str]) -> Vec<String> {
-    let recap = stdout.iter().skip_while(|l| !l.starts_with("PLAY RECAP"));
-    recap
-        .filter_map(|line| {
-            let (host, counts) = line.split_once(" : ")?;
-            let bad = counts
-                .split_whitespace()
-                .any(|c| matches!(c.split_once('='), Some(("failed" | "unreachable", n)) if n != "0"));
-            bad.then(|| host.trim().to_string())
-        })
+/// The PLAY RECAP lines: each host with its `name=count` fields.
+fn recap<'a>(stdout: &[&'a str]) -> Vec<(&'a str, Vec<&'a str>)> {
+    let lines = stdout.iter().skip_while(|l| !l.starts_with("PLAY RECAP"));
+    lines
+        .filter_map(|line| line.split_once(" : "))
+        .map(|(host, counts)| (host.trim(), counts.split_whitespace().collect()))
         .collect()
+}
+
+/// Hosts whose PLAY RECAP line shows `failed` or `unreachable` above zero.
+fn failed_hosts<'a>(stdout: &[&'a str]) -> Vec<&'a str> {
+    let bad = |c: &&str| matches!(c.split_once('='), Some(("failed" | "unreachable", n)) if n != "0");
+    recap(stdout).into_iter().filter(|(_, counts)| counts.iter().any(bad)).map(|(host, _)| host).collect()
 }
 
 #[cfg(test)]
