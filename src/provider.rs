@@ -86,11 +86,8 @@ pub fn ensure_onprem(catalog: &Catalog, store: &Store, time: i64) -> Result<Opti
 /// unless `include_sensitive`.
 pub fn serve(row: &ProviderRow, include_sensitive: bool) -> Value {
     let mut body = row.body.clone();
-    if !include_sensitive {
-        let inputs = input::stored(&row.body);
-        if let Some(Value::Object(connection)) = body.get_mut("connection") {
-            *connection = input::redacted(&inputs, connection);
-        }
+    if !include_sensitive && let Some(Value::Object(connection)) = body.get_mut("connection") {
+        *connection = shown_connection(row);
     }
     let mut out = Map::new();
     out.insert("id".into(), json!(row.id));
