@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use formwork::engine::{Ctx, Event, Log, Outcome, Runner, Stage, StageError, Stages};
+use formwork::engine::{Ctx, Event, Log, Outcome, Params, Runner, Stage, StageError, Stages};
 use formwork::exec::{Severity, Sink, Stream};
 use formwork::store::{Owner, Store};
 use serde_json::json;
@@ -69,9 +69,18 @@ fn runner(store: &Arc<Store>, stages: Instant0) -> Arc<Runner<Instant0>> {
 
 async fn lifecycle(runner: Arc<Runner<Instant0>>, id: i64) {
     let mut log = NoLog::default();
-    runner.start(id, "create", &json!({}), Event::Created, &mut log).await.expect("create");
+    runner.start(id, "create", &Params::None, Event::Created, &mut log).await.expect("create");
     let deprovision = Event::DeprovisionRequested { force: false };
-    runner.start(id, "deprovision", &json!({}), deprovision, &mut log).await.expect("deprovision");
+    runner
+        .start(
+            id,
+            "deprovision",
+            &Params::Teardown { force: false, resources: Default::default() },
+            deprovision,
+            &mut log,
+        )
+        .await
+        .expect("deprovision");
 }
 
 fn provisions(store: &Store, n: usize) -> Vec<i64> {
@@ -146,7 +155,7 @@ fn main() {
         .map(|_| {
             let start = Instant::now();
             let rows = store.provisions(true).unwrap();
-            let served: Vec<_> = rows.iter().map(|r| formwork::provision::serve(r, &[], false)).collect();
+            let served: Vec<_> = rows.iter().map(|r| formwork::service::serve_provision(r, &[], false)).collect();
             assert_eq!(served.len(), 10_000);
             start.elapsed()
         })

@@ -3,8 +3,8 @@
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::output::{self, Output, cell, table};
-use crate::driver::{self, Catalog, Driver, Input, Loaded, State};
+use super::output::{Output, cell, table};
+use crate::service::{Driver, Drivers, Input, Loaded};
 use crate::settings::Settings;
 
 #[derive(Debug, Subcommand)]
@@ -36,8 +36,8 @@ pub enum Command {
 }
 
 pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    let catalog = settings.catalog()?;
-    for s in catalog.shadowed() {
+    let drivers = Drivers::open(settings)?;
+    for s in drivers.shadowed() {
         out.warn(&format!(
             "driver '{}' at {} is shadowed by {} and is not used",
             s.name,
@@ -46,24 +46,19 @@ pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()
         ));
     }
     match cmd {
-        Command::List { enabled } => list(&catalog, enabled, out),
-        Command::Show { driver } => show(&catalog, &driver, out),
-        Command::Sync => sync(&catalog, out),
-        Command::Enable { driver } => toggle(&catalog, &driver, true, out),
-        Command::Disable { driver } => toggle(&catalog, &driver, false, out),
+        Command::List { enabled } => list(&drivers, enabled, out),
+        Command::Show { driver } => show(&drivers, &driver, out),
+        Command::Sync => sync(&drivers, out),
+        Command::Enable { driver } => toggle(&drivers, &driver, true, out),
+        Command::Disable { driver } => toggle(&drivers, &driver, false, out),
         Command::Schema { driver, deployment, connection } => {
-            schema(&catalog, &driver, deployment.as_deref(), connection, out)
+            out.json(&drivers.schema(&driver, deployment.as_deref(), connection)?)
         }
     }
 }
 
-fn list(catalog: &Catalog, enabled_only: bool, out: &Output) -> anyhow::Result<()> {
-    let drivers: Vec<Loaded> = catalog
-        .list()?
-        .into_iter()
-        .filter(|d| !enabled_only || d.state() == State::Enabled)
-        .map(redact_loaded)
-        .collect();
+fn list(drivers: &Drivers, enabled_only: bool, out: &Output) -> anyhow::Result<()> {
+    let drivers = drivers.list(enabled_only)?;
     if out.json {
         return out.json(&drivers);
     }
@@ -83,8 +78,8 @@ fn list(catalog: &Catalog, enabled_only: bool, out: &Output) -> anyhow::Result<(
     out.text(&table(&["NAME", "STATE", "VERSION", "REGISTRY", "DEPLOYMENTS"], &rows))
 }
 
-fn show(catalog: &Catalog, name: &str, out: &Output) -> anyhow::Result<()> {
-    let loaded = redact_loaded(catalog.load(name)?);
+fn show(drivers: &Drivers, name: &str, out: &Output) -> anyhow::Result<()> {
+    let loaded = drivers.show(name)?;
     if out.json {
         return out.json(&loaded);
     }
@@ -180,8 +175,8 @@ fn describe_match(m: &Value) -> String {
     }
 }
 
-fn sync(catalog: &Catalog, out: &Output) -> anyhow::Result<()> {
-    let report = catalog.sync()?;
+fn sync(drivers: &Drivers, out: &Output) -> anyhow::Result<()> {
+    let (report, outcome) = drivers.sync()?;
     if out.json {
         out.json(&report)?;
     } else {
@@ -189,61 +184,14 @@ fn sync(catalog: &Catalog, out: &Output) -> anyhow::Result<()> {
         rows.extend(report.failed.iter().map(|f| vec![f.name.clone(), format!("ERROR: {}", f.error)]));
         out.text(&table(&["DRIVER", "RESULT"], &rows))?;
     }
-    if report.failed.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!("{} of {} drivers failed verification", report.failed.len(), catalog.entries().len())
-    }
+    Ok(outcome?)
 }
 
-fn toggle(catalog: &Catalog, name: &str, enable: bool, out: &Output) -> anyhow::Result<()> {
-    if enable {
-        catalog.enable(name)?
-    } else {
-        catalog.disable(name)?
-    }
-    let state = if enable { State::Enabled } else { State::Disabled };
+fn toggle(drivers: &Drivers, name: &str, enable: bool, out: &Output) -> anyhow::Result<()> {
+    let state = drivers.set_enabled(name, enable)?;
     if out.json {
         out.json(&json!({"name": name, "state": state}))
     } else {
         out.text(&format!("driver '{name}' is now {}", state.as_str()))
-    }
-}
-
-fn schema(
-    catalog: &Catalog,
-    name: &str,
-    deployment: Option<&str>,
-    connection: bool,
-    out: &Output,
-) -> anyhow::Result<()> {
-    let driver = match catalog.load(name)? {
-        Loaded::Ready(d) => d,
-        Loaded::Broken(b) => {
-            return Err(driver::Error::Broken { name: b.name, reason: b.error_msg.unwrap_or_default() }.into());
-        }
-    };
-    let (title, inputs) = if connection {
-        (format!("{} provider connection", driver.id), driver.connection.clone())
-    } else if let Some(wanted) = deployment {
-        let d = driver.deployment(Some(wanted))?;
-        (format!("{} / {} provision inputs", driver.id, d.inventory), driver.provision_inputs(d))
-    } else {
-        (format!("{} provision inputs", driver.id), driver.user_inputs.clone())
-    };
-    out.json(&driver::schema::of(&title, &output::redact_inputs(&inputs)))
-}
-
-fn redact_loaded(loaded: Loaded) -> Loaded {
-    match loaded {
-        Loaded::Ready(mut d) => {
-            d.connection = output::redact_inputs(&d.connection);
-            d.user_inputs = output::redact_inputs(&d.user_inputs);
-            for c in &mut d.deployment_confs {
-                c.user_inputs = c.user_inputs.as_deref().map(output::redact_inputs);
-            }
-            Loaded::Ready(d)
-        }
-        broken => broken,
     }
 }

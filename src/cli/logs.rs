@@ -5,26 +5,19 @@
 use std::time::Duration;
 
 use super::output::Output;
-use crate::exec::log;
-use crate::provision::Runtime;
+use crate::service::{LogLine, Service};
 
 const LAST: usize = 100;
 const POLL: Duration = Duration::from_millis(500);
 
-pub async fn run(rt: &Runtime, id: i64, follow: bool, all: bool, out: &Output) -> anyhow::Result<()> {
-    rt.store.provision(id)?;
-    let path = rt.settings.log_path(id);
-    if !path.exists() {
-        anyhow::bail!("provision {id} has no log yet ({})", path.display());
-    }
-    let (lines, mut pos) = if all { log::read(&path, 0)? } else { log::tail(&path, LAST)? };
+pub async fn run(service: &Service, id: i64, follow: bool, all: bool, out: &Output) -> anyhow::Result<()> {
+    let (lines, mut pos) = service.log_tail(id, if all { None } else { Some(LAST) })?;
     print(&lines, out)?;
     if !follow {
         return Ok(());
     }
     loop {
-        let running = rt.store.running_operation(id)?.is_some();
-        let (lines, next) = log::read(&path, pos)?;
+        let (lines, next, running) = service.log_after(id, pos)?;
         print(&lines, out)?;
         pos = next;
         if !running && lines.is_empty() {
@@ -34,7 +27,7 @@ pub async fn run(rt: &Runtime, id: i64, follow: bool, all: bool, out: &Output) -
     }
 }
 
-fn print(lines: &[log::LogLine], out: &Output) -> anyhow::Result<()> {
+fn print(lines: &[LogLine], out: &Output) -> anyhow::Result<()> {
     for line in lines {
         if out.json {
             out.text(&serde_json::to_string(line)?)?;

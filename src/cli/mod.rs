@@ -1,5 +1,8 @@
-//! The command line: argument definitions here, one file per subcommand group. Commands return
-//! `anyhow::Result`; `main` prints the error on stderr and maps it to an exit code.
+//! The command line: argument definitions here, one file per subcommand group. Each command
+//! parses its arguments, calls the service layer and renders the answer (a table or `--json`
+//! on stdout, progress and errors on stderr); no rule lives here, and nothing below the service
+//! is reached (`tests/tidy.rs` checks it). Commands return `anyhow::Result`; `main` prints the
+//! error and maps it to an exit code with [`service::Error::exit_code`](crate::service::Error::exit_code).
 
 pub mod driver;
 mod format;
@@ -18,17 +21,7 @@ use clap::{Parser, Subcommand};
 
 use crate::settings::{Flags, Settings};
 
-/// Exit codes, documented in README.md.
-pub mod exit {
-    /// The command did what was asked.
-    pub const OK: i32 = 0;
-    /// The command failed: bad input, a broken driver, an invalid value set.
-    pub const FAILURE: i32 = 1;
-    /// The command line itself was wrong (clap's own code).
-    pub const USAGE: i32 = 2;
-    /// Another operation is running on the provision; nothing was done.
-    pub const BUSY: i32 = 3;
-}
+pub use crate::service::exit;
 
 #[derive(Debug, Parser)]
 #[command(name = "formwork", version, about = "Durable provisioning with OneForm driver folders")]
@@ -45,6 +38,9 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
     pub json: bool,
+    /// How diagnostics (RUST_LOG, default warn) are written on stderr
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,14 +58,34 @@ pub enum Command {
     Provision(provision::Command),
 }
 
+/// The format of tracing output on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Runs a parsed command line; `env` is the process environment, read once by `main`.
 pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     let flags = Flags { config: cli.config, data_dir: cli.data_dir, drivers_dirs: cli.drivers_dirs };
     let settings = Settings::resolve(flags, env)?;
     let out = output::Output::new(cli.json);
+    let span = tracing::info_span!("command", name = cli.command.name());
+    let _entered = span.enter();
     match cli.command {
         Command::Driver(cmd) => driver::run(cmd, &settings, &out),
         Command::Provider(cmd) => provider::run(cmd, &settings, &out),
         Command::Provision(cmd) => provision::run(cmd, &settings, &out),
+    }
+}
+
+impl Command {
+    /// The command group, for the tracing span.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Driver(_) => "driver",
+            Command::Provider(_) => "provider",
+            Command::Provision(_) => "provision",
+        }
     }
 }

@@ -1,68 +1,36 @@
-//! Foreground progress: everything goes to the provision log, and each stage change (and each
-//! stage failure) is also printed as one line on stderr with the time the stage took.
+//! Foreground progress on stderr: one line per state change with the time the stage took,
+//! one indented line per step inside a stage, warnings and failures. With `--json` only
+//! failures are printed, so stdout stays one JSON document and stderr stays quiet.
 
-use std::time::Instant;
+use crate::service::{Observer, Progress};
 
-use crate::engine::Log;
-use crate::exec::{ProvisionLog, Severity, Sink, Stream};
-
-pub struct Progress {
-    id: i64,
-    log: ProvisionLog,
+pub struct Stderr {
+    /// Errors only (with `--json`).
     quiet: bool,
-    since: Instant,
 }
 
-impl Progress {
-    /// `quiet` keeps stderr for errors only (with `--json`).
-    pub fn new(id: i64, log: ProvisionLog, quiet: bool) -> Progress {
-        Progress { id, log, quiet, since: Instant::now() }
+impl Stderr {
+    pub fn boxed(quiet: bool) -> Box<dyn Observer> {
+        Box::new(Stderr { quiet })
     }
 }
 
-impl Sink for Progress {
-    fn line(&mut self, stream: Stream, text: &str) {
-        self.log.line(stream, text);
-    }
-
-    fn note(&mut self, severity: Severity, text: &str) {
-        self.log.note(severity, text);
-        if let Some(change) = text.strip_prefix("State changed from ") {
-            if !self.quiet {
-                let took = crate::exec::human(self.since.elapsed());
-                eprintln!("[provision {}] {} ({took})", self.id, change.replacen(" to ", " → ", 1));
+impl Observer for Stderr {
+    fn observe(&mut self, id: i64, progress: Progress) {
+        match progress {
+            Progress::Failed(text) => eprintln!("[provision {id}] {text}"),
+            _ if self.quiet => {}
+            Progress::Created { name, driver } => eprintln!("provision {id} created: '{name}' ({driver})"),
+            Progress::StateChanged { from, to, took } => {
+                eprintln!("[provision {id}] {from} → {to} ({})", duration(took));
             }
-            self.since = Instant::now();
-        } else if severity == Severity::Error || (severity == Severity::Warning && !self.quiet) {
-            eprintln!("[provision {}] {text}", self.id);
-        }
-    }
-
-    fn progress(&mut self, text: &str) {
-        self.log.note(Severity::Info, text);
-        if !self.quiet {
-            eprintln!("[provision {}]   {text}", self.id);
+            Progress::Step(text) => eprintln!("[provision {id}]   {text}"),
+            Progress::Warning(text) => eprintln!("[provision {id}] {text}"),
         }
     }
 }
 
-impl Log for Progress {
-    fn position(&self) -> u64 {
-        Log::position(&self.log)
-    }
-}
-
-/// A log that keeps nothing, for when the real one cannot be opened.
-#[derive(Default)]
-pub struct Discard;
-
-impl Sink for Discard {
-    fn line(&mut self, _: Stream, _: &str) {}
-    fn note(&mut self, _: Severity, _: &str) {}
-}
-
-impl Log for Discard {
-    fn position(&self) -> u64 {
-        0
-    }
+/// How long a stage took, as people write it (`300ms`, `1.5s`, `1m30s`).
+fn duration(took: std::time::Duration) -> String {
+    crate::exec::human(took)
 }

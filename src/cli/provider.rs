@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 
 use super::output::{Output, cell, table};
 use super::values::read_values;
-use crate::provider::{self, NewProvider};
+use crate::service::{NewProvider, Service};
 use crate::settings::Settings;
-use crate::store::{self, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -47,39 +46,36 @@ pub enum Command {
 }
 
 pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    let store = Store::open(&settings.database())?;
-    let catalog = settings.catalog()?;
-    provider::ensure_onprem(&catalog, &store, store::now())?;
+    let service = Service::open(settings.clone())?;
     match cmd {
         Command::Create { driver, values, name, description } => {
             let connection = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
             let new = NewProvider { driver, name, description, connection };
-            let row = provider::create(&catalog, &store, &new, store::now())?;
-            print_one(out, &provider::serve(&row, false), &format!("ID: {}", row.id))
+            let served = service.create_provider(&new)?;
+            print_one(out, &served, &format!("ID: {}", served["id"]))
         }
         Command::List => {
-            let rows = store.providers()?;
-            let served: Vec<Value> = rows.iter().map(|r| provider::serve(r, false)).collect();
+            let served = service.providers()?;
             if out.json {
                 return out.json(&served);
             }
-            let lines: Vec<Vec<String>> = rows
+            let lines: Vec<Vec<String>> = served
                 .iter()
-                .map(|r| vec![r.id.to_string(), r.name.clone(), r.driver.clone(), ids(&r.provision_ids)])
+                .map(|p| vec![p["id"].to_string(), cell(&p["name"]), cell(&p["driver"]), ids(&p["provision_ids"])])
                 .collect();
             out.text(&table(&["ID", "NAME", "DRIVER", "PROVISIONS"], &lines))
         }
         Command::Show { id, include_sensitive } => {
-            let served = provider::serve(&store.provider(id)?, include_sensitive);
+            let served = service.provider(id, include_sensitive)?;
             print_one(out, &served, &describe(&served))
         }
         Command::Update { id, values, name, description } => {
             let patch = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
-            let row = provider::update(&store, id, name.as_deref(), description.as_deref(), &patch)?;
-            print_one(out, &provider::serve(&row, false), &format!("provider {id} updated"))
+            let served = service.update_provider(id, name.as_deref(), description.as_deref(), &patch)?;
+            print_one(out, &served, &format!("provider {id} updated"))
         }
         Command::Delete { id } => {
-            provider::delete(&store, id)?;
+            service.delete_provider(id)?;
             print_one(out, &json!({"id": id, "deleted": true}), &format!("provider {id} deleted"))
         }
     }
@@ -104,6 +100,7 @@ fn describe(p: &Value) -> String {
     text
 }
 
-fn ids(ids: &[i64]) -> String {
-    if ids.is_empty() { "-".into() } else { ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",") }
+fn ids(ids: &Value) -> String {
+    let ids: Vec<String> = ids.as_array().into_iter().flatten().map(Value::to_string).collect();
+    if ids.is_empty() { "-".into() } else { ids.join(",") }
 }

@@ -45,6 +45,20 @@ pub fn redact_body(body: &mut Value) {
     }
 }
 
+/// A provider body's connection values (unredacted) and the sensitive ones as text, to mask.
+pub fn connection(provider_body: &Value) -> (Map<String, Value>, Vec<String>) {
+    let values = provider_body["connection"].as_object().cloned().unwrap_or_default();
+    let secrets = sensitive_texts(&stored(provider_body), &values);
+    (values, secrets)
+}
+
+/// A provider body's connection values with the sensitive ones as [`REDACTED`]: what
+/// templates and callers without `include_sensitive` see.
+pub fn shown_connection(provider_body: &Value) -> Map<String, Value> {
+    let values = provider_body["connection"].as_object().cloned().unwrap_or_default();
+    redacted(&stored(provider_body), &values)
+}
+
 /// The values of the sensitive inputs as text, to mask in everything a tool prints.
 pub fn sensitive_texts(inputs: &[Input], values: &Map<String, Value>) -> Vec<String> {
     inputs.iter().filter(|i| i.is_sensitive()).filter_map(|i| values.get(&i.name)).map(ruby_to_s).collect()

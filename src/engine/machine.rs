@@ -66,6 +66,27 @@ impl Stage {
     pub fn name(self) -> &'static str {
         self.state().name()
     }
+
+    /// The outside system whose work this stage drives, so a failure can say whose it was.
+    pub fn system(self) -> System {
+        match self {
+            Stage::Init | Stage::Planning | Stage::Applying | Stage::Deprovisioning => System::Terraform,
+            Stage::ConfiguringOne | Stage::DeprovisioningOne => System::OpenNebula,
+            Stage::ConfiguringProvision => System::Ansible,
+            Stage::Scaling | Stage::Done => System::Formwork,
+        }
+    }
+}
+
+/// Who did the work that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    OpenNebula,
+    Terraform,
+    Ansible,
+    /// formwork's own part of a stage (its files, its records).
+    Formwork,
 }
 
 /// What happened. Requests come from operations, the rest from the runner.

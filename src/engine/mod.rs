@@ -5,12 +5,14 @@
 
 pub mod machine;
 pub mod owner;
+pub mod params;
 pub mod runner;
 pub mod state;
 
 #[cfg(test)]
 mod tests;
 
-pub use machine::{Effect, Event, IllegalTransition, Outcome, Stage, next};
+pub use machine::{Effect, Event, IllegalTransition, Outcome, Stage, System, next};
+pub use params::{Params, Resources, ScaleTarget};
 pub use runner::{Ctx, Error, Fault, FaultPoint, Log, OnInterrupted, Runner, StageError, Stages};
 pub use state::State;

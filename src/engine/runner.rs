@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tracing::Instrument;
 
-use super::machine::{self, Effect, Event, Outcome, Stage};
+use super::machine::{self, Effect, Event, Outcome, Stage, System};
+use super::params::Params;
 use super::state::State;
 use crate::exec::{Cancel, Severity, Sink};
 use crate::store::{
@@ -29,11 +31,17 @@ pub struct Ctx<'a> {
     pub historic: Vec<HistoricEntry>,
 }
 
-/// The per-provision log as the engine needs it: a sink that knows how far it has written.
+/// The per-provision log as the engine needs it: a sink that knows how far it has written,
+/// told of each state change as a typed event (a front end shows progress from it, never by
+/// reading log lines back).
 pub trait Log: Sink {
     fn position(&self) -> u64;
     fn info(&mut self, text: &str) {
         self.note(Severity::Info, text);
+    }
+    /// The provision moved from one state to another; the transition is already checkpointed.
+    fn state_changed(&mut self, from: State, to: State) {
+        self.info(&format!("State changed from {from} to {to}"));
     }
 }
 
@@ -84,7 +92,7 @@ pub enum Error {
     #[error(
         "provision {provision_id}: {stage} failed: {message}. Fix the cause, then `formwork provision retry {provision_id}`; `formwork provision logs {provision_id}` shows the output"
     )]
-    StageFailed { provision_id: i64, stage: &'static str, message: String },
+    StageFailed { provision_id: i64, stage: &'static str, system: System, message: String },
     #[error(
         "provision {provision_id}: {stage} was cancelled; it is now in {state}. `formwork provision retry {provision_id}` runs the stage again"
     )]
@@ -156,7 +164,7 @@ impl<S: Stages> Runner<S> {
         &self,
         provision_id: i64,
         kind: &str,
-        params: &Value,
+        params: &Params,
         event: Event,
         log: &mut dyn Log,
     ) -> Result<State, Error> {
@@ -289,7 +297,12 @@ impl<S: Stages> Runner<S> {
         let attempt_id = self.store.start_attempt(op.id, id, stage.name(), log.position() as i64, (self.clock)())?;
         let mut ctx = Ctx { provision, operation: op, attempt_id, store: &self.store, log, cancel, historic: vec![] };
         Fault::strike(self.fault, FaultPoint::Entered, stage);
-        let result = self.stages.run(stage, &mut ctx).await;
+        let span = tracing::info_span!("stage", provision_id = id, stage = stage.name(), attempt_id);
+        let result = self.stages.run(stage, &mut ctx).instrument(span).await;
+        match &result {
+            Ok(outcome) => tracing::info!(provision_id = id, stage = stage.name(), ?outcome, "stage succeeded"),
+            Err(e) => tracing::info!(provision_id = id, stage = stage.name(), error = %e, "stage failed"),
+        }
         if result.is_ok() {
             Fault::strike(self.fault, FaultPoint::Finished, stage);
         }
@@ -310,7 +323,12 @@ impl<S: Stages> Runner<S> {
         match result {
             Ok(_) => Ok((to, effects)),
             Err(e) if e.cancelled => Err(Error::Cancelled { provision_id: id, stage: stage.name(), state: to }),
-            Err(e) => Err(Error::StageFailed { provision_id: id, stage: stage.name(), message: e.message }),
+            Err(e) => Err(Error::StageFailed {
+                provision_id: id,
+                stage: stage.name(),
+                system: stage.system(),
+                message: e.message,
+            }),
         }
     }
 
@@ -333,7 +351,7 @@ impl<S: Stages> Runner<S> {
         let time = (self.clock)();
         self.store.checkpoint(&Checkpoint { provision_id: id, from, to, body, historic, attempt, time })?;
         if from != to {
-            log.info(&format!("State changed from {from} to {to}"));
+            log.state_changed(from, to);
         }
         Ok(())
     }

@@ -134,7 +134,7 @@ async fn create_runs_every_stage_once_to_running() {
     let script = Script::with_hosts(2);
     let mut log = MemLog::default();
     let end =
-        runner(&store, script.clone(), 1).start(id, "create", &json!({}), Event::Created, &mut log).await.unwrap();
+        runner(&store, script.clone(), 1).start(id, "create", &Params::None, Event::Created, &mut log).await.unwrap();
     assert_eq!(end, State::Running);
     assert_eq!(
         states_seen(&store, id),
@@ -153,15 +153,15 @@ async fn a_failed_stage_lands_in_its_failure_state_and_retry_goes_on_from_there(
     let id = new_provision(&store);
     let script = Script::with_hosts(1).on(Stage::Applying, &[Act::Fail]);
     let r = runner(&store, script.clone(), 1);
-    let err = r.start(id, "create", &json!({}), Event::Created, &mut MemLog::default()).await.unwrap_err();
+    let err = r.start(id, "create", &Params::None, Event::Created, &mut MemLog::default()).await.unwrap_err();
     assert!(err.to_string().contains("APPLYING failed: APPLYING broke"), "{err}");
     assert_eq!(store.provision(id).unwrap().state, State::ApplyingFailure);
     assert_eq!(store.operations(id).unwrap()[0].status, OperationStatus::Failed);
 
-    let end = r.start(id, "retry", &json!({}), Event::RetryRequested, &mut MemLog::default()).await.unwrap();
+    let end = r.start(id, "retry", &Params::None, Event::RetryRequested, &mut MemLog::default()).await.unwrap();
     assert_eq!(end, State::Running);
     assert_eq!((script.runs(Stage::Init), script.runs(Stage::Planning), script.runs(Stage::Applying)), (1, 1, 2));
-    let illegal = r.start(id, "retry", &json!({}), Event::RetryRequested, &mut MemLog::default()).await.unwrap_err();
+    let illegal = r.start(id, "retry", &Params::None, Event::RetryRequested, &mut MemLog::default()).await.unwrap_err();
     assert!(illegal.to_string().contains("cannot retry while the provision is RUNNING"), "{illegal}");
     assert_eq!(store.provision(id).unwrap().state, State::Running, "a refused request changes nothing");
 }
@@ -176,14 +176,14 @@ async fn a_second_operation_is_refused_while_one_runs() {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
             let r = runner(&store, script, 1);
-            r.start(id, "create", &json!({}), Event::Created, &mut MemLog::default()).await
+            r.start(id, "create", &Params::None, Event::Created, &mut MemLog::default()).await
         })
     };
     while store.provision(id).unwrap().state != State::Planning {
         tokio::task::yield_now().await;
     }
     let busy = first
-        .start(id, "deprovision", &json!({}), Event::DeprovisionRequested { force: true }, &mut MemLog::default())
+        .start(id, "deprovision", &Params::None, Event::DeprovisionRequested { force: true }, &mut MemLog::default())
         .await;
     let message = busy.unwrap_err().to_string();
     assert!(message.contains("provision 1 is busy: operation 1 (create)"), "{message}");
@@ -204,7 +204,7 @@ async fn after_a_crash_resume_reruns_only_the_interrupted_stage() {
     let id = new_provision(&store);
     let script = Script::with_hosts(3).on(Stage::ConfiguringOne, &[Act::Hang]);
     let crashed = runner(&store, script.clone(), 1);
-    let (params, mut log) = (json!({}), MemLog::default());
+    let (params, mut log) = (Params::None, MemLog::default());
     let run = crashed.start(id, "create", &params, Event::Created, &mut log);
     // The process "dies" while CONFIGURING_ONE runs: the future is dropped mid-stage.
     assert!(tokio::time::timeout(std::time::Duration::from_millis(50), run).await.is_err());
@@ -233,7 +233,7 @@ async fn resume_can_fail_the_interrupted_stage_instead() {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let id = new_provision(&store);
     let script = Script::with_hosts(1).on(Stage::Applying, &[Act::Hang]);
-    let (first, params, mut log) = (runner(&store, script.clone(), 1), json!({}), MemLog::default());
+    let (first, params, mut log) = (runner(&store, script.clone(), 1), Params::None, MemLog::default());
     let run = first.start(id, "create", &params, Event::Created, &mut log);
     assert!(tokio::time::timeout(std::time::Duration::from_millis(50), run).await.is_err());
     let live_owner_kept = runner(&store, script.clone(), 2)
@@ -255,7 +255,7 @@ async fn an_empty_provision_tears_itself_down_and_scale_down_returns_to_running(
     let store = Arc::new(Store::open_in_memory().unwrap());
     let id = new_provision(&store);
     let end = runner(&store, Script::with_hosts(0), 1)
-        .start(id, "create", &json!({}), Event::Created, &mut MemLog::default())
+        .start(id, "create", &Params::None, Event::Created, &mut MemLog::default())
         .await;
     assert_eq!(end.unwrap(), State::Done);
     assert_eq!(states_seen(&store, id)[5..], ["RUNNING", "DEPROVISIONING_ONE", "DEPROVISIONING", "DONE"]);
@@ -263,9 +263,16 @@ async fn an_empty_provision_tears_itself_down_and_scale_down_returns_to_running(
     let other = store.insert_provision("q", "sim", 1, &json!({}), 1).unwrap();
     let script = Script { hosts: 2, cluster_exists: true, ..Script::default() };
     let r = runner(&store, script, 1);
-    r.start(other, "create", &json!({}), Event::Created, &mut MemLog::default()).await.unwrap();
-    let end =
-        r.start(other, "scale", &json!({"host_ids": [3]}), Event::ScaleDownRequested, &mut MemLog::default()).await;
+    r.start(other, "create", &Params::None, Event::Created, &mut MemLog::default()).await.unwrap();
+    let end = r
+        .start(
+            other,
+            "scale",
+            &Params::Teardown { force: false, resources: Resources { hosts: vec![3], ..Resources::default() } },
+            Event::ScaleDownRequested,
+            &mut MemLog::default(),
+        )
+        .await;
     assert_eq!(end.unwrap(), State::Running);
     assert_eq!(states_seen(&store, other)[6..], ["DEPROVISIONING_ONE", "DEPROVISIONING", "RUNNING"]);
 }

@@ -2,18 +2,15 @@
 //! reverse order, hosts disabled first; unmanaged VMs and images block it unless the operation
 //! was forced. The selection and `force` come from the operation's parameters.
 
-use serde_json::Value;
-
 use super::{Real, fail, one_progress};
-use crate::engine::{Ctx, Outcome, StageError};
+use crate::engine::{Ctx, Outcome, Params, Resources, StageError};
 use crate::one::{self, OneApi, Selection, Wait};
 
 pub async fn run<A: OneApi>(real: &Real<A>, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
-    let params = &ctx.operation.params;
-    let force = params["force"].as_bool().unwrap_or(false);
-    let selection = match params.get("resources").and_then(Value::as_object) {
-        Some(resources) => Selection::from_resources(resources).map_err(fail)?,
-        None => Selection::default(),
+    let (force, selection) = match &ctx.operation.params {
+        Params::Teardown { force, resources } => (*force, selection(resources)),
+        // The teardown that follows an empty provision's configuration removes all of it.
+        _ => (false, Selection::All),
     };
     ctx.log.info("Deleting OpenNebula objects");
     let mut objects = one_progress::objects(ctx)?;
@@ -21,4 +18,16 @@ pub async fn run<A: OneApi>(real: &Real<A>, ctx: &mut Ctx<'_>) -> Result<Outcome
     one::deprovision(&real.one, &mut objects, &selection, force, Wait::default(), &mut progress).await.map_err(fail)?;
     ctx.provision.body["one_objects"] = objects.to_value();
     Ok(Outcome::DeprovisioningOne)
+}
+
+/// The OpenNebula objects a teardown's resources select; none selected means all of them.
+pub fn selection(resources: &Resources) -> Selection {
+    if resources.is_empty() {
+        return Selection::All;
+    }
+    Selection::Only {
+        hosts: resources.hosts.clone(),
+        networks: resources.networks.clone(),
+        datastores: resources.datastores.clone(),
+    }
 }

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::driver::{Catalog, Driver, Loaded};
 use crate::engine::{Ctx, Outcome, Stage, StageError, Stages};
 use crate::one::OneApi;
-use crate::provider;
+pub use deprovision_one::selection;
 pub use terraform::Tools;
 
 /// The stages as formwork runs them for real.
@@ -88,8 +88,8 @@ impl<A> Real<A> {
             }
         };
         let provider = ctx.store.provider(row.provider_id).map_err(|e| StageError::failed(e.to_string()))?;
-        let (connection, mut secrets) = provider::connection(&provider);
-        let shown_connection = provider::shown_connection(&provider);
+        let (connection, mut secrets) = crate::driver::input::connection(&provider.body);
+        let shown_connection = crate::driver::input::shown_connection(&provider.body);
         secrets.extend(sensitive_values(&row.body));
         let onprem = values(&row.body).contains_key("oneform_onprem_hosts");
         let dir = work::provision_dir(&self.work_root, row.id);

@@ -3,18 +3,19 @@
 
 use serde_json::Value;
 
-use crate::engine::{Ctx, Outcome, StageError};
+use crate::engine::{Ctx, Outcome, Params, StageError};
 
 pub fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
-    let Some(set) = ctx.operation.params.get("set").and_then(Value::as_object) else {
+    let Params::Scale { set } = &ctx.operation.params else {
         return Err(StageError::failed(
             "this scaling operation carries no target values; retry it with the original scale request",
         ));
     };
+    let set = set.values();
     let values = &mut ctx.provision.body["user_inputs_values"];
-    for (key, value) in set {
+    for (key, value) in &set {
         values[key] = value.clone();
     }
-    ctx.log.info(&format!("Scaling to {}", Value::Object(set.clone())));
+    ctx.log.info(&format!("Scaling to {}", Value::Object(set)));
     Ok(Outcome::Scaling)
 }

@@ -131,7 +131,7 @@ fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-fn json_column(what: &'static str, text: &str) -> Result<serde_json::Value, Error> {
+fn json_column<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T, Error> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt { what, message: e.to_string() })
 }
 

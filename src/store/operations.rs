@@ -2,8 +2,8 @@
 //! worked on by one process; the partial unique index `operations_one_running` makes "one
 //! running operation per provision" a database fact shared by every process.
 
+use crate::engine::Params;
 use rusqlite::{OptionalExtension, Row, params};
-use serde_json::Value;
 
 use super::rows::{AttemptRow, OperationRow, OperationStatus};
 use super::{Error, Store, json_column};
@@ -34,7 +34,7 @@ impl Store {
         &self,
         provision_id: i64,
         kind: &str,
-        params: &Value,
+        params: &Params,
         owner: &Owner,
         time: i64,
     ) -> Result<i64, Error> {
@@ -47,7 +47,7 @@ impl Store {
         tx.execute(
             "INSERT INTO operations (provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, created_time)
              VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
-            params![provision_id, kind, params.to_string(), owner.pid, owner.token, time],
+            params![provision_id, kind, serde_json::to_string(params).map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?, owner.pid, owner.token, time],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::State;
+use crate::engine::{Params, State};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProviderRow {
@@ -87,7 +87,7 @@ pub struct OperationRow {
     pub id: i64,
     pub provision_id: i64,
     pub kind: String,
-    pub params: Value,
+    pub params: Params,
     pub status: OperationStatus,
     pub owner_pid: i64,
     pub owner_token: String,

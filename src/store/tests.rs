@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::engine::State;
+use crate::engine::{Params, State};
 
 fn owner(pid: i64) -> Owner {
     Owner { pid, token: format!("{pid}:1") }
@@ -34,7 +34,7 @@ fn migrations_apply_once_and_files_are_private() {
 fn checkpoint_moves_state_with_body_and_historic_atomically() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
-    let op = store.begin_operation(id, "create", &json!({}), &owner(1), 3).unwrap();
+    let op = store.begin_operation(id, "create", &Params::None, &owner(1), 3).unwrap();
     let attempt = store.start_attempt(op, id, "INIT", 0, 3).unwrap();
     let body = json!({"name": "p", "step": 1});
     let entry = HistoricEntry::new("Resource provisioned", "10.0.0.1 provisioned", 4);
@@ -83,24 +83,24 @@ fn one_running_operation_per_provision_across_connections() {
     let a = Store::open(&path).unwrap();
     let b = Store::open(&path).unwrap();
     let (_, id) = with_provision(&a);
-    let first = a.begin_operation(id, "create", &json!({}), &owner(100), 1).unwrap();
-    match b.begin_operation(id, "scale", &json!({}), &owner(200), 2) {
+    let first = a.begin_operation(id, "create", &Params::None, &owner(100), 1).unwrap();
+    match b.begin_operation(id, "scale", &Params::None, &owner(200), 2) {
         Err(Error::Busy { operation, .. }) => {
             assert_eq!((operation.id, operation.kind.as_str(), operation.owner_pid), (first, "create", 100));
         }
         other => panic!("expected Busy, got {other:?}"),
     }
     a.finish_operation(first, OperationStatus::Succeeded, None, 3).unwrap();
-    let second = b.begin_operation(id, "scale", &json!({"amount": 1}), &owner(200), 4).unwrap();
+    let second = b.begin_operation(id, "scale", &Params::AddIps { amount: 1 }, &owner(200), 4).unwrap();
     assert_ne!(first, second);
-    assert_eq!(a.running_operation(id).unwrap().unwrap().params, json!({"amount": 1}));
+    assert_eq!(a.running_operation(id).unwrap().unwrap().params, Params::AddIps { amount: 1 });
 }
 
 #[test]
 fn take_over_is_compare_and_set() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
-    let op = store.begin_operation(id, "create", &json!({}), &owner(1), 1).unwrap();
+    let op = store.begin_operation(id, "create", &Params::None, &owner(1), 1).unwrap();
     assert!(store.take_over(op, &owner(1), &owner(2), 2).unwrap());
     assert!(!store.take_over(op, &owner(1), &owner(3), 3).unwrap(), "the old owner is gone already");
     assert_eq!(store.operation(op).unwrap().owner_pid, 2);
@@ -171,7 +171,7 @@ fn listing_hides_done_unless_asked() {
 fn a_failed_attempt_keeps_the_tools_exit_status() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
-    let op = store.begin_operation(id, "create", &json!({}), &owner(1), 1).unwrap();
+    let op = store.begin_operation(id, "create", &Params::None, &owner(1), 1).unwrap();
     let attempt = store.start_attempt(op, id, "APPLYING", 10, 1).unwrap();
     let end = AttemptEnd {
         attempt_id: attempt,

@@ -6,17 +6,17 @@ mod inspect;
 mod operate;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Subcommand;
 use serde_json::json;
 
 use super::output::Output;
 use super::values::read_values;
-use crate::engine::State;
-use crate::provision::{self, NewProvision, Request, Runtime};
+use crate::service::{self, Change, Drivers, NewProvision, Request, Service, State};
 use crate::settings::Settings;
 use inspect::{delete, list, show, update, validate_values};
-use operate::{cancel, create, drive, operate, public_ips, resume, resume_in_background};
+use operate::{cancel, create, operate, public_ips, resume};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -185,66 +185,71 @@ pub enum Interrupted {
 
 pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
     if let Command::Validate { driver, deployment, values } = &cmd {
-        return validate_values(settings, driver, deployment.as_deref(), values.as_deref(), out);
+        let drivers = Drivers::open(settings)?;
+        return validate_values(&drivers, driver, deployment.as_deref(), values.as_deref(), out);
     }
-    let rt = Runtime::open(settings.clone())?;
-    if settings.auto_resume && !matches!(cmd, Command::Resume { .. } | Command::Drive { .. }) {
-        resume_in_background(&rt)?;
+    let service = Service::open(settings.clone())?;
+    if !matches!(cmd, Command::Resume { .. } | Command::Drive { .. })
+        && let Some(orphans) = service.adopt_orphans()?
+    {
+        eprintln!(
+            "note: resuming interrupted operations of provisions {:?} in the background (process {})",
+            orphans.provisions, orphans.pid
+        );
     }
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    tokio.block_on(dispatch(cmd, &rt, out))
+    tokio.block_on(dispatch(cmd, &service, out))
 }
 
-async fn dispatch(cmd: Command, rt: &Runtime, out: &Output) -> anyhow::Result<()> {
+async fn dispatch(cmd: Command, service: &Arc<Service>, out: &Output) -> anyhow::Result<()> {
     match cmd {
         Command::Create { driver, provider, deployment, values, name, description, detach } => {
             let values = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
             let new = NewProvision { driver, deployment, provider_id: provider, values, name, description };
-            create(rt, &new, detach, out).await
+            create(service, &new, detach, out).await
         }
-        Command::Drive { operation, event } => drive(rt, operation, &event).await,
-        Command::List { all, format } => list(rt, all, format.as_deref(), out),
-        Command::Show { id, include_sensitive, format } => show(rt, id, include_sensitive, format.as_deref(), out),
-        Command::Logs { id, follow, all } => crate::cli::logs::run(rt, id, follow, all, out).await,
+        Command::Drive { operation, event } => {
+            service.drive(operation, &event).await?;
+            Ok(())
+        }
+        Command::List { all, format } => list(service, all, format.as_deref(), out),
+        Command::Show { id, include_sensitive, format } => show(service, id, include_sensitive, format.as_deref(), out),
+        Command::Logs { id, follow, all } => crate::cli::logs::run(service, id, follow, all, out).await,
         Command::AddHost { id, amount, ips } => {
             let request = if ips.is_empty() {
                 Request::ScaleUp { amount: amount.unwrap_or(1) }
             } else {
                 Request::AddHosts { ips }
             };
-            operate(rt, id, &request, out).await
+            operate(service, id, &request, out).await
         }
         Command::DelHost { id, ids, amount, force } => {
-            operate(rt, id, &Request::ScaleDown { ids, amount, force }, out).await
+            operate(service, id, &Request::ScaleDown { ids, amount, force }, out).await
         }
         Command::Deprovision { id, force, hosts, networks, datastores } => {
-            operate(rt, id, &Request::Deprovision { force, hosts, networks, datastores }, out).await
+            operate(service, id, &Request::Deprovision { force, hosts, networks, datastores }, out).await
         }
-        Command::AddIp { id, amount } => public_ips(rt, id, provision::Change::Add { amount }, out).await,
-        Command::DelIp { id, ar_id } => public_ips(rt, id, provision::Change::Remove { ar_id }, out).await,
+        Command::AddIp { id, amount } => public_ips(service, id, Change::Add { amount }, out).await,
+        Command::DelIp { id, ar_id } => public_ips(service, id, Change::Remove { ar_id }, out).await,
         Command::Update { id, name, description, values, onedeploy_tags } => {
             let values = values.as_deref().map(read_values).transpose()?;
-            update(rt, id, &provision::Update { name, description, values, onedeploy_tags }, out)
+            update(service, id, &service::Update { name, description, values, onedeploy_tags }, out)
         }
         Command::Rename { id, name } => {
-            update(rt, id, &provision::Update { name: Some(name), ..Default::default() }, out)
+            update(service, id, &service::Update { name: Some(name), ..Default::default() }, out)
         }
-        Command::Retry { id } => operate(rt, id, &Request::Retry, out).await,
+        Command::Retry { id } => operate(service, id, &Request::Retry, out).await,
         Command::Recover { id, target } => {
             let target = State::parse(&target).ok_or_else(|| {
-                anyhow::anyhow!(
+                service::Error::invalid(format!(
                     "'{target}' is not a provision state; states are named as OneForm names them, e.g. APPLYING"
-                )
+                ))
             })?;
-            operate(rt, id, &Request::Recover { target }, out).await
+            operate(service, id, &Request::Recover { target }, out).await
         }
-        Command::Cancel { id } => cancel(rt, id, out).await,
-        Command::Delete { id, force } => delete(rt, id, force, out),
-        Command::Resume { on_interrupted } => resume(rt, on_interrupted, out).await,
-        Command::Validate { .. } => unreachable_validate(),
+        Command::Cancel { id } => cancel(service, id, out).await,
+        Command::Delete { id, force } => delete(service, id, force, out),
+        Command::Resume { on_interrupted } => resume(service, on_interrupted, out).await,
+        Command::Validate { .. } => Err(service::Error::invalid("validate runs before the service opens").into()),
     }
-}
-
-fn unreachable_validate() -> anyhow::Result<()> {
-    anyhow::bail!("validate is handled before the runtime opens")
 }

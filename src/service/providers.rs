@@ -5,24 +5,19 @@
 
 use serde_json::{Map, Value, json};
 
+use super::{Error, Service};
 use crate::driver::{self, Catalog, input, validate};
-use crate::store::{self, ProviderRow, Store};
+use crate::store::{ProviderRow, Store};
 
 /// OneForm's placeholder for hidden values; echoed back in an update it means "unchanged".
 pub use crate::driver::input::REDACTED;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Driver(#[from] driver::Error),
-    #[error(transparent)]
-    Store(#[from] store::Error),
-    #[error("the onprem provider is built in: it cannot be {0}")]
-    Onprem(&'static str),
-    #[error("connection values for driver '{driver}' are wrong:\n{errors}")]
-    Invalid { driver: String, errors: validate::Errors },
-    #[error("provider {id} uses driver '{driver}', which is not available: {reason}")]
-    DriverGone { id: i64, driver: String, reason: String },
+fn onprem(what: &str) -> Error {
+    Error::not_allowed(format!("the onprem provider is built in: it cannot be {what}"))
+}
+
+fn invalid(driver: &str, errors: &validate::Errors) -> Error {
+    Error::values(format!("connection values for driver '{driver}' are wrong"), errors)
 }
 
 /// What `provider create` is given.
@@ -37,7 +32,7 @@ pub struct NewProvider {
 /// Creates a provider after validating its connection values.
 pub fn create(catalog: &Catalog, store: &Store, new: &NewProvider, time: i64) -> Result<ProviderRow, Error> {
     if new.driver == "onprem" {
-        return Err(Error::Onprem("created again"));
+        return Err(onprem("created again"));
     }
     let driver = catalog.usable(&new.driver)?;
     let id = insert(store, &driver, new, time)?;
@@ -45,8 +40,8 @@ pub fn create(catalog: &Catalog, store: &Store, new: &NewProvider, time: i64) ->
 }
 
 fn insert(store: &Store, driver: &driver::Driver, new: &NewProvider, time: i64) -> Result<i64, Error> {
-    let connection = validate::validate(&driver.connection, &new.connection)
-        .map_err(|errors| Error::Invalid { driver: driver.id.clone(), errors })?;
+    let connection =
+        validate::validate(&driver.connection, &new.connection).map_err(|errors| invalid(&driver.id, &errors))?;
     let name = new.name.clone().unwrap_or_else(|| driver.name.clone());
     let body = json!({
         "name": name,
@@ -87,7 +82,7 @@ pub fn ensure_onprem(catalog: &Catalog, store: &Store, time: i64) -> Result<Opti
 pub fn serve(row: &ProviderRow, include_sensitive: bool) -> Value {
     let mut body = row.body.clone();
     if !include_sensitive && let Some(Value::Object(connection)) = body.get_mut("connection") {
-        *connection = shown_connection(row);
+        *connection = input::shown_connection(&row.body);
     }
     let mut out = Map::new();
     out.insert("id".into(), json!(row.id));
@@ -96,19 +91,6 @@ pub fn serve(row: &ProviderRow, include_sensitive: bool) -> Value {
     }
     out.insert("provision_ids".into(), json!(row.provision_ids));
     Value::Object(out)
-}
-
-/// The connection values a provision run needs (unredacted), and the sensitive ones to mask.
-pub fn connection(row: &ProviderRow) -> (Map<String, Value>, Vec<String>) {
-    let values = row.body["connection"].as_object().cloned().unwrap_or_default();
-    let secrets = input::sensitive_texts(&input::stored(&row.body), &values);
-    (values, secrets)
-}
-
-/// The connection values with the sensitive ones as `__redacted__`: what templates may see.
-pub fn shown_connection(row: &ProviderRow) -> Map<String, Value> {
-    let values = row.body["connection"].as_object().cloned().unwrap_or_default();
-    input::redacted(&input::stored(&row.body), &values)
 }
 
 /// Renames a provider and/or merges connection values (values equal to `__redacted__` are
@@ -129,8 +111,8 @@ pub fn update(
             connection.insert(key.clone(), value.clone());
         }
     }
-    let checked = validate::validate(&inputs, &Value::Object(connection))
-        .map_err(|errors| Error::Invalid { driver: row.driver.clone(), errors })?;
+    let checked =
+        validate::validate(&inputs, &Value::Object(connection)).map_err(|errors| invalid(&row.driver, &errors))?;
     body["connection"] = Value::Object(checked);
     if let Some(name) = name {
         body["name"] = json!(name);
@@ -145,9 +127,39 @@ pub fn update(
 
 pub fn delete(store: &Store, id: i64) -> Result<(), Error> {
     if store.provider(id)?.driver == "onprem" {
-        return Err(Error::Onprem("deleted"));
+        return Err(onprem("deleted"));
     }
     Ok(store.delete_provider(id)?)
+}
+
+/// Providers as the front ends reach them; each answer is the served (OneForm) shape.
+impl Service {
+    pub fn create_provider(&self, new: &NewProvider) -> Result<Value, Error> {
+        let row = create(&self.catalog, &self.store, new, crate::store::now())?;
+        Ok(serve(&row, false))
+    }
+
+    pub fn providers(&self) -> Result<Vec<Value>, Error> {
+        Ok(self.store.providers()?.iter().map(|r| serve(r, false)).collect())
+    }
+
+    pub fn provider(&self, id: i64, include_sensitive: bool) -> Result<Value, Error> {
+        Ok(serve(&self.store.provider(id)?, include_sensitive))
+    }
+
+    pub fn update_provider(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+        patch: &Value,
+    ) -> Result<Value, Error> {
+        Ok(serve(&update(&self.store, id, name, description, patch)?, false))
+    }
+
+    pub fn delete_provider(&self, id: i64) -> Result<(), Error> {
+        delete(&self.store, id)
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +194,7 @@ mod tests {
         assert_eq!(served["name"], "Sim");
         assert!(!served.to_string().contains("s3cr3t-canary"));
         assert_eq!(serve(&row, true)["connection"]["api_token"], "s3cr3t-canary");
-        assert_eq!(connection(&row).1, vec!["s3cr3t-canary".to_string()]);
+        assert_eq!(input::connection(&row.body).1, vec!["s3cr3t-canary".to_string()]);
 
         let updated =
             update(&store, row.id, Some("renamed"), None, &json!({"api_token": REDACTED, "endpoint": "/x"})).unwrap();
@@ -199,7 +211,7 @@ mod tests {
         assert_eq!(ensure_onprem(&catalog, &store, 2).unwrap(), Some(id));
         assert_eq!(store.providers().unwrap().len(), 1);
         let again = NewProvider { driver: "onprem".into(), connection: json!({}), ..NewProvider::default() };
-        assert!(matches!(create(&catalog, &store, &again, 3), Err(Error::Onprem(_))));
-        assert!(matches!(delete(&store, id), Err(Error::Onprem(_))));
+        assert!(matches!(create(&catalog, &store, &again, 3), Err(Error::NotAllowed { .. })));
+        assert!(matches!(delete(&store, id), Err(Error::NotAllowed { .. })));
     }
 }

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::{Error, host_count, is_onprem};
-use crate::engine::{Event, State, next};
+use super::Error;
+use super::provisions::{host_count, is_onprem, revalidate};
+use crate::engine::{Event, Params, Resources, ScaleTarget, State, next};
 use crate::store::{ProvisionRow, Store};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,29 +40,28 @@ pub enum Request {
     },
 }
 
-/// Checks a request against the provision and returns `(kind, params, event)`.
-pub fn plan(store: &Store, row: &ProvisionRow, request: &Request) -> Result<(&'static str, Value, Event), Error> {
+/// What a request becomes: the operation's kind, its parameters and the event that starts it.
+pub type Planned = (&'static str, Params, Event);
+
+/// Checks a request against the provision and returns what to run.
+pub fn plan(store: &Store, row: &ProvisionRow, request: &Request) -> Result<Planned, Error> {
     let (kind, params, event) = match request {
         Request::ScaleUp { amount } => scale_up(row, *amount)?,
         Request::AddHosts { ips } => add_hosts(row, ips)?,
         Request::ScaleDown { ids, amount, force } => scale_down(row, ids, *amount, *force)?,
         Request::Deprovision { force, hosts, networks, datastores } => {
-            let mut resources = serde_json::Map::new();
-            for (key, ids) in [("hosts", hosts), ("networks", networks), ("datastores", datastores)] {
-                if !ids.is_empty() {
-                    resources.insert(key.into(), json!(ids));
-                }
-            }
+            let resources =
+                Resources { hosts: hosts.clone(), networks: networks.clone(), datastores: datastores.clone() };
             (
                 "deprovision",
-                json!({"force": force, "resources": resources}),
+                Params::Teardown { force: *force, resources },
                 Event::DeprovisionRequested { force: *force },
             )
         }
         Request::Retry => ("retry", retry_params(store, row)?, Event::RetryRequested),
         Request::Recover { target } => {
             if row.state.retry_state() != Some(*target) {
-                return Err(Error::Refused(format!(
+                return Err(Error::not_allowed(format!(
                     "provision {} is {}: it can only be recovered to {}",
                     row.id,
                     row.state,
@@ -72,58 +72,56 @@ pub fn plan(store: &Store, row: &ProvisionRow, request: &Request) -> Result<(&'s
         }
     };
     // Refuse now, before any lock or write, what the lifecycle would refuse.
-    next(row.state, event).map_err(|e| Error::Refused(format!("provision {}: {e}", row.id)))?;
+    next(row.state, event).map_err(|e| Error::not_allowed(format!("provision {}: {e}", row.id)))?;
     Ok((kind, params, event))
 }
 
-fn scale_up(row: &ProvisionRow, amount: u64) -> Result<(&'static str, Value, Event), Error> {
+fn scale_up(row: &ProvisionRow, amount: u64) -> Result<Planned, Error> {
     if is_onprem(&row.body) {
-        return Err(Error::Refused("on-prem provisions grow by address: use --ips".into()));
+        return Err(Error::invalid("on-prem provisions grow by address: use --ips"));
     }
     if amount == 0 {
-        return Err(Error::Refused("--amount must be at least 1".into()));
+        return Err(Error::invalid("--amount must be at least 1"));
     }
     let target = host_count(&row.body) as u64 + amount;
     check_values(row, "oneform_hosts", json!(target))?;
-    Ok(("scale-up", json!({"set": {"oneform_hosts": target}}), Event::ScaleUpRequested))
+    let set = ScaleTarget { oneform_hosts: Some(target), oneform_onprem_hosts: None };
+    Ok(("scale-up", Params::Scale { set }, Event::ScaleUpRequested))
 }
 
-fn add_hosts(row: &ProvisionRow, ips: &[String]) -> Result<(&'static str, Value, Event), Error> {
+fn add_hosts(row: &ProvisionRow, ips: &[String]) -> Result<Planned, Error> {
     if !is_onprem(&row.body) {
-        return Err(Error::Refused("cloud provisions grow by count: use --amount".into()));
+        return Err(Error::invalid("cloud provisions grow by count: use --amount"));
     }
     if ips.is_empty() {
-        return Err(Error::Refused("--ips needs at least one address".into()));
+        return Err(Error::invalid("--ips needs at least one address"));
     }
-    let mut list: Vec<Value> =
-        row.body["user_inputs_values"]["oneform_onprem_hosts"].as_array().cloned().unwrap_or_default();
-    list.extend(ips.iter().map(|ip| json!(ip)));
+    let current = &row.body["user_inputs_values"]["oneform_onprem_hosts"];
+    let mut list: Vec<String> =
+        current.as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
+    list.extend(ips.iter().cloned());
     check_values(row, "oneform_onprem_hosts", json!(list))?;
-    Ok(("scale-up", json!({"set": {"oneform_onprem_hosts": list}}), Event::ScaleUpRequested))
+    let set = ScaleTarget { oneform_hosts: None, oneform_onprem_hosts: Some(list) };
+    Ok(("scale-up", Params::Scale { set }, Event::ScaleUpRequested))
 }
 
 /// The values a scale-up leads to must pass the driver's rules too (e.g. `oneform_hosts` ≤ 10).
 fn check_values(row: &ProvisionRow, key: &str, value: Value) -> Result<(), Error> {
-    super::revalidate(&row.body, key, value)
-        .map_err(|errors| Error::Refused(format!("the scaled provision would be invalid:\n{errors}")))
+    revalidate(&row.body, key, value)
+        .map_err(|errors| Error::values("the scaled provision would be invalid".into(), &errors))
 }
 
-fn scale_down(
-    row: &ProvisionRow,
-    ids: &[i64],
-    amount: Option<u64>,
-    force: bool,
-) -> Result<(&'static str, Value, Event), Error> {
+fn scale_down(row: &ProvisionRow, ids: &[i64], amount: Option<u64>, force: bool) -> Result<Planned, Error> {
     let hosts: Vec<i64> =
         row.body["one_objects"]["hosts"].as_array().into_iter().flatten().filter_map(|h| h["id"].as_i64()).collect();
     if hosts.is_empty() {
-        return Err(Error::Refused(format!("provision {} has no hosts to remove", row.id)));
+        return Err(Error::not_allowed(format!("provision {} has no hosts to remove", row.id)));
     }
     let chosen: Vec<i64> = match (ids.is_empty(), amount) {
         (false, None) => {
             let unknown: Vec<String> = ids.iter().filter(|i| !hosts.contains(i)).map(i64::to_string).collect();
             if !unknown.is_empty() {
-                return Err(Error::Refused(format!(
+                return Err(Error::invalid(format!(
                     "host ids {} are not hosts of provision {} (its hosts: {})",
                     unknown.join(", "),
                     row.id,
@@ -136,23 +134,24 @@ fn scale_down(
             hosts.iter().rev().take(n as usize).copied().collect()
         }
         (true, Some(n)) => {
-            return Err(Error::Refused(format!(
+            return Err(Error::invalid(format!(
                 "--amount {n} must be between 1 and the {} hosts the provision has",
                 hosts.len()
             )));
         }
-        _ => return Err(Error::Refused("give either --ids or --amount".into())),
+        _ => return Err(Error::invalid("give either --ids or --amount")),
     };
     let mut chosen = chosen;
     chosen.sort_unstable();
-    Ok(("scale-down", json!({"force": force, "resources": {"hosts": chosen}}), Event::ScaleDownRequested))
+    let resources = Resources { hosts: chosen, ..Resources::default() };
+    Ok(("scale-down", Params::Teardown { force, resources }, Event::ScaleDownRequested))
 }
 
 /// A retry repeats the parameters of the operation that failed (OneForm makes the caller send
 /// a failed scale's `direction` and `nodes` again).
-fn retry_params(store: &Store, row: &ProvisionRow) -> Result<Value, Error> {
+fn retry_params(store: &Store, row: &ProvisionRow) -> Result<Params, Error> {
     let last = store.operations(row.id)?.into_iter().rev().find(|op| op.kind != "cancel");
-    Ok(last.map(|op| op.params).unwrap_or_else(|| json!({})))
+    Ok(last.map(|op| op.params).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -186,7 +185,8 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let running = row(State::Running, cloud(&[4, 5]));
         let (kind, params, _) = plan(&store, &running, &Request::ScaleUp { amount: 1 }).unwrap();
-        assert_eq!((kind, params), ("scale-up", json!({"set": {"oneform_hosts": 3}})));
+        assert_eq!(kind, "scale-up");
+        assert_eq!(serde_json::to_value(params).unwrap(), json!({"set": {"oneform_hosts": 3}}));
         let err = plan(&store, &running, &Request::ScaleUp { amount: 2 }).unwrap_err().to_string();
         assert!(err.contains("should be ≤ 3"), "{err}");
         let err = plan(&store, &running, &Request::AddHosts { ips: vec!["10.1.1.1".into()] }).unwrap_err().to_string();
@@ -194,7 +194,7 @@ mod tests {
 
         let (_, params, event) =
             plan(&store, &running, &Request::ScaleDown { ids: vec![], amount: Some(1), force: false }).unwrap();
-        assert_eq!(params, json!({"force": false, "resources": {"hosts": [5]}}));
+        assert_eq!(serde_json::to_value(params).unwrap(), json!({"force": false, "resources": {"hosts": [5]}}));
         assert_eq!(event, Event::ScaleDownRequested);
         let err = plan(&store, &running, &Request::ScaleDown { ids: vec![9], amount: None, force: false }).unwrap_err();
         assert!(err.to_string().contains("host ids 9 are not hosts of provision 1"), "{err}");

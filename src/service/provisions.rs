@@ -4,33 +4,18 @@
 //! …) into the operation the engine runs, with OneForm's gating checked first so a refused
 //! request changes nothing.
 
-mod public_ips;
-mod requests;
-mod runtime;
-
 use serde_json::{Map, Value, json};
 
-pub use public_ips::{Change, change as change_public_ips};
-pub use requests::{Request, plan};
-pub use runtime::{OneEndpoint, Runtime};
-
+use super::{Error, Operation, Service};
+use crate::driver::input::REDACTED;
 use crate::driver::{self, Catalog, deployment, validate};
 use crate::engine::State;
-use crate::provider::REDACTED;
+use crate::exec::LogLine;
 use crate::store::{self, HistoricEntry, ProvisionRow, Store};
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Driver(#[from] driver::Error),
-    #[error(transparent)]
-    Store(#[from] store::Error),
-    #[error(transparent)]
-    Engine(#[from] crate::engine::Error),
-    #[error("values for {driver} / {deployment} are wrong:\n{errors}")]
-    Invalid { driver: String, deployment: String, errors: validate::Errors },
-    #[error("{0}")]
-    Refused(String),
+/// Every field error of a provision's values, naming the driver and deployment.
+pub(super) fn invalid(driver: &str, deployment: &str, errors: &validate::Errors) -> Error {
+    Error::values(format!("values for {driver} / {deployment} are wrong"), errors)
 }
 
 /// What `provision create` is given.
@@ -55,12 +40,9 @@ pub fn build(
     let deployment = driver.deployment(new.deployment.as_deref())?;
     let provider_id = pick_provider(store, &driver.id, new.provider_id)?;
     let inputs = driver.provision_inputs(deployment);
-    let values = validate::validate(&inputs, &new.values).map_err(|errors| Error::Invalid {
-        driver: driver.id.clone(),
-        deployment: deployment.inventory.clone(),
-        errors,
-    })?;
-    let one_objects = deployment::one_objects(&deployment.source, Some(&values)).map_err(Error::Refused)?;
+    let values = validate::validate(&inputs, &new.values)
+        .map_err(|errors| invalid(&driver.id, &deployment.inventory, &errors))?;
+    let one_objects = deployment::one_objects(&deployment.source, Some(&values)).map_err(Error::invalid)?;
     let name = new.name.clone().unwrap_or_else(|| driver.name.clone());
     let mut body = json!({
         "name": name,
@@ -85,7 +67,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
     if let Some(id) = given {
         let provider = store.provider(id)?;
         if provider.driver != driver {
-            return Err(Error::Refused(format!(
+            return Err(Error::invalid(format!(
                 "provider {id} is for driver '{}', not '{driver}'; pick a provider of driver '{driver}' (`formwork provider list`)",
                 provider.driver
             )));
@@ -94,10 +76,10 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
     }
     match store.providers_of_driver(driver)?.as_slice() {
         [only] => Ok(only.id),
-        [] => Err(Error::Refused(format!(
+        [] => Err(Error::not_found(format!(
             "no provider of driver '{driver}' exists; create one with `formwork provider create {driver} --values FILE`"
         ))),
-        many => Err(Error::Refused(format!(
+        many => Err(Error::invalid(format!(
             "several providers of driver '{driver}' exist ({}); choose one with --provider",
             many.iter().map(|p| p.id.to_string()).collect::<Vec<_>>().join(", ")
         ))),
@@ -126,7 +108,7 @@ pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: 
 
 /// Checks the provision's values with one of them changed, against its stored inputs: what a
 /// scale-up or a public-IP change leads to must pass the driver's rules too.
-fn revalidate(body: &Value, key: &str, value: Value) -> Result<(), validate::Errors> {
+pub(super) fn revalidate(body: &Value, key: &str, value: Value) -> Result<(), validate::Errors> {
     let inputs = driver::input::prepared(body);
     let mut values = body["user_inputs_values"].clone();
     values[key] = value;
@@ -157,20 +139,16 @@ pub struct Update {
 /// be valid. It changes the record only: nothing is re-run until the next operation.
 pub fn update(store: &Store, id: i64, update: &Update, time: i64) -> Result<ProvisionRow, Error> {
     if let Some(op) = store.running_operation(id)? {
-        return Err(store::Error::Busy { provision_id: id, operation: Box::new(op) }.into());
+        return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
     }
     let row = store.provision(id)?;
     let mut body = row.body.clone();
     if let Some(patch) = &update.values {
-        let patch = patch
-            .as_object()
-            .ok_or_else(|| Error::Refused("values must be a mapping of input name to value".into()))?;
+        let patch =
+            patch.as_object().ok_or_else(|| Error::invalid("values must be a mapping of input name to value"))?;
         for (key, value) in patch.iter().filter(|(_, v)| v.as_str() != Some(REDACTED)) {
-            revalidate(&body, key, value.clone()).map_err(|errors| Error::Invalid {
-                driver: row.driver.clone(),
-                deployment: text(&body["deployment_file"]),
-                errors,
-            })?;
+            revalidate(&body, key, value.clone())
+                .map_err(|errors| invalid(&row.driver, &text(&body["deployment_file"]), &errors))?;
             body["user_inputs_values"][key] = value.clone();
         }
     }
@@ -196,8 +174,76 @@ pub fn check_delete(row: &ProvisionRow, force: bool) -> Result<(), Error> {
     if row.state == State::Done || force {
         return Ok(());
     }
-    Err(Error::Refused(format!(
+    Err(Error::not_allowed(format!(
         "provision {} is {}, not DONE: deprovision it first (`formwork provision deprovision {}`), or delete the record anyway with --force, which leaves its cloud and OpenNebula resources behind",
         row.id, row.state, row.id
     )))
+}
+
+/// A provision as `show` presents it: the served body and the operation running on it, if any.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub provision: Value,
+    pub running: Option<Operation>,
+}
+
+/// Provision records as the front ends reach them (no stage runs here).
+impl Service {
+    /// Provisions, DONE ones only with `all`, served without their historic.
+    pub fn provisions(&self, all: bool) -> Result<Vec<Value>, Error> {
+        Ok(self.store.provisions(all)?.iter().map(|r| serve(r, &[], false)).collect())
+    }
+
+    pub fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
+        let row = self.store.provision(id)?;
+        let provision = serve(&row, &self.store.historic(id)?, include_sensitive);
+        Ok(Shown { provision, running: self.store.running_operation(id)? })
+    }
+
+    /// Served with its historic, sensitive values redacted.
+    pub(super) fn served(&self, id: i64) -> Result<Value, Error> {
+        Ok(serve(&self.store.provision(id)?, &self.store.historic(id)?, false))
+    }
+
+    pub fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
+        update(&self.store, id, change, store::now())?;
+        self.served(id)
+    }
+
+    /// Deletes a provision's record and its working directory.
+    pub fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
+        let row = self.store.provision(id)?;
+        check_delete(&row, force)?;
+        if let Some(op) = self.store.running_operation(id)? {
+            return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
+        }
+        self.store.delete_provision(id)?;
+        let dir = crate::stages::work::provision_dir(&self.settings.work_root(), id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// A provision's log lines: the last `last` of them (all with `None`), and the offset to
+    /// follow on from with [`Service::log_after`].
+    pub fn log_tail(&self, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error> {
+        self.store.provision(id)?;
+        let path = self.settings.log_path(id);
+        if !path.exists() {
+            return Err(Error::not_found(format!("provision {id} has no log yet ({})", path.display())));
+        }
+        Ok(match last {
+            Some(n) => crate::exec::log::tail(&path, n)?,
+            None => crate::exec::log::read(&path, 0)?,
+        })
+    }
+
+    /// The complete lines written after offset `pos`, the new offset, and whether an operation
+    /// is still running (so more may come).
+    pub fn log_after(&self, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
+        let running = self.store.running_operation(id)?.is_some();
+        let (lines, next) = crate::exec::log::read(&self.settings.log_path(id), pos)?;
+        Ok((lines, next, running))
+    }
 }

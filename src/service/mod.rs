@@ -1,0 +1,134 @@
+//! The service layer: every operation a user can ask for, on drivers ([`Drivers`]), providers
+//! and provisions ([`Service`]), with typed requests and one typed [`Error`]. Front ends (the
+//! CLI, the coming REST API) parse, call and render; every rule — what is checked before a
+//! write, how an operation runs, when an orphaned one is resumed — lives here or below.
+//!
+//! Below the service: `engine` (the lifecycle), `stages` (the work), `store` (the only SQL),
+//! `one` (OpenNebula), `exec` (processes), `driver` (driver folders). Nothing below reaches
+//! back up.
+
+mod drivers;
+mod error;
+mod operations;
+pub mod progress;
+mod providers;
+mod provisions;
+mod public_ips;
+mod requests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::driver::input::REDACTED;
+pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, SyncReport};
+pub use crate::engine::{OnInterrupted, State, System};
+pub use crate::exec::LogLine;
+pub use crate::store::OperationRow as Operation;
+pub use drivers::{Drivers, Validated};
+pub use error::{Error, FieldError, exit};
+pub use operations::{Cancelled, Orphans, Ran, Resumed, Started};
+pub use progress::{Observer, Progress, Silent};
+pub use providers::NewProvider;
+pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
+pub use public_ips::Change;
+pub use requests::Request;
+
+use crate::driver::Catalog;
+use crate::engine::{Runner, owner};
+use crate::exec::{Masker, ProvisionLog};
+use crate::one::{Client, Endpoint, FakeOne};
+use crate::settings::Settings;
+use crate::stages::{Real, Tools};
+use crate::store::Store;
+
+/// The grace period a stopped tool gets between SIGINT and SIGKILL.
+const GRACE: Duration = Duration::from_secs(20);
+
+/// Everything the operations on providers and provisions need, assembled once from
+/// [`Settings`]: the database, the driver catalogue and the OpenNebula endpoint. Shared
+/// (`Arc`) by the tasks that run operations.
+pub struct Service {
+    settings: Settings,
+    store: Arc<Store>,
+    catalog: Catalog,
+    /// oned or onesim over XML-RPC when `one_xmlrpc` is set; otherwise the OpenNebula model of
+    /// `one::FakeOne` saved after every call in the data directory (`one-sim.json`), so objects
+    /// outlive each run and each crash as in oned.
+    one: Endpoint,
+}
+
+impl Service {
+    /// Opens the database (creating and migrating it), the catalogue, the OpenNebula endpoint,
+    /// and makes sure the `onprem` provider exists.
+    pub fn open(settings: Settings) -> Result<Arc<Service>, Error> {
+        let store = Arc::new(Store::open(&settings.database())?);
+        let catalog = settings.catalog()?;
+        providers::ensure_onprem(&catalog, &store, crate::store::now())?;
+        let one = match &settings.one_xmlrpc {
+            Some(url) => {
+                let auth = settings.one_auth.clone().unwrap_or_default();
+                let client = Client::from_auth_file(url, &auth, Default::default())
+                    .map_err(|e| Error::invalid(format!("OpenNebula endpoint {url}: {e}")))?;
+                Endpoint::Xmlrpc(Box::new(client))
+            }
+            None => Endpoint::Model(
+                FakeOne::persistent(&settings.data_dir.join("one-sim.json"))
+                    .map_err(|e| Error::internal(format!("cannot read the OpenNebula model's state: {e}")))?,
+            ),
+        };
+        Ok(Arc::new(Service { settings, store, catalog, one }))
+    }
+
+    /// The runner for this process, with the real stages.
+    fn runner(&self) -> Runner<Real<Endpoint>> {
+        let settings = &self.settings;
+        let tools = Tools {
+            terraform: settings.terraform.clone(),
+            ansible_playbook: settings.ansible_playbook.clone(),
+            env: settings.child_env.clone(),
+            plugin_cache: settings.data_dir.join("plugin-cache"),
+            terraform_config: settings.terraform_config.clone(),
+            stage_timeout: settings.stage_timeout,
+            grace: GRACE,
+            lock_timeout: settings.lock_timeout,
+        };
+        let stages = Real {
+            catalog: self.catalog.clone(),
+            tools,
+            work_root: settings.work_root(),
+            one: self.one.clone(),
+            frontend_ip: self.frontend_ip(),
+            shared_roles: settings.shared_roles.clone(),
+        };
+        let fault = settings.crash_at.as_deref().and_then(crate::engine::Fault::parse);
+        Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: crate::store::now, fault }
+    }
+
+    /// The host of the XML-RPC endpoint (OneForm's `one_server`); 127.0.0.1 for the model.
+    fn frontend_ip(&self) -> String {
+        let uri = self.settings.one_xmlrpc.as_deref().and_then(|url| url.parse::<hyper::Uri>().ok());
+        uri.and_then(|u| u.host().map(str::to_owned)).unwrap_or_else(|| "127.0.0.1".to_owned())
+    }
+
+    /// Opens a provision's log with every secret it may see masked.
+    fn log(&self, provision_id: i64) -> Result<ProvisionLog, Error> {
+        let row = self.store.provision(provision_id)?;
+        let provider = self.store.provider(row.provider_id)?;
+        let mut secrets = crate::driver::input::connection(&provider.body).1;
+        secrets.extend(crate::stages::sensitive_values(&row.body));
+        ProvisionLog::open(&self.settings.log_path(provision_id), Masker::new(secrets)).map_err(Error::internal)
+    }
+
+    /// The log an operation on `provision_id` writes to, reporting to `observer`; a log file
+    /// that cannot be opened is reported and the operation goes on with the observer only.
+    fn operation_log(&self, provision_id: i64, mut observer: Box<dyn Observer>) -> progress::OperationLog {
+        match self.log(provision_id) {
+            Ok(log) => progress::OperationLog::new(provision_id, log, observer),
+            Err(e) => {
+                tracing::warn!(provision_id, error = %e, "cannot open the provision log");
+                observer.observe(provision_id, Progress::Warning(format!("cannot open the provision log: {e}")));
+                progress::OperationLog::without_file(provision_id, observer)
+            }
+        }
+    }
+}
