@@ -256,16 +256,21 @@ fn stop_with_parent(command: &mut tokio::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn stop_with_parent(_command: &mut tokio::process::Command) {}
 
-/// Quotes `word` for a POSIX shell when it holds anything beyond plainly safe characters.
-/// The mask itself does not count: `--password=********` stays readable (a masked command
-/// cannot be pasted into a shell anyway).
+/// `word` quoted for a POSIX shell by shlex, piece by piece between masks and `=`, so that
+/// `--password=********` and `-out=plan.tfplan` stay as readable as they are. A mask is not
+/// quoted (a masked command cannot be pasted anyway); an `=` after a word's start is literal
+/// to a POSIX shell, and shlex quotes it only as a precaution.
 fn quote(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-    if !word.is_empty() && word.replace(MASK, "").chars().all(safe) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
+    if word.is_empty() {
+        return "''".to_string();
     }
+    let quote_piece = |piece: &str| match shlex::try_quote(piece) {
+        Ok(quoted) if !piece.is_empty() => quoted.into_owned(),
+        // A NUL byte cannot be quoted; it cannot be in an argument either, so it never gets here.
+        _ => piece.to_string(),
+    };
+    let quote_masked = |part: &str| part.split(MASK).map(quote_piece).collect::<Vec<_>>().join(MASK);
+    word.split('=').map(quote_masked).collect::<Vec<_>>().join("=")
 }
 
 #[cfg(test)]
@@ -274,8 +279,9 @@ mod tests {
 
     #[test]
     fn display_quotes_what_a_shell_would_split_or_expand() {
-        let cmd = Cmd::new("/usr/bin/terraform").args(["plan", "-out=./plan.txt", "", "two words", "it's", "$HOME"]);
-        assert_eq!(cmd.display(), r#"/usr/bin/terraform plan -out=./plan.txt '' 'two words' 'it'\''s' '$HOME'"#);
+        let cmd =
+            Cmd::new("/usr/bin/terraform").args(["plan", "-out=./plan.txt", "", "two words", "it's", "$HOME", "x=a,b"]);
+        assert_eq!(cmd.display(), r#"/usr/bin/terraform plan -out=./plan.txt '' 'two words' "it's" '$HOME' x='a,b'"#);
     }
 
     #[test]
