@@ -2,6 +2,7 @@
 //! environment, timeout, grace period, secrets) and the one place a `tokio::process::Command`
 //! is built from it, with the process-group and parent-death settings every child gets.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io;
@@ -256,21 +257,18 @@ fn stop_with_parent(command: &mut tokio::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn stop_with_parent(_command: &mut tokio::process::Command) {}
 
-/// `word` quoted for a POSIX shell by shlex, piece by piece between masks and `=`, so that
-/// `--password=********` and `-out=plan.tfplan` stay as readable as they are. A mask is not
-/// quoted (a masked command cannot be pasted anyway); an `=` after a word's start is literal
-/// to a POSIX shell, and shlex quotes it only as a precaution.
+/// `word` as shlex quotes it for a POSIX shell, but left as it is when only masks and `=` would
+/// call for quotes, so `--password=********` and `-out=plan.tfplan` stay readable: an `=` after
+/// a word's start is literal to a shell (shlex quotes it as a precaution), and a masked command
+/// cannot be pasted anyway.
 fn quote(word: &str) -> String {
-    if word.is_empty() {
-        return "''".to_string();
+    let plain = word.replace(MASK, "").replace('=', "");
+    let needs_quotes = word.is_empty() || (!plain.is_empty() && matches!(shlex::try_quote(&plain), Ok(Cow::Owned(_))));
+    match shlex::try_quote(word) {
+        Ok(quoted) if needs_quotes => quoted.into_owned(),
+        // Unquoted, or a NUL byte, which no argument can hold: the program would not start.
+        _ => word.to_string(),
     }
-    let quote_piece = |piece: &str| match shlex::try_quote(piece) {
-        Ok(quoted) if !piece.is_empty() => quoted.into_owned(),
-        // A NUL byte cannot be quoted; it cannot be in an argument either, so it never gets here.
-        _ => piece.to_string(),
-    };
-    let quote_masked = |part: &str| part.split(MASK).map(quote_piece).collect::<Vec<_>>().join(MASK);
-    word.split('=').map(quote_masked).collect::<Vec<_>>().join("=")
 }
 
 #[cfg(test)]
@@ -281,7 +279,7 @@ mod tests {
     fn display_quotes_what_a_shell_would_split_or_expand() {
         let cmd =
             Cmd::new("/usr/bin/terraform").args(["plan", "-out=./plan.txt", "", "two words", "it's", "$HOME", "x=a,b"]);
-        assert_eq!(cmd.display(), r#"/usr/bin/terraform plan -out=./plan.txt '' 'two words' "it's" '$HOME' x='a,b'"#);
+        assert_eq!(cmd.display(), r#"/usr/bin/terraform plan -out=./plan.txt '' 'two words' "it's" '$HOME' 'x=a,b'"#);
     }
 
     #[test]
