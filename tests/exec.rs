@@ -180,7 +180,7 @@ async fn a_non_zero_exit_gives_the_status_and_the_end_of_stderr() {
     let mut capture = Capture::default();
     let (command, status, tail, message) = failed(exec::run(&cmd, &mut capture, &Cancel::new()).await);
     assert_eq!(status.code(), Some(3));
-    assert!(command.starts_with("python3 -u -c 'import sys"), "{command}");
+    assert!(command.starts_with("python3 -u -c \"import sys"), "{command}");
     let expected: Vec<String> = (6..=25).map(|i| format!("problem {i}")).collect();
     assert_eq!(tail, expected);
     assert!(message.contains("failed (exit status: 3)"), "{message}");

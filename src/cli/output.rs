@@ -45,24 +45,21 @@ impl Output {
     }
 }
 
-/// Renders rows under headers, columns padded to their widest cell.
+/// Renders rows under headers with no borders: columns left-aligned, two spaces apart, each
+/// as wide as its widest cell (display width), trailing spaces trimmed.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING).set_header(headers.to_vec()).add_rows(rows.iter().cloned());
+    let last = table.column_iter().count().saturating_sub(1);
+    for column in table.column_iter_mut() {
+        let gap = if column.index == last { 0 } else { COLUMN_GAP };
+        column.set_padding((0, gap));
     }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    table.trim_fmt() + "\n"
 }
+
+/// Spaces between two columns of a [`table`].
+const COLUMN_GAP: u16 = 2;
 
 /// A copy of inputs whose sensitive defaults are hidden.
 pub fn redact_inputs(inputs: &[Input]) -> Vec<Input> {
@@ -95,5 +92,6 @@ mod tests {
     fn tables_align_and_trim() {
         let t = table(&["NAME", "STATE"], &[vec!["sim".into(), "ENABLED".into()], vec!["onprem".into(), "".into()]]);
         assert_eq!(t, "NAME    STATE\nsim     ENABLED\nonprem\n");
+        assert_eq!(table(&["ID", "NAME"], &[]), "ID  NAME\n");
     }
 }

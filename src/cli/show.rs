@@ -43,7 +43,7 @@ pub fn describe(p: &Value, running: Option<&OperationRow>) -> String {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|o| vec![cell(&o["id"]), cell(&o["name"]), cell(&o[extra]).replace("null", "-")])
+            .map(|o| vec![cell(&o["id"]), cell(&o["name"]), cell(&o[extra])])
             .collect()
     };
     text.push_str("HOSTS\n");

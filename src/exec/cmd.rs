@@ -2,6 +2,7 @@
 //! environment, timeout, grace period, secrets) and the one place a `tokio::process::Command`
 //! is built from it, with the process-group and parent-death settings every child gets.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io;
@@ -256,15 +257,17 @@ fn stop_with_parent(command: &mut tokio::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn stop_with_parent(_command: &mut tokio::process::Command) {}
 
-/// Quotes `word` for a POSIX shell when it holds anything beyond plainly safe characters.
-/// The mask itself does not count: `--password=********` stays readable (a masked command
-/// cannot be pasted into a shell anyway).
+/// `word` as shlex quotes it for a POSIX shell, but left as it is when only masks and `=` would
+/// call for quotes, so `--password=********` and `-out=plan.tfplan` stay readable: an `=` after
+/// a word's start is literal to a shell (shlex quotes it as a precaution), and a masked command
+/// cannot be pasted anyway.
 fn quote(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-    if !word.is_empty() && word.replace(MASK, "").chars().all(safe) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
+    let plain = word.replace(MASK, "").replace('=', "");
+    let needs_quotes = word.is_empty() || (!plain.is_empty() && matches!(shlex::try_quote(&plain), Ok(Cow::Owned(_))));
+    match shlex::try_quote(word) {
+        Ok(quoted) if needs_quotes => quoted.into_owned(),
+        // Unquoted, or a NUL byte, which no argument can hold: the program would not start.
+        _ => word.to_string(),
     }
 }
 
@@ -274,8 +277,9 @@ mod tests {
 
     #[test]
     fn display_quotes_what_a_shell_would_split_or_expand() {
-        let cmd = Cmd::new("/usr/bin/terraform").args(["plan", "-out=./plan.txt", "", "two words", "it's", "$HOME"]);
-        assert_eq!(cmd.display(), r#"/usr/bin/terraform plan -out=./plan.txt '' 'two words' 'it'\''s' '$HOME'"#);
+        let cmd =
+            Cmd::new("/usr/bin/terraform").args(["plan", "-out=./plan.txt", "", "two words", "it's", "$HOME", "x=a,b"]);
+        assert_eq!(cmd.display(), r#"/usr/bin/terraform plan -out=./plan.txt '' 'two words' "it's" '$HOME' 'x=a,b'"#);
     }
 
     #[test]

@@ -85,24 +85,18 @@ fn stop_outcome(killed: bool) -> &'static str {
     if killed { "was killed after ignoring SIGINT for the grace period" } else { "stopped after SIGINT" }
 }
 
-/// A duration as people write it: `300ms`, `1.5s`, `30s`, `1m30s`, `2h`.
+/// A duration as people write it (humantime's form): `300ms`, `1s 500ms`, `30s`, `1m 30s`,
+/// `2h`. Precision falls with size: milliseconds under a second, tenths under a minute, whole
+/// seconds above.
 pub fn human(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis < 1000 {
-        return format!("{millis}ms");
-    }
-    if millis < 60_000 && !millis.is_multiple_of(1000) {
-        return format!("{:.1}s", duration.as_secs_f64());
-    }
-    let secs = duration.as_secs();
-    let (hours, minutes, secs) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut text = String::new();
-    for (value, unit) in [(hours, "h"), (minutes, "m"), (secs, "s")] {
-        if value > 0 {
-            let _ = write!(text, "{value}{unit}");
-        }
-    }
-    text
+    let kept = match millis {
+        0..1_000 => millis,
+        1_000..60_000 => millis - millis % 100,
+        _ => millis - millis % 1_000,
+    };
+    let kept = Duration::from_millis(u64::try_from(kept).unwrap_or(u64::MAX));
+    humantime::format_duration(kept).to_string()
 }
 
 #[cfg(test)]
@@ -114,14 +108,12 @@ mod tests {
     #[test]
     fn human_durations() {
         let cases = [
-            (Duration::ZERO, "0ms"),
-            (Duration::from_millis(300), "300ms"),
-            (Duration::from_millis(1500), "1.5s"),
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(300_999_999), "300ms"),
+            (Duration::from_millis(1_580), "1s 500ms"),
             (Duration::from_secs(30), "30s"),
-            (Duration::from_secs(90), "1m30s"),
-            (Duration::from_millis(90_500), "1m30s"),
+            (Duration::from_millis(90_500), "1m 30s"),
             (Duration::from_secs(7200), "2h"),
-            (Duration::from_secs(3661), "1h1m1s"),
         ];
         for (duration, text) in cases {
             assert_eq!(human(duration), text);
