@@ -49,3 +49,42 @@ fn readme_starts_with_the_two_commands_and_ci_runs_the_test_one() {
     let ci = fs::read_to_string(root.join(".ci/run")).unwrap();
     assert!(ci.contains("scripts/test"), ".ci/run must run the README's test command");
 }
+
+/// Modules below the service layer, which the command layer must not reach.
+const BELOW_SERVICE: &[&str] = &["store", "stages", "one", "onesim", "exec", "engine", "render"];
+
+/// Every place a source text names a module below the service layer, as `crate::x` or inside a
+/// `use crate::{…}` group.
+fn reaches_below_service(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        for module in BELOW_SERVICE {
+            let direct = format!("crate::{module}");
+            let direct_hit = code
+                .match_indices(&direct)
+                .any(|(at, _)| !code[at + direct.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'));
+            let grouped = code.contains("crate::{")
+                && code.split(['{', ',', '}']).any(|part| part.trim().split("::").next() == Some(module));
+            if direct_hit || grouped {
+                found.push(format!("line {}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_command_layer_reaches_nothing_below_the_service() {
+    assert_eq!(reaches_below_service("use crate::store::Store;").len(), 1, "the check must catch a direct path");
+    assert_eq!(reaches_below_service("use crate::{service, exec::Cmd};").len(), 1, "and a grouped one");
+    assert!(reaches_below_service("use crate::service::{Operation, State};").is_empty());
+    assert!(reaches_below_service("use crate::settings::Settings; // crate::store is below").is_empty());
+    let files = rust_files("src/cli");
+    assert!(files.len() >= 5, "src/cli must be found ({} files)", files.len());
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        let found = reaches_below_service(&text);
+        assert!(found.is_empty(), "{} reaches below the service layer: {found:#?}", file.display());
+    }
+}

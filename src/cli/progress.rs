@@ -32,5 +32,5 @@ impl Observer for Stderr {
 
 /// How long a stage took, as people write it (`300ms`, `1.5s`, `1m30s`).
 fn duration(took: std::time::Duration) -> String {
-    crate::exec::human(took)
+    crate::units::duration(took)
 }

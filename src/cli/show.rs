@@ -4,11 +4,11 @@
 use serde_json::Value;
 
 use super::output::{cell, table};
-use crate::store::OperationRow;
+use crate::service::Operation as OperationRow;
 
 /// A stored Unix time as a UTC date, or the value as it is if it is not one.
 pub fn time(value: &Value) -> String {
-    value.as_i64().map_or_else(|| cell(value), crate::exec::log::utc)
+    value.as_i64().map_or_else(|| cell(value), crate::units::date)
 }
 
 pub fn describe(p: &Value, running: Option<&OperationRow>) -> String {

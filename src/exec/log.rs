@@ -136,17 +136,8 @@ pub fn format_line(time: SystemTime, severity: Severity, text: &str) -> String {
     format!("{date} [{}] {text}", severity.letter())
 }
 
-/// `2026-11-22 06:17:00` (UTC) for whole seconds since the Unix epoch, as people read times
-/// in tables; JSON keeps the number. A number beyond the years 9999 BC..9999 AD is shown as
-/// it is.
-pub fn utc(secs: i64) -> String {
-    Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.strftime(TABLE_DATE).to_string())
-}
-
 /// OneForm's log date (Ruby's `Time#strftime` with the same pattern, in UTC).
 const LOG_DATE: &str = "%a %b %d %H:%M:%S %Y";
-/// The date in tables: ISO 8601's order, readable and sortable.
-const TABLE_DATE: &str = "%Y-%m-%d %H:%M:%S";
 
 /// A line read back, as OneForm's log API serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -247,13 +238,6 @@ mod tests {
         } else {
             UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
         }
-    }
-
-    #[test]
-    fn table_times_are_utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(1_795_328_220), "2026-11-22 06:17:00");
-        assert_eq!(utc(i64::MAX), i64::MAX.to_string(), "out of the calendar's range");
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub enum Error {
         /// The last [`STDERR_TAIL_LINES`] non-blank lines of stderr, masked and trimmed.
         stderr_tail: Vec<String>,
     },
-    #[error("`{command}` timed out after {} and {}", human(*after), stop_outcome(*killed))]
+    #[error("`{command}` timed out after {} and {}", crate::units::duration(*after), stop_outcome(*killed))]
     TimedOut {
         command: String,
         after: Duration,
@@ -85,40 +85,11 @@ fn stop_outcome(killed: bool) -> &'static str {
     if killed { "was killed after ignoring SIGINT for the grace period" } else { "stopped after SIGINT" }
 }
 
-/// A duration as people write it (humantime's form): `300ms`, `1s 500ms`, `30s`, `1m 30s`,
-/// `2h`. Precision falls with size: milliseconds under a second, tenths under a minute, whole
-/// seconds above.
-pub fn human(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    let kept = match millis {
-        0..1_000 => millis,
-        1_000..60_000 => millis - millis % 100,
-        _ => millis - millis % 1_000,
-    };
-    let kept = Duration::from_millis(u64::try_from(kept).unwrap_or(u64::MAX));
-    humantime::format_duration(kept).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;
 
     use super::*;
-
-    #[test]
-    fn human_durations() {
-        let cases = [
-            (Duration::ZERO, "0s"),
-            (Duration::from_nanos(300_999_999), "300ms"),
-            (Duration::from_millis(1_580), "1s 500ms"),
-            (Duration::from_secs(30), "30s"),
-            (Duration::from_millis(90_500), "1m 30s"),
-            (Duration::from_secs(7200), "2h"),
-        ];
-        for (duration, text) in cases {
-            assert_eq!(human(duration), text);
-        }
-    }
 
     #[test]
     fn failed_names_command_status_and_stderr_tail() {

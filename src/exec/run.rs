@@ -22,7 +22,7 @@ use super::cancel::Cancel;
 use super::cmd::Cmd;
 use super::mask::Masker;
 use super::sink::{Severity, Sink, Stream};
-use super::{Error, STDERR_TAIL_LINES, human};
+use super::{Error, STDERR_TAIL_LINES};
 
 /// A line longer than this is handed on in pieces, so a child printing without newlines
 /// cannot make formwork hold unbounded memory. (A secret straddling a cut is not masked.)
@@ -108,13 +108,13 @@ impl Stop {
         let program = cmd.program_name();
         let what = match self {
             Stop::TimedOut => {
-                let after = human(cmd.get_timeout().unwrap_or_default());
+                let after = crate::units::duration(cmd.get_timeout().unwrap_or_default());
                 format!("{program} timed out after {after}")
             }
             Stop::Cancelled => format!("{program} cancelled"),
         };
         if killed {
-            let grace = human(cmd.get_grace());
+            let grace = crate::units::duration(cmd.get_grace());
             format!("{what}: sent SIGINT, killed after the {grace} grace period")
         } else {
             format!("{what}: sent SIGINT, stopped within the grace period")
@@ -174,7 +174,7 @@ impl Running {
             tracing::warn!(
                 group = self.group.as_raw(),
                 "output still open {} after SIGKILL: a process outside the group holds it; no longer reading",
-                human(AFTER_KILL)
+                crate::units::duration(AFTER_KILL)
             );
         }
         true
