@@ -29,6 +29,8 @@ pub struct Ctx<'a> {
     pub log: &'a mut dyn Log,
     pub cancel: &'a Cancel,
     pub historic: Vec<HistoricEntry>,
+    /// The runner's clock: the time stages record (historic, saved states).
+    pub clock: fn() -> i64,
 }
 
 /// The per-provision log as the engine needs it: a sink that knows how far it has written,
@@ -295,7 +297,8 @@ impl<S: Stages> Runner<S> {
         let id = op.provision_id;
         let provision = self.store.provision(id)?;
         let attempt_id = self.store.start_attempt(op.id, id, stage.name(), log.position() as i64, (self.clock)())?;
-        let mut ctx = Ctx { provision, operation: op, attempt_id, store: &self.store, log, cancel, historic: vec![] };
+        let mut ctx =
+            Ctx { provision, operation: op, attempt_id, store: &self.store, log, cancel, historic: vec![], clock: self.clock };
         Fault::strike(self.fault, FaultPoint::Entered, stage);
         let span = tracing::info_span!("stage", provision_id = id, stage = stage.name(), attempt_id);
         let result = self.stages.run(stage, &mut ctx).instrument(span).await;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::planning::{PLAN_FILE, plan};
 use super::{Job, Real, fail, terraform, work};
 use crate::engine::{Ctx, Outcome, StageError};
-use crate::store::{HistoricEntry, now};
+use crate::store::HistoricEntry;
 
 /// Written before a plan is applied.
 pub const APPLY_MARK: &str = "plan.applied";
@@ -40,7 +40,7 @@ async fn apply<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Vec<te
 pub fn save_state(job: &Job, ctx: &mut Ctx<'_>) -> Result<Option<String>, StageError> {
     let state = terraform::read_state(&job.dir.join("terraform"))?;
     if let Some(text) = &state {
-        ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), text, now()).map_err(fail)?;
+        ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), text, (ctx.clock)()).map_err(fail)?;
     }
     Ok(state)
 }
@@ -59,7 +59,7 @@ fn onprem_hosts(body: &Value) -> Vec<terraform::Provisioned> {
 /// OneForm's host diff: new addresses become hosts to register, vanished ones are dropped
 /// (and the host count or on-prem list follows), each with its historic entry.
 pub fn record_hosts(ctx: &mut Ctx<'_>, provisioned: &[terraform::Provisioned], onprem: bool) {
-    let time = now();
+    let time = (ctx.clock)();
     let body = &mut ctx.provision.body;
     let mut hosts: Vec<Value> = body["one_objects"]["hosts"].as_array().cloned().unwrap_or_default();
     let new: Vec<&terraform::Provisioned> =

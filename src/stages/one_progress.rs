@@ -6,16 +6,17 @@ use serde_json::Value;
 
 use crate::engine::{Ctx, Log};
 use crate::one::{self, Level, OneObjects};
-use crate::store::{HistoricEntry, ProvisionRow, Store, now};
+use crate::store::{HistoricEntry, ProvisionRow, Store};
 
 /// Saves `objects` and logs `event` for a stage; the returned error stops the `one` operation.
 pub fn checkpoint(ctx: &mut Ctx<'_>, objects: &OneObjects, event: &one::Event) -> Result<(), crate::store::Error> {
-    save(ctx.store, ctx.log, ctx.provision.id, &mut ctx.provision.body, objects, event)
+    let time = (ctx.clock)();
+    save(ctx.store, ctx.log, ctx.provision.id, &mut ctx.provision.body, objects, event, time)
 }
 
 /// Logs `event`, puts `objects` into provision `id`'s `body` and saves it with the event's
-/// historic entry: the one checkpoint every OpenNebula change goes through (stages, add-ip,
-/// del-ip).
+/// historic entry at `time`: the one checkpoint every OpenNebula change goes through (stages,
+/// add-ip, del-ip).
 pub fn save(
     store: &Store,
     log: &mut dyn Log,
@@ -23,6 +24,7 @@ pub fn save(
     body: &mut Value,
     objects: &OneObjects,
     event: &one::Event,
+    time: i64,
 ) -> Result<(), crate::store::Error> {
     if let Some(line) = event.log() {
         match line.level {
@@ -32,8 +34,8 @@ pub fn save(
     }
     body["one_objects"] = objects.to_value();
     let historic: Vec<HistoricEntry> =
-        event.historic().map(|h| HistoricEntry::new(h.action, h.description, now())).into_iter().collect();
-    store.save_body(id, body, &historic, now())
+        event.historic().map(|h| HistoricEntry::new(h.action, h.description, time)).into_iter().collect();
+    store.save_body(id, body, &historic, time)
 }
 
 /// The provision's objects, as the `one` module works on them.
