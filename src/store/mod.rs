@@ -1,30 +1,55 @@
 //! The only module with SQL. One SQLite file (bundled SQLite) in WAL mode with a busy timeout
 //! and foreign keys on; numbered migrations from `migrations/` applied in order and recorded in
-//! the database. Every method takes the connection lock, does its work and releases it, so no
-//! database handle is ever held across an `.await`.
+//! the database.
 //!
-//! Durability: `synchronous = NORMAL` in WAL mode survives any crash of the process (the case
-//! the lifecycle is built for); a power loss may drop the last few commits.
+//! Durability: a write that returned `Ok` is on disk. Every write goes through one writer
+//! thread per store ([`writer`]) whose connection runs `synchronous = FULL`: each commit
+//! fsyncs the WAL before any of its callers is answered, so an acknowledged write survives a
+//! crash of the process and a power loss alike. The writer groups the writes of concurrent
+//! callers into one transaction (each in its own savepoint, so one refused write fails alone)
+//! and one fsync.
+//!
+//! Reads use their own connections, which WAL lets run beside the writer; a read started after
+//! a write returned sees it. An in-memory store (tests, benchmarks) has a single connection,
+//! shared by the writer thread and the readers under a mutex, since separate connections could
+//! not see one private in-memory database.
+//!
+//! Several formwork processes share the file: the writer's `BEGIN IMMEDIATE` waits out other
+//! processes' writes (the busy timeout), and "one running operation per provision" is a unique
+//! partial index every process sees.
+//!
+//! Every method blocks until its work is done and holds no connection afterwards, so no
+//! database handle lives across an `.await`; async code reaches the store through
+//! [`Store::call`].
 
 mod operations;
 mod provisions;
 mod rows;
+mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
 
 pub use operations::{AttemptEnd, Owner};
 pub use provisions::Checkpoint;
 pub use rows::{AttemptRow, HistoricEntry, OperationRow, OperationStatus, ProviderRow, ProvisionRow};
 
+use writer::Writer;
+
 /// The migrations, in order. Shipped files are never edited; new ones are appended.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_init", include_str!("../../migrations/0001_init.sql"))];
 
-/// How long a writer waits for another process's transaction before giving up.
+/// How long a connection waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Read connections kept open for reuse; more are opened when more threads read at once.
+const IDLE_READERS: usize = 4;
+
+/// Prepared statements kept per connection: every statement the store runs fits.
+const STATEMENT_CACHE: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -49,9 +74,19 @@ pub enum Error {
     Sql(#[from] rusqlite::Error),
 }
 
-/// The formwork database.
+/// The formwork database. Share it as `Arc<Store>`; dropping the last handle stops its writer
+/// thread (after answering the writes in hand).
 pub struct Store {
-    conn: Mutex<Connection>,
+    writer: Writer,
+    readers: Readers,
+}
+
+/// Where reads run.
+enum Readers {
+    /// A file database: read connections of their own, kept idle between reads.
+    Pool { path: PathBuf, idle: Mutex<Vec<Connection>> },
+    /// An in-memory database: the writer's one connection.
+    Shared(Arc<Mutex<Connection>>),
 }
 
 impl Store {
@@ -64,61 +99,132 @@ impl Store {
         }
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         restrict(path, 0o600).map_err(|e| fail(e.to_string()))?;
-        Store::setup(conn).map_err(|e| fail(e.to_string()))
+        let readers = Readers::Pool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) };
+        Store::setup(conn, path, |_| readers).map_err(|e| fail(e.to_string()))
     }
 
     /// A private in-memory database, for tests and benchmarks of the lifecycle logic.
     pub fn open_in_memory() -> Result<Store, Error> {
-        Store::setup(Connection::open_in_memory()?)
+        Store::setup(Connection::open_in_memory()?, Path::new(":memory:"), Readers::Shared)
     }
 
-    fn setup(conn: Connection) -> Result<Store, Error> {
+    fn setup(
+        conn: Connection,
+        path: &Path,
+        readers: impl FnOnce(Arc<Mutex<Connection>>) -> Readers,
+    ) -> Result<Store, Error> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let store = Store { conn: Mutex::new(conn) };
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = Writer::spawn(Arc::clone(&conn)).map_err(|e| Error::Open {
+            path: path.to_path_buf(),
+            message: format!("starting its writer thread: {e}"),
+        })?;
+        let store = Store { writer, readers: readers(conn) };
         store.migrate()?;
         Ok(store)
     }
 
-    /// Applies the migrations not yet recorded, each in its own transaction.
-    fn migrate(&self) -> Result<(), Error> {
-        let mut conn = self.lock();
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL)",
-        )?;
-        for (version, name, sql) in MIGRATIONS {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let done: Option<i64> = tx
-                .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
-                .optional()?;
-            if done.is_none() {
-                tx.execute_batch(sql)?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_time) VALUES (?1, ?2, ?3)",
-                    rusqlite::params![version, name, now()],
-                )?;
-            }
-            tx.commit()?;
+    /// Runs blocking store work from async code on tokio's blocking pool, so no runtime worker
+    /// waits for SQLite or an fsync. This is the way async code reaches the store:
+    /// `store.call(move |s| s.provision(id)).await`. Several calls in flight at once have their
+    /// writes grouped into shared commits.
+    pub async fn call<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let store = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(result) => result,
+            Err(e) => match e.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                // Only a runtime shutting down cancels a blocking task, and then nobody awaits this.
+                Err(e) => panic!("store call did not finish: {e}"),
+            },
         }
-        Ok(())
+    }
+
+    /// Applies the migrations not yet recorded, in one transaction.
+    fn migrate(&self) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL)",
+            )?;
+            for (version, name, sql) in MIGRATIONS {
+                let done: Option<i64> = tx
+                    .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+                    .optional()?;
+                if done.is_none() {
+                    tx.execute_batch(sql)?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_time) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![version, name, now()],
+                    )?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The applied migrations, oldest first.
     pub fn migrations(&self) -> Result<Vec<(i64, String)>, Error> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT version, name FROM schema_migrations ORDER BY version")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT version, name FROM schema_migrations ORDER BY version")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
-        // back on drop), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` in the writer thread within the next group commit and returns its result once
+    /// the group is durable. An `Err` from `f` rolls back `f`'s own changes only.
+    fn write<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, Error> + Send + 'static,
+    {
+        self.writer.submit(f).wait()
     }
+
+    /// Runs `f` on a read connection. Statements must be finished (collected, or dropped) before
+    /// `f` returns: a statement left open would pin its connection to an old snapshot.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        match &self.readers {
+            Readers::Shared(conn) => f(&lock(conn)),
+            Readers::Pool { path, idle } => {
+                let conn = match lock(idle).pop() {
+                    Some(conn) => conn,
+                    None => open_reader(path)?,
+                };
+                let result = f(&conn);
+                let mut idle = lock(idle);
+                if idle.len() < IDLE_READERS {
+                    idle.push(conn);
+                }
+                result
+            }
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, Error> {
+    let fail = |e: rusqlite::Error| Error::Open { path: path.to_path_buf(), message: e.to_string() };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    // Writing is the writer thread's job alone; a write slipping in here would not be durable.
+    conn.pragma_update(None, "query_only", "ON").map_err(fail)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Locks a mutex of the store. A panic while holding one cannot leave SQLite inconsistent
+/// (transactions roll back on drop), so a poisoned lock is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Seconds since the Unix epoch, OneForm's time unit.

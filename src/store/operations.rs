@@ -2,8 +2,9 @@
 //! worked on by one process; the partial unique index `operations_one_running` makes "one
 //! running operation per provision" a database fact shared by every process.
 
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
 use crate::engine::Params;
-use rusqlite::{OptionalExtension, Row, params};
 
 use super::rows::{AttemptRow, OperationRow, OperationStatus};
 use super::{Error, Store, json_column};
@@ -38,69 +39,65 @@ impl Store {
         owner: &Owner,
         time: i64,
     ) -> Result<i64, Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'");
-        if let Some(running) = tx.query_row(&sql, [provision_id], read_operation).optional()? {
-            return Err(Error::Busy { provision_id, operation: Box::new(running?) });
-        }
-        tx.execute(
-            "INSERT INTO operations (provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, created_time)
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
-            params![provision_id, kind, serde_json::to_string(params).map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?, owner.pid, owner.token, time],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.commit()?;
-        Ok(id)
+        let params = serde_json::to_string(params)
+            .map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?;
+        let (kind, owner) = (kind.to_string(), owner.clone());
+        self.write(move |tx| begin(tx, provision_id, &kind, &params, &owner, time))
     }
 
     pub fn operation(&self, id: i64) -> Result<OperationRow, Error> {
-        let conn = self.lock();
-        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?1");
-        conn.query_row(&sql, [id], read_operation).optional()?.ok_or(Error::NotFound { what: "operation", id })?
+        self.read(|conn| {
+            let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?1");
+            let row = conn.prepare_cached(&sql)?.query_row([id], read_operation).optional()?;
+            row.ok_or(Error::NotFound { what: "operation", id })?
+        })
     }
 
     /// The running operation of a provision, if any.
     pub fn running_operation(&self, provision_id: i64) -> Result<Option<OperationRow>, Error> {
-        let conn = self.lock();
-        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'");
-        conn.query_row(&sql, [provision_id], read_operation).optional()?.transpose()
+        self.read(|conn| running(conn, provision_id))
     }
 
     /// Every running operation, oldest first (for resume).
     pub fn running_operations(&self) -> Result<Vec<OperationRow>, Error> {
-        let conn = self.lock();
-        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE status = 'running' ORDER BY id");
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([], read_operation)?;
-        rows.map(|r| r?).collect()
+        self.read(|conn| {
+            let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE status = 'running' ORDER BY id");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], read_operation)?;
+            rows.map(|r| r?).collect()
+        })
     }
 
     /// Operations of a provision, oldest first.
     pub fn operations(&self, provision_id: i64) -> Result<Vec<OperationRow>, Error> {
-        let conn = self.lock();
-        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 ORDER BY id");
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([provision_id], read_operation)?;
-        rows.map(|r| r?).collect()
+        self.read(|conn| {
+            let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 ORDER BY id");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([provision_id], read_operation)?;
+            rows.map(|r| r?).collect()
+        })
     }
 
     /// Claims a running operation for `owner` if it still belongs to `previous` (compare and
     /// set, so two processes resuming at once cannot both win).
     pub fn take_over(&self, id: i64, previous: &Owner, owner: &Owner, time: i64) -> Result<bool, Error> {
-        let conn = self.lock();
-        let changed = conn.execute(
-            "UPDATE operations SET owner_pid = ?4, owner_token = ?5, heartbeat_time = ?6
-             WHERE id = ?1 AND status = 'running' AND owner_pid = ?2 AND owner_token = ?3",
-            params![id, previous.pid, previous.token, owner.pid, owner.token, time],
-        )?;
-        Ok(changed == 1)
+        let (previous, owner) = (previous.clone(), owner.clone());
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE operations SET owner_pid = ?4, owner_token = ?5, heartbeat_time = ?6
+                     WHERE id = ?1 AND status = 'running' AND owner_pid = ?2 AND owner_token = ?3",
+                )?
+                .execute(params![id, previous.pid, previous.token, owner.pid, owner.token, time])?;
+            Ok(changed == 1)
+        })
     }
 
     pub fn heartbeat(&self, id: i64, time: i64) -> Result<(), Error> {
-        let conn = self.lock();
-        conn.execute("UPDATE operations SET heartbeat_time = ?2 WHERE id = ?1", params![id, time])?;
-        Ok(())
+        self.write(move |tx| {
+            tx.prepare_cached("UPDATE operations SET heartbeat_time = ?2 WHERE id = ?1")?.execute(params![id, time])?;
+            Ok(())
+        })
     }
 
     /// Ends an operation; the provision is free for the next one.
@@ -111,28 +108,32 @@ impl Store {
         error: Option<&str>,
         time: i64,
     ) -> Result<(), Error> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE operations SET status = ?2, error = ?3, finished_time = ?4 WHERE id = ?1 AND status = 'running'",
-            params![id, status.as_str(), error, time],
-        )?;
-        Ok(())
+        let error = error.map(str::to_string);
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "UPDATE operations SET status = ?2, error = ?3, finished_time = ?4 WHERE id = ?1 AND status = 'running'",
+            )?
+            .execute(params![id, status.as_str(), error, time])?;
+            Ok(())
+        })
     }
 
     /// Asks the running operation of a provision to stop; returns it, or None if none runs.
     pub fn request_cancel(&self, provision_id: i64) -> Result<Option<OperationRow>, Error> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE operations SET cancel_requested = 1 WHERE provision_id = ?1 AND status = 'running'",
-            [provision_id],
-        )?;
-        drop(conn);
-        self.running_operation(provision_id)
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "UPDATE operations SET cancel_requested = 1 WHERE provision_id = ?1 AND status = 'running'",
+            )?
+            .execute([provision_id])?;
+            running(tx, provision_id)
+        })
     }
 
     pub fn is_cancel_requested(&self, id: i64) -> Result<bool, Error> {
-        let conn = self.lock();
-        Ok(conn.query_row("SELECT cancel_requested FROM operations WHERE id = ?1", [id], |r| r.get(0))?)
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT cancel_requested FROM operations WHERE id = ?1")?;
+            Ok(stmt.query_row([id], |r| r.get(0))?)
+        })
     }
 
     /// Records that a stage started, before any of its effects.
@@ -144,64 +145,92 @@ impl Store {
         log_start: i64,
         time: i64,
     ) -> Result<i64, Error> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO stage_attempts (operation_id, provision_id, stage, started_time, log_start)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![operation_id, provision_id, stage, time, log_start],
-        )?;
-        Ok(conn.last_insert_rowid())
+        let stage = stage.to_string();
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO stage_attempts (operation_id, provision_id, stage, started_time, log_start)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![operation_id, provision_id, stage, time, log_start])?;
+            Ok(tx.last_insert_rowid())
+        })
     }
 
     /// Ends an attempt outside a checkpoint (when no state change follows).
     pub fn end_attempt(&self, end: &AttemptEnd, time: i64) -> Result<(), Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        finish_attempt(&tx, end, time)?;
-        tx.commit()?;
-        Ok(())
+        let end = end.clone();
+        self.write(move |tx| finish_attempt(tx, &end, time))
     }
 
     /// Closes the attempts an interrupted operation left open.
     pub fn interrupt_attempts(&self, operation_id: i64, log_end: i64, time: i64) -> Result<(), Error> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE stage_attempts SET finished_time = ?2, outcome = 'interrupted', error = 'the process running it stopped', log_end = ?3
-             WHERE operation_id = ?1 AND finished_time IS NULL",
-            params![operation_id, time, log_end],
-        )?;
-        Ok(())
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "UPDATE stage_attempts SET finished_time = ?2, outcome = 'interrupted', error = 'the process running it stopped', log_end = ?3
+                 WHERE operation_id = ?1 AND finished_time IS NULL",
+            )?
+            .execute(params![operation_id, time, log_end])?;
+            Ok(())
+        })
     }
 
     pub fn attempts(&self, provision_id: i64) -> Result<Vec<AttemptRow>, Error> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT id, operation_id, stage, started_time, finished_time, outcome, error, log_start, log_end, exit_status
-             FROM stage_attempts WHERE provision_id = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([provision_id], |r| {
-            Ok(AttemptRow {
-                id: r.get(0)?,
-                operation_id: r.get(1)?,
-                stage: r.get(2)?,
-                started_time: r.get(3)?,
-                finished_time: r.get(4)?,
-                outcome: r.get(5)?,
-                error: r.get(6)?,
-                log_start: r.get(7)?,
-                log_end: r.get(8)?,
-                exit_status: r.get(9)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, operation_id, stage, started_time, finished_time, outcome, error, log_start, log_end, exit_status
+                 FROM stage_attempts WHERE provision_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([provision_id], |r| {
+                Ok(AttemptRow {
+                    id: r.get(0)?,
+                    operation_id: r.get(1)?,
+                    stage: r.get(2)?,
+                    started_time: r.get(3)?,
+                    finished_time: r.get(4)?,
+                    outcome: r.get(5)?,
+                    error: r.get(6)?,
+                    log_start: r.get(7)?,
+                    log_end: r.get(8)?,
+                    exit_status: r.get(9)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 }
 
-pub(super) fn finish_attempt(tx: &rusqlite::Transaction<'_>, end: &AttemptEnd, time: i64) -> Result<(), Error> {
-    tx.execute(
+/// The write of [`Store::begin_operation`]: refused with [`Error::Busy`] while another operation
+/// of the provision runs (the writer's IMMEDIATE transaction keeps the check and the insert
+/// together; the unique index backs it).
+pub(super) fn begin(
+    tx: &Transaction<'_>,
+    provision_id: i64,
+    kind: &str,
+    params: &str,
+    owner: &Owner,
+    time: i64,
+) -> Result<i64, Error> {
+    if let Some(running) = running(tx, provision_id)? {
+        return Err(Error::Busy { provision_id, operation: Box::new(running) });
+    }
+    tx.prepare_cached(
+        "INSERT INTO operations (provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, created_time)
+         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![provision_id, kind, params, owner.pid, owner.token, time])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn running(conn: &Connection, provision_id: i64) -> Result<Option<OperationRow>, Error> {
+    let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'");
+    conn.prepare_cached(&sql)?.query_row([provision_id], read_operation).optional()?.transpose()
+}
+
+pub(super) fn finish_attempt(tx: &Transaction<'_>, end: &AttemptEnd, time: i64) -> Result<(), Error> {
+    tx.prepare_cached(
         "UPDATE stage_attempts SET finished_time = ?2, outcome = ?3, error = ?4, log_end = ?5, exit_status = ?6 WHERE id = ?1",
-        params![end.attempt_id, time, end.outcome.as_str(), end.error, end.log_end, end.exit_status],
-    )?;
+    )?
+    .execute(params![end.attempt_id, time, end.outcome.as_str(), end.error, end.log_end, end.exit_status])?;
     Ok(())
 }
 

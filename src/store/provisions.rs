@@ -1,7 +1,7 @@
 //! Providers, provisions, their historic and Terraform states, and the checkpoint: the one
 //! transaction that moves a provision from one state to the next.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 
 use super::operations::{AttemptEnd, finish_attempt};
@@ -29,12 +29,12 @@ const PROVISION_COLUMNS: &str = "id, name, driver, provider_id, state, body, reg
 
 impl Store {
     pub fn insert_provider(&self, name: &str, driver: &str, body: &Value, time: i64) -> Result<i64, Error> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO providers (name, driver, body, registration_time) VALUES (?1, ?2, ?3, ?4)",
-            params![name, driver, body.to_string(), time],
-        )?;
-        Ok(conn.last_insert_rowid())
+        let (name, driver, body) = (name.to_string(), driver.to_string(), body.to_string());
+        self.write(move |tx| {
+            tx.prepare_cached("INSERT INTO providers (name, driver, body, registration_time) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![name, driver, body, time])?;
+            Ok(tx.last_insert_rowid())
+        })
     }
 
     pub fn provider(&self, id: i64) -> Result<ProviderRow, Error> {
@@ -50,58 +50,61 @@ impl Store {
     }
 
     fn providers_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<ProviderRow>, Error> {
-        let conn = self.lock();
-        let sql = format!(
-            "SELECT p.id, p.name, p.driver, p.body, p.registration_time,
-                    (SELECT group_concat(v.id) FROM provisions v WHERE v.provider_id = p.id AND v.state != {})
-             FROM providers p {filter} ORDER BY p.id",
-            State::Done.number()
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(args, |r| {
-            let ids: Option<String> = r.get(5)?;
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?, ids))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, name, driver, body, registration_time, ids) = row?;
-            let provision_ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
-            out.push(ProviderRow {
-                id,
-                name,
-                driver,
-                body: json_column("provider body", &body)?,
-                registration_time,
-                provision_ids,
-            });
-        }
-        Ok(out)
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT p.id, p.name, p.driver, p.body, p.registration_time,
+                        (SELECT group_concat(v.id) FROM provisions v WHERE v.provider_id = p.id AND v.state != {})
+                 FROM providers p {filter} ORDER BY p.id",
+                State::Done.number()
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(args, |r| {
+                let ids: Option<String> = r.get(5)?;
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?, ids))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, name, driver, body, registration_time, ids) = row?;
+                let provision_ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
+                out.push(ProviderRow {
+                    id,
+                    name,
+                    driver,
+                    body: json_column("provider body", &body)?,
+                    registration_time,
+                    provision_ids,
+                });
+            }
+            Ok(out)
+        })
     }
 
     pub fn update_provider(&self, id: i64, name: &str, body: &Value) -> Result<(), Error> {
-        let conn = self.lock();
-        let changed = conn
-            .execute("UPDATE providers SET name = ?2, body = ?3 WHERE id = ?1", params![id, name, body.to_string()])?;
-        if changed == 0 { Err(Error::NotFound { what: "provider", id }) } else { Ok(()) }
+        let (name, body) = (name.to_string(), body.to_string());
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached("UPDATE providers SET name = ?2, body = ?3 WHERE id = ?1")?
+                .execute(params![id, name, body])?;
+            if changed == 0 { Err(Error::NotFound { what: "provider", id }) } else { Ok(()) }
+        })
     }
 
     /// Deletes a provider no provision uses any more (DONE provisions keep a reference only to
     /// a provider that still exists, so they block it too, as long as they are not deleted).
     pub fn delete_provider(&self, id: i64) -> Result<(), Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let users: Vec<i64> = {
-            let mut stmt = tx.prepare("SELECT id FROM provisions WHERE provider_id = ?1 ORDER BY id")?;
-            stmt.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?
-        };
-        if !users.is_empty() {
-            return Err(Error::InUse { provider_id: id, provisions: users });
-        }
-        if tx.execute("DELETE FROM providers WHERE id = ?1", [id])? == 0 {
-            return Err(Error::NotFound { what: "provider", id });
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(move |tx| {
+            let users: Vec<i64> = {
+                let mut stmt = tx.prepare_cached("SELECT id FROM provisions WHERE provider_id = ?1 ORDER BY id")?;
+                stmt.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            if !users.is_empty() {
+                return Err(Error::InUse { provider_id: id, provisions: users });
+            }
+            if tx.prepare_cached("DELETE FROM providers WHERE id = ?1")?.execute([id])? == 0 {
+                return Err(Error::NotFound { what: "provider", id });
+            }
+            Ok(())
+        })
     }
 
     /// Creates a provision in PENDING.
@@ -113,66 +116,71 @@ impl Store {
         body: &Value,
         time: i64,
     ) -> Result<i64, Error> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![name, driver, provider_id, State::Pending.number(), body.to_string(), time],
-        )?;
-        Ok(conn.last_insert_rowid())
+        let (name, driver, body) = (name.to_string(), driver.to_string(), body.to_string());
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            )?
+            .execute(params![name, driver, provider_id, State::Pending.number(), body, time])?;
+            Ok(tx.last_insert_rowid())
+        })
     }
 
     pub fn provision(&self, id: i64) -> Result<ProvisionRow, Error> {
-        let conn = self.lock();
-        let sql = format!("SELECT {PROVISION_COLUMNS} FROM provisions WHERE id = ?1");
-        let row = conn.query_row(&sql, [id], read_provision).optional()?;
-        row.ok_or(Error::NotFound { what: "provision", id })?
+        self.read(|conn| {
+            let sql = format!("SELECT {PROVISION_COLUMNS} FROM provisions WHERE id = ?1");
+            let row = conn.prepare_cached(&sql)?.query_row([id], read_provision).optional()?;
+            row.ok_or(Error::NotFound { what: "provision", id })?
+        })
     }
 
     /// Provisions by id; DONE ones only when `include_done`.
     pub fn provisions(&self, include_done: bool) -> Result<Vec<ProvisionRow>, Error> {
-        let conn = self.lock();
-        let filter = if include_done { String::new() } else { format!("WHERE state != {}", State::Done.number()) };
-        let mut stmt = conn.prepare(&format!("SELECT {PROVISION_COLUMNS} FROM provisions {filter} ORDER BY id"))?;
-        let rows = stmt.query_map([], read_provision)?;
-        rows.map(|r| r?).collect()
+        self.read(|conn| {
+            let filter = if include_done { String::new() } else { format!("WHERE state != {}", State::Done.number()) };
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {PROVISION_COLUMNS} FROM provisions {filter} ORDER BY id"))?;
+            let rows = stmt.query_map([], read_provision)?;
+            rows.map(|r| r?).collect()
+        })
     }
 
     /// Replaces a provision's name and body without touching its state (update, rename).
     pub fn update_provision(&self, id: i64, name: &str, body: &Value, time: i64) -> Result<(), Error> {
-        let conn = self.lock();
-        let changed = conn.execute(
-            "UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1",
-            params![id, name, body.to_string(), time],
-        )?;
-        if changed == 0 { Err(Error::NotFound { what: "provision", id }) } else { Ok(()) }
+        let (name, body) = (name.to_string(), body.to_string());
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached("UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1")?
+                .execute(params![id, name, body, time])?;
+            if changed == 0 { Err(Error::NotFound { what: "provision", id }) } else { Ok(()) }
+        })
     }
 
     pub fn delete_provision(&self, id: i64) -> Result<(), Error> {
-        let conn = self.lock();
-        if conn.execute("DELETE FROM provisions WHERE id = ?1", [id])? == 0 {
-            return Err(Error::NotFound { what: "provision", id });
-        }
-        Ok(())
+        self.write(move |tx| {
+            if tx.prepare_cached("DELETE FROM provisions WHERE id = ?1")?.execute([id])? == 0 {
+                return Err(Error::NotFound { what: "provision", id });
+            }
+            Ok(())
+        })
     }
 
     pub fn historic(&self, provision_id: i64) -> Result<Vec<HistoricEntry>, Error> {
-        let conn = self.lock();
-        let mut stmt =
-            conn.prepare("SELECT action, description, time FROM historic WHERE provision_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([provision_id], |r| {
-            Ok(HistoricEntry { action: r.get(0)?, description: r.get(1)?, time: r.get(2)? })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT action, description, time FROM historic WHERE provision_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map([provision_id], |r| {
+                Ok(HistoricEntry { action: r.get(0)?, description: r.get(1)?, time: r.get(2)? })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Appends historic entries outside a state change (e.g. objects created mid-stage).
     pub fn append_historic(&self, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        insert_historic(&tx, provision_id, entries)?;
-        tx.commit()?;
-        Ok(())
+        let entries = entries.to_vec();
+        self.write(move |tx| insert_historic(tx, provision_id, &entries))
     }
 
     /// Saves a provision's body mid-stage (e.g. after each OpenNebula object is created), so a
@@ -184,49 +192,48 @@ impl Store {
         historic: &[HistoricEntry],
         time: i64,
     ) -> Result<(), Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE provisions SET body = ?2, updated_time = ?3 WHERE id = ?1",
-            params![provision_id, body.to_string(), time],
-        )?;
-        if changed == 0 {
-            return Err(Error::NotFound { what: "provision", id: provision_id });
-        }
-        insert_historic(&tx, provision_id, historic)?;
-        tx.commit()?;
-        Ok(())
+        let (body, historic) = (body.to_string(), historic.to_vec());
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached("UPDATE provisions SET body = ?2, updated_time = ?3 WHERE id = ?1")?
+                .execute(params![provision_id, body, time])?;
+            if changed == 0 {
+                return Err(Error::NotFound { what: "provision", id: provision_id });
+            }
+            insert_historic(tx, provision_id, &historic)
+        })
     }
 
     /// Moves a provision to a new state, with its body, historic and attempt end, atomically.
     pub fn checkpoint(&self, c: &Checkpoint<'_>) -> Result<(), Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let found: Option<i64> =
-            tx.query_row("SELECT state FROM provisions WHERE id = ?1", [c.provision_id], |r| r.get(0)).optional()?;
-        let found = found.ok_or(Error::NotFound { what: "provision", id: c.provision_id })?;
-        if found != c.from.number() {
-            let found = State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
-            return Err(Error::Conflict { provision_id: c.provision_id, expected: c.from.to_string(), found });
-        }
-        tx.execute(
-            "UPDATE provisions SET state = ?2, updated_time = ?3 WHERE id = ?1",
-            params![c.provision_id, c.to.number(), c.time],
-        )?;
-        if let Some(body) = c.body {
-            tx.execute("UPDATE provisions SET body = ?2 WHERE id = ?1", params![c.provision_id, body.to_string()])?;
-        }
+        let (id, from, to, time) = (c.provision_id, c.from, c.to, c.time);
+        let body = c.body.map(Value::to_string);
+        let attempt = c.attempt.clone();
         let mut entries = Vec::with_capacity(c.historic.len() + 1);
-        if c.from != c.to {
-            entries.push(HistoricEntry::state_changed(c.from, c.to, c.time));
+        if from != to {
+            entries.push(HistoricEntry::state_changed(from, to, time));
         }
         entries.extend(c.historic.iter().cloned());
-        insert_historic(&tx, c.provision_id, &entries)?;
-        if let Some(end) = &c.attempt {
-            finish_attempt(&tx, end, c.time)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(move |tx| {
+            let found: Option<i64> = tx
+                .prepare_cached("SELECT state FROM provisions WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            let found = found.ok_or(Error::NotFound { what: "provision", id })?;
+            if found != from.number() {
+                let found = State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
+                return Err(Error::Conflict { provision_id: id, expected: from.to_string(), found });
+            }
+            tx.prepare_cached(
+                "UPDATE provisions SET state = ?2, updated_time = ?3, body = coalesce(?4, body) WHERE id = ?1",
+            )?
+            .execute(params![id, to.number(), time, body])?;
+            insert_historic(tx, id, &entries)?;
+            if let Some(end) = &attempt {
+                finish_attempt(tx, end, time)?;
+            }
+            Ok(())
+        })
     }
 
     /// Records a Terraform state version (after every apply or destroy attempt, failed ones too).
@@ -238,28 +245,27 @@ impl Store {
         time: i64,
     ) -> Result<(), Error> {
         let serial = serde_json::from_str::<Value>(state).ok().and_then(|v| v["serial"].as_i64());
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![provision_id, attempt_id, serial, state, time],
-        )?;
-        Ok(())
+        let state = state.to_string();
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![provision_id, attempt_id, serial, state, time])?;
+            Ok(())
+        })
     }
 
     /// The newest Terraform state saved for a provision.
     pub fn latest_tfstate(&self, provision_id: i64) -> Result<Option<String>, Error> {
-        let conn = self.lock();
-        Ok(conn
-            .query_row(
-                "SELECT state FROM tfstates WHERE provision_id = ?1 ORDER BY id DESC LIMIT 1",
-                [provision_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT state FROM tfstates WHERE provision_id = ?1 ORDER BY id DESC LIMIT 1")?;
+            Ok(stmt.query_row([provision_id], |r| r.get(0)).optional()?)
+        })
     }
 }
 
-fn insert_historic(tx: &rusqlite::Transaction<'_>, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {
+fn insert_historic(tx: &Transaction<'_>, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {
     let mut stmt =
         tx.prepare_cached("INSERT INTO historic (provision_id, action, description, time) VALUES (?1, ?2, ?3, ?4)")?;
     for e in entries {

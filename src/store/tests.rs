@@ -1,5 +1,9 @@
 //! Store behaviour on real SQLite files: migrations, the checkpoint transaction, the
-//! per-provision lock seen from two connections (as two processes see it), take-over.
+//! per-provision lock seen from two connections (as two processes see it), take-over, and the
+//! writer thread's group commit (writes from many threads, a failing write among others,
+//! read-your-writes, async callers).
+
+use std::sync::{Arc, mpsc};
 
 use serde_json::json;
 
@@ -186,4 +190,144 @@ fn a_failed_attempt_keeps_the_tools_exit_status() {
         (row.exit_status, row.outcome.as_deref(), row.log_start, row.log_end),
         (Some(1), Some("failed"), 10, Some(20))
     );
+}
+
+#[test]
+fn writes_from_many_threads_each_land_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("formwork.db")).unwrap());
+    let provider = store.insert_provider("sim", "sim", &json!({}), 1).unwrap();
+    let (threads, each) = (16, 25);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                (0..each)
+                    .map(|i| {
+                        let name = format!("t{t}-{i}");
+                        (store.insert_provision(&name, "sim", provider, &json!({}), 2).unwrap(), name)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let written: Vec<(i64, String)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let stored = store.provisions(true).unwrap();
+    assert_eq!(stored.len(), threads * each);
+    let mut expected: Vec<_> = written.clone();
+    expected.sort();
+    let found: Vec<_> = stored.iter().map(|p| (p.id, p.name.clone())).collect();
+    assert_eq!(found, expected, "every acknowledged id holds its own row, and no row is extra");
+}
+
+#[test]
+fn a_failing_write_fails_alone_in_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("formwork.db")).unwrap();
+    let (provider, id) = with_provision(&store);
+    // The writer is held inside a first write while the others queue up behind it, so the
+    // rest reach it together and share one transaction.
+    let (release, gate) = mpsc::channel::<()>();
+    let held = store.writer.submit(move |_| {
+        gate.recv().unwrap();
+        Ok(())
+    });
+    let begin_op = |pid: i64| {
+        let owner = owner(pid);
+        move |tx: &rusqlite::Transaction<'_>| operations::begin(tx, id, "create", "{}", &owner, 3)
+    };
+    let first = store.writer.submit(begin_op(100));
+    let refused = store.writer.submit(begin_op(200));
+    let failing = store.writer.submit(move |tx| {
+        tx.execute(
+            "INSERT INTO providers (name, driver, body, registration_time) VALUES ('lost', 'sim', '{}', 4)",
+            [],
+        )?;
+        Err::<(), _>(Error::NotFound { what: "provision", id: 999 })
+    });
+    let after = store.writer.submit(move |tx| {
+        tx.execute("UPDATE provisions SET name = 'kept' WHERE id = ?1", [id])?;
+        Ok(())
+    });
+    release.send(()).unwrap();
+    held.wait().unwrap();
+    let first = first.wait().unwrap();
+    match refused.wait() {
+        Err(Error::Busy { operation, .. }) => assert_eq!((operation.id, operation.owner_pid), (first, 100)),
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert!(matches!(failing.wait(), Err(Error::NotFound { id: 999, .. })));
+    after.wait().unwrap();
+    assert_eq!(store.running_operation(id).unwrap().map(|o| o.id), Some(first));
+    assert_eq!(store.operations(id).unwrap().len(), 1, "the refused operation left no row");
+    assert_eq!(store.provision(id).unwrap().name, "kept");
+    let providers: Vec<_> = store.providers().unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(providers, vec![provider], "the failed write's insert was rolled back");
+}
+
+#[test]
+fn a_panicking_write_reaches_its_caller_and_the_writer_carries_on() {
+    let store = Store::open_in_memory().unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store
+            .writer
+            .submit(|tx| -> Result<(), Error> {
+                tx.execute(
+                    "INSERT INTO providers (name, driver, body, registration_time) VALUES ('x', 'sim', '{}', 1)",
+                    [],
+                )?;
+                panic!("write bug")
+            })
+            .wait()
+    }));
+    assert!(panicked.is_err());
+    assert!(store.providers().unwrap().is_empty(), "the panicking write was rolled back");
+    with_provision(&store);
+    assert_eq!(store.providers().unwrap().len(), 1);
+}
+
+#[test]
+fn a_write_is_visible_to_the_next_read_on_every_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("formwork.db")).unwrap());
+    let provider = store.insert_provider("sim", "sim", &json!({}), 1).unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let id = store.insert_provision("p", "sim", provider, &json!({}), 1).unwrap();
+                for round in 0..40 {
+                    let name = format!("t{t}-{round}");
+                    store.update_provision(id, &name, &json!({"round": round}), round).unwrap();
+                    // Read connections are shared between threads and reused: a stale snapshot
+                    // on any of them would show an older name here.
+                    assert_eq!(store.provision(id).unwrap().name, name);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_callers_reach_the_store_through_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("formwork.db")).unwrap());
+    let provider = store.call(|s| s.insert_provider("sim", "sim", &json!({}), 1)).await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store.call(move |s| s.insert_provision(&format!("p{i}"), "sim", provider, &json!({}), 2)).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.call(|s| s.provisions(true)).await.unwrap().len(), 50);
+    // The blocking methods stay usable from a worker (the runner calls them so).
+    assert_eq!(store.provider(provider).unwrap().provision_ids.len(), 50);
 }
