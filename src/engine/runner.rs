@@ -171,13 +171,14 @@ impl<S: Stages> Runner<S> {
         log: &mut dyn Log,
     ) -> Result<State, Error> {
         let now = (self.clock)();
-        let op_id = self.store.begin_operation(provision_id, kind, params, &self.owner, now)?;
+        let (kind, params, owner) = (kind.to_string(), params.clone(), self.owner.clone());
+        let op_id = self.store.call(move |s| s.begin_operation(provision_id, &kind, &params, &owner, now)).await?;
         self.continue_operation(op_id, event, log).await
     }
 
     /// Drives an operation this process owns, beginning with `event`.
     pub async fn continue_operation(&self, op_id: i64, event: Event, log: &mut dyn Log) -> Result<State, Error> {
-        let operation = self.store.operation(op_id)?;
+        let operation = self.store.call(move |s| s.operation(op_id)).await?;
         let cancel = Cancel::new();
         let watcher = self.watch_cancel(op_id, cancel.clone());
         let result = self.drive(&operation, event, log, &cancel).await;
@@ -190,7 +191,7 @@ impl<S: Stages> Runner<S> {
             }
             Err(e) => (OperationStatus::Failed, Some(e.to_string())),
         };
-        self.store.finish_operation(op_id, status, error.as_deref(), now)?;
+        self.store.call(move |s| s.finish_operation(op_id, status, error.as_deref(), now)).await?;
         result
     }
 
@@ -200,11 +201,12 @@ impl<S: Stages> Runner<S> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(CANCEL_POLL).await;
-                if store.is_cancel_requested(op_id).unwrap_or(false) {
+                if store.call(move |s| s.is_cancel_requested(op_id)).await.unwrap_or(false) {
                     cancel.cancel();
                     return;
                 }
-                let _ = store.heartbeat(op_id, clock());
+                let now = clock();
+                let _ = store.call(move |s| s.heartbeat(op_id, now)).await;
             }
         })
     }
@@ -219,9 +221,9 @@ impl<S: Stages> Runner<S> {
         mut open_log: impl FnMut(i64) -> Box<dyn Log>,
     ) -> Result<Vec<(i64, Result<State, Error>)>, Error> {
         let mut done = Vec::new();
-        for op in self.store.running_operations()? {
+        for op in self.store.call(|s| s.running_operations()).await? {
             let previous = Owner { pid: op.owner_pid, token: op.owner_token.clone() };
-            if is_alive(&previous) || !self.store.take_over(op.id, &previous, &self.owner, (self.clock)())? {
+            if is_alive(&previous) || !self.take_over(op.id, &previous).await? {
                 continue;
             }
             let mut log = open_log(op.provision_id);
@@ -237,12 +239,13 @@ impl<S: Stages> Runner<S> {
 
     async fn resume_one(&self, op: &OperationRow, policy: OnInterrupted, log: &mut dyn Log) -> Result<State, Error> {
         let now = (self.clock)();
-        self.store.interrupt_attempts(op.id, log.position() as i64, now)?;
-        let state = self.store.provision(op.provision_id)?.state;
+        let (op_id, id, position) = (op.id, op.provision_id, log.position() as i64);
+        self.store.call(move |s| s.interrupt_attempts(op_id, position, now)).await?;
+        let state = self.store.call(move |s| s.provision(id)).await?.state;
         if Stage::of(state).is_none() && state != State::Pending {
             // The work had ended; only closing the operation was lost.
             let status = if state.is_failure() { OperationStatus::Failed } else { OperationStatus::Succeeded };
-            self.store.finish_operation(op.id, status, None, now)?;
+            self.store.call(move |s| s.finish_operation(op_id, status, None, now)).await?;
             return Ok(state);
         }
         match policy {
@@ -254,8 +257,9 @@ impl<S: Stages> Runner<S> {
                 let (to, _) = machine::next(state, Event::Interrupted)
                     .map_err(|source| Error::Illegal { provision_id: op.provision_id, source })?;
                 let entry = HistoricEntry::new("Operation interrupted", format!("{state} was interrupted"), now);
-                self.transition(op.provision_id, state, to, None, vec![entry], None, log)?;
-                self.store.finish_operation(op.id, OperationStatus::Interrupted, Some("interrupted"), now)?;
+                self.transition(op.provision_id, state, to, None, vec![entry], None, log).await?;
+                let interrupted = OperationStatus::Interrupted;
+                self.store.call(move |s| s.finish_operation(op_id, interrupted, Some("interrupted"), now)).await?;
                 Ok(to)
             }
         }
@@ -265,13 +269,13 @@ impl<S: Stages> Runner<S> {
     async fn drive(&self, op: &OperationRow, first: Event, log: &mut dyn Log, cancel: &Cancel) -> Result<State, Error> {
         let id = op.provision_id;
         let mut queue = VecDeque::from([Effect::Follow(first)]);
-        let mut state = self.store.provision(id)?.state;
+        let mut state = self.store.call(move |s| s.provision(id)).await?.state;
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Follow(event) => {
                     let (to, effects) =
                         machine::next(state, event).map_err(|source| Error::Illegal { provision_id: id, source })?;
-                    self.transition(id, state, to, None, vec![], None, log)?;
+                    self.transition(id, state, to, None, vec![], None, log).await?;
                     state = to;
                     queue.extend(effects);
                 }
@@ -295,8 +299,9 @@ impl<S: Stages> Runner<S> {
         cancel: &Cancel,
     ) -> Result<(State, Vec<Effect>), Error> {
         let id = op.provision_id;
-        let provision = self.store.provision(id)?;
-        let attempt_id = self.store.start_attempt(op.id, id, stage.name(), log.position() as i64, (self.clock)())?;
+        let provision = self.store.call(move |s| s.provision(id)).await?;
+        let (op_id, position, now) = (op.id, log.position() as i64, (self.clock)());
+        let attempt_id = self.store.call(move |s| s.start_attempt(op_id, id, stage.name(), position, now)).await?;
         let mut ctx =
             Ctx { provision, operation: op, attempt_id, store: &self.store, log, cancel, historic: vec![], clock: self.clock };
         Fault::strike(self.fault, FaultPoint::Entered, stage);
@@ -322,7 +327,7 @@ impl<S: Stages> Runner<S> {
             machine::next(state, event).map_err(|source| Error::Illegal { provision_id: id, source })?;
         let exit_status = result.as_ref().err().and_then(|e| e.exit_status);
         let end = AttemptEnd { attempt_id, outcome, error: error.clone(), exit_status, log_end: 0 };
-        self.transition(id, state, to, Some(&provision.body), historic, Some(end), log)?;
+        self.transition(id, state, to, Some(provision.body), historic, Some(end), log).await?;
         match result {
             Ok(_) => Ok((to, effects)),
             Err(e) if e.cancelled => Err(Error::Cancelled { provision_id: id, stage: stage.name(), state: to }),
@@ -337,12 +342,12 @@ impl<S: Stages> Runner<S> {
 
     /// Writes one transition: state, body, historic and attempt end in one transaction.
     #[allow(clippy::too_many_arguments)] // one checkpoint's worth of parts, each distinct
-    fn transition(
+    async fn transition(
         &self,
         id: i64,
         from: State,
         to: State,
-        body: Option<&Value>,
+        body: Option<Value>,
         historic: Vec<HistoricEntry>,
         attempt: Option<AttemptEnd>,
         log: &mut dyn Log,
@@ -352,10 +357,19 @@ impl<S: Stages> Runner<S> {
             a
         });
         let time = (self.clock)();
-        self.store.checkpoint(&Checkpoint { provision_id: id, from, to, body, historic, attempt, time })?;
+        self.store
+            .call(move |s| {
+                s.checkpoint(&Checkpoint { provision_id: id, from, to, body: body.as_ref(), historic, attempt, time })
+            })
+            .await?;
         if from != to {
             log.state_changed(from, to);
         }
         Ok(())
+    }
+
+    async fn take_over(&self, op_id: i64, previous: &Owner) -> Result<bool, Error> {
+        let (previous, owner, now) = (previous.clone(), self.owner.clone(), (self.clock)());
+        Ok(self.store.call(move |s| s.take_over(op_id, &previous, &owner, now)).await?)
     }
 }
