@@ -329,7 +329,7 @@ fn scale_down_killed_at(at: &str) -> Crash {
     if SCALE_DOWN_STUCK.contains(&at) {
         let resumed = home.run(&["--json", "provision", "resume"]).ok().json();
         let error = resumed[0]["error"].as_str().unwrap_or_default();
-        assert!(error.contains("host 1 is not part of this provision"), "{at} resumes now: {resumed}");
+        assert!(error.contains(&format!("host {id} is not part of this provision")), "{at} resumes now: {resumed}");
         assert_eq!(cloud_hosts(&home).len(), 3, "{at}: the host stays in the cloud");
         return Crash::Killed;
     }

@@ -294,12 +294,12 @@ fn kill_during(state: &str, hosts: usize) {
 }
 
 #[test]
-fn kill_9_during_applying_then_resume_reaches_running_without_duplicates() {
+fn kill_9_during_applying_then_resume_reaches_running_with_exactly_its_hosts() {
     kill_during("APPLYING", 2);
 }
 
 #[test]
-fn kill_9_during_configuring_provision_then_resume_reaches_running_without_duplicates() {
+fn kill_9_during_configuring_provision_then_resume_reaches_running_with_exactly_its_hosts() {
     kill_during("CONFIGURING_PROVISION", 2);
 }
 
