@@ -13,7 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Home;
-use common::onesim::{Onesim, assert_no_duplicates, objects, use_endpoint};
+use common::check::{Want, assert_provisioned_in, assert_registered, assert_unregistered};
+use common::onesim::{Onesim, objects, use_endpoint};
 use serde_json::{Value, json};
 
 /// A formwork home wired to real tools, a sim cloud and onesim.
@@ -92,6 +93,13 @@ impl World {
             .unwrap_or(0)
     }
 
+    /// Asserts that onesim holds exactly the provision's objects (`want`), and the sim cloud and
+    /// the Terraform state exactly its hosts.
+    fn assert_exact(&self, label: &str, provision: &Value, want: Want) {
+        assert_registered(label, provision, &self.onesim_state, want);
+        assert_provisioned_in(label, self.cloud_hosts(), &self.home, provision, want.hosts);
+    }
+
     fn stop(&mut self) {
         if let Some(sim) = self.sim.take() {
             sim.stop();
@@ -135,6 +143,7 @@ fn sim_create_scale_ips_and_deprovision_with_real_terraform_and_ansible() {
     let cloud = world.cloud_ips();
     assert_eq!(cloud, first, "the sim cloud holds the provision's hosts");
     assert_eq!(world.one_hosts(), first, "onesim holds them too");
+    world.assert_exact("created", &p, Want::sim(2, 0));
     for ip in &first {
         assert_eq!(world.runs(ip), 1, "Ansible configured {ip} once");
         let conf = std::fs::read_to_string(world.cloud.join("machines").join(ip).join("node.conf")).unwrap();
@@ -146,8 +155,10 @@ fn sim_create_scale_ips_and_deprovision_with_real_terraform_and_ansible() {
     let four = ips(&scaled);
     assert_eq!(four.len(), 4);
     assert!(first.iter().all(|ip| four.contains(ip)), "scaling up keeps the first hosts: {four:?}");
-    assert_eq!(world.cloud_hosts().len(), 4);
-    for ip in four.iter().filter(|ip| !first.contains(ip)) {
+    world.assert_exact("scaled up", &scaled, Want::sim(4, 0));
+    let new: Vec<&String> = four.iter().filter(|ip| !first.contains(ip)).collect();
+    assert_eq!(new.len(), 2, "{four:?}");
+    for ip in new {
         assert!(world.runs(ip) >= 1, "Ansible configured the new host {ip}");
     }
 
@@ -162,19 +173,21 @@ fn sim_create_scale_ips_and_deprovision_with_real_terraform_and_ansible() {
     assert!(!cloud.contains(&victim_ip) && cloud.len() == 3, "Terraform destroyed exactly that host: {cloud:?}");
     assert!(!world.cloud.join("machines").join(&victim_ip).exists());
     assert!(!world.one_hosts().contains(&victim_ip));
+    world.assert_exact("scaled down", &down, Want::sim(3, 0));
 
     let with_ips = world.home.run(&["--json", "provision", "add-ip", "1", "--amount", "2"]).ok().json();
     assert_eq!(elastic_ar_ids(&with_ips).len(), 2);
+    world.assert_exact("with public IPs", &with_ips, Want::sim(3, 2));
     let ars = elastic_ar_ids(&with_ips);
     let fewer = world.home.run(&["--json", "provision", "del-ip", "1", &ars[0].to_string()]).ok().json();
     assert_eq!(elastic_ar_ids(&fewer), ars[1..].to_vec());
+    world.assert_exact("one public IP fewer", &fewer, Want::sim(3, 1));
 
     let done = world.home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
     assert_eq!(done["state"], "DONE");
     assert!(world.cloud_hosts().is_empty(), "the sim cloud ends empty");
     assert!(world.one_hosts().is_empty(), "onesim ends without hosts");
-    let left: Vec<String> = objects(&world.onesim_state).into_iter().filter(|n| n.contains("(provision_1)")).collect();
-    assert!(left.is_empty(), "onesim ends without the provision's objects: {left:?}");
+    assert_unregistered("done", &world.onesim_state, 1);
     let logs = world.home.run(&["provision", "logs", "1", "--all"]).ok().stdout();
     assert!(logs.contains("Creation complete"), "Terraform's progress is in the log");
     assert!(!logs.contains("e2e-secret-token"), "the provider's token never shows in the log");
@@ -193,8 +206,7 @@ fn a_failed_first_apply_names_the_provider_error_and_retry_finishes() {
     assert_eq!(world.cloud_hosts().len(), 1, "the first host was made");
     let done = world.home.run(&["--json", "provision", "retry", "1"]).ok().json();
     assert_eq!(done["state"], "RUNNING");
-    assert_eq!(ips(&done).len(), 2);
-    assert_eq!(world.cloud_hosts().len(), 2, "no host twice");
+    world.assert_exact("retried", &done, Want::sim(2, 0));
 }
 
 #[test]
@@ -226,15 +238,16 @@ fn onprem_runs_no_terraform_and_ansible_configures_each_address() {
     let p = world.create("onprem", values).ok().json();
     assert_eq!(p["state"], "RUNNING");
     assert_eq!(world.one_hosts(), ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+    assert_registered("created", &p, &world.onesim_state, Want::onprem(3));
     for ip in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
         assert!(nodes.join(ip).join("node.conf").exists(), "Ansible configured {ip}");
     }
     let scaled = world.home.run(&["--json", "provision", "add-host", "1", "--ips", "127.0.0.4"]).ok().json();
-    assert_eq!(ips(&scaled).len(), 4);
+    assert_registered("scaled", &scaled, &world.onesim_state, Want::onprem(4));
     assert!(nodes.join("127.0.0.4").join("node.conf").exists());
     let done = world.home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
     assert_eq!(done["state"], "DONE");
-    assert!(world.one_hosts().is_empty());
+    assert_unregistered("done", &world.onesim_state, 1);
     assert!(world.home.calls().is_empty(), "no Terraform process ran: {:?}", world.home.calls());
 }
 
@@ -274,21 +287,19 @@ fn kill_during(state: &str, hosts: usize) {
     assert_eq!(resumed.code(), 0, "{}", resumed.stderr());
     let p = world.show("1");
     assert_eq!(p["state"], "RUNNING", "after a kill -9 in {state}");
-    let want = ips(&p);
-    assert_eq!(want.len(), hosts);
-    let cloud = world.cloud_ips();
-    assert_eq!(cloud, want, "the sim cloud holds exactly the requested hosts");
-    assert_eq!(world.one_hosts(), want, "onesim too");
-    assert_no_duplicates(&objects(&world.onesim_state));
+    world.assert_exact(&format!("killed in {state}"), &p, Want::sim(hosts, 0));
+    for ip in ips(&p) {
+        assert!(world.runs(&ip) >= 1, "Ansible configured {ip}");
+    }
 }
 
 #[test]
-fn kill_9_during_applying_then_resume_reaches_running_without_duplicates() {
+fn kill_9_during_applying_then_resume_reaches_running_with_exactly_its_hosts() {
     kill_during("APPLYING", 2);
 }
 
 #[test]
-fn kill_9_during_configuring_provision_then_resume_reaches_running_without_duplicates() {
+fn kill_9_during_configuring_provision_then_resume_reaches_running_with_exactly_its_hosts() {
     kill_during("CONFIGURING_PROVISION", 2);
 }
 
@@ -320,8 +331,7 @@ fn cancel_during_a_real_apply_stops_terraform_gracefully_and_retry_finishes() {
     world.faults(json!({}));
     let done = world.home.run(&["--json", "provision", "retry", "1"]).ok().json();
     assert_eq!(done["state"], "RUNNING");
-    assert_eq!(ips(&done).len(), 3);
-    assert_eq!(world.cloud_ips(), ips(&done), "3 hosts, none twice");
+    world.assert_exact("retried", &done, Want::sim(3, 0));
 }
 
 #[test]
@@ -330,6 +340,7 @@ fn credentials_live_only_in_private_files() {
     world.sim_provider();
     world.create("sim", json!({"oneform_hosts": 1})).ok();
     use std::os::unix::fs::PermissionsExt;
+    let mut holders = Vec::new();
     for entry in walkdir::WalkDir::new(world.home.tmp.path()).into_iter().flatten().filter(|e| e.file_type().is_file())
     {
         let bytes = std::fs::read(entry.path()).unwrap();
@@ -341,8 +352,11 @@ fn credentials_live_only_in_private_files() {
                 "{} holds the token and is readable by others ({mode:o})",
                 entry.path().display()
             );
+            holders.push(entry.path().strip_prefix(world.home.tmp.path()).unwrap().display().to_string());
         }
     }
+    // The token must be somewhere (else the search above proves nothing): where Terraform reads it.
+    assert!(holders.contains(&"data/work/1/terraform/provision.auto.tfvars.json".to_owned()), "{holders:?}");
 }
 
 #[test]
@@ -372,8 +386,7 @@ fn a_held_terraform_lock_is_reported_as_such() {
     assert_eq!(world.show("1")["state"], "DEPROVISIONING_FAILURE");
     let done = world.home.run(&["--json", "provision", "retry", "1"]).ok().json();
     assert_eq!(done["state"], "RUNNING");
-    assert_eq!(ips(&done).len(), 1);
-    assert_eq!(world.cloud_ips(), ips(&done));
+    world.assert_exact("retried", &done, Want::sim(1, 0));
 }
 
 #[test]

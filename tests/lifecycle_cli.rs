@@ -89,7 +89,9 @@ fn create_runs_to_running_with_plan_once_and_secrets_kept() {
     ] {
         assert!(!text.contains(CANARY), "the canary leaked: {text}");
     }
-    for call in home.calls() {
+    let calls = home.calls();
+    assert_eq!(calls.len(), 4, "terraform init, plan, apply and ansible-playbook: {calls:?}");
+    for call in calls {
         assert!(!call["argv"].to_string().contains(CANARY), "a secret on a command line: {call}");
     }
 }
@@ -279,6 +281,8 @@ fn sensitive_inputs_and_credentials_stay_in_private_files() {
         let mut found = files_containing(&home.data_dir(), canary);
         found.sort();
         let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        // Terraform must get the value, so the search cannot come back empty.
+        assert!(names.contains(&"work/1/terraform/provision.auto.tfvars.json"), "{canary} found in {names:?}");
         assert!(
             names.iter().all(|n| n.starts_with("formwork.db") || *n == "work/1/terraform/provision.auto.tfvars.json"),
             "{canary} found in {names:?}"

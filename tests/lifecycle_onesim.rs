@@ -8,7 +8,8 @@
 mod common;
 
 use common::Home;
-use common::onesim::{Onesim, assert_no_duplicates, objects, use_endpoint};
+use common::check::{Want, assert_registered, assert_unregistered, in_opennebula};
+use common::onesim::{Onesim, objects, use_endpoint};
 use serde_json::json;
 
 #[test]
@@ -26,7 +27,7 @@ fn create_and_deprovision_through_onesim_leave_it_as_it_started() {
         );
         let p = p.ok().json();
         assert_eq!(p["state"], "RUNNING");
-        assert_eq!(p["one_objects"]["hosts"].as_array().unwrap().len(), 2);
+        assert_registered("created", &p, &state, Want::sim(2, 1));
         let during = objects(&state);
         assert!(during.iter().any(|n| n == "hosts:10.0.0.10"), "{during:?}");
         assert!(during.iter().any(|n| n.starts_with("clusters:Sim (provision_1)")), "{during:?}");
@@ -35,6 +36,7 @@ fn create_and_deprovision_through_onesim_leave_it_as_it_started() {
     let done = home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
     assert_eq!(done["state"], "DONE");
     assert_eq!(objects(&state), before, "onesim holds exactly what it held before the provision");
+    assert_unregistered("done", &state, 1);
     assert!(!home.data_dir().join("one-sim.json").exists(), "the model was not used: the client was");
     sim.stop();
 }
@@ -70,31 +72,24 @@ fn a_retry_after_a_failure_half_way_through_configuring_one_adopts_what_exists_a
     let failed = home.run(&["--json", "provision", "show", "1"]).ok().json();
     assert_eq!(failed["state"], "CONFIGURING_ONE_FAILURE");
     sim.stop();
-    let half = objects(&state);
-    assert!(half.iter().any(|n| n.starts_with("clusters:Sim (provision_1)")), "{half:?}");
-    assert!(half.iter().any(|n| n.starts_with("vnets:") && n.contains("(provision_1)")), "{half:?}");
-    assert!(!half.iter().any(|n| n.starts_with("hosts:")), "{half:?}");
+    let half = in_opennebula(&state, 1);
+    assert_eq!(half.clusters.len(), 1, "{half:?}");
+    assert_eq!(half.networks.len(), 1, "the network whose answer was lost: {half:?}");
+    assert!(half.hosts.is_empty(), "{half:?}");
 
     let sim = Onesim::start(&state);
     use_endpoint(&mut home, &sim);
     let done = home.run(&["--json", "provision", "retry", "1"]).ok().json();
     assert_eq!(done["state"], "RUNNING");
     sim.stop();
-    let after = objects(&state);
-    assert_no_duplicates(&after);
-    for name in half.iter().filter(|n| n.contains("(provision_1)")) {
-        assert!(after.contains(name), "{name} was adopted: {after:?}");
-    }
-    assert_eq!(after.iter().filter(|n| n.starts_with("hosts:")).count(), 2, "{after:?}");
-    assert_eq!(after.iter().filter(|n| n.starts_with("vnets:") && n.contains("(provision_1)")).count(), 2);
-    let shown = home.run(&["--json", "provision", "show", "1"]).ok().json();
-    for network in shown["one_objects"]["networks"].as_array().unwrap() {
-        assert!(network["id"].is_number(), "every network has its id: {network}");
-    }
+    // Every network has its id in the body (the lost one adopted), and nothing else exists.
+    let after = assert_registered("retried", &done, &state, Want::sim(2, 0));
+    assert_eq!(after.clusters, half.clusters, "the cluster was adopted");
+    assert!(after.networks.contains(&half.networks[0]), "the network was adopted: {after:?}");
 }
 
 #[test]
-fn with_a_fifth_of_the_calls_failing_and_100_ms_latency_creates_finish_with_retries_and_no_duplicates() {
+fn with_a_fifth_of_the_calls_failing_and_100_ms_latency_creates_finish_with_retries_and_every_object_once() {
     let mut home = Home::with_fakes();
     let state = home.tmp.path().join("onesim.json");
     let sim = Onesim::with_faults(&state, &["--fail-rate", "*=0.2", "--latency-ms", "100", "--seed", "7"]);
@@ -129,8 +124,6 @@ fn with_a_fifth_of_the_calls_failing_and_100_ms_latency_creates_finish_with_retr
     let shown = home.run(&["--json", "provision", "show", "1"]).ok().json();
     assert_eq!(shown["state"], "RUNNING");
     sim.stop();
-    let after = objects(&state);
-    assert_no_duplicates(&after);
-    assert_eq!(after.iter().filter(|n| n.starts_with("hosts:")).count(), 3, "{after:?}");
+    assert_registered("after the retries", &shown, &state, Want::sim(3, 2));
     eprintln!("reached RUNNING after {failures} failed attempts");
 }

@@ -9,9 +9,12 @@ use crate::one::{self, Level, OneObjects};
 use crate::store::{HistoricEntry, ProvisionRow, Store};
 
 /// Saves `objects` and logs `event` for a stage; the returned error stops the `one` operation.
+/// A crash test's `saved:<STATE>:<N>` fault strikes here, right after the N-th save.
 pub fn checkpoint(ctx: &mut Ctx<'_>, objects: &OneObjects, event: &one::Event) -> Result<(), crate::store::Error> {
     let time = (ctx.clock)();
-    save(ctx.store, ctx.log, ctx.provision.id, &mut ctx.provision.body, objects, event, time)
+    save(ctx.store, ctx.log, ctx.provision.id, &mut ctx.provision.body, objects, event, time)?;
+    crate::engine::Fault::strike_saved();
+    Ok(())
 }
 
 /// Logs `event`, puts `objects` into provision `id`'s `body` and saves it with the event's

@@ -5,6 +5,8 @@
 // Tests run formwork as a user would: they spawn it and pass it PATH.
 #![allow(clippy::disallowed_methods)]
 
+pub mod check;
+pub mod crash;
 pub mod onesim;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +51,19 @@ impl Home {
     pub fn calls(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.tmp.path().join("fake-calls.jsonl")).unwrap_or_default();
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Forgets the calls recorded so far, so [`Home::calls`] shows only the ones made after.
+    pub fn forget_calls(&self) {
+        match std::fs::remove_file(self.tmp.path().join("fake-calls.jsonl")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{e}"),
+            _ => {}
+        }
+    }
+
+    /// formwork's OpenNebula model, saved after every call when no endpoint is configured.
+    pub fn model(&self) -> PathBuf {
+        self.data_dir().join("one-sim.json")
     }
 
     /// A home with no built-in drivers; drivers are added with [`Home::add_driver`].

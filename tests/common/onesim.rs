@@ -49,14 +49,6 @@ pub fn use_endpoint(home: &mut Home, sim: &Onesim) {
     home.env.push(("ONE_AUTH".into(), auth.display().to_string()));
 }
 
-/// Panics when onesim holds two objects of one kind with one name.
-pub fn assert_no_duplicates(names: &[String]) {
-    let mut seen = std::collections::HashSet::new();
-    for name in names {
-        assert!(seen.insert(name), "{name} exists twice in onesim: {names:?}");
-    }
-}
-
 /// Every object onesim holds, as `kind:name`, from its state file.
 pub fn objects(state: &std::path::Path) -> Vec<String> {
     let saved: Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
