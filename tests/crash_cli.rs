@@ -305,14 +305,6 @@ fn a_scale_up_killed_at_every_stage_boundary_keeps_its_hosts_and_public_ips() {
     }
 }
 
-/// Crash points after which a scale-down cannot be resumed today. The host is deleted from
-/// OpenNebula and its id nulled in the body; DEPROVISIONING_ONE, run again, refuses the
-/// operation's selection of that id (`one::Selection::check`: "host 1 is not part of this
-/// provision"), and so does every retry: the provision is stuck in DEPROVISIONING_ONE_FAILURE
-/// and the host stays in the cloud. The test asserts exactly that, so it fails once this is
-/// fixed: then delete this list and these points join the matrix.
-const SCALE_DOWN_STUCK: [&str; 2] = ["finished:DEPROVISIONING_ONE", "saved:DEPROVISIONING_ONE:1"];
-
 /// Kills a scale-down (`del-host` of the middle host of 3) at `at`, resumes it and checks that
 /// exactly the other two hosts remain, everywhere. `Passed` if the crash point was never reached.
 fn scale_down_killed_at(at: &str) -> Crash {
@@ -326,13 +318,6 @@ fn scale_down_killed_at(at: &str) -> Crash {
     }
     let mid = show(&home, 1);
     assert_eq!(in_opennebula(&home.model(), 1), in_body_so_far(&mid), "{at}: every change was saved");
-    if SCALE_DOWN_STUCK.contains(&at) {
-        let resumed = home.run(&["--json", "provision", "resume"]).ok().json();
-        let error = resumed[0]["error"].as_str().unwrap_or_default();
-        assert!(error.contains(&format!("host {id} is not part of this provision")), "{at} resumes now: {resumed}");
-        assert_eq!(cloud_hosts(&home).len(), 3, "{at}: the host stays in the cloud");
-        return Crash::Killed;
-    }
     let p = resume(&home, at, 1, "RUNNING");
     let now = assert_registered(at, &p, &home.model(), Want::sim(2, 1));
     let kept: Vec<(i64, String)> = old.hosts.into_iter().filter(|(i, _)| victim["id"] != *i).collect();

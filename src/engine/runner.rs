@@ -335,8 +335,16 @@ impl<S: Stages> Runner<S> {
         let provision = self.store.call(move |s| s.provision(id)).await?;
         let (op_id, position, now) = (op.id, log.position() as i64, (self.clock)());
         let attempt_id = self.store.call(move |s| s.start_attempt(op_id, id, stage.name(), position, now)).await?;
-        let mut ctx =
-            Ctx { provision, operation: op, attempt_id, store: &self.store, log, cancel, historic: vec![], clock: self.clock };
+        let mut ctx = Ctx {
+            provision,
+            operation: op,
+            attempt_id,
+            store: &self.store,
+            log,
+            cancel,
+            historic: vec![],
+            clock: self.clock,
+        };
         Fault::strike(self.fault, FaultPoint::Entered, stage);
         let span = tracing::info_span!("stage", provision_id = id, stage = stage.name(), attempt_id);
         let result = self.stages.run(stage, &mut ctx).instrument(span).await;

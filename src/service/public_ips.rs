@@ -57,8 +57,9 @@ impl Service {
             .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
         let ctx = one_progress::context(&row);
         let store = &self.store;
-        let mut progress =
-            |objects: &OneObjects, event: &one::Event| one_progress::save(store, log, id, &mut body, objects, event, store::now());
+        let mut progress = |objects: &OneObjects, event: &one::Event| {
+            one_progress::save(store, log, id, &mut body, objects, event, store::now())
+        };
         let done = match change {
             Change::Add { .. } => {
                 one::sync_public_ips(&self.one, &ctx, &mut objects, target as u32, Wait::default(), &mut progress).await

@@ -50,6 +50,9 @@ pub fn plan(store: &Store, row: &ProvisionRow, request: &Request) -> Result<Plan
         Request::AddHosts { ips } => add_hosts(row, ips)?,
         Request::ScaleDown { ids, amount, force } => scale_down(row, ids, *amount, *force)?,
         Request::Deprovision { force, hosts, networks, datastores } => {
+            for (kind, ids) in [("hosts", hosts), ("networks", networks), ("datastores", datastores)] {
+                check_recorded(row, kind, ids)?;
+            }
             let resources =
                 Resources { hosts: hosts.clone(), networks: networks.clone(), datastores: datastores.clone() };
             (
@@ -109,6 +112,23 @@ fn add_hosts(row: &ProvisionRow, ips: &[String]) -> Result<Planned, Error> {
 fn check_values(row: &ProvisionRow, key: &str, value: Value) -> Result<(), Error> {
     revalidate(&row.body, key, value)
         .map_err(|errors| Error::values("the scaled provision would be invalid".into(), &errors))
+}
+
+/// Every selected id must be an object of the provision (with an OpenNebula id).
+fn check_recorded(row: &ProvisionRow, kind: &str, ids: &[i64]) -> Result<(), Error> {
+    let known: Vec<i64> =
+        row.body["one_objects"][kind].as_array().into_iter().flatten().filter_map(|o| o["id"].as_i64()).collect();
+    let unknown: Vec<String> = ids.iter().filter(|i| !known.contains(i)).map(i64::to_string).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<String> = known.iter().map(i64::to_string).collect();
+    Err(Error::invalid(format!(
+        "{kind} {} are not {kind} of provision {} (its {kind}: {})",
+        unknown.join(", "),
+        row.id,
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )))
 }
 
 fn scale_down(row: &ProvisionRow, ids: &[i64], amount: Option<u64>, force: bool) -> Result<Planned, Error> {
@@ -202,6 +222,20 @@ mod tests {
         let applying = row(State::ApplyingFailure, cloud(&[4]));
         let err = plan(&store, &applying, &Request::ScaleUp { amount: 1 }).unwrap_err().to_string();
         assert!(err.contains("scaling needs RUNNING or SCALING_FAILURE"), "{err}");
+    }
+
+    #[test]
+    fn a_teardown_selects_only_objects_of_the_provision() {
+        let store = Store::open_in_memory().unwrap();
+        let running = row(State::Running, cloud(&[4, 5]));
+        let request = Request::Deprovision { force: false, hosts: vec![5, 9], networks: vec![], datastores: vec![] };
+        let err = plan(&store, &running, &request).unwrap_err().to_string();
+        assert_eq!(err, "hosts 9 are not hosts of provision 1 (its hosts: 4, 5)");
+        let request = Request::Deprovision { force: false, hosts: vec![5], networks: vec![1], datastores: vec![] };
+        let err = plan(&store, &running, &request).unwrap_err().to_string();
+        assert!(err.contains("networks 1 are not networks of provision 1 (its networks: none)"), "{err}");
+        let request = Request::Deprovision { force: true, hosts: vec![5], networks: vec![], datastores: vec![] };
+        assert!(plan(&store, &running, &request).is_ok());
     }
 
     #[test]
