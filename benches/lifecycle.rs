@@ -86,7 +86,17 @@ async fn lifecycle(runner: Arc<Runner<Instant0>>, id: i64) {
 fn provisions(store: &Store, n: usize) -> Vec<i64> {
     let provider = store.insert_provider("bench", "sim", &json!({}), 0).unwrap();
     (0..n)
-        .map(|i| store.insert_provision(&format!("p{i}"), "sim", provider, &json!({"name": "p"}), 0).unwrap())
+        .map(|i| {
+            store
+                .insert_provision(
+                    &format!("p{i}"),
+                    "sim",
+                    provider,
+                    &serde_json::from_value(json!({"name": "p"})).unwrap(),
+                    0,
+                )
+                .unwrap()
+        })
         .collect()
 }
 

@@ -10,16 +10,16 @@ use serde_json::{Map, Value};
 /// What a sensitive value is shown as, everywhere formwork shows values.
 pub const REDACTED: &str = "__redacted__";
 
-/// The input definitions stored in a provider or provision body (`user_inputs`), as they are:
-/// enough to redact and mask. [`prepared`] makes them ready to validate.
-pub fn stored(body: &Value) -> Vec<Input> {
-    serde_json::from_value(body["user_inputs"].clone()).unwrap_or_default()
+/// The input definitions stored in a provider or provision body (its `user_inputs`), as they
+/// are: enough to redact and mask. [`prepared`] makes them ready to validate.
+pub fn stored(user_inputs: &Value) -> Vec<Input> {
+    Vec::<Input>::deserialize(user_inputs).unwrap_or_default()
 }
 
 /// Stored inputs ready to validate: each prepared when its definition still compiles. One that
 /// does not is kept, so validating it reports the problem.
-pub fn prepared(body: &Value) -> Vec<Input> {
-    let mut inputs = stored(body);
+pub fn prepared(user_inputs: &Value) -> Vec<Input> {
+    let mut inputs = stored(user_inputs);
     for input in &mut inputs {
         let _ = input.prepare();
     }
@@ -37,18 +37,10 @@ pub fn redacted(inputs: &[Input], values: &Map<String, Value>) -> Map<String, Va
     out
 }
 
-/// Redacts a stored provision body in place: its `user_inputs_values`, by its `user_inputs`.
-pub fn redact_body(body: &mut Value) {
-    let inputs = stored(body);
-    if let Some(values) = body["user_inputs_values"].as_object_mut() {
-        *values = redacted(&inputs, values);
-    }
-}
-
 /// A provider body's connection values (unredacted) and the sensitive ones as text, to mask.
 pub fn connection(provider_body: &Value) -> (Map<String, Value>, Vec<String>) {
     let values = provider_body["connection"].as_object().cloned().unwrap_or_default();
-    let secrets = sensitive_texts(&stored(provider_body), &values);
+    let secrets = sensitive_texts(&stored(&provider_body["user_inputs"]), &values);
     (values, secrets)
 }
 
@@ -56,7 +48,7 @@ pub fn connection(provider_body: &Value) -> (Map<String, Value>, Vec<String>) {
 /// templates and callers without `include_sensitive` see.
 pub fn shown_connection(provider_body: &Value) -> Map<String, Value> {
     let values = provider_body["connection"].as_object().cloned().unwrap_or_default();
-    redacted(&stored(provider_body), &values)
+    redacted(&stored(&provider_body["user_inputs"]), &values)
 }
 
 /// The values of the sensitive inputs as text, to mask in everything a tool prints.
@@ -265,12 +257,12 @@ mod tests {
 
     #[test]
     fn stored_inputs_redact_and_mask_even_when_their_definition_no_longer_compiles() {
-        let body = json!({"user_inputs": [
+        let user_inputs = json!([
             {"name": "token", "type": "string", "sensitive": true},
             {"name": "legacy", "type": "set(string)", "sensitive": true},
             {"name": "size", "type": "number"}
-        ]});
-        let inputs = prepared(&body);
+        ]);
+        let inputs = prepared(&user_inputs);
         assert_eq!(inputs.len(), 3, "the input whose type no longer compiles is kept");
         assert!(inputs[0].compiled.is_some() && inputs[1].compiled.is_none());
         let values = json!({"token": "s3cret", "legacy": ["a"], "size": 2}).as_object().unwrap().clone();

@@ -3,6 +3,7 @@
 //! ([`runner`]), and operation ownership ([`owner`]) that lets a later process resume work a
 //! dead one left behind.
 
+pub mod body;
 pub mod machine;
 pub mod owner;
 pub mod params;
@@ -12,6 +13,7 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
+pub use body::ProvisionBody;
 pub use machine::{Effect, Event, IllegalTransition, Outcome, Stage, System, next};
 pub use params::{Params, Resources, ScaleTarget};
 pub use runner::{Ctx, Error, Fault, FaultPoint, Log, OnInterrupted, Runner, StageError, Stages};

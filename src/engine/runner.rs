@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tracing::Instrument;
 
+use super::body::ProvisionBody;
 use super::machine::{self, Effect, Event, Outcome, Stage, System};
 use super::params::Params;
 use super::state::State;
@@ -388,7 +388,7 @@ impl<S: Stages> Runner<S> {
         id: i64,
         from: State,
         to: State,
-        body: Option<Value>,
+        body: Option<ProvisionBody>,
         historic: Vec<HistoricEntry>,
         attempt: Option<AttemptEnd>,
         log: &mut dyn Log,

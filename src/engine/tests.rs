@@ -89,7 +89,7 @@ impl Stages for Script {
             let list = acts.entry(stage).or_default();
             if list.is_empty() { Act::Succeed } else { list.remove(0) }
         };
-        ctx.provision.body["last_stage"] = json!(stage.name());
+        ctx.provision.body.other.insert("last_stage".into(), json!(stage.name()));
         match act {
             Act::Succeed => Ok(self.outcome(stage)),
             Act::Fail => Err(StageError::failed(format!("{} broke", stage.name()))),
@@ -114,7 +114,7 @@ fn runner(store: &Arc<Store>, script: Script, pid: i64) -> Runner<Script> {
 
 fn new_provision(store: &Store) -> i64 {
     let provider = store.insert_provider("sim", "sim", &json!({}), 1).unwrap();
-    store.insert_provision("p", "sim", provider, &json!({"name": "p"}), 1).unwrap()
+    store.insert_provision("p", "sim", provider, &serde_json::from_value(json!({"name": "p"})).unwrap(), 1).unwrap()
 }
 
 fn states_seen(store: &Store, id: i64) -> Vec<String> {
@@ -142,7 +142,11 @@ async fn create_runs_every_stage_once_to_running() {
     );
     assert_eq!(store.attempts(id).unwrap().len(), 5);
     assert!(store.attempts(id).unwrap().iter().all(|a| a.outcome.as_deref() == Some("succeeded")));
-    assert_eq!(store.provision(id).unwrap().body["last_stage"], "CONFIGURING_PROVISION", "stage changes are saved");
+    assert_eq!(
+        store.provision(id).unwrap().body.other["last_stage"],
+        "CONFIGURING_PROVISION",
+        "stage changes are saved"
+    );
     assert_eq!(store.operations(id).unwrap()[0].status, OperationStatus::Succeeded);
     assert!(log.lines.contains(&"[I] State changed from PLANNING to APPLYING".to_string()), "{:?}", log.lines);
 }
@@ -260,7 +264,7 @@ async fn an_empty_provision_tears_itself_down_and_scale_down_returns_to_running(
     assert_eq!(end.unwrap(), State::Done);
     assert_eq!(states_seen(&store, id)[5..], ["RUNNING", "DEPROVISIONING_ONE", "DEPROVISIONING", "DONE"]);
 
-    let other = store.insert_provision("q", "sim", 1, &json!({}), 1).unwrap();
+    let other = store.insert_provision("q", "sim", 1, &ProvisionBody::default(), 1).unwrap();
     let script = Script { hosts: 2, cluster_exists: true, ..Script::default() };
     let r = runner(&store, script, 1);
     r.start(other, "create", &Params::None, Event::Created, &mut MemLog::default()).await.unwrap();

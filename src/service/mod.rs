@@ -115,7 +115,7 @@ impl Service {
         let row = self.store.provision(provision_id)?;
         let provider = self.store.provider(row.provider_id)?;
         let mut secrets = crate::driver::input::connection(&provider.body).1;
-        secrets.extend(crate::stages::sensitive_values(&row.body));
+        secrets.extend(row.body.sensitive_texts());
         ProvisionLog::open(&self.settings.log_path(provision_id), Masker::new(secrets)).map_err(Error::internal)
     }
 

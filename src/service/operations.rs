@@ -12,7 +12,7 @@ use super::progress::{Observer, Progress, Silent};
 use super::provisions::{NewProvision, build};
 use super::requests::{Request, plan};
 use super::{Error, Service};
-use crate::engine::{Event, OnInterrupted, Params, State, owner};
+use crate::engine::{Event, OnInterrupted, Params, ProvisionBody, State, owner};
 use crate::store::{self, Owner};
 
 /// How an operation this process started ended.
@@ -166,10 +166,10 @@ impl Service {
 
     /// A teardown that is not forced is refused up front, changing nothing, while VMs or images
     /// that formwork did not make still use the objects it would delete (OneForm's 405).
-    async fn refuse_unmanaged(&self, body: &Value, params: &Params) -> Result<(), Error> {
+    async fn refuse_unmanaged(&self, body: &ProvisionBody, params: &Params) -> Result<(), Error> {
         let Params::Teardown { force: false, resources } = params else { return Ok(()) };
         let selection = crate::stages::selection(resources);
-        let mut objects = crate::one::OneObjects::from_value(body["one_objects"].clone())
+        let mut objects = crate::one::OneObjects::from_value(body.one_objects.clone())
             .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
         let found = crate::one::unmanaged(&self.one, &mut objects).await?.only(&selection);
         if found.is_empty() {

@@ -104,7 +104,7 @@ pub fn update(
 ) -> Result<ProviderRow, Error> {
     let row = store.provider(id)?;
     let mut body = row.body.clone();
-    let inputs = input::prepared(&body);
+    let inputs = input::prepared(&body["user_inputs"]);
     let mut connection = body["connection"].as_object().cloned().unwrap_or_default();
     for (key, value) in patch.as_object().into_iter().flatten() {
         if value.as_str() != Some(REDACTED) {

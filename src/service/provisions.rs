@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::{Error, Operation, Service};
 use crate::driver::input::REDACTED;
 use crate::driver::{self, Catalog, deployment, validate};
-use crate::engine::State;
+use crate::engine::{ProvisionBody, State};
 use crate::exec::LogLine;
 use crate::store::{self, HistoricEntry, ProvisionRow, Store};
 
@@ -35,7 +35,7 @@ pub fn build(
     store: &Store,
     new: &NewProvision,
     time: i64,
-) -> Result<(String, String, i64, Value), Error> {
+) -> Result<(String, String, i64, ProvisionBody), Error> {
     let driver = catalog.usable(&new.driver)?;
     let deployment = driver.deployment(new.deployment.as_deref())?;
     let provider_id = pick_provider(store, &driver.id, new.provider_id)?;
@@ -44,20 +44,19 @@ pub fn build(
         .map_err(|errors| invalid(&driver.id, &deployment.inventory, &errors))?;
     let one_objects = deployment::one_objects(&deployment.source, Some(&values)).map_err(Error::invalid)?;
     let name = new.name.clone().unwrap_or_else(|| driver.name.clone());
-    let mut body = json!({
-        "name": name,
-        "description": new.description.clone().unwrap_or_else(|| driver.description.clone()),
-        "deployment_file": deployment.inventory,
-        "provider_id": provider_id,
-        "fireedge": driver.fireedge,
-        "user_inputs": inputs,
-        "user_inputs_values": values,
-        "one_objects": one_objects,
-        "registration_time": time,
-    });
-    if let Some(tags) = &deployment.onedeploy_tags {
-        body["onedeploy_tags"] = json!(tags);
-    }
+    let body = ProvisionBody {
+        name: name.clone(),
+        description: new.description.clone().unwrap_or_else(|| driver.description.clone()),
+        deployment_file: deployment.inventory.clone(),
+        provider_id,
+        fireedge: driver.fireedge.clone(),
+        user_inputs: json!(inputs),
+        user_inputs_values: values,
+        one_objects: json!(one_objects),
+        registration_time: time,
+        onedeploy_tags: deployment.onedeploy_tags.clone(),
+        other: Map::new(),
+    };
     Ok((name, driver.id.clone(), provider_id, body))
 }
 
@@ -89,10 +88,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
 /// A provision as served: OneForm's body with `id`, `driver`, `state` as its name, `tags`,
 /// `historic`; sensitive values are `__redacted__` unless `include_sensitive`.
 pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: bool) -> Value {
-    let mut body = row.body.clone();
-    if !include_sensitive {
-        driver::input::redact_body(&mut body);
-    }
+    let body = if include_sensitive { row.body.to_value() } else { row.body.redacted().to_value() };
     let mut out = Map::new();
     out.insert("id".into(), json!(row.id));
     out.insert("driver".into(), json!(row.driver));
@@ -108,21 +104,11 @@ pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: 
 
 /// Checks the provision's values with one of them changed, against its stored inputs: what a
 /// scale-up or a public-IP change leads to must pass the driver's rules too.
-pub(super) fn revalidate(body: &Value, key: &str, value: Value) -> Result<(), validate::Errors> {
-    let inputs = driver::input::prepared(body);
-    let mut values = body["user_inputs_values"].clone();
-    values[key] = value;
-    validate::validate(&inputs, &values).map(|_| ())
-}
-
-/// The number of hosts a provision has (registered or about to be).
-pub fn host_count(body: &Value) -> usize {
-    body["one_objects"]["hosts"].as_array().map_or(0, Vec::len)
-}
-
-/// Whether the provision's hosts come from `oneform_onprem_hosts`.
-pub fn is_onprem(body: &Value) -> bool {
-    body["user_inputs_values"].get("oneform_onprem_hosts").is_some()
+pub(super) fn revalidate(body: &ProvisionBody, key: &str, value: Value) -> Result<(), validate::Errors> {
+    let inputs = driver::input::prepared(&body.user_inputs);
+    let mut values = body.user_inputs_values.clone();
+    values.insert(key.to_string(), value);
+    validate::validate(&inputs, &Value::Object(values)).map(|_| ())
 }
 
 /// What `provision update` may change (OneForm's `UPDATE_ATTRS` that users edit).
@@ -148,24 +134,22 @@ pub fn update(store: &Store, id: i64, update: &Update, time: i64) -> Result<Prov
             patch.as_object().ok_or_else(|| Error::invalid("values must be a mapping of input name to value"))?;
         for (key, value) in patch.iter().filter(|(_, v)| v.as_str() != Some(REDACTED)) {
             revalidate(&body, key, value.clone())
-                .map_err(|errors| invalid(&row.driver, &text(&body["deployment_file"]), &errors))?;
-            body["user_inputs_values"][key] = value.clone();
+                .map_err(|errors| invalid(&row.driver, &body.deployment_file, &errors))?;
+            body.user_inputs_values.insert(key.clone(), value.clone());
         }
     }
-    for (key, value) in
-        [("name", &update.name), ("description", &update.description), ("onedeploy_tags", &update.onedeploy_tags)]
-    {
-        if let Some(value) = value {
-            body[key] = json!(value);
-        }
+    if let Some(name) = &update.name {
+        body.name = name.clone();
+    }
+    if let Some(description) = &update.description {
+        body.description = description.clone();
+    }
+    if let Some(tags) = &update.onedeploy_tags {
+        body.onedeploy_tags = Some(tags.clone());
     }
     let name = update.name.clone().unwrap_or(row.name.clone());
     store.update_provision(id, &name, &body, time)?;
     Ok(store.provision(id)?)
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
 }
 
 /// Deletes a provision's record: only DONE ones unless forced (which orphans whatever it still

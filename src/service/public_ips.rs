@@ -3,12 +3,12 @@
 //! nobody and nobody waits for them unseen), only on RUNNING provisions, with the new count
 //! checked against the driver's rules first, and every OpenNebula change saved as it happens.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::progress::Observer;
 use super::provisions::revalidate;
 use super::{Error, Service};
-use crate::engine::{Log, Params, State, owner};
+use crate::engine::{Log, Params, ProvisionBody, State, owner};
 use crate::one::{self, OneObjects, Wait};
 use crate::stages::one_progress;
 use crate::store::{self, OperationStatus};
@@ -53,7 +53,7 @@ impl Service {
     async fn apply_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<(), Error> {
         let row = self.store.provision(id)?;
         let mut body = row.body.clone();
-        let mut objects = OneObjects::from_value(body["one_objects"].clone())
+        let mut objects = OneObjects::from_value(body.one_objects.clone())
             .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
         let ctx = one_progress::context(&row);
         let store = &self.store;
@@ -67,8 +67,8 @@ impl Service {
             Change::Remove { ar_id } => one::remove_public_ip(&self.one, &mut objects, ar_id, &mut progress).await,
         };
         done?;
-        body["one_objects"] = objects.to_value();
-        body["user_inputs_values"]["oneform_public_ips"] = json!(target);
+        body.one_objects = objects.to_value();
+        body.user_inputs_values.insert("oneform_public_ips".into(), json!(target));
         self.store.save_body(id, &body, &[], store::now())?;
         Ok(())
     }
@@ -83,7 +83,7 @@ fn target(row: &crate::store::ProvisionRow, change: Change) -> Result<u64, Error
             row.state
         )));
     }
-    let current = row.body["user_inputs_values"]["oneform_public_ips"].as_u64().unwrap_or(0);
+    let current = row.body.count("oneform_public_ips").unwrap_or(0);
     let target = match change {
         Change::Add { amount: 0 } => return Err(Error::invalid("--amount must be at least 1")),
         Change::Add { amount } => current + amount,
@@ -94,8 +94,8 @@ fn target(row: &crate::store::ProvisionRow, change: Change) -> Result<u64, Error
 }
 
 /// The new count must satisfy the deployment's rule for `oneform_public_ips` (e.g. 0–5).
-fn check_target(body: &Value, target: u64) -> Result<(), Error> {
-    let declared = body["user_inputs"].as_array().into_iter().flatten().any(|i| i["name"] == "oneform_public_ips");
+fn check_target(body: &ProvisionBody, target: u64) -> Result<(), Error> {
+    let declared = body.inputs().iter().any(|i| i.name == "oneform_public_ips");
     if !declared {
         return Err(Error::not_allowed(
             "this provision's deployment has no `oneform_public_ips` input: it takes no public IPs",

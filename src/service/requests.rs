@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::Error;
-use super::provisions::{host_count, is_onprem, revalidate};
+use super::provisions::revalidate;
 use crate::engine::{Event, Params, Resources, ScaleTarget, State, next};
 use crate::store::{ProvisionRow, Store};
 
@@ -80,28 +80,27 @@ pub fn plan(store: &Store, row: &ProvisionRow, request: &Request) -> Result<Plan
 }
 
 fn scale_up(row: &ProvisionRow, amount: u64) -> Result<Planned, Error> {
-    if is_onprem(&row.body) {
+    if row.body.is_onprem() {
         return Err(Error::invalid("on-prem provisions grow by address: use --ips"));
     }
     if amount == 0 {
         return Err(Error::invalid("--amount must be at least 1"));
     }
-    let target = host_count(&row.body) as u64 + amount;
+    let target = row.body.hosts().len() as u64 + amount;
     check_values(row, "oneform_hosts", json!(target))?;
     let set = ScaleTarget { oneform_hosts: Some(target), oneform_onprem_hosts: None };
     Ok(("scale-up", Params::Scale { set }, Event::ScaleUpRequested))
 }
 
 fn add_hosts(row: &ProvisionRow, ips: &[String]) -> Result<Planned, Error> {
-    if !is_onprem(&row.body) {
+    if !row.body.is_onprem() {
         return Err(Error::invalid("cloud provisions grow by count: use --amount"));
     }
     if ips.is_empty() {
         return Err(Error::invalid("--ips needs at least one address"));
     }
-    let current = &row.body["user_inputs_values"]["oneform_onprem_hosts"];
-    let mut list: Vec<String> =
-        current.as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
+    let current = row.body.user_inputs_values.get("oneform_onprem_hosts").and_then(Value::as_array);
+    let mut list: Vec<String> = current.into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
     list.extend(ips.iter().cloned());
     check_values(row, "oneform_onprem_hosts", json!(list))?;
     let set = ScaleTarget { oneform_hosts: None, oneform_onprem_hosts: Some(list) };
@@ -117,7 +116,7 @@ fn check_values(row: &ProvisionRow, key: &str, value: Value) -> Result<(), Error
 /// Every selected id must be an object of the provision (with an OpenNebula id).
 fn check_recorded(row: &ProvisionRow, kind: &str, ids: &[i64]) -> Result<(), Error> {
     let known: Vec<i64> =
-        row.body["one_objects"][kind].as_array().into_iter().flatten().filter_map(|o| o["id"].as_i64()).collect();
+        row.body.one_objects[kind].as_array().into_iter().flatten().filter_map(|o| o["id"].as_i64()).collect();
     let unknown: Vec<String> = ids.iter().filter(|i| !known.contains(i)).map(i64::to_string).collect();
     if unknown.is_empty() {
         return Ok(());
@@ -132,8 +131,7 @@ fn check_recorded(row: &ProvisionRow, kind: &str, ids: &[i64]) -> Result<(), Err
 }
 
 fn scale_down(row: &ProvisionRow, ids: &[i64], amount: Option<u64>, force: bool) -> Result<Planned, Error> {
-    let hosts: Vec<i64> =
-        row.body["one_objects"]["hosts"].as_array().into_iter().flatten().filter_map(|h| h["id"].as_i64()).collect();
+    let hosts: Vec<i64> = row.body.hosts().iter().filter_map(|h| h["id"].as_i64()).collect();
     if hosts.is_empty() {
         return Err(Error::not_allowed(format!("provision {} has no hosts to remove", row.id)));
     }
@@ -177,8 +175,9 @@ fn retry_params(store: &Store, row: &ProvisionRow) -> Result<Params, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ProvisionBody;
 
-    fn row(state: State, body: Value) -> ProvisionRow {
+    fn row(state: State, body: ProvisionBody) -> ProvisionRow {
         ProvisionRow {
             id: 1,
             name: "p".into(),
@@ -191,13 +190,14 @@ mod tests {
         }
     }
 
-    fn cloud(hosts: &[i64]) -> Value {
+    fn cloud(hosts: &[i64]) -> ProvisionBody {
         let hosts: Vec<Value> = hosts.iter().map(|id| json!({"id": id, "name": format!("10.0.0.{id}")})).collect();
-        json!({
+        serde_json::from_value(json!({
             "user_inputs": [{"name": "oneform_hosts", "type": "number", "match": {"type": "number", "values": {"max": 3}}}],
             "user_inputs_values": {"oneform_hosts": hosts.len()},
             "one_objects": {"hosts": hosts}
-        })
+        }))
+        .unwrap()
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::planning::{PLAN_FILE, plan};
 use super::{Job, Real, fail, terraform, work};
-use crate::engine::{Ctx, Outcome, StageError};
+use crate::engine::{Ctx, Outcome, ProvisionBody, StageError};
 use crate::store::HistoricEntry;
 
 /// Written before a plan is applied.
@@ -45,8 +45,8 @@ pub fn save_state(job: &Job, ctx: &mut Ctx<'_>) -> Result<Option<String>, StageE
     Ok(state)
 }
 
-fn onprem_hosts(body: &Value) -> Vec<terraform::Provisioned> {
-    super::values(body)
+fn onprem_hosts(body: &ProvisionBody) -> Vec<terraform::Provisioned> {
+    body.user_inputs_values
         .get("oneform_onprem_hosts")
         .and_then(Value::as_array)
         .into_iter()
@@ -61,7 +61,7 @@ fn onprem_hosts(body: &Value) -> Vec<terraform::Provisioned> {
 pub fn record_hosts(ctx: &mut Ctx<'_>, provisioned: &[terraform::Provisioned], onprem: bool) {
     let time = (ctx.clock)();
     let body = &mut ctx.provision.body;
-    let mut hosts: Vec<Value> = body["one_objects"]["hosts"].as_array().cloned().unwrap_or_default();
+    let mut hosts: Vec<Value> = body.hosts().to_vec();
     let new: Vec<&terraform::Provisioned> =
         provisioned.iter().filter(|p| !hosts.iter().any(|h| h["name"] == p.instance_ip.as_str())).collect();
     for p in new {
@@ -75,18 +75,17 @@ pub fn record_hosts(ctx: &mut Ctx<'_>, provisioned: &[terraform::Provisioned], o
         ctx.historic.push(HistoricEntry::new("Resource deprovisioned", format!("{ip} deprovisioned"), time));
         forget_host(body, &ip, onprem);
     }
-    body["one_objects"]["hosts"] = Value::Array(kept);
+    body.one_objects["hosts"] = Value::Array(kept);
 }
 
 /// A host that is gone leaves the inputs too: one fewer `oneform_hosts`, or its address out of
 /// `oneform_onprem_hosts`.
-fn forget_host(body: &mut Value, ip: &str, onprem: bool) {
-    let values = &mut body["user_inputs_values"];
+fn forget_host(body: &mut ProvisionBody, ip: &str, onprem: bool) {
     if onprem {
-        if let Some(list) = values["oneform_onprem_hosts"].as_array_mut() {
+        if let Some(list) = body.user_inputs_values.get_mut("oneform_onprem_hosts").and_then(Value::as_array_mut) {
             list.retain(|v| v.as_str() != Some(ip));
         }
-    } else if let Some(n) = values["oneform_hosts"].as_u64() {
-        values["oneform_hosts"] = json!(n.saturating_sub(1));
+    } else if let Some(n) = body.count("oneform_hosts") {
+        body.user_inputs_values.insert("oneform_hosts".into(), json!(n.saturating_sub(1)));
     }
 }

@@ -11,13 +11,11 @@ pub async fn run<A: OneApi>(real: &Real<A>, _job: &Job, ctx: &mut Ctx<'_>) -> Re
     ctx.log.info("Creating OpenNebula objects");
     let mut objects = one_progress::objects(ctx)?;
     let one_ctx = one_progress::context(&ctx.provision);
-    let public_ips =
-        super::values(&ctx.provision.body).get("oneform_public_ips").and_then(serde_json::Value::as_u64).unwrap_or(0)
-            as u32;
+    let public_ips = ctx.provision.body.count("oneform_public_ips").unwrap_or(0) as u32;
     let mut progress = |objects: &one::OneObjects, event: &one::Event| one_progress::checkpoint(ctx, objects, event);
     one::configure(&real.one, &one_ctx, &mut objects, public_ips, Wait::default(), &mut progress)
         .await
         .map_err(fail)?;
-    ctx.provision.body["one_objects"] = objects.to_value();
+    ctx.provision.body.one_objects = objects.to_value();
     Ok(Outcome::ConfiguringOne)
 }

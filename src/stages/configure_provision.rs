@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::{Job, Real, fail, one_progress, work};
-use crate::driver::input;
 use crate::engine::{Ctx, Outcome, StageError};
 use crate::exec::{self, Capture, Cmd, Stream, Tee};
 use crate::one::{self, OneApi};
@@ -30,7 +29,7 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     });
     work::write_private(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
     let body = &ctx.provision.body;
-    let tags = body["onedeploy_tags"].as_str().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS).to_string();
+    let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS).to_string();
     let cmd = Cmd::new(real.tools.ansible_playbook.clone())
         .args(["-i", "inventory.yaml", "site.yaml", "--tags", &tags, "-e", "@extra_vars.json"])
         .cwd(&dir)
@@ -59,9 +58,8 @@ fn write_inventory<A>(
     version: &str,
 ) -> Result<HashMap<String, String>, StageError> {
     let body = &ctx.provision.body;
-    let deployment = job.driver.deployment(body["deployment_file"].as_str()).map_err(fail)?;
-    let mut shown = body.clone();
-    input::redact_body(&mut shown);
+    let deployment = job.driver.deployment(Some(&body.deployment_file)).map_err(fail)?;
+    let mut shown = body.redacted().to_value();
     // Beyond OneForm: the provider's connection values (sensitive ones redacted), so a
     // template can reach what the provider made (e.g. the sim cloud's folder).
     shown["connection"] = json!(job.shown_connection);

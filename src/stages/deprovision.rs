@@ -7,10 +7,10 @@ use serde_json::Value;
 
 use super::applying::{record_hosts, save_state};
 use super::{Job, Real, fail, init, terraform};
-use crate::engine::{Ctx, Outcome, StageError};
+use crate::engine::{Ctx, Outcome, ProvisionBody, StageError};
 
 pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
-    let objects = &ctx.provision.body["one_objects"];
+    let objects = &ctx.provision.body.one_objects;
     let cluster_exists = !objects["cluster"]["id"].is_null();
     let removed: Vec<(String, String)> = objects["hosts"]
         .as_array()
@@ -106,7 +106,7 @@ async fn compact<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>, removed: usize
     }
     let mut refresh: Vec<String> =
         ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-json"].map(String::from).into();
-    if let Some(count) = super::values(&ctx.provision.body).get("oneform_hosts").and_then(Value::as_u64) {
+    if let Some(count) = ctx.provision.body.count("oneform_hosts") {
         refresh.push(format!("-var=oneform_hosts={}", count.saturating_sub(removed as u64)));
     }
     let refresh: Vec<&str> = refresh.iter().map(String::as_str).collect();
@@ -114,11 +114,9 @@ async fn compact<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>, removed: usize
 }
 
 /// The on-prem hosts that still have an OpenNebula id.
-fn kept_hosts(body: &Value) -> Vec<terraform::Provisioned> {
-    body["one_objects"]["hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn kept_hosts(body: &ProvisionBody) -> Vec<terraform::Provisioned> {
+    body.hosts()
+        .iter()
         .filter(|h| !h["id"].is_null())
         .map(|h| terraform::Provisioned { instance_id: text(&h["resource_id"]), instance_ip: text(&h["name"]) })
         .collect()

@@ -17,7 +17,7 @@ pub async fn run<A: OneApi>(real: &Real<A>, ctx: &mut Ctx<'_>) -> Result<Outcome
     let selection = still_recorded(selection, &objects);
     let mut progress = |objects: &one::OneObjects, event: &one::Event| one_progress::checkpoint(ctx, objects, event);
     one::deprovision(&real.one, &mut objects, &selection, force, Wait::default(), &mut progress).await.map_err(fail)?;
-    ctx.provision.body["one_objects"] = objects.to_value();
+    ctx.provision.body.one_objects = objects.to_value();
     Ok(Outcome::DeprovisioningOne)
 }
 

@@ -28,7 +28,7 @@ pub fn prepare(job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     let declared: Vec<String> =
         job.driver.user_inputs.iter().chain(&job.driver.connection).map(|i| i.name.clone()).collect();
     let vars =
-        work::tfvars(&super::values(&row.body), &declared, &job.connection, (row.id, row.provider_id, &row.driver));
+        work::tfvars(&row.body.user_inputs_values, &declared, &job.connection, (row.id, row.provider_id, &row.driver));
     let text = serde_json::to_vec_pretty(&vars).map_err(fail)?;
     work::write_private(&dir.join("provision.auto.tfvars.json"), &text)?;
     let state = match previous_state {

@@ -90,21 +90,11 @@ impl<A> Real<A> {
         let provider = ctx.store.provider(row.provider_id).map_err(|e| StageError::failed(e.to_string()))?;
         let (connection, mut secrets) = crate::driver::input::connection(&provider.body);
         let shown_connection = crate::driver::input::shown_connection(&provider.body);
-        secrets.extend(sensitive_values(&row.body));
-        let onprem = values(&row.body).contains_key("oneform_onprem_hosts");
+        secrets.extend(row.body.sensitive_texts());
+        let onprem = row.body.is_onprem();
         let dir = work::provision_dir(&self.work_root, row.id);
         Ok(Job { driver, connection, shown_connection, secrets, dir, onprem })
     }
-}
-
-/// The provision's input values (`user_inputs_values`).
-pub fn values(body: &Value) -> Map<String, Value> {
-    body["user_inputs_values"].as_object().cloned().unwrap_or_default()
-}
-
-/// The values of the provision's sensitive inputs, as text, for masking.
-pub fn sensitive_values(body: &Value) -> Vec<String> {
-    crate::driver::input::sensitive_texts(&crate::driver::input::stored(body), &values(body))
 }
 
 /// A stage error from any displayable failure.

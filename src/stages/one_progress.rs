@@ -2,9 +2,7 @@
 //! OpenNebula change the new `one_objects` are saved with the event's historic entry, and the
 //! event's line goes to the provision log, so a crash between two calls loses nothing.
 
-use serde_json::Value;
-
-use crate::engine::{Ctx, Log};
+use crate::engine::{Ctx, Log, ProvisionBody};
 use crate::one::{self, Level, OneObjects};
 use crate::store::{HistoricEntry, ProvisionRow, Store};
 
@@ -24,7 +22,7 @@ pub fn save(
     store: &Store,
     log: &mut dyn Log,
     id: i64,
-    body: &mut Value,
+    body: &mut ProvisionBody,
     objects: &OneObjects,
     event: &one::Event,
     time: i64,
@@ -35,7 +33,7 @@ pub fn save(
             Level::Warn => log.note(crate::exec::Severity::Warning, &line.message),
         }
     }
-    body["one_objects"] = objects.to_value();
+    body.one_objects = objects.to_value();
     let historic: Vec<HistoricEntry> =
         event.historic().map(|h| HistoricEntry::new(h.action, h.description, time)).into_iter().collect();
     store.save_body(id, body, &historic, time)
@@ -43,13 +41,13 @@ pub fn save(
 
 /// The provision's objects, as the `one` module works on them.
 pub fn objects(ctx: &Ctx<'_>) -> Result<OneObjects, crate::engine::StageError> {
-    OneObjects::from_value(ctx.provision.body["one_objects"].clone())
+    OneObjects::from_value(ctx.provision.body.one_objects.clone())
         .map_err(|e| crate::engine::StageError::failed(format!("the provision's one_objects are not valid: {e}")))
 }
 
 /// The `one` module's view of a provision.
 pub fn context(row: &ProvisionRow) -> one::Context {
-    let values = super::values(&row.body);
+    let values = &row.body.user_inputs_values;
     one::Context {
         provision_id: row.id,
         provision_name: row.name.clone(),

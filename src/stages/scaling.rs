@@ -12,9 +12,9 @@ pub fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
         ));
     };
     let set = set.values();
-    let values = &mut ctx.provision.body["user_inputs_values"];
+    let values = &mut ctx.provision.body.user_inputs_values;
     for (key, value) in &set {
-        values[key] = value.clone();
+        values.insert(key.clone(), value.clone());
     }
     ctx.log.info(&format!("Scaling to {}", Value::Object(set)));
     Ok(Outcome::Scaling)

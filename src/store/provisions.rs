@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::operations::{AttemptEnd, finish_attempt};
 use super::rows::{HistoricEntry, ProviderRow, ProvisionRow};
 use super::{Error, Store, json_column};
-use crate::engine::State;
+use crate::engine::{ProvisionBody, State};
 
 /// A state change and everything that must be durable with it.
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ pub struct Checkpoint<'a> {
     pub from: State,
     pub to: State,
     /// A new body, when the stage changed it.
-    pub body: Option<&'a Value>,
+    pub body: Option<&'a ProvisionBody>,
     /// Entries beyond "State changed", which is added when `from != to`.
     pub historic: Vec<HistoricEntry>,
     /// The stage attempt this checkpoint ends, if any.
@@ -113,10 +113,10 @@ impl Store {
         name: &str,
         driver: &str,
         provider_id: i64,
-        body: &Value,
+        body: &ProvisionBody,
         time: i64,
     ) -> Result<i64, Error> {
-        let (name, driver, body) = (name.to_string(), driver.to_string(), body.to_string());
+        let (name, driver, body) = (name.to_string(), driver.to_string(), body_text(body)?);
         self.write(move |tx| {
             tx.prepare_cached(
                 "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time)
@@ -147,8 +147,8 @@ impl Store {
     }
 
     /// Replaces a provision's name and body without touching its state (update, rename).
-    pub fn update_provision(&self, id: i64, name: &str, body: &Value, time: i64) -> Result<(), Error> {
-        let (name, body) = (name.to_string(), body.to_string());
+    pub fn update_provision(&self, id: i64, name: &str, body: &ProvisionBody, time: i64) -> Result<(), Error> {
+        let (name, body) = (name.to_string(), body_text(body)?);
         self.write(move |tx| {
             let changed = tx
                 .prepare_cached("UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1")?
@@ -188,11 +188,11 @@ impl Store {
     pub fn save_body(
         &self,
         provision_id: i64,
-        body: &Value,
+        body: &ProvisionBody,
         historic: &[HistoricEntry],
         time: i64,
     ) -> Result<(), Error> {
-        let (body, historic) = (body.to_string(), historic.to_vec());
+        let (body, historic) = (body_text(body)?, historic.to_vec());
         self.write(move |tx| {
             let changed = tx
                 .prepare_cached("UPDATE provisions SET body = ?2, updated_time = ?3 WHERE id = ?1")?
@@ -207,7 +207,7 @@ impl Store {
     /// Moves a provision to a new state, with its body, historic and attempt end, atomically.
     pub fn checkpoint(&self, c: &Checkpoint<'_>) -> Result<(), Error> {
         let (id, from, to, time) = (c.provision_id, c.from, c.to, c.time);
-        let body = c.body.map(Value::to_string);
+        let body = c.body.map(body_text).transpose()?;
         let attempt = c.attempt.clone();
         let mut entries = Vec::with_capacity(c.historic.len() + 1);
         if from != to {
@@ -291,4 +291,8 @@ fn read_provision(r: &Row<'_>) -> rusqlite::Result<Result<ProvisionRow, Error>> 
         })
     };
     Ok(build())
+}
+
+fn body_text(body: &ProvisionBody) -> Result<String, Error> {
+    serde_json::to_string(body).map_err(|e| Error::Corrupt { what: "provision body", message: e.to_string() })
 }

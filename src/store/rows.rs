@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{Params, State};
+use crate::engine::{Params, ProvisionBody, State};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProviderRow {
@@ -25,7 +25,7 @@ pub struct ProvisionRow {
     pub provider_id: i64,
     pub state: State,
     /// OneForm's PROVISION_BODY without `state`, `historic` and `tfstate`.
-    pub body: Value,
+    pub body: ProvisionBody,
     pub registration_time: i64,
     pub updated_time: i64,
 }

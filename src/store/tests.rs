@@ -8,7 +8,7 @@ use std::sync::{Arc, mpsc};
 use serde_json::json;
 
 use super::*;
-use crate::engine::{Params, State};
+use crate::engine::{Params, ProvisionBody, State};
 
 fn owner(pid: i64) -> Owner {
     Owner { pid, token: format!("{pid}:1") }
@@ -16,7 +16,9 @@ fn owner(pid: i64) -> Owner {
 
 fn with_provision(store: &Store) -> (i64, i64) {
     let provider = store.insert_provider("sim", "sim", &json!({"connection": {}}), 1).unwrap();
-    let provision = store.insert_provision("p", "sim", provider, &json!({"name": "p"}), 2).unwrap();
+    let provision = store
+        .insert_provision("p", "sim", provider, &serde_json::from_value(json!({"name": "p"})).unwrap(), 2)
+        .unwrap();
     (provider, provision)
 }
 
@@ -40,7 +42,7 @@ fn checkpoint_moves_state_with_body_and_historic_atomically() {
     let (_, id) = with_provision(&store);
     let op = store.begin_operation(id, "create", &Params::None, &owner(1), 3).unwrap();
     let attempt = store.start_attempt(op, id, "INIT", 0, 3).unwrap();
-    let body = json!({"name": "p", "step": 1});
+    let body: ProvisionBody = serde_json::from_value(json!({"name": "p", "step": 1})).unwrap();
     let entry = HistoricEntry::new("Resource provisioned", "10.0.0.1 provisioned", 4);
     store
         .checkpoint(&Checkpoint {
@@ -154,7 +156,7 @@ fn tfstates_keep_every_version_and_serve_the_latest() {
 fn listing_hides_done_unless_asked() {
     let store = Store::open_in_memory().unwrap();
     let (provider, a) = with_provision(&store);
-    let b = store.insert_provision("q", "sim", provider, &json!({}), 3).unwrap();
+    let b = store.insert_provision("q", "sim", provider, &ProvisionBody::default(), 3).unwrap();
     store
         .checkpoint(&Checkpoint {
             provision_id: a,
@@ -205,7 +207,7 @@ fn writes_from_many_threads_each_land_exactly_once() {
                 (0..each)
                     .map(|i| {
                         let name = format!("t{t}-{i}");
-                        (store.insert_provision(&name, "sim", provider, &json!({}), 2).unwrap(), name)
+                        (store.insert_provision(&name, "sim", provider, &ProvisionBody::default(), 2).unwrap(), name)
                     })
                     .collect::<Vec<_>>()
             })
@@ -295,10 +297,12 @@ fn a_write_is_visible_to_the_next_read_on_every_thread() {
         .map(|t| {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
-                let id = store.insert_provision("p", "sim", provider, &json!({}), 1).unwrap();
+                let id = store.insert_provision("p", "sim", provider, &ProvisionBody::default(), 1).unwrap();
                 for round in 0..40 {
                     let name = format!("t{t}-{round}");
-                    store.update_provision(id, &name, &json!({"round": round}), round).unwrap();
+                    store
+                        .update_provision(id, &name, &serde_json::from_value(json!({"round": round})).unwrap(), round)
+                        .unwrap();
                     // Read connections are shared between threads and reused: a stale snapshot
                     // on any of them would show an older name here.
                     assert_eq!(store.provision(id).unwrap().name, name);
@@ -320,7 +324,9 @@ async fn async_callers_reach_the_store_through_call() {
         .map(|i| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                store.call(move |s| s.insert_provision(&format!("p{i}"), "sim", provider, &json!({}), 2)).await
+                store
+                    .call(move |s| s.insert_provision(&format!("p{i}"), "sim", provider, &ProvisionBody::default(), 2))
+                    .await
             })
         })
         .collect();
