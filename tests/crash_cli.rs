@@ -449,3 +449,34 @@ fn an_onprem_deprovision_killed_at_every_stage_boundary_leaves_nothing_behind() 
         assert_eq!(tool_counts(&home), counts(&[]), "{at}: a teardown of on-prem hosts runs no tool");
     }
 }
+
+/// `add-ip` and `del-ip` run no stage; killed after each OpenNebula change they saved, `resume`
+/// finishes them: the address ranges in OpenNebula, those recorded in the body and
+/// `oneform_public_ips` agree, at the count the request asked for, with no range twice.
+#[test]
+fn public_ip_changes_killed_after_each_save_are_finished_by_resume() {
+    for n in 1..=3 {
+        let at = format!("saved:PUBLIC_IPS:{n}");
+        let mut home = running(2, 1);
+        let before = in_body(&show(&home, 1)).public_ips;
+        assert_eq!(before.len(), 1, "one public IP to start with");
+        let killed = run_crashing(&mut home, &at, &["provision", "add-ip", "1", "--amount", "3"], None);
+        assert!(matches!(killed, Crash::Killed), "{at}: add-ip of 3 saves at least 3 times");
+        let resumed = home.run(&["--json", "provision", "resume"]).ok().json();
+        assert_eq!(resumed, json!([{"id": 1, "state": "RUNNING"}]), "{at}");
+        assert_eq!(home.run(&["--json", "provision", "resume"]).ok().json(), json!([]), "{at}: nothing left");
+        let p = show(&home, 1);
+        let now = assert_registered(&at, &p, &home.model(), Want::sim(2, 4));
+        assert!(before.iter().all(|ar| now.public_ips.contains(ar)), "{at}: the first public IP stays");
+
+        let victim = now.public_ips[1];
+        let killed =
+            run_crashing(&mut home, "saved:PUBLIC_IPS:1", &["provision", "del-ip", "1", &victim.to_string()], None);
+        assert!(matches!(killed, Crash::Killed), "{at}: del-ip saves once");
+        let resumed = home.run(&["--json", "provision", "resume"]).ok().json();
+        assert_eq!(resumed, json!([{"id": 1, "state": "RUNNING"}]), "{at}: del-ip");
+        let p = show(&home, 1);
+        let after = assert_registered(&at, &p, &home.model(), Want::sim(2, 3));
+        assert!(!after.public_ips.contains(&victim), "{at}: address range {victim} removed");
+    }
+}

@@ -4,6 +4,7 @@
 //! dead one left behind.
 
 pub mod body;
+pub mod fault;
 pub mod machine;
 pub mod owner;
 pub mod params;
@@ -14,7 +15,8 @@ pub mod state;
 mod tests;
 
 pub use body::ProvisionBody;
+pub use fault::{Fault, FaultPoint, Work};
 pub use machine::{Effect, Event, IllegalTransition, Outcome, Stage, System, next};
 pub use params::{Params, Resources, ScaleTarget};
-pub use runner::{Ctx, Error, Fault, FaultPoint, Log, OnInterrupted, Runner, StageError, Stages};
+pub use runner::{Ctx, Error, Log, OnInterrupted, Runner, StageError, Stages};
 pub use state::State;

@@ -19,10 +19,19 @@ pub enum Params {
         #[serde(default)]
         resources: Resources,
     },
-    /// `add-ip`: how many public IPs to add.
-    AddIps { amount: u64 },
-    /// `del-ip`: the address range whose public IP goes.
-    RemoveIp { ar_id: i64 },
+    /// `add-ip`: how many public IPs to add, and the count that leads to (absent in rows
+    /// written before it was recorded).
+    AddIps {
+        amount: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<u64>,
+    },
+    /// `del-ip`: the address range whose public IP goes, and the count that leads to.
+    RemoveIp {
+        ar_id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<u64>,
+    },
     /// Operations that need nothing more than the provision (create, retry of a create).
     #[default]
     #[serde(with = "empty")]
@@ -116,8 +125,9 @@ mod tests {
                 Params::Teardown { force: false, resources: Resources::default() },
                 json!({"force": false, "resources": {}}),
             ),
-            (Params::AddIps { amount: 2 }, json!({"amount": 2})),
-            (Params::RemoveIp { ar_id: 1 }, json!({"ar_id": 1})),
+            (Params::AddIps { amount: 2, target: Some(3) }, json!({"amount": 2, "target": 3})),
+            (Params::AddIps { amount: 2, target: None }, json!({"amount": 2})),
+            (Params::RemoveIp { ar_id: 1, target: Some(0) }, json!({"ar_id": 1, "target": 0})),
             (Params::None, json!({})),
         ];
         for (params, stored) in cases {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::body::ProvisionBody;
+use super::fault::{Fault, FaultPoint, Work};
 use super::machine::{self, Effect, Event, Outcome, Stage, System};
 use super::params::Params;
 use super::state::State;
@@ -121,75 +122,6 @@ pub struct Runner<S> {
     pub clock: fn() -> i64,
     /// A point where this process kills itself (reliability tests only; see [`Fault`]).
     pub fault: Option<Fault>,
-}
-
-/// Fault injection for crash tests: the process sends itself SIGKILL — exactly what `kill -9`
-/// does — when it reaches this point, so tests can stop it at every stage boundary and after
-/// every OpenNebula change a stage has saved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fault {
-    pub point: FaultPoint,
-    pub stage: Stage,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultPoint {
-    /// The stage's state and attempt are recorded; none of its work has been done.
-    Entered,
-    /// The stage's work is done; the checkpoint that records it is not written.
-    Finished,
-    /// The stage has saved its OpenNebula objects this many times (1-based) since it was
-    /// entered: part of its work is done and checkpointed, the rest is not.
-    Saved(u32),
-}
-
-/// The armed `Saved` fault of this process: the stage it names while that stage runs, and how
-/// many saves it has made so far. A global because the stage's OpenNebula checkpoints
-/// (`stages::one_progress`) do not see the runner; a process runs one stage at a time, and
-/// entering any stage re-arms or disarms it.
-static SAVED: std::sync::Mutex<Option<(u32, u32)>> = std::sync::Mutex::new(None);
-
-impl Fault {
-    /// Parses `entered:APPLYING`, `finished:CONFIGURING_ONE` or `saved:CONFIGURING_ONE:3`.
-    pub fn parse(text: &str) -> Option<Fault> {
-        let (point, stage) = text.split_once(':')?;
-        let (point, stage) = match point {
-            "entered" => (FaultPoint::Entered, stage),
-            "finished" => (FaultPoint::Finished, stage),
-            "saved" => {
-                let (stage, count) = stage.rsplit_once(':')?;
-                (FaultPoint::Saved(count.parse().ok().filter(|n| *n >= 1)?), stage)
-            }
-            _ => return None,
-        };
-        let stage = Stage::of(State::parse(stage)?)?;
-        Some(Fault { point, stage })
-    }
-
-    fn strike(fault: Option<Fault>, point: FaultPoint, stage: Stage) {
-        if point == FaultPoint::Entered {
-            let armed = match fault {
-                Some(Fault { point: FaultPoint::Saved(after), stage: at }) if at == stage => Some((after, 0)),
-                _ => None,
-            };
-            *SAVED.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = armed;
-        }
-        if fault == Some(Fault { point, stage }) {
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-
-    /// Called after a stage has saved its OpenNebula objects: strikes an armed `Saved` fault
-    /// on its count.
-    pub fn strike_saved() {
-        let mut armed = SAVED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((after, saves)) = armed.as_mut() {
-            *saves += 1;
-            if saves == after {
-                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-    }
 }
 
 impl<S: Stages> Runner<S> {
@@ -345,7 +277,7 @@ impl<S: Stages> Runner<S> {
             historic: vec![],
             clock: self.clock,
         };
-        Fault::strike(self.fault, FaultPoint::Entered, stage);
+        Fault::strike(self.fault, FaultPoint::Entered, Work::Stage(stage));
         let span = tracing::info_span!("stage", provision_id = id, stage = stage.name(), attempt_id);
         let result = self.stages.run(stage, &mut ctx).instrument(span).await;
         match &result {
@@ -353,7 +285,7 @@ impl<S: Stages> Runner<S> {
             Err(e) => tracing::info!(provision_id = id, stage = stage.name(), error = %e, "stage failed"),
         }
         if result.is_ok() {
-            Fault::strike(self.fault, FaultPoint::Finished, stage);
+            Fault::strike(self.fault, FaultPoint::Finished, Work::Stage(stage));
         }
         let Ctx { provision, historic, log, .. } = ctx;
         let (event, outcome, error) = match &result {

@@ -43,7 +43,7 @@ pub use error::{Code, Error};
 pub use event::{Context, Event, Historic, Level, Log};
 pub use fake::FakeOne;
 pub use objects::{OneObjects, Resource};
-pub use public_ips::{remove_public_ip, sync_public_ips};
+pub use public_ips::{refresh_ars, remove_public_ip, sync_public_ips};
 pub use teardown::{Selection, deprovision, force_update_hosts};
 pub use template::{Attribute, Template};
 

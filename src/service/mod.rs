@@ -100,8 +100,13 @@ impl Service {
             frontend_ip: self.frontend_ip(),
             shared_roles: settings.shared_roles.clone(),
         };
-        let fault = settings.crash_at.as_deref().and_then(crate::engine::Fault::parse);
+        let fault = self.fault();
         Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: crate::store::now, fault }
+    }
+
+    /// The crash point of the crash tests (`FORMWORK_CRASH_AT`), if one is set.
+    fn fault(&self) -> Option<crate::engine::Fault> {
+        self.settings.crash_at.as_deref().and_then(crate::engine::Fault::parse)
     }
 
     /// The host of the XML-RPC endpoint (OneForm's `one_server`); 127.0.0.1 for the model.

@@ -195,18 +195,41 @@ impl Service {
         Ok(Cancelled::Failed { operation: op.id, state })
     }
 
-    /// Takes over every operation whose process died and finishes it by `policy`.
+    /// Takes over every operation whose process died and finishes it by `policy`. Public-IP
+    /// changes have no stage to fail into: they are always finished (made again, idempotently).
     pub async fn resume(
         self: &Arc<Self>,
         policy: OnInterrupted,
         observer: &(dyn Fn() -> Box<dyn Observer> + Sync),
     ) -> Result<Vec<Resumed>, Error> {
+        let mut done = self.resume_public_ip_changes(observer).await?;
         let runner = self.runner();
-        let done = runner
+        let staged = runner
             .resume(policy, owner::is_alive, |id| {
                 Box::new(self.operation_log(id, observer())) as Box<dyn crate::engine::Log>
             })
             .await?;
-        Ok(done.into_iter().map(|(id, result)| Resumed { id, result: result.map_err(Error::from) }).collect())
+        done.extend(staged.into_iter().map(|(id, result)| Resumed { id, result: result.map_err(Error::from) }));
+        Ok(done)
+    }
+
+    async fn resume_public_ip_changes(
+        self: &Arc<Self>,
+        observer: &(dyn Fn() -> Box<dyn Observer> + Sync),
+    ) -> Result<Vec<Resumed>, Error> {
+        let mut done = Vec::new();
+        for op in self.store.call(|s| s.running_operations()).await? {
+            if !matches!(op.params, Params::AddIps { .. } | Params::RemoveIp { .. }) {
+                continue;
+            }
+            let previous = Owner { pid: op.owner_pid, token: op.owner_token.clone() };
+            if owner::is_alive(&previous) || !self.store.take_over(op.id, &previous, &owner::current(), store::now())? {
+                continue;
+            }
+            let mut log = self.operation_log(op.provision_id, observer());
+            let result = self.resume_public_ips(&op, &mut log).await.map(|_| State::Running);
+            done.push(Resumed { id: op.provision_id, result });
+        }
+        Ok(done)
     }
 }

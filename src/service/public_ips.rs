@@ -8,7 +8,7 @@ use serde_json::json;
 use super::progress::Observer;
 use super::provisions::revalidate;
 use super::{Error, Service};
-use crate::engine::{Log, Params, ProvisionBody, State, owner};
+use crate::engine::{Fault, Log, Params, ProvisionBody, State, Work, owner};
 use crate::one::{self, OneObjects, Wait};
 use crate::stages::one_progress;
 use crate::store::{self, OperationStatus};
@@ -37,10 +37,21 @@ impl Service {
 
     async fn run_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<u64, Error> {
         let (kind, params) = match change {
-            Change::Add { amount } => ("add-ip", Params::AddIps { amount }),
-            Change::Remove { ar_id } => ("del-ip", Params::RemoveIp { ar_id }),
+            Change::Add { amount } => ("add-ip", Params::AddIps { amount, target: Some(target) }),
+            Change::Remove { ar_id } => ("del-ip", Params::RemoveIp { ar_id, target: Some(target) }),
         };
         let op = self.store.begin_operation(id, kind, &params, &owner::current(), store::now())?;
+        self.finish_public_ips(id, op, change, target, log).await
+    }
+
+    async fn finish_public_ips(
+        &self,
+        id: i64,
+        op: i64,
+        change: Change,
+        target: u64,
+        log: &mut dyn Log,
+    ) -> Result<u64, Error> {
         let result = self.apply_public_ips(id, change, target, log).await;
         let (status, error) = match &result {
             Ok(_) => (OperationStatus::Succeeded, None),
@@ -50,6 +61,44 @@ impl Service {
         result.map(|()| target)
     }
 
+    /// Finishes a public-IP change whose process died: the change is made again (adding
+    /// syncs to the recorded count; removing an address range that is already gone only
+    /// records it), so the ranges and `oneform_public_ips` agree. Without a recorded count
+    /// (rows written before it was kept), the ranges as they are become the count.
+    pub(super) async fn resume_public_ips(
+        &self,
+        op: &crate::store::OperationRow,
+        log: &mut dyn Log,
+    ) -> Result<u64, Error> {
+        let id = op.provision_id;
+        let (change, target) = match op.params {
+            Params::AddIps { amount, target } => (Change::Add { amount }, target),
+            Params::RemoveIp { ar_id, target } => (Change::Remove { ar_id }, target),
+            _ => return Err(Error::internal(format!("operation {} ({}) is not a public-IP change", op.id, op.kind))),
+        };
+        log.note(
+            crate::exec::Severity::Warning,
+            &format!(
+                "operation {} ({}) was interrupted: its process {} is gone; finishing it",
+                op.id, op.kind, op.owner_pid
+            ),
+        );
+        let target = match target {
+            Some(target) => target,
+            None => self.live_public_ips(id).await?,
+        };
+        self.finish_public_ips(id, op.id, change, target, log).await
+    }
+
+    /// How many public IPs the provision's elastic network holds now.
+    async fn live_public_ips(&self, id: i64) -> Result<u64, Error> {
+        let row = self.store.provision(id)?;
+        let mut objects = OneObjects::from_value(row.body.one_objects.clone())
+            .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
+        one::refresh_ars(&self.one, &mut objects).await?;
+        Ok(ars(&objects).len() as u64)
+    }
+
     async fn apply_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<(), Error> {
         let row = self.store.provision(id)?;
         let mut body = row.body.clone();
@@ -57,14 +106,24 @@ impl Service {
             .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
         let ctx = one_progress::context(&row);
         let store = &self.store;
+        Fault::arm(self.fault(), Work::PublicIps);
         let mut progress = |objects: &OneObjects, event: &one::Event| {
-            one_progress::save(store, log, id, &mut body, objects, event, store::now())
+            one_progress::save(store, log, id, &mut body, objects, event, store::now())?;
+            Fault::strike_saved();
+            Ok::<(), crate::store::Error>(())
         };
         let done = match change {
             Change::Add { .. } => {
                 one::sync_public_ips(&self.one, &ctx, &mut objects, target as u32, Wait::default(), &mut progress).await
             }
-            Change::Remove { ar_id } => one::remove_public_ip(&self.one, &mut objects, ar_id, &mut progress).await,
+            Change::Remove { ar_id } => {
+                match one::remove_public_ip(&self.one, &mut objects, ar_id, &mut progress).await {
+                    // Gone already (an interrupted attempt removed it): record the ranges as they are.
+                    Err(one::Error::UnknownAr { .. }) if !ars(&objects).contains(&ar_id) => Ok(()),
+                    Err(one::Error::UnknownAr { .. }) => one::refresh_ars(&self.one, &mut objects).await,
+                    other => other,
+                }
+            }
         };
         done?;
         body.one_objects = objects.to_value();
@@ -87,7 +146,19 @@ fn target(row: &crate::store::ProvisionRow, change: Change) -> Result<u64, Error
     let target = match change {
         Change::Add { amount: 0 } => return Err(Error::invalid("--amount must be at least 1")),
         Change::Add { amount } => current + amount,
-        Change::Remove { .. } => current.saturating_sub(1),
+        Change::Remove { ar_id } => {
+            let objects = OneObjects::from_value(row.body.one_objects.clone())
+                .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
+            let known = ars(&objects);
+            if !known.contains(&ar_id) {
+                let known: Vec<String> = known.iter().map(i64::to_string).collect();
+                return Err(Error::invalid(format!(
+                    "address range {ar_id} is not a public IP of provision {id}; its public IPs are the address ranges {} (`formwork provision show {id}`)",
+                    if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+                )));
+            }
+            current.saturating_sub(1)
+        }
     };
     check_target(&row.body, target)?;
     Ok(target)
@@ -103,4 +174,12 @@ fn check_target(body: &ProvisionBody, target: u64) -> Result<(), Error> {
     }
     revalidate(body, "oneform_public_ips", json!(target))
         .map_err(|errors| Error::values(format!("{target} public IPs would be invalid"), &errors))
+}
+
+/// The address-range ids recorded on the provision's elastic network.
+fn ars(objects: &OneObjects) -> Vec<i64> {
+    let elastic = one::public_ips::elastic_network(objects).ok().flatten();
+    let template = elastic.and_then(|i| objects.networks[i].template.as_ref());
+    let ars = template.and_then(|t| t.get("ar")).and_then(serde_json::Value::as_array);
+    ars.into_iter().flatten().filter_map(|ar| ar["ar_id"].as_i64()).collect()
 }

@@ -97,9 +97,9 @@ fn one_running_operation_per_provision_across_connections() {
         other => panic!("expected Busy, got {other:?}"),
     }
     a.finish_operation(first, OperationStatus::Succeeded, None, 3).unwrap();
-    let second = b.begin_operation(id, "scale", &Params::AddIps { amount: 1 }, &owner(200), 4).unwrap();
+    let second = b.begin_operation(id, "scale", &Params::AddIps { amount: 1, target: None }, &owner(200), 4).unwrap();
     assert_ne!(first, second);
-    assert_eq!(a.running_operation(id).unwrap().unwrap().params, Params::AddIps { amount: 1 });
+    assert_eq!(a.running_operation(id).unwrap().unwrap().params, Params::AddIps { amount: 1, target: None });
 }
 
 #[test]
