@@ -1,16 +1,25 @@
 //! formwork: a durable provisioning orchestrator that runs OpenNebula OneForm driver folders.
 //!
-//! Map of the crate (data flows one way, top to bottom):
-//! - [`cli`]: one file per subcommand; parses nothing itself beyond arguments, prints data on
-//!   stdout (tables or `--json`) and errors on stderr.
-//! - [`settings`]: flags > environment > config file > defaults, resolved once into
-//!   [`settings::Settings`]; nothing else reads the environment.
+//! Map of the crate. Calls go down only: `cli` → `service` → `engine` → `stages` →
+//! `exec` / `one` / `render`; `store` sits beside the engine and is reached by `service`,
+//! `engine` and `stages`; `driver`, `settings`, `units` and `suggest` are leaves anyone may use.
+//! - [`cli`]: one file per command group: parses arguments, calls the service, renders tables
+//!   or `--json` on stdout and progress and errors on stderr. No rule lives there.
+//! - [`service`]: every operation on drivers, providers and provisions, with typed requests and
+//!   one typed error that maps to exit codes (and HTTP statuses); runs operations as tasks.
+//! - [`engine`]: the lifecycle: the 20 states, the pure transition function, the runner that
+//!   checkpoints each transition before its effects, typed operation parameters and body.
+//! - [`stages`]: the work of each stage (Terraform, OpenNebula registration, Ansible).
+//! - [`store`]: the only SQL: SQLite, one writer thread with group commit, durable on power loss.
+//! - [`exec`]: the only place that spawns processes; the provision log.
+//! - [`one`]: OpenNebula over XML-RPC (and the model `onesim` serves).
+//! - [`render`]: the deployment template rendered into an Ansible inventory.
+//! - [`onesim`]: the OpenNebula stand-in served by the `onesim` binary.
 //! - [`driver`]: driver folders: discovery, verification, inputs, validation, JSON Schema.
 //!   Pure: no processes, no database.
-//! - [`suggest`]: "did you mean" for names people type.
-//!
-//! The lifecycle (store, engine, stages, exec, one, render, api) arrives in later issues; see
-//! ARCHITECTURE.md for the whole picture.
+//! - [`settings`]: flags > environment > config file > defaults, resolved once; nothing else
+//!   reads the environment.
+//! - [`units`]: durations and dates as people read them. [`suggest`]: "did you mean".
 
 pub mod cli;
 pub mod driver;
