@@ -24,6 +24,7 @@
 
 mod operations;
 mod provisions;
+mod readers;
 mod rows;
 mod writer;
 
@@ -31,12 +32,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction};
 
 pub use operations::{AttemptEnd, Owner};
 pub use provisions::Checkpoint;
 pub use rows::{AttemptRow, HistoricEntry, OperationRow, OperationStatus, ProviderRow, ProvisionRow};
 
+use readers::Readers;
 use writer::Writer;
 
 /// The migrations, in order. Shipped files are never edited; new ones are appended.
@@ -44,9 +46,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_init", include_str!("../../
 
 /// How long a connection waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Read connections kept open for reuse; more are opened when more threads read at once.
-const IDLE_READERS: usize = 4;
 
 /// Prepared statements kept per connection: every statement the store runs fits.
 const STATEMENT_CACHE: usize = 64;
@@ -81,14 +80,6 @@ pub struct Store {
     readers: Readers,
 }
 
-/// Where reads run.
-enum Readers {
-    /// A file database: read connections of their own, kept idle between reads.
-    Pool { path: PathBuf, idle: Mutex<Vec<Connection>> },
-    /// An in-memory database: the writer's one connection.
-    Shared(Arc<Mutex<Connection>>),
-}
-
 impl Store {
     /// Opens (creating if needed) the database file, private to its owner, and migrates it.
     pub fn open(path: &Path) -> Result<Store, Error> {
@@ -99,8 +90,7 @@ impl Store {
         }
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         restrict(path, 0o600).map_err(|e| fail(e.to_string()))?;
-        let readers = Readers::Pool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) };
-        Store::setup(conn, path, |_| readers).map_err(|e| fail(e.to_string()))
+        Store::setup(conn, path, |_| Readers::pool(path)).map_err(|e| fail(e.to_string()))
     }
 
     /// A private in-memory database, for tests and benchmarks of the lifecycle logic.
@@ -189,36 +179,9 @@ impl Store {
         self.writer.submit(f).wait()
     }
 
-    /// Runs `f` on a read connection. Statements must be finished (collected, or dropped) before
-    /// `f` returns: a statement left open would pin its connection to an old snapshot.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
-        match &self.readers {
-            Readers::Shared(conn) => f(&lock(conn)),
-            Readers::Pool { path, idle } => {
-                let conn = match lock(idle).pop() {
-                    Some(conn) => conn,
-                    None => open_reader(path)?,
-                };
-                let result = f(&conn);
-                let mut idle = lock(idle);
-                if idle.len() < IDLE_READERS {
-                    idle.push(conn);
-                }
-                result
-            }
-        }
+        self.readers.read(f)
     }
-}
-
-fn open_reader(path: &Path) -> Result<Connection, Error> {
-    let fail = |e: rusqlite::Error| Error::Open { path: path.to_path_buf(), message: e.to_string() };
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-    // Writing is the writer thread's job alone; a write slipping in here would not be durable.
-    conn.pragma_update(None, "query_only", "ON").map_err(fail)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(conn)
 }
 
 /// Locks a mutex of the store. A panic while holding one cannot leave SQLite inconsistent

@@ -293,12 +293,13 @@ fn a_write_is_visible_to_the_next_read_on_every_thread() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("formwork.db")).unwrap());
     let provider = store.insert_provider("sim", "sim", &json!({}), 1).unwrap();
-    let handles: Vec<_> = (0..8)
+    // More threads than read connections, so reads also wait for and reuse each other's.
+    let handles: Vec<_> = (0..16)
         .map(|t| {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
                 let id = store.insert_provision("p", "sim", provider, &ProvisionBody::default(), 1).unwrap();
-                for round in 0..40 {
+                for round in 0..25 {
                     let name = format!("t{t}-{round}");
                     store
                         .update_provision(id, &name, &serde_json::from_value(json!({"round": round})).unwrap(), round)
