@@ -16,7 +16,7 @@ use super::params::Params;
 use super::state::State;
 use crate::exec::{Cancel, Severity, Sink};
 use crate::store::{
-    self, AttemptEnd, Checkpoint, HistoricEntry, OperationRow, OperationStatus, Owner, ProvisionRow, Store,
+    self, AttemptEnd, Checkpoint, HistoricEntry, NewAttempt, OperationRow, OperationStatus, Owner, ProvisionRow, Store,
 };
 
 /// What a stage sees: the provision (its body is the stage's to change), the operation that
@@ -222,7 +222,7 @@ impl<S: Stages> Runner<S> {
                 let (to, _) = machine::next(state, Event::Interrupted)
                     .map_err(|source| Error::Illegal { provision_id: op.provision_id, source })?;
                 let entry = HistoricEntry::new("Operation interrupted", format!("{state} was interrupted"), now);
-                self.transition(op.provision_id, state, to, None, vec![entry], None, log).await?;
+                self.transition(op.provision_id, state, to, None, vec![entry], None, None, log).await?;
                 let interrupted = OperationStatus::Interrupted;
                 self.store.call(move |s| s.finish_operation(op_id, interrupted, Some("interrupted"), now)).await?;
                 Ok(to)
@@ -235,17 +235,23 @@ impl<S: Stages> Runner<S> {
         let id = op.provision_id;
         let mut queue = VecDeque::from([Effect::Follow(first)]);
         let mut state = self.store.call(move |s| s.provision(id)).await?.state;
+        // The attempt the last checkpoint started for the stage it leads to.
+        let mut started: Option<(Stage, i64)> = None;
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Follow(event) => {
                     let (to, effects) =
                         machine::next(state, event).map_err(|source| Error::Illegal { provision_id: id, source })?;
-                    self.transition(id, state, to, None, vec![], None, log).await?;
+                    let start = next_attempt(op, &effects, log);
+                    let attempt = self.transition(id, state, to, None, vec![], None, start, log).await?;
+                    started = first_stage(&effects).zip(attempt);
                     state = to;
                     queue.extend(effects);
                 }
                 Effect::Run(stage) => {
-                    let (to, effects) = self.run_stage(op, stage, state, log, cancel).await?;
+                    let attempt = started.take().filter(|(s, _)| *s == stage).map(|(_, id)| id);
+                    let (to, effects, next) = self.run_stage(op, stage, state, attempt, log, cancel).await?;
+                    started = first_stage(&effects).zip(next);
                     state = to;
                     queue.extend(effects);
                 }
@@ -254,19 +260,27 @@ impl<S: Stages> Runner<S> {
         Ok(state)
     }
 
-    /// Runs one stage and checkpoints its end (success or failure) with everything it changed.
+    /// Runs one stage (in `attempt`, when the checkpoint that entered its state started one)
+    /// and checkpoints its end (success or failure) with everything it changed; that checkpoint
+    /// also starts the attempt of the stage that follows, whose id it returns.
     async fn run_stage(
         &self,
         op: &OperationRow,
         stage: Stage,
         state: State,
+        attempt: Option<i64>,
         log: &mut dyn Log,
         cancel: &Cancel,
-    ) -> Result<(State, Vec<Effect>), Error> {
+    ) -> Result<(State, Vec<Effect>, Option<i64>), Error> {
         let id = op.provision_id;
         let provision = self.store.call(move |s| s.provision(id)).await?;
-        let (op_id, position, now) = (op.id, log.position() as i64, (self.clock)());
-        let attempt_id = self.store.call(move |s| s.start_attempt(op_id, id, stage.name(), position, now)).await?;
+        let attempt_id = match attempt {
+            Some(attempt) => attempt,
+            None => {
+                let (op_id, position, now) = (op.id, log.position() as i64, (self.clock)());
+                self.store.call(move |s| s.start_attempt(op_id, id, stage.name(), position, now)).await?
+            }
+        };
         let mut ctx = Ctx {
             provision,
             operation: op,
@@ -300,9 +314,10 @@ impl<S: Stages> Runner<S> {
             machine::next(state, event).map_err(|source| Error::Illegal { provision_id: id, source })?;
         let exit_status = result.as_ref().err().and_then(|e| e.exit_status);
         let end = AttemptEnd { attempt_id, outcome, error: error.clone(), exit_status, log_end: 0 };
-        self.transition(id, state, to, Some(provision.body), historic, Some(end), log).await?;
+        let start = next_attempt(op, &effects, log);
+        let next = self.transition(id, state, to, Some(provision.body), historic, Some(end), start, log).await?;
         match result {
-            Ok(_) => Ok((to, effects)),
+            Ok(_) => Ok((to, effects, next)),
             Err(e) if e.cancelled => Err(Error::Cancelled { provision_id: id, stage: stage.name(), state: to }),
             Err(e) => Err(Error::StageFailed {
                 provision_id: id,
@@ -313,7 +328,8 @@ impl<S: Stages> Runner<S> {
         }
     }
 
-    /// Writes one transition: state, body, historic and attempt end in one transaction.
+    /// Writes one transition: state, body, historic, the end of one attempt and the start of
+    /// the next in one transaction; returns the started attempt's id.
     #[allow(clippy::too_many_arguments)] // one checkpoint's worth of parts, each distinct
     async fn transition(
         &self,
@@ -323,26 +339,43 @@ impl<S: Stages> Runner<S> {
         body: Option<ProvisionBody>,
         historic: Vec<HistoricEntry>,
         attempt: Option<AttemptEnd>,
+        start: Option<NewAttempt>,
         log: &mut dyn Log,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<i64>, Error> {
         let attempt = attempt.map(|mut a| {
             a.log_end = log.position() as i64;
             a
         });
         let time = (self.clock)();
-        self.store
+        let started = self
+            .store
             .call(move |s| {
-                s.checkpoint(&Checkpoint { provision_id: id, from, to, body: body.as_ref(), historic, attempt, time })
+                let body = body.as_ref();
+                s.checkpoint(&Checkpoint { provision_id: id, from, to, body, historic, attempt, start, time })
             })
             .await?;
         if from != to {
             log.state_changed(from, to);
         }
-        Ok(())
+        Ok(started)
     }
 
     async fn take_over(&self, op_id: i64, previous: &Owner) -> Result<bool, Error> {
         let (previous, owner, now) = (previous.clone(), self.owner.clone(), (self.clock)());
         Ok(self.store.call(move |s| s.take_over(op_id, &previous, &owner, now)).await?)
     }
+}
+
+/// The stage the effects run first, if they start with one.
+fn first_stage(effects: &[Effect]) -> Option<Stage> {
+    match effects.first() {
+        Some(Effect::Run(stage)) => Some(*stage),
+        Some(Effect::Follow(_)) | None => None,
+    }
+}
+
+/// The attempt a checkpoint starts when its effects run a stage next.
+fn next_attempt(op: &OperationRow, effects: &[Effect], log: &dyn Log) -> Option<NewAttempt> {
+    let stage = first_stage(effects)?;
+    Some(NewAttempt { operation_id: op.id, stage: stage.name().to_string(), log_start: log.position() as i64 })
 }

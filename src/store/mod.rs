@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
-pub use operations::{AttemptEnd, Owner};
+pub use operations::{AttemptEnd, NewAttempt, Owner};
 pub use provisions::Checkpoint;
 pub use rows::{AttemptRow, HistoricEntry, OperationRow, OperationStatus, ProviderRow, ProvisionRow};
 
@@ -78,7 +78,15 @@ pub enum Error {
 pub struct Store {
     writer: Writer,
     readers: Readers,
+    /// Bounds the blocking threads [`Store::call`] occupies at once: a thousand provisions
+    /// waiting for their checkpoints wait here, as tasks, rather than each holding an OS
+    /// thread (and its stack and allocator arena). More threads than this would not commit
+    /// faster: the writer groups whatever is pending.
+    calls: tokio::sync::Semaphore,
 }
+
+/// How many [`Store::call`]s run on blocking threads at once.
+const CALL_THREADS: usize = 32;
 
 impl Store {
     /// Opens (creating if needed) the database file, private to its owner, and migrates it.
@@ -113,7 +121,7 @@ impl Store {
             path: path.to_path_buf(),
             message: format!("starting its writer thread: {e}"),
         })?;
-        let store = Store { writer, readers: readers(conn) };
+        let store = Store { writer, readers: readers(conn), calls: tokio::sync::Semaphore::new(CALL_THREADS) };
         store.migrate()?;
         Ok(store)
     }
@@ -126,6 +134,8 @@ impl Store {
         self: &Arc<Self>,
         f: impl FnOnce(&Store) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = self.calls.acquire().await.ok();
         let store = Arc::clone(self);
         match tokio::task::spawn_blocking(move || f(&store)).await {
             Ok(result) => result,

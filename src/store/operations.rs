@@ -16,6 +16,24 @@ pub struct Owner {
     pub token: String,
 }
 
+/// A stage attempt to start.
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    pub operation_id: i64,
+    pub stage: String,
+    pub log_start: i64,
+}
+
+/// Records the start of a stage attempt; returns its id.
+pub(super) fn insert_attempt(tx: &Transaction<'_>, provision_id: i64, a: &NewAttempt, time: i64) -> Result<i64, Error> {
+    tx.prepare_cached(
+        "INSERT INTO stage_attempts (operation_id, provision_id, stage, started_time, log_start)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![a.operation_id, provision_id, a.stage, time, a.log_start])?;
+    Ok(tx.last_insert_rowid())
+}
+
 /// How a stage attempt ended.
 #[derive(Debug, Clone)]
 pub struct AttemptEnd {
@@ -145,15 +163,8 @@ impl Store {
         log_start: i64,
         time: i64,
     ) -> Result<i64, Error> {
-        let stage = stage.to_string();
-        self.write(move |tx| {
-            tx.prepare_cached(
-                "INSERT INTO stage_attempts (operation_id, provision_id, stage, started_time, log_start)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![operation_id, provision_id, stage, time, log_start])?;
-            Ok(tx.last_insert_rowid())
-        })
+        let start = NewAttempt { operation_id, stage: stage.to_string(), log_start };
+        self.write(move |tx| insert_attempt(tx, provision_id, &start, time))
     }
 
     /// Ends an attempt outside a checkpoint (when no state change follows).

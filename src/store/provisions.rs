@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 
-use super::operations::{AttemptEnd, finish_attempt};
+use super::operations::{AttemptEnd, NewAttempt, finish_attempt, insert_attempt};
 use super::rows::{HistoricEntry, ProviderRow, ProvisionRow};
 use super::{Error, Store, json_column};
 use crate::engine::{ProvisionBody, State};
@@ -22,6 +22,8 @@ pub struct Checkpoint<'a> {
     pub historic: Vec<HistoricEntry>,
     /// The stage attempt this checkpoint ends, if any.
     pub attempt: Option<AttemptEnd>,
+    /// The stage attempt the new state begins, if any (one commit instead of two).
+    pub start: Option<NewAttempt>,
     pub time: i64,
 }
 
@@ -205,10 +207,11 @@ impl Store {
     }
 
     /// Moves a provision to a new state, with its body, historic and attempt end, atomically.
-    pub fn checkpoint(&self, c: &Checkpoint<'_>) -> Result<(), Error> {
+    /// Returns the id of the attempt it started, if it started one.
+    pub fn checkpoint(&self, c: &Checkpoint<'_>) -> Result<Option<i64>, Error> {
         let (id, from, to, time) = (c.provision_id, c.from, c.to, c.time);
         let body = c.body.map(body_text).transpose()?;
-        let attempt = c.attempt.clone();
+        let (attempt, start) = (c.attempt.clone(), c.start.clone());
         let mut entries = Vec::with_capacity(c.historic.len() + 1);
         if from != to {
             entries.push(HistoricEntry::state_changed(from, to, time));
@@ -232,7 +235,7 @@ impl Store {
             if let Some(end) = &attempt {
                 finish_attempt(tx, end, time)?;
             }
-            Ok(())
+            start.as_ref().map(|a| insert_attempt(tx, id, a, time)).transpose()
         })
     }
 

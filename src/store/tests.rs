@@ -58,6 +58,7 @@ fn checkpoint_moves_state_with_body_and_historic_atomically() {
                 exit_status: None,
                 log_end: 42,
             }),
+            start: None,
             time: 4,
         })
         .unwrap();
@@ -76,6 +77,7 @@ fn checkpoint_moves_state_with_body_and_historic_atomically() {
         body: None,
         historic: vec![],
         attempt: None,
+        start: None,
         time: 5,
     };
     assert!(matches!(store.checkpoint(&stale), Err(Error::Conflict { .. })));
@@ -131,6 +133,7 @@ fn providers_in_use_cannot_be_deleted_and_derive_provision_ids() {
             body: None,
             historic: vec![],
             attempt: None,
+            start: None,
             time: 9,
         })
         .unwrap();
@@ -165,6 +168,7 @@ fn listing_hides_done_unless_asked() {
             body: None,
             historic: vec![],
             attempt: None,
+            start: None,
             time: 4,
         })
         .unwrap();
