@@ -46,11 +46,18 @@ impl ProvisionBody {
         input::stored(&self.user_inputs)
     }
 
-    /// A copy with every sensitive value `__redacted__`.
-    pub fn redacted(&self) -> ProvisionBody {
-        let mut body = self.clone();
-        body.user_inputs_values = input::redacted(&self.inputs(), &self.user_inputs_values);
-        body
+    /// The body as JSON with every sensitive value `__redacted__` (what is served).
+    pub fn to_redacted_value(&self) -> Value {
+        let mut value = self.to_value();
+        let inputs = self.inputs();
+        if let Some(values) = value.get_mut("user_inputs_values").and_then(Value::as_object_mut) {
+            for input in inputs.iter().filter(|i| i.is_sensitive()) {
+                if let Some(v) = values.get_mut(&input.name) {
+                    *v = Value::String(input::REDACTED.into());
+                }
+            }
+        }
+        value
     }
 
     /// The values of the sensitive inputs as text, for masking.
@@ -99,7 +106,7 @@ mod tests {
         assert_eq!(body.to_value(), stored);
         assert_eq!((body.count("oneform_hosts"), body.hosts().len(), body.is_onprem()), (Some(2), 1, false));
         assert_eq!(body.sensitive_texts(), vec!["s3cret".to_string()]);
-        assert_eq!(body.redacted().user_inputs_values["token"], input::REDACTED);
-        assert_eq!(body.user_inputs_values["token"], "s3cret", "redacted() leaves the body as it is");
+        assert_eq!(body.to_redacted_value()["user_inputs_values"], json!({"token": input::REDACTED, "oneform_hosts": 2}));
+        assert_eq!(body.user_inputs_values["token"], "s3cret", "the body itself keeps the value");
     }
 }

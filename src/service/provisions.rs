@@ -88,7 +88,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
 /// A provision as served: OneForm's body with `id`, `driver`, `state` as its name, `tags`,
 /// `historic`; sensitive values are `__redacted__` unless `include_sensitive`.
 pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: bool) -> Value {
-    let body = if include_sensitive { row.body.to_value() } else { row.body.redacted().to_value() };
+    let body = if include_sensitive { row.body.to_value() } else { row.body.to_redacted_value() };
     let mut out = Map::new();
     out.insert("id".into(), json!(row.id));
     out.insert("driver".into(), json!(row.driver));

@@ -59,7 +59,7 @@ fn write_inventory<A>(
 ) -> Result<HashMap<String, String>, StageError> {
     let body = &ctx.provision.body;
     let deployment = job.driver.deployment(Some(&body.deployment_file)).map_err(fail)?;
-    let mut shown = body.redacted().to_value();
+    let mut shown = body.to_redacted_value();
     // Beyond OneForm: the provider's connection values (sensitive ones redacted), so a
     // template can reach what the provider made (e.g. the sim cloud's folder).
     shown["connection"] = json!(job.shown_connection);
