@@ -53,8 +53,9 @@ pub struct Service {
     catalog: Catalog,
     /// oned or onesim over XML-RPC when `one_xmlrpc` is set; otherwise the OpenNebula model of
     /// `one::FakeOne` saved after every call in the data directory (`one-sim.json`), so objects
-    /// outlive each run and each crash as in oned.
-    one: Endpoint,
+    /// outlive each run and each crash as in oned. Opened on first use: reading records needs
+    /// no OpenNebula credentials.
+    one: std::sync::OnceLock<Endpoint>,
 }
 
 impl Service {
@@ -64,6 +65,15 @@ impl Service {
         let store = Arc::new(Store::open(&settings.database())?);
         let catalog = settings.catalog()?;
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
+        Ok(Arc::new(Service { settings, store, catalog, one: std::sync::OnceLock::new() }))
+    }
+
+    /// The OpenNebula endpoint, opened the first time it is needed.
+    fn one(&self) -> Result<&Endpoint, Error> {
+        if let Some(one) = self.one.get() {
+            return Ok(one);
+        }
+        let settings = &self.settings;
         let one = match &settings.one_xmlrpc {
             Some(url) => {
                 let auth = settings.one_auth.clone().unwrap_or_default();
@@ -76,11 +86,11 @@ impl Service {
                     .map_err(|e| Error::internal(format!("cannot read the OpenNebula model's state: {e}")))?,
             ),
         };
-        Ok(Arc::new(Service { settings, store, catalog, one }))
+        Ok(self.one.get_or_init(|| one))
     }
 
     /// The runner for this process, with the real stages.
-    fn runner(&self) -> Runner<Real<Endpoint>> {
+    fn runner(&self) -> Result<Runner<Real<Endpoint>>, Error> {
         let settings = &self.settings;
         let tools = Tools {
             terraform: settings.terraform.clone(),
@@ -96,12 +106,12 @@ impl Service {
             catalog: self.catalog.clone(),
             tools,
             work_root: settings.work_root(),
-            one: self.one.clone(),
+            one: self.one()?.clone(),
             frontend_ip: self.frontend_ip(),
             shared_roles: settings.shared_roles.clone(),
         };
         let fault = self.fault();
-        Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: crate::store::now, fault }
+        Ok(Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: crate::store::now, fault })
     }
 
     /// The crash point of the crash tests (`FORMWORK_CRASH_AT`), if one is set.

@@ -112,11 +112,11 @@ impl Service {
         let task = tokio::spawn(
             async move {
                 let mut log = service.operation_log(id, observer);
-                service.runner().start(id, kind, &params, event, &mut log).await
+                service.runner()?.start(id, kind, &params, event, &mut log).await.map_err(Error::from)
             }
             .instrument(span),
         );
-        let result = task.await.map_err(Error::internal)?.map_err(Error::from);
+        let result = task.await.map_err(Error::internal)?;
         Ok(Ran { id, provision: self.served(id)?, result })
     }
 
@@ -132,7 +132,7 @@ impl Service {
             });
         }
         let mut log = self.operation_log(op.provision_id, Box::new(Silent));
-        Ok(self.runner().continue_operation(op.id, event, &mut log).await?)
+        Ok(self.runner()?.continue_operation(op.id, event, &mut log).await?)
     }
 
     /// Starts `formwork <args>` in the background with this process's settings.
@@ -171,7 +171,7 @@ impl Service {
         let selection = crate::stages::selection(resources);
         let mut objects = crate::one::OneObjects::from_value(body.one_objects.clone())
             .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
-        let found = crate::one::unmanaged(&self.one, &mut objects).await?.only(&selection);
+        let found = crate::one::unmanaged(self.one()?, &mut objects).await?.only(&selection);
         if found.is_empty() {
             return Ok(());
         }
@@ -203,7 +203,7 @@ impl Service {
         observer: &(dyn Fn() -> Box<dyn Observer> + Sync),
     ) -> Result<Vec<Resumed>, Error> {
         let mut done = self.resume_public_ip_changes(observer).await?;
-        let runner = self.runner();
+        let runner = self.runner()?;
         let staged = runner
             .resume(policy, owner::is_alive, |id| {
                 Box::new(self.operation_log(id, observer())) as Box<dyn crate::engine::Log>

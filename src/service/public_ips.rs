@@ -95,7 +95,7 @@ impl Service {
         let row = self.store.provision(id)?;
         let mut objects = OneObjects::from_value(row.body.one_objects.clone())
             .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
-        one::refresh_ars(&self.one, &mut objects).await?;
+        one::refresh_ars(self.one()?, &mut objects).await?;
         Ok(ars(&objects).len() as u64)
     }
 
@@ -114,13 +114,13 @@ impl Service {
         };
         let done = match change {
             Change::Add { .. } => {
-                one::sync_public_ips(&self.one, &ctx, &mut objects, target as u32, Wait::default(), &mut progress).await
+                one::sync_public_ips(self.one()?, &ctx, &mut objects, target as u32, Wait::default(), &mut progress).await
             }
             Change::Remove { ar_id } => {
-                match one::remove_public_ip(&self.one, &mut objects, ar_id, &mut progress).await {
+                match one::remove_public_ip(self.one()?, &mut objects, ar_id, &mut progress).await {
                     // Gone already (an interrupted attempt removed it): record the ranges as they are.
                     Err(one::Error::UnknownAr { .. }) if !ars(&objects).contains(&ar_id) => Ok(()),
-                    Err(one::Error::UnknownAr { .. }) => one::refresh_ars(&self.one, &mut objects).await,
+                    Err(one::Error::UnknownAr { .. }) => one::refresh_ars(self.one()?, &mut objects).await,
                     other => other,
                 }
             }
