@@ -50,7 +50,7 @@ pub fn plan(store: &Store, row: &ProvisionRow, request: &Request) -> Result<Plan
         Request::AddHosts { ips } => add_hosts(row, ips)?,
         Request::ScaleDown { ids, amount, force } => scale_down(row, ids, *amount, *force)?,
         Request::Deprovision { force, hosts, networks, datastores } => {
-            for (kind, ids) in [("hosts", hosts), ("networks", networks), ("datastores", datastores)] {
+            for (kind, ids) in [("host", hosts), ("network", networks), ("datastore", datastores)] {
                 check_recorded(row, kind, ids)?;
             }
             let resources =
@@ -113,17 +113,18 @@ fn check_values(row: &ProvisionRow, key: &str, value: Value) -> Result<(), Error
         .map_err(|errors| Error::values("the scaled provision would be invalid".into(), &errors))
 }
 
-/// Every selected id must be an object of the provision (with an OpenNebula id).
+/// Every selected id must be an object of the provision (with an OpenNebula id); `kind` is
+/// `host`, `network` or `datastore`.
 fn check_recorded(row: &ProvisionRow, kind: &str, ids: &[i64]) -> Result<(), Error> {
-    let known: Vec<i64> =
-        row.body.one_objects[kind].as_array().into_iter().flatten().filter_map(|o| o["id"].as_i64()).collect();
+    let objects = row.body.one_objects[format!("{kind}s")].as_array();
+    let known: Vec<i64> = objects.into_iter().flatten().filter_map(|o| o["id"].as_i64()).collect();
     let unknown: Vec<String> = ids.iter().filter(|i| !known.contains(i)).map(i64::to_string).collect();
     if unknown.is_empty() {
         return Ok(());
     }
     let known: Vec<String> = known.iter().map(i64::to_string).collect();
     Err(Error::invalid(format!(
-        "{kind} {} are not {kind} of provision {} (its {kind}: {})",
+        "{kind} ids {} are not {kind}s of provision {} (its {kind}s: {})",
         unknown.join(", "),
         row.id,
         if known.is_empty() { "none".to_string() } else { known.join(", ") }
@@ -137,15 +138,7 @@ fn scale_down(row: &ProvisionRow, ids: &[i64], amount: Option<u64>, force: bool)
     }
     let chosen: Vec<i64> = match (ids.is_empty(), amount) {
         (false, None) => {
-            let unknown: Vec<String> = ids.iter().filter(|i| !hosts.contains(i)).map(i64::to_string).collect();
-            if !unknown.is_empty() {
-                return Err(Error::invalid(format!(
-                    "host ids {} are not hosts of provision {} (its hosts: {})",
-                    unknown.join(", "),
-                    row.id,
-                    hosts.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
-                )));
-            }
+            check_recorded(row, "host", ids)?;
             ids.iter().copied().collect::<HashSet<_>>().into_iter().collect()
         }
         (true, Some(n)) if n >= 1 && n as usize <= hosts.len() => {
@@ -230,10 +223,10 @@ mod tests {
         let running = row(State::Running, cloud(&[4, 5]));
         let request = Request::Deprovision { force: false, hosts: vec![5, 9], networks: vec![], datastores: vec![] };
         let err = plan(&store, &running, &request).unwrap_err().to_string();
-        assert_eq!(err, "hosts 9 are not hosts of provision 1 (its hosts: 4, 5)");
+        assert_eq!(err, "host ids 9 are not hosts of provision 1 (its hosts: 4, 5)");
         let request = Request::Deprovision { force: false, hosts: vec![5], networks: vec![1], datastores: vec![] };
         let err = plan(&store, &running, &request).unwrap_err().to_string();
-        assert!(err.contains("networks 1 are not networks of provision 1 (its networks: none)"), "{err}");
+        assert!(err.contains("network ids 1 are not networks of provision 1 (its networks: none)"), "{err}");
         let request = Request::Deprovision { force: true, hosts: vec![5], networks: vec![], datastores: vec![] };
         assert!(plan(&store, &running, &request).is_ok());
     }
