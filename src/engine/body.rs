@@ -106,7 +106,10 @@ mod tests {
         assert_eq!(body.to_value(), stored);
         assert_eq!((body.count("oneform_hosts"), body.hosts().len(), body.is_onprem()), (Some(2), 1, false));
         assert_eq!(body.sensitive_texts(), vec!["s3cret".to_string()]);
-        assert_eq!(body.to_redacted_value()["user_inputs_values"], json!({"token": input::REDACTED, "oneform_hosts": 2}));
+        assert_eq!(
+            body.to_redacted_value()["user_inputs_values"],
+            json!({"token": input::REDACTED, "oneform_hosts": 2})
+        );
         assert_eq!(body.user_inputs_values["token"], "s3cret", "the body itself keeps the value");
     }
 }

@@ -32,12 +32,6 @@ pub enum FaultPoint {
     Saved(u32),
 }
 
-/// The armed `Saved` fault of this process: how many saves to strike after, and how many the
-/// running work has made. A global because the OpenNebula checkpoints (`stages::one_progress`)
-/// do not see the runner; a process runs one piece of work at a time, and beginning any work
-/// re-arms or disarms it.
-static SAVED: std::sync::Mutex<Option<(u32, u32)>> = std::sync::Mutex::new(None);
-
 impl Fault {
     /// Parses `entered:APPLYING`, `finished:CONFIGURING_ONE`, `saved:CONFIGURING_ONE:3` or
     /// `saved:PUBLIC_IPS:1`.
@@ -62,32 +56,14 @@ impl Fault {
 
     /// Called when `work` begins (`Entered`) or has done its part (`Finished`).
     pub fn strike(fault: Option<Fault>, point: FaultPoint, work: Work) {
-        if point == FaultPoint::Entered {
-            Fault::arm(fault, work);
-        }
         if fault == Some(Fault { point, work }) {
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         }
     }
 
-    /// Arms (or disarms) the `Saved` fault for the work that begins now.
-    pub fn arm(fault: Option<Fault>, work: Work) {
-        let armed = match fault {
-            Some(Fault { point: FaultPoint::Saved(after), work: at }) if at == work => Some((after, 0)),
-            _ => None,
-        };
-        *SAVED.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = armed;
-    }
-
-    /// Called after OpenNebula objects were saved: strikes an armed `Saved` fault on its count.
-    pub fn strike_saved() {
-        let mut armed = SAVED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((after, saves)) = armed.as_mut() {
-            *saves += 1;
-            if saves == after {
-                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-            }
-        }
+    /// Called after `work` saved its OpenNebula objects for the `saves`-th time.
+    pub fn strike_after_save(fault: Option<Fault>, work: Work, saves: u32) {
+        Fault::strike(fault, FaultPoint::Saved(saves), work);
     }
 }
 

@@ -32,6 +32,12 @@ pub struct Ctx<'a> {
     pub historic: Vec<HistoricEntry>,
     /// The runner's clock: the time stages record (historic, saved states).
     pub clock: fn() -> i64,
+    /// The stage running.
+    pub stage: Stage,
+    /// The crash point of the crash tests, if any, and how many times this stage has saved
+    /// its OpenNebula objects so far (see [`Fault`]).
+    pub fault: Option<Fault>,
+    pub saves: u32,
 }
 
 /// The per-provision log as the engine needs it: a sink that knows how far it has written,
@@ -290,6 +296,9 @@ impl<S: Stages> Runner<S> {
             cancel,
             historic: vec![],
             clock: self.clock,
+            stage,
+            fault: self.fault,
+            saves: 0,
         };
         Fault::strike(self.fault, FaultPoint::Entered, Work::Stage(stage));
         let span = tracing::info_span!("stage", provision_id = id, stage = stage.name(), attempt_id);

@@ -106,15 +106,17 @@ impl Service {
             .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
         let ctx = one_progress::context(&row);
         let store = &self.store;
-        Fault::arm(self.fault(), Work::PublicIps);
+        let (fault, mut saves) = (self.fault(), 0);
         let mut progress = |objects: &OneObjects, event: &one::Event| {
             one_progress::save(store, log, id, &mut body, objects, event, store::now())?;
-            Fault::strike_saved();
+            saves += 1;
+            Fault::strike_after_save(fault, Work::PublicIps, saves);
             Ok::<(), crate::store::Error>(())
         };
         let done = match change {
             Change::Add { .. } => {
-                one::sync_public_ips(self.one()?, &ctx, &mut objects, target as u32, Wait::default(), &mut progress).await
+                one::sync_public_ips(self.one()?, &ctx, &mut objects, target as u32, Wait::default(), &mut progress)
+                    .await
             }
             Change::Remove { ar_id } => {
                 match one::remove_public_ip(self.one()?, &mut objects, ar_id, &mut progress).await {

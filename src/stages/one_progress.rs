@@ -2,16 +2,17 @@
 //! OpenNebula change the new `one_objects` are saved with the event's historic entry, and the
 //! event's line goes to the provision log, so a crash between two calls loses nothing.
 
-use crate::engine::{Ctx, Log, ProvisionBody};
+use crate::engine::{Ctx, Fault, Log, ProvisionBody, Work};
 use crate::one::{self, Level, OneObjects};
 use crate::store::{HistoricEntry, ProvisionRow, Store};
 
 /// Saves `objects` and logs `event` for a stage; the returned error stops the `one` operation.
-/// A crash test's `saved:<STATE>:<N>` fault strikes here, right after the N-th save.
+/// A crash test's `saved:<STATE>:<N>` fault strikes here, right after the stage's N-th save.
 pub fn checkpoint(ctx: &mut Ctx<'_>, objects: &OneObjects, event: &one::Event) -> Result<(), crate::store::Error> {
     let time = (ctx.clock)();
     save(ctx.store, ctx.log, ctx.provision.id, &mut ctx.provision.body, objects, event, time)?;
-    crate::engine::Fault::strike_saved();
+    ctx.saves += 1;
+    Fault::strike_after_save(ctx.fault, Work::Stage(ctx.stage), ctx.saves);
     Ok(())
 }
 
