@@ -2,9 +2,10 @@
 //! `tests/driver_fuzz.rs` replays from `tests/fixtures/fuzz-corpus/` on stable (it includes this
 //! file by path). Each function takes raw bytes, goes through the driver code in the order
 //! `driver::verify::load` does, and panics only on a broken property: a panic inside formwork,
-//! an empty error message, or default values that do not validate to themselves.
+//! an empty error message, input definitions that do not read back the same from a stored
+//! body, or default values that do not validate to themselves.
 
-use formwork::driver::input::Input;
+use formwork::driver::input::{self, Input};
 use formwork::driver::{deployment, schema, terraform, validate};
 use serde_json::{Map, Value};
 
@@ -87,14 +88,23 @@ fn refused(message: String) -> Outcome {
     Outcome::Refused(message)
 }
 
-/// Runs what a loaded driver's inputs go through (serving, JSON Schema, validation of values)
-/// and returns the values validation filled in from the defaults (empty when it refused).
+/// Runs what a loaded driver's inputs go through (serving, storing with a provider or provision
+/// and reading back, JSON Schema, validation of values) and returns the values validation
+/// filled in from the defaults (empty when it refused).
 fn exercise(inputs: &[Input]) -> Map<String, Value> {
-    serde_json::to_string(inputs).expect("inputs serialise");
+    let served = serde_json::to_value(inputs).expect("inputs serialise");
     serde_json::to_string(&schema::of("fuzz", inputs)).expect("the schema serialises");
+    // A provider or provision body keeps its input definitions as JSON text in the store, and
+    // `input::stored` reads them back to redact, mask and validate; what it cannot read it drops.
+    let text = serde_json::to_string(&serde_json::json!({ "user_inputs": served })).expect("a body serialises");
+    let body: Value = serde_json::from_str(&text).expect("a stored body reads back");
+    let stored = input::prepared(&body);
+    assert_eq!(serde_json::to_value(&stored).ok().as_ref(), Some(&served), "stored inputs read back differently");
+    assert!(stored.iter().all(|i| i.compiled.is_some()), "a stored input no longer prepares");
     let Ok(filled) = validate::validate(inputs, &Value::Object(Map::new())) else { return Map::new() };
-    // Values formwork filled in are stored with the provision and validated again on update.
-    let again = validate::validate(inputs, &Value::Object(filled.clone()));
+    // Values formwork filled in are stored with the provision and validated again on update,
+    // against the stored definitions.
+    let again = validate::validate(&stored, &Value::Object(filled.clone()));
     assert_eq!(again.as_ref(), Ok(&filled), "defaults filled in by validation do not validate to themselves");
     filled
 }
