@@ -185,10 +185,44 @@ fn ruby_to_i(s: &str) -> i64 {
 
 /// Evaluates an expression that must not depend on anything (a default, a validator table).
 pub fn literal(expr: &Expression) -> Result<Value, String> {
+    check_literal(expr).map_err(|what| format!("must be a literal value, not {what}"))?;
     let value = expr
         .evaluate(&Context::new())
         .map_err(|e| format!("must be a literal value: {}", e.to_string().lines().next().unwrap_or("")))?;
     serde_json::to_value(value).map_err(|e| format!("cannot be represented as JSON: {e}"))
+}
+
+/// Refuses anything but data: null, booleans, numbers, strings and heredocs without
+/// interpolation, lists and objects of those, and `-`/`!` before one. hcl-rs 0.20 panics while
+/// evaluating arithmetic it cannot represent (`1 % 0` always; `1 / 0` and integer overflow in
+/// builds with debug assertions) and silently wraps overflow otherwise, and a default or a
+/// validator table has no use for operators, conditionals or loops.
+fn check_literal(expr: &Expression) -> Result<(), &'static str> {
+    match expr {
+        Expression::Null | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => Ok(()),
+        Expression::Array(items) => items.iter().try_for_each(check_literal),
+        Expression::Object(object) => object.iter().try_for_each(|(key, value)| {
+            if let ObjectKey::Expression(key) = key {
+                check_literal(key)?;
+            }
+            check_literal(value)
+        }),
+        Expression::Parenthesis(inner) => check_literal(inner),
+        Expression::Operation(operation) => match operation.as_ref() {
+            hcl::Operation::Unary(unary) => check_literal(&unary.expr),
+            hcl::Operation::Binary(_) => Err("an operation"),
+        },
+        Expression::TemplateExpr(template) => match hcl::Template::from_expr(template) {
+            Ok(t) if t.elements().iter().all(|e| matches!(e, hcl::template::Element::Literal(_))) => Ok(()),
+            _ => Err("a template with `${...}` or `%{...}`"),
+        },
+        Expression::Variable(_) | Expression::Traversal(_) => Err("a reference"),
+        Expression::FuncCall(_) => Err("a function call"),
+        Expression::Conditional(_) => Err("a conditional"),
+        Expression::ForExpr(_) => Err("a `for` expression"),
+        // hcl-rs may add kinds of expression; none of them is data.
+        _ => Err("an expression"),
+    }
 }
 
 /// The type expression as text, lower-cased, as OneForm shows it (`map(string)`).
@@ -415,7 +449,24 @@ mod tests {
     fn non_literal_defaults_are_refused_with_the_variable_named() {
         let body = parse("variable \"x\" {\n type = string\n default = local.y\n}").unwrap();
         let err = inputs(&body, &Map::new()).unwrap_err();
-        assert!(err.contains("variable 'x': `default` must be a literal value"), "{err}");
+        assert!(err.contains("variable 'x': `default` must be a literal value, not a reference"), "{err}");
+    }
+
+    #[test]
+    fn operations_are_refused_before_hcl_rs_evaluates_them() {
+        // hcl-rs 0.20 panics on `1 % 0` (and on `2 / 0` with debug assertions): found by the
+        // hcl_inputs fuzz target in a validators.tf.
+        for expr in ["1 % 0", "2 / 0", "18446744073709551615 + 1", "[{ min = 2 / 0 }]", "\"${1 % 0}\"", "-(1 % 0)"] {
+            let body = parse(&format!("variable \"x\" {{\n type = number\n default = {expr}\n}}")).unwrap();
+            let err = inputs(&body, &Map::new()).unwrap_err();
+            assert!(err.contains("`default` must be a literal value, not a"), "{expr}: {err}");
+        }
+        let body = parse("locals {\n validators = { n = { type = \"number\", values = { min = 1 % 0 } } }\n}").unwrap();
+        assert!(validators(&body).unwrap_err().contains("must be a literal value, not an operation"));
+        let data =
+            "variable \"x\" {\n type = any\n default = [-1, !true, (2.5), { \"k\" = <<EOT\nno $${x}\nEOT\n }]\n}";
+        let got = inputs_of(data);
+        assert_eq!(got[0]["default"], json!([-1, false, 2.5, {"k": "no ${x}\n"}]));
     }
 
     #[test]
