@@ -1,7 +1,10 @@
-//! onesim judged by OpenNebula's own Python client: starts the real `onesim` binary on a free
-//! port (read from its first stdout line), runs `tests/conformance/pyone_check.py` against it
-//! with the pyone that `scripts/setup` installs into `.tools/venv`, and expects every check to
-//! pass; then stops onesim with SIGTERM and expects a clean exit.
+//! onesim judged by OpenNebula's own Python client and XML schemas: each test starts the real
+//! `onesim` binary on a free port (read from its first stdout line) and runs a script from
+//! `tests/conformance/` against it with the Python that `scripts/setup` prepares in
+//! `.tools/venv`: `pyone_check.py` (pyone parses every answer with the expected values), and
+//! `xsd_check.py` (every `*.info` and pool answer validates against OpenNebula's XSDs, copied
+//! into `tests/conformance/xsd/`, with xmlschema). Both must pass; onesim is then stopped with
+//! SIGTERM and must exit cleanly.
 
 // Tests run onesim and Python as a user would: they spawn them.
 #![allow(clippy::disallowed_methods)]
@@ -54,24 +57,46 @@ fn start() -> (Onesim, String) {
     (onesim, endpoint.to_string())
 }
 
-#[test]
-fn pyone_parses_every_answer_with_the_expected_values() {
+/// Runs `tests/conformance/<script>` against a fresh onesim with `extra` arguments after the
+/// endpoint and session; returns its stdout once it succeeded and onesim stopped cleanly.
+fn run_check(script: &str, extra: &[&Path]) -> String {
     let python = python();
     let (mut onesim, endpoint) = start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/pyone_check.py");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = Command::new(&python)
-        .arg(&script)
+        .arg(root.join("tests/conformance").join(script))
         .arg(&endpoint)
         .arg(format!("oneadmin:{PASSWORD}"))
+        .args(extra)
         .env_clear()
         .output()
         .expect("python runs");
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "pyone_check failed ({}):\n{stdout}\n{stderr}", output.status);
-    assert!(stdout.contains("pyone_check: all checks passed"), "{stdout}");
+    assert!(output.status.success(), "{script} failed ({}):\n{stdout}\n{stderr}", output.status);
 
     let pid = nix::unistd::Pid::from_raw(onesim.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = onesim.0.wait().unwrap();
     assert!(status.success(), "onesim exits cleanly on SIGTERM: {status}");
+    stdout.into_owned()
+}
+
+#[test]
+fn pyone_parses_every_answer_with_the_expected_values() {
+    let stdout = run_check("pyone_check.py", &[]);
+    assert!(stdout.contains("pyone_check: all checks passed"), "{stdout}");
+}
+
+#[test]
+fn every_info_and_pool_answer_validates_against_opennebulas_xsds() {
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/xsd");
+    let stdout = run_check("xsd_check.py", &[&xsd]);
+    assert!(stdout.contains("xsd_check: every answer is valid"), "{stdout}");
+    // Each kind onesim answers for, in its info and (where it has one) pool form.
+    for root in ["CLUSTER", "HOST", "VNET", "DATASTORE", "IMAGE", "VM", "DOCUMENT", "USER"] {
+        assert!(stdout.contains(&format!("<{root}>")), "<{root}> was not validated:\n{stdout}");
+    }
+    for pool in ["CLUSTER_POOL", "HOST_POOL", "VNET_POOL", "DATASTORE_POOL", "IMAGE_POOL", "DOCUMENT_POOL"] {
+        assert!(stdout.contains(&format!("<{pool}>")), "<{pool}> was not validated:\n{stdout}");
+    }
 }

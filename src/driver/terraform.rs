@@ -14,7 +14,88 @@ use super::input::Input;
 
 /// Parses HCL text; the error carries hcl-rs's line and column.
 pub fn parse(source: &str) -> Result<Body, String> {
+    check_nesting(source)?;
     hcl::parse(source).map_err(|e| format!("is not valid HCL: {e}"))
+}
+
+/// The deepest nesting [`parse`] hands to hcl-rs. Its parser (hcl-edit 0.10) tries the operand
+/// after a binary operator twice when that operand fails (once in the operator chain, once as a
+/// new chain), so each level of a failing nested object doubles the work: `a = {a*b%{a*b%{…`
+/// 30 levels deep (150 bytes) takes hours, and a driver file like that would hang every command
+/// that loads the driver. Real driver files nest under 10 levels (`map(object({ d =
+/// list(object({…})) }))`); 16 keeps the worst case near 2^16 operand parses, well under a second.
+pub const MAX_NESTING: usize = 16;
+
+/// Refuses text nested deeper than [`MAX_NESTING`], counted as the parser will meet it: brackets
+/// in code, a quoted string or heredoc as one level, `${`/`%{` inside them as one more, comments
+/// skipped. Where unsure (a closing bracket of the wrong kind) it counts deeper, never shallower.
+/// One pass over the bytes as a small state machine, which reads best whole.
+fn check_nesting(source: &str) -> Result<(), String> {
+    #[derive(PartialEq)]
+    enum Level<'a> {
+        Code(u8),
+        Quoted,
+        Heredoc(&'a [u8]),
+    }
+    let bytes = source.as_bytes();
+    let line_end = |from: usize| bytes[from..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |n| from + n);
+    let mut stack: Vec<Level> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &bytes[i..];
+        let template_start = rest.starts_with(b"${") || rest.starts_with(b"%{");
+        match stack.last() {
+            Some(Level::Quoted | Level::Heredoc(_)) if rest.starts_with(b"$${") || rest.starts_with(b"%%{") => i += 2,
+            Some(Level::Quoted | Level::Heredoc(_)) if template_start => {
+                stack.push(Level::Code(b'}'));
+                i += 1;
+            }
+            Some(Level::Quoted) if rest[0] == b'\\' => i += 1,
+            Some(Level::Quoted) if rest[0] == b'"' => drop(stack.pop()),
+            Some(Level::Heredoc(end)) if i > 0 && bytes[i - 1] == b'\n' => {
+                let line = &bytes[i..line_end(i)];
+                if line.trim_ascii() == *end {
+                    stack.pop();
+                    i += line.len().saturating_sub(1);
+                }
+            }
+            Some(Level::Quoted | Level::Heredoc(_)) => {}
+            Some(Level::Code(_)) | None => match rest[0] {
+                b'#' => i = line_end(i).saturating_sub(1),
+                b'/' if rest.starts_with(b"//") => i = line_end(i).saturating_sub(1),
+                b'/' if rest.starts_with(b"/*") => {
+                    i = bytes[i + 2..].windows(2).position(|w| w == b"*/").map_or(bytes.len(), |n| i + 2 + n + 1);
+                }
+                b'"' => stack.push(Level::Quoted),
+                b'{' => stack.push(Level::Code(b'}')),
+                b'[' => stack.push(Level::Code(b']')),
+                b'(' => stack.push(Level::Code(b')')),
+                closer @ (b'}' | b']' | b')') if stack.last() == Some(&Level::Code(closer)) => drop(stack.pop()),
+                b'<' if rest.starts_with(b"<<") => {
+                    // `<<EOT` or `<<-EOT` right before the line's end opens a heredoc.
+                    let start = if rest.get(2) == Some(&b'-') { 3 } else { 2 };
+                    let is_name = |b: &&u8| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-';
+                    let name_len = rest[start..].iter().take_while(is_name).count();
+                    let after = &rest[start + name_len..];
+                    let after = after.strip_prefix(b"\r").unwrap_or(after);
+                    if name_len > 0 && !rest[start].is_ascii_digit() && after.first() == Some(&b'\n') {
+                        stack.push(Level::Heredoc(&rest[start..start + name_len]));
+                        i += start + name_len - 1;
+                    }
+                }
+                _ => {}
+            },
+        }
+        if stack.len() > MAX_NESTING {
+            let line = bytes[..i].iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(format!(
+                "is nested more than {MAX_NESTING} levels deep at line {line} (brackets, strings and `${{`/`%{{` \
+                 templates): formwork reads at most {MAX_NESTING} levels, which no driver needs; flatten it"
+            ));
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// The `variable` blocks of a parsed file, in file order, as OneForm inputs with their `match`
@@ -104,10 +185,44 @@ fn ruby_to_i(s: &str) -> i64 {
 
 /// Evaluates an expression that must not depend on anything (a default, a validator table).
 pub fn literal(expr: &Expression) -> Result<Value, String> {
+    check_literal(expr).map_err(|what| format!("must be a literal value, not {what}"))?;
     let value = expr
         .evaluate(&Context::new())
         .map_err(|e| format!("must be a literal value: {}", e.to_string().lines().next().unwrap_or("")))?;
     serde_json::to_value(value).map_err(|e| format!("cannot be represented as JSON: {e}"))
+}
+
+/// Refuses anything but data: null, booleans, numbers, strings and heredocs without
+/// interpolation, lists and objects of those, and `-`/`!` before one. hcl-rs 0.20 panics while
+/// evaluating arithmetic it cannot represent (`1 % 0` always; `1 / 0` and integer overflow in
+/// builds with debug assertions) and silently wraps overflow otherwise, and a default or a
+/// validator table has no use for operators, conditionals or loops.
+fn check_literal(expr: &Expression) -> Result<(), &'static str> {
+    match expr {
+        Expression::Null | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => Ok(()),
+        Expression::Array(items) => items.iter().try_for_each(check_literal),
+        Expression::Object(object) => object.iter().try_for_each(|(key, value)| {
+            if let ObjectKey::Expression(key) = key {
+                check_literal(key)?;
+            }
+            check_literal(value)
+        }),
+        Expression::Parenthesis(inner) => check_literal(inner),
+        Expression::Operation(operation) => match operation.as_ref() {
+            hcl::Operation::Unary(unary) => check_literal(&unary.expr),
+            hcl::Operation::Binary(_) => Err("an operation"),
+        },
+        Expression::TemplateExpr(template) => match hcl::Template::from_expr(template) {
+            Ok(t) if t.elements().iter().all(|e| matches!(e, hcl::template::Element::Literal(_))) => Ok(()),
+            _ => Err("a template with `${...}` or `%{...}`"),
+        },
+        Expression::Variable(_) | Expression::Traversal(_) => Err("a reference"),
+        Expression::FuncCall(_) => Err("a function call"),
+        Expression::Conditional(_) => Err("a conditional"),
+        Expression::ForExpr(_) => Err("a `for` expression"),
+        // hcl-rs may add kinds of expression; none of them is data.
+        _ => Err("an expression"),
+    }
 }
 
 /// The type expression as text, lower-cased, as OneForm shows it (`map(string)`).
@@ -334,13 +449,54 @@ mod tests {
     fn non_literal_defaults_are_refused_with_the_variable_named() {
         let body = parse("variable \"x\" {\n type = string\n default = local.y\n}").unwrap();
         let err = inputs(&body, &Map::new()).unwrap_err();
-        assert!(err.contains("variable 'x': `default` must be a literal value"), "{err}");
+        assert!(err.contains("variable 'x': `default` must be a literal value, not a reference"), "{err}");
+    }
+
+    #[test]
+    fn operations_are_refused_before_hcl_rs_evaluates_them() {
+        // hcl-rs 0.20 panics on `1 % 0` (and on `2 / 0` with debug assertions): found by the
+        // hcl_inputs fuzz target in a validators.tf.
+        for expr in ["1 % 0", "2 / 0", "18446744073709551615 + 1", "[{ min = 2 / 0 }]", "\"${1 % 0}\"", "-(1 % 0)"] {
+            let body = parse(&format!("variable \"x\" {{\n type = number\n default = {expr}\n}}")).unwrap();
+            let err = inputs(&body, &Map::new()).unwrap_err();
+            assert!(err.contains("`default` must be a literal value, not a"), "{expr}: {err}");
+        }
+        let body = parse("locals {\n validators = { n = { type = \"number\", values = { min = 1 % 0 } } }\n}").unwrap();
+        assert!(validators(&body).unwrap_err().contains("must be a literal value, not an operation"));
+        let data =
+            "variable \"x\" {\n type = any\n default = [-1, !true, (2.5), { \"k\" = <<EOT\nno $${x}\nEOT\n }]\n}";
+        let got = inputs_of(data);
+        assert_eq!(got[0]["default"], json!([-1, false, 2.5, {"k": "no ${x}\n"}]));
     }
 
     #[test]
     fn duplicate_variables_are_refused() {
         let body = parse("variable \"x\" {\n type = string\n}\nvariable \"x\" {\n type = number\n}").unwrap();
         assert!(inputs(&body, &Map::new()).unwrap_err().contains("'x' twice"));
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_refused_before_the_parser_can_take_exponential_time() {
+        // Handed to hcl-rs, this would take 2^40 operand parses before failing.
+        let deep = format!("a = {}\n", "{a*b%".repeat(40));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.contains("nested more than 16 levels deep at line 1"), "{err}");
+        let in_templates = format!("a = \"{}\"", "${\"".repeat(9));
+        assert!(parse(&in_templates).unwrap_err().contains("16 levels"), "each string and template counts");
+        let within = format!("a = {}1{}", "[".repeat(15), "]".repeat(15));
+        assert!(parse(&within).is_ok(), "15 brackets in an attribute are read");
+    }
+
+    #[test]
+    fn brackets_in_strings_heredocs_and_comments_do_not_count_as_nesting() {
+        let text = "# {{{{{{{{{{{{{{{{{{\n/* [[[[[[[[[[[[[[[[[[[ */\n\
+                    a = \"{{{{{{{{{{{{{{{{{{{ \\\" $${ %%{\"\n\
+                    b = <<-EOT\n  ((((((((((((((((((( ${ \"}\" }\n  EOT\n\
+                    c = { d = [ { e = \"]]]]\" } ] } // }}}}\n";
+        let body = parse(text).unwrap();
+        assert_eq!(body.attributes().count(), 3);
+        let unterminated = format!("a = \"{}", "}".repeat(40));
+        assert!(parse(&unterminated).unwrap_err().contains("is not valid HCL"), "closers in a string pop nothing");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! onesim: a local OpenNebula XML-RPC endpoint, the stand-in for oned in the demo and the tests
 //! (DESIGN.md). It answers the calls formwork (and OneForm) make, `POST /RPC2`, with oned's
-//! arrays, error codes and XML shapes (the XSDs in `reference/opennebula-xsd/`), following
-//! OpenNebula's rules through [`crate::one::FakeOne`]; `tests/conformance/pyone_check.py`
-//! checks it against OpenNebula's own Python client. It can inject faults (failed calls,
+//! arrays, error codes and XML shapes, following OpenNebula's rules through
+//! [`crate::one::FakeOne`]; `tests/conformance/pyone_check.py` checks it against OpenNebula's
+//! own Python client and `tests/conformance/xsd_check.py` validates every info and pool answer
+//! against OpenNebula's XSDs (`tests/conformance/xsd/`). It can inject faults (failed calls,
 //! dropped connections, latency), repeatably from a seed.
 //!
 //! Map: [`server`] (HTTP, accept loop, shutdown) → [`sim`] (authentication, faults, the call

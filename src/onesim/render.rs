@@ -50,8 +50,9 @@ pub fn datastore(x: &mut Xml, d: &Datastore) {
     x.ids("IMAGES", &d.images).template("TEMPLATE", &d.template).close("DATASTORE");
 }
 
-/// `leases` is false in `one.vnpool.info`, whose address ranges carry no LEASES.
-pub fn vnet(x: &mut Xml, v: &Vnet, leases: bool) {
+/// `extended` is oned's `to_xml_extended` flag: true for `one.vn.info`, false for
+/// `one.vnpool.info`, whose address ranges are only their stored attributes (vnet_pool.xsd).
+pub fn vnet(x: &mut Xml, v: &Vnet, extended: bool) {
     let bridge = v.template.single("BRIDGE").map(str::to_string).unwrap_or_else(|| format!("onebr{}", v.id));
     x.open("VNET").leaf("ID", v.id);
     oneadmin(x);
@@ -68,14 +69,15 @@ pub fn vnet(x: &mut Xml, v: &Vnet, leases: bool) {
     }
     x.template("TEMPLATE", &v.template).open("AR_POOL");
     for ar in &v.ars {
-        address_range(x, v.id, ar, leases);
+        address_range(x, v.id, ar, extended);
     }
     x.close("AR_POOL").close("VNET");
 }
 
 /// An AR as oned writes it: its attributes in name order (as oned's attribute map holds them,
-/// IPAM_MAD and EXTERNAL_IP included), then the computed ends, USED_LEASES and the leases.
-fn address_range(x: &mut Xml, vnet: i64, ar: &AddressRange, leases: bool) {
+/// IPAM_MAD and EXTERNAL_IP included); `extended` (`one.vn.info`) adds the computed ends,
+/// USED_LEASES and the leases, which the pool form has none of (vnet_pool.xsd).
+fn address_range(x: &mut Xml, vnet: i64, ar: &AddressRange, extended: bool) {
     let ip = ar.ip.as_deref().and_then(ipv4);
     let mac = match ip {
         Some(ip) => 0x0200_0000_0000 | u64::from(ip),
@@ -95,24 +97,24 @@ fn address_range(x: &mut Xml, vnet: i64, ar: &AddressRange, leases: bool) {
     for (name, value) in &fields {
         x.cdata(name, value);
     }
+    if !extended {
+        x.close("AR");
+        return;
+    }
     let last = (ar.size - 1).max(0) as u64;
     x.cdata("MAC_END", &mac_text(mac + last));
     if let Some(ip) = ip {
         x.cdata("IP_END", &ip_text(u64::from(ip) + last));
     }
-    x.cdata("USED_LEASES", &ar.leases.len().to_string());
-    if leases {
-        x.open("LEASES");
-        for (index, vm) in ar.leases.iter().enumerate() {
-            x.open("LEASE");
-            if let Some(ip) = ip {
-                x.leaf("IP", ip_text(u64::from(ip) + index as u64));
-            }
-            x.leaf("MAC", mac_text(mac + index as u64)).leaf("VM", vm).close("LEASE");
+    x.cdata("USED_LEASES", &ar.leases.len().to_string()).open("LEASES");
+    for (index, vm) in ar.leases.iter().enumerate() {
+        x.open("LEASE");
+        if let Some(ip) = ip {
+            x.leaf("IP", ip_text(u64::from(ip) + index as u64));
         }
-        x.close("LEASES");
+        x.leaf("MAC", mac_text(mac + index as u64)).leaf("VM", vm).close("LEASE");
     }
-    x.close("AR");
+    x.close("LEASES").close("AR");
 }
 
 fn ipv4(text: &str) -> Option<u32> {
@@ -138,7 +140,10 @@ pub fn vm(x: &mut Xml, vm: &Vm) {
     x.leaf("NAME", &vm.name).permissions(Permissions::DEFAULT).leaf("LAST_POLL", 0);
     x.leaf("STATE", vm.state).leaf("LCM_STATE", lcm).leaf("PREV_STATE", vm.state).leaf("PREV_LCM_STATE", lcm);
     x.leaf("RESCHED", 0).leaf("STIME", 0).leaf("ETIME", 0).leaf("DEPLOY_ID", "").empty("MONITORING");
-    x.empty("SCHED_ACTIONS").open("TEMPLATE").cdata("VMID", &vm.id.to_string()).close("TEMPLATE");
+    // vm.xsd requires TM_MAD_SYSTEM: the transfer driver of the system datastore (ssh, as
+    // onesim's default system datastore has).
+    x.empty("SCHED_ACTIONS").open("TEMPLATE").cdata("TM_MAD_SYSTEM", "ssh").cdata("VMID", &vm.id.to_string());
+    x.close("TEMPLATE");
     x.empty("USER_TEMPLATE").empty("HISTORY_RECORDS");
     x.open("BACKUPS").empty("BACKUP_CONFIG").empty("BACKUP_IDS").close("BACKUPS").close("VM");
 }
@@ -187,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn a_vnet_names_its_bridge_and_leaves_leases_out_of_the_pool_form() {
+    fn a_vnet_names_its_bridge_and_its_pool_form_has_only_the_stored_ar_attributes() {
         let ar = AddressRange { ar_id: 0, ip: None, size: 2, ipam_mad: None, external_ip: None, leases: vec![3] };
         let template = Template::parse("BRIDGE = br0").unwrap();
         let v = Vnet {
@@ -204,6 +209,10 @@ mod tests {
         vnet(&mut x, &v, false);
         let xml = x.finish();
         assert!(xml.contains("<BRIDGE>br0</BRIDGE>") && xml.contains("<TYPE><![CDATA[ETHER]]></TYPE>"), "{xml}");
-        assert!(!xml.contains("<LEASES>") && xml.contains("<USED_LEASES>1</USED_LEASES>"), "{xml}");
+        assert!(xml.contains("<USED_LEASES>1</USED_LEASES>"), "the VNET counts its leases: {xml}");
+        let ar = &xml[xml.find("<AR>").unwrap()..xml.find("</AR>").unwrap()];
+        for computed in ["<MAC_END>", "<USED_LEASES>", "<LEASES>"] {
+            assert!(!ar.contains(computed), "vnet_pool.xsd has no {computed} in an AR: {ar}");
+        }
     }
 }
