@@ -200,12 +200,14 @@ fn unparsed_files_never_break_a_driver() {
 }
 
 /// What the fuzz targets found, kept in the corpus under these names, and what each gives now.
-const FINDINGS: [(&str, &str, &str); 2] = [
+const FINDINGS: [(&str, &str, &str); 3] = [
     // hcl-edit retries a failing operand after a binary operator, doubling the work per nested
     // object: this 772-byte file took 36 s in release; `terraform::parse` now refuses it first.
     ("hcl_inputs", "timeout-nested-objects-double-parse-time", "nested more than 16 levels deep"),
     // `min = 2/0` in validators.tf: hcl-rs's evaluation asserted a finite result and panicked.
     ("hcl_inputs", "crash-division-by-zero-in-validators", "must be a literal value, not an operation"),
+    // A `{6501196262088609336}` count in a `string` rule: fancy-regex's size analysis overflowed.
+    ("hcl_inputs", "crash-regex-repeat-count-overflows-fancy-regex", "repeats too much"),
 ];
 
 /// Every file of the fuzz corpus, seeds and kept findings, replays through the harness; each

@@ -215,9 +215,7 @@ impl Rule {
                     .get("regex")
                     .and_then(Value::as_str)
                     .ok_or("a `string` rule needs `values = { regex = \"...\" }`")?;
-                let regex = fancy_regex::Regex::new(pattern)
-                    .map_err(|e| format!("the regex '{pattern}' does not compile: {e}"))?;
-                Ok(Rule::String { pattern: pattern.to_string(), regex: Box::new(regex) })
+                Ok(Rule::String { pattern: pattern.to_string(), regex: Box::new(compile(pattern)?) })
             }
             "map" => {
                 let grouped_by = obj
@@ -232,6 +230,40 @@ impl Rule {
             }
             other => Err(format!("unknown match type '{other}': use list, number, string or map")),
         }
+    }
+}
+
+/// The bound [`compile`] puts on a regex's length times its `{n` repetition counts.
+const MAX_REGEX_SIZE: u64 = 1 << 32;
+
+/// Compiles a `string` rule's regex. fancy-regex 0.20 multiplies repetition counts into match
+/// sizes unchecked (`(ab){6501196262088609336}` overflows: a panic where overflow checks are on,
+/// a wrapped size otherwise), so a regex whose length times its `{n` counts passes
+/// [`MAX_REGEX_SIZE`] is refused first; that product bounds every size fancy-regex computes
+/// except through subroutine calls (`\g<1>`), whose panic is turned into a refusal here.
+fn compile(pattern: &str) -> Result<fancy_regex::Regex, String> {
+    let bytes = pattern.as_bytes();
+    let mut size = bytes.len() as u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'{' => {
+                let digits = bytes[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let count =
+                    pattern[i + 1..i + 1 + digits].parse::<u64>().unwrap_or(if digits > 0 { u64::MAX } else { 1 });
+                size = size.saturating_mul(count.max(1));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if size > MAX_REGEX_SIZE {
+        return Err(format!("the regex '{pattern}' repeats too much: its length times its {{n}} counts passes 2^32"));
+    }
+    match std::panic::catch_unwind(|| fancy_regex::Regex::new(pattern)) {
+        Ok(compiled) => compiled.map_err(|e| format!("the regex '{pattern}' does not compile: {e}")),
+        Err(_) => Err(format!("the regex '{pattern}' is too large to compile")),
     }
 }
 
@@ -254,6 +286,18 @@ pub fn ruby_to_s(value: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn string_rules_with_sizes_fancy_regex_cannot_count_are_refused() {
+        // Found by the hcl_inputs fuzz target: fancy-regex 0.20's analysis overflowed on this.
+        let rule = |regex: &str| Rule::parse(&json!({"type": "string", "values": {"regex": regex}}));
+        let err = rule("^(ab){6501196262088609336}$").unwrap_err();
+        assert!(err.contains("repeats too much"), "{err}");
+        assert!(rule("^((a{65536}){65536}){2}$").unwrap_err().contains("repeats too much"));
+        let uuid = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+        assert!(matches!(rule(uuid), Ok(Rule::String { .. })), "ordinary counts compile");
+        assert!(matches!(rule(r"^\{99999999999\}$"), Ok(Rule::String { .. })), "escaped braces are no count");
+    }
 
     #[test]
     fn stored_inputs_redact_and_mask_even_when_their_definition_no_longer_compiles() {

@@ -30,7 +30,10 @@ import xml.etree.ElementTree as ET
 import xmlrpc.client
 from pathlib import Path
 
-import xmlschema
+try:
+    import xmlschema
+except ImportError:
+    sys.exit("xsd_check: xmlschema is missing from this Python: run scripts/setup, which installs it into .tools/venv")
 
 NAMESPACE = "http://opennebula.org/XMLSchema"
 AR_EXTRAS = {"IPAM_MAD", "EXTERNAL_IP"}
