@@ -98,7 +98,7 @@ fn exercise(inputs: &[Input]) -> Map<String, Value> {
     // `input::stored` reads them back to redact, mask and validate; what it cannot read it drops.
     let text = serde_json::to_string(&serde_json::json!({ "user_inputs": served })).expect("a body serialises");
     let body: Value = serde_json::from_str(&text).expect("a stored body reads back");
-    let stored = input::prepared(&body);
+    let stored = input::prepared(&body["user_inputs"]);
     assert_eq!(serde_json::to_value(&stored).ok().as_ref(), Some(&served), "stored inputs read back differently");
     assert!(stored.iter().all(|i| i.compiled.is_some()), "a stored input no longer prepares");
     let Ok(filled) = validate::validate(inputs, &Value::Object(Map::new())) else { return Map::new() };
