@@ -201,7 +201,7 @@ fn unparsed_files_never_break_a_driver() {
 
 /// What the fuzz targets found, kept in the corpus under these names, and the refusal each gives
 /// now (`None`: accepted, every property the harness checks holding).
-const FINDINGS: [(&str, &str, Option<&str>); 4] = [
+const FINDINGS: [(&str, &str, Option<&str>); 5] = [
     // hcl-edit retries a failing operand after a binary operator, doubling the work per nested
     // object: this 772-byte file took 36 s in release; `terraform::parse` now refuses it first.
     ("hcl_inputs", "timeout-nested-objects-double-parse-time", Some("nested more than 16 levels deep")),
@@ -212,6 +212,9 @@ const FINDINGS: [(&str, &str, Option<&str>); 4] = [
     // `default = 1333…3` (51 digits) read back from a stored body one digit off, until serde_json
     // parsed floats with `float_roundtrip`.
     ("hcl_inputs", "crash-float-default-changes-when-stored", None),
+    // `{{{…}}}` 38 deep in a template's metadata: each mapping key written as JSON text held its
+    // own key as escaped JSON text, doubling per level (39 s and 2 GB before running out).
+    ("j2_metadata", "oom-nested-mapping-keys-double-as-json", Some("keys must be text")),
 ];
 
 /// Every file of the fuzz corpus, seeds and kept findings, replays through the harness; each

@@ -188,16 +188,18 @@ fn substitute(value: &mut Value, values: &Map<String, Value>) {
     }
 }
 
-/// Parses YAML into JSON values: tags are dropped, non-text keys become their JSON text, and
-/// non-finite floats become null.
+/// Parses YAML into JSON values: tags are dropped, number, boolean and null keys become their
+/// text, and non-finite floats become null. A list or mapping as a key is refused: written as
+/// JSON text it would hold its own keys as escaped JSON text, doubling in size with every level
+/// (`{{{…}}}` 38 levels deep, from a 107-byte template, needed 2^38 bytes).
 pub fn yaml_to_json(text: &str) -> Result<Value, String> {
     let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| e.to_string())?;
-    Ok(convert(value))
+    convert(value)
 }
 
-fn convert(value: serde_norway::Value) -> Value {
+fn convert(value: serde_norway::Value) -> Result<Value, String> {
     use serde_norway::Value as Y;
-    match value {
+    Ok(match value {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(b),
         Y::Number(n) => {
@@ -210,20 +212,23 @@ fn convert(value: serde_norway::Value) -> Value {
             }
         }
         Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(convert).collect()),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(convert).collect::<Result<_, _>>()?),
         Y::Mapping(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
-                    let key = match convert(k) {
+                    let key = match convert(k)? {
                         Value::String(s) => s,
+                        Value::Array(_) | Value::Object(_) => {
+                            return Err("a mapping key is a list or a mapping: keys must be text".to_string());
+                        }
                         other => other.to_string(),
                     };
-                    (key, convert(v))
+                    Ok((key, convert(v)?))
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
         ),
-        Y::Tagged(tagged) => convert(tagged.value),
-    }
+        Y::Tagged(tagged) => convert(tagged.value)?,
+    })
 }
 
 #[cfg(test)]
@@ -317,6 +322,16 @@ node:
         let broken =
             load("t.j2", "/t.j2", "{# {name: a, description: b} #}\n{% for x in y %}\nall: {}".into()).unwrap_err();
         assert!(broken.contains("not a valid Jinja2 template"), "{broken}");
+    }
+
+    #[test]
+    fn yaml_keys_are_text_and_lists_or_mappings_as_keys_are_refused() {
+        let value = yaml_to_json("1: a\ntrue: b\n~: c\n!tag x: d").unwrap();
+        assert_eq!(value, json!({"1": "a", "true": "b", "null": "c", "x": "d"}));
+        // Found by the j2_metadata fuzz target: as JSON text this key needed 2^38 bytes.
+        let nested = format!("{}{}", "{".repeat(38), "}".repeat(38));
+        assert!(yaml_to_json(&nested).unwrap_err().contains("keys must be text"));
+        assert!(yaml_to_json("? [1, 2]\n: x").unwrap_err().contains("keys must be text"));
     }
 
     #[test]
