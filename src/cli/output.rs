@@ -1,15 +1,10 @@
 //! How commands print: data on stdout as aligned tables for people or JSON for scripts,
-//! warnings on stderr. Sensitive values are replaced by `__redacted__` before anything prints.
+//! warnings on stderr. What prints is already redacted by the service.
 
 use std::io::Write;
 
 use serde::Serialize;
 use serde_json::Value;
-
-use crate::driver::Input;
-
-/// OneForm's placeholder for hidden values.
-pub use crate::driver::input::REDACTED;
 
 /// The chosen output mode.
 #[derive(Debug, Clone, Copy)]
@@ -60,20 +55,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Spaces between two columns of a [`table`].
 const COLUMN_GAP: u16 = 2;
-
-/// A copy of inputs whose sensitive defaults are hidden.
-pub fn redact_inputs(inputs: &[Input]) -> Vec<Input> {
-    inputs
-        .iter()
-        .map(|i| {
-            let mut i = i.clone();
-            if i.is_sensitive() && i.default.is_some() {
-                i.default = Some(Value::String(REDACTED.into()));
-            }
-            i
-        })
-        .collect()
-}
 
 /// A value as one table cell.
 pub fn cell(value: &Value) -> String {

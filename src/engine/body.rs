@@ -49,14 +49,7 @@ impl ProvisionBody {
     /// The body as JSON with every sensitive value `__redacted__` (what is served).
     pub fn to_redacted_value(&self) -> Value {
         let mut value = self.to_value();
-        let inputs = self.inputs();
-        if let Some(values) = value.get_mut("user_inputs_values").and_then(Value::as_object_mut) {
-            for input in inputs.iter().filter(|i| i.is_sensitive()) {
-                if let Some(v) = values.get_mut(&input.name) {
-                    *v = Value::String(input::REDACTED.into());
-                }
-            }
-        }
+        value["user_inputs_values"] = Value::Object(input::redacted(&self.inputs(), &self.user_inputs_values));
         value
     }
 

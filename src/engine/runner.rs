@@ -193,7 +193,7 @@ impl<S: Stages> Runner<S> {
     ) -> Result<Vec<(i64, Result<State, Error>)>, Error> {
         let mut done = Vec::new();
         for op in self.store.call(|s| s.running_operations()).await? {
-            let previous = Owner { pid: op.owner_pid, token: op.owner_token.clone() };
+            let previous = op.owner();
             if is_alive(&previous) || !self.take_over(op.id, &previous).await? {
                 continue;
             }

@@ -59,8 +59,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// Opens the database (creating and migrating it), the catalogue, the OpenNebula endpoint,
-    /// and makes sure the `onprem` provider exists.
+    /// Opens the database (creating and migrating it) and the catalogue, and makes sure the
+    /// `onprem` provider exists. The OpenNebula endpoint opens when first needed.
     pub fn open(settings: Settings) -> Result<Arc<Service>, Error> {
         let store = Arc::new(Store::open(&settings.database())?);
         let catalog = settings.catalog()?;

@@ -13,7 +13,7 @@ use super::provisions::{NewProvision, build};
 use super::requests::{Request, plan};
 use super::{Error, Service};
 use crate::engine::{Event, OnInterrupted, Params, ProvisionBody, State, owner};
-use crate::store::{self, Owner};
+use crate::store;
 
 /// How an operation this process started ended.
 #[derive(Debug)]
@@ -125,7 +125,7 @@ impl Service {
         let event: Event = serde_json::from_str(event)
             .map_err(|e| Error::invalid(format!("'{event}' is not an operation event: {e}")))?;
         let op = self.store.operation(operation)?;
-        let previous = Owner { pid: op.owner_pid, token: op.owner_token.clone() };
+        let previous = op.owner();
         if !self.store.take_over(op.id, &previous, &owner::current(), store::now())? {
             return Err(Error::Conflict {
                 message: format!("operation {operation} is no longer running or was taken over by another process"),
@@ -153,7 +153,7 @@ impl Service {
             .store
             .running_operations()?
             .into_iter()
-            .filter(|op| !owner::is_alive(&Owner { pid: op.owner_pid, token: op.owner_token.clone() }))
+            .filter(|op| !owner::is_alive(&op.owner()))
             .map(|op| op.provision_id)
             .collect();
         if provisions.is_empty() {
@@ -169,8 +169,7 @@ impl Service {
     async fn refuse_unmanaged(&self, body: &ProvisionBody, params: &Params) -> Result<(), Error> {
         let Params::Teardown { force: false, resources } = params else { return Ok(()) };
         let selection = crate::stages::selection(resources);
-        let mut objects = crate::one::OneObjects::from_value(body.one_objects.clone())
-            .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
+        let mut objects = super::public_ips::one_objects(body)?;
         let found = crate::one::unmanaged(self.one()?, &mut objects).await?.only(&selection);
         if found.is_empty() {
             return Ok(());
@@ -187,7 +186,7 @@ impl Service {
         let Some(op) = self.store.request_cancel(id)? else {
             return Err(Error::not_allowed(format!("provision {id} has no running operation to cancel")));
         };
-        if owner::is_alive(&Owner { pid: op.owner_pid, token: op.owner_token.clone() }) {
+        if owner::is_alive(&op.owner()) {
             return Ok(Cancelled::Requested { operation: op.id, kind: op.kind, owner_pid: op.owner_pid });
         }
         let done = self.resume(OnInterrupted::Fail, &|| Box::new(Silent)).await?;
@@ -222,7 +221,7 @@ impl Service {
             if !matches!(op.params, Params::AddIps { .. } | Params::RemoveIp { .. }) {
                 continue;
             }
-            let previous = Owner { pid: op.owner_pid, token: op.owner_token.clone() };
+            let previous = op.owner();
             if owner::is_alive(&previous) || !self.store.take_over(op.id, &previous, &owner::current(), store::now())? {
                 continue;
             }

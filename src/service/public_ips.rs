@@ -93,8 +93,7 @@ impl Service {
     /// How many public IPs the provision's elastic network holds now.
     async fn live_public_ips(&self, id: i64) -> Result<u64, Error> {
         let row = self.store.provision(id)?;
-        let mut objects = OneObjects::from_value(row.body.one_objects.clone())
-            .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
+        let mut objects = one_objects(&row.body)?;
         one::refresh_ars(self.one()?, &mut objects).await?;
         Ok(ars(&objects).len() as u64)
     }
@@ -102,8 +101,7 @@ impl Service {
     async fn apply_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<(), Error> {
         let row = self.store.provision(id)?;
         let mut body = row.body.clone();
-        let mut objects = OneObjects::from_value(body.one_objects.clone())
-            .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
+        let mut objects = one_objects(&body)?;
         let ctx = one_progress::context(&row);
         let store = &self.store;
         let (fault, mut saves) = (self.fault(), 0);
@@ -149,8 +147,7 @@ fn target(row: &crate::store::ProvisionRow, change: Change) -> Result<u64, Error
         Change::Add { amount: 0 } => return Err(Error::invalid("--amount must be at least 1")),
         Change::Add { amount } => current + amount,
         Change::Remove { ar_id } => {
-            let objects = OneObjects::from_value(row.body.one_objects.clone())
-                .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))?;
+            let objects = one_objects(&row.body)?;
             let known = ars(&objects);
             if !known.contains(&ar_id) {
                 let known: Vec<String> = known.iter().map(i64::to_string).collect();
@@ -184,4 +181,10 @@ fn ars(objects: &OneObjects) -> Vec<i64> {
     let template = elastic.and_then(|i| objects.networks[i].template.as_ref());
     let ars = template.and_then(|t| t.get("ar")).and_then(serde_json::Value::as_array);
     ars.into_iter().flatten().filter_map(|ar| ar["ar_id"].as_i64()).collect()
+}
+
+/// The provision's OpenNebula objects, as the `one` module works on them.
+pub(super) fn one_objects(body: &ProvisionBody) -> Result<OneObjects, Error> {
+    OneObjects::from_value(body.one_objects.clone())
+        .map_err(|e| Error::internal(format!("the provision's one_objects are not valid: {e}")))
 }

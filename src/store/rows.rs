@@ -98,6 +98,13 @@ pub struct OperationRow {
     pub error: Option<String>,
 }
 
+impl OperationRow {
+    /// The process that owns the operation.
+    pub fn owner(&self) -> super::Owner {
+        super::Owner { pid: self.owner_pid, token: self.owner_token.clone() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRow {
     pub id: i64,
