@@ -7,6 +7,7 @@
 //! `one` (OpenNebula), `exec` (processes), `driver` (driver folders). Nothing below reaches
 //! back up.
 
+mod access;
 mod drivers;
 mod error;
 mod operations;
@@ -24,6 +25,7 @@ pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, Syn
 pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
 pub use crate::store::OperationRow as Operation;
+pub use access::{Caller, Mode, ONEADMIN_GROUP, Ownership, Right};
 pub use drivers::{Drivers, Validated};
 pub use error::{Error, FieldError, exit};
 pub use operations::{Cancelled, Orphans, Ran, Resumed, Started};
