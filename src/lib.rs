@@ -5,6 +5,8 @@
 //! `engine` and `stages`; `driver`, `settings`, `units` and `suggest` are leaves anyone may use.
 //! - [`cli`]: one file per command group: parses arguments, calls the service, renders tables
 //!   or `--json` on stdout and progress and errors on stderr. No rule lives there.
+//! - [`client`]: the REST API of `formwork serve` as typed calls that answer what the service
+//!   answers, so every command runs against a server with `--server URL`.
 //! - [`service`]: every operation on drivers, providers and provisions, with typed requests and
 //!   one typed error that maps to exit codes (and HTTP statuses); runs operations as tasks.
 //! - [`engine`]: the lifecycle: the 20 states, the pure transition function, the runner that
@@ -22,6 +24,7 @@
 //! - [`units`]: durations and dates as people read them. [`suggest`]: "did you mean".
 
 pub mod cli;
+pub mod client;
 pub mod driver;
 pub mod engine;
 pub mod exec;

@@ -1,9 +1,11 @@
 //! The command line: argument definitions here, one file per subcommand group. Each command
-//! parses its arguments, calls the service layer and renders the answer (a table or `--json`
-//! on stdout, progress and errors on stderr); no rule lives here, and nothing below the service
-//! is reached (`tests/tidy.rs` checks it). Commands return `anyhow::Result`; `main` prints the
+//! parses its arguments, calls its [`Backend`](backend::Backend) — the service layer here, or a
+//! formwork server with `--server URL` / `ONEFORM_URL` — and renders the answer (a table or
+//! `--json` on stdout, progress and errors on stderr); no rule lives here, and nothing below the
+//! service is reached (`tests/tidy.rs` checks it). Commands return `anyhow::Result`; `main` prints the
 //! error and maps it to an exit code with [`service::Error::exit_code`](crate::service::Error::exit_code).
 
+mod backend;
 pub mod driver;
 mod format;
 mod logs;
@@ -19,7 +21,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::settings::{Flags, Settings};
+use crate::settings::Flags;
 
 pub use crate::service::exit;
 
@@ -35,6 +37,11 @@ pub struct Cli {
     /// Extra drivers directory, searched after the built-in drivers (repeatable)
     #[arg(long = "drivers-dir", global = true, value_name = "DIR")]
     pub drivers_dirs: Vec<PathBuf>,
+    /// Run the command on a formwork server (`formwork serve`) instead of this machine's data;
+    /// also ONEFORM_URL. Credentials: ONEFORM_USER and ONEFORM_PASSWORD, else the
+    /// `user:password` file ONE_AUTH names, else ~/.one/one_auth
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
     pub json: bool,
@@ -68,15 +75,18 @@ pub enum LogFormat {
 /// Runs a parsed command line; `env` is the process environment, read once by `main`.
 pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     let flags = Flags { config: cli.config, data_dir: cli.data_dir, drivers_dirs: cli.drivers_dirs };
-    let settings = Settings::resolve(flags, env)?;
     let out = output::Output::new(cli.json);
     let span = tracing::info_span!("command", name = cli.command.name());
     let _entered = span.enter();
-    match cli.command {
-        Command::Driver(cmd) => driver::run(cmd, &settings, &out),
-        Command::Provider(cmd) => provider::run(cmd, &settings, &out),
-        Command::Provision(cmd) => provision::run(cmd, &settings, &out),
-    }
+    let backend = backend::Backend::choose(cli.server.as_deref(), flags, env)?;
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    tokio.block_on(async {
+        match cli.command {
+            Command::Driver(cmd) => driver::run(cmd, &backend, &out).await,
+            Command::Provider(cmd) => provider::run(cmd, &backend, &out).await,
+            Command::Provision(cmd) => provision::run(cmd, &backend, &out).await,
+        }
+    })
 }
 
 impl Command {

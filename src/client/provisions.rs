@@ -1,0 +1,74 @@
+//! Provision records: list, show, update, delete. Provisions come back unwrapped from their
+//! document (`DOCUMENT.TEMPLATE.PROVISION_BODY`) with the keys only the server adds taken off,
+//! so `--json` prints what it prints locally. Operations that run stages are in `follow`.
+
+use serde_json::{Value, json};
+
+use super::{Client, answer, unwrap_document, unwrap_documents};
+use crate::service::{Error, Shown, Update};
+
+pub(super) const BODY: &str = "PROVISION_BODY";
+
+/// Keys OneForm's API serves in a provision body that the local CLI does not print: the
+/// provider's driver name and the driver version, which `provision show` has as `driver`.
+const SERVED_ONLY: [&str; 2] = ["cloud_provider", "version"];
+
+impl Client {
+    /// `GET /provisions[?all=true]`.
+    pub async fn provisions(&self, all: bool) -> Result<Vec<Value>, Error> {
+        let path = if all { "/provisions?all=true" } else { "/provisions" };
+        Ok(unwrap_documents(self.get(path).await?, BODY)?.into_iter().map(local).collect())
+    }
+
+    /// `GET /provisions/:id` and the operation running on it, if any.
+    pub async fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
+        let provision = self.provision_body(id, include_sensitive).await?;
+        let operations = self.get(&format!("/provisions/{id}/operations")).await?;
+        let running = operations
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|op| op["status"] == "running")
+            .find_map(answer::operation);
+        Ok(Shown { provision, running })
+    }
+
+    /// `GET /provisions/:id[?include_sensitive=true]`, unwrapped.
+    pub(super) async fn provision_body(&self, id: i64, include_sensitive: bool) -> Result<Value, Error> {
+        let query = if include_sensitive { "?include_sensitive=true" } else { "" };
+        Ok(local(unwrap_document(self.get(&format!("/provisions/{id}{query}")).await?, BODY)?))
+    }
+
+    /// `PATCH /provisions/:id` with the fields given.
+    pub async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
+        let mut body = json!({});
+        let fields = [
+            ("name", change.name.as_ref().map(|v| json!(v))),
+            ("description", change.description.as_ref().map(|v| json!(v))),
+            ("user_inputs_values", change.values.clone()),
+            ("onedeploy_tags", change.onedeploy_tags.as_ref().map(|v| json!(v))),
+        ];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                body[key] = value;
+            }
+        }
+        Ok(local(unwrap_document(self.patch(&format!("/provisions/{id}"), &body).await?, BODY)?))
+    }
+
+    /// `DELETE /provisions/:id[?force=true]`.
+    pub async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
+        let query = if force { "?force=true" } else { "" };
+        self.delete(&format!("/provisions/{id}{query}")).await.map(drop)
+    }
+}
+
+/// A served body as the local CLI prints it.
+fn local(mut body: Value) -> Value {
+    if let Value::Object(fields) = &mut body {
+        for key in SERVED_ONLY {
+            fields.shift_remove(key);
+        }
+    }
+    body
+}
