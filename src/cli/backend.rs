@@ -16,6 +16,8 @@ use crate::service::{
 };
 use crate::settings::{Flags, Settings};
 
+// One backend per process, made once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     Local(Local),
     Remote(Client),

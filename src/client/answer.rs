@@ -30,7 +30,7 @@ pub fn error(status: StatusCode, bytes: &[u8]) -> Error {
         404 => Error::NotFound { message },
         405 => busy(&message, context.as_ref()).unwrap_or(Error::NotAllowed { message }),
         409 => Error::Conflict { message },
-        502 | 503 | 504 => Error::Upstream { system: system_of(&message), source: message.into() },
+        502..=504 => Error::Upstream { system: system_of(&message), source: message.into() },
         _ => Error::internal(message),
     }
 }

@@ -21,8 +21,9 @@ use crate::service::{
 };
 
 /// How long an accepted request may show no operation before the client gives up following:
-/// the server records the operation before it answers, so this only covers a queue.
-const NO_OPERATION: Duration = Duration::from_secs(600);
+/// the server records the operation (running or queued) before it answers, so this is only a
+/// bound on a server that does not.
+const NO_OPERATION: Duration = Duration::from_secs(30);
 
 /// A log line as the API serves it (`level` is `debug`, `info`, `warning` or `error`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
