@@ -45,7 +45,7 @@ pub struct AttemptEnd {
 }
 
 const OPERATION_COLUMNS: &str = "id, provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, \
-                                 cancel_requested, created_time, finished_time, error";
+                                 cancel_requested, created_time, finished_time, error, queued";
 
 impl Store {
     /// Starts an operation, or refuses with [`Error::Busy`] naming the one already running.
@@ -61,6 +61,43 @@ impl Store {
             .map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?;
         let (kind, owner) = (kind.to_string(), owner.clone());
         self.write(move |tx| begin(tx, provision_id, &kind, &params, &owner, time))
+    }
+
+    /// Starts an operation that waits in the server's queue: it holds the provision's lock
+    /// from now on, and [`Store::dequeue`] marks it started when a slot frees.
+    pub fn enqueue_operation(
+        &self,
+        provision_id: i64,
+        kind: &str,
+        params: &Params,
+        owner: &Owner,
+        time: i64,
+    ) -> Result<i64, Error> {
+        let params = serde_json::to_string(params)
+            .map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?;
+        let (kind, owner) = (kind.to_string(), owner.clone());
+        self.write(move |tx| {
+            let id = begin(tx, provision_id, &kind, &params, &owner, time)?;
+            tx.prepare_cached("UPDATE operations SET queued = 1 WHERE id = ?1")?.execute([id])?;
+            Ok(id)
+        })
+    }
+
+    /// Marks a queued operation as started (it got a slot).
+    pub fn dequeue(&self, id: i64) -> Result<(), Error> {
+        self.write(move |tx| {
+            tx.prepare_cached("UPDATE operations SET queued = 0 WHERE id = ?1")?.execute([id])?;
+            Ok(())
+        })
+    }
+
+    /// How many running operations wait for a slot.
+    pub fn queue_length(&self) -> Result<i64, Error> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT count(*) FROM operations WHERE status = 'running' AND queued = 1")?;
+            Ok(stmt.query_row([], |r| r.get(0))?)
+        })
     }
 
     pub fn operation(&self, id: i64) -> Result<OperationRow, Error> {
@@ -263,6 +300,7 @@ fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> 
             created_time: r.get(9)?,
             finished_time: r.get(10)?,
             error: r.get(11)?,
+            queued: r.get(12)?,
         })
     };
     Ok(build())
