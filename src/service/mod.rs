@@ -8,6 +8,7 @@
 //! back up.
 
 mod access;
+mod documents;
 mod drivers;
 mod error;
 mod operations;
@@ -15,6 +16,7 @@ pub mod progress;
 mod providers;
 mod provisions;
 mod public_ips;
+mod queue;
 mod requests;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
 pub use crate::store::OperationRow as Operation;
 pub use access::{Caller, Mode, ONEADMIN_GROUP, Ownership, Right};
+pub use documents::{Document, Include, Kind};
 pub use drivers::{Drivers, Validated};
 pub use error::{Error, FieldError, exit};
 pub use operations::{Cancelled, Orphans, Ran, Resumed, Started};
@@ -58,6 +61,8 @@ pub struct Service {
     /// outlive each run and each crash as in oned. Opened on first use: reading records needs
     /// no OpenNebula credentials.
     one: std::sync::OnceLock<Endpoint>,
+    /// The server's `max_operations` slots (see `queue`).
+    slots: tokio::sync::Semaphore,
 }
 
 impl Service {
@@ -67,7 +72,8 @@ impl Service {
         let store = Arc::new(Store::open(&settings.database())?);
         let catalog = settings.catalog()?;
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
-        Ok(Arc::new(Service { settings, store, catalog, one: std::sync::OnceLock::new() }))
+        let slots = tokio::sync::Semaphore::new(settings.max_operations);
+        Ok(Arc::new(Service { settings, store, catalog, one: std::sync::OnceLock::new(), slots }))
     }
 
     /// The OpenNebula endpoint, opened the first time it is needed.
