@@ -173,27 +173,28 @@ async fn remembered_logins_are_bounded_and_the_oldest_goes_first() {
     assert_eq!(server.calls().len(), 5, "a capacity of 0 remembers nothing");
 }
 
-#[tokio::test]
-async fn expired_logins_make_room_before_live_ones() {
-    let server = TestServer::start(oned).await;
-    let limits = Limits { cache_capacity: 2, ..fast() };
-    let (auth, now) = against(&server, limits).await;
-    auth.authenticate(Some(&basic("alice:right"))).await.unwrap();
-    advance(&now, Duration::from_secs(61));
-    auth.authenticate(Some(&basic("bob:pw"))).await.unwrap();
-    let kept = auth.logins.lock().unwrap().entries.len();
-    assert_eq!(kept, 2, "nothing is dropped while there is room");
-    let third = Credentials { user: "carol".into(), password: "x".into() };
-    let caller = Caller { uid: 9, uname: "carol".into(), gid: 1, gname: "users".into(), groups: vec![1] };
-    let at = *now.lock().unwrap();
-    auth.logins.lock().unwrap().insert(third, caller, at, &limits);
-    let users: Vec<String> = {
-        let logins = auth.logins.lock().unwrap();
-        let mut users: Vec<String> = logins.entries.keys().map(|c| c.user.clone()).collect();
-        users.sort();
-        users
+#[test]
+fn a_full_cache_drops_every_expired_login_before_a_live_one() {
+    let limits = Limits { cache_capacity: 3, ..fast() };
+    let (mut logins, start) = (Logins::default(), Instant::now());
+    let add = |logins: &mut Logins, user: &str, at: Instant| {
+        let caller = Caller { uid: 9, uname: user.into(), gid: 1, gname: "users".into(), groups: vec![1] };
+        logins.insert(Credentials { user: user.into(), password: "pw".into() }, caller, at, &limits);
     };
-    assert_eq!(users, ["bob", "carol"], "the expired alice made room");
+    add(&mut logins, "a", start);
+    add(&mut logins, "b", start);
+    let later = start + Duration::from_secs(61);
+    add(&mut logins, "c", later);
+    assert_eq!(logins.entries.len(), 3, "nothing is dropped while there is room");
+    add(&mut logins, "d", later);
+    let mut users: Vec<&str> = logins.entries.keys().map(|c| c.user.as_str()).collect();
+    users.sort_unstable();
+    assert_eq!(users, ["c", "d"], "both expired logins went, the live one stayed");
+    add(&mut logins, "e", later);
+    add(&mut logins, "f", later);
+    let mut users: Vec<&str> = logins.entries.keys().map(|c| c.user.as_str()).collect();
+    users.sort_unstable();
+    assert_eq!(users, ["d", "e", "f"], "then the oldest live one");
 }
 
 #[tokio::test]
