@@ -235,3 +235,67 @@ fn builtin_name(id: i64, what: &str, zero: &str) -> Result<String, Error> {
         ))),
     }
 }
+
+/// What the API reads beyond documents: a provision's unmanaged objects, its whole log, its
+/// operations, and the counts behind `/metrics`.
+impl Service {
+    /// VMs and images formwork did not create on the provision's objects (OneForm's
+    /// `/unmanaged` shape).
+    pub async fn unmanaged(&self, caller: &Caller, id: i64) -> Result<Value, Error> {
+        let row = self.store.provision(id)?;
+        check(caller, Kind::Provision, id, &row.owner, Right::Use)?;
+        let mut objects = super::public_ips::one_objects(&row.body)?;
+        let found = crate::one::unmanaged(self.one()?, &mut objects).await?;
+        Ok(serde_json::to_value(&found)?)
+    }
+
+    /// Every line of a provision's log (none yet is an empty log).
+    pub fn log_lines(&self, id: i64) -> Result<Vec<crate::exec::LogLine>, Error> {
+        self.store.provision(id)?;
+        let path = self.settings.log_path(id);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        Ok(crate::exec::log::read(&path, 0)?.0)
+    }
+
+    /// The log's length in bytes: where a poll without a position starts.
+    pub fn log_end(&self, id: i64) -> Result<u64, Error> {
+        self.store.provision(id)?;
+        Ok(std::fs::metadata(self.settings.log_path(id)).map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// A provision's operations, newest first.
+    pub fn operations(&self, id: i64) -> Result<Vec<super::Operation>, Error> {
+        self.store.provision(id)?;
+        let mut ops = self.store.operations(id)?;
+        ops.sort_by_key(|op| std::cmp::Reverse(op.id));
+        Ok(ops)
+    }
+
+    pub fn metrics(&self) -> Result<Metrics, Error> {
+        let raw = self.store.metrics()?;
+        let provisions = raw
+            .provisions
+            .iter()
+            .map(|(n, count)| (crate::engine::State::from_number(*n).map_or(n.to_string(), |s| s.name().to_string()), *count))
+            .collect();
+        Ok(Metrics { provisions, ..Metrics::from(raw) })
+    }
+}
+
+/// `/metrics`' counts, with states by name.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub operations: Vec<(String, String, i64)>,
+    pub provisions: Vec<(String, i64)>,
+    pub queued: i64,
+    pub running: i64,
+    pub stages: Vec<crate::store::StageMetrics>,
+}
+
+impl From<crate::store::Metrics> for Metrics {
+    fn from(m: crate::store::Metrics) -> Metrics {
+        Metrics { operations: m.operations, provisions: Vec::new(), queued: m.queued, running: m.running, stages: m.stages }
+    }
+}

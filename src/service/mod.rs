@@ -28,7 +28,7 @@ pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
 pub use crate::store::OperationRow as Operation;
 pub use access::{Caller, Mode, ONEADMIN_GROUP, Ownership, Right};
-pub use documents::{Document, Include, Kind};
+pub use documents::{Document, Include, Kind, Metrics};
 pub use drivers::{Drivers, Validated};
 pub use error::{Error, FieldError, exit};
 pub use operations::{Cancelled, Orphans, Ran, Resumed, Started};
@@ -74,6 +74,10 @@ impl Service {
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
         let slots = tokio::sync::Semaphore::new(settings.max_operations);
         Ok(Arc::new(Service { settings, store, catalog, one: std::sync::OnceLock::new(), slots }))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The OpenNebula endpoint, opened the first time it is needed.

@@ -305,3 +305,61 @@ fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> 
     };
     Ok(build())
 }
+
+/// The upper bounds (seconds) of the stage duration histogram's buckets.
+pub const STAGE_BUCKETS: [i64; 7] = [1, 5, 15, 60, 300, 900, 3600];
+
+/// Counts for `/metrics`, read in one pass over the tables.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// (kind, status, count) of every operation ever recorded.
+    pub operations: Vec<(String, String, i64)>,
+    /// (state number, count).
+    pub provisions: Vec<(i64, i64)>,
+    /// Running operations waiting for a slot, and those holding one.
+    pub queued: i64,
+    pub running: i64,
+    pub stages: Vec<StageMetrics>,
+}
+
+/// Finished attempts of one stage: cumulative counts per [`STAGE_BUCKETS`] bound, sum, count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageMetrics {
+    pub stage: String,
+    pub buckets: Vec<(i64, i64)>,
+    pub sum: i64,
+    pub count: i64,
+}
+
+impl Store {
+    pub fn metrics(&self) -> Result<Metrics, Error> {
+        self.read(|conn| {
+            let mut m = Metrics::default();
+            let mut stmt = conn.prepare_cached("SELECT kind, status, count(*) FROM operations GROUP BY kind, status ORDER BY kind, status")?;
+            m.operations = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+            let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM provisions GROUP BY state ORDER BY state")?;
+            m.provisions = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT coalesce(sum(queued), 0), coalesce(sum(1 - queued), 0) FROM operations WHERE status = 'running'",
+            )?;
+            (m.queued, m.running) = stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let bounds: String = STAGE_BUCKETS.iter().map(|b| format!(", sum(d <= {b})")).collect();
+            let sql = format!(
+                "SELECT stage, count(*), sum(d){bounds} FROM
+                     (SELECT stage, finished_time - started_time AS d FROM stage_attempts WHERE finished_time IS NOT NULL)
+                 GROUP BY stage ORDER BY stage"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            m.stages = stmt
+                .query_map([], |r| {
+                    let mut buckets = Vec::new();
+                    for (i, bound) in STAGE_BUCKETS.iter().enumerate() {
+                        buckets.push((*bound, r.get(3 + i)?));
+                    }
+                    Ok(StageMetrics { stage: r.get(0)?, count: r.get(1)?, sum: r.get(2)?, buckets })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(m)
+        })
+    }
+}
