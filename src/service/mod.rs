@@ -58,6 +58,8 @@ pub struct Service {
     /// outlive each run and each crash as in oned. Opened on first use: reading records needs
     /// no OpenNebula credentials.
     one: std::sync::OnceLock<Endpoint>,
+    /// The REST API this process serves (set once by `formwork serve`), for the playbooks.
+    form: std::sync::OnceLock<crate::stages::FormServer>,
 }
 
 impl Service {
@@ -67,7 +69,19 @@ impl Service {
         let store = Arc::new(Store::open(&settings.database())?);
         let catalog = settings.catalog()?;
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
-        Ok(Arc::new(Service { settings, store, catalog, one: std::sync::OnceLock::new() }))
+        Ok(Arc::new(Service {
+            settings,
+            store,
+            catalog,
+            one: std::sync::OnceLock::new(),
+            form: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// Playbooks of this process's operations get `form_server` and `one_auth` from `form`
+    /// (OneForm's extra variables); the first call wins.
+    pub fn serve_as(&self, form: crate::stages::FormServer) {
+        let _ = self.form.set(form);
     }
 
     /// The OpenNebula endpoint, opened the first time it is needed.
@@ -103,6 +117,7 @@ impl Service {
             stage_timeout: settings.stage_timeout,
             grace: GRACE,
             lock_timeout: settings.lock_timeout,
+            form: self.form.get().cloned(),
         };
         let stages = Real {
             catalog: self.catalog.clone(),
