@@ -63,6 +63,8 @@ pub struct Service {
     one: std::sync::OnceLock<Endpoint>,
     /// The server's `max_operations` slots (see `queue`).
     slots: tokio::sync::Semaphore,
+    /// The REST API this process serves (set once by `formwork serve`), for the playbooks.
+    form: std::sync::OnceLock<crate::stages::FormServer>,
 }
 
 impl Service {
@@ -73,11 +75,24 @@ impl Service {
         let catalog = settings.catalog()?;
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
         let slots = tokio::sync::Semaphore::new(settings.max_operations);
-        Ok(Arc::new(Service { settings, store, catalog, one: std::sync::OnceLock::new(), slots }))
+        Ok(Arc::new(Service {
+            settings,
+            store,
+            catalog,
+            one: std::sync::OnceLock::new(),
+            slots,
+            form: std::sync::OnceLock::new(),
+        }))
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Playbooks of this process's operations get `form_server` and `one_auth` from `form`
+    /// (OneForm's extra variables); the first call wins.
+    pub fn serve_as(&self, form: crate::stages::FormServer) {
+        let _ = self.form.set(form);
     }
 
     /// The OpenNebula endpoint, opened the first time it is needed.
@@ -113,6 +128,7 @@ impl Service {
             stage_timeout: settings.stage_timeout,
             grace: GRACE,
             lock_timeout: settings.lock_timeout,
+            form: self.form.get().cloned(),
         };
         let stages = Real {
             catalog: self.catalog.clone(),
