@@ -51,7 +51,10 @@ async fn opennebula_users_get_in_with_their_ids_and_groups_and_others_are_refuse
         assert_eq!(refused.status(), 401);
     }
     let missing = auth.authenticate(None).await.unwrap_err();
-    assert_eq!((missing.to_string().as_str(), missing.status().as_u16()), ("A username and password must be provided", 401));
+    assert_eq!(
+        (missing.to_string().as_str(), missing.status().as_u16()),
+        ("A username and password must be provided", 401)
+    );
 
     // A playbook's minted session is accepted as its caller.
     let minted = auth.mint(&alice);

@@ -157,7 +157,7 @@ pub struct Authenticator {
 
 /// [`Mode`] made ready: the endpoint checked and its client built once.
 enum Check {
-    OpenNebula(Client),
+    OpenNebula(Box<Client>),
     Single(Credentials),
 }
 
@@ -176,7 +176,9 @@ impl Authenticator {
     /// now rather than on every request.
     pub fn new(mode: Mode, limits: Limits) -> Result<Authenticator, SetupError> {
         let check = match mode {
-            Mode::OpenNebula { endpoint } => Check::OpenNebula(Client::new(&endpoint, String::new(), limits.one)?),
+            Mode::OpenNebula { endpoint } => {
+                Check::OpenNebula(Box::new(Client::new(&endpoint, String::new(), limits.one)?))
+            }
             Mode::Single { user, password } => Check::Single(Credentials { user, password }),
         };
         Ok(Authenticator {

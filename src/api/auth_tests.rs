@@ -105,8 +105,7 @@ async fn opennebula_checks_the_callers_own_session_and_names_its_groups() {
     let server = TestServer::start(oned).await;
     let (auth, _) = against(&server, fast()).await;
     let caller = auth.authenticate(Some(&basic("alice:right"))).await.unwrap();
-    let expected =
-        Caller { uid: 3, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1, 5] };
+    let expected = Caller { uid: 3, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1, 5] };
     assert_eq!(caller, expected);
     let calls = server.calls();
     assert_eq!(calls.len(), 1);
@@ -249,10 +248,10 @@ async fn minted_sessions_stand_for_their_caller_without_asking_opennebula() {
 
 #[tokio::test]
 async fn minted_sessions_are_bounded_and_the_oldest_goes_first() {
-    let auth = Authenticator::new(Mode::Single { user: "a".into(), password: "b".into() }, Limits {
-        minted_capacity: 2,
-        ..fast()
-    })
+    let auth = Authenticator::new(
+        Mode::Single { user: "a".into(), password: "b".into() },
+        Limits { minted_capacity: 2, ..fast() },
+    )
     .unwrap();
     let caller = |uid: i64| Caller { uid, uname: format!("u{uid}"), gid: 1, gname: "users".into(), groups: vec![1] };
     let sessions: Vec<String> = (1..=3).map(|uid| auth.mint(&caller(uid))).collect();

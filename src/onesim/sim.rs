@@ -31,7 +31,12 @@ pub struct User {
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let redacted = &"<redacted>";
-        f.debug_struct("User").field("id", &self.id).field("name", &self.name).field("password", redacted).field("gid", &self.gid).finish()
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("password", redacted)
+            .field("gid", &self.gid)
+            .finish()
     }
 }
 
@@ -64,7 +69,11 @@ pub struct NewUser {
 
 impl std::fmt::Debug for NewUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewUser").field("name", &self.name).field("password", &"<redacted>").field("gid", &self.gid).finish()
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("gid", &self.gid)
+            .finish()
     }
 }
 

@@ -102,7 +102,12 @@ mod tests {
     fn the_oneadmin_group_reads_every_user_others_only_themselves() {
         for caller in [0, 3] {
             let xml = ask(caller, "one.user.info", 2).unwrap();
-            assert!(xml.starts_with("<USER><ID>2</ID><GID>1</GID><GROUPS><ID>1</ID></GROUPS><GNAME>users</GNAME><NAME>bob</NAME>"), "{xml}");
+            assert!(
+                xml.starts_with(
+                    "<USER><ID>2</ID><GID>1</GID><GROUPS><ID>1</ID></GROUPS><GNAME>users</GNAME><NAME>bob</NAME>"
+                ),
+                "{xml}"
+            );
             assert!(!xml.contains("bob-pw"), "{xml}");
         }
         assert!(ask(1, "one.user.info", -1).unwrap().contains("<NAME>alice</NAME>"));
@@ -121,7 +126,11 @@ mod tests {
         assert_eq!(ask(1, "one.group.info", -1).unwrap(), users_group);
         assert_eq!(ask(2, "one.group.info", 1).unwrap(), users_group);
         let oneadmin = ask(3, "one.group.info", -1).unwrap();
-        assert!(oneadmin.starts_with("<GROUP><ID>0</ID><NAME>oneadmin</NAME><TEMPLATE/><USERS><ID>0</ID><ID>3</ID></USERS>"), "{oneadmin}");
+        assert!(
+            oneadmin
+                .starts_with("<GROUP><ID>0</ID><NAME>oneadmin</NAME><TEMPLATE/><USERS><ID>0</ID><ID>3</ID></USERS>"),
+            "{oneadmin}"
+        );
         assert_eq!(ask(1, "one.group.info", 0), Err(Code::Authorization));
         assert_eq!(ask(1, "one.group.info", 5), Err(Code::NoExists));
         assert_eq!(ask(0, "one.group.info", 5), Err(Code::NoExists));

@@ -56,9 +56,9 @@ async fn users_and_groups_are_read_by_id_and_unknown_ids_are_no_exists() {
             "<USER><ID>3</ID><GID>1</GID><GROUPS><ID>1</ID></GROUPS><GNAME>users</GNAME><NAME>bob</NAME></USER>"
                 .to_owned(),
         )),
-        ("one.group.info", Value::Int(1)) => {
-            success(Value::String("<GROUP><ID>1</ID><NAME>users</NAME><TEMPLATE/><USERS><ID>3</ID></USERS></GROUP>".to_owned()))
-        }
+        ("one.group.info", Value::Int(1)) => success(Value::String(
+            "<GROUP><ID>1</ID><NAME>users</NAME><TEMPLATE/><USERS><ID>3</ID></USERS></GROUP>".to_owned(),
+        )),
         ("one.user.info", _) => failure("[one.user.info] Error getting user [9].", 0x400, 9),
         _ => failure("[one.group.info] User not authorized to perform action on group.", 0x200, 0),
     })
