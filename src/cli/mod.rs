@@ -13,6 +13,7 @@ pub mod output;
 mod progress;
 pub mod provider;
 pub mod provision;
+mod serve;
 mod show;
 mod values;
 
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::settings::Flags;
+use crate::settings::{Flags, Settings};
 
 pub use crate::service::exit;
 
@@ -60,6 +61,8 @@ pub enum Command {
     /// Providers: a driver plus connection values
     #[command(subcommand)]
     Provider(provider::Command),
+    /// Serve OneForm's REST API (and formwork's additions) on this machine's data
+    Serve(serve::Args),
     /// Provisions: create, inspect, scale, deprovision, retry, cancel, resume
     #[command(subcommand)]
     Provision(provision::Command),
@@ -78,15 +81,26 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     let out = output::Output::new(cli.json);
     let span = tracing::info_span!("command", name = cli.command.name());
     let _entered = span.enter();
-    let backend = backend::Backend::choose(cli.server.as_deref(), flags, env)?;
+    let server = cli.server.as_deref();
+    match cli.command {
+        // The server works on this machine's data, whatever ONEFORM_URL says.
+        Command::Serve(args) => serve::run(args, Settings::resolve(flags, env)?),
+        Command::Driver(cmd) => on_backend(server, flags, env, async |b| driver::run(cmd, b, &out).await),
+        Command::Provider(cmd) => on_backend(server, flags, env, async |b| provider::run(cmd, b, &out).await),
+        Command::Provision(cmd) => on_backend(server, flags, env, async |b| provision::run(cmd, b, &out).await),
+    }
+}
+
+/// Runs a command on its backend (this machine, or the server `--server`/`ONEFORM_URL` names).
+fn on_backend(
+    server: Option<&str>,
+    flags: Flags,
+    env: &HashMap<String, String>,
+    command: impl AsyncFnOnce(&backend::Backend) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let backend = backend::Backend::choose(server, flags, env)?;
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    tokio.block_on(async {
-        match cli.command {
-            Command::Driver(cmd) => driver::run(cmd, &backend, &out).await,
-            Command::Provider(cmd) => provider::run(cmd, &backend, &out).await,
-            Command::Provision(cmd) => provision::run(cmd, &backend, &out).await,
-        }
-    })
+    tokio.block_on(command(&backend))
 }
 
 impl Command {
@@ -96,6 +110,7 @@ impl Command {
             Command::Driver(_) => "driver",
             Command::Provider(_) => "provider",
             Command::Provision(_) => "provision",
+            Command::Serve(_) => "serve",
         }
     }
 }

@@ -112,6 +112,8 @@ struct Served {
     finished_time: Option<i64>,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    queued: bool,
 }
 
 /// An operation record as the service's row; `None` if it is not one. Parameters the client
@@ -132,6 +134,7 @@ pub fn operation(value: &Value) -> Option<Operation> {
         created_time: served.created_time,
         finished_time: served.finished_time,
         error: served.error,
+        queued: served.queued,
     })
 }
 

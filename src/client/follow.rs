@@ -67,16 +67,12 @@ impl Client {
         detach: bool,
         mut observer: Box<dyn Observer>,
     ) -> Result<Started, Error> {
-        let mut body = json!({"driver": new.driver, "user_inputs_values": new.values});
-        let optional = [
-            ("deployment_type", new.deployment.as_ref().map(|d| json!(d))),
-            ("provider_id", new.provider_id.map(|p| json!(p))),
-            ("name", new.name.as_ref().map(|n| json!(n))),
-            ("description", new.description.as_ref().map(|d| json!(d))),
-        ];
-        for (key, value) in optional {
+        let (deployment, provider_id) = self.create_defaults(new).await?;
+        let mut body = json!({"driver": new.driver, "deployment_type": deployment, "provider_id": provider_id,
+                              "user_inputs_values": new.values});
+        for (key, value) in [("name", &new.name), ("description", &new.description)] {
             if let Some(value) = value {
-                body[key] = value;
+                body[key] = json!(value);
             }
         }
         let created = unwrap_document(self.post("/provisions", &body).await?, super::provisions::BODY)?;

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{Client, answer, unwrap_document, unwrap_documents};
-use crate::service::{Error, Shown, Update};
+use crate::service::{Error, NewProvision, Shown, Update};
 
 pub(super) const BODY: &str = "PROVISION_BODY";
 
@@ -54,6 +54,58 @@ impl Client {
             }
         }
         Ok(local(unwrap_document(self.patch(&format!("/provisions/{id}"), &body).await?, BODY)?))
+    }
+
+    /// The deployment and provider a create uses: the given ones, else the driver's only
+    /// deployment and the driver's only provider, as `provision create` picks them locally
+    /// (OneForm's API needs both named).
+    pub(super) async fn create_defaults(&self, new: &NewProvision) -> Result<(String, i64), Error> {
+        let deployment = match &new.deployment {
+            Some(d) => d.clone(),
+            None => self.only_deployment(&new.driver).await?,
+        };
+        let provider_id = match new.provider_id {
+            Some(p) => p,
+            None => self.only_provider(&new.driver).await?,
+        };
+        Ok((deployment, provider_id))
+    }
+
+    async fn only_deployment(&self, driver: &str) -> Result<String, Error> {
+        let served = self.driver(driver).await?;
+        let Some(confs) = served["deployment_confs"].as_array() else {
+            let reason = served["error_msg"].as_str().unwrap_or("(no reason recorded)");
+            return Err(Error::not_allowed(format!(
+                "driver '{driver}' is in ERROR state: {reason}. Fix the driver folder, then run `formwork driver sync`"
+            )));
+        };
+        let inventories: Vec<&str> = confs.iter().filter_map(|c| c["inventory"].as_str()).collect();
+        match inventories.as_slice() {
+            [only] => Ok(only.to_string()),
+            many => Err(Error::invalid(format!(
+                "driver '{driver}' has several deployments ({}); choose one with --deployment",
+                many.join(", ")
+            ))),
+        }
+    }
+
+    async fn only_provider(&self, driver: &str) -> Result<i64, Error> {
+        let providers = self.providers().await?;
+        let ids: Vec<i64> = providers
+            .iter()
+            .filter(|p| p["driver"].as_str().is_some_and(|d| d.eq_ignore_ascii_case(driver)))
+            .filter_map(|p| p["id"].as_i64())
+            .collect();
+        match ids.as_slice() {
+            [only] => Ok(*only),
+            [] => Err(Error::not_found(format!(
+                "no provider of driver '{driver}' exists; create one with `formwork provider create {driver} --values FILE`"
+            ))),
+            many => Err(Error::invalid(format!(
+                "several providers of driver '{driver}' exist ({}); choose one with --provider",
+                many.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+            ))),
+        }
     }
 
     /// `DELETE /provisions/:id[?force=true]`.

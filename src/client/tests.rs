@@ -65,6 +65,10 @@ async fn providers(headers: HeaderMap) -> Response {
         .into_response()
 }
 
+async fn driver(Path(name): Path<String>) -> Json<Value> {
+    Json(json!({"name": name, "system_path": format!("/drivers/{name}"), "deployment_confs": [{"inventory": "only"}]}))
+}
+
 async fn create_provider(headers: HeaderMap, Json(body): Json<Value>) -> Response {
     if let Some(refusal) = refused(&headers) {
         return refusal;
@@ -155,6 +159,7 @@ async fn poll(Query(query): Query<std::collections::HashMap<String, u64>>) -> Js
 async fn serve(stub: Arc<Stub>) -> String {
     let app = Router::new()
         .route("/api/v1/providers", get(providers).post(create_provider))
+        .route("/api/v1/drivers/{name}", get(driver))
         .route("/api/v1/provisions", post(create))
         .route("/api/v1/provisions/{id}", get(show))
         .route("/api/v1/provisions/{id}/operations", get(operations))
@@ -234,10 +239,8 @@ async fn a_create_is_followed_to_its_end_with_each_state_change() {
         .collect();
     assert_eq!(changes, [(State::Pending, State::Init), (State::Init, State::Planning)], "{heard:?}");
     let posts = stub.posts.lock().unwrap().clone();
-    assert_eq!(
-        posts,
-        [("/provisions".to_string(), json!({"driver": "sim", "user_inputs_values": {"oneform_hosts": 1}}))]
-    );
+    let body = json!({"driver": "sim", "deployment_type": "only", "provider_id": 1, "user_inputs_values": {"oneform_hosts": 1}});
+    assert_eq!(posts, [("/provisions".to_string(), body)], "the only deployment and provider are named");
 }
 
 #[tokio::test]
