@@ -1,6 +1,6 @@
 //! Provision records: list, show, update, delete. Provisions come back unwrapped from their
-//! document (`DOCUMENT.TEMPLATE.PROVISION_BODY`) with the keys only the server adds taken off,
-//! so `--json` prints what it prints locally. Operations that run stages are in `follow`.
+//! document (`DOCUMENT.TEMPLATE.PROVISION_BODY`), which is what `--json` prints locally.
+//! Operations that run stages are in `follow`.
 
 use serde_json::{Value, json};
 
@@ -9,15 +9,18 @@ use crate::service::{Error, NewProvision, Shown, Update};
 
 pub(super) const BODY: &str = "PROVISION_BODY";
 
-/// Keys OneForm's API serves in a provision body that the local CLI does not print: the
-/// provider's driver name and the driver version, which `provision show` has as `driver`.
-const SERVED_ONLY: [&str; 2] = ["cloud_provider", "version"];
-
 impl Client {
-    /// `GET /provisions[?all=true]`.
+    /// `GET /provisions[?all=true]`, each without its historic as the local list serves them
+    /// (OneForm's list documents carry it; `provision show` has it).
     pub async fn provisions(&self, all: bool) -> Result<Vec<Value>, Error> {
         let path = if all { "/provisions?all=true" } else { "/provisions" };
-        Ok(unwrap_documents(self.get(path).await?, BODY)?.into_iter().map(local).collect())
+        let mut bodies = unwrap_documents(self.get(path).await?, BODY)?;
+        for body in &mut bodies {
+            if let Some(historic) = body.get_mut("historic") {
+                *historic = Value::Array(Vec::new());
+            }
+        }
+        Ok(bodies)
     }
 
     /// `GET /provisions/:id` and the operation running on it, if any.
@@ -36,7 +39,7 @@ impl Client {
     /// `GET /provisions/:id[?include_sensitive=true]`, unwrapped.
     pub(super) async fn provision_body(&self, id: i64, include_sensitive: bool) -> Result<Value, Error> {
         let query = if include_sensitive { "?include_sensitive=true" } else { "" };
-        Ok(local(unwrap_document(self.get(&format!("/provisions/{id}{query}")).await?, BODY)?))
+        unwrap_document(self.get(&format!("/provisions/{id}{query}")).await?, BODY)
     }
 
     /// `PATCH /provisions/:id` with the fields given.
@@ -53,7 +56,7 @@ impl Client {
                 body[key] = value;
             }
         }
-        Ok(local(unwrap_document(self.patch(&format!("/provisions/{id}"), &body).await?, BODY)?))
+        unwrap_document(self.patch(&format!("/provisions/{id}"), &body).await?, BODY)
     }
 
     /// The deployment and provider a create uses: the given ones, else the driver's only
@@ -113,14 +116,4 @@ impl Client {
         let query = if force { "?force=true" } else { "" };
         self.delete(&format!("/provisions/{id}{query}")).await.map(drop)
     }
-}
-
-/// A served body as the local CLI prints it.
-fn local(mut body: Value) -> Value {
-    if let Value::Object(fields) = &mut body {
-        for key in SERVED_ONLY {
-            fields.shift_remove(key);
-        }
-    }
-    body
 }
