@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::Home;
@@ -991,4 +991,69 @@ fn assert_lines_match(served: &[String], file: &[String]) {
     for (s, f) in served.iter().zip(file) {
         assert!(!s.is_empty() && f.ends_with(s.as_str()), "served {s:?} for file line {f:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OneForm's clients and the OpenAPI document, judged by Python tools from `.tools/venv`
+
+fn venv(tool: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin").join(tool);
+    assert!(path.exists(), "{} is missing: run scripts/setup, which installs it", path.display());
+    path
+}
+
+#[test]
+fn a_oneform_python_client_runs_a_whole_lifecycle() {
+    let api = Api::start();
+    // The CLIs' credentials come from a one_auth file.
+    let auth = api.home.tmp.path().join("client_one_auth");
+    std::fs::write(&auth, format!("oneadmin:{ADMIN_PW}\n")).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/oneform_client.py");
+    let output = std::process::Command::new(venv("python"))
+        .arg(&script)
+        .arg(format!("http://{}", api.server().addr))
+        .arg(&auth)
+        .env_clear()
+        .output()
+        .expect("python runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "oneform_client.py failed ({}):\n{stdout}\n{stderr}\nserver:\n{}",
+        output.status,
+        api.server().log()
+    );
+    assert!(stdout.contains("oneform_client: all steps passed"), "{stdout}");
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_answers_match_the_openapi_document() {
+    let api = Api::start();
+    venv("schemathesis");
+    // Something to find: a provider and a running provision.
+    api.running(1);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/schemathesis_run.sh");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(format!("http://{}", api.server().addr))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FORMWORK_API_USER", "oneadmin")
+        .env("FORMWORK_API_PASSWORD", ADMIN_PW)
+        .output()
+        .expect("bash runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "schemathesis failed ({}):\n{stdout}\n{stderr}", output.status);
+    // It must have tested the routes, not an empty document.
+    let tested = stdout
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .find(|w| w[1].starts_with("operations"))
+                .and_then(|w| w[0].parse::<usize>().ok())
+        })
+        .unwrap_or(0);
+    assert!(tested >= ROUTES.len() - 1, "schemathesis tested {tested} operations:\n{stdout}");
 }
