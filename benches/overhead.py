@@ -72,7 +72,11 @@ def formwork_create(work, url, auth, cache):
 
 def plain_script(work, data, cache):
     """The same commands, in the same order, without formwork; returns seconds."""
-    tf = tempfile.mkdtemp(dir=work)
+    # Side by side as in formwork's work directory: the sim playbook reads the cloud's folder
+    # from ../terraform/terraform.tfstate.
+    base = tempfile.mkdtemp(dir=work)
+    tf = os.path.join(base, "terraform")
+    os.makedirs(tf)
     source = os.path.join(data, "work", "1", "terraform")
     for name in os.listdir(source):
         if name.endswith(".tf") or name.endswith(".tfvars.json"):
@@ -83,8 +87,8 @@ def plain_script(work, data, cache):
     values["endpoint"] = tempfile.mkdtemp(dir=work)
     with open(tfvars, "w") as f:
         json.dump(values, f)
-    ansible = tempfile.mkdtemp(dir=work)
-    shutil.copytree(os.path.join(data, "work", "1", "ansible"), ansible, dirs_exist_ok=True)
+    ansible = os.path.join(base, "ansible")
+    shutil.copytree(os.path.join(data, "work", "1", "ansible"), ansible)
     env = {**TF_ENV, "TF_PLUGIN_CACHE_DIR": cache}
     ansible_env = {
         "ANSIBLE_CONFIG": os.path.join(ansible, "ansible.cfg"),

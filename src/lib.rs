@@ -21,6 +21,7 @@
 //!   reads the environment.
 //! - [`units`]: durations and dates as people read them. [`suggest`]: "did you mean".
 
+pub mod api;
 pub mod cli;
 pub mod driver;
 pub mod engine;

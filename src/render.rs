@@ -3,7 +3,8 @@
 //! `one_objects` and `tfstate`, `user_inputs_values` as `user_inputs`, `id`, and `one =
 //! {version, frontend_ip, nodes, network_ids, system_ds_id, image_ds_id}`. Afterwards each
 //! `vn`/`ds` entry takes its provision name (`name (provision_N)`) and the template stored for
-//! it, as OneForm's inventory plugin does.
+//! it, as OneForm's inventory plugin does. Undefined values are strict, as the plugin's
+//! `StrictUndefined`: a template that reads anything else fails here as it fails under OneForm.
 
 use serde_json::{Map, Value, json};
 
@@ -18,7 +19,8 @@ pub struct Facts {
 /// redacted) and returns the inventory document, for the caller to write as YAML.
 pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<Value, String> {
     let context = variables(id, body, facts);
-    let env = minijinja::Environment::new();
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let rendered = env
         .render_str(source, minijinja::value::Serde(&context))
         .map_err(|e| format!("the deployment template does not render: {e:#}"))?;
@@ -149,6 +151,20 @@ node:
         assert_eq!(inv["all"]["vars"]["vn"]["private (provision_7)"]["template"], json!({"VN_MAD": "vxlan"}));
         assert_eq!(inv["all"]["vars"]["ds"]["config"]["SYSTEM_DS"]["sys (provision_7)"]["id"], "103");
         assert_eq!(inv["node"]["hosts"]["n2"]["ansible_host"], "10.0.0.6");
+    }
+
+    #[test]
+    fn only_oneforms_variables_are_defined() {
+        let facts = Facts { version: "7.2.0".into(), frontend_ip: "127.0.0.1".into() };
+        let body = json!({"user_inputs_values": {"a": "x"}});
+        let err = inventory("root: \"{{ connection.endpoint }}\"", 1, &body, &facts).unwrap_err();
+        assert!(err.contains("undefined"), "{err}");
+        let err = inventory("{% if connection %}x: 1{% endif %}", 1, &body, &facts).unwrap_err();
+        assert!(err.contains("undefined"), "{err}");
+        let source =
+            "a: \"{{ user_inputs.a }}\"\nb: \"{{ user_inputs.b | default('d') }}\"\nc: {{ connection is defined }}";
+        let inv = inventory(source, 1, &body, &facts).unwrap();
+        assert_eq!(inv, json!({"a": "x", "b": "d", "c": false}));
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub struct Settings {
     pub one_xmlrpc: Option<String>,
     /// The `user:password` file for that endpoint (default `~/.one/one_auth`).
     pub one_auth: Option<PathBuf>,
+    /// Where `formwork serve` listens (OneForm's 127.0.0.1:13013).
+    pub listen: String,
+    /// How many operations `formwork serve` runs at once; the rest wait in its queue.
+    pub max_operations: usize,
+    /// The largest request body `formwork serve` reads.
+    pub max_body_bytes: usize,
 }
 
 /// What the command line gave.
@@ -69,7 +75,10 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 11] = [
+const CONFIG_KEYS: [&str; 14] = [
+    "listen",
+    "max_operations",
+    "max_body_bytes",
     "one_xmlrpc",
     "one_auth",
     "auto_resume",
@@ -88,6 +97,16 @@ const DEFAULT_STAGE_TIMEOUT: u64 = 3600;
 /// OneForm's drivers are applied by one process at a time; a minute covers a slow peer.
 const DEFAULT_LOCK_TIMEOUT: u64 = 60;
 
+/// OneForm's address and port.
+const DEFAULT_LISTEN: &str = "127.0.0.1:13013";
+/// One MiB: far above any provider or provision request.
+const DEFAULT_MAX_BODY: u64 = 1 << 20;
+
+/// Two operations per core: stages mostly wait on clouds and hosts, not on this machine.
+fn default_max_operations() -> u64 {
+    std::thread::available_parallelism().map_or(2, |n| 2 * n.get() as u64)
+}
+
 /// The config file, as read.
 #[derive(Debug, Default)]
 struct FileConfig {
@@ -102,6 +121,9 @@ struct FileConfig {
     auto_resume: Option<bool>,
     one_xmlrpc: Option<String>,
     one_auth: Option<PathBuf>,
+    listen: Option<String>,
+    max_operations: Option<u64>,
+    max_body_bytes: Option<u64>,
 }
 
 impl Settings {
@@ -168,6 +190,15 @@ impl Settings {
             seconds("FORMWORK_STAGE_TIMEOUT", file.stage_timeout, DEFAULT_STAGE_TIMEOUT)?.max(Duration::from_secs(1));
         let lock_timeout =
             seconds("FORMWORK_TERRAFORM_LOCK_TIMEOUT", file.terraform_lock_timeout, DEFAULT_LOCK_TIMEOUT)?;
+        let count = |key: &'static str, from_file: Option<u64>, default: u64| match var(key) {
+            Some(text) => text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| Error::Value {
+                key,
+                message: format!("'{text}' is not a whole number greater than 0"),
+            }),
+            None => Ok(from_file.unwrap_or(default)),
+        };
+        let max_operations = count("FORMWORK_MAX_OPERATIONS", file.max_operations, default_max_operations())?;
+        let max_body_bytes = count("FORMWORK_MAX_BODY_BYTES", file.max_body_bytes, DEFAULT_MAX_BODY)?;
         let child_env = ["PATH", "HOME"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))).collect();
         Ok(Settings {
             data_dir,
@@ -192,6 +223,9 @@ impl Settings {
                 .map(PathBuf::from)
                 .or(file.one_auth)
                 .or_else(|| var("HOME").map(|h| Path::new(&h).join(".one/one_auth"))),
+            listen: var("FORMWORK_LISTEN").or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            max_operations: max_operations as usize,
+            max_body_bytes: max_body_bytes as usize,
         })
     }
 
@@ -283,6 +317,14 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     }
     if let Some(v) = map.get("one_auth") {
         file.one_auth = Some(path_of("one_auth", v)?);
+    }
+    if let Some(v) = map.get("listen") {
+        file.listen = Some(v.as_str().ok_or_else(|| fail("`listen` must be an address such as 127.0.0.1:13013".into()))?.to_string());
+    }
+    for (key, slot) in [("max_operations", &mut file.max_operations), ("max_body_bytes", &mut file.max_body_bytes)] {
+        if let Some(v) = map.get(key) {
+            *slot = Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| fail(format!("`{key}` must be a whole number greater than 0")))?);
+        }
     }
     if let Some(v) = map.get("auto_resume") {
         file.auto_resume = Some(v.as_bool().ok_or_else(|| fail("`auto_resume` must be true or false".into()))?);

@@ -9,6 +9,7 @@
 // Tests run onesim and Python as a user would: they spawn them.
 #![allow(clippy::disallowed_methods)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +17,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 const PASSWORD: &str = "conformance-pw";
+/// A user of the `users` group, for pyone_check.py's reads as a plain user.
+const PLAIN_USER: &str = "pyone-user:pyone-pw";
 
 /// Kills onesim if the test fails before stopping it.
 struct Onesim(Child);
@@ -36,7 +39,7 @@ fn python() -> PathBuf {
 /// Starts onesim on port 0 and returns it with its endpoint.
 fn start() -> (Onesim, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_onesim"))
-        .args(["--port", "0", "--password", PASSWORD])
+        .args(["--port", "0", "--password", PASSWORD, "--user", PLAIN_USER])
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -59,7 +62,7 @@ fn start() -> (Onesim, String) {
 
 /// Runs `tests/conformance/<script>` against a fresh onesim with `extra` arguments after the
 /// endpoint and session; returns its stdout once it succeeded and onesim stopped cleanly.
-fn run_check(script: &str, extra: &[&Path]) -> String {
+fn run_check(script: &str, extra: &[&OsStr]) -> String {
     let python = python();
     let (mut onesim, endpoint) = start();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -83,14 +86,14 @@ fn run_check(script: &str, extra: &[&Path]) -> String {
 
 #[test]
 fn pyone_parses_every_answer_with_the_expected_values() {
-    let stdout = run_check("pyone_check.py", &[]);
+    let stdout = run_check("pyone_check.py", &[OsStr::new(PLAIN_USER)]);
     assert!(stdout.contains("pyone_check: all checks passed"), "{stdout}");
 }
 
 #[test]
 fn every_info_and_pool_answer_validates_against_opennebulas_xsds() {
     let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/xsd");
-    let stdout = run_check("xsd_check.py", &[&xsd]);
+    let stdout = run_check("xsd_check.py", &[xsd.as_os_str()]);
     assert!(stdout.contains("xsd_check: every answer is valid"), "{stdout}");
     // Each kind onesim answers for, in its info and (where it has one) pool form.
     for root in ["CLUSTER", "HOST", "VNET", "DATASTORE", "IMAGE", "VM", "DOCUMENT", "USER"] {

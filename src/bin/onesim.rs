@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use formwork::onesim::{self, FailRule, Faults, Options, Sim};
+use formwork::onesim::{self, FailRule, Faults, NewUser, Options, Sim};
 
 /// A local OpenNebula XML-RPC endpoint with oned's answers, rules and error codes.
 #[derive(Debug, Parser)]
@@ -24,6 +24,10 @@ struct Args {
     /// oneadmin's password: sessions are `oneadmin:<password>`.
     #[arg(long, default_value = "opennebula")]
     password: String,
+    /// Add a user (repeatable): sessions are `NAME:PASSWORD`; GROUP is `users` (the default,
+    /// group 1) or `oneadmin` (group 0). Ids follow oneadmin's (0) in the order given.
+    #[arg(long = "user", value_name = "NAME:PASSWORD[:GROUP]", value_parser = NewUser::parse)]
+    users: Vec<NewUser>,
     /// Keep the objects in this file (private JSON), across runs; in memory otherwise.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -65,7 +69,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         drop_rate: args.drop_rate,
         latency: Duration::from_millis(args.latency_ms),
     };
-    let options = Options { password: args.password, state: args.state, faults };
+    let options = Options { password: args.password, state: args.state, faults, users: args.users };
     let sim = Sim::open(&options)?;
     let address = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&address)

@@ -35,6 +35,12 @@ pub struct ProvisionBody {
     pub registration_time: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onedeploy_tags: Option<String>,
+    /// The driver folder's name (OneForm documents it; its code never wrote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_provider: Option<String>,
+    /// The driver's version from driver.conf when the provision was made.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub version: Value,
     /// Attributes formwork does not read, kept as they are.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -95,7 +101,8 @@ mod tests {
             "registration_time": 7, "onedeploy_tags": "t", "cloud_provider": "sim", "custom": {"x": 1}
         });
         let body: ProvisionBody = serde_json::from_value(stored.clone()).unwrap();
-        assert_eq!(body.other.keys().collect::<Vec<_>>(), ["cloud_provider", "custom"]);
+        assert_eq!(body.other.keys().collect::<Vec<_>>(), ["custom"]);
+        assert_eq!(body.cloud_provider.as_deref(), Some("sim"));
         assert_eq!(body.to_value(), stored);
         assert_eq!((body.count("oneform_hosts"), body.hosts().len(), body.is_onprem()), (Some(2), 1, false));
         assert_eq!(body.sensitive_texts(), vec!["s3cret".to_string()]);

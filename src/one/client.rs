@@ -7,7 +7,7 @@
 mod api;
 mod document;
 #[cfg(test)]
-mod test_server;
+pub(crate) mod test_server;
 mod transport;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ use transport::{Repeat, Transport};
 
 const SYSTEM_VERSION: &str = "one.system.version";
 const USER_INFO: &str = "one.user.info";
+const GROUP_INFO: &str = "one.group.info";
 
 /// Timeouts and retries of the HTTP exchanges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub enum SetupError {
     AuthFileNoColon { path: PathBuf },
 }
 
-/// `one.user.info(-1)`: who the session authenticates as.
+/// `one.user.info`: a user (`-1`: who the session authenticates as).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
@@ -69,6 +70,15 @@ pub struct User {
     pub gname: String,
     /// Every group the user is in, the primary one included.
     pub groups: Vec<i64>,
+}
+
+/// `one.group.info`: a group and its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    /// The ids of the users in the group (as primary or secondary group).
+    pub users: Vec<i64>,
 }
 
 /// oned's XML-RPC endpoint with a session. Cloning shares the connection pool.
@@ -108,6 +118,13 @@ impl Client {
         Ok(Client { endpoint: endpoint.to_owned(), session, options, transport })
     }
 
+    /// The same endpoint, options and connection pool with another session: what a server
+    /// uses to ask oned on behalf of each of its callers (the session travels in each call's
+    /// body, so sharing the keep-alive connections shares nothing of the callers').
+    pub fn with_session(&self, session: String) -> Client {
+        Client { session, ..self.clone() }
+    }
+
     /// A client whose session is the first line of a one_auth file (`user:password`).
     pub fn from_auth_file(endpoint: &str, path: &Path, options: Options) -> Result<Client, SetupError> {
         let text = std::fs::read_to_string(path)
@@ -134,6 +151,20 @@ impl Client {
     /// `one.user.info(-1)`: the user the session authenticates as.
     pub async fn user_info(&self) -> Result<User> {
         self.info(USER_INFO, "user -1", &[Value::Int(-1)], document::user).await
+    }
+
+    /// `one.user.info(id)`: another user, e.g. the new owner of a chown. An unknown id is
+    /// [`Error::NoExists`]; a session outside the `oneadmin` group may read only its own user
+    /// ([`Error::Authorization`] for the others).
+    pub async fn user_by_id(&self, id: i64) -> Result<User> {
+        self.info(USER_INFO, &format!("user {id}"), &[Value::Int(id)], document::user).await
+    }
+
+    /// `one.group.info(id)` (`-1`: the session's primary group), e.g. the new group of a
+    /// chgrp. An unknown id is [`Error::NoExists`]; a session outside the `oneadmin` group may
+    /// read only its own groups ([`Error::Authorization`] for the others).
+    pub async fn group_by_id(&self, id: i64) -> Result<Group> {
+        self.info(GROUP_INFO, &format!("group {id}"), &[Value::Int(id)], document::group).await
     }
 
     /// Sends `method(session, params…)` and returns the result of a successful answer. One

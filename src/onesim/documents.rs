@@ -1,7 +1,6 @@
-//! The calls onesim answers beyond infrastructure objects: generic documents (where OneForm
-//! keeps providers and provisions: `one.document.*` and `one.documentpool.info`), the caller's
-//! user (`one.user.info`, -1 being the caller) and `one.system.version`, with the XML of
-//! DOCUMENT, DOCUMENT_POOL and USER.
+//! The calls onesim answers beyond infrastructure objects, users and groups: generic documents
+//! (where OneForm keeps providers and provisions: `one.document.*` and `one.documentpool.info`)
+//! and `one.system.version`, with the XML of DOCUMENT and DOCUMENT_POOL.
 //!
 //! Every authenticated user may do everything, as oneadmin may; ownership only decides what
 //! the pool filters (-3 mine, -1 mine and my group's, …) return.
@@ -27,7 +26,6 @@ pub const METHODS: &[&str] = &[
     "one.document.chown",
     "one.document.chmod",
     "one.documentpool.info",
-    "one.user.info",
     "one.system.version",
 ];
 
@@ -36,7 +34,6 @@ pub async fn call(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
     let one = ctx.one;
     match ctx.method {
         "one.system.version" => Ok(crate::one::xmlrpc::Value::String(VERSION.to_string())),
-        "one.user.info" => user_info(ctx, p),
         "one.documentpool.info" => pool(ctx, p),
         "one.document.allocate" => {
             let (template, doc_type) = (template(ctx, p.string(1)?, -1)?, p.int(2)?);
@@ -121,28 +118,6 @@ fn pool(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
     answer::xml(x.close("DOCUMENT_POOL").finish())
 }
 
-/// `one.user.info(id[, decrypt])`: -1 is the caller.
-fn user_info(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
-    let id = p.int(1)?;
-    p.opt_boolean(2)?;
-    let id = if id == -1 { ctx.user.id } else { id };
-    let Some(user) = ctx.users.iter().find(|u| u.id == id) else {
-        return Err(ctx.refuse(Code::NoExists, "user", id, ""));
-    };
-    let mut x = Xml::default();
-    x.open("USER").leaf("ID", user.id).leaf("GID", user.gid).ids("GROUPS", &[user.gid]);
-    x.leaf("GNAME", user.gname()).leaf("NAME", &user.name).leaf("PASSWORD", password_digest(&user.password));
-    x.leaf("AUTH_DRIVER", "core").leaf("ENABLED", 1).empty("TEMPLATE").empty("DEFAULT_USER_QUOTAS");
-    answer::xml(x.close("USER").finish())
-}
-
-/// What oned shows instead of a password (it stores a digest, never the password itself).
-fn password_digest(password: &str) -> String {
-    let fnv =
-        |seed: u64| password.bytes().fold(seed, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4))
-}
-
 /// `<DOCUMENT>`; owner and group names come from the users.
 pub fn render(x: &mut Xml, d: &Document, users: &[User]) {
     let uname = users.iter().find(|u| u.id == d.uid).map(|u| u.name.as_str()).unwrap_or("");
@@ -180,6 +155,5 @@ mod tests {
         );
         assert!(xml.contains("<TYPE>104</TYPE><PERMISSIONS><OWNER_U>1</OWNER_U>"), "{xml}");
         assert!(xml.ends_with("<TEMPLATE><BODY><![CDATA[{\"a\": 1}]]></BODY></TEMPLATE></DOCUMENT>"), "{xml}");
-        assert_ne!(password_digest("x"), "x");
     }
 }

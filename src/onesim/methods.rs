@@ -1,7 +1,8 @@
 //! The XML-RPC methods onesim answers and their signatures (oned's `RequestManager*`): each
 //! reads its parameters as oned does, asks [`FakeOne`] (whose rules are OpenNebula's) and
 //! answers with the new id, the object's XML or oned's failure. VMs and images are in
-//! `children.rs`; documents, users and the system calls in `documents.rs`.
+//! `children.rs`; users and groups in `users.rs`; documents and the system calls in
+//! `documents.rs`.
 
 use crate::one::{Code, FakeOne, Kind, OneApi};
 
@@ -10,7 +11,7 @@ use super::params::Params;
 use super::render;
 use super::sim::User;
 use super::xml::{Xml, parse_template, template_text};
-use super::{children, documents};
+use super::{children, documents, users};
 
 /// Who is calling what, for a method.
 pub struct Ctx<'a> {
@@ -71,7 +72,7 @@ const OBJECT_METHODS: &[&str] = &[
 ];
 
 pub fn is_known(method: &str) -> bool {
-    OBJECT_METHODS.contains(&method) || documents::METHODS.contains(&method)
+    OBJECT_METHODS.contains(&method) || documents::METHODS.contains(&method) || users::METHODS.contains(&method)
 }
 
 /// Runs a known method.
@@ -83,6 +84,7 @@ pub async fn call(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
         "datastore" | "datastorepool" => Kind::Datastore,
         "vn" | "vnpool" => Kind::Network,
         "vm" | "vmpool" | "image" | "imagepool" => return children::call(ctx, p).await,
+        "user" | "group" => return users::call(ctx, p),
         _ => return documents::call(ctx, p).await,
     };
     match (object.ends_with("pool"), verb) {

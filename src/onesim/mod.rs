@@ -7,7 +7,7 @@
 //! dropped connections, latency), repeatably from a seed.
 //!
 //! Map: [`server`] (HTTP, accept loop, shutdown) → [`sim`] (authentication, faults, the call
-//! path) → `methods` / `children` / `documents` (the XML-RPC methods) → `render` / `xml`
+//! path) → `methods` / `children` / `users` / `documents` (the XML-RPC methods) → `render` / `xml`
 //! (oned's XML). `answer` holds oned's reply and error wording, `params` the reading of
 //! parameters, `faults` the seeded dice.
 
@@ -20,10 +20,11 @@ mod params;
 mod render;
 pub mod server;
 pub mod sim;
+mod users;
 mod xml;
 
 pub use answer::Reply;
 pub use documents::VERSION;
 pub use faults::{Effect, FailRule, Faults};
 pub use server::serve;
-pub use sim::{Error, Options, Sim, User};
+pub use sim::{Error, NewUser, Options, Sim, User};

@@ -19,13 +19,25 @@ use super::faults::{Dice, Effect, Faults};
 use super::methods;
 use super::params::Params;
 
-/// An OpenNebula user: `session` strings are `name:password`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An OpenNebula user: `session` strings are `name:password`. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
     pub name: String,
     pub password: String,
     pub gid: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = &"<redacted>";
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("password", redacted)
+            .field("gid", &self.gid)
+            .finish()
+    }
 }
 
 impl User {
@@ -46,6 +58,53 @@ pub fn group_name(gid: i64) -> Option<&'static str> {
     }
 }
 
+/// A user to add when onesim starts: `--user NAME:PASSWORD[:GROUP]`. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub name: String,
+    pub password: String,
+    /// [`User::ONEADMIN_GROUP`] or [`User::USERS_GROUP`].
+    pub gid: i64,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("gid", &self.gid)
+            .finish()
+    }
+}
+
+impl NewUser {
+    /// Reads `NAME:PASSWORD[:GROUP]`, GROUP `oneadmin` or `users` (the default). The name ends
+    /// at the first `:`; when more than one `:` follows, the text after the last one is the
+    /// group, so a password may hold `:` only when the group is given.
+    pub fn parse(text: &str) -> Result<NewUser, String> {
+        let usage = "use NAME:PASSWORD[:GROUP], e.g. alice:secret or bob:secret:oneadmin";
+        let Some((name, rest)) = text.split_once(':') else {
+            return Err(format!("no ':' after the user name; {usage}"));
+        };
+        let (password, group) = match rest.rsplit_once(':') {
+            Some((password, group)) => (password, group),
+            None => (rest, "users"),
+        };
+        let gid = match group {
+            "oneadmin" => User::ONEADMIN_GROUP,
+            "users" => User::USERS_GROUP,
+            other => return Err(format!("unknown group '{other}': onesim has the groups oneadmin and users; {usage}")),
+        };
+        if name.is_empty() || name.chars().any(char::is_whitespace) {
+            return Err(format!("the user name '{name}' is empty or has spaces; {usage}"));
+        }
+        if password.is_empty() {
+            return Err(format!("the password of '{name}' is empty; {usage}"));
+        }
+        Ok(NewUser { name: name.to_owned(), password: password.to_owned(), gid })
+    }
+}
+
 /// How to start a [`Sim`] (the `onesim` binary's flags).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -54,11 +113,13 @@ pub struct Options {
     /// Where the objects are kept between runs (a private JSON file); in memory when `None`.
     pub state: Option<PathBuf>,
     pub faults: Faults,
+    /// Users besides oneadmin, with ids from 1 in this order.
+    pub users: Vec<NewUser>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { password: "opennebula".to_string(), state: None, faults: Faults::default() }
+        Options { password: "opennebula".to_string(), state: None, faults: Faults::default(), users: Vec::new() }
     }
 }
 
@@ -70,6 +131,8 @@ pub enum Error {
     State { path: PathBuf, source: std::io::Error },
     #[error("the folder of the onesim state file {path} does not exist; create it or start with another --state")]
     StateFolder { path: PathBuf },
+    #[error("there are two users called '{name}' (oneadmin always exists); give each --user another name")]
+    DuplicateUser { name: String },
 }
 
 /// Cloning a `Sim` shares it: the objects, the users and the fault counters.
@@ -101,7 +164,11 @@ impl Sim {
             }
             None => FakeOne::new(),
         };
-        Ok(Sim::new(one, &options.password).with_faults(options.faults.clone()))
+        let mut sim = Sim::new(one, &options.password).with_faults(options.faults.clone());
+        for user in &options.users {
+            sim = sim.try_with_user(user)?;
+        }
+        Ok(sim)
     }
 
     /// The same sim injecting `faults` (fresh call counters, so the seed replays from here).
@@ -112,11 +179,23 @@ impl Sim {
     }
 
     /// Adds a user of the `users` group (not oneadmin's), with the next free id.
-    pub fn with_user(mut self, name: &str, password: &str) -> Sim {
+    ///
+    /// # Panics
+    /// If a user of that name exists (a test's mistake); [`Sim::try_with_user`] reports it.
+    pub fn with_user(self, name: &str, password: &str) -> Sim {
+        let user = NewUser { name: name.into(), password: password.into(), gid: User::USERS_GROUP };
+        self.try_with_user(&user).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Adds `user` with the next free id; names are unique, as in oned.
+    pub fn try_with_user(mut self, user: &NewUser) -> Result<Sim, Error> {
+        if self.users.iter().any(|u| u.name == user.name) {
+            return Err(Error::DuplicateUser { name: user.name.clone() });
+        }
         let id = self.users.iter().map(|u| u.id + 1).max().unwrap_or(0);
-        let user = User { id, name: name.into(), password: password.into(), gid: User::USERS_GROUP };
+        let user = User { id, name: user.name.clone(), password: user.password.clone(), gid: user.gid };
         Arc::make_mut(&mut self.users).push(user);
-        self
+        Ok(self)
     }
 
     /// The objects, for tests that place VMs or images or inject the fake's own faults.
@@ -177,5 +256,46 @@ impl Sim {
     fn authenticate(&self, session: &str) -> Option<&User> {
         let (name, password) = session.split_once(':')?;
         self.users.iter().find(|u| u.name == name && u.password == password)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_flags_name_a_password_and_a_group() {
+        let user = |name: &str, password: &str, gid| NewUser { name: name.into(), password: password.into(), gid };
+        assert_eq!(NewUser::parse("alice:secret"), Ok(user("alice", "secret", User::USERS_GROUP)));
+        assert_eq!(NewUser::parse("bob:pw:oneadmin"), Ok(user("bob", "pw", User::ONEADMIN_GROUP)));
+        assert_eq!(NewUser::parse("carol:pw:users"), Ok(user("carol", "pw", User::USERS_GROUP)));
+        assert_eq!(NewUser::parse("dave:a:b:users"), Ok(user("dave", "a:b", User::USERS_GROUP)));
+        for (text, expected) in [
+            ("alice", "no ':'"),
+            ("alice:pw:admins", "unknown group 'admins'"),
+            (":pw", "user name '' is empty"),
+            ("al ice:pw", "has spaces"),
+            ("alice:", "password of 'alice' is empty"),
+            ("alice::oneadmin", "password of 'alice' is empty"),
+        ] {
+            let error = NewUser::parse(text).unwrap_err();
+            assert!(error.contains(expected) && error.contains("NAME:PASSWORD[:GROUP]"), "{text}: {error}");
+        }
+        assert!(!format!("{:?}", user("alice", "s3cret", 1)).contains("s3cret"));
+    }
+
+    #[test]
+    fn users_get_the_next_ids_and_unique_names() {
+        let new = |name: &str, gid| NewUser { name: name.into(), password: "pw".into(), gid };
+        let users = vec![new("alice", User::USERS_GROUP), new("root", User::ONEADMIN_GROUP)];
+        let sim = Sim::open(&Options { users, ..Options::default() }).unwrap();
+        let ids: Vec<(i64, &str, i64)> = sim.users().iter().map(|u| (u.id, u.name.as_str(), u.gid)).collect();
+        assert_eq!(ids, [(0, "oneadmin", 0), (1, "alice", 1), (2, "root", 0)]);
+        assert!(!format!("{:?}", sim.users()).contains("opennebula"), "Debug shows no password");
+        for name in ["alice", "oneadmin"] {
+            let users = vec![new("alice", User::USERS_GROUP), new(name, User::USERS_GROUP)];
+            let error = Sim::open(&Options { users, ..Options::default() }).err().expect("a duplicate is refused");
+            assert!(matches!(&error, Error::DuplicateUser { name: n } if n == name), "{error}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use super::Error;
+pub use crate::store::{Mode, Ownership};
 
 /// The user a request acts for: the local operator (the CLI), or an OpenNebula user the API
 /// authenticated.
@@ -75,10 +76,6 @@ impl Right {
     }
 }
 
-/// Nine permission bits, as `chmod` writes them: `0o640` is owner use+manage, group use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode(pub u16);
-
 impl Mode {
     /// OpenNebula's default for new documents (umask 177).
     pub const DEFAULT: Mode = Mode(0o600);
@@ -114,16 +111,6 @@ impl Mode {
         }
         out
     }
-}
-
-/// The owner, group and permission bits of a provider or provision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ownership {
-    pub uid: i64,
-    pub uname: String,
-    pub gid: i64,
-    pub gname: String,
-    pub mode: Mode,
 }
 
 impl Ownership {

@@ -8,6 +8,7 @@
 //! back up.
 
 mod access;
+mod documents;
 mod drivers;
 mod error;
 mod operations;
@@ -15,6 +16,7 @@ pub mod progress;
 mod providers;
 mod provisions;
 mod public_ips;
+mod queue;
 mod requests;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
 pub use crate::store::OperationRow as Operation;
 pub use access::{Caller, Mode, ONEADMIN_GROUP, Ownership, Right};
+pub use documents::{Document, Include, Kind, Metrics};
 pub use drivers::{Drivers, Validated};
 pub use error::{Error, FieldError, exit};
 pub use operations::{Cancelled, Orphans, Ran, Resumed, Started};
@@ -58,6 +61,10 @@ pub struct Service {
     /// outlive each run and each crash as in oned. Opened on first use: reading records needs
     /// no OpenNebula credentials.
     one: std::sync::OnceLock<Endpoint>,
+    /// The server's `max_operations` slots (see `queue`).
+    slots: tokio::sync::Semaphore,
+    /// The REST API this process serves (set once by `formwork serve`), for the playbooks.
+    form: std::sync::OnceLock<crate::stages::FormServer>,
 }
 
 impl Service {
@@ -67,7 +74,25 @@ impl Service {
         let store = Arc::new(Store::open(&settings.database())?);
         let catalog = settings.catalog()?;
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
-        Ok(Arc::new(Service { settings, store, catalog, one: std::sync::OnceLock::new() }))
+        let slots = tokio::sync::Semaphore::new(settings.max_operations);
+        Ok(Arc::new(Service {
+            settings,
+            store,
+            catalog,
+            one: std::sync::OnceLock::new(),
+            slots,
+            form: std::sync::OnceLock::new(),
+        }))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Playbooks of this process's operations get `form_server` and `one_auth` from `form`
+    /// (OneForm's extra variables); the first call wins.
+    pub fn serve_as(&self, form: crate::stages::FormServer) {
+        let _ = self.form.set(form);
     }
 
     /// The OpenNebula endpoint, opened the first time it is needed.
@@ -103,6 +128,7 @@ impl Service {
             stage_timeout: settings.stage_timeout,
             grace: GRACE,
             lock_timeout: settings.lock_timeout,
+            form: self.form.get().cloned(),
         };
         let stages = Real {
             catalog: self.catalog.clone(),

@@ -166,7 +166,7 @@ impl Service {
 
     /// A teardown that is not forced is refused up front, changing nothing, while VMs or images
     /// that formwork did not make still use the objects it would delete (OneForm's 405).
-    async fn refuse_unmanaged(&self, body: &ProvisionBody, params: &Params) -> Result<(), Error> {
+    pub(super) async fn refuse_unmanaged(&self, body: &ProvisionBody, params: &Params) -> Result<(), Error> {
         let Params::Teardown { force: false, resources } = params else { return Ok(()) };
         let selection = crate::stages::selection(resources);
         let mut objects = super::public_ips::one_objects(body)?;

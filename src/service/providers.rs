@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Error, Service};
 use crate::driver::{self, Catalog, input, validate};
-use crate::store::{ProviderRow, Store};
+use crate::store::{Ownership, ProviderRow, Store};
 
 /// OneForm's placeholder for hidden values; echoed back in an update it means "unchanged".
 pub use crate::driver::input::REDACTED;
@@ -29,17 +29,28 @@ pub struct NewProvider {
     pub connection: Value,
 }
 
-/// Creates a provider after validating its connection values.
+/// Creates a provider of oneadmin's after validating its connection values.
 pub fn create(catalog: &Catalog, store: &Store, new: &NewProvider, time: i64) -> Result<ProviderRow, Error> {
+    create_owned(catalog, store, new, &Ownership::default(), time)
+}
+
+/// Creates a provider owned by `owner` after validating its connection values.
+pub fn create_owned(
+    catalog: &Catalog,
+    store: &Store,
+    new: &NewProvider,
+    owner: &Ownership,
+    time: i64,
+) -> Result<ProviderRow, Error> {
     if new.driver == "onprem" {
         return Err(onprem("created again"));
     }
     let driver = catalog.usable(&new.driver)?;
-    let id = insert(store, &driver, new, time)?;
+    let id = insert(store, &driver, new, owner, time)?;
     Ok(store.provider(id)?)
 }
 
-fn insert(store: &Store, driver: &driver::Driver, new: &NewProvider, time: i64) -> Result<i64, Error> {
+fn insert(store: &Store, driver: &driver::Driver, new: &NewProvider, owner: &Ownership, time: i64) -> Result<i64, Error> {
     let connection =
         validate::validate(&driver.connection, &new.connection).map_err(|errors| invalid(&driver.id, &errors))?;
     let name = new.name.clone().unwrap_or_else(|| driver.name.clone());
@@ -53,7 +64,7 @@ fn insert(store: &Store, driver: &driver::Driver, new: &NewProvider, time: i64) 
         "connection": connection,
         "registration_time": time,
     });
-    Ok(store.insert_provider(&name, &driver.id, &body, time)?)
+    Ok(store.insert_provider_of(&name, &driver.id, &body, owner, time)?)
 }
 
 /// Makes sure a provider of driver `onprem` exists (OneForm creates it at server start), when
@@ -74,7 +85,7 @@ pub fn ensure_onprem(catalog: &Catalog, store: &Store, time: i64) -> Result<Opti
         }
     };
     let new = NewProvider { driver: "onprem".into(), connection: json!({}), ..NewProvider::default() };
-    insert(store, &driver, &new, time).map(Some)
+    insert(store, &driver, &new, &Ownership::default(), time).map(Some)
 }
 
 /// A provider as served: the body plus `id` and `provision_ids`, sensitive values hidden

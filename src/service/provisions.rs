@@ -55,6 +55,8 @@ pub fn build(
         one_objects: json!(one_objects),
         registration_time: time,
         onedeploy_tags: deployment.onedeploy_tags.clone(),
+        cloud_provider: Some(driver.id.clone()),
+        version: driver.version.clone(),
         other: Map::new(),
     };
     Ok((name, driver.id.clone(), provider_id, body))

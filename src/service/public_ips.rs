@@ -20,6 +20,15 @@ pub enum Change {
     Remove { ar_id: i64 },
 }
 
+/// The operation a change is recorded as: its kind and its parameters (with the target count,
+/// so a resumed change finishes the same way).
+pub(super) fn params(change: Change, target: u64) -> (&'static str, Params) {
+    match change {
+        Change::Add { amount } => ("add-ip", Params::AddIps { amount, target: Some(target) }),
+        Change::Remove { ar_id } => ("del-ip", Params::RemoveIp { ar_id, target: Some(target) }),
+    }
+}
+
 impl Service {
     /// Applies the change as a locked operation; returns the new number of public IPs.
     pub async fn change_public_ips(&self, id: i64, change: Change, observer: Box<dyn Observer>) -> Result<u64, Error> {
@@ -28,7 +37,7 @@ impl Service {
         self.run_public_ips(id, change, planned, &mut log).await
     }
 
-    fn plan_public_ips(&self, id: i64, change: Change) -> Result<u64, Error> {
+    pub(super) fn plan_public_ips(&self, id: i64, change: Change) -> Result<u64, Error> {
         if let Some(op) = self.store.running_operation(id)? {
             return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
         }
@@ -36,15 +45,12 @@ impl Service {
     }
 
     async fn run_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<u64, Error> {
-        let (kind, params) = match change {
-            Change::Add { amount } => ("add-ip", Params::AddIps { amount, target: Some(target) }),
-            Change::Remove { ar_id } => ("del-ip", Params::RemoveIp { ar_id, target: Some(target) }),
-        };
+        let (kind, params) = params(change, target);
         let op = self.store.begin_operation(id, kind, &params, &owner::current(), store::now())?;
         self.finish_public_ips(id, op, change, target, log).await
     }
 
-    async fn finish_public_ips(
+    pub(super) async fn finish_public_ips(
         &self,
         id: i64,
         op: i64,

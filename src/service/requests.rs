@@ -180,6 +180,7 @@ mod tests {
             body,
             registration_time: 0,
             updated_time: 0,
+            owner: Default::default(),
         }
     }
 

@@ -1,14 +1,16 @@
 //! CONFIGURING_PROVISION: a fresh private copy of the driver's Ansible folder, the deployment
-//! template rendered into a static inventory (sensitive values redacted, as OneForm's
-//! inventory plugin sees them), OneForm's extra variables in a 0600 file (never on the command
-//! line), `ansible-playbook` with the driver's ansible.cfg, and finally OneForm's host
-//! force-update. A failure names the hosts the play recap shows as failed or unreachable.
+//! template rendered into a static inventory with OneForm's variables only (sensitive values
+//! redacted, as OneForm's inventory plugin sees them), OneForm's extra variables in a 0600 file
+//! (never on the command line), `ansible-playbook` with the driver's ansible.cfg, and finally
+//! OneForm's host force-update. A failure names the hosts the play recap shows as failed or
+//! unreachable.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{Job, Real, fail, one_progress, work};
+use super::{Job, Real, Tools, fail, one_progress, work};
 use crate::engine::{Ctx, Outcome, StageError};
 use crate::exec::{self, Capture, Cmd, Stream, Tee};
 use crate::one::{self, OneApi};
@@ -22,27 +24,11 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     work::fresh_copy(&job.driver.system_path.join("ansible"), &dir)?;
     let version = real.one.system_version().await.map_err(fail)?;
     let addresses = write_inventory(real, job, ctx, &dir, &version)?;
-    let extra = json!({
-        "provision_id": ctx.provision.id,
-        "version": version,
-        "one_server": real.frontend_ip,
-    });
+    let extra = extra_vars(ctx.provision.id, &version, &real.frontend_ip, real.tools.form.as_ref());
     work::write_private(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
     let body = &ctx.provision.body;
-    let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS).to_string();
-    let cmd = Cmd::new(real.tools.ansible_playbook.clone())
-        .args(["-i", "inventory.yaml", "site.yaml", "--tags", &tags, "-e", "@extra_vars.json"])
-        .cwd(&dir)
-        .pass_path_and_home(&real.tools.env)
-        .env("ANSIBLE_CONFIG", dir.join("ansible.cfg").display().to_string())
-        .env("ANSIBLE_ROLES_PATH", format!("{}:{}", dir.join("roles").display(), real.shared_roles.display()))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        .env("LANG", "C.UTF-8")
-        .env("LC_ALL", "C.UTF-8")
-        .timeout(real.tools.stage_timeout)
-        .grace(real.tools.grace)
-        .secrets(job.secrets.iter().cloned());
+    let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS);
+    let cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets);
     playbook(&cmd, ctx, &addresses).await?;
     let objects = one_progress::objects(ctx)?;
     let mut progress = |objects: &one::OneObjects, event: &one::Event| one_progress::checkpoint(ctx, objects, event);
@@ -59,16 +45,72 @@ fn write_inventory<A>(
 ) -> Result<HashMap<String, String>, StageError> {
     let body = &ctx.provision.body;
     let deployment = job.driver.deployment(Some(&body.deployment_file)).map_err(fail)?;
-    let mut shown = body.to_redacted_value();
-    // Beyond OneForm: the provider's connection values (sensitive ones redacted), so a
-    // template can reach what the provider made (e.g. the sim cloud's folder).
-    shown["connection"] = json!(job.shown_connection);
+    let shown = body.to_redacted_value();
     let facts = render::Facts { version: version.to_owned(), frontend_ip: real.frontend_ip.clone() };
     let inventory =
         render::inventory(&deployment.source, ctx.provision.id, &shown, &facts).map_err(StageError::failed)?;
     let yaml = serde_norway::to_string(&inventory).map_err(fail)?;
     work::write_private(&dir.join("inventory.yaml"), yaml.as_bytes())?;
     Ok(host_addresses(&inventory))
+}
+
+/// The REST API formwork serves (`formwork serve`), given to playbooks as OneForm gives its
+/// own: `form_server` and `one_auth`, with which OneForm's inventory plugin reads the
+/// provision back (spec §2.9).
+#[derive(Clone)]
+pub struct FormServer {
+    /// Base URL of the API, e.g. `http://127.0.0.1:13013`.
+    pub url: String,
+    /// A session `user:token`, split at the first ':' into Basic-auth user and password by
+    /// the plugin. A secret: masked in every line Ansible prints, and kept out of `Debug`.
+    pub session: String,
+}
+
+impl FormServer {
+    /// What to mask: the session, and its password part on its own (a tool may print the
+    /// Basic-auth password it was given).
+    fn secrets(&self) -> impl Iterator<Item = String> + '_ {
+        let password = self.session.split_once(':').map(|(_, password)| password.to_owned());
+        std::iter::once(self.session.clone()).chain(password)
+    }
+}
+
+impl std::fmt::Debug for FormServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FormServer").field("url", &self.url).field("session", &"<hidden>").finish()
+    }
+}
+
+/// OneForm's extra variables (`provision_id, form_server, version, one_server, one_auth`);
+/// `form_server` and `one_auth` only when formwork serves its REST API, since without it there
+/// is nothing for them to reach.
+fn extra_vars(provision_id: i64, version: &str, one_server: &str, form: Option<&FormServer>) -> Value {
+    let mut extra = json!({"provision_id": provision_id, "version": version, "one_server": one_server});
+    if let Some(form) = form {
+        extra["form_server"] = json!(form.url);
+        extra["one_auth"] = json!(form.session);
+    }
+    extra
+}
+
+/// `ansible-playbook` in the private copy `dir` of the driver's Ansible folder, with the extra
+/// variables from their file, the driver's ansible.cfg, its roles before the shared ones, and
+/// every secret (the session included) masked.
+fn playbook_cmd(tools: &Tools, dir: &Path, shared_roles: &Path, tags: &str, secrets: &[String]) -> Cmd {
+    Cmd::new(tools.ansible_playbook.clone())
+        .args(["-i", "inventory.yaml", "site.yaml", "--tags", tags, "-e", "@extra_vars.json"])
+        .cwd(dir)
+        .pass_path_and_home(&tools.env)
+        .env("ANSIBLE_CONFIG", dir.join("ansible.cfg").display().to_string())
+        .env("ANSIBLE_ROLES_PATH", format!("{}:{}", dir.join("roles").display(), shared_roles.display()))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8")
+        .timeout(tools.stage_timeout)
+        .grace(tools.grace)
+        .secrets(secrets.iter().cloned())
+        .secrets(tools.form.iter().flat_map(FormServer::secrets))
 }
 
 /// Inventory host name → its `ansible_host`, over every group (`<group>.hosts.<name>`).
@@ -147,6 +189,79 @@ fn failed_hosts<'a>(stdout: &[&'a str]) -> Vec<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::{FormServer, Tools, extra_vars, playbook_cmd};
+    use crate::exec::{self, Cancel, Masker, ProvisionLog, mask::MASK};
+    use crate::stages::work;
+
+    const TOKEN: &str = "t0ken-s3cret-4242";
+
+    fn form() -> FormServer {
+        FormServer { url: "http://127.0.0.1:13013".into(), session: format!("alice:{TOKEN}") }
+    }
+
+    fn tools(ansible_playbook: std::path::PathBuf, form: Option<FormServer>) -> Tools {
+        Tools {
+            terraform: "terraform".into(),
+            ansible_playbook,
+            env: Default::default(),
+            plugin_cache: "cache".into(),
+            terraform_config: None,
+            stage_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(1),
+            lock_timeout: Duration::from_secs(1),
+            form,
+        }
+    }
+
+    #[test]
+    fn form_server_and_session_are_extra_vars_only_when_serving() {
+        let served = extra_vars(7, "7.0.0", "10.0.0.1", Some(&form()));
+        let want = json!({"provision_id": 7, "version": "7.0.0", "one_server": "10.0.0.1",
+            "form_server": "http://127.0.0.1:13013", "one_auth": format!("alice:{TOKEN}")});
+        assert_eq!(served, want);
+        let cli = extra_vars(7, "7.0.0", "10.0.0.1", None);
+        assert_eq!(cli, json!({"provision_id": 7, "version": "7.0.0", "one_server": "10.0.0.1"}));
+        let debug = format!("{:?}", tools("ansible-playbook".into(), Some(form())));
+        assert!(debug.contains("http://127.0.0.1:13013") && !debug.contains(TOKEN), "{debug}");
+    }
+
+    /// A playbook that prints its extra variables and the Basic-auth password it would send:
+    /// the file holds the session, the provision log shows neither it nor the password.
+    #[tokio::test]
+    async fn the_session_reaches_the_playbook_but_not_the_provision_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ansible");
+        work::make_private_dir(&dir).unwrap();
+        let extra = extra_vars(3, "7.0.0", "127.0.0.1", Some(&form()));
+        work::write_private(&dir.join("extra_vars.json"), extra.to_string().as_bytes()).unwrap();
+        let mode = std::fs::metadata(dir.join("extra_vars.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let script = tmp.path().join("ansible-playbook");
+        let text = format!(
+            "#!/bin/sh\nwhile IFS= read -r l || [ -n \"$l\" ]; do echo \"$l\"; done < extra_vars.json\necho 'password={TOKEN}'\n"
+        );
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let cmd = playbook_cmd(&tools(script, Some(form())), &dir, tmp.path(), "stage2", &[]);
+        assert!(!cmd.display().contains(TOKEN));
+
+        let log_path = tmp.path().join("provision.log");
+        let mut log = ProvisionLog::open(&log_path, Masker::default()).unwrap();
+        exec::run(&cmd, &mut log, &Cancel::new()).await.unwrap();
+        drop(log);
+        let logged = std::fs::read_to_string(&log_path).unwrap();
+        assert!(logged.contains(r#""form_server":"http://127.0.0.1:13013""#), "{logged}");
+        assert!(logged.contains(&format!(r#""one_auth":"{MASK}""#)), "{logged}");
+        assert!(logged.contains(&format!("password={MASK}")), "{logged}");
+        assert!(!logged.contains(TOKEN), "{logged}");
+    }
+
     #[test]
     fn recap_names_failed_and_unreachable_hosts() {
         let out = [

@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 use crate::driver::{Catalog, Driver, Loaded};
 use crate::engine::{Ctx, Outcome, Stage, StageError, Stages};
 use crate::one::OneApi;
+pub use configure_provision::FormServer;
 pub use deprovision_one::selection;
 pub use terraform::Tools;
 
@@ -48,8 +49,6 @@ pub struct Real<A> {
 pub struct Job {
     pub driver: Driver,
     pub connection: Map<String, Value>,
-    /// The connection values with sensitive ones redacted, for the deployment template.
-    pub shown_connection: Map<String, Value>,
     /// Values to mask in every line a child prints.
     pub secrets: Vec<String>,
     pub dir: PathBuf,
@@ -89,11 +88,10 @@ impl<A> Real<A> {
         };
         let provider = ctx.store.provider(row.provider_id).map_err(|e| StageError::failed(e.to_string()))?;
         let (connection, mut secrets) = crate::driver::input::connection(&provider.body);
-        let shown_connection = crate::driver::input::shown_connection(&provider.body);
         secrets.extend(row.body.sensitive_texts());
         let onprem = row.body.is_onprem();
         let dir = work::provision_dir(&self.work_root, row.id);
-        Ok(Job { driver, connection, shown_connection, secrets, dir, onprem })
+        Ok(Job { driver, connection, secrets, dir, onprem })
     }
 }
 

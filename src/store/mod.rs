@@ -34,15 +34,18 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
-pub use operations::{AttemptEnd, NewAttempt, Owner};
-pub use provisions::Checkpoint;
-pub use rows::{AttemptRow, HistoricEntry, OperationRow, OperationStatus, ProviderRow, ProvisionRow};
+pub use operations::{AttemptEnd, Metrics, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
+pub use provisions::{Checkpoint, Table};
+pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
 
 use readers::Readers;
 use writer::Writer;
 
 /// The migrations, in order. Shipped files are never edited; new ones are appended.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init", include_str!("../../migrations/0001_init.sql")),
+    (2, "0002_owners_queue", include_str!("../../migrations/0002_owners_queue.sql")),
+];
 
 /// How long a connection waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

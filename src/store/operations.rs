@@ -45,7 +45,7 @@ pub struct AttemptEnd {
 }
 
 const OPERATION_COLUMNS: &str = "id, provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, \
-                                 cancel_requested, created_time, finished_time, error";
+                                 cancel_requested, created_time, finished_time, error, queued";
 
 impl Store {
     /// Starts an operation, or refuses with [`Error::Busy`] naming the one already running.
@@ -61,6 +61,43 @@ impl Store {
             .map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?;
         let (kind, owner) = (kind.to_string(), owner.clone());
         self.write(move |tx| begin(tx, provision_id, &kind, &params, &owner, time))
+    }
+
+    /// Starts an operation that waits in the server's queue: it holds the provision's lock
+    /// from now on, and [`Store::dequeue`] marks it started when a slot frees.
+    pub fn enqueue_operation(
+        &self,
+        provision_id: i64,
+        kind: &str,
+        params: &Params,
+        owner: &Owner,
+        time: i64,
+    ) -> Result<i64, Error> {
+        let params = serde_json::to_string(params)
+            .map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?;
+        let (kind, owner) = (kind.to_string(), owner.clone());
+        self.write(move |tx| {
+            let id = begin(tx, provision_id, &kind, &params, &owner, time)?;
+            tx.prepare_cached("UPDATE operations SET queued = 1 WHERE id = ?1")?.execute([id])?;
+            Ok(id)
+        })
+    }
+
+    /// Marks a queued operation as started (it got a slot).
+    pub fn dequeue(&self, id: i64) -> Result<(), Error> {
+        self.write(move |tx| {
+            tx.prepare_cached("UPDATE operations SET queued = 0 WHERE id = ?1")?.execute([id])?;
+            Ok(())
+        })
+    }
+
+    /// How many running operations wait for a slot.
+    pub fn queue_length(&self) -> Result<i64, Error> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT count(*) FROM operations WHERE status = 'running' AND queued = 1")?;
+            Ok(stmt.query_row([], |r| r.get(0))?)
+        })
     }
 
     pub fn operation(&self, id: i64) -> Result<OperationRow, Error> {
@@ -263,7 +300,66 @@ fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> 
             created_time: r.get(9)?,
             finished_time: r.get(10)?,
             error: r.get(11)?,
+            queued: r.get(12)?,
         })
     };
     Ok(build())
+}
+
+/// The upper bounds (seconds) of the stage duration histogram's buckets.
+pub const STAGE_BUCKETS: [i64; 7] = [1, 5, 15, 60, 300, 900, 3600];
+
+/// Counts for `/metrics`, read in one pass over the tables.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// (kind, status, count) of every operation ever recorded.
+    pub operations: Vec<(String, String, i64)>,
+    /// (state number, count).
+    pub provisions: Vec<(i64, i64)>,
+    /// Running operations waiting for a slot, and those holding one.
+    pub queued: i64,
+    pub running: i64,
+    pub stages: Vec<StageMetrics>,
+}
+
+/// Finished attempts of one stage: cumulative counts per [`STAGE_BUCKETS`] bound, sum, count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageMetrics {
+    pub stage: String,
+    pub buckets: Vec<(i64, i64)>,
+    pub sum: i64,
+    pub count: i64,
+}
+
+impl Store {
+    pub fn metrics(&self) -> Result<Metrics, Error> {
+        self.read(|conn| {
+            let mut m = Metrics::default();
+            let mut stmt = conn.prepare_cached("SELECT kind, status, count(*) FROM operations GROUP BY kind, status ORDER BY kind, status")?;
+            m.operations = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+            let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM provisions GROUP BY state ORDER BY state")?;
+            m.provisions = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT coalesce(sum(queued), 0), coalesce(sum(1 - queued), 0) FROM operations WHERE status = 'running'",
+            )?;
+            (m.queued, m.running) = stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let bounds: String = STAGE_BUCKETS.iter().map(|b| format!(", sum(d <= {b})")).collect();
+            let sql = format!(
+                "SELECT stage, count(*), sum(d){bounds} FROM
+                     (SELECT stage, finished_time - started_time AS d FROM stage_attempts WHERE finished_time IS NOT NULL)
+                 GROUP BY stage ORDER BY stage"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            m.stages = stmt
+                .query_map([], |r| {
+                    let mut buckets = Vec::new();
+                    for (i, bound) in STAGE_BUCKETS.iter().enumerate() {
+                        buckets.push((*bound, r.get(3 + i)?));
+                    }
+                    Ok(StageMetrics { stage: r.get(0)?, count: r.get(1)?, sum: r.get(2)?, buckets })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(m)
+        })
+    }
 }

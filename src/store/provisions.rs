@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 
 use super::operations::{AttemptEnd, NewAttempt, finish_attempt, insert_attempt};
-use super::rows::{HistoricEntry, ProviderRow, ProvisionRow};
+use super::rows::{HistoricEntry, Mode, Ownership, ProviderRow, ProvisionRow};
 use super::{Error, Store, json_column};
 use crate::engine::{ProvisionBody, State};
 
@@ -27,15 +27,56 @@ pub struct Checkpoint<'a> {
     pub time: i64,
 }
 
-const PROVISION_COLUMNS: &str = "id, name, driver, provider_id, state, body, registration_time, updated_time";
+const PROVISION_COLUMNS: &str =
+    "id, name, driver, provider_id, state, body, registration_time, updated_time, uid, gid, uname, gname, mode";
+
+/// Which table's row [`Store::set_ownership`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Providers,
+    Provisions,
+}
 
 impl Store {
+    /// A provider of oneadmin's (see [`Store::insert_provider_of`]).
     pub fn insert_provider(&self, name: &str, driver: &str, body: &Value, time: i64) -> Result<i64, Error> {
-        let (name, driver, body) = (name.to_string(), driver.to_string(), body.to_string());
+        self.insert_provider_of(name, driver, body, &Ownership::default(), time)
+    }
+
+    pub fn insert_provider_of(
+        &self,
+        name: &str,
+        driver: &str,
+        body: &Value,
+        owner: &Ownership,
+        time: i64,
+    ) -> Result<i64, Error> {
+        let (name, driver, body, o) = (name.to_string(), driver.to_string(), body.to_string(), owner.clone());
         self.write(move |tx| {
-            tx.prepare_cached("INSERT INTO providers (name, driver, body, registration_time) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![name, driver, body, time])?;
+            tx.prepare_cached(
+                "INSERT INTO providers (name, driver, body, registration_time, uid, gid, uname, gname, mode)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![name, driver, body, time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
             Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// Changes the owner, group or bits of a provider or provision (chown, chgrp, chmod).
+    pub fn set_ownership(&self, table: Table, id: i64, owner: &Ownership) -> Result<(), Error> {
+        let o = owner.clone();
+        let (sql, what) = match table {
+            Table::Providers => {
+                ("UPDATE providers SET uid = ?2, gid = ?3, uname = ?4, gname = ?5, mode = ?6 WHERE id = ?1", "provider")
+            }
+            Table::Provisions => (
+                "UPDATE provisions SET uid = ?2, gid = ?3, uname = ?4, gname = ?5, mode = ?6 WHERE id = ?1",
+                "provision",
+            ),
+        };
+        self.write(move |tx| {
+            let changed = tx.prepare_cached(sql)?.execute(params![id, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
+            if changed == 0 { Err(Error::NotFound { what, id }) } else { Ok(()) }
         })
     }
 
@@ -55,18 +96,19 @@ impl Store {
         self.read(|conn| {
             let sql = format!(
                 "SELECT p.id, p.name, p.driver, p.body, p.registration_time,
-                        (SELECT group_concat(v.id) FROM provisions v WHERE v.provider_id = p.id AND v.state != {})
+                        (SELECT group_concat(v.id) FROM provisions v WHERE v.provider_id = p.id AND v.state != {}),
+                        p.uid, p.gid, p.uname, p.gname, p.mode
                  FROM providers p {filter} ORDER BY p.id",
                 State::Done.number()
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(args, |r| {
                 let ids: Option<String> = r.get(5)?;
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?, ids))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?, ids, read_owner(r, 6)?))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, name, driver, body, registration_time, ids) = row?;
+                let (id, name, driver, body, registration_time, ids, owner) = row?;
                 let provision_ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
                 out.push(ProviderRow {
                     id,
@@ -75,6 +117,7 @@ impl Store {
                     body: json_column("provider body", &body)?,
                     registration_time,
                     provision_ids,
+                    owner,
                 });
             }
             Ok(out)
@@ -109,7 +152,7 @@ impl Store {
         })
     }
 
-    /// Creates a provision in PENDING.
+    /// Creates a provision of oneadmin's in PENDING (see [`Store::insert_provision_of`]).
     pub fn insert_provision(
         &self,
         name: &str,
@@ -118,13 +161,39 @@ impl Store {
         body: &ProvisionBody,
         time: i64,
     ) -> Result<i64, Error> {
-        let (name, driver, body) = (name.to_string(), driver.to_string(), body_text(body)?);
+        self.insert_provision_of(name, driver, provider_id, body, &Ownership::default(), time)
+    }
+
+    /// Creates a provision in PENDING, owned by `owner`.
+    pub fn insert_provision_of(
+        &self,
+        name: &str,
+        driver: &str,
+        provider_id: i64,
+        body: &ProvisionBody,
+        owner: &Ownership,
+        time: i64,
+    ) -> Result<i64, Error> {
+        let (name, driver, body, o) = (name.to_string(), driver.to_string(), body_text(body)?, owner.clone());
         self.write(move |tx| {
             tx.prepare_cached(
-                "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time,
+                                         uid, gid, uname, gname, mode)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
-            .execute(params![name, driver, provider_id, State::Pending.number(), body, time])?;
+            .execute(params![
+                name,
+                driver,
+                provider_id,
+                State::Pending.number(),
+                body,
+                time,
+                o.uid,
+                o.gid,
+                o.uname,
+                o.gname,
+                o.mode.0
+            ])?;
             Ok(tx.last_insert_rowid())
         })
     }
@@ -291,9 +360,21 @@ fn read_provision(r: &Row<'_>) -> rusqlite::Result<Result<ProvisionRow, Error>> 
             body: json_column("provision body", &body)?,
             registration_time: r.get(6)?,
             updated_time: r.get(7)?,
+            owner: read_owner(r, 8)?,
         })
     };
     Ok(build())
+}
+
+/// The five ownership columns starting at `first` (uid, gid, uname, gname, mode).
+fn read_owner(r: &Row<'_>, first: usize) -> rusqlite::Result<Ownership> {
+    Ok(Ownership {
+        uid: r.get(first)?,
+        gid: r.get(first + 1)?,
+        uname: r.get(first + 2)?,
+        gname: r.get(first + 3)?,
+        mode: Mode(r.get(first + 4)?),
+    })
 }
 
 fn body_text(body: &ProvisionBody) -> Result<String, Error> {

@@ -5,6 +5,29 @@ use serde_json::Value;
 
 use crate::engine::{Params, ProvisionBody, State};
 
+/// Nine permission bits, as `chmod` writes them: `0o640` is owner use+manage, group use. The
+/// rules that read them are the service's (`service::access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mode(pub u16);
+
+/// The owner, group and permission bits of a provider or provision (OpenNebula's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ownership {
+    pub uid: i64,
+    pub uname: String,
+    pub gid: i64,
+    pub gname: String,
+    pub mode: Mode,
+}
+
+impl Default for Ownership {
+    /// oneadmin's, with OpenNebula's default bits (600): what rows made before owners were
+    /// kept, and the local operator's, have.
+    fn default() -> Ownership {
+        Ownership { uid: 0, uname: "oneadmin".into(), gid: 0, gname: "oneadmin".into(), mode: Mode(0o600) }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProviderRow {
     pub id: i64,
@@ -15,6 +38,7 @@ pub struct ProviderRow {
     pub registration_time: i64,
     /// Provisions of this provider not yet DONE (OneForm's `provision_ids`).
     pub provision_ids: Vec<i64>,
+    pub owner: Ownership,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +52,7 @@ pub struct ProvisionRow {
     pub body: ProvisionBody,
     pub registration_time: i64,
     pub updated_time: i64,
+    pub owner: Ownership,
 }
 
 /// One historic entry, OneForm's `{action, description, time}`.
@@ -96,6 +121,8 @@ pub struct OperationRow {
     pub created_time: i64,
     pub finished_time: Option<i64>,
     pub error: Option<String>,
+    /// Waiting for a slot in the server's queue (it already holds the provision's lock).
+    pub queued: bool,
 }
 
 impl OperationRow {

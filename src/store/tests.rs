@@ -28,10 +28,11 @@ fn migrations_apply_once_and_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db/formwork.db");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.migrations().unwrap(), vec![(1, "0001_init".to_string())]);
+    let applied = vec![(1, "0001_init".to_string()), (2, "0002_owners_queue".to_string())];
+    assert_eq!(store.migrations().unwrap(), applied);
     drop(store);
     let again = Store::open(&path).unwrap();
-    assert_eq!(again.migrations().unwrap().len(), 1);
+    assert_eq!(again.migrations().unwrap(), applied);
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
 }
@@ -341,4 +342,60 @@ async fn async_callers_reach_the_store_through_call() {
     assert_eq!(store.call(|s| s.provisions(true)).await.unwrap().len(), 50);
     // The blocking methods stay usable from a worker (the runner calls them so).
     assert_eq!(store.provider(provider).unwrap().provision_ids.len(), 50);
+}
+
+/// A database made before 0002: its rows become oneadmin's (600) and provision bodies gain
+/// `cloud_provider` (the driver) and `version` (the provider's).
+#[test]
+fn migration_2_gives_old_rows_an_owner_and_the_driver_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("formwork.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, '0001_init', 1);
+             INSERT INTO providers (id, name, driver, body, registration_time) VALUES (3, 'p', 'sim', '{\"version\":\"1.2\"}', 1);
+             INSERT INTO provisions (id, name, driver, provider_id, state, body, registration_time, updated_time)
+                 VALUES (5, 'v', 'sim', 3, 3, '{\"name\":\"v\"}', 1, 1);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let row = store.provision(5).unwrap();
+    assert_eq!(row.body.cloud_provider.as_deref(), Some("sim"));
+    assert_eq!(row.body.version, json!("1.2"));
+    assert_eq!(row.body.name, "v");
+    assert_eq!(row.owner, Ownership::default());
+    assert_eq!(store.provider(3).unwrap().owner.mode, Mode(0o600));
+}
+
+#[test]
+fn ownership_is_stored_and_changed() {
+    let store = Store::open_in_memory().unwrap();
+    let owner = Ownership { uid: 7, uname: "ann".into(), gid: 1, gname: "users".into(), mode: Mode(0o640) };
+    let provider = store.insert_provider_of("p", "sim", &json!({}), &owner, 1).unwrap();
+    let id = store.insert_provision_of("v", "sim", provider, &ProvisionBody::default(), &owner, 1).unwrap();
+    assert_eq!(store.provider(provider).unwrap().owner, owner);
+    assert_eq!(store.provision(id).unwrap().owner, owner);
+    let moved = Ownership { uid: 8, uname: "bob".into(), mode: Mode(0o604), ..owner.clone() };
+    store.set_ownership(Table::Provisions, id, &moved).unwrap();
+    assert_eq!(store.provision(id).unwrap().owner, moved);
+    assert_eq!(store.provider(provider).unwrap().owner, owner, "only the named table changes");
+    assert!(matches!(store.set_ownership(Table::Providers, 99, &moved), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn queued_operations_hold_the_lock_and_count_until_dequeued() {
+    let store = Store::open_in_memory().unwrap();
+    let (_, id) = with_provision(&store);
+    let owner = owner(1);
+    let op = store.enqueue_operation(id, "create", &Params::None, &owner, 1).unwrap();
+    assert!(store.operation(op).unwrap().queued);
+    assert_eq!(store.queue_length().unwrap(), 1);
+    assert!(matches!(store.begin_operation(id, "retry", &Params::None, &owner, 2), Err(Error::Busy { .. })));
+    store.dequeue(op).unwrap();
+    assert!(!store.operation(op).unwrap().queued);
+    assert_eq!(store.queue_length().unwrap(), 0);
 }

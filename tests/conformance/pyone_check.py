@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Checks onesim against OpenNebula's own Python client (pyone, from PyPI).
 
-Usage: pyone_check.py ENDPOINT SESSION
-       e.g. pyone_check.py http://127.0.0.1:2633/RPC2 oneadmin:opennebula
+Usage: pyone_check.py ENDPOINT SESSION USER_SESSION
+       e.g. pyone_check.py http://127.0.0.1:2633/RPC2 oneadmin:opennebula alice:secret
+
+SESSION is oneadmin's; USER_SESSION a user of the `users` group only (onesim: `--user
+alice:secret`), through which the check reads users and groups as a plain user may.
 
 For clusters, hosts, virtual networks (with add_ar/rm_ar), datastores and documents it
 allocates, reads, updates, renames and deletes through pyone, reads the pools, and asserts that
 every answer parses into pyone's generated bindings with the expected values. Every XML answer
 is also checked for the elements its XSD marks required, in the XSD's order. OpenNebula's
 rules and error codes are checked on the way (unique names, a non-empty cluster, missing
-objects, wrong credentials). Exits 1 with a message naming the step at the first mismatch.
+objects, wrong credentials, who may read which user and group). Exits 1 with a message naming the step at the first mismatch.
 """
 
 import json
@@ -42,6 +45,7 @@ REQUIRED = {
     "DOCUMENT": ["ID", "UID", "GID", "UNAME", "GNAME", "NAME", "TYPE", "PERMISSIONS", "TEMPLATE"],
     "USER": ["ID", "GID", "GROUPS", "GNAME", "NAME", "PASSWORD", "AUTH_DRIVER", "ENABLED",
              "TEMPLATE", "DEFAULT_USER_QUOTAS"],
+    "GROUP": ["ID", "NAME", "TEMPLATE", "USERS", "DEFAULT_GROUP_QUOTAS"],
     "PERMISSIONS": ["OWNER_U", "OWNER_M", "OWNER_A", "GROUP_U", "GROUP_M", "GROUP_A",
                     "OTHER_U", "OTHER_M", "OTHER_A"],
     "HOST_SHARE": ["MEM_USAGE", "CPU_USAGE", "TOTAL_MEM", "TOTAL_CPU", "MAX_MEM", "MAX_CPU",
@@ -129,6 +133,33 @@ def check_system(one, endpoint):
     wrong = pyone.OneServer(endpoint, session="oneadmin:not-the-password")
     message = refused(pyone.OneAuthenticationException, wrong.user.info, -1)
     check("authenticated" in message, f"authentication message: {message!r}")
+
+
+def check_users_and_groups(one, endpoint, user_session):
+    step("user.info and group.info by id, as oneadmin and as a plain user")
+    name = user_session.split(":", 1)[0]
+    plain = pyone.OneServer(endpoint, session=user_session)
+    me = parsed(plain.user.info(-1), "USER")
+    eq((me.NAME, me.GID, me.GNAME, me.GROUPS.ID), (name, 1, "users", [1]), "the plain user's user.info(-1)")
+    check(me.ID > 0, f"the plain user's id {me.ID}")
+    eq(parsed(plain.user.info(me.ID), "USER").NAME, name, "a user reads itself by id")
+    other = parsed(one.user.info(me.ID), "USER")
+    eq((other.ID, other.NAME, other.GID), (me.ID, name, 1), "oneadmin reads another user")
+    check(other.PASSWORD != user_session.split(":", 1)[1], "USER/PASSWORD is not the password")
+    message = refused(pyone.OneAuthorizationException, plain.user.info, 0)
+    check("not authorized" in message, f"authorization message: {message!r}")
+    refused(pyone.OneNoExistsException, one.user.info, 99999)
+    refused(pyone.OneNoExistsException, plain.user.info, 99999)
+
+    users = parsed(one.group.info(1), "GROUP")
+    eq((users.ID, users.NAME), (1, "users"), "group.info(1)")
+    check(me.ID in users.USERS.ID and 0 not in users.USERS.ID, f"USERS of users: {users.USERS.ID}")
+    admins = parsed(one.group.info(-1), "GROUP")
+    eq((admins.ID, admins.NAME), (0, "oneadmin"), "oneadmin's group.info(-1)")
+    check(0 in admins.USERS.ID and me.ID not in admins.USERS.ID, f"USERS of oneadmin: {admins.USERS.ID}")
+    eq(parsed(plain.group.info(-1), "GROUP").ID, 1, "a user reads its own group")
+    refused(pyone.OneAuthorizationException, plain.group.info, 0)
+    refused(pyone.OneNoExistsException, one.group.info, 99999)
 
 
 def check_cluster(one):
@@ -294,13 +325,14 @@ def check_teardown(one, cid, hid, vid, datastores):
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) != 4:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    endpoint, session = argv[1], argv[2]
+    endpoint, session, user_session = argv[1], argv[2], argv[3]
     one = pyone.OneServer(endpoint, session=session)
     try:
         check_system(one, endpoint)
+        check_users_and_groups(one, endpoint, user_session)
         cid = check_cluster(one)
         hid = check_host(one, cid)
         vid = check_vnet(one, cid)

@@ -7,3 +7,11 @@ output "provisioned_hosts" {
     }
   ]
 }
+
+# The deployment template's variables (OneForm's) do not carry the provider's connection, so
+# the sim cloud's folder reaches Ansible through the Terraform state: the playbook reads this
+# output from `../terraform/terraform.tfstate` and finds each host's machine directory under it.
+output "sim_cloud" {
+  description = "Absolute path of the sim cloud's folder (the provider's root)"
+  value       = abspath(var.endpoint)
+}

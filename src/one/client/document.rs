@@ -3,7 +3,7 @@
 //! formwork does not need are ignored; a missing or unreadable required one is an error naming
 //! the element and the object's ID.
 
-use super::User;
+use super::{Group, User};
 use crate::one::api::{AddressRange, Cluster, Datastore, Host, Image, Vm, Vnet};
 use crate::one::template::{Attribute, Template};
 use crate::one::xmlrpc::Element;
@@ -113,6 +113,11 @@ pub fn user(e: &Element) -> Parsed<User> {
         gname: text(e, "GNAME")?,
         groups: ids(e, "GROUPS")?,
     })
+}
+
+pub fn group(e: &Element) -> Parsed<Group> {
+    expect(e, "GROUP")?;
+    Ok(Group { id: int(e, "ID")?, name: text(e, "NAME")?, users: ids(e, "USERS")? })
 }
 
 /// The object called `name` in a `<pool>` of `<item>`s; the others are not read at all.

@@ -128,6 +128,19 @@ fn vms_images_and_users_read_what_teardown_needs() {
 }
 
 #[test]
+fn groups_read_their_name_and_members() {
+    let xml = "<GROUP><ID>1</ID><NAME>users</NAME><TEMPLATE><SUNSTONE><VIEWS>user</VIEWS></SUNSTONE></TEMPLATE>\
+               <USERS><ID>2</ID><ID>5</ID></USERS><ADMINS/><DATASTORE_QUOTA/><DEFAULT_GROUP_QUOTAS/></GROUP>";
+    let expected = Group { id: 1, name: "users".to_owned(), users: vec![2, 5] };
+    assert_eq!(parse(xml, group).unwrap(), expected);
+    let empty = parse("<GROUP><ID>100</ID><NAME>dev</NAME><TEMPLATE/><USERS/><ADMINS/></GROUP>", group).unwrap();
+    assert_eq!(empty.users, Vec::<i64>::new());
+    let error = parse("<GROUP><ID>1</ID><NAME>users</NAME></GROUP>", group).unwrap_err();
+    assert!(error.contains("<GROUP> 1 lacks <USERS>"), "{error}");
+    assert!(parse("<USER><ID>1</ID></USER>", group).unwrap_err().contains("expected a <GROUP>"));
+}
+
+#[test]
 fn pools_are_searched_by_exact_name() {
     let pool = Element::parse(&format!(
         "<CLUSTER_POOL><CLUSTER><ID>0</ID><NAME>default</NAME></CLUSTER>{CLUSTER}</CLUSTER_POOL>"

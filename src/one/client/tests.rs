@@ -50,6 +50,34 @@ async fn user_info_reads_the_session_user() {
 }
 
 #[tokio::test]
+async fn users_and_groups_are_read_by_id_and_unknown_ids_are_no_exists() {
+    let server = TestServer::start(|_, method, params| match (method, &params[1]) {
+        ("one.user.info", Value::Int(3)) => success(Value::String(
+            "<USER><ID>3</ID><GID>1</GID><GROUPS><ID>1</ID></GROUPS><GNAME>users</GNAME><NAME>bob</NAME></USER>"
+                .to_owned(),
+        )),
+        ("one.group.info", Value::Int(1)) => success(Value::String(
+            "<GROUP><ID>1</ID><NAME>users</NAME><TEMPLATE/><USERS><ID>3</ID></USERS></GROUP>".to_owned(),
+        )),
+        ("one.user.info", _) => failure("[one.user.info] Error getting user [9].", 0x400, 9),
+        _ => failure("[one.group.info] User not authorized to perform action on group.", 0x200, 0),
+    })
+    .await;
+    let one = client(&server, fast());
+    let user = one.user_by_id(3).await.unwrap();
+    assert_eq!((user.id, user.name.as_str(), user.gid, user.gname.as_str()), (3, "bob", 1, "users"));
+    let group = one.group_by_id(1).await.unwrap();
+    assert_eq!((group.id, group.name.as_str(), group.users), (1, "users", vec![3]));
+    let missing = one.user_by_id(9).await.unwrap_err();
+    assert!(missing.is_no_exists() && missing.to_string().contains("user 9"), "{missing}");
+    let refused = one.group_by_id(0).await.unwrap_err();
+    assert!(matches!(refused, Error::Authorization { .. }) && refused.to_string().contains("group 0"), "{refused}");
+    let sent: Vec<(String, Value)> = server.calls().into_iter().map(|(m, p)| (m, p[1].clone())).collect();
+    let expected = [("one.user.info", 3), ("one.group.info", 1), ("one.user.info", 9), ("one.group.info", 0)];
+    assert_eq!(sent, expected.map(|(m, id)| (m.to_owned(), Value::Int(id))));
+}
+
+#[tokio::test]
 async fn an_opennebula_error_maps_to_its_variant_and_is_not_retried() {
     let server = TestServer::start(|_, method, _| match method {
         "one.cluster.delete" => {

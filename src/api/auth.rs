@@ -1,0 +1,352 @@
+//! Who is calling the REST API: [`Authenticator::authenticate`] reads the HTTP Basic
+//! `Authorization` header and answers with the [`Caller`], as OneForm's server does (§4.2:
+//! `username:password` or `username:token`, checked by OpenNebula itself).
+//!
+//! - With an OpenNebula endpoint, the credentials are checked by calling `one.user.info(-1)`
+//!   with the caller's own session; the answer gives the caller's id, name and groups. A
+//!   success is remembered for a short while (bounded, keyed by the whole `user:password`
+//!   pair, so a wrong password never matches a remembered right one); a refusal is not, so a
+//!   mistyped password costs nothing once corrected.
+//! - Without one (no ONE_XMLRPC), only the one `user:password` pair formwork was given is
+//!   accepted, as oneadmin.
+//! - [`Authenticator::mint`] makes a session for a caller that this process accepts without
+//!   asking OpenNebula: the playbooks' inventory plugin reads the provision back through the
+//!   API with it (ansible's `one_auth`), while the caller's own password stays with the caller.
+//!
+//! Nothing here logs a password or token, and no `Debug` shows one; log fields carry the user
+//! name only.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use base64::Engine as _;
+
+use crate::one::client::{self, Client, SetupError};
+use crate::one::{self, Code};
+use crate::service::Caller;
+
+/// Where credentials are checked.
+#[derive(Clone)]
+pub enum Mode {
+    /// By OpenNebula at this XML-RPC endpoint (`http://host:2633/RPC2`).
+    OpenNebula { endpoint: String },
+    /// Only this pair, as oneadmin (formwork's ONE_AUTH file when no endpoint is configured).
+    Single { user: String, password: String },
+}
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mode::OpenNebula { endpoint } => f.debug_struct("OpenNebula").field("endpoint", endpoint).finish(),
+            Mode::Single { user, .. } => {
+                f.debug_struct("Single").field("user", user).field("password", &"<redacted>").finish()
+            }
+        }
+    }
+}
+
+/// How much is remembered, for how long, and how long OpenNebula may take to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a successful login is remembered; a password changed in OpenNebula keeps
+    /// working this long.
+    pub cache_ttl: Duration,
+    /// At most this many remembered logins; the expired, then the oldest, make room.
+    pub cache_capacity: usize,
+    /// At most this many minted sessions (one per user id); the oldest makes room.
+    pub minted_capacity: usize,
+    /// The calls to OpenNebula: short, since a request waits for them.
+    pub one: client::Options,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            cache_ttl: Duration::from_secs(60),
+            cache_capacity: 1024,
+            minted_capacity: 1024,
+            one: client::Options {
+                connect_timeout: Duration::from_secs(3),
+                request_timeout: Duration::from_secs(10),
+                tries: 2,
+                backoff: Duration::from_millis(100),
+            },
+        }
+    }
+}
+
+/// Why a request has no caller. [`AuthError::status`] is the HTTP status to answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header (OneForm's message, kept verbatim): 401.
+    #[error("A username and password must be provided")]
+    Missing,
+    /// A header that is not `Basic base64(user:password)`: 401.
+    #[error("{reason}; send `Authorization: Basic <base64 of username:password>`")]
+    Malformed { reason: &'static str },
+    /// OpenNebula (or the single accepted pair) refused the credentials (OneForm's message,
+    /// kept verbatim): 401.
+    #[error("Invalid credentials")]
+    Invalid,
+    /// OpenNebula could not say: unreachable, timed out, or an answer other than a user or an
+    /// AUTHENTICATION refusal. The cause is kept: 502.
+    #[error("cannot check the credentials with OpenNebula: {source}")]
+    Unavailable { source: one::Error },
+}
+
+impl AuthError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthError::Missing | AuthError::Malformed { .. } | AuthError::Invalid => StatusCode::UNAUTHORIZED,
+            AuthError::Unavailable { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// A `user:password` pair from a header. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Credentials {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("user", &self.user).field("password", &"<redacted>").finish()
+    }
+}
+
+/// Reads `Basic <base64(user:password)>` (RFC 7617: the scheme in any case, the user id ends
+/// at the first `:`, the password may hold more).
+fn parse_basic(header: Option<&str>) -> Result<Credentials, AuthError> {
+    let header = header.ok_or(AuthError::Missing)?.trim();
+    let (scheme, encoded) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthError::Malformed { reason: "the Authorization header is not HTTP Basic" });
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| AuthError::Malformed { reason: "the Basic credentials are not valid base64" })?;
+    let text = String::from_utf8(decoded)
+        .map_err(|_| AuthError::Malformed { reason: "the Basic credentials are not UTF-8 text" })?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or(AuthError::Malformed { reason: "the Basic credentials have no ':' between username and password" })?;
+    Ok(Credentials { user: user.to_owned(), password: password.to_owned() })
+}
+
+/// Compares secrets in time that depends only on their lengths, not on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// Checks the callers of the API. Share it (`Arc`) between requests; it locks only briefly
+/// and never across an `.await`.
+pub struct Authenticator {
+    check: Check,
+    limits: Limits,
+    logins: Mutex<Logins>,
+    minted: Mutex<Minted>,
+    clock: Clock,
+}
+
+/// [`Mode`] made ready: the endpoint checked and its client built once.
+enum Check {
+    OpenNebula(Box<Client>),
+    Single(Credentials),
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.check {
+            Check::OpenNebula(client) => format!("{client:?}"),
+            Check::Single(credentials) => format!("{credentials:?}"),
+        };
+        f.debug_struct("Authenticator").field("mode", &mode).field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// An authenticator for `mode`; an OpenNebula endpoint that is not a valid URL is refused
+    /// now rather than on every request.
+    pub fn new(mode: Mode, limits: Limits) -> Result<Authenticator, SetupError> {
+        let check = match mode {
+            Mode::OpenNebula { endpoint } => {
+                Check::OpenNebula(Box::new(Client::new(&endpoint, String::new(), limits.one)?))
+            }
+            Mode::Single { user, password } => Check::Single(Credentials { user, password }),
+        };
+        Ok(Authenticator {
+            check,
+            limits,
+            logins: Mutex::new(Logins::default()),
+            minted: Mutex::new(Minted::default()),
+            clock: Arc::new(Instant::now),
+        })
+    }
+
+    /// The same authenticator reading time from `clock`, for tests of expiry.
+    #[cfg(test)]
+    fn with_clock(mut self, clock: Clock) -> Authenticator {
+        self.clock = clock;
+        self
+    }
+
+    /// The caller the raw `Authorization` header value names (`None` when the request has
+    /// none; a value that is not text should be passed as `Some("")`, which is malformed).
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        let credentials = parse_basic(authorization)?;
+        if let Some(caller) = self.minted.lock().unwrap().caller(&credentials) {
+            return Ok(caller);
+        }
+        let client = match &self.check {
+            Check::Single(accepted) => {
+                let user_matches = same_secret(&credentials.user, &accepted.user);
+                if user_matches & same_secret(&credentials.password, &accepted.password) {
+                    return Ok(Caller::local());
+                }
+                tracing::debug!(user = %credentials.user, "refused credentials: not the configured user");
+                return Err(AuthError::Invalid);
+            }
+            Check::OpenNebula(client) => client,
+        };
+        let now = (self.clock)();
+        if let Some(caller) = self.logins.lock().unwrap().get(&credentials, now, self.limits.cache_ttl) {
+            return Ok(caller);
+        }
+        let caller = ask_opennebula(client, &credentials).await?;
+        let now = (self.clock)();
+        self.logins.lock().unwrap().insert(credentials, caller.clone(), now, &self.limits);
+        Ok(caller)
+    }
+
+    /// A session `"<uname>:<token>"` that [`Authenticator::authenticate`] accepts as `caller`
+    /// for the life of this process, without asking OpenNebula. One token per user id, made
+    /// on first use and reused (the caller it stands for is refreshed); at most
+    /// `minted_capacity` users, the oldest token forgotten to make room.
+    ///
+    /// # Panics
+    /// If `/dev/urandom` cannot be read, where no secret can be made.
+    pub fn mint(&self, caller: &Caller) -> String {
+        let mut minted = self.minted.lock().unwrap();
+        let token = minted.token_for(caller, self.limits.minted_capacity);
+        format!("{}:{token}", caller.uname)
+    }
+}
+
+/// `one.user.info(-1)` with the caller's own session.
+async fn ask_opennebula(client: &Client, credentials: &Credentials) -> Result<Caller, AuthError> {
+    let session = format!("{}:{}", credentials.user, credentials.password);
+    match client.with_session(session).user_info().await {
+        Ok(user) => {
+            tracing::debug!(user = %user.name, uid = user.id, "OpenNebula accepted the credentials");
+            Ok(Caller { uid: user.id, uname: user.name, gid: user.gid, gname: user.gname, groups: user.groups })
+        }
+        Err(e) if e.code() == Some(Code::Authentication) => {
+            tracing::debug!(user = %credentials.user, "OpenNebula refused the credentials");
+            Err(AuthError::Invalid)
+        }
+        Err(source) => Err(AuthError::Unavailable { source }),
+    }
+}
+
+/// Logins OpenNebula accepted, by the whole `user:password` pair.
+#[derive(Default)]
+struct Logins {
+    entries: HashMap<Credentials, Login>,
+    /// Insertion counter: the smallest `order` is the oldest entry.
+    next: u64,
+}
+
+struct Login {
+    caller: Caller,
+    at: Instant,
+    order: u64,
+}
+
+impl Logins {
+    fn get(&mut self, credentials: &Credentials, now: Instant, ttl: Duration) -> Option<Caller> {
+        let login = self.entries.get(credentials)?;
+        if now.saturating_duration_since(login.at) < ttl {
+            return Some(login.caller.clone());
+        }
+        self.entries.remove(credentials);
+        None
+    }
+
+    fn insert(&mut self, credentials: Credentials, caller: Caller, now: Instant, limits: &Limits) {
+        if limits.cache_capacity == 0 {
+            return;
+        }
+        if !self.entries.contains_key(&credentials) && self.entries.len() >= limits.cache_capacity {
+            self.entries.retain(|_, login| now.saturating_duration_since(login.at) < limits.cache_ttl);
+            if self.entries.len() >= limits.cache_capacity
+                && let Some(oldest) = self.entries.iter().min_by_key(|(_, login)| login.order).map(|(c, _)| c.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.next += 1;
+        self.entries.insert(credentials, Login { caller, at: now, order: self.next });
+    }
+}
+
+/// Sessions minted for playbooks: a token per user id.
+#[derive(Default)]
+struct Minted {
+    by_uid: HashMap<i64, MintedSession>,
+    /// Token → user id, to find a presented token without comparing it with every other.
+    by_token: HashMap<String, i64>,
+    next: u64,
+}
+
+struct MintedSession {
+    token: String,
+    caller: Caller,
+    order: u64,
+}
+
+impl Minted {
+    fn caller(&self, credentials: &Credentials) -> Option<Caller> {
+        let uid = self.by_token.get(&credentials.password)?;
+        let session = self.by_uid.get(uid)?;
+        (session.caller.uname == credentials.user).then(|| session.caller.clone())
+    }
+
+    fn token_for(&mut self, caller: &Caller, capacity: usize) -> String {
+        if let Some(session) = self.by_uid.get_mut(&caller.uid) {
+            session.caller = caller.clone();
+            return session.token.clone();
+        }
+        while !self.by_uid.is_empty() && self.by_uid.len() >= capacity.max(1) {
+            let oldest = self.by_uid.iter().min_by_key(|(_, s)| s.order).map(|(uid, _)| *uid);
+            if let Some(session) = oldest.and_then(|uid| self.by_uid.remove(&uid)) {
+                self.by_token.remove(&session.token);
+            }
+        }
+        let token = random_token();
+        self.next += 1;
+        self.by_token.insert(token.clone(), caller.uid);
+        let session = MintedSession { token: token.clone(), caller: caller.clone(), order: self.next };
+        self.by_uid.insert(caller.uid, session);
+        token
+    }
+}
+
+/// 32 bytes from the kernel's CSPRNG, as 64 hex digits.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
+        .unwrap_or_else(|e| panic!("cannot read /dev/urandom to make a session token: {e}"));
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;

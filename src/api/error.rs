@@ -1,0 +1,113 @@
+//! Errors as OneForm answers them: `{"err_code": <status>, "message": "...", "context": {...}?}`,
+//! with the status chosen from the service's typed error in one place.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::auth::AuthError;
+use crate::service::Error;
+
+/// An error answer: a status, a message, and per-field messages when the input was wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub context: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into(), context: None }
+    }
+
+    /// A bad field: 400 with the field named in `context`.
+    pub fn field(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("`{field}` {message}"),
+            context: Some(json!({ field: [message] })),
+        }
+    }
+
+    /// The body OneForm sends.
+    pub fn body(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("err_code".into(), json!(self.status.as_u16()));
+        out.insert("message".into(), json!(self.message));
+        if let Some(context) = &self.context {
+            out.insert("context".into(), context.clone());
+        }
+        Value::Object(out)
+    }
+}
+
+/// The HTTP status of each outcome (OneForm's 405 for "not in this state" and "busy").
+pub fn status(e: &Error) -> StatusCode {
+    match e {
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::Busy { .. } | Error::NotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::Conflict { .. } | Error::Cancelled { .. } => StatusCode::CONFLICT,
+        Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
+        Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let context = match &e {
+            Error::Invalid { fields, .. } if !fields.is_empty() => {
+                Some(Value::Object(fields.iter().map(|f| (f.field.clone(), json!(f.messages))).collect()))
+            }
+            _ => None,
+        };
+        let status = status(&e);
+        if status.is_server_error() {
+            tracing::warn!(error = %e, "request failed");
+        }
+        ApiError { status, message: e.to_string(), context }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        ApiError::new(e.status(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::FieldError;
+
+    #[test]
+    fn every_outcome_has_its_status_and_fields_become_context() {
+        let cases = [
+            (Error::not_found("x"), 404),
+            (Error::invalid("x"), 400),
+            (Error::not_allowed("x"), 405),
+            (Error::Forbidden { message: "x".into() }, 403),
+            (Error::Conflict { message: "x".into() }, 409),
+            (Error::internal("x"), 500),
+        ];
+        for (e, code) in cases {
+            assert_eq!(ApiError::from(e).status.as_u16(), code);
+        }
+        let e = Error::Invalid {
+            message: "bad".into(),
+            fields: vec![FieldError { field: "oneform_hosts".into(), messages: vec!["too big".into()] }],
+        };
+        let body = ApiError::from(e).body();
+        assert_eq!(body, json!({"err_code": 400, "message": "bad", "context": {"oneform_hosts": ["too big"]}}));
+        assert_eq!(ApiError::field("amount", "must be a number").body()["context"], json!({"amount": ["must be a number"]}));
+    }
+}

@@ -1,0 +1,226 @@
+//! The REST API: OneForm's routes (§4.2 of the spec) over the service layer, for OpenNebula's
+//! users, plus formwork's own (`/logs/stream`, `/operations`, `/cancel`, driver `schema` and
+//! `validate`), `/api/v1/openapi.json` (OpenAPI 3.1 generated from the route code), `/metrics`
+//! and `/health`.
+//!
+//! Every `/api/v1` request is authenticated first ([`auth`]); a change needs the oneadmin
+//! group (OneForm's rule), and what a caller sees follows the objects' permission bits (the
+//! service's [`crate::service::Caller`] checks). Handlers read the request and call the
+//! service; the statuses come from the service's typed errors ([`error`]).
+//!
+//! Map: [`serve`] (listen, start-up, graceful stop) → [`router`] (layers) → [`drivers`],
+//! [`providers`], [`provisions`], [`system`].
+
+pub mod auth;
+mod body;
+mod document;
+mod drivers;
+mod error;
+mod providers;
+mod provisions;
+mod system;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+
+use crate::service::{Drivers, Error, Service};
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct State {
+    pub service: Arc<Service>,
+    pub drivers: Arc<Drivers>,
+    pub auth: Arc<auth::Authenticator>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking service work (database reads of many rows) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(Error::internal)?
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "formwork", description = "OneForm's REST API, served by formwork", license(name = "Apache-2.0")),
+    tags((name = "drivers"), (name = "providers"), (name = "provisions"), (name = "system")),
+    modifiers(&BasicAuth),
+    security(("basic" = []))
+)]
+struct ApiDoc;
+
+/// Declares HTTP Basic as the API's security scheme.
+struct BasicAuth;
+
+impl utoipa::Modify for BasicAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    }
+}
+
+/// The whole application: `/api/v1` (authenticated), `/metrics`, `/health`, `/`.
+pub fn router(state: State) -> axum::Router {
+    let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(drivers::routes())
+        .merge(providers::routes())
+        .merge(provisions::routes())
+        .merge(system::v1_routes())
+        .split_for_parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let doc = Arc::new(doc);
+    let v1 = v1
+        .route("/openapi.json", axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate));
+    axum::Router::new()
+        .nest("/api/v1", v1)
+        .merge(system::open_routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(text_when_asked))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("no route {}; see /api/v1/openapi.json", uri.path()))
+}
+
+/// Every `/api/v1` request names its caller; a change needs the oneadmin group (OneForm's
+/// before-filter). The OpenAPI document is public.
+async fn authenticate(
+    axum::extract::State(state): axum::extract::State<State>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if req.uri().path().ends_with("/openapi.json") {
+        return next.run(req).await;
+    }
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let caller = match state.auth.authenticate(header).await {
+        Ok(caller) => caller,
+        Err(e) => {
+            tracing::info!(error = %e, "request refused: not authenticated");
+            return ApiError::from(e).into_response();
+        }
+    };
+    if req.method() != Method::GET
+        && let Err(e) = caller.must_be_admin()
+    {
+        return ApiError::from(e).into_response();
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// OneForm answers in JSON when the request's Content-Type is JSON or absent, else in plain
+/// text: an error is its message, a success its JSON as text.
+async fn text_when_asked(req: Request, next: Next) -> Response {
+    let wants_text = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| !t.to_ascii_lowercase().starts_with("application/json"));
+    let response = next.run(req).await;
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !wants_text || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let text = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) if !parts.status.is_success() => v["message"].as_str().unwrap_or_default().to_string(),
+        _ => String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(text))
+}
+
+/// How long in-flight requests may take to finish once a stop was asked for.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// `formwork serve`: opens the service (store, drivers synced, onprem provider), takes over
+/// interrupted operations, listens until SIGTERM or SIGINT, then stops accepting, lets
+/// in-flight requests finish (at most [`DRAIN`]) and returns. Operations still running are
+/// left to the next start, which resumes them from their last checkpoint; their tools get
+/// SIGTERM when the process's tasks are dropped.
+pub async fn serve(service: Arc<Service>, drivers: Drivers, ready: impl FnOnce(std::net::SocketAddr)) -> Result<(), Error> {
+    let settings = service.settings();
+    let listener = tokio::net::TcpListener::bind(&settings.listen).await.map_err(|e| {
+        Error::invalid(format!("cannot listen on {}: {e}; pick another address with --listen or FORMWORK_LISTEN", settings.listen))
+    })?;
+    let addr = listener.local_addr()?;
+    let auth = Arc::new(auth::Authenticator::new(auth_mode(settings)?, auth::Limits::default()).map_err(Error::internal)?);
+    service.serve_as(crate::stages::FormServer {
+        url: format!("http://{addr}"),
+        session: auth.mint(&crate::service::Caller::local()),
+    });
+    let (report, _) = drivers.sync()?;
+    for failed in &report.failed {
+        tracing::warn!(driver = %failed.name, error = %failed.error, "driver failed verification");
+    }
+    let queued = service.recover_queue()?;
+    if !queued.is_empty() {
+        tracing::info!(?queued, "resuming interrupted operations");
+    }
+    let state = State { service: service.clone(), drivers: Arc::new(drivers), auth };
+    ready(addr);
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    stop_signal().await;
+    tracing::info!("stopping: no new connections; in-flight requests get {}", crate::units::duration(DRAIN));
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(DRAIN, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(e.into()),
+        Ok(Err(e)) => return Err(Error::internal(e)),
+        Err(_) => tracing::warn!("in-flight requests did not finish in time; stopping anyway"),
+    }
+    Ok(())
+}
+
+/// SIGTERM or SIGINT (whatever the shell that started formwork did to SIGINT: tokio's
+/// handler replaces an inherited ignore).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Users are checked by OpenNebula when formwork has an endpoint; otherwise only the
+/// `user:password` in the ONE_AUTH file is accepted.
+fn auth_mode(settings: &crate::settings::Settings) -> Result<auth::Mode, Error> {
+    if let Some(endpoint) = &settings.one_xmlrpc {
+        return Ok(auth::Mode::OpenNebula { endpoint: endpoint.clone() });
+    }
+    let path = settings.one_auth.as_ref().ok_or_else(|| {
+        Error::invalid("formwork serve needs users: set ONE_XMLRPC (OpenNebula checks them) or ONE_AUTH (a user:password file)")
+    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid(format!("cannot read the credentials file {} (ONE_AUTH): {e}", path.display())))?;
+    let (user, password) = text.trim().split_once(':').ok_or_else(|| {
+        Error::invalid(format!("the credentials file {} (ONE_AUTH) must hold user:password", path.display()))
+    })?;
+    Ok(auth::Mode::Single { user: user.to_string(), password: password.to_string() })
+}

@@ -1,0 +1,138 @@
+//! Users and groups as oned shows them: `one.user.info` (USER) and `one.group.info` (GROUP),
+//! -1 being the caller's own user or primary group. onesim has oned's two built-in groups,
+//! `oneadmin` (0) and `users` (1), and the users it was started with, each in one group.
+//!
+//! Who may read what follows oned's default ACLs: the `oneadmin` group (and user 0) reads
+//! every user and group; anyone else reads only their own user and the groups they belong to,
+//! and gets AUTHORIZATION for the others. As in oned's `basic_authorization`, a missing object
+//! is NO_EXISTS before any authorization is checked, so NO_EXISTS tells anyone that an id is
+//! free.
+
+use crate::one::Code;
+
+use super::answer::{self, Answer};
+use super::methods::Ctx;
+use super::params::Params;
+use super::sim::{User, group_name};
+use super::xml::Xml;
+
+pub const METHODS: &[&str] = &["one.user.info", "one.group.info"];
+
+/// Runs a known method of [`METHODS`].
+pub fn call(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
+    let id = p.int(1)?;
+    p.opt_boolean(2)?;
+    match ctx.method {
+        "one.user.info" => user_info(ctx, id),
+        _ => group_info(ctx, id),
+    }
+}
+
+/// Whether `user` is oneadmin or in the oneadmin group, whom oned authorizes for everything.
+fn is_admin(user: &User) -> bool {
+    user.id == 0 || user.gid == User::ONEADMIN_GROUP
+}
+
+/// `one.user.info(id[, decrypt])`.
+fn user_info(ctx: &Ctx<'_>, id: i64) -> Answer {
+    let id = if id == -1 { ctx.user.id } else { id };
+    let Some(user) = ctx.users.iter().find(|u| u.id == id) else {
+        return Err(ctx.refuse(Code::NoExists, "user", id, ""));
+    };
+    if !is_admin(ctx.user) && ctx.user.id != id {
+        tracing::debug!(caller = %ctx.user.name, id, "onesim refused another user's info");
+        return Err(ctx.refuse(Code::Authorization, "user", id, ""));
+    }
+    let mut x = Xml::default();
+    x.open("USER").leaf("ID", user.id).leaf("GID", user.gid).ids("GROUPS", &[user.gid]);
+    x.leaf("GNAME", user.gname()).leaf("NAME", &user.name).leaf("PASSWORD", password_digest(&user.password));
+    x.leaf("AUTH_DRIVER", "core").leaf("ENABLED", 1).empty("TEMPLATE").empty("DEFAULT_USER_QUOTAS");
+    answer::xml(x.close("USER").finish())
+}
+
+/// `one.group.info(id[, decrypt])`: the group with its members' ids, in the element order
+/// of oned 7's `Group::to_xml` (which pyone's bindings follow: ADMINS after USERS).
+fn group_info(ctx: &Ctx<'_>, id: i64) -> Answer {
+    let id = if id == -1 { ctx.user.gid } else { id };
+    let Some(name) = group_name(id) else {
+        return Err(ctx.refuse(Code::NoExists, "group", id, ""));
+    };
+    if !is_admin(ctx.user) && ctx.user.gid != id {
+        tracing::debug!(caller = %ctx.user.name, id, "onesim refused a foreign group's info");
+        return Err(ctx.refuse(Code::Authorization, "group", id, ""));
+    }
+    let members: Vec<i64> = ctx.users.iter().filter(|u| u.gid == id).map(|u| u.id).collect();
+    let mut x = Xml::default();
+    x.open("GROUP").leaf("ID", id).leaf("NAME", name).empty("TEMPLATE").ids("USERS", &members).empty("ADMINS");
+    answer::xml(x.empty("DEFAULT_GROUP_QUOTAS").close("GROUP").finish())
+}
+
+/// What oned shows instead of a password (it stores a digest, never the password itself).
+fn password_digest(password: &str) -> String {
+    let fnv =
+        |seed: u64| password.bytes().fold(seed, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::one::FakeOne;
+    use crate::one::xmlrpc::Value;
+    use crate::onesim::answer::Refusal;
+
+    fn users() -> Vec<User> {
+        let user = |id, name: &str, gid| User { id, name: name.into(), password: format!("{name}-pw"), gid };
+        vec![user(0, "oneadmin", 0), user(1, "alice", 1), user(2, "bob", 1), user(3, "root", 0)]
+    }
+
+    /// `method(id)` called by user `caller`: the XML, or the refusal's code.
+    fn ask(caller: usize, method: &str, id: i64) -> Result<String, Code> {
+        let (one, users) = (FakeOne::new(), users());
+        let ctx = Ctx { one: &one, user: &users[caller], users: &users, method };
+        match call(&ctx, &Params(&[Value::String("session".into()), Value::Int(id)])) {
+            Ok(Value::String(xml)) => Ok(xml),
+            Ok(other) => panic!("not XML: {other:?}"),
+            Err(Refusal::One { code, .. }) => Err(code),
+            Err(fault) => panic!("{fault:?}"),
+        }
+    }
+
+    #[test]
+    fn the_oneadmin_group_reads_every_user_others_only_themselves() {
+        for caller in [0, 3] {
+            let xml = ask(caller, "one.user.info", 2).unwrap();
+            assert!(
+                xml.starts_with(
+                    "<USER><ID>2</ID><GID>1</GID><GROUPS><ID>1</ID></GROUPS><GNAME>users</GNAME><NAME>bob</NAME>"
+                ),
+                "{xml}"
+            );
+            assert!(!xml.contains("bob-pw"), "{xml}");
+        }
+        assert!(ask(1, "one.user.info", -1).unwrap().contains("<NAME>alice</NAME>"));
+        assert!(ask(1, "one.user.info", 1).unwrap().contains("<NAME>alice</NAME>"));
+        assert_eq!(ask(1, "one.user.info", 2), Err(Code::Authorization));
+        assert_eq!(ask(1, "one.user.info", 0), Err(Code::Authorization));
+        assert_eq!(ask(1, "one.user.info", 9), Err(Code::NoExists), "a missing user before authorization");
+        assert_eq!(ask(0, "one.user.info", 9), Err(Code::NoExists));
+    }
+
+    #[test]
+    fn groups_list_their_members_and_are_read_by_members_and_admins() {
+        let users_group = "<GROUP><ID>1</ID><NAME>users</NAME><TEMPLATE/><USERS><ID>1</ID><ID>2</ID></USERS>\
+                           <ADMINS/><DEFAULT_GROUP_QUOTAS/></GROUP>";
+        assert_eq!(ask(0, "one.group.info", 1).unwrap(), users_group);
+        assert_eq!(ask(1, "one.group.info", -1).unwrap(), users_group);
+        assert_eq!(ask(2, "one.group.info", 1).unwrap(), users_group);
+        let oneadmin = ask(3, "one.group.info", -1).unwrap();
+        assert!(
+            oneadmin
+                .starts_with("<GROUP><ID>0</ID><NAME>oneadmin</NAME><TEMPLATE/><USERS><ID>0</ID><ID>3</ID></USERS>"),
+            "{oneadmin}"
+        );
+        assert_eq!(ask(1, "one.group.info", 0), Err(Code::Authorization));
+        assert_eq!(ask(1, "one.group.info", 5), Err(Code::NoExists));
+        assert_eq!(ask(0, "one.group.info", 5), Err(Code::NoExists));
+    }
+}

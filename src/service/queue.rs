@@ -1,0 +1,143 @@
+//! The server's operations: a request is checked, its operation row is written (holding the
+//! provision's lock, marked queued) and the caller is answered at once; the work then runs as
+//! a task once one of the `max_operations` slots is free. The queue is those rows, so a server
+//! that stops loses nothing: at start, [`Service::recover_queue`] takes over every operation
+//! whose process is gone (queued or half-run) and puts it back in the queue.
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::access::{Caller, Ownership};
+use super::documents::{Document, Include};
+use super::progress::Silent;
+use super::provisions::{NewProvision, build};
+use super::public_ips::Change;
+use super::requests::{Request, plan};
+use super::{Error, Service};
+use crate::engine::{Event, OnInterrupted, Params, State, owner};
+use crate::store::{self, OperationRow};
+
+/// What a queued operation does once it has a slot.
+#[derive(Debug)]
+enum Work {
+    /// Run the lifecycle from this event.
+    Drive(Event),
+    /// Make the public-IP change, to this count.
+    PublicIps { change: Change, target: u64 },
+    /// Finish an operation whose process died, from its last checkpoint.
+    Resume(Box<OperationRow>),
+}
+
+impl Service {
+    /// `POST /provisions`: validates, records the provision (PENDING, owned by the caller) and
+    /// its create operation, and queues the work; answers with the PENDING document.
+    pub async fn submit_create(self: &Arc<Self>, caller: &Caller, new: &NewProvision) -> Result<Document, Error> {
+        caller.must_be_admin()?;
+        let now = store::now();
+        let (name, driver, provider_id, body) = build(&self.catalog, &self.store, new, now)?;
+        let owner = Ownership::of(caller);
+        let id = self.store.insert_provision_of(&name, &driver, provider_id, &body, &owner, now)?;
+        tracing::info!(provision_id = id, %driver, user = %caller.uname, "provision created");
+        if let Ok(mut log) = self.log(id) {
+            crate::engine::Log::info(&mut log, &format!("Provision '{name}' allocated"));
+        }
+        let op = self.store.enqueue_operation(id, "create", &Params::None, &owner::current(), now)?;
+        self.dispatch(id, op, Work::Drive(Event::Created));
+        self.provision_for(caller, id, Include::default())
+    }
+
+    /// Scale, deprovision, retry, recover: checked as `request` checks them, then queued.
+    /// Returns the operation's id.
+    pub async fn submit(self: &Arc<Self>, caller: &Caller, id: i64, request: &Request) -> Result<i64, Error> {
+        caller.must_be_admin()?;
+        let row = self.store.provision(id)?;
+        if let Some(op) = self.store.running_operation(id)? {
+            return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
+        }
+        let (kind, params, event) = plan(&self.store, &row, request)?;
+        self.refuse_unmanaged(&row.body, &params).await?;
+        let op = self.store.enqueue_operation(id, kind, &params, &owner::current(), store::now())?;
+        self.dispatch(id, op, Work::Drive(event));
+        Ok(op)
+    }
+
+    /// add-ip / remove-ip: checked, then queued. Returns the operation's id.
+    pub async fn submit_public_ips(self: &Arc<Self>, caller: &Caller, id: i64, change: Change) -> Result<i64, Error> {
+        caller.must_be_admin()?;
+        let target = self.plan_public_ips(id, change)?;
+        let (kind, params) = super::public_ips::params(change, target);
+        let op = self.store.enqueue_operation(id, kind, &params, &owner::current(), store::now())?;
+        self.dispatch(id, op, Work::PublicIps { change, target });
+        Ok(op)
+    }
+
+    /// At server start: every running operation whose process is gone is taken over and
+    /// queued again (it resumes from its last checkpoint), and a provision left PENDING with no
+    /// operation at all (its create was recorded but never queued) gets its create queued.
+    /// Returns the provisions queued.
+    pub fn recover_queue(self: &Arc<Self>) -> Result<Vec<i64>, Error> {
+        let mut queued = Vec::new();
+        let me = owner::current();
+        for op in self.store.running_operations()? {
+            let previous = op.owner();
+            if owner::is_alive(&previous) || !self.store.take_over(op.id, &previous, &me, store::now())? {
+                continue;
+            }
+            queued.push(op.provision_id);
+            self.dispatch(op.provision_id, op.id, Work::Resume(Box::new(op)));
+        }
+        for row in self.store.provisions(false)? {
+            if row.state == State::Pending && self.store.operations(row.id)?.is_empty() {
+                let op = self.store.enqueue_operation(row.id, "create", &Params::None, &me, store::now())?;
+                queued.push(row.id);
+                self.dispatch(row.id, op, Work::Drive(Event::Created));
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Runs `work` as a task once a slot is free. Its outcome is in the provision (state,
+    /// historic, log) and the operation row; a failure is also traced.
+    fn dispatch(self: &Arc<Self>, provision_id: i64, op: i64, work: Work) {
+        let service = Arc::clone(self);
+        let span = tracing::info_span!("operation", provision_id, operation = op);
+        tokio::spawn(
+            async move {
+                // The semaphore is never closed, so acquiring only waits.
+                let _slot = service.slots.acquire().await.ok();
+                if let Err(e) = service.store.call(move |s| s.dequeue(op)).await {
+                    tracing::warn!(error = %e, "cannot mark the operation started");
+                }
+                if let Err(e) = service.work(provision_id, op, work).await {
+                    tracing::warn!(error = %e, "operation ended in failure");
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn work(self: &Arc<Self>, provision_id: i64, op: i64, work: Work) -> Result<(), Error> {
+        let mut log = self.operation_log(provision_id, Box::new(Silent));
+        match work {
+            Work::Drive(event) => {
+                self.runner()?.continue_operation(op, event, &mut log).await?;
+            }
+            Work::PublicIps { change, target } => {
+                self.finish_public_ips(provision_id, op, change, target, &mut log).await?;
+            }
+            Work::Resume(row) if matches!(row.params, Params::AddIps { .. } | Params::RemoveIp { .. }) => {
+                self.resume_public_ips(&row, &mut log).await?;
+            }
+            Work::Resume(row) => {
+                self.runner()?.resume_one(&row, OnInterrupted::Resume, &mut log).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many operations wait for a slot.
+    pub fn queue_length(&self) -> Result<i64, Error> {
+        Ok(self.store.queue_length()?)
+    }
+}
