@@ -250,8 +250,11 @@ fn health_root_openapi_and_metrics() {
     let health = api.server().anonymous().get("/health").expect(200);
     assert_eq!(health.json(), json!({"status": "ok"}));
 
-    let root = api.admin.get("/api/v1/").expect(200);
-    assert!(root.text().contains("Welcome to the OpenNebula Formation Server v1"), "{}", root.text());
+    for root in [api.server().anonymous().get("/"), api.admin.get("/api/v1")] {
+        let root = root.expect(200);
+        assert!(root.text().contains("Welcome to the OpenNebula Formation Server v1"), "{}", root.text());
+    }
+    api.server().anonymous().get("/api/v1").error(401);
 
     let spec = api.admin.get("/api/v1/openapi.json").expect(200).json();
     assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "OpenAPI 3.1: {}", spec["openapi"]);
@@ -260,24 +263,30 @@ fn health_root_openapi_and_metrics() {
         ROUTES.iter().filter(|(m, p)| !listed.contains(&(m.to_string(), p.to_string()))).collect();
     assert!(missing.is_empty(), "routes missing from openapi.json: {missing:?}\nlisted: {listed:?}");
 
-    // Counters move with the requests made.
+    // Counters and gauges follow the operations.
     let before = metrics(&api.server().anonymous().get("/metrics").expect(200));
-    for _ in 0..5 {
-        api.admin.get("/api/v1/drivers").expect(200);
-    }
-    api.admin.get("/api/v1/provisions/999").error(404);
+    assert_eq!(before.value("formwork_operations_running", ""), Some(0.0), "nothing runs yet");
+    assert_eq!(before.value("formwork_queue_length", ""), Some(0.0));
+    let created =
+        |m: &Metrics| m.value("formwork_operations_total", "kind=\"create\",result=\"succeeded\"").unwrap_or(0.0);
+    assert_eq!(created(&before), 0.0);
+    let (_, id) = api.running(1);
     let after = metrics(&api.server().anonymous().get("/metrics").expect(200));
-    let counters: Vec<&String> = after.types.iter().filter(|(_, t)| t == "counter").map(|(n, _)| n).collect();
-    assert!(!counters.is_empty(), "/metrics declares no counter: {:?}", after.types);
-    let requests = |m: &Metrics| -> f64 {
-        m.samples.iter().filter(|(name, _, _)| name.contains("request")).map(|(_, _, v)| v).sum()
-    };
-    assert!(
-        requests(&after) >= requests(&before) + 6.0,
-        "request counters grew by less than the 6 requests made: {} -> {}",
-        requests(&before),
-        requests(&after)
-    );
+    assert_eq!(created(&after), 1.0, "one create succeeded");
+    assert_eq!(after.value("formwork_provisions", "state=\"RUNNING\""), Some(1.0));
+    assert_eq!(after.value("formwork_operations_running", ""), Some(0.0));
+    let types: Vec<(&str, &str)> = after.types.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    for declared in [
+        ("formwork_operations_total", "counter"),
+        ("formwork_operations_running", "gauge"),
+        ("formwork_queue_length", "gauge"),
+        ("formwork_provisions", "gauge"),
+    ] {
+        assert!(types.contains(&declared), "/metrics declares {declared:?}: {types:?}");
+    }
+    // Stage durations: one observation per stage the create ran.
+    let applying = after.value("formwork_stage_duration_seconds_count", "stage=\"APPLYING\"");
+    assert_eq!(applying, Some(1.0), "provision {id}'s apply is counted once");
 }
 
 /// Every route the server must serve, as (method, path) with `{}` for a parameter, relative to
@@ -375,6 +384,13 @@ fn metrics(response: &Response) -> Metrics {
     }
     assert!(!samples.is_empty(), "/metrics has no sample:\n{}", response.text());
     Metrics { types, samples }
+}
+
+impl Metrics {
+    /// The value of the sample `name{labels}` (labels as written, `""` for none).
+    fn value(&self, name: &str, labels: &str) -> Option<f64> {
+        self.samples.iter().find(|(n, l, _)| n == name && l == labels).map(|(_, _, v)| *v)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -766,12 +782,11 @@ fn answers_are_plain_text_when_the_request_is_not_json() {
     let text = text.expect(200);
     let content_type = text.header("content-type").unwrap_or_default();
     assert!(content_type.starts_with("text/plain"), "content type {content_type}");
-    assert!(serde_json::from_slice::<Value>(&text.body).map_or(true, |v| !v.is_object()), "{}", text.text());
     assert!(text.text().contains("api-test"), "the plain answer carries the provision: {}", text.text());
     let missing = api.admin.raw("GET", "/api/v1/provisions/999", &[("Content-Type", "text/plain")], None).expect(404);
     assert!(missing.header("content-type").is_some_and(|t| t.starts_with("text/plain")));
-    assert!(!missing.text().trim_start().starts_with('{'), "{}", missing.text());
-    assert!(!missing.text().is_empty());
+    let error = api.admin.raw("GET", "/api/v1/provisions/999", &[], None).error(404);
+    assert_eq!(missing.text(), error["message"].as_str().unwrap(), "a plain error is its message");
 }
 
 #[test]
@@ -938,17 +953,7 @@ fn logs_pages_poll_and_stream() {
     assert_eq!(all["meta"]["total_lines"], total);
     assert_lines_match(&texts(&all), &file);
     for line in all["lines"].as_array().unwrap() {
-        let text = line["text"].as_str().unwrap();
-        let want = if text.contains("[I]") {
-            "info"
-        } else if text.contains("[E]") {
-            "error"
-        } else if text.contains("[W]") {
-            "warning"
-        } else {
-            "debug"
-        };
-        assert_eq!(line["level"], want, "{line}");
+        assert_eq!(line["level"], level_of(line["text"].as_str().unwrap()), "{line}");
     }
     assert_names_field(api.admin.get(&format!("{path}/logs?page=0")), "page");
     api.admin.get("/api/v1/provisions/999/logs").error(404);
@@ -962,26 +967,51 @@ fn logs_pages_poll_and_stream() {
     assert_lines_match(&texts(&from0), &file);
     assert_eq!(from0["pos"], size);
 
-    // Stream while an operation writes: events carry {level, text} as JSON.
-    let mut events = api.admin.events(&format!("{path}/logs/stream"));
-    assert_eq!(events.status, 200);
-    assert!(events.header("content-type").is_some_and(|t| t.starts_with("text/event-stream")));
-    api.admin.post(&format!("{path}/add-host"), &json!({"amount": 1})).expect(204);
+    // The stream from the start replays the file; from `pos` it follows what comes next.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    while !seen.iter().any(|t: &String| t.contains("to RUNNING")) {
+    let mut replay = api.admin.events(&format!("{path}/logs/stream"));
+    assert_eq!(replay.status, 200);
+    assert!(replay.header("content-type").is_some_and(|t| t.starts_with("text/event-stream")));
+    let first = replay.next(deadline).expect("an event");
+    let first: Value = serde_json::from_str(&first.data).unwrap();
+    assert_lines_match(&[first["text"].as_str().unwrap().to_owned()], &file[..1]);
+    drop(replay);
+    let mut events = api.admin.events(&format!("{path}/logs/stream?pos={size}"));
+    assert_eq!(events.status, 200);
+    api.admin.post(&format!("{path}/add-host"), &json!({"amount": 1})).expect(204);
+    let mut seen: Vec<String> = Vec::new();
+    while !seen.iter().any(|t| t.contains("to RUNNING")) {
         let event = events.next(deadline).expect("the stream ended before the scale finished");
         let line: Value =
             serde_json::from_str(&event.data).unwrap_or_else(|e| panic!("event data {:?}: {e}", event.data));
-        assert!(line["level"].is_string(), "{line}");
-        seen.push(line["text"].as_str().unwrap().to_owned());
+        let text = line["text"].as_str().unwrap().to_owned();
+        assert_eq!(line["level"], level_of(&text), "{line}");
+        seen.push(text);
     }
-    assert!(seen.iter().any(|t| t.contains("State changed from RUNNING to SCALING")), "{seen:#?}");
+    assert!(seen[0].contains("State changed from RUNNING to SCALING"), "the stream starts at pos: {seen:#?}");
     api.wait(id, "RUNNING");
-    // The earlier position now returns exactly what the scale wrote.
+    // The earlier position now returns exactly what the scale wrote, and so did the stream.
     let more = api.admin.get(&format!("{path}/logs/poll?pos={size}")).expect(200).json();
     let file: Vec<String> = api.log(id).lines().map(str::to_owned).collect();
     assert_lines_match(&texts(&more), &file[total..]);
+    assert_lines_match(&seen, &file[total..total + seen.len()]);
+}
+
+/// OneForm's level of a log line: its first `[D]`, `[I]`, `[W]` or `[E]` marker; debug if none.
+fn level_of(text: &str) -> &'static str {
+    let bytes = text.as_bytes();
+    for at in 0..bytes.len().saturating_sub(2) {
+        if bytes[at] == b'[' && bytes[at + 2] == b']' {
+            match bytes[at + 1] {
+                b'D' => return "debug",
+                b'I' => return "info",
+                b'W' => return "warning",
+                b'E' => return "error",
+                _ => {}
+            }
+        }
+    }
+    "debug"
 }
 
 /// Served log lines are the file's lines (the text may drop the date prefix, never more).
