@@ -191,10 +191,11 @@ impl Settings {
         let lock_timeout =
             seconds("FORMWORK_TERRAFORM_LOCK_TIMEOUT", file.terraform_lock_timeout, DEFAULT_LOCK_TIMEOUT)?;
         let count = |key: &'static str, from_file: Option<u64>, default: u64| match var(key) {
-            Some(text) => text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| Error::Value {
-                key,
-                message: format!("'{text}' is not a whole number greater than 0"),
-            }),
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::Value { key, message: format!("'{text}' is not a whole number greater than 0") }),
             None => Ok(from_file.unwrap_or(default)),
         };
         let max_operations = count("FORMWORK_MAX_OPERATIONS", file.max_operations, default_max_operations())?;
@@ -319,11 +320,17 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
         file.one_auth = Some(path_of("one_auth", v)?);
     }
     if let Some(v) = map.get("listen") {
-        file.listen = Some(v.as_str().ok_or_else(|| fail("`listen` must be an address such as 127.0.0.1:13013".into()))?.to_string());
+        file.listen = Some(
+            v.as_str().ok_or_else(|| fail("`listen` must be an address such as 127.0.0.1:13013".into()))?.to_string(),
+        );
     }
     for (key, slot) in [("max_operations", &mut file.max_operations), ("max_body_bytes", &mut file.max_body_bytes)] {
         if let Some(v) = map.get(key) {
-            *slot = Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| fail(format!("`{key}` must be a whole number greater than 0")))?);
+            *slot = Some(
+                v.as_u64()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| fail(format!("`{key}` must be a whole number greater than 0")))?,
+            );
         }
     }
     if let Some(v) = map.get("auto_resume") {

@@ -96,7 +96,9 @@ impl Body {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::field(field, "must be a list of strings")))
+                .map(|v| {
+                    v.as_str().map(str::to_owned).ok_or_else(|| ApiError::field(field, "must be a list of strings"))
+                })
                 .collect(),
             Some(_) => Err(ApiError::field(field, "must be a list of strings")),
         }

@@ -42,7 +42,10 @@ mod tests {
         let v = wrap(&doc);
         let d = &v["DOCUMENT"];
         assert_eq!((d["ID"].as_str(), d["UID"].as_str(), d["GID"].as_str()), (Some("7"), Some("3"), Some("1")));
-        assert_eq!((d["UNAME"].as_str(), d["GNAME"].as_str(), d["TYPE"].as_str()), (Some("ann"), Some("users"), Some("104")));
+        assert_eq!(
+            (d["UNAME"].as_str(), d["GNAME"].as_str(), d["TYPE"].as_str()),
+            (Some("ann"), Some("users"), Some("104"))
+        );
         assert_eq!(d["PERMISSIONS"]["OWNER_M"], "1");
         assert_eq!(d["PERMISSIONS"]["GROUP_M"], "0");
         assert_eq!(d["TEMPLATE"]["PROVISION_BODY"]["state"], "RUNNING");

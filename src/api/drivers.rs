@@ -59,7 +59,11 @@ async fn sync(st: axum::extract::State<State>, Extension(caller): Extension<Call
 
 #[utoipa::path(post, path = "/drivers/{name}/enable", tag = "drivers", params(("name" = String, Path)),
     responses((status = 200, description = "Enabled"), (status = 400, description = "Already enabled, or in ERROR", body = Value)))]
-async fn enable(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(name): Path<String>) -> ApiResult<()> {
+async fn enable(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<()> {
     caller.must_be_admin()?;
     st.drivers.set_enabled(&name, true)?;
     Ok(())
@@ -67,7 +71,11 @@ async fn enable(st: axum::extract::State<State>, Extension(caller): Extension<Ca
 
 #[utoipa::path(post, path = "/drivers/{name}/disable", tag = "drivers", params(("name" = String, Path)),
     responses((status = 200, description = "Disabled"), (status = 400, description = "Already disabled, or in ERROR", body = Value)))]
-async fn disable(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(name): Path<String>) -> ApiResult<()> {
+async fn disable(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<()> {
     caller.must_be_admin()?;
     st.drivers.set_enabled(&name, false)?;
     Ok(())
@@ -85,7 +93,11 @@ pub struct SchemaParams {
 
 #[utoipa::path(get, path = "/drivers/{name}/schema", tag = "drivers", params(("name" = String, Path), SchemaParams),
     responses((status = 200, description = "JSON Schema (draft 2020-12) of the inputs", body = Value)))]
-async fn schema(st: axum::extract::State<State>, Path(name): Path<String>, Query(q): Query<SchemaParams>) -> ApiResult<Json<Value>> {
+async fn schema(
+    st: axum::extract::State<State>,
+    Path(name): Path<String>,
+    Query(q): Query<SchemaParams>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(st.drivers.schema(&name, q.deployment.as_deref(), flag(&q.connection))?))
 }
 

@@ -108,6 +108,9 @@ mod tests {
         };
         let body = ApiError::from(e).body();
         assert_eq!(body, json!({"err_code": 400, "message": "bad", "context": {"oneform_hosts": ["too big"]}}));
-        assert_eq!(ApiError::field("amount", "must be a number").body()["context"], json!({"amount": ["must be a number"]}));
+        assert_eq!(
+            ApiError::field("amount", "must be a number").body()["context"],
+            json!({"amount": ["must be a number"]})
+        );
     }
 }

@@ -131,7 +131,8 @@ async fn text_when_asked(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| !t.to_ascii_lowercase().starts_with("application/json"));
     let response = next.run(req).await;
-    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
     if !wants_text || !is_json {
         return response;
     }
@@ -154,13 +155,21 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// in-flight requests finish (at most [`DRAIN`]) and returns. Operations still running are
 /// left to the next start, which resumes them from their last checkpoint; their tools get
 /// SIGTERM when the process's tasks are dropped.
-pub async fn serve(service: Arc<Service>, drivers: Drivers, ready: impl FnOnce(std::net::SocketAddr)) -> Result<(), Error> {
+pub async fn serve(
+    service: Arc<Service>,
+    drivers: Drivers,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), Error> {
     let settings = service.settings();
     let listener = tokio::net::TcpListener::bind(&settings.listen).await.map_err(|e| {
-        Error::invalid(format!("cannot listen on {}: {e}; pick another address with --listen or FORMWORK_LISTEN", settings.listen))
+        Error::invalid(format!(
+            "cannot listen on {}: {e}; pick another address with --listen or FORMWORK_LISTEN",
+            settings.listen
+        ))
     })?;
     let addr = listener.local_addr()?;
-    let auth = Arc::new(auth::Authenticator::new(auth_mode(settings)?, auth::Limits::default()).map_err(Error::internal)?);
+    let auth =
+        Arc::new(auth::Authenticator::new(auth_mode(settings)?, auth::Limits::default()).map_err(Error::internal)?);
     service.serve_as(crate::stages::FormServer {
         url: format!("http://{addr}"),
         session: auth.mint(&crate::service::Caller::local()),
@@ -215,7 +224,9 @@ fn auth_mode(settings: &crate::settings::Settings) -> Result<auth::Mode, Error> 
         return Ok(auth::Mode::OpenNebula { endpoint: endpoint.clone() });
     }
     let path = settings.one_auth.as_ref().ok_or_else(|| {
-        Error::invalid("formwork serve needs users: set ONE_XMLRPC (OpenNebula checks them) or ONE_AUTH (a user:password file)")
+        Error::invalid(
+            "formwork serve needs users: set ONE_XMLRPC (OpenNebula checks them) or ONE_AUTH (a user:password file)",
+        )
     })?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::invalid(format!("cannot read the credentials file {} (ONE_AUTH): {e}", path.display())))?;

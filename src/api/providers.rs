@@ -74,7 +74,11 @@ pub struct CreateProvider {
 
 #[utoipa::path(get, path = "/providers", tag = "providers", params(ReadParams),
     responses((status = 200, description = "DOCUMENTs of the providers the caller may use", body = Value)))]
-async fn list(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Query(q): Query<ReadParams>) -> ApiResult<Json<Value>> {
+async fn list(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ReadParams>,
+) -> ApiResult<Json<Value>> {
     let mut docs = st.service.providers_for(&caller, flag(&q.include_sensitive))?;
     if flag(&q.enabled) {
         let enabled = st.drivers.list(true)?.iter().map(|d| d.id().to_string()).collect::<Vec<_>>();
@@ -85,7 +89,11 @@ async fn list(st: axum::extract::State<State>, Extension(caller): Extension<Call
 
 #[utoipa::path(post, path = "/providers", tag = "providers", request_body = CreateProvider,
     responses((status = 201, description = "The new DOCUMENT", body = Value), (status = 400, description = "Bad input, named in `context`", body = Value)))]
-async fn create(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let new = NewProvider {
         driver: body.required_string("driver")?.to_lowercase(),
         name: body.string("name")?,
@@ -98,29 +106,52 @@ async fn create(st: axum::extract::State<State>, Extension(caller): Extension<Ca
 
 #[utoipa::path(get, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path), ReadParams),
     responses((status = 200, description = "The DOCUMENT", body = Value), (status = 404, description = "No such provider", body = Value)))]
-async fn show(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, Query(q): Query<ReadParams>) -> ApiResult<Json<Value>> {
+async fn show(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Query(q): Query<ReadParams>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(wrap(&st.service.provider_for(&caller, id, flag(&q.include_sensitive))?)))
 }
 
 #[utoipa::path(get, path = "/providers/{id}/path", tag = "providers", params(("id" = i64, Path)),
     responses((status = 200, description = "`{\"path\": <driver folder>}`", body = Value)))]
-async fn path(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+async fn path(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"path": st.service.provider_path(&caller, id)?})))
 }
 
 #[utoipa::path(patch, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path)), request_body = Value,
     responses((status = 200, description = "The updated DOCUMENT", body = Value)))]
-async fn update(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<Json<Value>> {
+async fn update(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
     caller.must_be_admin()?;
     st.service.may_use(&caller, Kind::Provider, id)?;
     let (name, description) = (body.string("name")?, body.string("description")?);
-    st.service.update_provider(id, name.as_deref(), description.as_deref(), &Value::Object(body.object("connection")?))?;
+    st.service.update_provider(
+        id,
+        name.as_deref(),
+        description.as_deref(),
+        &Value::Object(body.object("connection")?),
+    )?;
     Ok(Json(wrap(&st.service.provider_for(&caller, id, false)?)))
 }
 
 #[utoipa::path(delete, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path)),
     responses((status = 204, description = "Deleted"), (status = 405, description = "Provisions still use it, or it is the onprem provider", body = Value)))]
-async fn delete(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+async fn delete(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
     st.service.may_use(&caller, Kind::Provider, id)?;
     st.service.delete_provider(id)?;
@@ -129,19 +160,34 @@ async fn delete(st: axum::extract::State<State>, Extension(caller): Extension<Ca
 
 #[utoipa::path(post, path = "/providers/{id}/chmod", tag = "providers", params(("id" = i64, Path)), request_body = Chmod,
     responses((status = 204, description = "Permissions changed")))]
-async fn chmod(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn chmod(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     chmod_of(&st, &caller, Kind::Provider, id, &body)
 }
 
 #[utoipa::path(post, path = "/providers/{id}/chown", tag = "providers", params(("id" = i64, Path)), request_body = Chown,
     responses((status = 204, description = "Owner changed")))]
-async fn chown(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn chown(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     chown_of(&st, &caller, Kind::Provider, id, &body, "owner_id").await
 }
 
 #[utoipa::path(post, path = "/providers/{id}/chgrp", tag = "providers", params(("id" = i64, Path)), request_body = Chgrp,
     responses((status = 204, description = "Group changed")))]
-async fn chgrp(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn chgrp(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     chown_of(&st, &caller, Kind::Provider, id, &body, "group_id").await
 }
 
@@ -156,7 +202,14 @@ pub fn chmod_of(st: &State, caller: &Caller, kind: Kind, id: i64, body: &Body) -
 }
 
 /// chown (`owner_id`, optional `group_id`) or chgrp (`group_id`), by which field is required.
-pub async fn chown_of(st: &State, caller: &Caller, kind: Kind, id: i64, body: &Body, required: &str) -> ApiResult<StatusCode> {
+pub async fn chown_of(
+    st: &State,
+    caller: &Caller,
+    kind: Kind,
+    id: i64,
+    body: &Body,
+    required: &str,
+) -> ApiResult<StatusCode> {
     body.required(required)?;
     let uid = if required == "owner_id" { body.int("owner_id")? } else { None };
     let gid = body.int("group_id")?;

@@ -58,9 +58,6 @@ pub struct ReadParams {
     /// Sensitive values in clear (needs MANAGE).
     #[serde(default)]
     include_sensitive: Option<String>,
-    /// Accepted for OneForm's clients; the Terraform state is never served.
-    #[serde(default)]
-    decode: Option<String>,
 }
 
 /// OneForm's query flags: only `true` sets one.
@@ -88,7 +85,11 @@ pub struct CreateProvision {
 
 #[utoipa::path(get, path = "/provisions", tag = "provisions", params(ReadParams),
     responses((status = 200, description = "DOCUMENTs of the provisions the caller may use", body = Value)))]
-async fn list(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Query(q): Query<ReadParams>) -> ApiResult<Json<Value>> {
+async fn list(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ReadParams>,
+) -> ApiResult<Json<Value>> {
     let service = st.service.clone();
     let docs = super::blocking(move || service.provisions_for(&caller, flag(&q.all), q.include())).await?;
     Ok(Json(wrap_all(&docs)))
@@ -97,7 +98,11 @@ async fn list(st: axum::extract::State<State>, Extension(caller): Extension<Call
 #[utoipa::path(post, path = "/provisions", tag = "provisions", request_body = CreateProvision,
     responses((status = 201, description = "The PENDING DOCUMENT; the work runs in the server", body = Value),
               (status = 400, description = "Bad input, named in `context`", body = Value)))]
-async fn create(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let new = NewProvision {
         driver: body.required_string("driver")?.to_lowercase(),
         deployment: Some(body.required_string("deployment_type")?.to_lowercase()),
@@ -112,7 +117,12 @@ async fn create(st: axum::extract::State<State>, Extension(caller): Extension<Ca
 
 #[utoipa::path(get, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path), ReadParams),
     responses((status = 200, description = "The DOCUMENT", body = Value), (status = 404, description = "No such provision", body = Value)))]
-async fn show(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, Query(q): Query<ReadParams>) -> ApiResult<Json<Value>> {
+async fn show(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Query(q): Query<ReadParams>,
+) -> ApiResult<Json<Value>> {
     let service = st.service.clone();
     let doc = super::blocking(move || service.provision_for(&caller, id, q.include())).await?;
     Ok(Json(wrap(&doc)))
@@ -120,7 +130,12 @@ async fn show(st: axum::extract::State<State>, Extension(caller): Extension<Call
 
 #[utoipa::path(patch, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 200, description = "The updated DOCUMENT", body = Value)))]
-async fn update(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<Json<Value>> {
+async fn update(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
     caller.must_be_admin()?;
     let values = body.get("user_inputs_values").map(|_| body.object("user_inputs_values")).transpose()?;
     let change = Update {
@@ -143,7 +158,12 @@ pub struct Force {
 
 #[utoipa::path(delete, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path), Force),
     responses((status = 204, description = "Deleted"), (status = 405, description = "Not in a state that can be deleted", body = Value)))]
-async fn delete(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, Query(q): Query<Force>) -> ApiResult<StatusCode> {
+async fn delete(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Query(q): Query<Force>,
+) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
     st.service.may_use(&caller, Kind::Provision, id)?;
     st.service.delete_provision(id, flag(&q.force))?;
@@ -152,7 +172,11 @@ async fn delete(st: axum::extract::State<State>, Extension(caller): Extension<Ca
 
 #[utoipa::path(get, path = "/provisions/{id}/unmanaged", tag = "provisions", params(("id" = i64, Path)),
     responses((status = 200, description = "VMs and images formwork did not create on the provision's objects", body = Value)))]
-async fn unmanaged(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+async fn unmanaged(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(st.service.unmanaged(&caller, id).await?))
 }
 
@@ -164,7 +188,12 @@ async fn submit(st: &State, caller: &Caller, id: i64, request: Request) -> ApiRe
 
 #[utoipa::path(post, path = "/provisions/{id}/undeploy", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 204, description = "Deprovisioning queued")))]
-async fn undeploy(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn undeploy(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     let resources = Body(body.object("resources")?);
     let request = Request::Deprovision {
         force: body.bool("force")?,
@@ -177,22 +206,37 @@ async fn undeploy(st: axum::extract::State<State>, Extension(caller): Extension<
 
 #[utoipa::path(post, path = "/provisions/{id}/recover", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 204, description = "Recovery queued")))]
-async fn recover(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn recover(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     let name = body.required_string("recover_state")?;
-    let target = ProvisionState::from_name(&name.to_uppercase())
+    let target = ProvisionState::parse(&name.to_uppercase())
         .ok_or_else(|| ApiError::field("recover_state", format!("'{name}' is not a provision state")))?;
     submit(&st, &caller, id, Request::Recover { target }).await
 }
 
 #[utoipa::path(post, path = "/provisions/{id}/retry", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 204, description = "Retry queued")))]
-async fn retry(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, _body: Body) -> ApiResult<StatusCode> {
+async fn retry(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    _body: Body,
+) -> ApiResult<StatusCode> {
     submit(&st, &caller, id, Request::Retry).await
 }
 
 #[utoipa::path(post, path = "/provisions/{id}/scale", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 204, description = "Scaling queued")))]
-async fn scale(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn scale(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     let direction = body.required_string("direction")?;
     let nodes = body.required("nodes")?;
     let force = Body(body.object("opts")?).bool("force")?;
@@ -208,7 +252,12 @@ async fn scale(st: axum::extract::State<State>, Extension(caller): Extension<Cal
 
 #[utoipa::path(post, path = "/provisions/{id}/add-host", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 204, description = "Scale-up queued (FireEdge's route)")))]
-async fn add_host(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn add_host(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     let request = match body.get("ips") {
         Some(_) => Request::AddHosts { ips: body.strings("ips")? },
         None => Request::ScaleUp { amount: body.count("amount")?.unwrap_or(1) },
@@ -218,7 +267,12 @@ async fn add_host(st: axum::extract::State<State>, Extension(caller): Extension<
 
 #[utoipa::path(post, path = "/provisions/{id}/remove-host", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 204, description = "Scale-down queued (FireEdge's route)")))]
-async fn remove_host(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn remove_host(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     let force = body.bool("force")?;
     let request = match body.get("ids") {
         Some(_) => Request::ScaleDown { ids: body.ids("ids")?, amount: None, force },
@@ -229,7 +283,12 @@ async fn remove_host(st: axum::extract::State<State>, Extension(caller): Extensi
 
 #[utoipa::path(post, path = "/provisions/{id}/add-ip", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 204, description = "Public IPs queued")))]
-async fn add_ip(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn add_ip(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     let amount = body.count("amount")?.unwrap_or(1);
     st.service.may_use(&caller, Kind::Provision, id)?;
     st.service.submit_public_ips(&caller, id, Change::Add { amount }).await?;
@@ -238,7 +297,12 @@ async fn add_ip(st: axum::extract::State<State>, Extension(caller): Extension<Ca
 
 #[utoipa::path(post, path = "/provisions/{id}/remove-ip", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
     responses((status = 204, description = "Removal queued")))]
-async fn remove_ip(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn remove_ip(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     let ar_id = body.required("ar_id").and_then(|_| body.int("ar_id"))?.unwrap_or_default();
     st.service.may_use(&caller, Kind::Provision, id)?;
     st.service.submit_public_ips(&caller, id, Change::Remove { ar_id }).await?;
@@ -247,7 +311,11 @@ async fn remove_ip(st: axum::extract::State<State>, Extension(caller): Extension
 
 #[utoipa::path(post, path = "/provisions/{id}/cancel", tag = "provisions", params(("id" = i64, Path)),
     responses((status = 204, description = "The running operation was asked to stop"), (status = 405, description = "Nothing runs", body = Value)))]
-async fn cancel(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+async fn cancel(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
     st.service.may_use(&caller, Kind::Provision, id)?;
     st.service.cancel(id).await?;
@@ -256,19 +324,34 @@ async fn cancel(st: axum::extract::State<State>, Extension(caller): Extension<Ca
 
 #[utoipa::path(post, path = "/provisions/{id}/chmod", tag = "provisions", params(("id" = i64, Path)), request_body = super::providers::Chmod,
     responses((status = 204, description = "Permissions changed")))]
-async fn chmod(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn chmod(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     super::providers::chmod_of(&st, &caller, Kind::Provision, id, &body)
 }
 
 #[utoipa::path(post, path = "/provisions/{id}/chown", tag = "provisions", params(("id" = i64, Path)), request_body = super::providers::Chown,
     responses((status = 204, description = "Owner changed")))]
-async fn chown(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn chown(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     super::providers::chown_of(&st, &caller, Kind::Provision, id, &body, "owner_id").await
 }
 
 #[utoipa::path(post, path = "/provisions/{id}/chgrp", tag = "provisions", params(("id" = i64, Path)), request_body = super::providers::Chgrp,
     responses((status = 204, description = "Group changed")))]
-async fn chgrp(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn chgrp(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     super::providers::chown_of(&st, &caller, Kind::Provision, id, &body, "group_id").await
 }
 
@@ -287,17 +370,26 @@ pub struct Page {
 fn positive(name: &str, text: &Option<String>, default: usize) -> Result<usize, ApiError> {
     match text {
         None => Ok(default),
-        Some(t) => t.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::field(name, "must be a whole number, 1 or more")),
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::field(name, "must be a whole number, 1 or more")),
     }
 }
 
 fn lines(lines: &[crate::service::LogLine]) -> Value {
-    Value::Array(lines.iter().map(|l| json!({"level": l.level.name(), "text": l.text})).collect())
+    Value::Array(lines.iter().map(|l| json!({"level": l.level.as_str(), "text": l.text})).collect())
 }
 
 #[utoipa::path(get, path = "/provisions/{id}/logs", tag = "provisions", params(("id" = i64, Path), Page),
     responses((status = 200, description = "A page of the log: page 1 holds the newest lines, in file order", body = Value)))]
-async fn logs(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, Query(q): Query<Page>) -> ApiResult<Json<Value>> {
+async fn logs(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Query(q): Query<Page>,
+) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
     let (page, per_page) = (positive("page", &q.page, 1)?, positive("per_page", &q.per_page, 100)?);
     let all = st.service.log_lines(id)?;
@@ -307,7 +399,8 @@ async fn logs(st: axum::extract::State<State>, Extension(caller): Extension<Call
     }
     let end = total.saturating_sub((page - 1).saturating_mul(per_page));
     let start = end.saturating_sub(per_page);
-    let meta = json!({"page": page, "per_page": per_page, "total_pages": total.div_ceil(per_page), "total_lines": total});
+    let meta =
+        json!({"page": page, "per_page": per_page, "total_pages": total.div_ceil(per_page), "total_lines": total});
     Ok(Json(json!({"meta": meta, "lines": lines(&all[start..end])})))
 }
 
@@ -321,7 +414,12 @@ pub struct Pos {
 
 #[utoipa::path(get, path = "/provisions/{id}/logs/poll", tag = "provisions", params(("id" = i64, Path), Pos),
     responses((status = 200, description = "Lines written after `pos` and the offset to poll from next", body = Value)))]
-async fn logs_poll(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, Query(q): Query<Pos>) -> ApiResult<Json<Value>> {
+async fn logs_poll(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Query(q): Query<Pos>,
+) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
     let pos = match q.pos.as_deref().map(str::parse::<i64>) {
         None => None,
@@ -339,34 +437,52 @@ async fn logs_poll(st: axum::extract::State<State>, Extension(caller): Extension
 
 #[utoipa::path(get, path = "/provisions/{id}/logs/stream", tag = "provisions", params(("id" = i64, Path), Pos),
     responses((status = 200, description = "Server-Sent Events: each event's data is a log line `{level, text}`", content_type = "text/event-stream")))]
-async fn logs_stream(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>, Query(q): Query<Pos>) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+async fn logs_stream(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Query(q): Query<Pos>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
     let start = match q.pos.as_deref().map(str::parse::<u64>) {
         Some(Ok(p)) => p,
         _ => 0,
     };
     let service = st.service.clone();
-    let stream = futures_util::stream::unfold((service, start, Vec::<Event>::new()), move |(service, pos, mut pending)| async move {
-        loop {
-            if let Some(event) = pending.pop() {
-                return Some((Ok(event), (service, pos, pending)));
-            }
-            match service.log_after(id, pos) {
-                Ok((new, next, _)) if !new.is_empty() => {
-                    pending = new.iter().rev().map(|l| Event::default().data(json!({"level": l.level.name(), "text": l.text}).to_string())).collect();
-                    return Some((Ok(pending.pop().expect("not empty")), (service, next, pending)));
+    let stream = futures_util::stream::unfold(
+        (service, start, Vec::<Event>::new()),
+        move |(service, pos, mut pending)| async move {
+            loop {
+                if let Some(event) = pending.pop() {
+                    return Some((Ok(event), (service, pos, pending)));
                 }
-                Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                Err(_) => return None,
+                match service.log_after(id, pos) {
+                    Ok((new, next, _)) if !new.is_empty() => {
+                        pending = new
+                            .iter()
+                            .rev()
+                            .map(|l| {
+                                Event::default().data(json!({"level": l.level.as_str(), "text": l.text}).to_string())
+                            })
+                            .collect();
+                        return Some((Ok(pending.pop().expect("not empty")), (service, next, pending)));
+                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Err(_) => return None,
+                }
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 #[utoipa::path(get, path = "/provisions/{id}/operations", tag = "provisions", params(("id" = i64, Path)),
     responses((status = 200, description = "The provision's operations, newest first", body = Value)))]
-async fn operations(st: axum::extract::State<State>, Extension(caller): Extension<Caller>, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+async fn operations(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
     Ok(Json(serde_json::to_value(st.service.operations(id)?).map_err(crate::service::Error::from)?))
 }

@@ -22,6 +22,7 @@ pub fn v1_routes() -> OpenApiRouter<State> {
 pub fn open_routes() -> axum::Router<State> {
     axum::Router::new()
         .route("/", axum::routing::get(welcome))
+        .route("/api/v1/", axum::routing::get(welcome))
         .route("/health", axum::routing::get(health))
         .route("/metrics", axum::routing::get(metrics))
 }

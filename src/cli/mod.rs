@@ -11,6 +11,7 @@ pub mod output;
 mod progress;
 pub mod provider;
 pub mod provision;
+mod serve;
 mod show;
 mod values;
 
@@ -53,6 +54,8 @@ pub enum Command {
     /// Providers: a driver plus connection values
     #[command(subcommand)]
     Provider(provider::Command),
+    /// Serve OneForm's REST API (and formwork's additions) on this machine's data
+    Serve(serve::Args),
     /// Provisions: create, inspect, scale, deprovision, retry, cancel, resume
     #[command(subcommand)]
     Provision(provision::Command),
@@ -76,6 +79,7 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
         Command::Driver(cmd) => driver::run(cmd, &settings, &out),
         Command::Provider(cmd) => provider::run(cmd, &settings, &out),
         Command::Provision(cmd) => provision::run(cmd, &settings, &out),
+        Command::Serve(args) => serve::run(args, settings),
     }
 }
 
@@ -86,6 +90,7 @@ impl Command {
             Command::Driver(_) => "driver",
             Command::Provider(_) => "provider",
             Command::Provision(_) => "provision",
+            Command::Serve(_) => "serve",
         }
     }
 }

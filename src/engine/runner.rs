@@ -208,7 +208,12 @@ impl<S: Stages> Runner<S> {
         Ok(done)
     }
 
-    pub async fn resume_one(&self, op: &OperationRow, policy: OnInterrupted, log: &mut dyn Log) -> Result<State, Error> {
+    pub async fn resume_one(
+        &self,
+        op: &OperationRow,
+        policy: OnInterrupted,
+        log: &mut dyn Log,
+    ) -> Result<State, Error> {
         let now = (self.clock)();
         let (op_id, id, position) = (op.id, op.provision_id, log.position() as i64);
         self.store.call(move |s| s.interrupt_attempts(op_id, position, now)).await?;

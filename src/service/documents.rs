@@ -115,7 +115,8 @@ impl Service {
     /// Creates a provider owned by the caller (who must be an admin, as in OneForm).
     pub fn create_provider_for(&self, caller: &Caller, new: &NewProvider) -> Result<Document, Error> {
         caller.must_be_admin()?;
-        let row = providers::create_owned(&self.catalog, &self.store, new, &Ownership::of(caller), crate::store::now())?;
+        let row =
+            providers::create_owned(&self.catalog, &self.store, new, &Ownership::of(caller), crate::store::now())?;
         Ok(Self::provider_document(&row, false))
     }
 
@@ -190,7 +191,14 @@ impl Service {
 
     /// `chown` / `chgrp`: a new owner and/or group, looked up in OpenNebula so the names are
     /// right (needs ADMIN on the object).
-    pub async fn chown(&self, caller: &Caller, kind: Kind, id: i64, uid: Option<i64>, gid: Option<i64>) -> Result<(), Error> {
+    pub async fn chown(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        id: i64,
+        uid: Option<i64>,
+        gid: Option<i64>,
+    ) -> Result<(), Error> {
         caller.must_be_admin()?;
         let mut owner = self.ownership(kind, id)?;
         check(caller, kind, id, &owner, Right::Admin)?;
@@ -278,7 +286,9 @@ impl Service {
         let provisions = raw
             .provisions
             .iter()
-            .map(|(n, count)| (crate::engine::State::from_number(*n).map_or(n.to_string(), |s| s.name().to_string()), *count))
+            .map(|(n, count)| {
+                (crate::engine::State::from_number(*n).map_or(n.to_string(), |s| s.name().to_string()), *count)
+            })
             .collect();
         Ok(Metrics { provisions, ..Metrics::from(raw) })
     }
@@ -296,6 +306,12 @@ pub struct Metrics {
 
 impl From<crate::store::Metrics> for Metrics {
     fn from(m: crate::store::Metrics) -> Metrics {
-        Metrics { operations: m.operations, provisions: Vec::new(), queued: m.queued, running: m.running, stages: m.stages }
+        Metrics {
+            operations: m.operations,
+            provisions: Vec::new(),
+            queued: m.queued,
+            running: m.running,
+            stages: m.stages,
+        }
     }
 }

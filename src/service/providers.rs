@@ -50,7 +50,13 @@ pub fn create_owned(
     Ok(store.provider(id)?)
 }
 
-fn insert(store: &Store, driver: &driver::Driver, new: &NewProvider, owner: &Ownership, time: i64) -> Result<i64, Error> {
+fn insert(
+    store: &Store,
+    driver: &driver::Driver,
+    new: &NewProvider,
+    owner: &Ownership,
+    time: i64,
+) -> Result<i64, Error> {
     let connection =
         validate::validate(&driver.connection, &new.connection).map_err(|errors| invalid(&driver.id, &errors))?;
     let name = new.name.clone().unwrap_or_else(|| driver.name.clone());

@@ -1,0 +1,36 @@
+//! `formwork serve`: OneForm's REST API on this machine's data (see `crate::api`).
+
+use std::io::Write as _;
+
+use crate::service::{Drivers, Service};
+use crate::settings::Settings;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (default 127.0.0.1:13013, OneForm's; port 0 picks a free one);
+    /// also `listen` in the config file and FORMWORK_LISTEN
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+pub fn run(args: Args, mut settings: Settings) -> anyhow::Result<()> {
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    runtime.block_on(async move {
+        let drivers = Drivers::open(&settings)?;
+        let service = Service::open(settings)?;
+        crate::api::serve(service, drivers, |addr| {
+            // The first stdout line says where: scripts and tests started with port 0 read it.
+            println!("formwork listening on http://{addr}");
+            let _ = std::io::stdout().flush();
+        })
+        .await
+    })?;
+    // Operations still running stop with the runtime (their tools get SIGTERM); the next
+    // start resumes them from their last checkpoint.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(())
+}
