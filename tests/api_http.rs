@@ -89,17 +89,20 @@ impl Api {
         self.wait_for(id, state, |_| true)
     }
 
-    /// Polls until the provision is in `state` and `also` holds for its body.
+    /// Polls until the provision is in `state`, `also` holds for its body and no operation of
+    /// it runs or waits (a failure state is final only then).
     fn wait_for(&self, id: i64, state: &str, also: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let body = provision_body(&self.get(id)).clone();
             let now = body["state"].as_str().unwrap_or_default().to_string();
-            if now == state && also(&body) {
+            let operations = self.admin.get(&format!("/api/v1/provisions/{id}/operations")).expect(200).json();
+            let settled = operations[0]["status"] != "running";
+            if now == state && also(&body) && settled {
                 return body;
             }
             assert!(
-                !(now.ends_with("_FAILURE") && now != state),
+                !(now.ends_with("_FAILURE") && now != state && settled),
                 "provision {id} failed in {now} while waiting for {state}:\n{}\nserver log:\n{}",
                 self.log(id),
                 self.server().log()
@@ -217,19 +220,38 @@ fn assert_names_field(response: Response, field: &str) {
 /// The id of `user` in the OpenNebula at `endpoint`, from `one.user.info(-1)` with their own
 /// session.
 fn one_user_id(endpoint: &str, user: &str, password: &str) -> i64 {
+    let answer = xmlrpc(endpoint, &format!("{user}:{password}"), "one.user.info", &["<i4>-1</i4>".into()]);
+    let xml = answer.replace("&lt;", "<").replace("&gt;", ">");
+    let start = xml.find("<USER><ID>").unwrap_or_else(|| panic!("one.user.info for {user}: {answer}")) + 10;
+    xml[start..].split('<').next().unwrap().parse().unwrap()
+}
+
+/// Calls `method` on the OpenNebula at `endpoint` with `session` and the given XML-RPC values
+/// (`<i4>1</i4>`, `<string>x</string>`…); returns the answer's text, which must be a success.
+fn xmlrpc(endpoint: &str, session: &str, method: &str, params: &[String]) -> String {
     let url = endpoint.strip_prefix("http://").unwrap();
     let (addr, path) = url.split_once('/').unwrap();
-    let call = format!(
-        "<?xml version=\"1.0\"?><methodCall><methodName>one.user.info</methodName><params>\
-         <param><value><string>{user}:{password}</string></value></param>\
-         <param><value><i4>-1</i4></value></param></params></methodCall>"
+    let mut call = format!(
+        "<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>\
+         <param><value><string>{session}</string></value></param>"
     );
+    for param in params {
+        call.push_str(&format!("<param><value>{param}</value></param>"));
+    }
+    call.push_str("</params></methodCall>");
     let response =
         Client::new(addr).raw("POST", &format!("/{path}"), &[("Content-Type", "text/xml")], Some(call.as_bytes()));
     let text = response.expect(200).text();
-    let xml = text.replace("&lt;", "<").replace("&gt;", ">");
-    let start = xml.find("<USER><ID>").unwrap_or_else(|| panic!("one.user.info for {user}: {text}")) + 10;
-    xml[start..].split('<').next().unwrap().parse().unwrap()
+    assert!(text.contains("<boolean>1</boolean>"), "{method} failed: {text}");
+    text
+}
+
+/// The integer an OpenNebula call answered (an allocated id).
+fn xmlrpc_id(answer: &str) -> i64 {
+    let after = &answer[answer.find("<boolean>1</boolean>").unwrap()..];
+    let start = after.find("<i4>").or_else(|| after.find("<int>")).unwrap_or_else(|| panic!("no id in {answer}"));
+    let rest = &after[start..];
+    rest[rest.find('>').unwrap() + 1..].split('<').next().unwrap().trim().parse().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -509,9 +531,6 @@ fn drivers_list_show_enable_disable_sync_schema_and_validate() {
     let enabled = api.admin.get("/api/v1/drivers?enabled=true").expect(200).json();
     let names: Vec<String> = enabled.as_array().unwrap().iter().map(common::driver_id).collect();
     assert_eq!(names, ["onprem"]);
-    let provider =
-        api.admin.post("/api/v1/providers", &json!({"driver": "sim", "connection_values": {"api_token": "t"}}));
-    provider.error(400);
     api.admin.post("/api/v1/drivers/sim/enable", &json!({})).expect(200);
     let enabled = api.admin.get("/api/v1/drivers?enabled=true").expect(200).json();
     assert_eq!(enabled.as_array().unwrap().len(), 2);
@@ -523,7 +542,7 @@ fn drivers_list_show_enable_disable_sync_schema_and_validate() {
     let connection = api.admin.get("/api/v1/drivers/sim/schema?connection=true").expect(200).json();
     assert_eq!(connection, api.cli(&["driver", "schema", "sim", "--connection"]));
     assert!(connection["properties"]["api_token"].is_object(), "{connection}");
-    api.admin.get("/api/v1/drivers/sim/schema?deployment=nope").error(400);
+    api.admin.get("/api/v1/drivers/sim/schema?deployment=nope").error(404);
 
     let values = json!({"oneform_hosts": 2});
     let valid = api
@@ -581,7 +600,6 @@ fn providers_create_show_update_permissions_and_delete() {
     assert!(listed.to_string().contains(TOKEN), "include_sensitive shows the token in lists too");
     let path = api.admin.get(&format!("/api/v1/providers/{id}/path")).expect(200).json();
     assert_eq!(path, json!({"path": api.home.builtin.join("sim").display().to_string()}));
-    api.admin.get("/api/v1/providers/999/path").error(404);
 
     // PATCH: rename, a redacted value is ignored, a new value replaces.
     let patch = json!({"name": "sim-b", "connection": {"api_token": "__redacted__", "endpoint": "/tmp/elsewhere"}});
@@ -590,14 +608,11 @@ fn providers_create_show_update_permissions_and_delete() {
     assert_eq!(provider_body(&patched)["connection"]["endpoint"], "/tmp/elsewhere");
     let secret = api.admin.get(&format!("/api/v1/providers/{id}?include_sensitive=true")).expect(200).json();
     assert_eq!(provider_body(&secret)["connection"]["api_token"], TOKEN, "__redacted__ kept the token");
-    assert_names_field(api.admin.patch(&format!("/api/v1/providers/{id}"), &json!({"name": 12})), "name");
-    api.admin.patch("/api/v1/providers/999", &json!({"name": "x"})).error(404);
 
     // chmod, chown, chgrp show in the document.
     api.admin.post(&format!("/api/v1/providers/{id}/chmod"), &json!({"octet": "640"})).expect(204);
     let doc = api.admin.get(&format!("/api/v1/providers/{id}")).expect(200).json();
     assert_eq!(permissions(&doc), "110100000");
-    assert_names_field(api.admin.post(&format!("/api/v1/providers/{id}/chmod"), &json!({"octet": "9x9"})), "octet");
     let alice = api.uid("alice", ALICE_PW);
     api.admin.post(&format!("/api/v1/providers/{id}/chown"), &json!({"owner_id": alice})).expect(204);
     let doc = api.admin.get(&format!("/api/v1/providers/{id}")).expect(200).json();
@@ -606,8 +621,6 @@ fn providers_create_show_update_permissions_and_delete() {
     api.admin.post(&format!("/api/v1/providers/{id}/chgrp"), &json!({"group_id": 1})).expect(204);
     let doc = api.admin.get(&format!("/api/v1/providers/{id}")).expect(200).json();
     assert_eq!((&doc["DOCUMENT"]["GID"], &doc["DOCUMENT"]["GNAME"]), (&json!("1"), &json!("users")));
-    api.admin.post(&format!("/api/v1/providers/{id}/chown"), &json!({"owner_id": 4242})).error(404);
-    api.admin.post(&format!("/api/v1/providers/{id}/chgrp"), &json!({"group_id": "users"})).error(400);
 
     api.admin.delete(&format!("/api/v1/providers/{id}")).expect(204);
     api.admin.get(&format!("/api/v1/providers/{id}")).error(404);
@@ -617,26 +630,97 @@ fn providers_create_show_update_permissions_and_delete() {
 #[test]
 fn provider_requests_that_are_refused() {
     let api = Api::start();
-    assert_names_field(api.admin.post("/api/v1/providers", &json!({"name": "x"})), "driver");
-    assert_names_field(api.admin.post("/api/v1/providers", &json!({"driver": 7})), "driver");
-    api.admin.post("/api/v1/providers", &json!({"driver": "nope"})).error(404);
-    api.admin.post("/api/v1/providers", &json!({"driver": "onprem"})).error(400);
+    let mut r = Refusals::default();
+    let post = |body: Value| api.admin.post("/api/v1/providers", &body);
+    r.check(post(json!({"name": "x"})), 400, Some("driver"));
+    r.check(post(json!({"driver": 7})), 400, Some("driver"));
+    r.check(post(json!({"driver": "nope"})), 404, None);
+    // OneForm refuses a second onprem provider with 400 (spec §3.2).
+    r.check(post(json!({"driver": "onprem"})), 400, None);
     // api_token is mandatory and has no default.
-    assert_names_field(api.admin.post("/api/v1/providers", &json!({"driver": "sim"})), "api_token");
-    assert_names_field(
-        api.admin.post("/api/v1/providers", &json!({"driver": "sim", "connection_values": {"api_token": 5}})),
-        "api_token",
-    );
-    // The onprem provider is refused deletion; a provider in use is busy.
+    r.check(post(json!({"driver": "sim"})), 400, Some("api_token"));
+    r.check(post(json!({"driver": "sim", "connection_values": {"api_token": 5}})), 400, Some("api_token"));
+    r.check(post(json!({"driver": "sim", "connection_values": "token"})), 400, Some("connection_values"));
+    // A disabled driver is refused with 400 (spec §2.12 step 2, §3.2).
+    api.admin.post("/api/v1/drivers/sim/disable", &json!({})).expect(200);
+    r.check(post(json!({"driver": "sim", "connection_values": {"api_token": "t"}})), 400, None);
+    api.admin.post("/api/v1/drivers/sim/enable", &json!({})).expect(200);
+
+    let provider = api.provider("sim-a");
+    let path = format!("/api/v1/providers/{provider}");
+    r.check(api.admin.post(&format!("{path}/chmod"), &json!({"octet": "9x9"})), 400, Some("octet"));
+    r.check(api.admin.post(&format!("{path}/chmod"), &json!({})), 400, Some("octet"));
+    // Unknown users and groups are OpenNebula's ENO_EXISTS: 404, not a gateway failure.
+    r.check(api.admin.post(&format!("{path}/chown"), &json!({"owner_id": 4242})), 404, None);
+    r.check(api.admin.post(&format!("{path}/chgrp"), &json!({"group_id": 4242})), 404, None);
+    r.check(api.admin.post(&format!("{path}/chown"), &json!({"owner_id": 396712810415_i64})), 404, None);
+    r.check(api.admin.post(&format!("{path}/chgrp"), &json!({"group_id": "users"})), 400, Some("group_id"));
+    r.check(api.admin.patch(&path, &json!({"name": 12})), 400, Some("name"));
+    r.check(api.admin.patch("/api/v1/providers/999", &json!({"name": "x"})), 404, None);
+    r.check(api.admin.get("/api/v1/providers/999"), 404, None);
+    r.check(api.admin.get("/api/v1/providers/999/path"), 404, None);
+    r.check(api.admin.delete("/api/v1/providers/999"), 404, None);
+    // An id that is not a number is bad input, answered as OneForm errors are.
+    r.check(api.admin.get("/api/v1/providers/abc"), 400, None);
+    // The onprem provider cannot be deleted (400); a provider in use is refused (405).
     let onprem = api.admin.get("/api/v1/providers").expect(200).json();
     let onprem = onprem.as_array().unwrap().iter().find(|p| provider_body(p)["driver"] == "onprem");
     let onprem = id_of(onprem.expect("the server ensures an onprem provider"));
-    api.admin.delete(&format!("/api/v1/providers/{onprem}")).error(400);
-    let (provider, _) = api.running(1);
-    api.admin.delete(&format!("/api/v1/providers/{provider}")).error(405);
-    api.admin.get(&format!("/api/v1/providers/{provider}")).expect(200);
-    api.admin.get("/api/v1/providers/abc").error(400);
-    api.admin.get("/api/v1/providers/999").error(404);
+    r.check(api.admin.delete(&format!("/api/v1/providers/{onprem}")), 400, None);
+    let id = api.create(provider, 1);
+    api.wait(id, "RUNNING");
+    r.check(api.admin.delete(&path), 405, None);
+    api.admin.get(&path).expect(200);
+    r.done();
+}
+
+/// Refused requests checked against the status, OneForm's error body and the field its context
+/// should name; every mismatch is kept so one run reports them all.
+#[derive(Default)]
+struct Refusals(Vec<String>);
+
+impl Refusals {
+    fn check(&mut self, response: Response, status: u16, field: Option<&str>) -> Option<Value> {
+        let text: String = response.text().chars().take(400).collect();
+        let what = format!("{} -> {} {text}", response.request, response.status);
+        if response.status != status {
+            self.0.push(format!("expected {status}: {what}"));
+            return None;
+        }
+        if status < 400 {
+            return Some(response.json());
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&response.body) else {
+            self.0.push(format!("not a JSON error body: {what}"));
+            return None;
+        };
+        let message_ok = body["message"].as_str().is_some_and(|m| !m.is_empty());
+        if body["err_code"] != status || !message_ok {
+            self.0.push(format!("not OneForm's {{err_code, message}}: {what}"));
+        }
+        if let Some(field) = field {
+            let named =
+                body["context"][field].as_array().is_some_and(|m| !m.is_empty() && m.iter().all(Value::is_string));
+            if !named {
+                self.0.push(format!("context should name {field:?}: {what}"));
+            }
+        }
+        Some(body)
+    }
+
+    /// A refusal whose message must be exactly `message`.
+    fn message(&mut self, response: Response, status: u16, message: &str) {
+        if let Some(body) = self.check(response, status, None)
+            && body["message"] != message
+        {
+            self.0.push(format!("message should be {message:?}: {body}"));
+        }
+    }
+
+    #[track_caller]
+    fn done(self) {
+        assert!(self.0.is_empty(), "{} refusals answered wrongly:\n{}", self.0.len(), self.0.join("\n"));
+    }
 }
 
 /// The nine permission bits as a string of 0/1, OWNER_U first.
@@ -716,62 +800,64 @@ fn provision_create_answers_pending_then_runs_to_running_with_oneforms_shape() {
 fn provision_requests_that_are_refused() {
     let api = Api::start();
     let provider = api.provider("sim-a");
+    let mut r = Refusals::default();
     let post = |body: &Value| api.admin.post("/api/v1/provisions", body);
-    let without = |key: &str| {
+    let with = |key: &str, value: Value| {
         let mut body = provision_request(provider, 1);
-        body.as_object_mut().unwrap().remove(key);
+        match value {
+            Value::Null => {
+                body.as_object_mut().unwrap().remove(key);
+            }
+            value => body[key] = value,
+        }
         body
     };
     for key in ["driver", "deployment_type", "provider_id"] {
-        assert_names_field(post(&without(key)), key);
+        r.check(post(&with(key, Value::Null)), 400, Some(key));
     }
-    let mut wrong_type = provision_request(provider, 1);
-    wrong_type["provider_id"] = json!("one");
-    assert_names_field(post(&wrong_type), "provider_id");
-    let mut wrong_type = provision_request(provider, 1);
-    wrong_type["driver"] = json!(["sim"]);
-    assert_names_field(post(&wrong_type), "driver");
-    let mut bad_value = provision_request(provider, 1);
-    bad_value["user_inputs_values"]["oneform_hosts"] = json!("many");
-    assert_names_field(post(&bad_value), "oneform_hosts");
-    let mut unknown = provision_request(provider, 1);
-    unknown["driver"] = json!("nope");
-    post(&unknown).error(404);
-    let mut unknown = provision_request(provider, 1);
-    unknown["provider_id"] = json!(999);
-    post(&unknown).error(404);
-    let mut unknown = provision_request(provider, 1);
-    unknown["deployment_type"] = json!("nope");
-    post(&unknown).error(400);
-    // A provider of another driver.
+    r.check(post(&with("provider_id", json!("one"))), 400, Some("provider_id"));
+    r.check(post(&with("driver", json!(["sim"]))), 400, Some("driver"));
+    r.check(post(&with("name", json!(5))), 400, Some("name"));
+    r.check(post(&with("user_inputs_values", json!([1]))), 400, Some("user_inputs_values"));
+    r.check(post(&with("user_inputs_values", json!({"oneform_hosts": "many"}))), 400, Some("oneform_hosts"));
+    r.check(post(&with("user_inputs_values", json!({"oneform_hosts": 1, "region": 3}))), 400, Some("region"));
+    r.check(post(&with("driver", json!("nope"))), 404, None);
+    r.check(post(&with("provider_id", json!(999))), 404, None);
+    // No deployment of that inventory: OneForm's 400 (spec §2.12 step 4).
+    r.check(post(&with("deployment_type", json!("nope"))), 400, None);
+    // A provider of another driver (spec §2.12 step 5).
     let onprem = api.admin.get("/api/v1/providers").expect(200).json();
     let onprem = id_of(onprem.as_array().unwrap().iter().find(|p| provider_body(p)["driver"] == "onprem").unwrap());
-    let mut other = provision_request(provider, 1);
-    other["provider_id"] = json!(onprem);
-    post(&other).error(400);
+    r.check(post(&with("provider_id", json!(onprem))), 400, None);
+    api.admin.post("/api/v1/drivers/sim/disable", &json!({})).expect(200);
+    r.check(post(&provision_request(provider, 1)), 400, None);
+    api.admin.post("/api/v1/drivers/sim/enable", &json!({})).expect(200);
 
-    // Bodies: empty, not JSON, not an object, too large.
+    // Bodies: empty, absent, not JSON, not an object, too large.
     let json_type = [("Content-Type", "application/json")];
-    let empty = api.admin.raw("POST", "/api/v1/provisions", &json_type, Some(b"")).error(400);
-    assert_eq!(empty["message"], "Missing request body");
-    let no_body = api.admin.raw("POST", "/api/v1/provisions", &json_type, None).error(400);
-    assert_eq!(no_body["message"], "Missing request body");
-    api.admin.raw("POST", "/api/v1/provisions", &json_type, Some(b"{\"driver\": ")).error(400);
-    api.admin.raw("POST", "/api/v1/provisions", &json_type, Some(b"[1, 2]")).error(400);
+    r.message(api.admin.raw("POST", "/api/v1/provisions", &json_type, Some(b"")), 400, "Missing request body");
+    r.message(api.admin.raw("POST", "/api/v1/provisions", &json_type, None), 400, "Missing request body");
+    r.message(api.admin.raw("POST", "/api/v1/provisions", &[], Some(b"  \n")), 400, "Missing request body");
+    r.check(api.admin.raw("POST", "/api/v1/provisions", &json_type, Some(b"{\"driver\": ")), 400, None);
+    r.check(api.admin.raw("POST", "/api/v1/provisions", &json_type, Some(b"[1, 2]")), 400, None);
+    r.check(api.admin.raw("POST", "/api/v1/provisions", &json_type, Some(b"\xff\xfe{}")), 400, None);
     let mut huge = provision_request(provider, 1);
-    huge["description"] = json!("x".repeat(20 * 1024 * 1024));
-    api.admin.post("/api/v1/provisions", &huge).error(413);
+    huge["description"] = json!("x".repeat(2 * 1024 * 1024));
+    r.check(api.admin.post("/api/v1/provisions", &huge), 413, None);
+    // Just under the limit (1 MiB) is read, then judged on its content.
+    huge["description"] = json!("x".repeat(1000 * 1024));
+    r.check(api.admin.post("/api/v1/provisions", &huge), 201, None).map(|doc| api.wait(id_of(&doc), "RUNNING"));
 
-    assert_eq!(
-        ids(&api.admin.get("/api/v1/provisions?all=true").expect(200).json()),
-        Vec::<i64>::new(),
-        "nothing was made"
-    );
-    api.admin.get("/api/v1/provisions/999").error(404);
-    api.admin.get("/api/v1/provisions/x1").error(400);
-    // Other methods on a known path.
+    r.check(api.admin.get("/api/v1/provisions/999"), 404, None);
+    r.check(api.admin.get("/api/v1/provisions/x1"), 400, None);
+    r.check(api.admin.get("/api/v1/provisions/1/logs/poll?pos=abc"), 400, Some("pos"));
+    r.check(api.admin.get("/api/v1/nowhere"), 404, None);
+    // Another method on a known path: 405 (axum answers it without a body).
     let put = api.admin.raw("PUT", "/api/v1/provisions", &json_type, Some(b"{}"));
-    assert!(matches!(put.status, 404 | 405), "PUT /provisions: {}", put.status);
+    assert_eq!(put.status, 405, "PUT /provisions: {}", put.text());
+    r.done();
+    let made = ids(&api.admin.get("/api/v1/provisions?all=true").expect(200).json());
+    assert_eq!(made.len(), 1, "only the request under the size limit made a provision: {made:?}");
 }
 
 #[test]
@@ -836,12 +922,34 @@ fn scale_up_and_down_public_ips_unmanaged_and_undeploy_to_done() {
     assert_eq!(elastic_ars(&fewer), ars[1..].to_vec());
     assert_names_field(api.admin.post(&format!("{path}/remove-ip"), &json!({})), "ar_id");
 
-    // Unmanaged: one entry per object, none with children.
+    // Unmanaged: a VM someone started on the provision's host is reported, and it stops a
+    // deprovision that is not forced.
+    let host_id = fewer["one_objects"]["hosts"][0]["id"].as_i64().unwrap();
+    let quiet = api.admin.get(&format!("{path}/unmanaged")).expect(200).json();
+    assert!(!quiet.to_string().contains("\"vm\":[0"), "no VM yet: {quiet}");
+    let endpoint = api.sim.as_ref().unwrap().url.clone();
+    let session = format!("oneadmin:{ADMIN_PW}");
+    let vm = xmlrpc_id(&xmlrpc(
+        &endpoint,
+        &session,
+        "one.vm.allocate",
+        &["<string>NAME = intruder</string>".into(), "<boolean>0</boolean>".into()],
+    ));
+    xmlrpc(
+        &endpoint,
+        &session,
+        "one.vm.deploy",
+        &[format!("<i4>{vm}</i4>"), format!("<i4>{host_id}</i4>"), "<boolean>0</boolean>".into(), "<i4>-1</i4>".into()],
+    );
     let unmanaged = api.admin.get(&format!("{path}/unmanaged")).expect(200).json();
-    let host_id = fewer["one_objects"]["hosts"][0]["id"].as_i64().unwrap().to_string();
-    assert_eq!(unmanaged["hosts"], json!({host_id: {"vm": []}}), "{unmanaged}");
-    assert_eq!(unmanaged["networks"].as_object().map(|n| n.len()), Some(2), "{unmanaged}");
-    assert_eq!(unmanaged["datastores"].as_object().map(|d| d.len()), Some(2), "{unmanaged}");
+    assert_eq!(unmanaged["hosts"][host_id.to_string()]["vm"], json!([vm]), "{unmanaged}");
+    let refused = api.admin.post(&format!("{path}/undeploy"), &json!({})).error(405);
+    assert_eq!(
+        refused["context"]["hosts"][host_id.to_string()]["vm"],
+        json!([vm]),
+        "the context is the unmanaged map: {refused}"
+    );
+    assert_eq!(api.wait(id, "RUNNING")["state"], "RUNNING", "a refused deprovision changes nothing");
 
     // PATCH the body.
     let patched = api.admin.patch(&path, &json!({"name": "renamed", "description": "d2"})).expect(200).json();
@@ -852,8 +960,9 @@ fn scale_up_and_down_public_ips_unmanaged_and_undeploy_to_done() {
     // A RUNNING provision cannot be retried nor deleted without force.
     api.admin.post(&format!("{path}/retry"), &json!({})).error(405);
     api.admin.delete(&path).error(405);
-    // Undeploy to DONE; then hidden from the default list, deletable, gone.
-    api.admin.post(&format!("{path}/undeploy"), &json!({})).expect(204);
+    // A forced undeploy deletes the VM with the rest: DONE, then hidden from the default list,
+    // deletable, gone.
+    api.admin.post(&format!("{path}/undeploy"), &json!({"force": true})).expect(204);
     api.wait(id, "DONE");
     assert_eq!(ids(&api.admin.get("/api/v1/provisions").expect(200).json()), Vec::<i64>::new());
     assert_eq!(ids(&api.admin.get("/api/v1/provisions?all=true").expect(200).json()), vec![id]);
@@ -918,8 +1027,9 @@ fn a_busy_provision_refuses_operations_cancel_stops_it_and_retry_or_recover_fini
     // A failure answered by retry.
     api.home.scenario(json!({"fail_apply": "Error: quota exceeded"}));
     api.admin.post(&format!("{path}/add-host"), &json!({"amount": 1})).expect(204);
-    let failed = api.wait(id, "SCALING_FAILURE");
-    assert!(failed["historic"].to_string().contains("SCALING_FAILURE"), "{failed}");
+    // A scale-up runs the whole chain again (SCALING, INIT, ... as OneForm does): the apply fails.
+    let failed = api.wait(id, "APPLYING_FAILURE");
+    assert!(failed["historic"].to_string().contains("State changed from RUNNING to SCALING"), "{failed}");
     api.admin.post(&format!("{path}/retry"), &json!({})).expect(204);
     api.wait_for(id, "RUNNING", |b| b["one_objects"]["hosts"].as_array().unwrap().len() == 2);
     api.admin.get("/api/v1/provisions/999/operations").error(404);
