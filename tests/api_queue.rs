@@ -85,7 +85,7 @@ fn max_overlap(spans: &BTreeMap<i64, (u128, u128)>) -> usize {
 fn overlap_counts_open_spans_at_one_instant() {
     let spans = |list: &[(u128, u128)]| -> BTreeMap<i64, (u128, u128)> { (0..).zip(list.iter().copied()).collect() };
     assert_eq!(max_overlap(&spans(&[(0, 10), (10, 20), (20, 30)])), 1);
-    assert_eq!(max_overlap(&spans(&[(0, 10), (5, 20), (6, 7), (8, 30)])), 4);
+    assert_eq!(max_overlap(&spans(&[(0, 10), (5, 20), (6, 9), (8, 30)])), 4);
     assert_eq!(max_overlap(&spans(&[(0, 10), (11, 20)])), 1);
 }
 
@@ -143,6 +143,7 @@ fn fifty_creates_at_once_all_run_and_never_more_than_four_work_together() {
     // Sample the states while the queue drains: never more than LIMIT in a working state.
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut most_working = 0;
+    let mut most_queued = 0;
     let mut first_sample = true;
     loop {
         let list = admin.get("/api/v1/provisions?all=true").expect(200).json();
@@ -157,6 +158,18 @@ fn fifty_creates_at_once_all_run_and_never_more_than_four_work_together() {
         let working = states.iter().filter(|s| !matches!(s.as_str(), "PENDING" | "RUNNING")).count();
         most_working = most_working.max(working);
         assert!(working <= LIMIT, "{working} provisions in working states at once: {states:?}");
+        // The server's own gauges agree.
+        let metrics = server.anonymous().get("/metrics").expect(200).text();
+        let gauge = |name: &str| -> usize {
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name}: {metrics}"));
+            line[name.len() + 1..].trim().parse().unwrap()
+        };
+        let (slots, queued) = (gauge("formwork_operations_running"), gauge("formwork_queue_length"));
+        assert!(slots <= LIMIT, "/metrics: {slots} operations hold a slot (limit {LIMIT})");
+        most_queued = most_queued.max(queued);
         let running = states.iter().filter(|s| *s == "RUNNING").count();
         // The creates were answered before their work: 50 queued operations take far longer.
         assert!(!first_sample || running < PROVISIONS, "all {running} were RUNNING when the last create was answered");
@@ -174,6 +187,7 @@ fn fifty_creates_at_once_all_run_and_never_more_than_four_work_together() {
     assert!(overlap <= LIMIT, "{overlap} operations ran tools at the same time (limit {LIMIT})");
     assert!(overlap >= 2, "operations never overlapped ({overlap}): the queue ran them one by one");
     assert!(most_working >= 1, "no working state was ever seen");
+    assert!(most_queued >= 1, "/metrics never showed an operation waiting for a slot");
     let each = |n: usize| -> BTreeMap<String, usize> {
         [("ansible-playbook", n), ("terraform apply", n), ("terraform init", n), ("terraform plan", n)]
             .into_iter()
