@@ -1035,6 +1035,41 @@ fn a_busy_provision_refuses_operations_cancel_stops_it_and_retry_or_recover_fini
     api.admin.get("/api/v1/provisions/999/operations").error(404);
 }
 
+#[test]
+fn a_request_made_as_soon_as_the_state_allows_it_is_accepted() {
+    // OneForm's clients (the CLIs, FireEdge, scripts) poll the state and act when it allows:
+    // the state they read must mean the work is over, not that it is about to be.
+    let api = Api::start();
+    let provider = api.provider("sim-a");
+    let id = api.create(provider, 1);
+    let path = format!("/api/v1/provisions/{id}");
+    let settled_on = |state: &str, hosts: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let body = provision_body(&api.get(id)).clone();
+            let count = body["one_objects"]["hosts"].as_array().map_or(0, Vec::len);
+            if body["state"] == state && (state == "DONE" || count == hosts) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not {state} with {hosts} hosts: {body}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut hosts = 1;
+    settled_on("RUNNING", hosts);
+    for round in 0..8 {
+        let (route, step): (&str, i64) = if round % 2 == 0 { ("add-host", 1) } else { ("remove-host", -1) };
+        let answer = api.admin.post(&format!("{path}/{route}"), &json!({"amount": 1}));
+        assert_eq!(answer.status, 204, "round {round}: {route} right after RUNNING: {}", answer.text());
+        hosts = (hosts as i64 + step) as usize;
+        settled_on("RUNNING", hosts);
+    }
+    api.admin.post(&format!("{path}/undeploy"), &json!({})).expect(204);
+    settled_on("DONE", 0);
+    let deleted = api.admin.delete(&path);
+    assert_eq!(deleted.status, 204, "DELETE right after DONE: {}", deleted.text());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Logs
 
