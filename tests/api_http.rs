@@ -499,6 +499,15 @@ fn a_plain_user_sees_only_what_permissions_give_them() {
     assert_eq!(doc["DOCUMENT"]["GNAME"], "users");
     assert_eq!(ids(&api.alice.get("/api/v1/provisions").expect(200).json()), vec![id]);
 
+    // Back to oneadmin, then shared with the `users` group, alice's.
+    api.admin.post(&format!("{path}/chown"), &json!({"owner_id": 0, "group_id": 0})).expect(204);
+    assert!(matches!(api.alice.get(&path).status, 403 | 404), "oneadmin's again");
+    api.admin.post(&format!("{path}/chgrp"), &json!({"group_id": 1})).expect(204);
+    api.admin.post(&format!("{path}/chmod"), &json!({"octet": "640"})).expect(204);
+    let doc = api.alice.get(&path).expect(200).json();
+    assert_eq!((&doc["DOCUMENT"]["UNAME"], &doc["DOCUMENT"]["GNAME"]), (&json!("oneadmin"), &json!("users")));
+    assert_eq!(permissions(&doc), "110100000");
+
     // The provider too, by group: alice is in `users`.
     api.admin.post(&format!("{provider_path}/chgrp"), &json!({"group_id": 1})).expect(204);
     api.admin.post(&format!("{provider_path}/chmod"), &json!({"octet": "640"})).expect(204);
