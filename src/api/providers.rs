@@ -1,7 +1,7 @@
 //! `/api/v1/providers`: OneForm's provider routes (§4.2), and the chmod/chown/chgrp bodies
 //! shared with provisions.
 
-use axum::extract::{Path, Query};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::Body;
+use super::body::{Body, Id};
 use super::document::{wrap, wrap_all};
 use super::error::ApiError;
 use super::provisions::flag;
@@ -109,7 +109,7 @@ async fn create(
 async fn show(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<ReadParams>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(wrap(&st.service.provider_for(&caller, id, flag(&q.include_sensitive))?)))
@@ -120,7 +120,7 @@ async fn show(
 async fn path(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"path": st.service.provider_path(&caller, id)?})))
 }
@@ -130,7 +130,7 @@ async fn path(
 async fn update(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     caller.must_be_admin()?;
@@ -150,7 +150,7 @@ async fn update(
 async fn delete(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
     st.service.may_use(&caller, Kind::Provider, id)?;
@@ -163,7 +163,7 @@ async fn delete(
 async fn chmod(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     chmod_of(&st, &caller, Kind::Provider, id, &body)
@@ -174,7 +174,7 @@ async fn chmod(
 async fn chown(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     chown_of(&st, &caller, Kind::Provider, id, &body, "owner_id").await
@@ -185,7 +185,7 @@ async fn chown(
 async fn chgrp(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     chown_of(&st, &caller, Kind::Provider, id, &body, "group_id").await
@@ -213,9 +213,10 @@ pub async fn chown_of(
     body.required(required)?;
     let uid = if required == "owner_id" { body.int("owner_id")? } else { None };
     let gid = body.int("group_id")?;
+    // OpenNebula's ids are 32-bit (XML-RPC i4).
     for (field, value) in [("owner_id", uid), ("group_id", gid)] {
-        if value.is_some_and(|v| v < 0) {
-            return Err(ApiError::field(field, "must be an id, 0 or more"));
+        if value.is_some_and(|v| !(0..=i64::from(i32::MAX)).contains(&v)) {
+            return Err(ApiError::field(field, format!("must be an OpenNebula id, 0 to {}", i32::MAX)));
         }
     }
     st.service.chown(caller, kind, id, uid, gid).await?;

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::Body;
+use super::body::{Body, Id};
 use super::document::{wrap, wrap_all};
 use super::error::ApiError;
 use super::{ApiResult, State};
@@ -120,7 +120,7 @@ async fn create(
 async fn show(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<ReadParams>,
 ) -> ApiResult<Json<Value>> {
     let service = st.service.clone();
@@ -133,10 +133,11 @@ async fn show(
 async fn update(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     caller.must_be_admin()?;
+    st.service.settle(id).await;
     let values = body.get("user_inputs_values").map(|_| body.object("user_inputs_values")).transpose()?;
     let change = Update {
         name: body.string("name")?,
@@ -161,10 +162,11 @@ pub struct Force {
 async fn delete(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<Force>,
 ) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
+    st.service.settle(id).await;
     st.service.may_use(&caller, Kind::Provision, id)?;
     st.service.delete_provision(id, flag(&q.force))?;
     Ok(StatusCode::NO_CONTENT)
@@ -175,7 +177,7 @@ async fn delete(
 async fn unmanaged(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(st.service.unmanaged(&caller, id).await?))
 }
@@ -191,7 +193,7 @@ async fn submit(st: &State, caller: &Caller, id: i64, request: Request) -> ApiRe
 async fn undeploy(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let resources = Body(body.object("resources")?);
@@ -209,7 +211,7 @@ async fn undeploy(
 async fn recover(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let name = body.required_string("recover_state")?;
@@ -223,7 +225,7 @@ async fn recover(
 async fn retry(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     _body: Body,
 ) -> ApiResult<StatusCode> {
     submit(&st, &caller, id, Request::Retry).await
@@ -234,7 +236,7 @@ async fn retry(
 async fn scale(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let direction = body.required_string("direction")?;
@@ -255,7 +257,7 @@ async fn scale(
 async fn add_host(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let request = match body.get("ips") {
@@ -270,7 +272,7 @@ async fn add_host(
 async fn remove_host(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let force = body.bool("force")?;
@@ -286,7 +288,7 @@ async fn remove_host(
 async fn add_ip(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let amount = body.count("amount")?.unwrap_or(1);
@@ -300,7 +302,7 @@ async fn add_ip(
 async fn remove_ip(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let ar_id = body.required("ar_id").and_then(|_| body.int("ar_id"))?.unwrap_or_default();
@@ -314,7 +316,7 @@ async fn remove_ip(
 async fn cancel(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
     st.service.may_use(&caller, Kind::Provision, id)?;
@@ -327,7 +329,7 @@ async fn cancel(
 async fn chmod(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     super::providers::chmod_of(&st, &caller, Kind::Provision, id, &body)
@@ -338,7 +340,7 @@ async fn chmod(
 async fn chown(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     super::providers::chown_of(&st, &caller, Kind::Provision, id, &body, "owner_id").await
@@ -349,7 +351,7 @@ async fn chown(
 async fn chgrp(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     super::providers::chown_of(&st, &caller, Kind::Provision, id, &body, "group_id").await
@@ -387,7 +389,7 @@ fn lines(lines: &[crate::service::LogLine]) -> Value {
 async fn logs(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
@@ -417,7 +419,7 @@ pub struct Pos {
 async fn logs_poll(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<Pos>,
 ) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
@@ -440,7 +442,7 @@ async fn logs_poll(
 async fn logs_stream(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<Pos>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
@@ -481,7 +483,7 @@ async fn logs_stream(
 async fn operations(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
     Ok(Json(serde_json::to_value(st.service.operations(id)?).map_err(crate::service::Error::from)?))
