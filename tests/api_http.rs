@@ -551,7 +551,7 @@ fn drivers_list_show_enable_disable_sync_schema_and_validate() {
     let connection = api.admin.get("/api/v1/drivers/sim/schema?connection=true").expect(200).json();
     assert_eq!(connection, api.cli(&["driver", "schema", "sim", "--connection"]));
     assert!(connection["properties"]["api_token"].is_object(), "{connection}");
-    api.admin.get("/api/v1/drivers/sim/schema?deployment=nope").error(404);
+    api.admin.get("/api/v1/drivers/sim/schema?deployment=nope").error(400);
 
     let values = json!({"oneform_hosts": 2});
     let valid = api
@@ -662,7 +662,7 @@ fn provider_requests_that_are_refused() {
     // Unknown users and groups are OpenNebula's ENO_EXISTS: 404, not a gateway failure.
     r.check(api.admin.post(&format!("{path}/chown"), &json!({"owner_id": 4242})), 404, None);
     r.check(api.admin.post(&format!("{path}/chgrp"), &json!({"group_id": 4242})), 404, None);
-    r.check(api.admin.post(&format!("{path}/chown"), &json!({"owner_id": 396712810415_i64})), 404, None);
+    r.check(api.admin.post(&format!("{path}/chown"), &json!({"owner_id": 396712810415_i64})), 400, Some("owner_id"));
     r.check(api.admin.post(&format!("{path}/chgrp"), &json!({"group_id": "users"})), 400, Some("group_id"));
     r.check(api.admin.patch(&path, &json!({"name": 12})), 400, Some("name"));
     r.check(api.admin.patch("/api/v1/providers/999", &json!({"name": "x"})), 404, None);
