@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{Body, Id};
+use super::document::schema::{Envelope, ErrorBody};
 use super::document::{wrap, wrap_all};
 use super::error::ApiError;
 use super::provisions::flag;
@@ -73,7 +74,7 @@ pub struct CreateProvider {
 }
 
 #[utoipa::path(get, path = "/providers", tag = "providers", params(ReadParams),
-    responses((status = 200, description = "DOCUMENTs of the providers the caller may use", body = Value)))]
+    responses((status = 200, description = "DOCUMENTs of the providers the caller may use", body = [Envelope])))]
 async fn list(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -88,7 +89,7 @@ async fn list(
 }
 
 #[utoipa::path(post, path = "/providers", tag = "providers", request_body = CreateProvider,
-    responses((status = 201, description = "The new DOCUMENT", body = Value), (status = 400, description = "Bad input, named in `context`", body = Value)))]
+    responses((status = 201, description = "The new DOCUMENT", body = Envelope), (status = 400, description = "Bad input, named in `context`", body = ErrorBody)))]
 async fn create(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -105,7 +106,7 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path), ReadParams),
-    responses((status = 200, description = "The DOCUMENT", body = Value), (status = 404, description = "No such provider", body = Value)))]
+    responses((status = 200, description = "The DOCUMENT", body = Envelope), (status = 404, description = "No such provider", body = ErrorBody)))]
 async fn show(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -126,7 +127,7 @@ async fn path(
 }
 
 #[utoipa::path(patch, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path)), request_body = Value,
-    responses((status = 200, description = "The updated DOCUMENT", body = Value)))]
+    responses((status = 200, description = "The updated DOCUMENT", body = Envelope)))]
 async fn update(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -146,7 +147,7 @@ async fn update(
 }
 
 #[utoipa::path(delete, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path)),
-    responses((status = 204, description = "Deleted"), (status = 405, description = "Provisions still use it, or it is the onprem provider", body = Value)))]
+    responses((status = 204, description = "Deleted"), (status = 405, description = "Provisions still use it, or it is the onprem provider", body = ErrorBody)))]
 async fn delete(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,

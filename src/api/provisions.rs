@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{Body, Id};
+use super::document::schema::{Envelope, ErrorBody};
 use super::document::{wrap, wrap_all};
 use super::error::ApiError;
 use super::{ApiResult, State};
@@ -84,7 +85,7 @@ pub struct CreateProvision {
 }
 
 #[utoipa::path(get, path = "/provisions", tag = "provisions", params(ReadParams),
-    responses((status = 200, description = "DOCUMENTs of the provisions the caller may use", body = Value)))]
+    responses((status = 200, description = "DOCUMENTs of the provisions the caller may use", body = [Envelope])))]
 async fn list(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -96,8 +97,8 @@ async fn list(
 }
 
 #[utoipa::path(post, path = "/provisions", tag = "provisions", request_body = CreateProvision,
-    responses((status = 201, description = "The PENDING DOCUMENT; the work runs in the server", body = Value),
-              (status = 400, description = "Bad input, named in `context`", body = Value)))]
+    responses((status = 201, description = "The PENDING DOCUMENT; the work runs in the server", body = Envelope),
+              (status = 400, description = "Bad input, named in `context`", body = ErrorBody)))]
 async fn create(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -116,7 +117,7 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path), ReadParams),
-    responses((status = 200, description = "The DOCUMENT", body = Value), (status = 404, description = "No such provision", body = Value)))]
+    responses((status = 200, description = "The DOCUMENT", body = Envelope), (status = 404, description = "No such provision", body = ErrorBody)))]
 async fn show(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -129,7 +130,7 @@ async fn show(
 }
 
 #[utoipa::path(patch, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
-    responses((status = 200, description = "The updated DOCUMENT", body = Value)))]
+    responses((status = 200, description = "The updated DOCUMENT", body = Envelope)))]
 async fn update(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -158,7 +159,7 @@ pub struct Force {
 }
 
 #[utoipa::path(delete, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path), Force),
-    responses((status = 204, description = "Deleted"), (status = 405, description = "Not in a state that can be deleted", body = Value)))]
+    responses((status = 204, description = "Deleted"), (status = 405, description = "Not in a state that can be deleted", body = ErrorBody)))]
 async fn delete(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -312,7 +313,7 @@ async fn remove_ip(
 }
 
 #[utoipa::path(post, path = "/provisions/{id}/cancel", tag = "provisions", params(("id" = i64, Path)),
-    responses((status = 204, description = "The running operation was asked to stop"), (status = 405, description = "Nothing runs", body = Value)))]
+    responses((status = 204, description = "The running operation was asked to stop"), (status = 405, description = "Nothing runs", body = ErrorBody)))]
 async fn cancel(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,

@@ -231,7 +231,9 @@ impl Service {
         match self.one()? {
             crate::one::Endpoint::Xmlrpc(client) => match client.group_by_id(gid).await {
                 Ok(group) => Ok(group.name),
-                Err(e) if e.is_no_exists() => Err(Error::not_found(format!("group {gid} does not exist in OpenNebula"))),
+                Err(e) if e.is_no_exists() => {
+                    Err(Error::not_found(format!("group {gid} does not exist in OpenNebula")))
+                }
                 Err(e) => Err(e.into()),
             },
             crate::one::Endpoint::Model(_) => match gid {
