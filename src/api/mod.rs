@@ -104,7 +104,7 @@ impl utoipa::Modify for CommonErrors {
         components
             .schemas
             .entry("ErrorBody".into())
-            .or_insert_with(|| <document::schema::ErrorBody as utoipa::PartialSchema>::schema());
+            .or_insert_with(<document::schema::ErrorBody as utoipa::PartialSchema>::schema);
     }
 }
 
