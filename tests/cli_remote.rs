@@ -5,33 +5,28 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Child;
-
 use common::Home;
 use common::onesim::{Onesim, objects};
 use serde_json::{Value, json};
 
 /// A running `formwork serve` with its own home (data, fake tools' records, onesim's state).
-struct Server {
+struct Served {
     home: Home,
-    child: Child,
+    server: common::server::Server,
     url: String,
     sim: Option<Onesim>,
 }
 
-impl Server {
+impl Served {
     /// Serves a home with the fake tools, OpenNebula being onesim with `oneadmin:pw` and
     /// `alice:apw` (group users).
-    fn start() -> Server {
+    fn start() -> Served {
         let mut home = Home::with_fakes();
         let sim = Onesim::with_faults(&home.tmp.path().join("onesim.json"), &["--user", "alice:apw"]);
         common::onesim::use_endpoint(&mut home, &sim);
-        let mut child = home.spawn(&["serve", "--listen", "127.0.0.1:0"]);
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("formwork listening on ").unwrap_or_else(|| panic!("{line}")).to_string();
-        Server { home, child, url, sim: Some(sim) }
+        let server = common::server::Server::start(&home);
+        let url = format!("http://{}", server.addr);
+        Served { home, server, url, sim: Some(sim) }
     }
 
     /// A client home whose commands go to this server as `user`.
@@ -45,16 +40,13 @@ impl Server {
 
     /// Stops the server and returns its URL (nothing listens there any more).
     fn stop(mut self) -> String {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.server.kill9();
         std::mem::take(&mut self.url)
     }
 }
 
-impl Drop for Server {
+impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if let Some(sim) = self.sim.take() {
             sim.stop();
         }
@@ -103,7 +95,7 @@ fn sim_values() -> String {
 
 #[test]
 fn every_command_prints_what_it_prints_locally() {
-    let server = Server::start();
+    let server = Served::start();
     let remote = server.client("oneadmin", "pw");
     let mut local = Home::with_fakes();
     let local_sim = Onesim::start(&local.tmp.path().join("onesim.json"));
@@ -178,7 +170,7 @@ fn every_command_prints_what_it_prints_locally() {
 
 #[test]
 fn a_lifecycle_runs_over_the_server_with_progress_and_exit_codes() {
-    let server = Server::start();
+    let server = Served::start();
     let client = server.client("oneadmin", "pw");
     let sim_state = server.home.tmp.path().join("onesim.json");
     client.run_with_stdin(&["provider", "create", "sim", "--values", "-"], Some(&sim_values())).ok();
@@ -226,7 +218,7 @@ fn a_lifecycle_runs_over_the_server_with_progress_and_exit_codes() {
 
 #[test]
 fn credentials_permissions_busy_and_local_only_commands_are_refused_clearly() {
-    let server = Server::start();
+    let server = Served::start();
     server.client("oneadmin", "wrong").run(&["provider", "list"]).fails_with("Invalid credentials");
     let mut nobody = server.client("x", "y");
     nobody.env.retain(|(k, _)| !k.starts_with("ONEFORM_USER") && !k.starts_with("ONEFORM_PASSWORD"));

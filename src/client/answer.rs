@@ -28,7 +28,7 @@ pub fn error(status: StatusCode, bytes: &[u8]) -> Error {
         400 | 413 | 422 => Error::Invalid { fields: fields(context.as_ref()), message },
         401 | 403 => Error::Forbidden { message },
         404 => Error::NotFound { message },
-        405 => busy(&message, context.as_ref()).unwrap_or(Error::NotAllowed { message }),
+        405 => busy(&message, context.as_ref()).unwrap_or(Error::NotAllowed { message, context }),
         409 => Error::Conflict { message },
         502..=504 => Error::Upstream { system: system_of(&message), source: message.into() },
         _ => Error::internal(message),
