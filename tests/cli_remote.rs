@@ -242,13 +242,14 @@ fn credentials_permissions_busy_and_local_only_commands_are_refused_clearly() {
         Some(&json!({"oneform_hosts": 1}).to_string()),
     );
     assert!(detached.ok().stdout().starts_with("ID: 1\n"));
-    let busy = loop {
-        let run = admin.run(&["provision", "retry", "1"]);
-        if run.code() == 3 {
-            break run;
-        }
-        assert!(run.stderr().contains("can only be"), "not busy, not refused: {}", run.stderr());
-    };
+    // The detached create may still be queued for an instant: then retry is refused by state.
+    let busy = (0..100)
+        .map(|_| admin.run(&["provision", "retry", "1"]))
+        .find(|run| {
+            assert!(run.code() == 3 || run.stderr().contains("can only be"), "not busy, not refused: {}", run.stderr());
+            run.code() == 3
+        })
+        .expect("the provision is busy while its apply hangs");
     assert!(busy.stderr().contains("provision 1 is busy: operation"), "{}", busy.stderr());
     let shown = admin.run(&["provision", "show", "1"]).ok().stdout();
     assert!(shown.contains("OPERATION") && shown.contains("(create) running"), "{shown}");
