@@ -13,6 +13,8 @@
 //!   checkpoints each transition before its effects, typed operation parameters and body.
 //! - [`stages`]: the work of each stage (Terraform, OpenNebula registration, Ansible).
 //! - [`store`]: the only SQL: SQLite, one writer thread with group commit, durable on power loss.
+//! - [`secrets`]: sensitive values sealed at rest (XChaCha20-Poly1305) and their keys; the store
+//!   seals on write and opens on read.
 //! - [`exec`]: the only place that spawns processes; the provision log.
 //! - [`one`]: OpenNebula over XML-RPC (and the model `onesim` serves).
 //! - [`render`]: the deployment template rendered into an Ansible inventory.
@@ -32,6 +34,7 @@ pub mod exec;
 pub mod one;
 pub mod onesim;
 pub mod render;
+pub mod secrets;
 pub mod service;
 pub mod settings;
 pub mod stages;
