@@ -13,6 +13,7 @@ pub mod output;
 mod progress;
 pub mod provider;
 pub mod provision;
+mod secrets;
 mod serve;
 mod show;
 mod values;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Provisions: create, inspect, scale, deprovision, retry, cancel, resume
     #[command(subcommand)]
     Provision(provision::Command),
+    /// Secret keys: rotate the key that seals credentials and sensitive inputs at rest
+    #[command(subcommand)]
+    Secrets(secrets::Command),
 }
 
 /// The format of tracing output on stderr.
@@ -88,6 +92,7 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
         Command::Driver(cmd) => on_backend(server, flags, env, async |b| driver::run(cmd, b, &out).await),
         Command::Provider(cmd) => on_backend(server, flags, env, async |b| provider::run(cmd, b, &out).await),
         Command::Provision(cmd) => on_backend(server, flags, env, async |b| provision::run(cmd, b, &out).await),
+        Command::Secrets(cmd) => on_backend(server, flags, env, async |b| secrets::run(cmd, b, &out).await),
     }
 }
 
@@ -111,6 +116,7 @@ impl Command {
             Command::Provider(_) => "provider",
             Command::Provision(_) => "provision",
             Command::Serve(_) => "serve",
+            Command::Secrets(_) => "secrets",
         }
     }
 }

@@ -197,13 +197,23 @@ impl Keyring {
         if let Some(key) = self.find(id) {
             return Ok(key);
         }
-        if matches!(self.source, Source::File(_)) {
-            self.load(false)?;
+        if let Source::File(path) = &self.source {
+            self.merge(read_file(path, false)?);
             if let Some(key) = self.find(id) {
                 return Ok(key);
             }
         }
         Err(Error::UnknownKey { key_id: id.to_string(), searched: self.source.describe() })
+    }
+
+    /// Takes the keys read again from the file (the sealing one first) and keeps the ones known
+    /// before after them: a value this process sealed with a key another process has retired
+    /// meanwhile must still open, to be sealed again.
+    fn merge(&self, read: Vec<Key>) {
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let mut merged = dedup(read);
+        merged.extend(keys.iter().filter(|k| !merged.iter().any(|m| m.id == k.id)).cloned().collect::<Vec<_>>());
+        *keys = merged;
     }
 
     fn find(&self, id: &str) -> Option<Arc<Key>> {

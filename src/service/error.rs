@@ -111,7 +111,10 @@ impl From<store::Error> for Error {
             store::Error::Busy { provision_id, operation } => Error::Busy { provision_id, operation },
             store::Error::Conflict { .. } => Error::Conflict { message: e.to_string() },
             store::Error::InUse { .. } => Error::not_allowed(e.to_string()),
-            store::Error::Open { .. } | store::Error::Corrupt { .. } | store::Error::Sql(_) => Error::internal(e),
+            store::Error::Open { .. }
+            | store::Error::Corrupt { .. }
+            | store::Error::Sql(_)
+            | store::Error::Secrets(_) => Error::internal(e),
         }
     }
 }
