@@ -1,7 +1,7 @@
 //! CONFIGURING_PROVISION: a fresh private copy of the driver's Ansible folder, the deployment
 //! template rendered into a static inventory with OneForm's variables only (sensitive values
 //! redacted, as OneForm's inventory plugin sees them), OneForm's extra variables in a 0600 file
-//! (never on the command line), `ansible-playbook` with the driver's ansible.cfg, and finally
+//! (never on the command line) removed when the stage ends, `ansible-playbook` with the driver's ansible.cfg, and finally
 //! OneForm's host force-update. A failure names the hosts the play recap shows as failed or
 //! unreachable.
 
@@ -25,7 +25,8 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     let version = real.one.system_version().await.map_err(fail)?;
     let addresses = write_inventory(real, job, ctx, &dir, &version)?;
     let extra = extra_vars(ctx.provision.id, &version, &real.frontend_ip, real.tools.form.as_ref());
-    work::write_private(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
+    // It holds the session playbooks read the API with: gone when the stage ends.
+    let _extra = work::SecretFile::write(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
     let body = &ctx.provision.body;
     let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS);
     let cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets);
