@@ -103,9 +103,12 @@ fn a_canary_secret_leaves_no_trace_after_a_whole_lifecycle() {
     for gone in ["terraform/provision.auto.tfvars.json", "terraform/plan.tfplan", "ansible/extra_vars.json"] {
         assert!(!work.join(gone).exists(), "{gone} outlived its stage");
     }
+    assert!(work.join("terraform/terraform.tfstate").exists());
+    let open = readable_by_others(&home.data_dir());
+    assert!(open.is_empty(), "others may read {open:?}");
 
     s.json(&["provision", "show", "1"]);
-    s.json(&["provider", "show", "2"]);
+    s.json(&["provider", "show", "1"]);
     s.run(&["provider", "list"], None).ok();
     s.run(&["provision", "list"], None).ok();
     s.run(&["provision", "logs", "1"], None).ok();
@@ -120,7 +123,7 @@ fn a_canary_secret_leaves_no_trace_after_a_whole_lifecycle() {
     // Asked for explicitly, the values come back as they were: after a rotation too.
     let asked = home.run(&["--json", "provision", "show", "1", "--include-sensitive"]).ok().json();
     assert_eq!(asked["user_inputs_values"]["admin_password"], INPUT_CANARY);
-    let asked = home.run(&["--json", "provider", "show", "2", "--include-sensitive"]).ok().json();
+    let asked = home.run(&["--json", "provider", "show", "1", "--include-sensitive"]).ok().json();
     assert_eq!(asked["connection"]["api_token"], CONNECTION_CANARY);
 
     let done = s.json(&["provision", "deprovision", "1"]);
@@ -204,7 +207,7 @@ fn a_rotation_killed_half_way_keeps_every_value_open_and_the_next_start_finishes
     assert_eq!(shown["user_inputs_values"]["admin_password"], INPUT_CANARY);
     assert_eq!(key_ids(&home), new, "every value is under the new key");
     assert_eq!(key_lines(&home).len(), 1, "the old key is retired");
-    let provider = home.run(&["--json", "provider", "show", "2", "--include-sensitive"]).ok().json();
+    let provider = home.run(&["--json", "provider", "show", "1", "--include-sensitive"]).ok().json();
     assert_eq!(provider["connection"]["api_token"], CONNECTION_CANARY);
 }
 
@@ -226,7 +229,7 @@ fn a_data_directory_without_its_key_is_refused_and_left_unchanged() {
     let key = std::fs::read_to_string(&kept).unwrap().lines().find(|l| !l.starts_with('#')).unwrap().to_string();
     let mut given = home;
     given.env.push(("FORMWORK_SECRET_KEY".into(), key));
-    let shown = given.run(&["--json", "provider", "show", "2", "--include-sensitive"]).ok().json();
+    let shown = given.run(&["--json", "provider", "show", "1", "--include-sensitive"]).ok().json();
     assert_eq!(shown["connection"]["api_token"], CONNECTION_CANARY);
     assert!(!key_file.exists());
 }

@@ -207,8 +207,9 @@ impl Cmd {
     /// holding only [`Cmd::env`], stdin from /dev/null (a tool waiting for input fails
     /// instead of hanging), stdout and stderr piped, its own process group (so the whole
     /// tree can be signalled, and a Ctrl-C at formwork's terminal reaches formwork alone,
-    /// which then stops children through [`Cancel`](super::Cancel)), and on Linux SIGTERM
-    /// when formwork dies.
+    /// which then stops children through [`Cancel`](super::Cancel)), files it creates private
+    /// to its user (umask 077: Terraform's state and Ansible's files can hold secrets), and on
+    /// Linux SIGTERM when formwork dies.
     pub(crate) fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.program);
         command
@@ -222,8 +223,23 @@ impl Cmd {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
+        private_files(&mut command);
         stop_with_parent(&mut command);
         command
+    }
+}
+
+/// Gives the child umask 077, so whatever it writes (in formwork's data directory above all)
+/// only this user can read.
+fn private_files(command: &mut tokio::process::Command) {
+    use nix::sys::stat::{Mode, umask};
+    // SAFETY: runs in the child between fork and exec; umask(2) is async-signal-safe, and
+    // nothing here locks or allocates.
+    unsafe {
+        command.pre_exec(|| {
+            umask(Mode::from_bits_truncate(0o077));
+            Ok(())
+        });
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -38,9 +38,9 @@ pub fn fresh_copy(src: &Path, dest: &Path) -> Result<(), StageError> {
     Ok(())
 }
 
-/// Creates a directory (and its parents) readable only by this user.
+/// Creates a directory (and its missing parents) readable only by this user.
 pub fn make_private_dir(dir: &Path) -> Result<(), StageError> {
-    fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error("create", dir, e))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_error("chmod", dir, e))
 }
 
