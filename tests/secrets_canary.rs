@@ -170,7 +170,9 @@ fn key_ids(home: &Home) -> Vec<String> {
     let bodies = stored_bodies(home);
     let mut ids: Vec<String> = bodies
         .iter()
-        .flat_map(|b| b.match_indices("\"$sealed\":\"v1:").map(move |(at, m)| b[at + m.len()..at + m.len() + 16].to_string()))
+        .flat_map(|b| {
+            b.match_indices("\"$sealed\":\"v1:").map(move |(at, m)| b[at + m.len()..at + m.len() + 16].to_string())
+        })
         .collect();
     ids.sort();
     ids.dedup();

@@ -28,7 +28,10 @@ pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Resul
                     "retire_by_hand": done.by_hand,
                 }));
             }
-            out.text(&format!("Every secret value is sealed with key {} ({} records re-sealed)", done.key_id, done.rows))?;
+            out.text(&format!(
+                "Every secret value is sealed with key {} ({} records re-sealed)",
+                done.key_id, done.rows
+            ))?;
             match (done.retired.as_slice(), done.by_hand) {
                 ([], _) => Ok(()),
                 (old, false) => out.text(&format!("Retired key {}", old.join(", "))),

@@ -291,7 +291,9 @@ fn parse_given(text: &str) -> Result<Vec<Key>, Error> {
     parts
         .iter()
         .enumerate()
-        .map(|(n, part)| Key::from_text(part).map_err(|e| Error::Given(format!("key {} of {}: {e}", n + 1, parts.len()))))
+        .map(|(n, part)| {
+            Key::from_text(part).map_err(|e| Error::Given(format!("key {} of {}: {e}", n + 1, parts.len())))
+        })
         .collect()
 }
 
@@ -394,7 +396,7 @@ mod tests {
         assert_eq!(id.len(), 16);
         let again = Keyring::new(Source::File(path.clone()));
         again.load(true).unwrap();
-        assert_eq!(again.ids(), [id.clone()], "an existing file is read, not replaced");
+        assert_eq!(again.ids(), std::slice::from_ref(&id), "an existing file is read, not replaced");
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers, [std::ffi::OsString::from(KEY_FILE)], "no temporary file is left");
     }
@@ -442,7 +444,11 @@ mod tests {
         let new = ring.add_key().unwrap().id().to_string();
         let reread = Keyring::new(Source::File(path.clone()));
         reread.load(false).unwrap();
-        assert_eq!(reread.ids(), [vec![new.clone()], old.clone()].concat(), "the new key seals, the old one still opens");
+        assert_eq!(
+            reread.ids(),
+            [vec![new.clone()], old.clone()].concat(),
+            "the new key seals, the old one still opens"
+        );
         assert_eq!(ring.retire_others().unwrap(), old);
         reread.load(false).unwrap();
         assert_eq!(reread.ids(), [new]);

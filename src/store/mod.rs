@@ -263,6 +263,6 @@ fn json_column<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod secrets_tests;
+#[cfg(test)]
+mod tests;

@@ -113,15 +113,7 @@ impl Store {
                 let provision_ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
                 let mut body = json_column("provider body", &body)?;
                 self.open_provider(&mut body)?;
-                out.push(ProviderRow {
-                    id,
-                    name,
-                    driver,
-                    body,
-                    registration_time,
-                    provision_ids,
-                    owner,
-                });
+                out.push(ProviderRow { id, name, driver, body, registration_time, provision_ids, owner });
             }
             Ok(out)
         })

@@ -234,7 +234,8 @@ impl Store {
     fn lock_rotation(&self) -> Result<Option<RotationLock>, Error> {
         let Some(path) = &self.rotation_lock else { return Ok(Some(RotationLock(None))) };
         let fail = |e: std::io::Error| Error::Open { path: path.clone(), message: e.to_string() };
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path).map_err(fail)?;
+        let file =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path).map_err(fail)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(RotationLock(Some(file)))),
             Err(fs::TryLockError::WouldBlock) => Ok(None),

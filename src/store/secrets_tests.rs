@@ -172,9 +172,11 @@ fn the_migration_seals_the_clear_values_of_an_older_database() {
              INSERT INTO schema_migrations VALUES (1, '0001_init', 1), (2, '0002_owners_queue', 1);",
         )
         .unwrap();
-        let insert = "INSERT INTO providers (id, name, driver, body, registration_time) VALUES (1, 'sim', 'sim', ?1, 1)";
+        let insert =
+            "INSERT INTO providers (id, name, driver, body, registration_time) VALUES (1, 'sim', 'sim', ?1, 1)";
         conn.execute(insert, [provider_body(CONNECTION_CANARY).to_string()]).unwrap();
-        let insert = "INSERT INTO provisions (id, name, driver, provider_id, state, body, registration_time, updated_time)
+        let insert =
+            "INSERT INTO provisions (id, name, driver, provider_id, state, body, registration_time, updated_time)
                       VALUES (2, 'p', 'sim', 1, 3, ?1, 1, 1)";
         conn.execute(insert, [serde_json::to_string(&provision_body(INPUT_CANARY)).unwrap()]).unwrap();
     }
@@ -215,7 +217,7 @@ fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
             RotationStep::Resealed
         ]
     );
-    assert_eq!(key_file_ids(&key_file), [done.key_id.clone()]);
+    assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&done.key_id));
     assert_eq!(store.sealing().unwrap(), (done.key_id.clone(), true));
     let raw = raw_bodies(&path);
     assert!(raw.iter().all(|b| b.contains(&done.key_id) && !b.contains(&old)), "{raw:?}");
@@ -250,7 +252,7 @@ fn a_rotation_stopped_half_way_keeps_both_keys_and_the_next_open_finishes_it() {
 
     let store = Store::open(&path).unwrap();
     assert_eq!(store.sealing().unwrap(), (new.clone(), true), "the next open finished it");
-    assert_eq!(key_file_ids(&key_file), [new.clone()]);
+    assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&new));
     assert!(raw_bodies(&path).iter().all(|b| b.contains(&new) && !b.contains(&old)));
     assert_eq!(store.provision(provision).unwrap().body, provision_body(INPUT_CANARY));
 }
@@ -266,7 +268,7 @@ fn a_process_that_opened_the_database_before_a_rotation_follows_it() {
     let (provider, provision) = populate(&server);
     let rotating = Store::open(&path).unwrap();
     let done = rotating.rotate_secrets(&mut |_| {}).unwrap();
-    assert_eq!(key_file_ids(&key_file), [done.key_id.clone()], "the old key is gone from disk");
+    assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&done.key_id), "the old key is gone from disk");
 
     assert_eq!(server.provider(provider).unwrap().body, provider_body(CONNECTION_CANARY));
     server.save_body(provision, &provision_body("after-rotation"), &[], 5).unwrap();
