@@ -1,6 +1,7 @@
 //! Secrets at rest, end to end through the `formwork` binary (fake Terraform and Ansible,
 //! onesim as OpenNebula): a canary credential and a canary sensitive input go through a whole
-//! lifecycle (create, show, scale up and down, a key rotation, deprovision) and afterwards
+//! lifecycle (create with a failed apply that prints them, retry, show, scale up and down, a
+//! key rotation, deprovision) and afterwards
 //! appear in no file of the data directory (database and WAL included, byte for byte), no log,
 //! no command's output but the one that asked for them, and not in onesim; no file formwork
 //! keeps may be read by its group or others. Also: a rotation killed half way is finished by the
@@ -92,8 +93,13 @@ fn a_canary_secret_leaves_no_trace_after_a_whole_lifecycle() {
     let s = Session { home: &home, printed: RefCell::new(Vec::new()) };
     let connection = json!({"api_token": CONNECTION_CANARY}).to_string();
     s.run(&["--json", "provider", "create", "sim", "--values", "-"], Some(&connection)).ok();
+    // The first apply fails, and the tool repeats both secrets in its error: the error is kept
+    // (stage attempt, operation, log, stderr) with the secrets masked.
+    home.scenario(json!({"fail_apply": format!("Error: token {CONNECTION_CANARY} refused for {INPUT_CANARY}")}));
     let values = json!({"oneform_hosts": 1, "admin_password": INPUT_CANARY}).to_string();
-    let created = s.run(&["--json", "provision", "create", "sim", "--values", "-"], Some(&values)).ok().json();
+    let failed = s.run(&["provision", "create", "sim", "--values", "-"], Some(&values));
+    assert!(failed.stderr().contains("Error: token ******** refused"), "{}", failed.stderr());
+    let created = s.json(&["provision", "retry", "1"]);
     assert_eq!(created["state"], "RUNNING");
     assert_eq!(created["user_inputs_values"]["admin_password"], "__redacted__");
 

@@ -148,6 +148,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Content a write replaces or deletes is overwritten with zeros, so a value sealed in
+        // place (a migration, a rotation) leaves no clear copy in the file's free space.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let conn = Arc::new(Mutex::new(conn));
         let writer = Writer::spawn(Arc::clone(&conn)).map_err(|e| Error::Open {

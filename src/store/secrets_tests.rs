@@ -189,6 +189,11 @@ fn the_migration_seals_the_clear_values_of_an_older_database() {
     assert_eq!(store.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
     assert_eq!(store.provision(2).unwrap().body, provision_body(INPUT_CANARY));
     drop(store);
+    let bytes = database_bytes(&path);
+    assert!(
+        !contains(&bytes, CONNECTION_CANARY) && !contains(&bytes, INPUT_CANARY),
+        "nothing of the clear rows is left"
+    );
     let again = Store::open(&path).unwrap();
     assert_eq!(raw_bodies(&path), raw, "sealing runs once");
     assert_eq!(again.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
