@@ -402,6 +402,7 @@ async fn the_log_file_is_private_and_positions_mark_each_run() {
 /// SIGQUIT ignored, which children inherit unless exec resets them. Without the reset both end
 /// with `killed: true`.
 #[test]
+#[allow(clippy::disallowed_methods)] // a test process of its own, and the flag that marks it
 fn children_stop_gracefully_when_formwork_runs_as_a_background_job() {
     if std::env::var_os("FORMWORK_EXEC_INNER").is_some() {
         return;
