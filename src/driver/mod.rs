@@ -7,6 +7,7 @@
 //! ERROR driver stays ERROR until `sync` (OneForm's rule), and a driver never seen before is
 //! synced on first use, as OneForm's server does at start-up.
 
+pub mod capabilities;
 pub mod deployment;
 pub mod discover;
 pub mod files;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use capabilities::Capabilities;
 pub use deployment::Deployment;
 pub use discover::{Entry, Shadowed};
 pub use input::Input;
@@ -71,6 +73,8 @@ pub struct Driver {
     pub connection: Vec<Input>,
     pub user_inputs: Vec<Input>,
     pub deployment_confs: Vec<Deployment>,
+    /// What the driver supports (formwork's addition to OneForm's body; see [`capabilities`]).
+    pub capabilities: Capabilities,
     /// The folder name: what users type, what providers and provisions record as `driver`.
     #[serde(skip)]
     pub id: String,
@@ -245,6 +249,7 @@ impl Catalog {
                     connection: parts.connection,
                     user_inputs: parts.user_inputs,
                     deployment_confs: parts.deployments,
+                    capabilities: parts.conf.capabilities,
                     id: entry.name.clone(),
                 })))
             }

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::progress::Observer;
 use super::provisions::revalidate;
 use super::{Error, Service};
+use crate::driver::capabilities::{Operation, Way};
 use crate::engine::{Fault, Log, Params, ProvisionBody, State, Work, owner};
 use crate::one::{self, OneObjects, Wait};
 use crate::stages::one_progress;
@@ -41,7 +42,13 @@ impl Service {
         if let Some(op) = self.store.running_operation(id)? {
             return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
         }
-        target(&self.store.provision(id)?, change)
+        let row = self.store.provision(id)?;
+        let (op, way) = match change {
+            Change::Add { .. } => (Operation::AddIp, Way::Amount),
+            Change::Remove { .. } => (Operation::DelIp, Way::Ids),
+        };
+        super::requests::check_supported(&self.catalog, &row, op, way)?;
+        target(&row, change)
     }
 
     async fn run_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<u64, Error> {

@@ -4,6 +4,11 @@
 //! (never on the command line), `ansible-playbook` with the driver's ansible.cfg, and finally
 //! OneForm's host force-update. A failure names the hosts the play recap shows as failed or
 //! unreachable.
+//!
+//! OneForm runs the play on every host at each scale-up, so its cost grows with the provision.
+//! A driver that declares `scale-up-configures: new-hosts` gets a scale-up's play limited
+//! (`--limit`) to the front-end group and the hosts the scale-up added; everything else runs
+//! the whole play.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,7 +16,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{Job, Real, Tools, fail, one_progress, work};
-use crate::engine::{Ctx, Outcome, StageError};
+use crate::driver::capabilities::ScaleUp;
+use crate::engine::{Ctx, Outcome, Params, StageError};
 use crate::exec::{self, Capture, Cmd, Stream, Tee};
 use crate::one::{self, OneApi};
 use crate::render;
@@ -23,12 +29,19 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     let dir = job.dir.join("ansible");
     work::fresh_copy(&job.driver.system_path.join("ansible"), &dir)?;
     let version = real.one.system_version().await.map_err(fail)?;
-    let addresses = write_inventory(real, job, ctx, &dir, &version)?;
+    let inventory = write_inventory(real, job, ctx, &dir, &version)?;
+    let addresses = host_addresses(&inventory);
     let extra = extra_vars(ctx.provision.id, &version, &real.frontend_ip, real.tools.form.as_ref());
     work::write_private(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
     let body = &ctx.provision.body;
     let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS);
-    let cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets);
+    let mut cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets);
+    if job.driver.capabilities.scale_up == ScaleUp::NewHosts
+        && let Some(limit) = scale_up_limit(ctx, &inventory)
+    {
+        ctx.log.info(&format!("Configuring only the front-end and the new hosts: {}", limit.join(", ")));
+        cmd = cmd.args(["--limit".to_string(), limit.join(",")]);
+    }
     playbook(&cmd, ctx, &addresses).await?;
     let objects = one_progress::objects(ctx)?;
     let mut progress = |objects: &one::OneObjects, event: &one::Event| one_progress::checkpoint(ctx, objects, event);
@@ -42,7 +55,7 @@ fn write_inventory<A>(
     ctx: &Ctx<'_>,
     dir: &std::path::Path,
     version: &str,
-) -> Result<HashMap<String, String>, StageError> {
+) -> Result<Value, StageError> {
     let body = &ctx.provision.body;
     let deployment = job.driver.deployment(Some(&body.deployment_file)).map_err(fail)?;
     let shown = body.to_redacted_value();
@@ -51,7 +64,47 @@ fn write_inventory<A>(
         render::inventory(&deployment.source, ctx.provision.id, &shown, &facts).map_err(StageError::failed)?;
     let yaml = serde_norway::to_string(&inventory).map_err(fail)?;
     work::write_private(&dir.join("inventory.yaml"), yaml.as_bytes())?;
-    Ok(host_addresses(&inventory))
+    Ok(inventory)
+}
+
+/// The hosts a scale-up's play is limited to: the `frontend` group (when the inventory has
+/// one) and the inventory names of the hosts the scale-up added, found by their addresses.
+/// `None` (the whole play) when this is not a scale-up, when it has no record of the hosts
+/// before it, or when a new host cannot be named safely in a host pattern or is not in the
+/// inventory, since limiting the play then could leave a host unconfigured.
+fn scale_up_limit(ctx: &mut Ctx<'_>, inventory: &Value) -> Option<Vec<String>> {
+    let Params::Scale { hosts_before: Some(before), .. } = &ctx.operation.params else {
+        return None;
+    };
+    let hosts = ctx.provision.body.hosts();
+    let new = hosts.iter().filter(|h| !h["id"].as_i64().is_some_and(|id| before.contains(&id)));
+    let new: Vec<&str> = new.filter_map(|h| h["name"].as_str()).collect();
+    let addresses = host_addresses(inventory);
+    let mut limit = Vec::new();
+    for address in &new {
+        let mut names: Vec<&String> = addresses.iter().filter(|(_, a)| a == address).map(|(n, _)| n).collect();
+        names.sort();
+        if names.is_empty() || names.iter().any(|n| !is_plain_pattern(n)) {
+            let why = format!("new host {address} has no plain inventory name; running the whole play");
+            ctx.log.note(crate::exec::Severity::Warning, &why);
+            return None;
+        }
+        limit.extend(names.into_iter().cloned());
+    }
+    limit.sort();
+    limit.dedup();
+    if inventory.get("frontend").is_some() {
+        limit.insert(0, "frontend".to_string());
+    }
+    (!limit.is_empty()).then_some(limit)
+}
+
+/// A host name Ansible reads as itself in a comma-separated `--limit` (no pattern operators,
+/// wildcards, ranges or regexes).
+fn is_plain_pattern(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['@', '~'])
+        && !name.chars().any(|c| c.is_whitespace() || matches!(c, ',' | '!' | '&' | '*' | '?' | '[' | ']'))
 }
 
 /// The REST API formwork serves (`formwork serve`), given to playbooks as OneForm gives its
