@@ -86,7 +86,9 @@ pub fn plan(store: &Store, catalog: &Catalog, row: &ProvisionRow, request: &Requ
 fn capabilities(catalog: &Catalog, row: &ProvisionRow) -> Result<Capabilities, Error> {
     match catalog.load(&row.driver)? {
         Loaded::Ready(d) => Ok(d.capabilities),
-        Loaded::Broken(b) => Err(driver::Error::Broken { name: b.name, reason: b.error_msg.unwrap_or_default() }.into()),
+        Loaded::Broken(b) => {
+            Err(driver::Error::Broken { name: b.name, reason: b.error_msg.unwrap_or_default() }.into())
+        }
     }
 }
 
@@ -311,7 +313,10 @@ mod tests {
         assert!(plan(&store, &catalog, &sim, &by_amount).is_ok(), "sim keeps OneForm's scale-down by amount");
 
         let err = check_supported(&catalog, &strict, Operation::AddIp, Way::Amount).unwrap_err().to_string();
-        assert!(err.starts_with("driver 'strict' does not support add-ip (provision 1): it supports add-host"), "{err}");
+        assert!(
+            err.starts_with("driver 'strict' does not support add-ip (provision 1): it supports add-host"),
+            "{err}"
+        );
         assert!(check_supported(&catalog, &sim, Operation::DelIp, Way::Ids).is_ok());
 
         let mut onprem = cloud(&[4]);

@@ -67,27 +67,41 @@ fn write_inventory<A>(
     Ok(inventory)
 }
 
-/// The hosts a scale-up's play is limited to: the `frontend` group (when the inventory has
-/// one) and the inventory names of the hosts the scale-up added, found by their addresses.
-/// `None` (the whole play) when this is not a scale-up, when it has no record of the hosts
-/// before it, or when a new host cannot be named safely in a host pattern or is not in the
-/// inventory, since limiting the play then could leave a host unconfigured.
+/// The `--limit` of a scale-up's play, logged; `None` runs the whole play.
 fn scale_up_limit(ctx: &mut Ctx<'_>, inventory: &Value) -> Option<Vec<String>> {
-    let Params::Scale { hosts_before: Some(before), .. } = &ctx.operation.params else {
-        return None;
+    match limit(&ctx.operation.params, ctx.provision.body.hosts(), inventory) {
+        Ok(limit) => limit,
+        Err(why) => {
+            ctx.log.note(crate::exec::Severity::Warning, &format!("{why}; running the whole play"));
+            None
+        }
+    }
+}
+
+/// The hosts a scale-up's play is limited to: the `frontend` group (when the inventory has
+/// one) and the inventory names of the hosts the scale-up added (`hosts` whose id it did not
+/// record as there before), found by their addresses. `Ok(None)` when this is not a scale-up
+/// or it has no record of the hosts before it; an error when a new host is not in the
+/// inventory or cannot be named safely in a host pattern, since limiting the play then could
+/// leave a host unconfigured.
+fn limit(params: &Params, hosts: &[Value], inventory: &Value) -> Result<Option<Vec<String>>, String> {
+    let Params::Scale { hosts_before: Some(before), .. } = params else {
+        return Ok(None);
     };
-    let hosts = ctx.provision.body.hosts();
     let new = hosts.iter().filter(|h| !h["id"].as_i64().is_some_and(|id| before.contains(&id)));
-    let new: Vec<&str> = new.filter_map(|h| h["name"].as_str()).collect();
     let addresses = host_addresses(inventory);
     let mut limit = Vec::new();
-    for address in &new {
-        let mut names: Vec<&String> = addresses.iter().filter(|(_, a)| a == address).map(|(n, _)| n).collect();
+    for host in new {
+        let address = host["name"].as_str().unwrap_or_default();
+        let mut names: Vec<&String> = addresses.iter().filter(|(_, a)| *a == address).map(|(n, _)| n).collect();
         names.sort();
-        if names.is_empty() || names.iter().any(|n| !is_plain_pattern(n)) {
-            let why = format!("new host {address} has no plain inventory name; running the whole play");
-            ctx.log.note(crate::exec::Severity::Warning, &why);
-            return None;
+        if names.is_empty() {
+            return Err(format!("new host {address} is not in the inventory"));
+        }
+        if let Some(name) = names.iter().find(|n| !is_plain_pattern(n)) {
+            return Err(format!(
+                "new host {address} is named '{name}' in the inventory, which is not a plain host name"
+            ));
         }
         limit.extend(names.into_iter().cloned());
     }
@@ -96,7 +110,7 @@ fn scale_up_limit(ctx: &mut Ctx<'_>, inventory: &Value) -> Option<Vec<String>> {
     if inventory.get("frontend").is_some() {
         limit.insert(0, "frontend".to_string());
     }
-    (!limit.is_empty()).then_some(limit)
+    Ok((!limit.is_empty()).then_some(limit))
 }
 
 /// A host name Ansible reads as itself in a comma-separated `--limit` (no pattern operators,
@@ -329,6 +343,50 @@ mod tests {
         assert_eq!(super::fatal_messages(&out), vec!["[n2]: FAILED! => {}"]);
         let said = [r#"fatal: [n4]: FAILED! => {"changed": false, "msg": "10.0.0.5 is not a directory"}"#];
         assert_eq!(super::fatal_messages(&said), vec!["[n4] 10.0.0.5 is not a directory"]);
+    }
+
+    #[test]
+    fn a_scale_up_is_limited_to_the_front_end_and_the_new_hosts() {
+        use crate::engine::{Params, ScaleTarget};
+        let inventory = json!({"all": {"vars": {}}, "frontend": {"hosts": {"f1": {"ansible_host": "127.0.0.1"}}},
+            "node": {"hosts": {"n1": {"ansible_host": "10.0.0.10"}, "n2": {"ansible_host": "10.0.0.11"},
+                               "n3": {"ansible_host": "10.0.0.12"}, "n4": {"ansible_host": "10.0.0.13"}}}});
+        let hosts = [
+            json!({"id": 4, "name": "10.0.0.10"}),
+            json!({"id": 5, "name": "10.0.0.11"}),
+            json!({"id": 9, "name": "10.0.0.12"}),
+            json!({"id": 8, "name": "10.0.0.13"}),
+        ];
+        let set = ScaleTarget { oneform_hosts: Some(4), oneform_onprem_hosts: None };
+        let scale = |before: Option<Vec<i64>>| Params::Scale { set: set.clone(), hosts_before: before };
+        let limited = super::limit(&scale(Some(vec![4, 5])), &hosts, &inventory).unwrap();
+        assert_eq!(limited, Some(vec!["frontend".to_string(), "n3".into(), "n4".into()]));
+        assert_eq!(super::limit(&scale(None), &hosts, &inventory), Ok(None), "no record: the whole play");
+        assert_eq!(super::limit(&Params::None, &hosts, &inventory), Ok(None), "not a scale-up: the whole play");
+
+        let no_frontend = json!({"node": inventory["node"].clone()});
+        assert_eq!(super::limit(&scale(Some(vec![4, 5, 9])), &hosts, &no_frontend), Ok(Some(vec!["n4".into()])));
+        assert_eq!(super::limit(&scale(Some(vec![4, 5, 9, 8])), &hosts, &no_frontend), Ok(None));
+
+        let missing = super::limit(
+            &scale(Some(vec![4])),
+            &hosts[..2],
+            &json!({"node": {"hosts": {"n1": {"ansible_host": "10.0.0.10"}}}}),
+        );
+        assert_eq!(missing, Err("new host 10.0.0.11 is not in the inventory".into()));
+        let odd = json!({"node": {"hosts": {"web[1]": {"ansible_host": "10.0.0.11"}}}});
+        let err = super::limit(&scale(Some(vec![4])), &hosts[..2], &odd).unwrap_err();
+        assert!(err.contains("'web[1]'"), "{err}");
+    }
+
+    #[test]
+    fn plain_host_names_only() {
+        for name in ["n1", "10.0.0.1", "fe80::1", "host-a.example_b"] {
+            assert!(super::is_plain_pattern(name), "{name}");
+        }
+        for name in ["", "a,b", "!n1", "&n1", "n*", "n?", "n[1:2]", "~n.*", "@file", "a b"] {
+            assert!(!super::is_plain_pattern(name), "{name}");
+        }
     }
 
     #[test]
