@@ -140,7 +140,7 @@ impl Capabilities {
     /// Reads `fireedge.operations` and the `formwork` mapping (absent: `None`). The error
     /// names the key and what it may hold.
     pub fn parse(fireedge: &Value, formwork: Option<&Value>) -> Result<Capabilities, String> {
-        let declared = declared(fireedge)?;
+        let [add_host, del_host, add_ip, del_ip] = declared(fireedge)?;
         let own: Own = match formwork {
             None | Some(Value::Null) => Own::default(),
             Some(v @ Value::Object(_)) => serde_json::from_value(v.clone()).map_err(|e| {
@@ -152,20 +152,20 @@ impl Capabilities {
             Some(_) => return Err("driver.conf `formwork` must be a mapping of formwork's own keys".into()),
         };
         let by_amount = own.scale_down_by_amount.unwrap_or(true);
-        if !by_amount && declared[1].as_ref().is_some_and(|ways| ways.contains(&Way::Amount)) {
+        if !by_amount && del_host.is_some_and(|ways| ways.contains(&Way::Amount)) {
             return Err("driver.conf offers `del-host: amount` in fireedge.operations but sets \
                         `formwork.scale-down-by-amount: false`: remove one of them"
                 .into());
         }
         let public_ips = own.public_ips.unwrap_or(true);
-        if !public_ips && (declared[2].is_some() || declared[3].is_some()) {
+        if !public_ips && (add_ip.is_some() || del_ip.is_some()) {
             return Err("driver.conf offers add-ip or del-ip in fireedge.operations but sets \
                         `formwork.public-ips: false`: remove one of them"
                 .into());
         }
         let defaults = Capabilities::default();
         Ok(Capabilities {
-            add_host: declared[0].clone().unwrap_or(defaults.add_host),
+            add_host: add_host.unwrap_or(defaults.add_host),
             del_host: if by_amount { vec![Way::Ids, Way::Amount] } else { vec![Way::Ids] },
             add_ip: if public_ips { defaults.add_ip } else { vec![] },
             del_ip: if public_ips { defaults.del_ip } else { vec![] },

@@ -1,6 +1,7 @@
-//! Driver folders: discovery, verification, OneForm-compatible input extraction, value
-//! validation and JSON Schema. Pure with respect to the lifecycle: no processes, no database;
-//! the only writes are the driver state files OneForm also keeps.
+//! Driver folders: discovery, verification, OneForm-compatible input extraction, what a driver
+//! supports (`capabilities`), value validation and JSON Schema. Pure with respect to the
+//! lifecycle: no processes, no database; the only writes are the driver state files OneForm
+//! also keeps.
 //!
 //! A [`Catalog`] is opened from the configured directories. Loading a driver always verifies the
 //! folder again, so a driver that broke since it was enabled shows as ERROR with the reason; an

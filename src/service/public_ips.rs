@@ -1,7 +1,8 @@
 //! `add-ip` and `del-ip`: public IPs are address ranges on the provision's elastic network.
 //! As in OneForm they change no state, but formwork runs them as operations (so they wait for
-//! nobody and nobody waits for them unseen), only on RUNNING provisions, with the new count
-//! checked against the driver's rules first, and every OpenNebula change saved as it happens.
+//! nobody and nobody waits for them unseen), only on RUNNING provisions of drivers that support
+//! them, with the new count checked against the driver's rules first, and every OpenNebula
+//! change saved as it happens.
 
 use serde_json::json;
 
