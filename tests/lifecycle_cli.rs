@@ -155,7 +155,7 @@ fn scale_up_and_down_then_deprovision_to_done() {
     let destroy = tool_calls(&home, "terraform").into_iter().find(|a| a[0] == "destroy").unwrap();
     assert!(destroy.contains(&"-target=sim_host.host[1]".to_string()), "{destroy:?}");
 
-    home.run(&["provision", "add-host", "1", "--amount", "20"]).fails_with("should be ≤ 10");
+    home.run(&["provision", "add-host", "1", "--amount", "60"]).fails_with("should be ≤ 50");
     let done = home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
     assert_eq!(done["state"], "DONE");
     assert!(home.run(&["--json", "provision", "list"]).ok().json().as_array().unwrap().is_empty());

@@ -117,6 +117,7 @@ fn describe(d: &Value) -> String {
         cell(&d["system_path"]),
         d["description"].as_str().unwrap_or_default().trim()
     );
+    text.push_str(&capabilities(&d["capabilities"]));
     text.push_str("\nCONNECTION INPUTS\n");
     text.push_str(&inputs_table(&d["connection"]));
     text.push_str("\nUSER INPUTS\n");
@@ -143,6 +144,22 @@ fn describe(d: &Value) -> String {
         }
     }
     text
+}
+
+/// The served `capabilities`: each operation with the ways it is taken in, and how a
+/// scale-up is configured (nothing when the driver is served without them).
+fn capabilities(c: &Value) -> String {
+    let Some(caps) = c.as_object() else {
+        return String::new();
+    };
+    let ops: Vec<String> = ["add-host", "del-host", "add-ip", "del-ip"]
+        .iter()
+        .filter_map(|op| {
+            let ways: Vec<String> = caps.get(*op)?.as_array()?.iter().map(cell).collect();
+            (!ways.is_empty()).then(|| format!("{op} ({})", ways.join(", ")))
+        })
+        .collect();
+    format!("OPERATIONS   {}\nSCALE-UP     configures {}\n", ops.join(", "), cell(&c["scale-up-configures"]))
 }
 
 /// Served inputs (`name`, `type`, `default`, `sensitive`, `match`; absent keys omitted) as a

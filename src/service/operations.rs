@@ -94,7 +94,7 @@ impl Service {
         if let Some(op) = self.store.running_operation(id)? {
             return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
         }
-        let (kind, params, event) = plan(&self.store, &row, request)?;
+        let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;
         self.run(id, kind, params, event, observer).await
     }

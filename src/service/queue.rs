@@ -78,7 +78,7 @@ impl Service {
         if let Some(op) = self.store.running_operation(id)? {
             return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
         }
-        let (kind, params, event) = plan(&self.store, &row, request)?;
+        let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;
         let op = self.store.enqueue_operation(id, kind, &params, &owner::current(), store::now())?;
         self.dispatch(id, op, Work::Drive(event));
