@@ -1,0 +1,445 @@
+//! Benchmark of the REST API: the release `formwork serve`, started as a child process on a
+//! throw-away data dir (`--listen 127.0.0.1:0`, the port read from its first stdout line),
+//! driven over 127.0.0.1 by a hyper HTTP/1.1 client in this process, authenticated as the
+//! ONE_AUTH pair (no ONE_XMLRPC: the server accepts that one pair).
+//!
+//! - Creates: 200 `POST /api/v1/provisions` (sim driver, 1 host each) sent at once on 200
+//!   connections, with the fake `terraform` and `ansible-playbook` of tests/fakes. Timed until
+//!   every one is RUNNING (`GET /provisions?all=true` polled every 100 ms); then the server's
+//!   peak RSS (`VmHWM`). Aim ≤ 150 MB. Each round is a new server on a new data dir.
+//! - Reads: `GET /api/v1/provisions/:id` over 10,000 provisions (the last round's 200 real ones
+//!   copied through the store up to 10,000, all RUNNING) from 32 kept-alive connections, ids
+//!   drawn at random, for a fixed time after a warm-up: requests/s and p50/p99 latency. Aim
+//!   ≥ 5,000 req/s with p99 < 20 ms. The client is closed-loop (each connection sends its next
+//!   request when the last answer arrived) and runs on one thread of the same 2-core machine.
+//!
+//! OpenNebula is formwork's own model saved in the data dir unless `--onesim` is given: then
+//! the release onesim runs as another child process and the server reaches it over XML-RPC
+//! (ONE_XMLRPC), which also checks the logins (remembered for 60 s).
+//!
+//! Run with `cargo bench --bench api` (options after `--`: `--onesim`, `--max-operations N`,
+//! `--rounds N`, `--seconds N`); results in docs/benchmarks.md.
+
+// The bench starts formwork and onesim as a user would, with an explicit environment built
+// from its own PATH.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use formwork::engine::State;
+use formwork::store::{Checkpoint, Store};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The pair in the server's ONE_AUTH file (and onesim's oneadmin password): a throw-away
+/// server's throw-away login, never printed.
+const USER: &str = "oneadmin";
+const PASSWORD: &str = "bench-pw";
+const CREATES: usize = 200;
+const PROVISIONS: usize = 10_000;
+const CONNECTIONS: usize = 32;
+const WARM_UP: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(100);
+
+/// What `--` options asked for.
+struct Options {
+    onesim: bool,
+    max_operations: Option<usize>,
+    rounds: usize,
+    seconds: u64,
+}
+
+impl Options {
+    /// Reads the options it knows and skips the rest (cargo passes `--bench`).
+    fn parse() -> Options {
+        let mut o = Options { onesim: false, max_operations: None, rounds: 3, seconds: 10 };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut number = || args.next().and_then(|v| v.parse::<usize>().ok()).expect("a number after the option");
+            match arg.as_str() {
+                "--onesim" => o.onesim = true,
+                "--max-operations" => o.max_operations = Some(number()),
+                "--rounds" => o.rounds = number().max(1),
+                "--seconds" => o.seconds = number().max(1) as u64,
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+fn main() {
+    let options = Options::parse();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let one = if options.onesim { "onesim over XML-RPC" } else { "formwork's OpenNebula model in the data dir" };
+    let slots = options.max_operations.map_or("default (2 per core)".to_string(), |n| n.to_string());
+    println!("OpenNebula: {one}; max_operations: {slots}");
+
+    let mut last_home = None;
+    for round in 1..=options.rounds {
+        let home = tempfile::tempdir().expect("temporary home");
+        let sim = options.onesim.then(|| Onesim::start(home.path()));
+        let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), options.max_operations);
+        let created = rt.block_on(creates(server.addr));
+        let peak = server.peak_rss_mb();
+        server.stop();
+        println!(
+            "round {round}: {CREATES} creates answered 201 in {:.0} ms, all RUNNING after {:.2} s; server peak RSS {peak:.1} MB",
+            created.posted.as_secs_f64() * 1e3,
+            created.running.as_secs_f64()
+        );
+        last_home = Some((home, sim));
+    }
+
+    let (home, sim) = last_home.expect("at least one round");
+    let start = Instant::now();
+    let ids = seed(&home.path().join("data/formwork.db"), PROVISIONS);
+    println!("seeded {} provisions through the store in {:.1} s", ids.len(), start.elapsed().as_secs_f64());
+    let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), options.max_operations);
+    rt.block_on(reads(server.addr, &ids, options.rounds, Duration::from_secs(options.seconds)));
+    println!("server peak RSS after the reads: {:.1} MB", server.peak_rss_mb());
+    server.stop();
+}
+
+/// A `formwork serve` child process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the server on `home/data` with the fake tools; its diagnostics go to
+    /// `home/serve.log`.
+    fn start(home: &Path, one_xmlrpc: Option<&str>, max_operations: Option<usize>) -> Server {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let auth = home.join("one_auth");
+        std::fs::write(&auth, format!("{USER}:{PASSWORD}\n")).expect("write ONE_AUTH");
+        std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).expect("chmod ONE_AUTH");
+        let log = std::fs::File::options().create(true).append(true).open(home.join("serve.log")).expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_formwork"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("FORMWORK_DATA_DIR", home.join("data"))
+            .env("FORMWORK_BUILTIN_DRIVERS", repo.join("drivers"))
+            .env("FORMWORK_TERRAFORM", repo.join("tests/fakes/terraform"))
+            .env("FORMWORK_ANSIBLE_PLAYBOOK", repo.join("tests/fakes/ansible-playbook"))
+            .env("ONE_AUTH", &auth)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        if let Some(url) = one_xmlrpc {
+            cmd.env("ONE_XMLRPC", url);
+        }
+        if let Some(n) = max_operations {
+            cmd.env("FORMWORK_MAX_OPERATIONS", n.to_string());
+        }
+        let mut child = cmd.spawn().expect("formwork serve starts");
+        let url = first_line_url(&mut child, "formwork listening on http://");
+        let addr = url.parse().unwrap_or_else(|_| panic!("formwork serve printed {url:?}; see {}", home.display()));
+        Server { child, addr }
+    }
+
+    /// The server's peak resident memory so far (`VmHWM`), in MB.
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("server status");
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kb / 1024.0
+    }
+
+    /// SIGTERM, then waits for the graceful stop.
+    fn stop(mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release onesim, its state in `home/onesim.json`.
+struct Onesim {
+    child: Child,
+    url: String,
+}
+
+impl Onesim {
+    fn start(home: &Path) -> Onesim {
+        let state: PathBuf = home.join("onesim.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_onesim"))
+            .args(["--port", "0", "--password", PASSWORD, "--state"])
+            .arg(&state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("onesim starts");
+        let url = first_line_url(&mut child, "");
+        let url = url.rsplit(' ').next().unwrap_or_default().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "onesim printed {url:?}");
+        Onesim { child, url }
+    }
+}
+
+impl Drop for Onesim {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+fn terminate(child: &mut Child) {
+    use nix::sys::signal::{Signal, kill};
+    let _ = kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let _ = child.wait();
+}
+
+/// The child's first stdout line after `prefix`.
+fn first_line_url(child: &mut Child, prefix: &str) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("first line");
+    line.trim().strip_prefix(prefix).unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
+}
+
+/// One kept-alive HTTP/1.1 connection, authenticated as the ONE_AUTH pair.
+struct Conn {
+    send: SendRequest<Full<Bytes>>,
+    authorization: String,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Conn {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect to formwork serve");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (send, conn) = hyper::client::conn::http1::handshake(io).await.expect("HTTP/1.1 handshake");
+        tokio::spawn(conn);
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+        Conn { send, authorization: format!("Basic {pair}") }
+    }
+
+    /// Sends one request (a JSON body when given) and reads the whole answer.
+    async fn call(&mut self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Bytes) {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, "127.0.0.1")
+            .header(AUTHORIZATION, &self.authorization);
+        let body = match body {
+            Some(value) => {
+                request = request.header(CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(value.to_string()))
+            }
+            None => Full::default(),
+        };
+        self.send.ready().await.expect("connection still open");
+        let response = self.send.send_request(request.body(body).expect("request")).await.expect("an answer");
+        let status = response.status();
+        (status, response.into_body().collect().await.expect("the whole body").to_bytes())
+    }
+}
+
+fn json_of(bytes: &Bytes) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+}
+
+struct Created {
+    /// Until the last `201 Created` arrived.
+    posted: Duration,
+    /// Until the poll saw every provision RUNNING.
+    running: Duration,
+}
+
+/// A sim provider, then [`CREATES`] creates at once; waits until all are RUNNING.
+async fn creates(addr: SocketAddr) -> Created {
+    let mut admin = Conn::open(addr).await;
+    let provider = json!({"driver": "sim", "name": "bench", "connection_values": {"api_token": "bench-token"}});
+    let (status, body) = admin.call(Method::POST, "/api/v1/providers", Some(&provider)).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    let provider_id: i64 = json_of(&body)["DOCUMENT"]["ID"].as_str().and_then(|id| id.parse().ok()).expect("ID");
+
+    let conns = futures_util::future::join_all((0..CREATES).map(|_| Conn::open(addr))).await;
+    let start = Instant::now();
+    let posts: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut conn)| {
+            let new = json!({"driver": "sim", "deployment_type": "inventory", "provider_id": provider_id,
+                             "name": format!("bench-{i}"), "user_inputs_values": {"oneform_hosts": 1}});
+            tokio::spawn(async move { conn.call(Method::POST, "/api/v1/provisions", Some(&new)).await })
+        })
+        .collect();
+    for post in posts {
+        let (status, body) = post.await.expect("post task");
+        assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    }
+    let posted = start.elapsed();
+    loop {
+        let states = states(&mut admin).await;
+        assert_eq!(states.len(), CREATES, "every create made a provision");
+        let failed: Vec<_> = states.iter().filter(|s| s.ends_with("FAILURE")).collect();
+        assert!(failed.is_empty(), "creates failed: {failed:?}");
+        if states.iter().all(|s| s == "RUNNING") {
+            return Created { posted, running: start.elapsed() };
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The state of every provision, from `GET /provisions?all=true`.
+async fn states(conn: &mut Conn) -> Vec<String> {
+    let (status, body) = conn.call(Method::GET, "/api/v1/provisions?all=true", None).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let docs = json_of(&body);
+    let docs = docs.as_array().expect("an array of DOCUMENTs");
+    docs.iter()
+        .map(|d| d["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"]["state"].as_str().expect("state").to_string())
+        .collect()
+}
+
+/// Copies the RUNNING provisions in the database (body, owner, historic) until there are
+/// `total`, from 32 threads so that the store's writer groups their commits. Returns every id.
+fn seed(database: &Path, total: usize) -> Vec<i64> {
+    let store = Store::open(database).expect("open the server's database");
+    let rows = store.provisions(true).expect("provisions");
+    let templates: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state == State::Running)
+        .map(|r| (r, store.historic(r.id).expect("historic")))
+        .collect();
+    assert!(!templates.is_empty(), "no RUNNING provision to copy");
+    let missing = total.saturating_sub(rows.len());
+    let threads = 32;
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (store, templates) = (&store, &templates);
+            scope.spawn(move || {
+                for k in (t..missing).step_by(threads) {
+                    let (row, historic) = &templates[k % templates.len()];
+                    let name = format!("{}-copy-{k}", row.name);
+                    let id = store
+                        .insert_provision_of(&name, &row.driver, row.provider_id, &row.body, &row.owner, row.registration_time)
+                        .expect("insert");
+                    let running = Checkpoint {
+                        provision_id: id,
+                        from: State::Pending,
+                        to: State::Running,
+                        body: None,
+                        historic: historic.clone(),
+                        attempt: None,
+                        start: None,
+                        time: row.updated_time,
+                    };
+                    store.checkpoint(&running).expect("checkpoint to RUNNING");
+                }
+            });
+        }
+    });
+    let ids: Vec<i64> = store.provisions(true).expect("provisions").iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), total.max(rows.len()));
+    ids
+}
+
+/// Latencies (µs) of one connection's requests and the bytes it read.
+struct Load {
+    conn: Conn,
+    latencies: Vec<u32>,
+    bytes: u64,
+}
+
+/// A warm-up, then `rounds` timed rounds of GETs on [`CONNECTIONS`] connections.
+async fn reads(addr: SocketAddr, ids: &[i64], rounds: usize, duration: Duration) {
+    let mut conns = futures_util::future::join_all((0..CONNECTIONS).map(|_| Conn::open(addr))).await;
+    check_one(&mut conns[0], ids[ids.len() / 2]).await;
+    conns = load(conns, ids, WARM_UP, 0).await.0;
+    for round in 1..=rounds {
+        let (back, mut latencies, bytes, took) = load(conns, ids, duration, round as u64).await;
+        conns = back;
+        latencies.sort_unstable();
+        let n = latencies.len();
+        let at = |q: f64| f64::from(latencies[((n as f64 * q) as usize).min(n - 1)]) / 1e3;
+        println!(
+            "GET /provisions/:id, {CONNECTIONS} connections, {} provisions, round {round}: {n} requests in {:.1} s = {:.0} req/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.1} KB per answer",
+            ids.len(),
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64(),
+            at(0.50),
+            at(0.99),
+            at(1.0),
+            bytes as f64 / n as f64 / 1024.0
+        );
+    }
+}
+
+/// One answer read in full: the provision asked for, RUNNING.
+async fn check_one(conn: &mut Conn, id: i64) {
+    let (status, body) = conn.call(Method::GET, &format!("/api/v1/provisions/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let doc = json_of(&body);
+    assert_eq!(doc["DOCUMENT"]["ID"], id.to_string());
+    assert_eq!(doc["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"]["state"], "RUNNING");
+}
+
+/// Every connection sends GETs of random ids, one after another, until `duration` has passed.
+async fn load(conns: Vec<Conn>, ids: &[i64], duration: Duration, seed: u64) -> (Vec<Conn>, Vec<u32>, u64, Duration) {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            let ids = ids.to_vec();
+            let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15 ^ (seed << 32) ^ (i as u64 + 1));
+            tokio::spawn(async move {
+                let mut load = Load { conn, latencies: Vec::with_capacity(1 << 16), bytes: 0 };
+                while Instant::now() < deadline {
+                    let id = ids[(rng.draw() % ids.len() as u64) as usize];
+                    let sent = Instant::now();
+                    let (status, body) = load.conn.call(Method::GET, &format!("/api/v1/provisions/{id}"), None).await;
+                    assert_eq!(status, StatusCode::OK, "provision {id}: {}", String::from_utf8_lossy(&body));
+                    load.latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    load.bytes += body.len() as u64;
+                }
+                load
+            })
+        })
+        .collect();
+    let (mut conns, mut latencies, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for task in tasks {
+        let load = task.await.expect("load task");
+        conns.push(load.conn);
+        latencies.extend(load.latencies);
+        bytes += load.bytes;
+    }
+    (conns, latencies, bytes, start.elapsed())
+}
+
+/// Marsaglia's xorshift64: enough to spread requests over the ids.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn draw(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
