@@ -90,14 +90,17 @@ fn main() {
         let home = tempfile::tempdir().expect("temporary home");
         let sim = options.onesim.then(|| Onesim::start(home.path()));
         let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), options.max_operations);
-        let created = rt.block_on(creates(server.addr));
+        let created = rt.block_on(creates(&server));
         let peak = server.peak_rss_mb();
+        let stages = rt.block_on(stage_means(server.addr));
         server.stop();
         println!(
-            "round {round}: {CREATES} creates answered 201 in {:.0} ms, all RUNNING after {:.2} s; server peak RSS {peak:.1} MB",
+            "round {round}: {CREATES} creates answered 201 in {:.0} ms (server peak RSS then {:.1} MB), all RUNNING after {:.2} s; server peak RSS {peak:.1} MB",
             created.posted.as_secs_f64() * 1e3,
+            created.peak_after_posts,
             created.running.as_secs_f64()
         );
+        println!("  mean stage durations (/metrics): {stages}");
         last_home = Some((home, sim));
     }
 
@@ -115,6 +118,8 @@ fn main() {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// Where its data dir and `serve.log` are.
+    home: PathBuf,
 }
 
 impl Server {
@@ -148,7 +153,7 @@ impl Server {
         let mut child = cmd.spawn().expect("formwork serve starts");
         let url = first_line_url(&mut child, "formwork listening on http://");
         let addr = url.parse().unwrap_or_else(|_| panic!("formwork serve printed {url:?}; see {}", home.display()));
-        Server { child, addr }
+        Server { child, addr, home: home.to_path_buf() }
     }
 
     /// The server's peak resident memory so far (`VmHWM`), in MB.
@@ -266,10 +271,13 @@ struct Created {
     posted: Duration,
     /// Until the poll saw every provision RUNNING.
     running: Duration,
+    /// The server's peak RSS when the last 201 arrived, in MB.
+    peak_after_posts: f64,
 }
 
 /// A sim provider, then [`CREATES`] creates at once; waits until all are RUNNING.
-async fn creates(addr: SocketAddr) -> Created {
+async fn creates(server: &Server) -> Created {
+    let addr = server.addr;
     let mut admin = Conn::open(addr).await;
     let provider = json!({"driver": "sim", "name": "bench", "connection_values": {"api_token": "bench-token"}});
     let (status, body) = admin.call(Method::POST, "/api/v1/providers", Some(&provider)).await;
@@ -282,7 +290,7 @@ async fn creates(addr: SocketAddr) -> Created {
         .into_iter()
         .enumerate()
         .map(|(i, mut conn)| {
-            let new = json!({"driver": "sim", "deployment_type": "inventory", "provider_id": provider_id,
+            let new = json!({"driver": "sim", "deployment_type": "sim_cluster", "provider_id": provider_id,
                              "name": format!("bench-{i}"), "user_inputs_values": {"oneform_hosts": 1}});
             tokio::spawn(async move { conn.call(Method::POST, "/api/v1/provisions", Some(&new)).await })
         })
@@ -292,26 +300,54 @@ async fn creates(addr: SocketAddr) -> Created {
         assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
     }
     let posted = start.elapsed();
+    let peak_after_posts = server.peak_rss_mb();
     loop {
         let states = states(&mut admin).await;
         assert_eq!(states.len(), CREATES, "every create made a provision");
-        let failed: Vec<_> = states.iter().filter(|s| s.ends_with("FAILURE")).collect();
-        assert!(failed.is_empty(), "creates failed: {failed:?}");
-        if states.iter().all(|s| s == "RUNNING") {
-            return Created { posted, running: start.elapsed() };
+        if let Some((id, state)) = states.iter().find(|(_, s)| s.ends_with("FAILURE")) {
+            let log = std::fs::read_to_string(server.home.join(format!("data/logs/{id}.log"))).unwrap_or_default();
+            panic!("provision {id} is {state}; its log:\n{log}");
+        }
+        if states.iter().all(|(_, s)| s == "RUNNING") {
+            return Created { posted, running: start.elapsed(), peak_after_posts };
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-/// The state of every provision, from `GET /provisions?all=true`.
-async fn states(conn: &mut Conn) -> Vec<String> {
+/// `stage mean (count)` for every stage in the server's `/metrics`.
+async fn stage_means(addr: SocketAddr) -> String {
+    let (status, body) = Conn::open(addr).await.call(Method::GET, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let metric = |line: &str, name: &str| -> Option<(String, f64)> {
+        let rest = line.strip_prefix(name)?.strip_prefix("{stage=\"")?;
+        let (stage, value) = rest.split_once("\"} ")?;
+        Some((stage.to_string(), value.parse().ok()?))
+    };
+    let sums: Vec<_> = text.lines().filter_map(|l| metric(l, "formwork_stage_duration_seconds_sum")).collect();
+    let counts: Vec<_> = text.lines().filter_map(|l| metric(l, "formwork_stage_duration_seconds_count")).collect();
+    let means: Vec<String> = sums
+        .iter()
+        .filter_map(|(stage, sum)| {
+            let (_, n) = counts.iter().find(|(s, _)| s == stage)?;
+            Some(format!("{stage} {:.2} s ({n})", sum / n))
+        })
+        .collect();
+    means.join(", ")
+}
+
+/// The id and state of every provision, from `GET /provisions?all=true`.
+async fn states(conn: &mut Conn) -> Vec<(String, String)> {
     let (status, body) = conn.call(Method::GET, "/api/v1/provisions?all=true", None).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let docs = json_of(&body);
     let docs = docs.as_array().expect("an array of DOCUMENTs");
     docs.iter()
-        .map(|d| d["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"]["state"].as_str().expect("state").to_string())
+        .map(|d| {
+            let id = d["DOCUMENT"]["ID"].as_str().expect("ID").to_string();
+            (id, d["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"]["state"].as_str().expect("state").to_string())
+        })
         .collect()
 }
 
