@@ -57,12 +57,24 @@ struct Options {
     max_operations: Option<usize>,
     rounds: usize,
     seconds: u64,
+    /// Poll `/metrics` instead of the provision list while creates run (to tell the list's
+    /// cost from the creates').
+    poll_metrics: bool,
+    /// Extra environment for the server (`--server-env MALLOC_ARENA_MAX=2`).
+    server_env: Vec<(String, String)>,
 }
 
 impl Options {
     /// Reads the options it knows and skips the rest (cargo passes `--bench`).
     fn parse() -> Options {
-        let mut o = Options { onesim: false, max_operations: None, rounds: 3, seconds: 10 };
+        let mut o = Options {
+            onesim: false,
+            max_operations: None,
+            rounds: 3,
+            seconds: 10,
+            poll_metrics: false,
+            server_env: Vec::new(),
+        };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let mut number = || args.next().and_then(|v| v.parse::<usize>().ok()).expect("a number after the option");
@@ -71,6 +83,12 @@ impl Options {
                 "--max-operations" => o.max_operations = Some(number()),
                 "--rounds" => o.rounds = number().max(1),
                 "--seconds" => o.seconds = number().max(1) as u64,
+                "--poll-metrics" => o.poll_metrics = true,
+                "--server-env" => {
+                    let pair = args.next().expect("KEY=VALUE after --server-env");
+                    let (k, v) = pair.split_once('=').expect("KEY=VALUE after --server-env");
+                    o.server_env.push((k.to_string(), v.to_string()));
+                }
                 _ => {}
             }
         }
@@ -83,15 +101,17 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let one = if options.onesim { "onesim over XML-RPC" } else { "formwork's OpenNebula model in the data dir" };
     let slots = options.max_operations.map_or("default (2 per core)".to_string(), |n| n.to_string());
-    println!("OpenNebula: {one}; max_operations: {slots}");
+    let poll = if options.poll_metrics { "/metrics" } else { "GET /provisions?all=true" };
+    println!("OpenNebula: {one}; max_operations: {slots}; polled with {poll}; server env {:?}", options.server_env);
 
     let mut last_home = None;
     for round in 1..=options.rounds {
         let home = tempfile::tempdir().expect("temporary home");
         let sim = options.onesim.then(|| Onesim::start(home.path()));
-        let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), options.max_operations);
-        let created = rt.block_on(creates(&server));
+        let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), &options);
+        let created = rt.block_on(creates(&server, options.poll_metrics));
         let peak = server.peak_rss_mb();
+        let (own, tools) = server.cpu_seconds();
         let stages = rt.block_on(stage_means(server.addr));
         server.stop();
         println!(
@@ -100,7 +120,7 @@ fn main() {
             created.peak_after_posts,
             created.running.as_secs_f64()
         );
-        println!("  mean stage durations (/metrics): {stages}");
+        println!("  CPU: formwork serve {own:.1} s, its tools {tools:.1} s; mean stage durations (/metrics): {stages}");
         last_home = Some((home, sim));
     }
 
@@ -108,9 +128,10 @@ fn main() {
     let start = Instant::now();
     let ids = seed(&home.path().join("data/formwork.db"), PROVISIONS);
     println!("seeded {} provisions through the store in {:.1} s", ids.len(), start.elapsed().as_secs_f64());
-    let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), options.max_operations);
+    let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), &options);
     rt.block_on(reads(server.addr, &ids, options.rounds, Duration::from_secs(options.seconds)));
-    println!("server peak RSS after the reads: {:.1} MB", server.peak_rss_mb());
+    let (own, _) = server.cpu_seconds();
+    println!("server peak RSS after the reads: {:.1} MB; its CPU: {own:.1} s", server.peak_rss_mb());
     server.stop();
 }
 
@@ -125,7 +146,7 @@ struct Server {
 impl Server {
     /// Starts the server on `home/data` with the fake tools; its diagnostics go to
     /// `home/serve.log`.
-    fn start(home: &Path, one_xmlrpc: Option<&str>, max_operations: Option<usize>) -> Server {
+    fn start(home: &Path, one_xmlrpc: Option<&str>, options: &Options) -> Server {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let auth = home.join("one_auth");
         std::fs::write(&auth, format!("{USER}:{PASSWORD}\n")).expect("write ONE_AUTH");
@@ -134,7 +155,9 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_formwork"));
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // The system's python3 for the fakes, not a version manager's shim (pyenv's costs
+            // a bash and several processes per call, more than the fake itself).
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", home)
             .env("FORMWORK_DATA_DIR", home.join("data"))
             .env("FORMWORK_BUILTIN_DRIVERS", repo.join("drivers"))
@@ -147,9 +170,10 @@ impl Server {
         if let Some(url) = one_xmlrpc {
             cmd.env("ONE_XMLRPC", url);
         }
-        if let Some(n) = max_operations {
+        if let Some(n) = options.max_operations {
             cmd.env("FORMWORK_MAX_OPERATIONS", n.to_string());
         }
+        cmd.envs(options.server_env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("formwork serve starts");
         let url = first_line_url(&mut child, "formwork listening on http://");
         let addr = url.parse().unwrap_or_else(|_| panic!("formwork serve printed {url:?}; see {}", home.display()));
@@ -166,6 +190,17 @@ impl Server {
             .and_then(|v| v.parse().ok())
             .expect("VmHWM in /proc/PID/status");
         kb / 1024.0
+    }
+
+    /// CPU seconds (user + system) of the server itself and of its finished children (the
+    /// fake tools), from `/proc/PID/stat`.
+    fn cpu_seconds(&self) -> (f64, f64) {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("server stat");
+        // Fields after the command name, which is in parentheses: state is field 3.
+        let fields: Vec<f64> =
+            stat.rsplit_once(") ").expect("stat").1.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect();
+        // In USER_HZ, which Linux fixes at 100 for /proc.
+        ((fields[11] + fields[12]) / 100.0, (fields[13] + fields[14]) / 100.0)
     }
 
     /// SIGTERM, then waits for the graceful stop.
@@ -276,7 +311,7 @@ struct Created {
 }
 
 /// A sim provider, then [`CREATES`] creates at once; waits until all are RUNNING.
-async fn creates(server: &Server) -> Created {
+async fn creates(server: &Server, poll_metrics: bool) -> Created {
     let addr = server.addr;
     let mut admin = Conn::open(addr).await;
     let provider = json!({"driver": "sim", "name": "bench", "connection_values": {"api_token": "bench-token"}});
@@ -301,6 +336,10 @@ async fn creates(server: &Server) -> Created {
     }
     let posted = start.elapsed();
     let peak_after_posts = server.peak_rss_mb();
+    while poll_metrics && running_count(&mut admin).await < CREATES {
+        tokio::time::sleep(POLL).await;
+    }
+
     loop {
         let states = states(&mut admin).await;
         assert_eq!(states.len(), CREATES, "every create made a provision");
@@ -335,6 +374,19 @@ async fn stage_means(addr: SocketAddr) -> String {
         })
         .collect();
     means.join(", ")
+}
+
+/// `formwork_provisions{state="RUNNING"}` from `/metrics`; stops counting (returns every
+/// create) once one failed, for the list to show which.
+async fn running_count(conn: &mut Conn) -> usize {
+    let (status, body) = conn.call(Method::GET, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let count = |state: &str| -> usize {
+        let gauge = text.lines().filter(|l| l.starts_with("formwork_provisions{state=") && l.contains(state));
+        gauge.filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok()).sum()
+    };
+    if count("FAILURE\"") > 0 { CREATES } else { count("\"RUNNING\"") }
 }
 
 /// The id and state of every provision, from `GET /provisions?all=true`.
