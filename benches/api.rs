@@ -62,6 +62,8 @@ struct Options {
     poll_metrics: bool,
     /// Extra environment for the server (`--server-env MALLOC_ARENA_MAX=2`).
     server_env: Vec<(String, String)>,
+    /// Leave the last home (data dir with 10,000 provisions, `serve.log`) for a closer look.
+    keep: bool,
 }
 
 impl Options {
@@ -74,6 +76,7 @@ impl Options {
             seconds: 10,
             poll_metrics: false,
             server_env: Vec::new(),
+            keep: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -84,6 +87,7 @@ impl Options {
                 "--rounds" => o.rounds = number().max(1),
                 "--seconds" => o.seconds = number().max(1) as u64,
                 "--poll-metrics" => o.poll_metrics = true,
+                "--keep" => o.keep = true,
                 "--server-env" => {
                     let pair = args.next().expect("KEY=VALUE after --server-env");
                     let (k, v) = pair.split_once('=').expect("KEY=VALUE after --server-env");
@@ -129,10 +133,14 @@ fn main() {
     let ids = seed(&home.path().join("data/formwork.db"), PROVISIONS);
     println!("seeded {} provisions through the store in {:.1} s", ids.len(), start.elapsed().as_secs_f64());
     let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), &options);
+    println!("server peak RSS once started on {PROVISIONS} provisions: {:.1} MB", server.peak_rss_mb());
     rt.block_on(reads(server.addr, &ids, options.rounds, Duration::from_secs(options.seconds)));
     let (own, _) = server.cpu_seconds();
     println!("server peak RSS after the reads: {:.1} MB; its CPU: {own:.1} s", server.peak_rss_mb());
     server.stop();
+    if options.keep {
+        println!("kept {}", home.keep().display());
+    }
 }
 
 /// A `formwork serve` child process.
@@ -424,7 +432,14 @@ fn seed(database: &Path, total: usize) -> Vec<i64> {
                     let (row, historic) = &templates[k % templates.len()];
                     let name = format!("{}-copy-{k}", row.name);
                     let id = store
-                        .insert_provision_of(&name, &row.driver, row.provider_id, &row.body, &row.owner, row.registration_time)
+                        .insert_provision_of(
+                            &name,
+                            &row.driver,
+                            row.provider_id,
+                            &row.body,
+                            &row.owner,
+                            row.registration_time,
+                        )
                         .expect("insert");
                     let running = Checkpoint {
                         provision_id: id,

@@ -87,12 +87,10 @@ impl Service {
             queued.push(op.provision_id);
             self.dispatch(op.provision_id, op.id, Work::Resume(Box::new(op)));
         }
-        for row in self.store.provisions(false)? {
-            if row.state == State::Pending && self.store.operations(row.id)?.is_empty() {
-                let op = self.store.enqueue_operation(row.id, "create", &Params::None, &me, store::now())?;
-                queued.push(row.id);
-                self.dispatch(row.id, op, Work::Drive(Event::Created));
-            }
+        for id in self.store.unqueued_creates()? {
+            let op = self.store.enqueue_operation(id, "create", &Params::None, &me, store::now())?;
+            queued.push(id);
+            self.dispatch(id, op, Work::Drive(Event::Created));
         }
         Ok(queued)
     }
