@@ -49,7 +49,8 @@ const CREATES: usize = 200;
 const PROVISIONS: usize = 10_000;
 const CONNECTIONS: usize = 32;
 const WARM_UP: Duration = Duration::from_secs(2);
-const POLL: Duration = Duration::from_millis(100);
+/// Lists of every provision timed after the reads.
+const LISTS: usize = 3;
 
 /// What `--` options asked for.
 struct Options {
@@ -57,6 +58,8 @@ struct Options {
     max_operations: Option<usize>,
     rounds: usize,
     seconds: u64,
+    /// How often the creates' progress is polled.
+    poll: Duration,
     /// Poll `/metrics` instead of the provision list while creates run (to tell the list's
     /// cost from the creates').
     poll_metrics: bool,
@@ -74,6 +77,7 @@ impl Options {
             max_operations: None,
             rounds: 3,
             seconds: 10,
+            poll: Duration::from_millis(500),
             poll_metrics: false,
             server_env: Vec::new(),
             keep: false,
@@ -87,6 +91,7 @@ impl Options {
                 "--rounds" => o.rounds = number().max(1),
                 "--seconds" => o.seconds = number().max(1) as u64,
                 "--poll-metrics" => o.poll_metrics = true,
+                "--poll-ms" => o.poll = Duration::from_millis(number() as u64),
                 "--keep" => o.keep = true,
                 "--server-env" => {
                     let pair = args.next().expect("KEY=VALUE after --server-env");
@@ -106,14 +111,18 @@ fn main() {
     let one = if options.onesim { "onesim over XML-RPC" } else { "formwork's OpenNebula model in the data dir" };
     let slots = options.max_operations.map_or("default (2 per core)".to_string(), |n| n.to_string());
     let poll = if options.poll_metrics { "/metrics" } else { "GET /provisions?all=true" };
-    println!("OpenNebula: {one}; max_operations: {slots}; polled with {poll}; server env {:?}", options.server_env);
+    println!(
+        "OpenNebula: {one}; max_operations: {slots}; polled with {poll} every {} ms; server env {:?}",
+        options.poll.as_millis(),
+        options.server_env
+    );
 
     let mut last_home = None;
     for round in 1..=options.rounds {
         let home = tempfile::tempdir().expect("temporary home");
         let sim = options.onesim.then(|| Onesim::start(home.path()));
         let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), &options);
-        let created = rt.block_on(creates(&server, options.poll_metrics));
+        let created = rt.block_on(creates(&server, &options));
         let peak = server.peak_rss_mb();
         let (own, tools) = server.cpu_seconds();
         let stages = rt.block_on(stage_means(server.addr));
@@ -137,6 +146,8 @@ fn main() {
     rt.block_on(reads(server.addr, &ids, options.rounds, Duration::from_secs(options.seconds)));
     let (own, _) = server.cpu_seconds();
     println!("server peak RSS after the reads: {:.1} MB; its CPU: {own:.1} s", server.peak_rss_mb());
+    rt.block_on(lists(server.addr));
+    println!("server peak RSS after the lists: {:.1} MB", server.peak_rss_mb());
     server.stop();
     if options.keep {
         println!("kept {}", home.keep().display());
@@ -319,7 +330,7 @@ struct Created {
 }
 
 /// A sim provider, then [`CREATES`] creates at once; waits until all are RUNNING.
-async fn creates(server: &Server, poll_metrics: bool) -> Created {
+async fn creates(server: &Server, options: &Options) -> Created {
     let addr = server.addr;
     let mut admin = Conn::open(addr).await;
     let provider = json!({"driver": "sim", "name": "bench", "connection_values": {"api_token": "bench-token"}});
@@ -344,8 +355,8 @@ async fn creates(server: &Server, poll_metrics: bool) -> Created {
     }
     let posted = start.elapsed();
     let peak_after_posts = server.peak_rss_mb();
-    while poll_metrics && running_count(&mut admin).await < CREATES {
-        tokio::time::sleep(POLL).await;
+    while options.poll_metrics && running_count(&mut admin).await < CREATES {
+        tokio::time::sleep(options.poll).await;
     }
 
     loop {
@@ -358,7 +369,7 @@ async fn creates(server: &Server, poll_metrics: bool) -> Created {
         if states.iter().all(|(_, s)| s == "RUNNING") {
             return Created { posted, running: start.elapsed(), peak_after_posts };
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(options.poll).await;
     }
 }
 
@@ -489,6 +500,19 @@ async fn reads(addr: SocketAddr, ids: &[i64], rounds: usize, duration: Duration)
             at(1.0),
             bytes as f64 / n as f64 / 1024.0
         );
+    }
+}
+
+/// `GET /provisions?all=true` of every provision, [`LISTS`] times, one at a time.
+async fn lists(addr: SocketAddr) {
+    let mut conn = Conn::open(addr).await;
+    for _ in 0..LISTS {
+        let start = Instant::now();
+        let (status, body) = conn.call(Method::GET, "/api/v1/provisions?all=true", None).await;
+        let took = start.elapsed();
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(json_of(&body).as_array().map(Vec::len), Some(PROVISIONS));
+        println!("GET /provisions?all=true of {PROVISIONS}: {:.0} ms, {:.1} MB", took.as_secs_f64() * 1e3, body.len() as f64 / 1e6);
     }
 }
 

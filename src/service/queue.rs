@@ -15,7 +15,7 @@ use super::provisions::{NewProvision, build};
 use super::public_ips::Change;
 use super::requests::{Request, plan};
 use super::{Error, Service};
-use crate::engine::{Event, OnInterrupted, Params, State, owner};
+use crate::engine::{Event, OnInterrupted, Params, owner};
 use crate::store::{self, OperationRow};
 
 /// What a queued operation does once it has a slot.
