@@ -5,20 +5,24 @@
 //!
 //! - Creates: 200 `POST /api/v1/provisions` (sim driver, 1 host each) sent at once on 200
 //!   connections, with the fake `terraform` and `ansible-playbook` of tests/fakes. Timed until
-//!   every one is RUNNING (`GET /provisions?all=true` polled every 100 ms); then the server's
-//!   peak RSS (`VmHWM`). Aim ≤ 150 MB. Each round is a new server on a new data dir.
+//!   every one is RUNNING (`GET /provisions?all=true` polled every 500 ms); then the server's
+//!   peak RSS (`VmHWM`), its CPU and its tools' CPU, and the mean stage times from `/metrics`.
+//!   Aim ≤ 150 MB. Each round is a new server on a new data dir.
 //! - Reads: `GET /api/v1/provisions/:id` over 10,000 provisions (the last round's 200 real ones
 //!   copied through the store up to 10,000, all RUNNING) from 32 kept-alive connections, ids
-//!   drawn at random, for a fixed time after a warm-up: requests/s and p50/p99 latency. Aim
-//!   ≥ 5,000 req/s with p99 < 20 ms. The client is closed-loop (each connection sends its next
-//!   request when the last answer arrived) and runs on one thread of the same 2-core machine.
+//!   drawn at random, for a fixed time after a 2 s warm-up: requests/s and p50/p99 latency.
+//!   Aim ≥ 5,000 req/s with p99 < 20 ms. The client is closed-loop (each connection sends its
+//!   next request when the last answer arrived) and runs on one thread of the same machine.
+//!   Then `GET /provisions?all=true` of all 10,000, timed, and the server's peak RSS.
 //!
 //! OpenNebula is formwork's own model saved in the data dir unless `--onesim` is given: then
-//! the release onesim runs as another child process and the server reaches it over XML-RPC
-//! (ONE_XMLRPC), which also checks the logins (remembered for 60 s).
+//! the release onesim runs in memory as another child process and the server reaches it over
+//! XML-RPC (ONE_XMLRPC), which also checks the logins (remembered for 60 s).
 //!
-//! Run with `cargo bench --bench api` (options after `--`: `--onesim`, `--max-operations N`,
-//! `--rounds N`, `--seconds N`); results in docs/benchmarks.md.
+//! Run with `cargo bench --bench api`; options after `--`: `--rounds N` (3), `--seconds N`
+//! (10, per read round), `--max-operations N`, `--onesim`, `--poll-ms N`, `--poll-metrics`
+//! (poll `/metrics` instead of the list), `--server-env KEY=VALUE`, `--keep` (leave the last
+//! home). Results in docs/benchmarks.md.
 
 // The bench starts formwork and onesim as a user would, with an explicit environment built
 // from its own PATH.
@@ -108,7 +112,7 @@ impl Options {
 fn main() {
     let options = Options::parse();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let one = if options.onesim { "onesim over XML-RPC" } else { "formwork's OpenNebula model in the data dir" };
+    let one = if options.onesim { "onesim (in memory) over XML-RPC" } else { "formwork's model in the data dir" };
     let slots = options.max_operations.map_or("default (2 per core)".to_string(), |n| n.to_string());
     let poll = if options.poll_metrics { "/metrics" } else { "GET /provisions?all=true" };
     println!(
@@ -116,43 +120,57 @@ fn main() {
         options.poll.as_millis(),
         options.server_env
     );
-
-    let mut last_home = None;
+    let mut last = None;
     for round in 1..=options.rounds {
-        let home = tempfile::tempdir().expect("temporary home");
-        let sim = options.onesim.then(Onesim::start);
-        let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), &options);
-        let created = rt.block_on(creates(&server, &options));
-        let peak = server.peak_rss_mb();
-        let (own, tools) = server.cpu_seconds();
-        let stages = rt.block_on(stage_means(server.addr));
-        server.stop();
-        println!(
-            "round {round}: {CREATES} creates answered 201 in {:.0} ms (server peak RSS then {:.1} MB), all RUNNING after {:.2} s; server peak RSS {peak:.1} MB",
-            created.posted.as_secs_f64() * 1e3,
-            created.peak_after_posts,
-            created.running.as_secs_f64()
-        );
-        println!("  CPU: formwork serve {own:.1} s, its tools {tools:.1} s; load average {}", load_average());
-        println!("  mean stage durations (/metrics): {stages}");
-        last_home = Some((home, sim));
+        last = Some(create_round(&rt, &options, round));
     }
-
-    let (home, sim) = last_home.expect("at least one round");
-    let start = Instant::now();
-    let ids = seed(&home.path().join("data/formwork.db"), PROVISIONS);
-    println!("seeded {} provisions through the store in {:.1} s", ids.len(), start.elapsed().as_secs_f64());
-    let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), &options);
-    println!("server peak RSS once started on {PROVISIONS} provisions: {:.1} MB", server.peak_rss_mb());
-    rt.block_on(reads(server.addr, &ids, options.rounds, Duration::from_secs(options.seconds)));
-    let (own, _) = server.cpu_seconds();
-    println!("server peak RSS after the reads: {:.1} MB; its CPU: {own:.1} s", server.peak_rss_mb());
-    rt.block_on(lists(server.addr));
-    println!("server peak RSS after the lists: {:.1} MB", server.peak_rss_mb());
-    server.stop();
+    let (home, sim) = last.expect("at least one round");
+    read_rounds(&rt, &options, home.path(), sim.as_ref());
     if options.keep {
         println!("kept {}", home.keep().display());
     }
+}
+
+/// A new server on a new home: [`CREATES`] creates, then its peak RSS, CPU and stage times.
+/// Returns the home (and onesim) for the reads.
+fn create_round(rt: &tokio::runtime::Runtime, options: &Options, round: usize) -> (tempfile::TempDir, Option<Onesim>) {
+    let home = tempfile::tempdir().expect("temporary home");
+    let sim = options.onesim.then(Onesim::start);
+    let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), options);
+    let created = rt.block_on(creates(&server, options));
+    let peak = server.peak_rss_mb();
+    let (own, tools) = server.cpu_seconds();
+    let stages = rt.block_on(stage_means(server.addr));
+    server.stop();
+    println!(
+        "round {round}: {CREATES} creates answered 201 in {:.0} ms (server peak RSS then {:.1} MB), all RUNNING after {:.2} s; server peak RSS {peak:.1} MB",
+        created.posted.as_secs_f64() * 1e3,
+        created.peak_after_posts,
+        created.running.as_secs_f64()
+    );
+    println!("  CPU: formwork serve {own:.1} s, its tools {tools:.1} s; load average {}", load_average());
+    println!("  mean stage durations (/metrics): {stages}");
+    (home, sim)
+}
+
+/// The creates' provisions copied up to [`PROVISIONS`], a new server on them, the timed GETs,
+/// then the lists of all of them.
+fn read_rounds(rt: &tokio::runtime::Runtime, options: &Options, home: &Path, sim: Option<&Onesim>) {
+    let start = Instant::now();
+    let ids = seed(&home.join("data/formwork.db"), PROVISIONS);
+    println!("seeded {} provisions through the store in {:.1} s", ids.len(), start.elapsed().as_secs_f64());
+    let server = Server::start(home, sim.map(|s| s.url.as_str()), options);
+    println!("server peak RSS once started on {PROVISIONS} provisions: {:.1} MB", server.peak_rss_mb());
+    rt.block_on(reads(server.addr, &ids, options.rounds, Duration::from_secs(options.seconds)));
+    let (own, _) = server.cpu_seconds();
+    println!(
+        "server peak RSS after the reads: {:.1} MB; its CPU: {own:.1} s; load average {}",
+        server.peak_rss_mb(),
+        load_average()
+    );
+    rt.block_on(lists(server.addr));
+    println!("server peak RSS after the lists: {:.1} MB", server.peak_rss_mb());
+    server.stop();
 }
 
 /// The machine's 1-minute load average: other work on the 2 cores shows in every figure.
@@ -518,7 +536,11 @@ async fn lists(addr: SocketAddr) {
         let took = start.elapsed();
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         assert_eq!(json_of(&body).as_array().map(Vec::len), Some(PROVISIONS));
-        println!("GET /provisions?all=true of {PROVISIONS}: {:.0} ms, {:.1} MB", took.as_secs_f64() * 1e3, body.len() as f64 / 1e6);
+        println!(
+            "GET /provisions?all=true of {PROVISIONS}: {:.0} ms, {:.1} MB",
+            took.as_secs_f64() * 1e3,
+            body.len() as f64 / 1e6
+        );
     }
 }
 
