@@ -24,8 +24,7 @@
 //! (poll `/metrics` instead of the list), `--server-env KEY=VALUE`, `--keep` (leave the last
 //! home). Results in docs/benchmarks.md.
 
-// The bench starts formwork and onesim as a user would, with an explicit environment built
-// from its own PATH.
+// The bench starts formwork and onesim as a user would, with an explicit environment.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::{BufRead, BufReader};
