@@ -15,7 +15,7 @@ use super::provisions::{NewProvision, build};
 use super::public_ips::Change;
 use super::requests::{Request, plan};
 use super::{Error, Service};
-use crate::engine::{Event, OnInterrupted, Params, State, owner};
+use crate::engine::{Event, OnInterrupted, Params, owner};
 use crate::store::{self, OperationRow};
 
 /// How long a request waits for an operation that is only closing its row.
@@ -111,12 +111,10 @@ impl Service {
             queued.push(op.provision_id);
             self.dispatch(op.provision_id, op.id, Work::Resume(Box::new(op)));
         }
-        for row in self.store.provisions(false)? {
-            if row.state == State::Pending && self.store.operations(row.id)?.is_empty() {
-                let op = self.store.enqueue_operation(row.id, "create", &Params::None, &me, store::now())?;
-                queued.push(row.id);
-                self.dispatch(row.id, op, Work::Drive(Event::Created));
-            }
+        for id in self.store.unqueued_creates()? {
+            let op = self.store.enqueue_operation(id, "create", &Params::None, &me, store::now())?;
+            queued.push(id);
+            self.dispatch(id, op, Work::Drive(Event::Created));
         }
         Ok(queued)
     }

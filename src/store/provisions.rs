@@ -224,6 +224,19 @@ impl Store {
         Ok(row)
     }
 
+    /// Ids of the provisions in PENDING with no operation at all (creates recorded but never
+    /// queued), found without reading any body: the server looks for them at every start.
+    pub fn unqueued_creates(&self) -> Result<Vec<i64>, Error> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM provisions p WHERE state = ?1
+                   AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.provision_id = p.id) ORDER BY id",
+            )?;
+            let ids = stmt.query_map([State::Pending.number()], |r| r.get(0))?;
+            Ok(ids.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Replaces a provision's name and body without touching its state (update, rename).
     pub fn update_provision(&self, id: i64, name: &str, body: &ProvisionBody, time: i64) -> Result<(), Error> {
         let (name, body) = (name.to_string(), self.seal_provision(body)?);

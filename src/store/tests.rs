@@ -180,6 +180,27 @@ fn listing_hides_done_unless_asked() {
 }
 
 #[test]
+fn unqueued_creates_are_the_pending_provisions_without_operations() {
+    let store = Store::open_in_memory().unwrap();
+    let (provider, unqueued) = with_provision(&store);
+    let new = |name: &str| store.insert_provision(name, "sim", provider, &ProvisionBody::default(), 3).unwrap();
+    let (queued, running, later) = (new("queued"), new("running"), new("later"));
+    store.enqueue_operation(queued, "create", &Params::None, &owner(1), 4).unwrap();
+    let to_running = Checkpoint {
+        provision_id: running,
+        from: State::Pending,
+        to: State::Running,
+        body: None,
+        historic: vec![],
+        attempt: None,
+        start: None,
+        time: 4,
+    };
+    store.checkpoint(&to_running).unwrap();
+    assert_eq!(store.unqueued_creates().unwrap(), vec![unqueued, later]);
+}
+
+#[test]
 fn a_failed_attempt_keeps_the_tools_exit_status() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
