@@ -5,12 +5,16 @@
 //! `engine` and `stages`; `driver`, `settings`, `units` and `suggest` are leaves anyone may use.
 //! - [`cli`]: one file per command group: parses arguments, calls the service, renders tables
 //!   or `--json` on stdout and progress and errors on stderr. No rule lives there.
+//! - [`client`]: the REST API of `formwork serve` as typed calls that answer what the service
+//!   answers, so every command runs against a server with `--server URL`.
 //! - [`service`]: every operation on drivers, providers and provisions, with typed requests and
 //!   one typed error that maps to exit codes (and HTTP statuses); runs operations as tasks.
 //! - [`engine`]: the lifecycle: the 20 states, the pure transition function, the runner that
 //!   checkpoints each transition before its effects, typed operation parameters and body.
 //! - [`stages`]: the work of each stage (Terraform, OpenNebula registration, Ansible).
 //! - [`store`]: the only SQL: SQLite, one writer thread with group commit, durable on power loss.
+//! - [`secrets`]: sensitive values sealed at rest (XChaCha20-Poly1305) and their keys; the store
+//!   seals on write and opens on read.
 //! - [`exec`]: the only place that spawns processes; the provision log.
 //! - [`one`]: OpenNebula over XML-RPC (and the model `onesim` serves).
 //! - [`render`]: the deployment template rendered into an Ansible inventory.
@@ -23,12 +27,14 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod driver;
 pub mod engine;
 pub mod exec;
 pub mod one;
 pub mod onesim;
 pub mod render;
+pub mod secrets;
 pub mod service;
 pub mod settings;
 pub mod stages;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::driver::{self, Catalog};
+use crate::secrets::{KEY_FILE, KeyText, Source};
 
 /// Where formwork finds drivers and keeps its own data.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +54,10 @@ pub struct Settings {
     pub max_operations: usize,
     /// The largest request body `formwork serve` reads.
     pub max_body_bytes: usize,
+    /// Where the keys that seal sensitive values at rest come from: `FORMWORK_SECRET_KEY`, else
+    /// the key file `FORMWORK_SECRET_KEY_FILE` or `secret_key_file` names, else
+    /// `<data_dir>/secret.key`.
+    pub secret_keys: crate::secrets::Source,
 }
 
 /// What the command line gave.
@@ -75,7 +80,7 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 14] = [
+const CONFIG_KEYS: [&str; 15] = [
     "listen",
     "max_operations",
     "max_body_bytes",
@@ -90,6 +95,7 @@ const CONFIG_KEYS: [&str; 14] = [
     "terraform_config",
     "stage_timeout",
     "terraform_lock_timeout",
+    "secret_key_file",
 ];
 
 /// One hour: long enough for a cloud apply, short enough that a hung tool is noticed.
@@ -124,6 +130,7 @@ struct FileConfig {
     listen: Option<String>,
     max_operations: Option<u64>,
     max_body_bytes: Option<u64>,
+    secret_key_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -201,6 +208,11 @@ impl Settings {
         let max_operations = count("FORMWORK_MAX_OPERATIONS", file.max_operations, default_max_operations())?;
         let max_body_bytes = count("FORMWORK_MAX_BODY_BYTES", file.max_body_bytes, DEFAULT_MAX_BODY)?;
         let child_env = ["PATH", "HOME"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))).collect();
+        let secret_keys = match (var("FORMWORK_SECRET_KEY"), var("FORMWORK_SECRET_KEY_FILE")) {
+            (Some(keys), _) => Source::Given(KeyText::new(keys)),
+            (None, Some(file)) => Source::File(PathBuf::from(file)),
+            (None, None) => Source::File(file.secret_key_file.unwrap_or_else(|| data_dir.join(KEY_FILE))),
+        };
         Ok(Settings {
             data_dir,
             builtin_drivers,
@@ -227,6 +239,7 @@ impl Settings {
             listen: var("FORMWORK_LISTEN").or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             max_operations: max_operations as usize,
             max_body_bytes: max_body_bytes as usize,
+            secret_keys,
         })
     }
 
@@ -251,6 +264,11 @@ impl Settings {
         }
         if let Some(auth) = &self.one_auth {
             env.push(("ONE_AUTH".into(), path(auth)));
+        }
+        match &self.secret_keys {
+            Source::Given(keys) => env.push(("FORMWORK_SECRET_KEY".into(), keys.expose().to_string())),
+            Source::File(file) => env.push(("FORMWORK_SECRET_KEY_FILE".into(), path(file))),
+            Source::Ephemeral => {}
         }
         env
     }
@@ -319,6 +337,9 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     if let Some(v) = map.get("one_auth") {
         file.one_auth = Some(path_of("one_auth", v)?);
     }
+    if let Some(v) = map.get("secret_key_file") {
+        file.secret_key_file = Some(path_of("secret_key_file", v)?);
+    }
     if let Some(v) = map.get("listen") {
         file.listen = Some(
             v.as_str().ok_or_else(|| fail("`listen` must be an address such as 127.0.0.1:13013".into()))?.to_string(),
@@ -382,6 +403,26 @@ mod tests {
         let defaults = Settings::resolve(Flags::default(), &env(&[("HOME", "/home/u")])).unwrap();
         assert_eq!(defaults.data_dir, PathBuf::from("/home/u/.local/share/formwork"));
         assert!(defaults.builtin_drivers.ends_with("drivers"));
+    }
+
+    #[test]
+    fn secret_keys_come_from_the_environment_else_a_key_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("config.yaml");
+        std::fs::write(&config, "secret_key_file: keys/formwork.key\n").unwrap();
+        let flags = || Flags { config: Some(config.clone()), data_dir: Some("/d".into()), ..Flags::default() };
+        let from_file = Settings::resolve(flags(), &env(&[])).unwrap();
+        assert_eq!(from_file.secret_keys, Source::File(tmp.path().join("keys/formwork.key")));
+        let default = Settings::resolve(Flags { data_dir: Some("/d".into()), ..Flags::default() }, &env(&[])).unwrap();
+        assert_eq!(default.secret_keys, Source::File(PathBuf::from("/d/secret.key")));
+        let given = Settings::resolve(flags(), &env(&[("FORMWORK_SECRET_KEY", "a2V5")])).unwrap();
+        assert_eq!(given.secret_keys, Source::Given(KeyText::new("a2V5")));
+        assert!(!format!("{given:?}").contains("a2V5"), "settings never print a key");
+        let handed = given.formwork_env();
+        assert!(handed.contains(&("FORMWORK_SECRET_KEY".into(), "a2V5".into())), "a background formwork gets the key");
+        let handed = from_file.formwork_env();
+        let file = tmp.path().join("keys/formwork.key").display().to_string();
+        assert!(handed.contains(&("FORMWORK_SECRET_KEY_FILE".into(), file)));
     }
 
     #[test]

@@ -79,6 +79,24 @@ const CASES: &[(&str, Break, &[&str])] = &[
         &["driver.conf has no `fireedge`"],
     ),
     (
+        "driver.conf with an unknown add-host way",
+        |d| {
+            write(d, "driver.conf", "name: a\ndescription: b\nversion: 1\nfireedge:\n  operations: {add-host: count}\n")
+        },
+        &["`fireedge.operations.add-host` names 'count'", "amount or ips"],
+    ),
+    (
+        "driver.conf with a misspelt formwork key",
+        |d| {
+            write(
+                d,
+                "driver.conf",
+                "name: a\ndescription: b\nversion: 1\nfireedge: {}\nformwork: {scale-up: new-hosts}\n",
+            )
+        },
+        &["driver.conf `formwork`: unknown field `scale-up`", "scale-up-configures"],
+    ),
+    (
         "variables.tf not HCL",
         |d| write(d, "terraform/variables.tf", "variable \"x\" {\n  type = \n"),
         &["terraform/variables.tf is not valid HCL"],

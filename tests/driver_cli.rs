@@ -27,7 +27,8 @@ fn builtin_drivers_list_and_show_in_oneform_shape() {
             "fireedge",
             "connection",
             "user_inputs",
-            "deployment_confs"
+            "deployment_confs",
+            "capabilities"
         ]
     );
     assert_eq!(sim["name"], "Sim");

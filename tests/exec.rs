@@ -396,3 +396,26 @@ async fn the_log_file_is_private_and_positions_mark_each_run() {
     assert_eq!(end, ranges[1].1);
     assert_eq!(messages(&second, Severity::Debug), ["second"]);
 }
+
+/// The two graceful-stop tests above, run again in a test process started the way a script
+/// starts formwork in the background: `sh -c 'prog & wait'` gives the background job SIGINT and
+/// SIGQUIT ignored, which children inherit unless exec resets them. Without the reset both end
+/// with `killed: true`.
+#[test]
+#[allow(clippy::disallowed_methods)] // a test process of its own, and the flag that marks it
+fn children_stop_gracefully_when_formwork_runs_as_a_background_job() {
+    if std::env::var_os("FORMWORK_EXEC_INNER").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let tests = "timeout_stops_a_plain_sleep cancel_interrupts_the_whole_process_group";
+    let script = format!("\"$0\" --exact {tests} --test-threads=1 & wait $!");
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", &script, exe.to_str().unwrap()])
+        .env("FORMWORK_EXEC_INNER", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 passed"), "both tests must have run: {stdout}");
+}

@@ -1,7 +1,7 @@
 //! The lifecycle through the `formwork` binary with scripted fake `terraform` and
 //! `ansible-playbook` executables (tests/fakes): create to RUNNING, failure and retry, scale,
 //! deprovision to DONE, on-prem without Terraform, secrets kept out of everything but the
-//! 0600 variables file.
+//! 0600 variables file, which lives as long as the stage that needs it.
 
 mod common;
 
@@ -72,11 +72,15 @@ fn create_runs_to_running_with_plan_once_and_secrets_kept() {
     assert!(ansible["inventory"].as_str().unwrap().contains("10.0.0.11"));
     assert!(ansible["argv"].as_array().unwrap().contains(&json!("@extra_vars.json")));
 
-    // The canary is only in the 0600 variables file.
+    // Terraform found the canary in the 0600 variables file, which is gone once its stage ended.
+    let plan = home.calls().into_iter().find(|c| c["tool"] == "terraform" && c["argv"][0] == "plan").unwrap();
+    assert!(plan["tfvars"].as_str().unwrap().contains(CANARY), "{plan}");
+    assert_eq!(plan["tfvars_mode"], "0o600");
     let work = home.data_dir().join("work/1/terraform");
-    let tfvars = work.join("provision.auto.tfvars.json");
-    assert!(std::fs::read_to_string(&tfvars).unwrap().contains(CANARY));
-    assert_eq!(std::fs::metadata(&tfvars).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(work.join("main.tf").exists());
+    assert!(!work.join("provision.auto.tfvars.json").exists(), "the variables file outlived its stage");
+    assert!(!work.join("plan.tfplan").exists(), "the applied plan (it holds the variables) is removed");
+    assert!(!home.data_dir().join("work/1/ansible/extra_vars.json").exists());
     assert_eq!(std::fs::metadata(home.data_dir().join("work/1")).unwrap().permissions().mode() & 0o777, 0o700);
     let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();
     assert!(log.contains("[I] State changed from APPLYING to CONFIGURING_ONE"), "{log}");
@@ -151,7 +155,7 @@ fn scale_up_and_down_then_deprovision_to_done() {
     let destroy = tool_calls(&home, "terraform").into_iter().find(|a| a[0] == "destroy").unwrap();
     assert!(destroy.contains(&"-target=sim_host.host[1]".to_string()), "{destroy:?}");
 
-    home.run(&["provision", "add-host", "1", "--amount", "20"]).fails_with("should be ≤ 10");
+    home.run(&["provision", "add-host", "1", "--amount", "60"]).fails_with("should be ≤ 50");
     let done = home.run(&["--json", "provision", "deprovision", "1"]).ok().json();
     assert_eq!(done["state"], "DONE");
     assert!(home.run(&["--json", "provision", "list"]).ok().json().as_array().unwrap().is_empty());
@@ -277,17 +281,13 @@ fn sensitive_inputs_and_credentials_stay_in_private_files() {
     assert_eq!(p["user_inputs_values"]["admin_password"], "__redacted__");
     let secret_view = home.run(&["--json", "provision", "show", "1", "--include-sensitive"]).ok().json();
     assert_eq!(secret_view["user_inputs_values"]["admin_password"], input_canary, "shown when asked for explicitly");
+    let plan = home.calls().into_iter().find(|c| c["tool"] == "terraform" && c["argv"][0] == "plan").unwrap();
     for canary in [CANARY, input_canary] {
-        let mut found = files_containing(&home.data_dir(), canary);
-        found.sort();
-        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
-        // Terraform must get the value, so the search cannot come back empty.
-        assert!(names.contains(&"work/1/terraform/provision.auto.tfvars.json"), "{canary} found in {names:?}");
-        assert!(
-            names.iter().all(|n| n.starts_with("formwork.db") || *n == "work/1/terraform/provision.auto.tfvars.json"),
-            "{canary} found in {names:?}"
-        );
-        assert!(found.iter().all(|(_, mode)| *mode == 0o600), "{canary} in a file others may read: {found:?}");
+        // Terraform got the value (so the search below looks for something that existed)...
+        assert!(plan["tfvars"].as_str().unwrap().contains(canary), "{plan}");
+        // ...and no file formwork keeps holds it: the database has it sealed.
+        let found = files_containing(&home.data_dir(), canary);
+        assert!(found.is_empty(), "{canary} found in {found:?}");
         assert!(!run.stdout().contains(canary) && !run.stderr().contains(canary));
     }
     let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();

@@ -93,7 +93,11 @@ fn driver_body_is_what_oneform_computes() {
                     ]
                 }
             }
-        ]
+        ],
+        // formwork's addition: what the driver supports, from fireedge.operations (OneForm's
+        // server takes a host count and public IPs from any driver, so only add-host narrows).
+        "capabilities": {"add-host": ["amount"], "del-host": ["ids", "amount"], "add-ip": ["amount"], "del-ip": ["ids"],
+                         "scale-up-configures": "all-hosts"}
     });
     // Compare piece by piece first so a difference is easy to read, then the whole.
     for key in expected.as_object().unwrap().keys() {

@@ -136,3 +136,19 @@ mod tests {
         assert!(b.required_string("nope").unwrap_err().message.contains("Missing `nope` attribute"));
     }
 }
+
+/// The `{id}` of a route; anything but an integer is a 400 in OneForm's error shape (axum's
+/// own rejection would be plain text).
+#[derive(Debug, Clone, Copy)]
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Id, ApiError> {
+        let axum::extract::Path(text) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+        text.parse().map(Id).map_err(|_| ApiError::field("id", format!("'{text}' is not an id (a whole number)")))
+    }
+}

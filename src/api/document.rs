@@ -51,3 +51,68 @@ mod tests {
         assert_eq!(d["TEMPLATE"]["PROVISION_BODY"]["state"], "RUNNING");
     }
 }
+
+/// The schemas of `/api/v1/openapi.json`: what [`wrap`] and the error body look like. They
+/// describe the JSON the handlers build; they are not used to build it.
+pub mod schema {
+    use serde::Serialize;
+    use serde_json::{Map, Value};
+    use utoipa::ToSchema;
+
+    /// One provider or provision, as OneForm wraps it.
+    #[derive(Serialize, ToSchema)]
+    pub struct Envelope {
+        #[serde(rename = "DOCUMENT")]
+        pub document: DocumentFields,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "UPPERCASE")]
+    pub struct DocumentFields {
+        pub id: String,
+        pub uid: String,
+        pub gid: String,
+        pub uname: String,
+        pub gname: String,
+        pub name: String,
+        /// "103" (provider) or "104" (provision).
+        #[serde(rename = "TYPE")]
+        pub kind: String,
+        pub permissions: Permissions,
+        pub template: Template,
+    }
+
+    /// "1" where the bit is set, else "0".
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "UPPERCASE")]
+    pub struct Permissions {
+        pub owner_u: String,
+        pub owner_m: String,
+        pub owner_a: String,
+        pub group_u: String,
+        pub group_m: String,
+        pub group_a: String,
+        pub other_u: String,
+        pub other_m: String,
+        pub other_a: String,
+    }
+
+    /// Exactly one of the two bodies.
+    #[derive(Serialize, ToSchema)]
+    pub struct Template {
+        #[serde(rename = "PROVIDER_BODY", skip_serializing_if = "Option::is_none")]
+        pub provider_body: Option<Map<String, Value>>,
+        #[serde(rename = "PROVISION_BODY", skip_serializing_if = "Option::is_none")]
+        pub provision_body: Option<Map<String, Value>>,
+    }
+
+    /// Every error: the status again, the message, and per-field messages (or what stands in
+    /// the way) in `context`.
+    #[derive(Serialize, ToSchema)]
+    pub struct ErrorBody {
+        pub err_code: u16,
+        pub message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub context: Option<Map<String, Value>>,
+    }
+}

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::Body;
+use super::document::schema::ErrorBody;
 use super::provisions::flag;
 use super::{ApiResult, State};
 use crate::service::{Caller, Error};
@@ -44,7 +45,7 @@ async fn list(st: axum::extract::State<State>, Query(q): Query<Enabled>) -> ApiR
 }
 
 #[utoipa::path(get, path = "/drivers/{name}", tag = "drivers", params(("name" = String, Path)),
-    responses((status = 200, description = "The driver", body = Value), (status = 404, description = "No such driver", body = Value)))]
+    responses((status = 200, description = "The driver", body = Value), (status = 404, description = "No such driver", body = ErrorBody)))]
 async fn show(st: axum::extract::State<State>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(to_value(st.drivers.show(&name)?)?))
 }
@@ -58,7 +59,7 @@ async fn sync(st: axum::extract::State<State>, Extension(caller): Extension<Call
 }
 
 #[utoipa::path(post, path = "/drivers/{name}/enable", tag = "drivers", params(("name" = String, Path)),
-    responses((status = 200, description = "Enabled"), (status = 400, description = "Already enabled, or in ERROR", body = Value)))]
+    responses((status = 200, description = "Enabled"), (status = 400, description = "Already enabled, or in ERROR", body = ErrorBody)))]
 async fn enable(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -70,7 +71,7 @@ async fn enable(
 }
 
 #[utoipa::path(post, path = "/drivers/{name}/disable", tag = "drivers", params(("name" = String, Path)),
-    responses((status = 200, description = "Disabled"), (status = 400, description = "Already disabled, or in ERROR", body = Value)))]
+    responses((status = 200, description = "Disabled"), (status = 400, description = "Already disabled, or in ERROR", body = ErrorBody)))]
 async fn disable(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -103,7 +104,7 @@ async fn schema(
 
 #[utoipa::path(post, path = "/drivers/{name}/validate", tag = "drivers", params(("name" = String, Path)), request_body = Value,
     responses((status = 200, description = "The values with defaults filled (sensitive ones redacted)", body = Value),
-              (status = 400, description = "Every wrong value, named in `context`", body = Value)))]
+              (status = 400, description = "Every wrong value, named in `context`", body = ErrorBody)))]
 async fn validate(st: axum::extract::State<State>, Path(name): Path<String>, body: Body) -> ApiResult<Json<Value>> {
     let deployment = body.string("deployment_type")?;
     let values = Value::Object(body.object("user_inputs_values")?);

@@ -62,6 +62,7 @@ impl From<Error> for ApiError {
             Error::Invalid { fields, .. } if !fields.is_empty() => {
                 Some(Value::Object(fields.iter().map(|f| (f.field.clone(), json!(f.messages))).collect()))
             }
+            Error::NotAllowed { context, .. } => context.clone(),
             _ => None,
         };
         let status = status(&e);

@@ -53,7 +53,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send
 #[openapi(
     info(title = "formwork", description = "OneForm's REST API, served by formwork", license(name = "Apache-2.0")),
     tags((name = "drivers"), (name = "providers"), (name = "provisions"), (name = "system")),
-    modifiers(&BasicAuth),
+    modifiers(&BasicAuth, &CommonErrors),
     security(("basic" = []))
 )]
 struct ApiDoc;
@@ -66,6 +66,45 @@ impl utoipa::Modify for BasicAuth {
         use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    }
+}
+
+/// Every operation can answer 401 (no or wrong credentials) and 500; every one but the
+/// welcome 400/403/404 as well; each with the error body.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |text: &str| {
+            ResponseBuilder::new()
+                .description(text)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        let common = [
+            ("400", "Bad input: `context` names each wrong field"),
+            ("401", "No or wrong credentials"),
+            ("403", "Not in the oneadmin group, or the permission bits do not allow it"),
+            ("404", "No such object"),
+            ("500", "formwork's own failure"),
+            ("502", "OpenNebula, Terraform or Ansible failed"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten() {
+                for (code, text) in common {
+                    op.responses.responses.entry(code.to_string()).or_insert_with(|| error(text).into());
+                }
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .entry("ErrorBody".into())
+            .or_insert_with(<document::schema::ErrorBody as utoipa::PartialSchema>::schema);
     }
 }
 

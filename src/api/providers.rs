@@ -1,7 +1,7 @@
 //! `/api/v1/providers`: OneForm's provider routes (§4.2), and the chmod/chown/chgrp bodies
 //! shared with provisions.
 
-use axum::extract::{Path, Query};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -10,7 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::Body;
+use super::body::{Body, Id};
+use super::document::schema::{Envelope, ErrorBody};
 use super::document::{wrap, wrap_all};
 use super::error::ApiError;
 use super::provisions::flag;
@@ -73,7 +74,7 @@ pub struct CreateProvider {
 }
 
 #[utoipa::path(get, path = "/providers", tag = "providers", params(ReadParams),
-    responses((status = 200, description = "DOCUMENTs of the providers the caller may use", body = Value)))]
+    responses((status = 200, description = "DOCUMENTs of the providers the caller may use", body = [Envelope])))]
 async fn list(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -88,7 +89,7 @@ async fn list(
 }
 
 #[utoipa::path(post, path = "/providers", tag = "providers", request_body = CreateProvider,
-    responses((status = 201, description = "The new DOCUMENT", body = Value), (status = 400, description = "Bad input, named in `context`", body = Value)))]
+    responses((status = 201, description = "The new DOCUMENT", body = Envelope), (status = 400, description = "Bad input, named in `context`", body = ErrorBody)))]
 async fn create(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -105,11 +106,11 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path), ReadParams),
-    responses((status = 200, description = "The DOCUMENT", body = Value), (status = 404, description = "No such provider", body = Value)))]
+    responses((status = 200, description = "The DOCUMENT", body = Envelope), (status = 404, description = "No such provider", body = ErrorBody)))]
 async fn show(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<ReadParams>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(wrap(&st.service.provider_for(&caller, id, flag(&q.include_sensitive))?)))
@@ -120,17 +121,17 @@ async fn show(
 async fn path(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"path": st.service.provider_path(&caller, id)?})))
 }
 
 #[utoipa::path(patch, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path)), request_body = Value,
-    responses((status = 200, description = "The updated DOCUMENT", body = Value)))]
+    responses((status = 200, description = "The updated DOCUMENT", body = Envelope)))]
 async fn update(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     caller.must_be_admin()?;
@@ -146,11 +147,11 @@ async fn update(
 }
 
 #[utoipa::path(delete, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path)),
-    responses((status = 204, description = "Deleted"), (status = 405, description = "Provisions still use it, or it is the onprem provider", body = Value)))]
+    responses((status = 204, description = "Deleted"), (status = 405, description = "Provisions still use it, or it is the onprem provider", body = ErrorBody)))]
 async fn delete(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
     st.service.may_use(&caller, Kind::Provider, id)?;
@@ -163,7 +164,7 @@ async fn delete(
 async fn chmod(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     chmod_of(&st, &caller, Kind::Provider, id, &body)
@@ -174,7 +175,7 @@ async fn chmod(
 async fn chown(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     chown_of(&st, &caller, Kind::Provider, id, &body, "owner_id").await
@@ -185,7 +186,7 @@ async fn chown(
 async fn chgrp(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     chown_of(&st, &caller, Kind::Provider, id, &body, "group_id").await
@@ -213,9 +214,10 @@ pub async fn chown_of(
     body.required(required)?;
     let uid = if required == "owner_id" { body.int("owner_id")? } else { None };
     let gid = body.int("group_id")?;
+    // OpenNebula's ids are 32-bit (XML-RPC i4).
     for (field, value) in [("owner_id", uid), ("group_id", gid)] {
-        if value.is_some_and(|v| v < 0) {
-            return Err(ApiError::field(field, "must be an id, 0 or more"));
+        if value.is_some_and(|v| !(0..=i64::from(i32::MAX)).contains(&v)) {
+            return Err(ApiError::field(field, format!("must be an OpenNebula id, 0 to {}", i32::MAX)));
         }
     }
     st.service.chown(caller, kind, id, uid, gid).await?;

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
@@ -16,7 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::Body;
+use super::body::{Body, Id};
+use super::document::schema::{Envelope, ErrorBody};
 use super::document::{wrap, wrap_all};
 use super::error::ApiError;
 use super::{ApiResult, State};
@@ -84,7 +85,7 @@ pub struct CreateProvision {
 }
 
 #[utoipa::path(get, path = "/provisions", tag = "provisions", params(ReadParams),
-    responses((status = 200, description = "DOCUMENTs of the provisions the caller may use", body = Value)))]
+    responses((status = 200, description = "DOCUMENTs of the provisions the caller may use", body = [Envelope])))]
 async fn list(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -96,8 +97,8 @@ async fn list(
 }
 
 #[utoipa::path(post, path = "/provisions", tag = "provisions", request_body = CreateProvision,
-    responses((status = 201, description = "The PENDING DOCUMENT; the work runs in the server", body = Value),
-              (status = 400, description = "Bad input, named in `context`", body = Value)))]
+    responses((status = 201, description = "The PENDING DOCUMENT; the work runs in the server", body = Envelope),
+              (status = 400, description = "Bad input, named in `context`", body = ErrorBody)))]
 async fn create(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
@@ -116,11 +117,11 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path), ReadParams),
-    responses((status = 200, description = "The DOCUMENT", body = Value), (status = 404, description = "No such provision", body = Value)))]
+    responses((status = 200, description = "The DOCUMENT", body = Envelope), (status = 404, description = "No such provision", body = ErrorBody)))]
 async fn show(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<ReadParams>,
 ) -> ApiResult<Json<Value>> {
     let service = st.service.clone();
@@ -129,14 +130,15 @@ async fn show(
 }
 
 #[utoipa::path(patch, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path)), request_body = Value,
-    responses((status = 200, description = "The updated DOCUMENT", body = Value)))]
+    responses((status = 200, description = "The updated DOCUMENT", body = Envelope)))]
 async fn update(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     caller.must_be_admin()?;
+    st.service.settle(id).await;
     let values = body.get("user_inputs_values").map(|_| body.object("user_inputs_values")).transpose()?;
     let change = Update {
         name: body.string("name")?,
@@ -157,14 +159,15 @@ pub struct Force {
 }
 
 #[utoipa::path(delete, path = "/provisions/{id}", tag = "provisions", params(("id" = i64, Path), Force),
-    responses((status = 204, description = "Deleted"), (status = 405, description = "Not in a state that can be deleted", body = Value)))]
+    responses((status = 204, description = "Deleted"), (status = 405, description = "Not in a state that can be deleted", body = ErrorBody)))]
 async fn delete(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<Force>,
 ) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
+    st.service.settle(id).await;
     st.service.may_use(&caller, Kind::Provision, id)?;
     st.service.delete_provision(id, flag(&q.force))?;
     Ok(StatusCode::NO_CONTENT)
@@ -175,7 +178,7 @@ async fn delete(
 async fn unmanaged(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(st.service.unmanaged(&caller, id).await?))
 }
@@ -191,7 +194,7 @@ async fn submit(st: &State, caller: &Caller, id: i64, request: Request) -> ApiRe
 async fn undeploy(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let resources = Body(body.object("resources")?);
@@ -209,7 +212,7 @@ async fn undeploy(
 async fn recover(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let name = body.required_string("recover_state")?;
@@ -223,7 +226,7 @@ async fn recover(
 async fn retry(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     _body: Body,
 ) -> ApiResult<StatusCode> {
     submit(&st, &caller, id, Request::Retry).await
@@ -234,7 +237,7 @@ async fn retry(
 async fn scale(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let direction = body.required_string("direction")?;
@@ -255,7 +258,7 @@ async fn scale(
 async fn add_host(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let request = match body.get("ips") {
@@ -270,7 +273,7 @@ async fn add_host(
 async fn remove_host(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let force = body.bool("force")?;
@@ -286,7 +289,7 @@ async fn remove_host(
 async fn add_ip(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let amount = body.count("amount")?.unwrap_or(1);
@@ -300,7 +303,7 @@ async fn add_ip(
 async fn remove_ip(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let ar_id = body.required("ar_id").and_then(|_| body.int("ar_id"))?.unwrap_or_default();
@@ -310,11 +313,11 @@ async fn remove_ip(
 }
 
 #[utoipa::path(post, path = "/provisions/{id}/cancel", tag = "provisions", params(("id" = i64, Path)),
-    responses((status = 204, description = "The running operation was asked to stop"), (status = 405, description = "Nothing runs", body = Value)))]
+    responses((status = 204, description = "The running operation was asked to stop"), (status = 405, description = "Nothing runs", body = ErrorBody)))]
 async fn cancel(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
     st.service.may_use(&caller, Kind::Provision, id)?;
@@ -327,7 +330,7 @@ async fn cancel(
 async fn chmod(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     super::providers::chmod_of(&st, &caller, Kind::Provision, id, &body)
@@ -338,7 +341,7 @@ async fn chmod(
 async fn chown(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     super::providers::chown_of(&st, &caller, Kind::Provision, id, &body, "owner_id").await
@@ -349,7 +352,7 @@ async fn chown(
 async fn chgrp(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Body,
 ) -> ApiResult<StatusCode> {
     super::providers::chown_of(&st, &caller, Kind::Provision, id, &body, "group_id").await
@@ -387,7 +390,7 @@ fn lines(lines: &[crate::service::LogLine]) -> Value {
 async fn logs(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
@@ -417,7 +420,7 @@ pub struct Pos {
 async fn logs_poll(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<Pos>,
 ) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
@@ -440,7 +443,7 @@ async fn logs_poll(
 async fn logs_stream(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Query<Pos>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
@@ -481,7 +484,7 @@ async fn logs_stream(
 async fn operations(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     st.service.may_use(&caller, Kind::Provision, id)?;
     Ok(Json(serde_json::to_value(st.service.operations(id)?).map_err(crate::service::Error::from)?))

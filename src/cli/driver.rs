@@ -1,11 +1,11 @@
-//! `formwork driver list|show|sync|enable|disable|schema`.
+//! `formwork driver list|show|sync|enable|disable|schema`. Drivers are rendered from their
+//! served JSON (what `--json` prints), which is the same here and through a server.
 
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::backend::Backend;
 use super::output::{Output, cell, table};
-use crate::service::{Driver, Drivers, Input, Loaded};
-use crate::settings::Settings;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -35,105 +35,137 @@ pub enum Command {
     },
 }
 
-pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    let drivers = Drivers::open(settings)?;
-    for s in drivers.shadowed() {
-        out.warn(&format!(
-            "driver '{}' at {} is shadowed by {} and is not used",
-            s.name,
-            s.path.display(),
-            s.shadowed_by.display()
-        ));
+pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    for warning in backend.driver_warnings()? {
+        out.warn(&warning);
     }
     match cmd {
-        Command::List { enabled } => list(&drivers, enabled, out),
-        Command::Show { driver } => show(&drivers, &driver, out),
-        Command::Sync => sync(&drivers, out),
-        Command::Enable { driver } => toggle(&drivers, &driver, true, out),
-        Command::Disable { driver } => toggle(&drivers, &driver, false, out),
+        Command::List { enabled } => list(backend, enabled, out).await,
+        Command::Show { driver } => show(backend, &driver, out).await,
+        Command::Sync => sync(backend, out).await,
+        Command::Enable { driver } => toggle(backend, &driver, true, out).await,
+        Command::Disable { driver } => toggle(backend, &driver, false, out).await,
         Command::Schema { driver, deployment, connection } => {
-            out.json(&drivers.schema(&driver, deployment.as_deref(), connection)?)
+            out.json(&backend.driver_schema(&driver, deployment.as_deref(), connection).await?)
         }
     }
 }
 
-fn list(drivers: &Drivers, enabled_only: bool, out: &Output) -> anyhow::Result<()> {
-    let drivers = drivers.list(enabled_only)?;
+/// A served driver's id, as OneForm clients compute it: the basename of `system_path` (a
+/// broken driver is served under its folder name).
+fn id(d: &Value) -> String {
+    if is_broken(d) {
+        return cell(&d["name"]);
+    }
+    let path = d["system_path"].as_str().unwrap_or_default();
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+/// A driver that failed verification is served without its inputs and deployments.
+fn is_broken(d: &Value) -> bool {
+    d.get("deployment_confs").is_none()
+}
+
+async fn list(backend: &Backend, enabled_only: bool, out: &Output) -> anyhow::Result<()> {
+    let drivers = backend.drivers(enabled_only).await?;
     if out.json {
         return out.json(&drivers);
     }
     let rows: Vec<Vec<String>> = drivers
         .iter()
-        .map(|d| match d {
-            Loaded::Ready(d) => vec![
-                d.id.clone(),
-                d.state.as_str().into(),
-                cell(&d.version),
-                d.registry.clone(),
-                d.deployment_confs.iter().map(|c| c.inventory.as_str()).collect::<Vec<_>>().join(","),
-            ],
-            Loaded::Broken(b) => vec![b.name.clone(), b.state.as_str().into(), "-".into(), "-".into(), "-".into()],
+        .map(|d| {
+            if is_broken(d) {
+                return vec![id(d), cell(&d["state"]), "-".into(), "-".into(), "-".into()];
+            }
+            let deployments = d["deployment_confs"].as_array().into_iter().flatten().map(|c| cell(&c["inventory"]));
+            vec![
+                id(d),
+                cell(&d["state"]),
+                cell(&d["version"]),
+                cell(&d["registry"]),
+                deployments.collect::<Vec<_>>().join(","),
+            ]
         })
         .collect();
     out.text(&table(&["NAME", "STATE", "VERSION", "REGISTRY", "DEPLOYMENTS"], &rows))
 }
 
-fn show(drivers: &Drivers, name: &str, out: &Output) -> anyhow::Result<()> {
-    let loaded = drivers.show(name)?;
+async fn show(backend: &Backend, name: &str, out: &Output) -> anyhow::Result<()> {
+    let d = backend.driver(name).await?;
     if out.json {
-        return out.json(&loaded);
+        return out.json(&d);
     }
-    match loaded {
-        Loaded::Broken(b) => out.text(&format!(
+    if is_broken(&d) {
+        return out.text(&format!(
             "DRIVER {}\nSTATE     ERROR\nPATH      {}\nERROR     {}\n\nFix the driver folder, then run `formwork driver sync`.\n",
-            b.name,
-            b.system_path.display(),
-            b.error_msg.as_deref().unwrap_or("(no reason recorded)")
-        )),
-        Loaded::Ready(d) => out.text(&describe(&d)),
+            id(&d),
+            cell(&d["system_path"]),
+            d["error_msg"].as_str().unwrap_or("(no reason recorded)")
+        ));
     }
+    out.text(&describe(&d))
 }
 
-fn describe(d: &Driver) -> String {
+fn describe(d: &Value) -> String {
     let mut text = format!(
         "DRIVER {}\nNAME         {}\nSTATE        {}\nVERSION      {}\nREGISTRY     {}\nPATH         {}\nDESCRIPTION  {}\n",
-        d.id,
-        d.name,
-        d.state.as_str(),
-        cell(&d.version),
-        d.registry,
-        d.system_path.display(),
-        d.description.trim()
+        id(d),
+        cell(&d["name"]),
+        cell(&d["state"]),
+        cell(&d["version"]),
+        cell(&d["registry"]),
+        cell(&d["system_path"]),
+        d["description"].as_str().unwrap_or_default().trim()
     );
+    text.push_str(&capabilities(&d["capabilities"]));
     text.push_str("\nCONNECTION INPUTS\n");
-    text.push_str(&inputs_table(&d.connection));
+    text.push_str(&inputs_table(&d["connection"]));
     text.push_str("\nUSER INPUTS\n");
-    text.push_str(&inputs_table(&d.user_inputs));
-    for c in &d.deployment_confs {
+    text.push_str(&inputs_table(&d["user_inputs"]));
+    for c in d["deployment_confs"].as_array().into_iter().flatten() {
         let names = |kind: &str| -> String {
-            c.one_objects[kind]
+            c["one_objects"][kind]
                 .as_array()
                 .map(|a| a.iter().map(|o| cell(&o["name"])).collect::<Vec<_>>().join(", "))
                 .unwrap_or_default()
         };
         text.push_str(&format!(
             "\nDEPLOYMENT {} ({})\nNETWORKS     {}\nDATASTORES   {}\n",
-            c.inventory,
-            c.name,
+            cell(&c["inventory"]),
+            cell(&c["name"]),
             names("networks"),
             names("datastores")
         ));
-        if let Some(tags) = &c.onedeploy_tags {
+        if let Some(tags) = c.get("onedeploy_tags").and_then(Value::as_str) {
             text.push_str(&format!("TAGS         {tags}\n"));
         }
-        if let Some(inputs) = &c.user_inputs {
+        if let Some(inputs) = c.get("user_inputs") {
             text.push_str(&inputs_table(inputs));
         }
     }
     text
 }
 
-fn inputs_table(inputs: &[Input]) -> String {
+/// The served `capabilities`: each operation with the ways it is taken in, and how a
+/// scale-up is configured (nothing when the driver is served without them).
+fn capabilities(c: &Value) -> String {
+    let Some(caps) = c.as_object() else {
+        return String::new();
+    };
+    let ops: Vec<String> = ["add-host", "del-host", "add-ip", "del-ip"]
+        .iter()
+        .filter_map(|op| {
+            let ways: Vec<String> = caps.get(*op)?.as_array()?.iter().map(cell).collect();
+            (!ways.is_empty()).then(|| format!("{op} ({})", ways.join(", ")))
+        })
+        .collect();
+    format!("OPERATIONS   {}\nSCALE-UP     configures {}\n", ops.join(", "), cell(&c["scale-up-configures"]))
+}
+
+/// Served inputs (`name`, `type`, `default`, `sensitive`, `match`; absent keys omitted) as a
+/// table; an input with no `default` key is required.
+fn inputs_table(inputs: &Value) -> String {
+    let inputs = inputs.as_array().map(Vec::as_slice).unwrap_or_default();
     if inputs.is_empty() {
         return "(none)\n".into();
     }
@@ -141,12 +173,12 @@ fn inputs_table(inputs: &[Input]) -> String {
         .iter()
         .map(|i| {
             vec![
-                i.name.clone(),
-                i.type_text.clone(),
-                i.default.as_ref().map(cell).unwrap_or_else(|| "-".into()),
-                yes_no(i.default.is_none()),
-                yes_no(i.is_sensitive()),
-                i.match_rule.as_ref().map(describe_match).unwrap_or_else(|| "-".into()),
+                cell(&i["name"]),
+                i["type"].as_str().unwrap_or_default().to_string(),
+                i.get("default").map(cell).unwrap_or_else(|| "-".into()),
+                yes_no(i.get("default").is_none()),
+                yes_no(i["sensitive"].as_bool().unwrap_or(false)),
+                i.get("match").map(describe_match).unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -175,20 +207,27 @@ fn describe_match(m: &Value) -> String {
     }
 }
 
-fn sync(drivers: &Drivers, out: &Output) -> anyhow::Result<()> {
-    let (report, outcome) = drivers.sync()?;
+async fn sync(backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    let (report, outcome) = backend.sync_drivers().await?;
     if out.json {
         out.json(&report)?;
     } else {
-        let mut rows: Vec<Vec<String>> = report.success.iter().map(|n| vec![n.clone(), "ok".into()]).collect();
-        rows.extend(report.failed.iter().map(|f| vec![f.name.clone(), format!("ERROR: {}", f.error)]));
+        let mut rows: Vec<Vec<String>> =
+            report["success"].as_array().into_iter().flatten().map(|n| vec![cell(n), "ok".into()]).collect();
+        rows.extend(
+            report["failed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| vec![cell(&f["name"]), format!("ERROR: {}", cell(&f["error"]))]),
+        );
         out.text(&table(&["DRIVER", "RESULT"], &rows))?;
     }
     Ok(outcome?)
 }
 
-fn toggle(drivers: &Drivers, name: &str, enable: bool, out: &Output) -> anyhow::Result<()> {
-    let state = drivers.set_enabled(name, enable)?;
+async fn toggle(backend: &Backend, name: &str, enable: bool, out: &Output) -> anyhow::Result<()> {
+    let state = backend.set_driver_enabled(name, enable).await?;
     if out.json {
         out.json(&json!({"name": name, "state": state}))
     } else {

@@ -4,20 +4,21 @@
 
 use std::time::Duration;
 
+use super::backend::Backend;
 use super::output::Output;
-use crate::service::{LogLine, Service};
+use crate::client::LogLine;
 
 const LAST: usize = 100;
 const POLL: Duration = Duration::from_millis(500);
 
-pub async fn run(service: &Service, id: i64, follow: bool, all: bool, out: &Output) -> anyhow::Result<()> {
-    let (lines, mut pos) = service.log_tail(id, if all { None } else { Some(LAST) })?;
+pub async fn run(backend: &Backend, id: i64, follow: bool, all: bool, out: &Output) -> anyhow::Result<()> {
+    let (lines, mut pos) = backend.log_tail(id, if all { None } else { Some(LAST) }).await?;
     print(&lines, out)?;
     if !follow {
         return Ok(());
     }
     loop {
-        let (lines, next, running) = service.log_after(id, pos)?;
+        let (lines, next, running) = backend.log_after(id, pos).await?;
         print(&lines, out)?;
         pos = next;
         if !running && lines.is_empty() {
@@ -32,7 +33,7 @@ fn print(lines: &[LogLine], out: &Output) -> anyhow::Result<()> {
         if out.json {
             out.text(&serde_json::to_string(line)?)?;
         } else {
-            out.text(&format!("[{}] {}", line.level.as_str(), line.text))?;
+            out.text(&format!("[{}] {}", line.level, line.text))?;
         }
     }
     Ok(())

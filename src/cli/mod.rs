@@ -1,9 +1,11 @@
 //! The command line: argument definitions here, one file per subcommand group. Each command
-//! parses its arguments, calls the service layer and renders the answer (a table or `--json`
-//! on stdout, progress and errors on stderr); no rule lives here, and nothing below the service
-//! is reached (`tests/tidy.rs` checks it). Commands return `anyhow::Result`; `main` prints the
+//! parses its arguments, calls its [`Backend`](backend::Backend) — the service layer here, or a
+//! formwork server with `--server URL` / `ONEFORM_URL` — and renders the answer (a table or
+//! `--json` on stdout, progress and errors on stderr); no rule lives here, and nothing below the
+//! service is reached (`tests/tidy.rs` checks it). Commands return `anyhow::Result`; `main` prints the
 //! error and maps it to an exit code with [`service::Error::exit_code`](crate::service::Error::exit_code).
 
+mod backend;
 pub mod driver;
 mod format;
 mod logs;
@@ -11,6 +13,7 @@ pub mod output;
 mod progress;
 pub mod provider;
 pub mod provision;
+mod secrets;
 mod serve;
 mod show;
 mod values;
@@ -36,6 +39,11 @@ pub struct Cli {
     /// Extra drivers directory, searched after the built-in drivers (repeatable)
     #[arg(long = "drivers-dir", global = true, value_name = "DIR")]
     pub drivers_dirs: Vec<PathBuf>,
+    /// Run the command on a formwork server (`formwork serve`) instead of this machine's data;
+    /// also ONEFORM_URL. Credentials: ONEFORM_USER and ONEFORM_PASSWORD, else the
+    /// `user:password` file ONE_AUTH names, else ~/.one/one_auth
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
     pub json: bool,
@@ -59,6 +67,9 @@ pub enum Command {
     /// Provisions: create, inspect, scale, deprovision, retry, cancel, resume
     #[command(subcommand)]
     Provision(provision::Command),
+    /// Secret keys: rotate the key that seals credentials and sensitive inputs at rest
+    #[command(subcommand)]
+    Secrets(secrets::Command),
 }
 
 /// The format of tracing output on stderr.
@@ -71,16 +82,30 @@ pub enum LogFormat {
 /// Runs a parsed command line; `env` is the process environment, read once by `main`.
 pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     let flags = Flags { config: cli.config, data_dir: cli.data_dir, drivers_dirs: cli.drivers_dirs };
-    let settings = Settings::resolve(flags, env)?;
     let out = output::Output::new(cli.json);
     let span = tracing::info_span!("command", name = cli.command.name());
     let _entered = span.enter();
+    let server = cli.server.as_deref();
     match cli.command {
-        Command::Driver(cmd) => driver::run(cmd, &settings, &out),
-        Command::Provider(cmd) => provider::run(cmd, &settings, &out),
-        Command::Provision(cmd) => provision::run(cmd, &settings, &out),
-        Command::Serve(args) => serve::run(args, settings),
+        // The server works on this machine's data, whatever ONEFORM_URL says.
+        Command::Serve(args) => serve::run(args, Settings::resolve(flags, env)?),
+        Command::Driver(cmd) => on_backend(server, flags, env, async |b| driver::run(cmd, b, &out).await),
+        Command::Provider(cmd) => on_backend(server, flags, env, async |b| provider::run(cmd, b, &out).await),
+        Command::Provision(cmd) => on_backend(server, flags, env, async |b| provision::run(cmd, b, &out).await),
+        Command::Secrets(cmd) => on_backend(server, flags, env, async |b| secrets::run(cmd, b, &out).await),
     }
+}
+
+/// Runs a command on its backend (this machine, or the server `--server`/`ONEFORM_URL` names).
+fn on_backend(
+    server: Option<&str>,
+    flags: Flags,
+    env: &HashMap<String, String>,
+    command: impl AsyncFnOnce(&backend::Backend) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let backend = backend::Backend::choose(server, flags, env)?;
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    tokio.block_on(command(&backend))
 }
 
 impl Command {
@@ -91,6 +116,7 @@ impl Command {
             Command::Provider(_) => "provider",
             Command::Provision(_) => "provision",
             Command::Serve(_) => "serve",
+            Command::Secrets(_) => "secrets",
         }
     }
 }

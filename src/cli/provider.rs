@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::backend::Backend;
 use super::output::{Output, cell, table};
 use super::values::read_values;
-use crate::service::{NewProvider, Service};
-use crate::settings::Settings;
+use crate::service::NewProvider;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -45,17 +45,16 @@ pub enum Command {
     Delete { id: i64 },
 }
 
-pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    let service = Service::open(settings.clone())?;
+pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Result<()> {
     match cmd {
         Command::Create { driver, values, name, description } => {
             let connection = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
             let new = NewProvider { driver, name, description, connection };
-            let served = service.create_provider(&new)?;
+            let served = backend.create_provider(&new).await?;
             print_one(out, &served, &format!("ID: {}", served["id"]))
         }
         Command::List => {
-            let served = service.providers()?;
+            let served = backend.providers().await?;
             if out.json {
                 return out.json(&served);
             }
@@ -66,16 +65,16 @@ pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()
             out.text(&table(&["ID", "NAME", "DRIVER", "PROVISIONS"], &lines))
         }
         Command::Show { id, include_sensitive } => {
-            let served = service.provider(id, include_sensitive)?;
+            let served = backend.provider(id, include_sensitive).await?;
             print_one(out, &served, &describe(&served))
         }
         Command::Update { id, values, name, description } => {
             let patch = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
-            let served = service.update_provider(id, name.as_deref(), description.as_deref(), &patch)?;
+            let served = backend.update_provider(id, name.as_deref(), description.as_deref(), &patch).await?;
             print_one(out, &served, &format!("provider {id} updated"))
         }
         Command::Delete { id } => {
-            service.delete_provider(id)?;
+            backend.delete_provider(id).await?;
             print_one(out, &json!({"id": id, "deleted": true}), &format!("provider {id} deleted"))
         }
     }

@@ -26,11 +26,17 @@ pub fn prepared(user_inputs: &Value) -> Vec<Input> {
     inputs
 }
 
+/// The names of the sensitive inputs: the one rule for which values are redacted, masked and
+/// sealed in the database (`crate::secrets`).
+pub fn sensitive_names(inputs: &[Input]) -> impl Iterator<Item = &str> {
+    inputs.iter().filter(|i| i.is_sensitive()).map(|i| i.name.as_str())
+}
+
 /// A copy of `values` with every sensitive input's value replaced by [`REDACTED`].
 pub fn redacted(inputs: &[Input], values: &Map<String, Value>) -> Map<String, Value> {
     let mut out = values.clone();
-    for input in inputs.iter().filter(|i| i.is_sensitive()) {
-        if let Some(v) = out.get_mut(&input.name) {
+    for name in sensitive_names(inputs) {
+        if let Some(v) = out.get_mut(name) {
             *v = Value::String(REDACTED.into());
         }
     }
@@ -53,7 +59,7 @@ pub fn shown_connection(provider_body: &Value) -> Map<String, Value> {
 
 /// The values of the sensitive inputs as text, to mask in everything a tool prints.
 pub fn sensitive_texts(inputs: &[Input], values: &Map<String, Value>) -> Vec<String> {
-    inputs.iter().filter(|i| i.is_sensitive()).filter_map(|i| values.get(&i.name)).map(ruby_to_s).collect()
+    sensitive_names(inputs).filter_map(|name| values.get(name)).map(ruby_to_s).collect()
 }
 
 /// One user input, serialised exactly as OneForm serves it (`name`, `description`, `type`,

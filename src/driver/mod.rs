@@ -1,12 +1,14 @@
-//! Driver folders: discovery, verification, OneForm-compatible input extraction, value
-//! validation and JSON Schema. Pure with respect to the lifecycle: no processes, no database;
-//! the only writes are the driver state files OneForm also keeps.
+//! Driver folders: discovery, verification, OneForm-compatible input extraction, what a driver
+//! supports (`capabilities`), value validation and JSON Schema. Pure with respect to the
+//! lifecycle: no processes, no database; the only writes are the driver state files OneForm
+//! also keeps.
 //!
 //! A [`Catalog`] is opened from the configured directories. Loading a driver always verifies the
 //! folder again, so a driver that broke since it was enabled shows as ERROR with the reason; an
 //! ERROR driver stays ERROR until `sync` (OneForm's rule), and a driver never seen before is
 //! synced on first use, as OneForm's server does at start-up.
 
+pub mod capabilities;
 pub mod deployment;
 pub mod discover;
 pub mod files;
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use capabilities::Capabilities;
 pub use deployment::Deployment;
 pub use discover::{Entry, Shadowed};
 pub use input::Input;
@@ -71,6 +74,8 @@ pub struct Driver {
     pub connection: Vec<Input>,
     pub user_inputs: Vec<Input>,
     pub deployment_confs: Vec<Deployment>,
+    /// What the driver supports (formwork's addition to OneForm's body; see [`capabilities`]).
+    pub capabilities: Capabilities,
     /// The folder name: what users type, what providers and provisions record as `driver`.
     #[serde(skip)]
     pub id: String,
@@ -245,6 +250,7 @@ impl Catalog {
                     connection: parts.connection,
                     user_inputs: parts.user_inputs,
                     deployment_confs: parts.deployments,
+                    capabilities: parts.conf.capabilities,
                     id: entry.name.clone(),
                 })))
             }

@@ -1,9 +1,11 @@
 //! Driver states kept on disk as OneForm keeps them: `<states>/<name>.state` holds ENABLED,
 //! DISABLED or ERROR (no file is UNKNOWN) and `<name>.error` the last verification error.
-//! Writes go through a temporary file and a rename, so a crash never leaves half a state.
+//! Writes go through a temporary file and a rename, so a crash never leaves half a state; like
+//! everything in formwork's data directory, they are private to their user (0600 in 0700).
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -62,7 +64,7 @@ impl States {
 
     /// Records a state; ERROR also records its reason, any other state clears it.
     pub fn set(&self, name: &str, state: State, reason: Option<&str>) -> Result<(), Error> {
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         restrict(&self.dir)?;
         if let Some(reason) = reason {
             write_atomic(&self.file(name, "error"), reason)?;
@@ -89,7 +91,13 @@ fn restrict(dir: &Path) -> Result<(), Error> {
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), Error> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
     file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::capabilities::Capabilities;
 use super::deployment::{self, Deployment, yaml_to_json};
 use super::files::DriverDir;
 use super::input::Input;
@@ -28,6 +29,8 @@ pub struct Conf {
     /// Kept as written (`'1.0.0'` or a bare number) because OneForm copies it verbatim.
     pub version: Value,
     pub fireedge: Value,
+    /// What the driver supports, from `fireedge.operations` and formwork's `formwork` keys.
+    pub capabilities: Capabilities,
 }
 
 const TERRAFORM_FILES: [(&str, &str); 4] = [
@@ -179,7 +182,8 @@ fn read_conf(dir: &DriverDir) -> Result<Conf, String> {
         Some(v @ Value::Object(_)) => v.clone(),
         _ => return Err("driver.conf has no `fireedge` mapping (UI hints: logo, color, operations, layout)".into()),
     };
-    Ok(Conf { name, description, version, fireedge })
+    let capabilities = Capabilities::parse(&fireedge, conf.get("formwork"))?;
+    Ok(Conf { name, description, version, fireedge, capabilities })
 }
 
 fn tf_body(dir: &DriverDir, rel: &str) -> Result<hcl::Body, String> {

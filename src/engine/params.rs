@@ -10,8 +10,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(untagged)]
 pub enum Params {
-    /// SCALING: the input values the scale-up leads to.
-    Scale { set: ScaleTarget },
+    /// SCALING: the input values the scale-up leads to, and the OpenNebula ids of the hosts
+    /// the provision had when it was asked (absent in rows written before they were
+    /// recorded): the hosts it adds are the others, and a driver that declares it configures
+    /// only those and the front-end.
+    Scale {
+        set: ScaleTarget,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hosts_before: Option<Vec<i64>>,
+    },
     /// DEPROVISIONING_ONE: what to remove (nothing selected means everything), and whether
     /// unmanaged VMs and images go too.
     Teardown {
@@ -114,7 +121,17 @@ mod tests {
     fn each_variant_round_trips_in_the_stored_format() {
         let cases = [
             (
-                Params::Scale { set: ScaleTarget { oneform_hosts: Some(3), oneform_onprem_hosts: None } },
+                Params::Scale {
+                    set: ScaleTarget { oneform_hosts: Some(3), oneform_onprem_hosts: None },
+                    hosts_before: Some(vec![4, 5]),
+                },
+                json!({"set": {"oneform_hosts": 3}, "hosts_before": [4, 5]}),
+            ),
+            (
+                Params::Scale {
+                    set: ScaleTarget { oneform_hosts: Some(3), oneform_onprem_hosts: None },
+                    hosts_before: None,
+                },
                 json!({"set": {"oneform_hosts": 3}}),
             ),
             (
@@ -140,6 +157,7 @@ mod tests {
     fn a_misspelt_stored_field_is_refused_not_read_as_something_else() {
         assert!(serde_json::from_value::<Params>(json!({"sett": {"oneform_hosts": 3}})).is_err());
         assert!(serde_json::from_value::<Params>(json!({"set": {"oneform_host": 3}})).is_err());
+        assert!(serde_json::from_value::<Params>(json!({"set": {}, "hosts_before": [1.5]})).is_err());
         assert!(serde_json::from_value::<Params>(json!({"force": true, "resources": {"vms": [1]}})).is_err());
     }
 }

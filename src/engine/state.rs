@@ -124,6 +124,12 @@ impl State {
         ALL.iter().copied().find(|s| s.failure() == Some(self))
     }
 
+    /// A state an operation ends in: RUNNING, DONE (whose stage only cleans up) and the failure
+    /// states. Nothing follows by itself.
+    pub fn is_at_rest(self) -> bool {
+        self == State::Done || (self != State::Pending && crate::engine::Stage::of(self).is_none())
+    }
+
     pub fn is_failure(self) -> bool {
         self.retry_state().is_some()
     }
@@ -191,6 +197,14 @@ mod tests {
         assert_eq!(State::from_number(-1), None);
         assert_eq!(State::ConfiguringProvision.number(), 4);
         assert_eq!(State::ConfiguringOne.number(), 5);
+    }
+
+    #[test]
+    fn at_rest_are_running_done_and_the_failures() {
+        let rest: Vec<State> = ALL.iter().copied().filter(|s| s.is_at_rest()).collect();
+        let mut expected = vec![State::Running, State::Done];
+        expected.extend(ALL.iter().copied().filter(|s| s.is_failure()));
+        assert_eq!(rest, expected);
     }
 
     #[test]

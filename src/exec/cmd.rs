@@ -207,8 +207,10 @@ impl Cmd {
     /// holding only [`Cmd::env`], stdin from /dev/null (a tool waiting for input fails
     /// instead of hanging), stdout and stderr piped, its own process group (so the whole
     /// tree can be signalled, and a Ctrl-C at formwork's terminal reaches formwork alone,
-    /// which then stops children through [`Cancel`](super::Cancel)), and on Linux SIGTERM
-    /// when formwork dies.
+    /// which then stops children through [`Cancel`](super::Cancel)), every signal's default
+    /// disposition and an empty signal mask whatever formwork inherited, files it creates
+    /// private to its user (umask 077: Terraform's state and Ansible's files can hold secrets),
+    /// and on Linux SIGTERM when formwork dies.
     pub(crate) fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.program);
         command
@@ -222,8 +224,50 @@ impl Cmd {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
+        default_signals(&mut command);
+        private_files(&mut command);
         stop_with_parent(&mut command);
         command
+    }
+}
+
+/// Gives the child every signal's default disposition and an empty mask. A formwork started in
+/// the background by a non-interactive shell (`formwork … &` in a script, nohup, some service
+/// wrappers) has SIGINT and SIGQUIT ignored, and an ignored disposition survives exec: the
+/// SIGINT that stops a tool gracefully (cancel, timeout) would be lost on every child that
+/// does not install its own handler, leaving only the SIGKILL after the grace period.
+fn default_signals(command: &mut tokio::process::Command) {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+
+    // SAFETY: the closure runs in the child between fork and exec. sigaction and sigprocmask
+    // are async-signal-safe system calls; it takes no lock and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+            for signal in Signal::iterator() {
+                if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+                    continue;
+                }
+                sigaction(signal, &default).map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
+            }
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
+            Ok(())
+        });
+    }
+}
+
+/// Gives the child umask 077, so whatever it writes (in formwork's data directory above all)
+/// only this user can read.
+fn private_files(command: &mut tokio::process::Command) {
+    use nix::sys::stat::{Mode, umask};
+    // SAFETY: runs in the child between fork and exec; umask(2) is async-signal-safe, and
+    // nothing here locks or allocates.
+    unsafe {
+        command.pre_exec(|| {
+            umask(Mode::from_bits_truncate(0o077));
+            Ok(())
+        });
     }
 }
 

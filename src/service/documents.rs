@@ -218,14 +218,24 @@ impl Service {
 impl Service {
     async fn user_name(&self, uid: i64) -> Result<String, Error> {
         match self.one()? {
-            crate::one::Endpoint::Xmlrpc(client) => Ok(client.user_by_id(uid).await?.name),
+            crate::one::Endpoint::Xmlrpc(client) => match client.user_by_id(uid).await {
+                Ok(user) => Ok(user.name),
+                Err(e) if e.is_no_exists() => Err(Error::not_found(format!("user {uid} does not exist in OpenNebula"))),
+                Err(e) => Err(e.into()),
+            },
             crate::one::Endpoint::Model(_) => builtin_name(uid, "user", "oneadmin"),
         }
     }
 
     async fn group_name(&self, gid: i64) -> Result<String, Error> {
         match self.one()? {
-            crate::one::Endpoint::Xmlrpc(client) => Ok(client.group_by_id(gid).await?.name),
+            crate::one::Endpoint::Xmlrpc(client) => match client.group_by_id(gid).await {
+                Ok(group) => Ok(group.name),
+                Err(e) if e.is_no_exists() => {
+                    Err(Error::not_found(format!("group {gid} does not exist in OpenNebula")))
+                }
+                Err(e) => Err(e.into()),
+            },
             crate::one::Endpoint::Model(_) => match gid {
                 1 => Ok("users".into()),
                 _ => builtin_name(gid, "group", "oneadmin"),

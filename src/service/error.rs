@@ -29,9 +29,10 @@ pub enum Error {
         operation.id, operation.kind, operation.owner_pid, operation.created_time
     )]
     Busy { provision_id: i64, operation: Box<OperationRow> },
-    /// The request is valid but not in the state the object is in (OneForm's 405).
+    /// The request is valid but not in the state the object is in (OneForm's 405);
+    /// `context` holds what stands in the way when it is data (e.g. unmanaged VMs).
     #[error("{message}")]
-    NotAllowed { message: String },
+    NotAllowed { message: String, context: Option<serde_json::Value> },
     /// The caller may not do this.
     #[error("{message}")]
     Forbidden { message: String },
@@ -71,7 +72,7 @@ impl Error {
     }
 
     pub fn not_allowed(message: impl Into<String>) -> Error {
-        Error::NotAllowed { message: message.into() }
+        Error::NotAllowed { message: message.into(), context: None }
     }
 
     pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
@@ -110,7 +111,10 @@ impl From<store::Error> for Error {
             store::Error::Busy { provision_id, operation } => Error::Busy { provision_id, operation },
             store::Error::Conflict { .. } => Error::Conflict { message: e.to_string() },
             store::Error::InUse { .. } => Error::not_allowed(e.to_string()),
-            store::Error::Open { .. } | store::Error::Corrupt { .. } | store::Error::Sql(_) => Error::internal(e),
+            store::Error::Open { .. }
+            | store::Error::Corrupt { .. }
+            | store::Error::Sql(_)
+            | store::Error::Secrets(_) => Error::internal(e),
         }
     }
 }
@@ -118,9 +122,14 @@ impl From<store::Error> for Error {
 impl From<driver::Error> for Error {
     fn from(e: driver::Error) -> Error {
         match e {
-            driver::Error::NotFound { .. } | driver::Error::UnknownDeployment { .. } => Error::not_found(e.to_string()),
-            driver::Error::InvalidName { .. } | driver::Error::DeploymentNeeded { .. } => Error::invalid(e.to_string()),
-            driver::Error::Broken { .. } | driver::Error::NotEnabled { .. } => Error::not_allowed(e.to_string()),
+            driver::Error::NotFound { .. } => Error::not_found(e.to_string()),
+            // OneForm answers 400 for a deployment the driver lacks and for a driver that is
+            // not ENABLED (§2.12): the request names something it cannot use.
+            driver::Error::InvalidName { .. }
+            | driver::Error::DeploymentNeeded { .. }
+            | driver::Error::UnknownDeployment { .. }
+            | driver::Error::NotEnabled { .. } => Error::invalid(e.to_string()),
+            driver::Error::Broken { .. } => Error::not_allowed(e.to_string()),
             driver::Error::StateChange(_) => Error::Conflict { message: e.to_string() },
             driver::Error::DriversDir { .. } | driver::Error::Io { .. } => Error::internal(e),
         }

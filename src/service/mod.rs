@@ -18,6 +18,7 @@ mod provisions;
 mod public_ips;
 mod queue;
 mod requests;
+mod secrets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use providers::NewProvider;
 pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
 pub use public_ips::Change;
 pub use requests::Request;
+pub use secrets::Rotation;
 
 use crate::driver::Catalog;
 use crate::engine::{Runner, owner};
@@ -71,7 +73,7 @@ impl Service {
     /// Opens the database (creating and migrating it) and the catalogue, and makes sure the
     /// `onprem` provider exists. The OpenNebula endpoint opens when first needed.
     pub fn open(settings: Settings) -> Result<Arc<Service>, Error> {
-        let store = Arc::new(Store::open(&settings.database())?);
+        let store = Arc::new(Store::open_with_keys(&settings.database(), settings.secret_keys.clone())?);
         let catalog = settings.catalog()?;
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
         let slots = tokio::sync::Semaphore::new(settings.max_operations);

@@ -88,12 +88,13 @@ impl Service {
         request: &Request,
         observer: Box<dyn Observer>,
     ) -> Result<Ran, Error> {
+        self.settle(id).await;
         let row = self.store.provision(id)?;
         // A running operation explains a refusal better than the state it has put the provision in.
         if let Some(op) = self.store.running_operation(id)? {
             return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
         }
-        let (kind, params, event) = plan(&self.store, &row, request)?;
+        let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;
         self.run(id, kind, params, event, observer).await
     }
@@ -174,10 +175,13 @@ impl Service {
         if found.is_empty() {
             return Ok(());
         }
-        Err(Error::not_allowed(format!(
-            "VMs or images formwork did not create still use these objects: {}; remove them, or pass --force to delete them too",
-            serde_json::to_string(&found)?
-        )))
+        let context = serde_json::to_value(&found)?;
+        Err(Error::NotAllowed {
+            message: format!(
+                "VMs or images formwork did not create still use these objects: {context}; remove them, or pass --force to delete them too"
+            ),
+            context: Some(context),
+        })
     }
 
     /// Asks the running operation of a provision to stop.

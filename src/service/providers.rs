@@ -12,8 +12,9 @@ use crate::store::{Ownership, ProviderRow, Store};
 /// OneForm's placeholder for hidden values; echoed back in an update it means "unchanged".
 pub use crate::driver::input::REDACTED;
 
+/// OneForm answers 400 for both (§3.2).
 fn onprem(what: &str) -> Error {
-    Error::not_allowed(format!("the onprem provider is built in: it cannot be {what}"))
+    Error::invalid(format!("the onprem provider is built in: it cannot be {what}"))
 }
 
 fn invalid(driver: &str, errors: &validate::Errors) -> Error {
@@ -228,7 +229,7 @@ mod tests {
         assert_eq!(ensure_onprem(&catalog, &store, 2).unwrap(), Some(id));
         assert_eq!(store.providers().unwrap().len(), 1);
         let again = NewProvider { driver: "onprem".into(), connection: json!({}), ..NewProvider::default() };
-        assert!(matches!(create(&catalog, &store, &again, 3), Err(Error::NotAllowed { .. })));
-        assert!(matches!(delete(&store, id), Err(Error::NotAllowed { .. })));
+        assert!(matches!(create(&catalog, &store, &again, 3), Err(Error::Invalid { .. })));
+        assert!(matches!(delete(&store, id), Err(Error::Invalid { .. })));
     }
 }

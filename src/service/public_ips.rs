@@ -1,13 +1,15 @@
 //! `add-ip` and `del-ip`: public IPs are address ranges on the provision's elastic network.
 //! As in OneForm they change no state, but formwork runs them as operations (so they wait for
-//! nobody and nobody waits for them unseen), only on RUNNING provisions, with the new count
-//! checked against the driver's rules first, and every OpenNebula change saved as it happens.
+//! nobody and nobody waits for them unseen), only on RUNNING provisions of drivers that support
+//! them, with the new count checked against the driver's rules first, and every OpenNebula
+//! change saved as it happens.
 
 use serde_json::json;
 
 use super::progress::Observer;
 use super::provisions::revalidate;
 use super::{Error, Service};
+use crate::driver::capabilities::{Operation, Way};
 use crate::engine::{Fault, Log, Params, ProvisionBody, State, Work, owner};
 use crate::one::{self, OneObjects, Wait};
 use crate::stages::one_progress;
@@ -41,7 +43,13 @@ impl Service {
         if let Some(op) = self.store.running_operation(id)? {
             return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
         }
-        target(&self.store.provision(id)?, change)
+        let row = self.store.provision(id)?;
+        let (op, way) = match change {
+            Change::Add { .. } => (Operation::AddIp, Way::Amount),
+            Change::Remove { .. } => (Operation::DelIp, Way::Ids),
+        };
+        super::requests::check_supported(&self.catalog, &row, op, way)?;
+        target(&row, change)
     }
 
     async fn run_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<u64, Error> {

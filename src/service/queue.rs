@@ -18,6 +18,9 @@ use super::{Error, Service};
 use crate::engine::{Event, OnInterrupted, Params, owner};
 use crate::store::{self, OperationRow};
 
+/// How long a request waits for an operation that is only closing its row.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a queued operation does once it has a slot.
 #[derive(Debug)]
 enum Work {
@@ -47,15 +50,35 @@ impl Service {
         self.provision_for(caller, id, Include::default())
     }
 
+    /// Waits (at most [`SETTLE`]) while the provision's operation is only closing: its
+    /// provision already rests (RUNNING, DONE, a failure state), the operation is past the
+    /// queue and its process is alive. The last checkpoint and the operation's end are two
+    /// writes; a client that acts as soon as it sees the state (OneForm's clients poll and act)
+    /// is then not refused as busy in between.
+    pub async fn settle(&self, id: i64) {
+        let deadline = std::time::Instant::now() + SETTLE;
+        while std::time::Instant::now() < deadline {
+            let closing = match (self.store.running_operation(id), self.store.provision(id)) {
+                (Ok(Some(op)), Ok(row)) => !op.queued && row.state.is_at_rest() && owner::is_alive(&op.owner()),
+                _ => false,
+            };
+            if !closing {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Scale, deprovision, retry, recover: checked as `request` checks them, then queued.
     /// Returns the operation's id.
     pub async fn submit(self: &Arc<Self>, caller: &Caller, id: i64, request: &Request) -> Result<i64, Error> {
         caller.must_be_admin()?;
+        self.settle(id).await;
         let row = self.store.provision(id)?;
         if let Some(op) = self.store.running_operation(id)? {
             return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
         }
-        let (kind, params, event) = plan(&self.store, &row, request)?;
+        let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;
         let op = self.store.enqueue_operation(id, kind, &params, &owner::current(), store::now())?;
         self.dispatch(id, op, Work::Drive(event));
@@ -65,6 +88,7 @@ impl Service {
     /// add-ip / remove-ip: checked, then queued. Returns the operation's id.
     pub async fn submit_public_ips(self: &Arc<Self>, caller: &Caller, id: i64, change: Change) -> Result<i64, Error> {
         caller.must_be_admin()?;
+        self.settle(id).await;
         let target = self.plan_public_ips(id, change)?;
         let (kind, params) = super::public_ips::params(change, target);
         let op = self.store.enqueue_operation(id, kind, &params, &owner::current(), store::now())?;

@@ -4,12 +4,13 @@
 //!
 //! A plan is applied at most once: a mark file is written before applying, and if it is
 //! already there (a retry, or a resume after a crash mid-apply) the plan may be stale, so the
-//! stage plans again first and says so in the log.
+//! stage plans again first and says so in the log. The plan file is removed once applied, since
+//! it holds the variables' values, secrets included.
 
 use serde_json::{Value, json};
 
 use super::planning::{PLAN_FILE, plan};
-use super::{Job, Real, fail, terraform, work};
+use super::{Job, Real, fail, init, terraform, work};
 use crate::engine::{Ctx, Outcome, ProvisionBody, StageError};
 use crate::store::HistoricEntry;
 
@@ -24,6 +25,7 @@ pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outc
 
 async fn apply<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Vec<terraform::Provisioned>, StageError> {
     let dir = job.dir.join("terraform");
+    let _variables = init::variables(job, ctx)?;
     if dir.join(APPLY_MARK).exists() || !dir.join(PLAN_FILE).exists() {
         ctx.log.info("The saved plan may be stale after an earlier apply attempt: planning again");
         plan(real, job, ctx).await?;
@@ -31,6 +33,8 @@ async fn apply<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Vec<te
     work::write_private(&dir.join(APPLY_MARK), b"")?;
     let cmd = real.tools.terraform(&dir, &["apply", "-input=false", "-no-color", "-json", PLAN_FILE], &job.secrets);
     let applied = terraform::run(&cmd, ctx).await;
+    // Never applied again (the mark says so): a retry plans anew.
+    let _ = std::fs::remove_file(dir.join(PLAN_FILE));
     let state = save_state(job, ctx)?;
     applied?;
     terraform::provisioned_hosts(&state.unwrap_or_else(|| "{}".into()))

@@ -1,9 +1,14 @@
 //! CONFIGURING_PROVISION: a fresh private copy of the driver's Ansible folder, the deployment
 //! template rendered into a static inventory with OneForm's variables only (sensitive values
 //! redacted, as OneForm's inventory plugin sees them), OneForm's extra variables in a 0600 file
-//! (never on the command line), `ansible-playbook` with the driver's ansible.cfg, and finally
+//! (never on the command line) removed when the stage ends, `ansible-playbook` with the driver's ansible.cfg, and finally
 //! OneForm's host force-update. A failure names the hosts the play recap shows as failed or
 //! unreachable.
+//!
+//! OneForm runs the play on every host at each scale-up, so its cost grows with the provision.
+//! A driver that declares `scale-up-configures: new-hosts` gets a scale-up's play limited
+//! (`--limit`) to the front-end group and the hosts the scale-up added; everything else runs
+//! the whole play.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,7 +16,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{Job, Real, Tools, fail, one_progress, work};
-use crate::engine::{Ctx, Outcome, StageError};
+use crate::driver::capabilities::ScaleUp;
+use crate::engine::{Ctx, Outcome, Params, StageError};
 use crate::exec::{self, Capture, Cmd, Stream, Tee};
 use crate::one::{self, OneApi};
 use crate::render;
@@ -23,12 +29,20 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     let dir = job.dir.join("ansible");
     work::fresh_copy(&job.driver.system_path.join("ansible"), &dir)?;
     let version = real.one.system_version().await.map_err(fail)?;
-    let addresses = write_inventory(real, job, ctx, &dir, &version)?;
+    let inventory = write_inventory(real, job, ctx, &dir, &version)?;
+    let addresses = host_addresses(&inventory);
     let extra = extra_vars(ctx.provision.id, &version, &real.frontend_ip, real.tools.form.as_ref());
-    work::write_private(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
+    // It holds the session playbooks read the API with: gone when the stage ends.
+    let _extra = work::SecretFile::write(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
     let body = &ctx.provision.body;
     let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS);
-    let cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets);
+    let mut cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets);
+    if job.driver.capabilities.scale_up == ScaleUp::NewHosts
+        && let Some(limit) = scale_up_limit(ctx, &inventory)
+    {
+        ctx.log.info(&format!("Configuring only the front-end and the new hosts: {}", limit.join(", ")));
+        cmd = cmd.args(["--limit".to_string(), limit.join(",")]);
+    }
     playbook(&cmd, ctx, &addresses).await?;
     let objects = one_progress::objects(ctx)?;
     let mut progress = |objects: &one::OneObjects, event: &one::Event| one_progress::checkpoint(ctx, objects, event);
@@ -42,7 +56,7 @@ fn write_inventory<A>(
     ctx: &Ctx<'_>,
     dir: &std::path::Path,
     version: &str,
-) -> Result<HashMap<String, String>, StageError> {
+) -> Result<Value, StageError> {
     let body = &ctx.provision.body;
     let deployment = job.driver.deployment(Some(&body.deployment_file)).map_err(fail)?;
     let shown = body.to_redacted_value();
@@ -51,7 +65,61 @@ fn write_inventory<A>(
         render::inventory(&deployment.source, ctx.provision.id, &shown, &facts).map_err(StageError::failed)?;
     let yaml = serde_norway::to_string(&inventory).map_err(fail)?;
     work::write_private(&dir.join("inventory.yaml"), yaml.as_bytes())?;
-    Ok(host_addresses(&inventory))
+    Ok(inventory)
+}
+
+/// The `--limit` of a scale-up's play, logged; `None` runs the whole play.
+fn scale_up_limit(ctx: &mut Ctx<'_>, inventory: &Value) -> Option<Vec<String>> {
+    match limit(&ctx.operation.params, ctx.provision.body.hosts(), inventory) {
+        Ok(limit) => limit,
+        Err(why) => {
+            ctx.log.note(crate::exec::Severity::Warning, &format!("{why}; running the whole play"));
+            None
+        }
+    }
+}
+
+/// The hosts a scale-up's play is limited to: the `frontend` group (when the inventory has
+/// one) and the inventory names of the hosts the scale-up added (`hosts` whose id it did not
+/// record as there before), found by their addresses. `Ok(None)` when this is not a scale-up
+/// or it has no record of the hosts before it; an error when a new host is not in the
+/// inventory or cannot be named safely in a host pattern, since limiting the play then could
+/// leave a host unconfigured.
+fn limit(params: &Params, hosts: &[Value], inventory: &Value) -> Result<Option<Vec<String>>, String> {
+    let Params::Scale { hosts_before: Some(before), .. } = params else {
+        return Ok(None);
+    };
+    let new = hosts.iter().filter(|h| !h["id"].as_i64().is_some_and(|id| before.contains(&id)));
+    let addresses = host_addresses(inventory);
+    let mut limit = Vec::new();
+    for host in new {
+        let address = host["name"].as_str().unwrap_or_default();
+        let mut names: Vec<&String> = addresses.iter().filter(|(_, a)| *a == address).map(|(n, _)| n).collect();
+        names.sort();
+        if names.is_empty() {
+            return Err(format!("new host {address} is not in the inventory"));
+        }
+        if let Some(name) = names.iter().find(|n| !is_plain_pattern(n)) {
+            return Err(format!(
+                "new host {address} is named '{name}' in the inventory, which is not a plain host name"
+            ));
+        }
+        limit.extend(names.into_iter().cloned());
+    }
+    limit.sort();
+    limit.dedup();
+    if inventory.get("frontend").is_some() {
+        limit.insert(0, "frontend".to_string());
+    }
+    Ok((!limit.is_empty()).then_some(limit))
+}
+
+/// A host name Ansible reads as itself in a comma-separated `--limit` (no pattern operators,
+/// wildcards, ranges or regexes).
+fn is_plain_pattern(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['@', '~'])
+        && !name.chars().any(|c| c.is_whitespace() || matches!(c, ',' | '!' | '&' | '*' | '?' | '[' | ']'))
 }
 
 /// The REST API formwork serves (`formwork serve`), given to playbooks as OneForm gives its
@@ -276,6 +344,50 @@ mod tests {
         assert_eq!(super::fatal_messages(&out), vec!["[n2]: FAILED! => {}"]);
         let said = [r#"fatal: [n4]: FAILED! => {"changed": false, "msg": "10.0.0.5 is not a directory"}"#];
         assert_eq!(super::fatal_messages(&said), vec!["[n4] 10.0.0.5 is not a directory"]);
+    }
+
+    #[test]
+    fn a_scale_up_is_limited_to_the_front_end_and_the_new_hosts() {
+        use crate::engine::{Params, ScaleTarget};
+        let inventory = json!({"all": {"vars": {}}, "frontend": {"hosts": {"f1": {"ansible_host": "127.0.0.1"}}},
+            "node": {"hosts": {"n1": {"ansible_host": "10.0.0.10"}, "n2": {"ansible_host": "10.0.0.11"},
+                               "n3": {"ansible_host": "10.0.0.12"}, "n4": {"ansible_host": "10.0.0.13"}}}});
+        let hosts = [
+            json!({"id": 4, "name": "10.0.0.10"}),
+            json!({"id": 5, "name": "10.0.0.11"}),
+            json!({"id": 9, "name": "10.0.0.12"}),
+            json!({"id": 8, "name": "10.0.0.13"}),
+        ];
+        let set = ScaleTarget { oneform_hosts: Some(4), oneform_onprem_hosts: None };
+        let scale = |before: Option<Vec<i64>>| Params::Scale { set: set.clone(), hosts_before: before };
+        let limited = super::limit(&scale(Some(vec![4, 5])), &hosts, &inventory).unwrap();
+        assert_eq!(limited, Some(vec!["frontend".to_string(), "n3".into(), "n4".into()]));
+        assert_eq!(super::limit(&scale(None), &hosts, &inventory), Ok(None), "no record: the whole play");
+        assert_eq!(super::limit(&Params::None, &hosts, &inventory), Ok(None), "not a scale-up: the whole play");
+
+        let no_frontend = json!({"node": inventory["node"].clone()});
+        assert_eq!(super::limit(&scale(Some(vec![4, 5, 9])), &hosts, &no_frontend), Ok(Some(vec!["n4".into()])));
+        assert_eq!(super::limit(&scale(Some(vec![4, 5, 9, 8])), &hosts, &no_frontend), Ok(None));
+
+        let missing = super::limit(
+            &scale(Some(vec![4])),
+            &hosts[..2],
+            &json!({"node": {"hosts": {"n1": {"ansible_host": "10.0.0.10"}}}}),
+        );
+        assert_eq!(missing, Err("new host 10.0.0.11 is not in the inventory".into()));
+        let odd = json!({"node": {"hosts": {"web[1]": {"ansible_host": "10.0.0.11"}}}});
+        let err = super::limit(&scale(Some(vec![4])), &hosts[..2], &odd).unwrap_err();
+        assert!(err.contains("'web[1]'"), "{err}");
+    }
+
+    #[test]
+    fn plain_host_names_only() {
+        for name in ["n1", "10.0.0.1", "fe80::1", "host-a.example_b"] {
+            assert!(super::is_plain_pattern(name), "{name}");
+        }
+        for name in ["", "a,b", "!n1", "&n1", "n*", "n?", "n[1:2]", "~n.*", "@file", "a b"] {
+            assert!(!super::is_plain_pattern(name), "{name}");
+        }
     }
 
     #[test]

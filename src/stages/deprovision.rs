@@ -1,7 +1,8 @@
 //! DEPROVISIONING: destroy in Terraform what DEPROVISIONING_ONE removed from OpenNebula —
 //! everything when the cluster is gone, otherwise only the hosts whose OpenNebula id is now
 //! null, by `-target` (then `apply -refresh-only`, so `provisioned_hosts` is current). The
-//! state is saved after every attempt. On-prem provisions only drop the removed hosts.
+//! state is saved after every attempt. The variables file is written for the stage and removed
+//! when it ends. On-prem provisions only drop the removed hosts.
 
 use serde_json::Value;
 
@@ -64,6 +65,7 @@ async fn destroy<A>(
         let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
         terraform::run(&cmd, ctx).await?;
     }
+    let _variables = init::variables(job, ctx)?;
     if all || !targets.is_empty() {
         ctx.log.info("Destroying terraform resources");
         let mut args = vec![

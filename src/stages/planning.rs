@@ -1,7 +1,8 @@
-//! PLANNING: `terraform plan -out=plan.tfplan`. The plan that is logged here is the plan
-//! APPLYING runs; OneForm plans a second time at apply.
+//! PLANNING: `terraform plan -out=plan.tfplan`, with the variables file written for the stage
+//! and removed when it ends. The plan that is logged here is the plan APPLYING runs (and then
+//! removes: a plan file holds the variables' values); OneForm plans a second time at apply.
 
-use super::{Job, Real, terraform};
+use super::{Job, Real, init, terraform};
 use crate::engine::{Ctx, Outcome, StageError};
 
 /// The saved plan, inside the provision's Terraform directory.
@@ -12,11 +13,13 @@ pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outc
         ctx.log.info("On-prem provision: nothing to plan");
         return Ok(Outcome::Planning);
     }
+    let _variables = init::variables(job, ctx)?;
     plan(real, job, ctx).await?;
     Ok(Outcome::Planning)
 }
 
-/// Writes a fresh plan file and forgets any earlier apply of an older one.
+/// Writes a fresh plan file and forgets any earlier apply of an older one. The caller holds the
+/// variables file.
 pub async fn plan<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     let dir = job.dir.join("terraform");
     let _ = std::fs::remove_file(dir.join(super::applying::APPLY_MARK));

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::engine::{Ctx, Outcome, Params, StageError};
 
 pub fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
-    let Params::Scale { set } = &ctx.operation.params else {
+    let Params::Scale { set, .. } = &ctx.operation.params else {
         return Err(StageError::failed(
             "this scaling operation carries no target values; retry it with the original scale request",
         ));

@@ -1,9 +1,10 @@
 //! Per-provision working directories and the small file helpers every stage shares: fresh
-//! copies of the driver's folders, private (0600) files, and the variables file Terraform reads.
+//! copies of the driver's folders, private (0600) files, the variables file Terraform reads, and
+//! [`SecretFile`]s, the files that hand clear secrets to a tool for one stage only.
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -37,9 +38,9 @@ pub fn fresh_copy(src: &Path, dest: &Path) -> Result<(), StageError> {
     Ok(())
 }
 
-/// Creates a directory (and its parents) readable only by this user.
+/// Creates a directory (and its missing parents) readable only by this user.
 pub fn make_private_dir(dir: &Path) -> Result<(), StageError> {
-    fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error("create", dir, e))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_error("chmod", dir, e))
 }
 
@@ -53,6 +54,29 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), StageError> {
         .open(path)
         .map_err(|e| io_error("create", path, e))?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(|e| io_error("write", path, e))
+}
+
+/// A file that hands clear secrets to a tool (Terraform's variables, Ansible's extra
+/// variables): written 0600 in the provision's 0700 directory, and removed when the stage that
+/// wrote it ends, as this value is dropped (success, failure or panic alike). A process killed
+/// mid-stage leaves it behind until the provision's next stage writes and removes it again, or
+/// the provision's directory is deleted.
+#[derive(Debug)]
+pub struct SecretFile {
+    path: PathBuf,
+}
+
+impl SecretFile {
+    pub fn write(path: &Path, contents: &[u8]) -> Result<SecretFile, StageError> {
+        write_private(path, contents)?;
+        Ok(SecretFile { path: path.to_path_buf() })
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// The variables Terraform gets, as `*.auto.tfvars.json` written by serde (never spliced into
@@ -124,5 +148,25 @@ mod tests {
         assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o700);
         write_private(&target.join("vars.json"), b"{}").unwrap();
         assert_eq!(fs::metadata(target.join("vars.json")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn secret_files_are_private_and_gone_when_their_stage_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("provision.auto.tfvars.json");
+        let failing = || -> Result<(), StageError> {
+            let file = SecretFile::write(&path, b"{\"api_token\": \"s3cret\"}")?;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert!(fs::read_to_string(&path).unwrap().contains("s3cret"));
+            let _held = file;
+            Err(StageError::failed("the tool failed"))
+        };
+        assert!(failing().is_err());
+        assert!(!path.exists(), "removed when the stage fails too");
+        let panicked = std::panic::catch_unwind(|| {
+            let _file = SecretFile::write(&path, b"{}").unwrap();
+            panic!("a stage panicked");
+        });
+        assert!(panicked.is_err() && !path.exists(), "and when it panics");
     }
 }

@@ -18,6 +18,9 @@
 //! processes' writes (the busy timeout), and "one running operation per provision" is a unique
 //! partial index every process sees.
 //!
+//! Sensitive values are sealed in the bodies on disk and clear in the rows returned
+//! ([`secrets`], `crate::secrets`): the store seals on write and opens on read.
+//!
 //! Every method blocks until its work is done and holds no connection afterwards, so no
 //! database handle lives across an `.await`; async code reaches the store through
 //! [`Store::call`].
@@ -26,6 +29,7 @@ mod operations;
 mod provisions;
 mod readers;
 mod rows;
+mod secrets;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +41,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 pub use operations::{AttemptEnd, Metrics, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
+pub use secrets::{Rotation, RotationStep};
+
+use crate::secrets::{KEY_FILE, Keyring, Source};
 
 use readers::Readers;
 use writer::Writer;
@@ -45,6 +52,7 @@ use writer::Writer;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_init", include_str!("../../migrations/0001_init.sql")),
     (2, "0002_owners_queue", include_str!("../../migrations/0002_owners_queue.sql")),
+    (3, "0003_sealing", include_str!("../../migrations/0003_sealing.sql")),
 ];
 
 /// How long a connection waits for another process's transaction before giving up.
@@ -74,6 +82,8 @@ pub enum Error {
     Corrupt { what: &'static str, message: String },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Secrets(#[from] crate::secrets::Error),
 }
 
 /// The formwork database. Share it as `Arc<Store>`; dropping the last handle stops its writer
@@ -86,14 +96,25 @@ pub struct Store {
     /// thread (and its stack and allocator arena). More threads than this would not commit
     /// faster: the writer groups whatever is pending.
     calls: tokio::sync::Semaphore,
+    /// The keys that seal and open sensitive values.
+    keys: Arc<Keyring>,
+    /// `<database>.secrets-lock`, held by a key rotation (none for an in-memory store).
+    rotation_lock: Option<PathBuf>,
 }
 
 /// How many [`Store::call`]s run on blocking threads at once.
 const CALL_THREADS: usize = 32;
 
 impl Store {
-    /// Opens (creating if needed) the database file, private to its owner, and migrates it.
+    /// Opens (creating if needed) the database file, private to its owner, and migrates it, with
+    /// the key file beside it (`secret.key`, created with the database).
     pub fn open(path: &Path) -> Result<Store, Error> {
+        Store::open_with_keys(path, Source::File(path.with_file_name(KEY_FILE)))
+    }
+
+    /// Opens the database with keys from `keys`. A database whose sealed values name a key the
+    /// source lacks is refused before anything is written.
+    pub fn open_with_keys(path: &Path, keys: Source) -> Result<Store, Error> {
         let fail = |message: String| Error::Open { path: path.to_path_buf(), message };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
@@ -101,31 +122,51 @@ impl Store {
         }
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         restrict(path, 0o600).map_err(|e| fail(e.to_string()))?;
-        Store::setup(conn, path, |_| Readers::pool(path)).map_err(|e| fail(e.to_string()))
+        let lock = path.with_file_name(format!("{}.secrets-lock", file_name(path)));
+        Store::setup(conn, path, |_| Readers::pool(path), Keyring::new(keys), Some(lock)).map_err(|e| match e {
+            // The key's own message says where keys were looked for and what to do.
+            err @ Error::Secrets(_) => err,
+            other => fail(other.to_string()),
+        })
     }
 
-    /// A private in-memory database, for tests and benchmarks of the lifecycle logic.
+    /// A private in-memory database, for tests and benchmarks of the lifecycle logic; its
+    /// sealing key lives as long as the process.
     pub fn open_in_memory() -> Result<Store, Error> {
-        Store::setup(Connection::open_in_memory()?, Path::new(":memory:"), Readers::Shared)
+        let keys = Keyring::new(Source::Ephemeral);
+        Store::setup(Connection::open_in_memory()?, Path::new(":memory:"), Readers::Shared, keys, None)
     }
 
     fn setup(
         conn: Connection,
         path: &Path,
         readers: impl FnOnce(Arc<Mutex<Connection>>) -> Readers,
+        keys: Keyring,
+        rotation_lock: Option<PathBuf>,
     ) -> Result<Store, Error> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Content a write replaces or deletes is overwritten with zeros, so a value sealed in
+        // place (a migration, a rotation) leaves no clear copy in the file's free space.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let conn = Arc::new(Mutex::new(conn));
         let writer = Writer::spawn(Arc::clone(&conn)).map_err(|e| Error::Open {
             path: path.to_path_buf(),
             message: format!("starting its writer thread: {e}"),
         })?;
-        let store = Store { writer, readers: readers(conn), calls: tokio::sync::Semaphore::new(CALL_THREADS) };
-        store.migrate()?;
+        let store = Store {
+            writer,
+            readers: readers(conn),
+            calls: tokio::sync::Semaphore::new(CALL_THREADS),
+            keys: Arc::new(keys),
+            rotation_lock,
+        };
+        if store.migrate()? {
+            store.finish_pending_rotation()?;
+        }
         Ok(store)
     }
 
@@ -150,9 +191,12 @@ impl Store {
         }
     }
 
-    /// Applies the migrations not yet recorded, in one transaction.
-    fn migrate(&self) -> Result<(), Error> {
-        self.write(|tx| {
+    /// Applies the migrations not yet recorded and checks the secret keys against the database
+    /// ([`secrets::check_keys`]), in one transaction; returns whether a key rotation is left to
+    /// finish.
+    fn migrate(&self) -> Result<bool, Error> {
+        let keys = Arc::clone(&self.keys);
+        self.write(move |tx| {
             tx.execute_batch(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
                      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL)",
@@ -169,7 +213,7 @@ impl Store {
                     )?;
                 }
             }
-            Ok(())
+            secrets::check_keys(tx, &keys)
         })
     }
 
@@ -208,6 +252,10 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -217,5 +265,7 @@ fn json_column<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -
     serde_json::from_str(text).map_err(|e| Error::Corrupt { what, message: e.to_string() })
 }
 
+#[cfg(test)]
+mod secrets_tests;
 #[cfg(test)]
 mod tests;

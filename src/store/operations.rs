@@ -57,10 +57,7 @@ impl Store {
         owner: &Owner,
         time: i64,
     ) -> Result<i64, Error> {
-        let params = serde_json::to_string(params)
-            .map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?;
-        let (kind, owner) = (kind.to_string(), owner.clone());
-        self.write(move |tx| begin(tx, provision_id, &kind, &params, &owner, time))
+        self.start_operation(provision_id, kind, params, owner, time, false)
     }
 
     /// Starts an operation that waits in the server's queue: it holds the provision's lock
@@ -73,12 +70,26 @@ impl Store {
         owner: &Owner,
         time: i64,
     ) -> Result<i64, Error> {
+        self.start_operation(provision_id, kind, params, owner, time, true)
+    }
+
+    fn start_operation(
+        &self,
+        provision_id: i64,
+        kind: &str,
+        params: &Params,
+        owner: &Owner,
+        time: i64,
+        queued: bool,
+    ) -> Result<i64, Error> {
         let params = serde_json::to_string(params)
             .map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?;
         let (kind, owner) = (kind.to_string(), owner.clone());
         self.write(move |tx| {
             let id = begin(tx, provision_id, &kind, &params, &owner, time)?;
-            tx.prepare_cached("UPDATE operations SET queued = 1 WHERE id = ?1")?.execute([id])?;
+            if queued {
+                tx.prepare_cached("UPDATE operations SET queued = 1 WHERE id = ?1")?.execute([id])?;
+            }
             Ok(id)
         })
     }

@@ -51,8 +51,9 @@ impl Store {
         owner: &Ownership,
         time: i64,
     ) -> Result<i64, Error> {
-        let (name, driver, body, o) = (name.to_string(), driver.to_string(), body.to_string(), owner.clone());
+        let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provider(body)?, owner.clone());
         self.write(move |tx| {
+            let body = body.text(tx)?;
             tx.prepare_cached(
                 "INSERT INTO providers (name, driver, body, registration_time, uid, gid, uname, gname, mode)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -110,23 +111,18 @@ impl Store {
             for row in rows {
                 let (id, name, driver, body, registration_time, ids, owner) = row?;
                 let provision_ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
-                out.push(ProviderRow {
-                    id,
-                    name,
-                    driver,
-                    body: json_column("provider body", &body)?,
-                    registration_time,
-                    provision_ids,
-                    owner,
-                });
+                let mut body = json_column("provider body", &body)?;
+                self.open_provider(&mut body)?;
+                out.push(ProviderRow { id, name, driver, body, registration_time, provision_ids, owner });
             }
             Ok(out)
         })
     }
 
     pub fn update_provider(&self, id: i64, name: &str, body: &Value) -> Result<(), Error> {
-        let (name, body) = (name.to_string(), body.to_string());
+        let (name, body) = (name.to_string(), self.seal_provider(body)?);
         self.write(move |tx| {
+            let body = body.text(tx)?;
             let changed = tx
                 .prepare_cached("UPDATE providers SET name = ?2, body = ?3 WHERE id = ?1")?
                 .execute(params![id, name, body])?;
@@ -174,8 +170,9 @@ impl Store {
         owner: &Ownership,
         time: i64,
     ) -> Result<i64, Error> {
-        let (name, driver, body, o) = (name.to_string(), driver.to_string(), body_text(body)?, owner.clone());
+        let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provision(body)?, owner.clone());
         self.write(move |tx| {
+            let body = body.text(tx)?;
             tx.prepare_cached(
                 "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time,
                                          uid, gid, uname, gname, mode)
@@ -204,6 +201,7 @@ impl Store {
             let row = conn.prepare_cached(&sql)?.query_row([id], read_provision).optional()?;
             row.ok_or(Error::NotFound { what: "provision", id })?
         })
+        .and_then(|row| self.opened(row))
     }
 
     /// Provisions by id; DONE ones only when `include_done`.
@@ -213,8 +211,17 @@ impl Store {
             let mut stmt =
                 conn.prepare_cached(&format!("SELECT {PROVISION_COLUMNS} FROM provisions {filter} ORDER BY id"))?;
             let rows = stmt.query_map([], read_provision)?;
-            rows.map(|r| r?).collect()
-        })
+            rows.map(|r| r?).collect::<Result<Vec<_>, Error>>()
+        })?
+        .into_iter()
+        .map(|row| self.opened(row))
+        .collect()
+    }
+
+    /// A row read from the database with its sealed values opened.
+    fn opened(&self, mut row: ProvisionRow) -> Result<ProvisionRow, Error> {
+        self.open_provision(&mut row.body)?;
+        Ok(row)
     }
 
     /// Ids of the provisions in PENDING with no operation at all (creates recorded but never
@@ -232,8 +239,9 @@ impl Store {
 
     /// Replaces a provision's name and body without touching its state (update, rename).
     pub fn update_provision(&self, id: i64, name: &str, body: &ProvisionBody, time: i64) -> Result<(), Error> {
-        let (name, body) = (name.to_string(), body_text(body)?);
+        let (name, body) = (name.to_string(), self.seal_provision(body)?);
         self.write(move |tx| {
+            let body = body.text(tx)?;
             let changed = tx
                 .prepare_cached("UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1")?
                 .execute(params![id, name, body, time])?;
@@ -276,8 +284,9 @@ impl Store {
         historic: &[HistoricEntry],
         time: i64,
     ) -> Result<(), Error> {
-        let (body, historic) = (body_text(body)?, historic.to_vec());
+        let (body, historic) = (self.seal_provision(body)?, historic.to_vec());
         self.write(move |tx| {
+            let body = body.text(tx)?;
             let changed = tx
                 .prepare_cached("UPDATE provisions SET body = ?2, updated_time = ?3 WHERE id = ?1")?
                 .execute(params![provision_id, body, time])?;
@@ -292,7 +301,7 @@ impl Store {
     /// Returns the id of the attempt it started, if it started one.
     pub fn checkpoint(&self, c: &Checkpoint<'_>) -> Result<Option<i64>, Error> {
         let (id, from, to, time) = (c.provision_id, c.from, c.to, c.time);
-        let body = c.body.map(body_text).transpose()?;
+        let body = c.body.map(|b| self.seal_provision(b)).transpose()?;
         let (attempt, start) = (c.attempt.clone(), c.start.clone());
         let mut entries = Vec::with_capacity(c.historic.len() + 1);
         if from != to {
@@ -309,6 +318,7 @@ impl Store {
                 let found = State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
                 return Err(Error::Conflict { provision_id: id, expected: from.to_string(), found });
             }
+            let body = body.map(|b| b.text(tx)).transpose()?;
             tx.prepare_cached(
                 "UPDATE provisions SET state = ?2, updated_time = ?3, body = coalesce(?4, body) WHERE id = ?1",
             )?
@@ -388,8 +398,4 @@ fn read_owner(r: &Row<'_>, first: usize) -> rusqlite::Result<Ownership> {
         gname: r.get(first + 3)?,
         mode: Mode(r.get(first + 4)?),
     })
-}
-
-fn body_text(body: &ProvisionBody) -> Result<String, Error> {
-    serde_json::to_string(body).map_err(|e| Error::Corrupt { what: "provision body", message: e.to_string() })
 }

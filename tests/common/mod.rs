@@ -8,6 +8,7 @@
 pub mod check;
 pub mod crash;
 pub mod onesim;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

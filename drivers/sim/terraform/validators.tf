@@ -2,7 +2,7 @@ locals {
   validators = {
     oneform_hosts = {
       type   = "number"
-      values = { min = 1, max = 10 }
+      values = { min = 1, max = 50 }
     }
 
     instance_type = {

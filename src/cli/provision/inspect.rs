@@ -5,12 +5,13 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
+use crate::cli::backend::Backend;
 use crate::cli::output::{Output, cell, table};
 use crate::cli::values::read_values;
-use crate::service::{self, Drivers, Service};
+use crate::service;
 
-pub(super) fn list(service: &Service, all: bool, format: Option<&str>, out: &Output) -> anyhow::Result<()> {
-    let served = service.provisions(all)?;
+pub(super) async fn list(backend: &Backend, all: bool, format: Option<&str>, out: &Output) -> anyhow::Result<()> {
+    let served = backend.provisions(all).await?;
     if out.json || format.is_some() {
         return match format {
             Some(template) => out.text(crate::cli::format::render(template, &served)?.trim_end_matches('\n')),
@@ -33,14 +34,14 @@ pub(super) fn list(service: &Service, all: bool, format: Option<&str>, out: &Out
     out.text(&table(&["ID", "NAME", "DRIVER", "STATE", "HOSTS", "REGTIME"], &lines))
 }
 
-pub(super) fn show(
-    service: &Service,
+pub(super) async fn show(
+    backend: &Backend,
     id: i64,
     include_sensitive: bool,
     format: Option<&str>,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let shown = service.provision(id, include_sensitive)?;
+    let shown = backend.provision(id, include_sensitive).await?;
     if let Some(template) = format {
         return out.text(&crate::cli::format::render(template, std::slice::from_ref(&shown.provision))?);
     }
@@ -50,38 +51,42 @@ pub(super) fn show(
     out.text(&crate::cli::show::describe(&shown.provision, shown.running.as_ref()))
 }
 
-pub(super) fn update(service: &Service, id: i64, update: &service::Update, out: &Output) -> anyhow::Result<()> {
-    let served = service.update_provision(id, update)?;
+pub(super) async fn update(backend: &Backend, id: i64, update: &service::Update, out: &Output) -> anyhow::Result<()> {
+    let served = backend.update_provision(id, update).await?;
     if out.json {
         return out.json(&served);
     }
     out.text(&format!("provision {id} updated"))
 }
 
-pub(super) fn delete(service: &Service, id: i64, force: bool, out: &Output) -> anyhow::Result<()> {
-    service.delete_provision(id, force)?;
+pub(super) async fn delete(backend: &Backend, id: i64, force: bool, out: &Output) -> anyhow::Result<()> {
+    backend.delete_provision(id, force).await?;
     if out.json { out.json(&json!({"id": id, "deleted": true})) } else { out.text(&format!("provision {id} deleted")) }
 }
 
-pub(super) fn validate_values(
-    drivers: &Drivers,
+pub(super) async fn validate_values(
+    backend: &Backend,
     driver: &str,
     deployment: Option<&str>,
     values: Option<&Path>,
     out: &Output,
 ) -> anyhow::Result<()> {
     let values = values.map(read_values).transpose()?.unwrap_or_else(|| json!({}));
-    match drivers.validate(driver, deployment, &values) {
+    match backend.validate(driver, deployment, &values).await {
         Ok(valid) => {
             if out.json {
                 return out.json(&valid);
             }
-            let rows: Vec<Vec<String>> =
-                valid.user_inputs_values.iter().map(|(k, v)| vec![k.clone(), cell(v)]).collect();
+            let rows: Vec<Vec<String>> = valid["user_inputs_values"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| vec![k.clone(), cell(v)])
+                .collect();
             out.text(&format!(
                 "values are valid for {} / {}\n\n{}",
-                valid.driver,
-                valid.deployment,
+                cell(&valid["driver"]),
+                cell(&valid["deployment"]),
                 table(&["INPUT", "VALUE"], &rows)
             ))
         }

@@ -6,15 +6,14 @@ mod inspect;
 mod operate;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Subcommand;
 use serde_json::json;
 
+use super::backend::Backend;
 use super::output::Output;
 use super::values::read_values;
-use crate::service::{self, Change, Drivers, NewProvision, Request, Service, State};
-use crate::settings::Settings;
+use crate::service::{self, Change, NewProvision, Request, State};
 use inspect::{delete, list, show, update, validate_values};
 use operate::{cancel, create, operate, public_ips, resume};
 
@@ -183,73 +182,68 @@ pub enum Interrupted {
     Fail,
 }
 
-pub fn run(cmd: Command, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    if let Command::Validate { driver, deployment, values } = &cmd {
-        let drivers = Drivers::open(settings)?;
-        return validate_values(&drivers, driver, deployment.as_deref(), values.as_deref(), out);
-    }
-    let service = Service::open(settings.clone())?;
-    if !matches!(cmd, Command::Resume { .. } | Command::Drive { .. })
-        && let Some(orphans) = service.adopt_orphans()?
+pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    if !matches!(cmd, Command::Resume { .. } | Command::Drive { .. } | Command::Validate { .. })
+        && let Some(orphans) = backend.adopt_orphans()?
     {
         eprintln!(
             "note: resuming interrupted operations of provisions {:?} in the background (process {})",
             orphans.provisions, orphans.pid
         );
     }
-    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    tokio.block_on(dispatch(cmd, &service, out))
-}
-
-async fn dispatch(cmd: Command, service: &Arc<Service>, out: &Output) -> anyhow::Result<()> {
     match cmd {
         Command::Create { driver, provider, deployment, values, name, description, detach } => {
             let values = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));
             let new = NewProvision { driver, deployment, provider_id: provider, values, name, description };
-            create(service, &new, detach, out).await
+            create(backend, &new, detach, out).await
         }
         Command::Drive { operation, event } => {
+            let service = backend.local_only("provision drive", "it drives an operation of this machine's database")?;
             service.drive(operation, &event).await?;
             Ok(())
         }
-        Command::List { all, format } => list(service, all, format.as_deref(), out),
-        Command::Show { id, include_sensitive, format } => show(service, id, include_sensitive, format.as_deref(), out),
-        Command::Logs { id, follow, all } => crate::cli::logs::run(service, id, follow, all, out).await,
+        Command::List { all, format } => list(backend, all, format.as_deref(), out).await,
+        Command::Show { id, include_sensitive, format } => {
+            show(backend, id, include_sensitive, format.as_deref(), out).await
+        }
+        Command::Logs { id, follow, all } => crate::cli::logs::run(backend, id, follow, all, out).await,
         Command::AddHost { id, amount, ips } => {
             let request = if ips.is_empty() {
                 Request::ScaleUp { amount: amount.unwrap_or(1) }
             } else {
                 Request::AddHosts { ips }
             };
-            operate(service, id, &request, out).await
+            operate(backend, id, &request, out).await
         }
         Command::DelHost { id, ids, amount, force } => {
-            operate(service, id, &Request::ScaleDown { ids, amount, force }, out).await
+            operate(backend, id, &Request::ScaleDown { ids, amount, force }, out).await
         }
         Command::Deprovision { id, force, hosts, networks, datastores } => {
-            operate(service, id, &Request::Deprovision { force, hosts, networks, datastores }, out).await
+            operate(backend, id, &Request::Deprovision { force, hosts, networks, datastores }, out).await
         }
-        Command::AddIp { id, amount } => public_ips(service, id, Change::Add { amount }, out).await,
-        Command::DelIp { id, ar_id } => public_ips(service, id, Change::Remove { ar_id }, out).await,
+        Command::AddIp { id, amount } => public_ips(backend, id, Change::Add { amount }, out).await,
+        Command::DelIp { id, ar_id } => public_ips(backend, id, Change::Remove { ar_id }, out).await,
         Command::Update { id, name, description, values, onedeploy_tags } => {
             let values = values.as_deref().map(read_values).transpose()?;
-            update(service, id, &service::Update { name, description, values, onedeploy_tags }, out)
+            update(backend, id, &service::Update { name, description, values, onedeploy_tags }, out).await
         }
         Command::Rename { id, name } => {
-            update(service, id, &service::Update { name: Some(name), ..Default::default() }, out)
+            update(backend, id, &service::Update { name: Some(name), ..Default::default() }, out).await
         }
-        Command::Retry { id } => operate(service, id, &Request::Retry, out).await,
+        Command::Retry { id } => operate(backend, id, &Request::Retry, out).await,
         Command::Recover { id, target } => {
             let target = State::parse(&target).ok_or_else(|| {
                 service::Error::invalid(format!(
                     "'{target}' is not a provision state; states are named as OneForm names them, e.g. APPLYING"
                 ))
             })?;
-            operate(service, id, &Request::Recover { target }, out).await
+            operate(backend, id, &Request::Recover { target }, out).await
         }
-        Command::Cancel { id } => cancel(service, id, out).await,
-        Command::Delete { id, force } => delete(service, id, force, out),
-        Command::Resume { on_interrupted } => resume(service, on_interrupted, out).await,
-        Command::Validate { .. } => Err(service::Error::invalid("validate runs before the service opens").into()),
+        Command::Cancel { id } => cancel(backend, id, out).await,
+        Command::Delete { id, force } => delete(backend, id, force, out).await,
+        Command::Resume { on_interrupted } => resume(backend, on_interrupted, out).await,
+        Command::Validate { driver, deployment, values } => {
+            validate_values(backend, &driver, deployment.as_deref(), values.as_deref(), out).await
+        }
     }
 }

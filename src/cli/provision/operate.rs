@@ -1,22 +1,16 @@
 //! Rendering the operations that run stages: create, the requests on an existing provision,
 //! public IPs, cancel and resume. The service decides and runs; this prints where each ended.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
 use super::Interrupted;
+use crate::cli::backend::Backend;
 use crate::cli::output::{Output, cell, table};
 use crate::cli::progress::Stderr;
-use crate::service::{Cancelled, Change, NewProvision, OnInterrupted, Ran, Request, Service, Started};
+use crate::service::{Cancelled, Change, NewProvision, OnInterrupted, Ran, Request, Started};
 
-pub(super) async fn create(
-    service: &Arc<Service>,
-    new: &NewProvision,
-    detach: bool,
-    out: &Output,
-) -> anyhow::Result<()> {
-    match service.create(new, detach, Stderr::boxed(out.json)).await? {
+pub(super) async fn create(backend: &Backend, new: &NewProvision, detach: bool, out: &Output) -> anyhow::Result<()> {
+    match backend.create(new, detach, Stderr::boxed(out.json)).await? {
         Started::Detached { id, operation, pid } => {
             let text = format!(
                 "ID: {id}\nrunning in the background (process {pid}); follow it with `formwork provision logs {id} --follow`"
@@ -28,8 +22,8 @@ pub(super) async fn create(
 }
 
 /// Runs a request on an existing provision in the foreground.
-pub(super) async fn operate(service: &Arc<Service>, id: i64, request: &Request, out: &Output) -> anyhow::Result<()> {
-    finish(service.request(id, request, Stderr::boxed(out.json)).await?, out)
+pub(super) async fn operate(backend: &Backend, id: i64, request: &Request, out: &Output) -> anyhow::Result<()> {
+    finish(backend.request(id, request, Stderr::boxed(out.json)).await?, out)
 }
 
 /// Prints where the provision ended; the error, if any, goes to the caller.
@@ -42,16 +36,16 @@ fn finish(ran: Ran, out: &Output) -> anyhow::Result<()> {
     ran.result.map(|_| ()).map_err(Into::into)
 }
 
-pub(super) async fn public_ips(service: &Arc<Service>, id: i64, change: Change, out: &Output) -> anyhow::Result<()> {
-    let count = service.change_public_ips(id, change, Stderr::boxed(out.json)).await?;
+pub(super) async fn public_ips(backend: &Backend, id: i64, change: Change, out: &Output) -> anyhow::Result<()> {
+    let count = backend.change_public_ips(id, change, Stderr::boxed(out.json)).await?;
     if out.json {
-        return out.json(&service.provision(id, false)?.provision);
+        return out.json(&backend.provision(id, false).await?.provision);
     }
     out.text(&format!("provision {id} has {count} public IP{}", if count == 1 { "" } else { "s" }))
 }
 
-pub(super) async fn cancel(service: &Arc<Service>, id: i64, out: &Output) -> anyhow::Result<()> {
-    match service.cancel(id).await? {
+pub(super) async fn cancel(backend: &Backend, id: i64, out: &Output) -> anyhow::Result<()> {
+    match backend.cancel(id).await? {
         Cancelled::Requested { operation, kind, owner_pid } => {
             let text = format!(
                 "asked operation {operation} ({kind}) of provision {id} to stop; its process {owner_pid} stops the running tool gracefully"
@@ -78,7 +72,11 @@ pub(super) async fn cancel(service: &Arc<Service>, id: i64, out: &Output) -> any
     }
 }
 
-pub(super) async fn resume(service: &Arc<Service>, policy: Interrupted, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn resume(backend: &Backend, policy: Interrupted, out: &Output) -> anyhow::Result<()> {
+    let service = backend.local_only(
+        "provision resume",
+        "it finishes operations whose process died on this machine; a server finishes its own",
+    )?;
     let policy = match policy {
         Interrupted::Resume => OnInterrupted::Resume,
         Interrupted::Fail => OnInterrupted::Fail,

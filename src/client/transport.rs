@@ -1,0 +1,116 @@
+//! The HTTP side of the client: one JSON request to `<url>/api/v1<path>` over hyper-util's
+//! pooled keep-alive client, with Basic authentication, the connect and request timeouts, and
+//! the answer turned into a JSON value or the [`Error`] its status stands for. A server that
+//! cannot be reached is one clear error naming the URL and `formwork serve`.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client as Pool;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use super::answer;
+use super::config::Config;
+use crate::service::{Error, System};
+
+/// The largest answer read: lists of provisions with their historic stay far below it.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// A pooled HTTP/1.1 client bound to one server and one user.
+pub struct Transport {
+    http: Pool<HttpConnector, Full<Bytes>>,
+    url: String,
+    /// `Basic …`, marked sensitive so hyper never shows it.
+    auth: HeaderValue,
+    request_timeout: Duration,
+}
+
+impl Transport {
+    pub fn new(config: &Config) -> Result<Transport, Error> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let http = Pool::builder(TokioExecutor::new()).build(connector);
+        let mut auth = HeaderValue::from_str(&config.credentials.basic())
+            .map_err(|_| Error::invalid("the user name or password holds characters HTTP headers cannot carry"))?;
+        auth.set_sensitive(true);
+        Ok(Transport { http, url: config.url.clone(), auth, request_timeout: config.request_timeout })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one request under `/api/v1` and returns the JSON answer (`null` for an empty
+    /// one, e.g. 204); a non-2xx answer is the [`Error`] its status and body say.
+    pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Error> {
+        let (status, bytes) = self.send(method, &format!("/api/v1{path}"), body).await?;
+        if !status.is_success() {
+            return Err(answer::error(status, &bytes));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::internal(format!(
+                "the formwork server at {} answered {path} with something that is not JSON: {e}",
+                self.url
+            ))
+        })
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, Bytes), Error> {
+        let uri = format!("{}{path}", self.url);
+        let body = match body {
+            Some(value) => Bytes::from(serde_json::to_vec(value)?),
+            None => Bytes::new(),
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, concat!("formwork/", env!("CARGO_PKG_VERSION"), " (CLI)"))
+            .body(Full::new(body))
+            .map_err(|e| Error::invalid(format!("'{uri}' cannot be requested: {e}")))?;
+        match tokio::time::timeout(self.request_timeout, self.exchange(request)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(self.failed(format!("no answer within {}", crate::units::duration(self.request_timeout)))),
+        }
+    }
+
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
+        let response = self.http.request(request).await.map_err(|e| self.failed(describe(&e)))?;
+        let status = response.status();
+        let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
+        let bytes = limited.collect().await.map_err(|e| self.failed(format!("the answer broke off: {e}")))?.to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// The server could not be reached or did not answer.
+    fn failed(&self, why: String) -> Error {
+        Error::Upstream {
+            system: System::Formwork,
+            source: format!("cannot reach the formwork server at {}: {why}; is `formwork serve` running?", self.url)
+                .into(),
+        }
+    }
+}
+
+/// An error and its sources, `: `-joined (hyper's own message is only "client error (Connect)").
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,318 @@
+//! Secrets in the store: the sensitive values of provider and provision bodies are sealed when a
+//! body is written and opened when it is read (`crate::secrets`), so the database file never
+//! holds them in clear and the layers above see clear values, in memory only.
+//!
+//! The `sealing` row names the key new values are sealed with. A write that sealed a value
+//! checks, inside its transaction, that its key is still that one, and seals again under the
+//! new one if another process rotated meanwhile: once a rotation has switched the row, no value
+//! under the old key can be written any more, so the old key can be retired when the pass that
+//! re-seals every row ends.
+//!
+//! Opening checks the keys before anything is written: a database whose row names a key this
+//! process lacks is refused. Values written before sealing existed are sealed by the step that
+//! follows the SQL migrations. A rotation left half done (the row not marked re-sealed, or a key
+//! file still holding a retired key) is finished by the next open.
+
+use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::Value;
+
+use super::{Error, Store, json_column};
+use crate::engine::ProvisionBody;
+use crate::secrets::{self, Key, Keyring};
+
+/// Rows re-sealed per transaction during a rotation: short transactions, so the writes of
+/// running operations pass in between.
+const BATCH: i64 = 100;
+
+/// The two tables whose bodies hold sensitive values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bodies {
+    Providers,
+    Provisions,
+}
+
+impl Bodies {
+    fn table(self) -> &'static str {
+        match self {
+            Bodies::Providers => "providers",
+            Bodies::Provisions => "provisions",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Bodies::Providers => "provider body",
+            Bodies::Provisions => "provision body",
+        }
+    }
+
+    /// The body's map of values, whose sensitive entries are sealed.
+    fn values(self) -> &'static str {
+        match self {
+            Bodies::Providers => "connection",
+            Bodies::Provisions => "user_inputs_values",
+        }
+    }
+}
+
+/// A body's text as it is to be stored, and the key that sealed some of its values, if any.
+pub(super) struct Sealed {
+    text: String,
+    key: Option<String>,
+    bodies: Bodies,
+    keys: Arc<Keyring>,
+}
+
+impl Sealed {
+    /// The text to store, decided inside the write's transaction: sealed again under the
+    /// database's sealing key when another process rotated since it was sealed.
+    pub(super) fn text(self, tx: &Transaction<'_>) -> Result<String, Error> {
+        let Some(used) = &self.key else { return Ok(self.text) };
+        let current = sealing_key(tx)?;
+        if *used == current {
+            return Ok(self.text);
+        }
+        let key = self.keys.get(&current)?;
+        let mut body: Value = json_column(self.bodies.what(), &self.text)?;
+        reseal_body(&self.keys, &key, self.bodies, &mut body)?;
+        Ok(body.to_string())
+    }
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The key every value is now sealed with.
+    pub key_id: String,
+    /// Provider and provision rows whose values were sealed again.
+    pub rows: usize,
+    /// The keys no value uses any more: gone from the key file, or to drop from
+    /// `FORMWORK_SECRET_KEY` by hand when `by_hand`.
+    pub retired: Vec<String>,
+    pub by_hand: bool,
+}
+
+/// The steps of a rotation, reported as they are done (for the crash tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationStep {
+    /// The new key is written beside the old ones; both open values.
+    KeyAdded,
+    /// The database seals new values with the new key.
+    Switched,
+    /// This many batches of rows are re-sealed.
+    Batch(usize),
+    /// Every value is under the new key; the old ones are not retired yet.
+    Resealed,
+}
+
+/// The rotation lock, held while this lives: an advisory lock on `<database>.secrets-lock`
+/// (nothing for an in-memory store).
+pub(super) struct RotationLock(#[allow(dead_code)] Option<fs::File>);
+
+impl Store {
+    /// A provider body as stored: its sensitive connection values sealed.
+    pub(super) fn seal_provider(&self, body: &Value) -> Result<Sealed, Error> {
+        let key = self.keys.sealing()?;
+        let mut body = body.clone();
+        let sealed = match body.get("user_inputs").cloned() {
+            Some(inputs) => match body.get_mut("connection").and_then(Value::as_object_mut) {
+                Some(values) => secrets::seal_values(&key, &inputs, values)?,
+                None => false,
+            },
+            None => false,
+        };
+        Ok(self.sealed(body.to_string(), sealed.then(|| key.id().to_string()), Bodies::Providers))
+    }
+
+    /// A provision body as stored: its sensitive input values sealed.
+    pub(super) fn seal_provision(&self, body: &ProvisionBody) -> Result<Sealed, Error> {
+        let key = self.keys.sealing()?;
+        let mut values = body.user_inputs_values.clone();
+        let text = if secrets::seal_values(&key, &body.user_inputs, &mut values)? {
+            let mut copy = body.clone();
+            copy.user_inputs_values = values;
+            Some(body_text(&copy)?)
+        } else {
+            None
+        };
+        let key = text.is_some().then(|| key.id().to_string());
+        Ok(self.sealed(text.map_or_else(|| body_text(body), Ok)?, key, Bodies::Provisions))
+    }
+
+    fn sealed(&self, text: String, key: Option<String>, bodies: Bodies) -> Sealed {
+        Sealed { text, key, bodies, keys: Arc::clone(&self.keys) }
+    }
+
+    /// Opens the sealed values of a provider body read from the database.
+    pub(super) fn open_provider(&self, body: &mut Value) -> Result<(), Error> {
+        let Some(inputs) = body.get("user_inputs").cloned() else { return Ok(()) };
+        if let Some(values) = body.get_mut("connection").and_then(Value::as_object_mut) {
+            secrets::open_values(&self.keys, &inputs, values)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the sealed values of a provision body read from the database.
+    pub(super) fn open_provision(&self, body: &mut ProvisionBody) -> Result<(), Error> {
+        Ok(secrets::open_values(&self.keys, &body.user_inputs, &mut body.user_inputs_values)?)
+    }
+
+    /// The id of the key new values are sealed with, and whether every value is under it.
+    pub fn sealing(&self) -> Result<(String, bool), Error> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached("SELECT key_id, resealed FROM sealing WHERE only = 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? == 1)))?;
+            Ok(row)
+        })
+    }
+
+    /// Seals every value with a new key: the new key is written beside the old ones (both open
+    /// values meanwhile), the database switches to it, every row is sealed again in short
+    /// transactions, and only then are the old keys retired. Killed half way, the next open
+    /// finishes it. `step` hears of each step as it is done.
+    pub fn rotate_secrets(&self, step: &mut dyn FnMut(RotationStep)) -> Result<Rotation, Error> {
+        let _lock = self.lock_rotation()?.ok_or_else(|| self.rotation_busy())?;
+        self.keys.load(false)?;
+        self.keys.add_key()?;
+        step(RotationStep::KeyAdded);
+        self.finish_rotation(step)
+    }
+
+    /// Finishes a rotation left half done, unless another process is rotating right now.
+    pub(super) fn finish_pending_rotation(&self) -> Result<(), Error> {
+        let Some(_lock) = self.lock_rotation()? else { return Ok(()) };
+        self.keys.load(false)?;
+        let (id, resealed) = self.sealing()?;
+        let ids = self.keys.ids();
+        let retirable = self.keys.can_retire() && ids.len() > 1;
+        if resealed && !retirable && ids.first() == Some(&id) {
+            return Ok(());
+        }
+        let done = self.finish_rotation(&mut |_| {})?;
+        tracing::info!(key = %done.key_id, rows = done.rows, "a secret key rotation left half done was finished");
+        Ok(())
+    }
+
+    /// Switches the database to the keyring's sealing key, seals every row again with it, then
+    /// retires the other keys.
+    fn finish_rotation(&self, step: &mut dyn FnMut(RotationStep)) -> Result<Rotation, Error> {
+        let key = self.keys.sealing()?;
+        let id = key.id().to_string();
+        self.write(move |tx| {
+            tx.execute("UPDATE sealing SET key_id = ?1, resealed = 0 WHERE only = 1 AND key_id != ?1", [&id])?;
+            Ok(())
+        })?;
+        step(RotationStep::Switched);
+        let (mut rows, mut batches) = (0, 0);
+        for bodies in [Bodies::Providers, Bodies::Provisions] {
+            let mut after = 0;
+            loop {
+                let (keys, key) = (Arc::clone(&self.keys), Arc::clone(&key));
+                let (last, changed) = self.write(move |tx| reseal_rows(tx, &keys, &key, bodies, after, BATCH))?;
+                let Some(last) = last else { break };
+                (after, rows, batches) = (last, rows + changed, batches + 1);
+                step(RotationStep::Batch(batches));
+            }
+        }
+        let id = key.id().to_string();
+        self.write(move |tx| {
+            tx.execute("UPDATE sealing SET resealed = 1 WHERE only = 1 AND key_id = ?1", [&id])?;
+            Ok(())
+        })?;
+        step(RotationStep::Resealed);
+        let retired = self.keys.retire_others()?;
+        Ok(Rotation { key_id: key.id().to_string(), rows, retired, by_hand: !self.keys.can_retire() })
+    }
+
+    /// Takes the rotation lock if no other process holds it.
+    fn lock_rotation(&self) -> Result<Option<RotationLock>, Error> {
+        let Some(path) = &self.rotation_lock else { return Ok(Some(RotationLock(None))) };
+        let fail = |e: std::io::Error| Error::Open { path: path.clone(), message: e.to_string() };
+        let file =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path).map_err(fail)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RotationLock(Some(file)))),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(fail(e)),
+        }
+    }
+
+    fn rotation_busy(&self) -> Error {
+        Error::Open {
+            path: self.rotation_lock.clone().unwrap_or_else(|| PathBuf::from(":memory:")),
+            message: "another formwork process is rotating the secret keys; wait for it to finish".into(),
+        }
+    }
+}
+
+/// The step after the SQL migrations, in their transaction: loads the keys (creating a key file
+/// only for a database that names no key yet), refuses a database sealed with a key the keyring
+/// lacks, seals the values written before sealing existed, and records the sealing key. Returns
+/// whether a rotation is left to finish.
+pub(super) fn check_keys(tx: &Transaction<'_>, keys: &Keyring) -> Result<bool, Error> {
+    let recorded: Option<(String, bool)> = tx
+        .query_row("SELECT key_id, resealed FROM sealing WHERE only = 1", [], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? == 1))
+        })
+        .optional()?;
+    let Some((id, resealed)) = recorded else {
+        keys.load(true)?;
+        let key = keys.sealing()?;
+        for bodies in [Bodies::Providers, Bodies::Provisions] {
+            reseal_rows(tx, keys, &key, bodies, 0, -1)?;
+        }
+        tx.execute("INSERT INTO sealing (only, key_id, resealed) VALUES (1, ?1, 1)", [key.id()])?;
+        return Ok(keys.can_retire() && keys.ids().len() > 1);
+    };
+    keys.load(false)?;
+    keys.get(&id)?;
+    let sealing = keys.sealing()?;
+    Ok(sealing.id() != id || !resealed || (keys.can_retire() && keys.ids().len() > 1))
+}
+
+fn sealing_key(tx: &Transaction<'_>) -> Result<String, Error> {
+    Ok(tx.prepare_cached("SELECT key_id FROM sealing WHERE only = 1")?.query_row([], |r| r.get(0))?)
+}
+
+/// Seals again with `key` the values of up to `limit` rows (all with -1) of `bodies` after id
+/// `after`; returns the last id seen (`None`: no row left) and how many rows changed.
+fn reseal_rows(
+    tx: &Transaction<'_>,
+    keys: &Keyring,
+    key: &Key,
+    bodies: Bodies,
+    after: i64,
+    limit: i64,
+) -> Result<(Option<i64>, usize), Error> {
+    let rows: Vec<(i64, String)> = {
+        let sql = format!("SELECT id, body FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2", bodies.table());
+        let mut stmt = tx.prepare_cached(&sql)?;
+        stmt.query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    };
+    let mut changed = 0;
+    for (id, text) in &rows {
+        let mut body: Value = json_column(bodies.what(), text)?;
+        if reseal_body(keys, key, bodies, &mut body)? {
+            let sql = format!("UPDATE {} SET body = ?2 WHERE id = ?1", bodies.table());
+            tx.prepare_cached(&sql)?.execute(params![id, body.to_string()])?;
+            changed += 1;
+        }
+    }
+    Ok((rows.last().map(|(id, _)| *id), changed))
+}
+
+fn reseal_body(keys: &Keyring, key: &Key, bodies: Bodies, body: &mut Value) -> Result<bool, Error> {
+    let Some(inputs) = body.get("user_inputs").cloned() else { return Ok(false) };
+    let Some(values) = body.get_mut(bodies.values()).and_then(Value::as_object_mut) else { return Ok(false) };
+    Ok(secrets::reseal_values(keys, key, &inputs, values)?)
+}
+
+fn body_text(body: &ProvisionBody) -> Result<String, Error> {
+    serde_json::to_string(body).map_err(|e| Error::Corrupt { what: "provision body", message: e.to_string() })
+}

@@ -1,0 +1,305 @@
+//! Secrets at rest in the store, on real files: sealed on disk and clear when read, the key
+//! checked at open (a wrong key is refused and nothing changes), clear values of older
+//! databases sealed by the migration, and rotation (whole, killed half way and finished by the
+//! next open, and seen by a process that opened the database before it).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::engine::{ProvisionBody, State};
+use crate::secrets::{KeyText, Source};
+
+const CONNECTION_CANARY: &str = "conn-canary-5e5e";
+const INPUT_CANARY: &str = "input-canary-7a7a";
+
+fn provider_body(token: &str) -> Value {
+    json!({
+        "name": "sim",
+        "user_inputs": [{"name": "api_token", "type": "string", "sensitive": true}, {"name": "endpoint", "type": "string"}],
+        "connection": {"api_token": token, "endpoint": "/tmp/cloud"}
+    })
+}
+
+fn provision_body(password: &str) -> ProvisionBody {
+    serde_json::from_value(json!({
+        "name": "p",
+        "user_inputs": [{"name": "admin_password", "type": "string", "sensitive": true}, {"name": "oneform_hosts", "type": "number"}],
+        "user_inputs_values": {"admin_password": password, "oneform_hosts": 2}
+    }))
+    .unwrap()
+}
+
+/// A store with one provider and one provision holding the canaries; returns their ids.
+fn populate(store: &Store) -> (i64, i64) {
+    let provider = store.insert_provider("sim", "sim", &provider_body(CONNECTION_CANARY), 1).unwrap();
+    let provision = store.insert_provision("p", "sim", provider, &provision_body(INPUT_CANARY), 2).unwrap();
+    (provider, provision)
+}
+
+/// The database's files (main file, WAL), as bytes.
+fn database_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.extend(std::fs::read(path.with_file_name("formwork.db-wal")).unwrap_or_default());
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The bodies as stored, read past the store.
+fn raw_bodies(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn.prepare("SELECT body FROM providers UNION ALL SELECT body FROM provisions").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+fn key_file_ids(path: &Path) -> Vec<String> {
+    let ring = Keyring::new(Source::File(path.to_path_buf()));
+    ring.load(false).unwrap();
+    ring.ids()
+}
+
+fn db(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
+    (dir.path().join("formwork.db"), dir.path().join(KEY_FILE))
+}
+
+#[test]
+fn sensitive_values_are_sealed_on_disk_and_clear_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_file) = db(&dir);
+    let store = Store::open(&path).unwrap();
+    let (provider, provision) = populate(&store);
+    let mut body = store.provision(provision).unwrap().body;
+    body.user_inputs_values.insert("oneform_hosts".into(), json!(3));
+    store.save_body(provision, &body, &[], 3).unwrap();
+    let checkpoint = Checkpoint {
+        provision_id: provision,
+        from: State::Pending,
+        to: State::Init,
+        body: Some(&body),
+        historic: vec![],
+        attempt: None,
+        start: None,
+        time: 4,
+    };
+    store.checkpoint(&checkpoint).unwrap();
+    store.update_provider(provider, "renamed", &provider_body(CONNECTION_CANARY)).unwrap();
+
+    assert_eq!(store.provider(provider).unwrap().body["connection"]["api_token"], CONNECTION_CANARY);
+    assert_eq!(store.providers().unwrap()[0].body["connection"]["endpoint"], "/tmp/cloud");
+    let read = store.provision(provision).unwrap().body;
+    assert_eq!(read.user_inputs_values["admin_password"], INPUT_CANARY);
+    assert_eq!(read.user_inputs_values["oneform_hosts"], 3);
+    assert_eq!(store.provisions(true).unwrap()[0].body, read);
+
+    let bytes = database_bytes(&path);
+    assert!(contains(&bytes, "/tmp/cloud"), "the search sees clear values, so it can see a secret");
+    assert!(!contains(&bytes, CONNECTION_CANARY) && !contains(&bytes, INPUT_CANARY), "a secret is clear on disk");
+    let (key_id, resealed) = store.sealing().unwrap();
+    assert!(resealed && key_file_ids(&key_file) == [key_id.clone()]);
+    assert!(raw_bodies(&path).iter().all(|b| b.contains(&format!("\"$sealed\":\"v1:{key_id}:"))));
+}
+
+#[test]
+fn a_database_opened_without_its_key_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_file) = db(&dir);
+    let key_id = {
+        let store = Store::open(&path).unwrap();
+        populate(&store);
+        store.sealing().unwrap().0
+    };
+    let kept = dir.path().join("kept.key");
+    std::fs::rename(&key_file, &kept).unwrap();
+    let before = snapshot(dir.path());
+
+    let err = Store::open(&path).err().expect("opened without its key").to_string();
+    assert!(err.contains(&format!("sealed with key {key_id}")), "{err}");
+    assert!(err.contains(&key_file.display().to_string()) && err.contains("does not exist"), "{err}");
+    assert!(err.contains("FORMWORK_SECRET_KEY"), "{err}");
+    let wrong = Store::open_with_keys(&path, Source::Given(KeyText::new(ZERO_KEY)));
+    let err = wrong.err().expect("opened with a wrong key").to_string();
+    assert!(err.contains(&format!("sealed with key {key_id}")) && err.contains("FORMWORK_SECRET_KEY"), "{err}");
+    assert_eq!(snapshot(dir.path()), before, "a refused open changes no file, creates no key");
+
+    std::fs::rename(&kept, &key_file).unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.provider(1).unwrap().body["connection"]["api_token"], CONNECTION_CANARY);
+}
+
+/// A valid key that sealed nothing here: 32 zero bytes.
+const ZERO_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// Every file under `dir` with its bytes, to prove nothing changed.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_key_given_by_the_environment_opens_what_the_key_file_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_file) = db(&dir);
+    populate(&Store::open(&path).unwrap());
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let key = text.lines().find(|l| !l.starts_with('#')).unwrap().to_string();
+    std::fs::remove_file(&key_file).unwrap();
+    let store = Store::open_with_keys(&path, Source::Given(KeyText::new(key))).unwrap();
+    assert_eq!(store.provision(1).unwrap().body.user_inputs_values["admin_password"], INPUT_CANARY);
+    assert!(!key_file.exists(), "a key from the environment writes no key file");
+}
+
+/// A database made before sealing existed keeps its values clear; the first open seals them.
+#[test]
+fn the_migration_seals_the_clear_values_of_an_older_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_file) = db(&dir);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql")).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0002_owners_queue.sql")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, '0001_init', 1), (2, '0002_owners_queue', 1);",
+        )
+        .unwrap();
+        let insert =
+            "INSERT INTO providers (id, name, driver, body, registration_time) VALUES (1, 'sim', 'sim', ?1, 1)";
+        conn.execute(insert, [provider_body(CONNECTION_CANARY).to_string()]).unwrap();
+        let insert =
+            "INSERT INTO provisions (id, name, driver, provider_id, state, body, registration_time, updated_time)
+                      VALUES (2, 'p', 'sim', 1, 3, ?1, 1, 1)";
+        conn.execute(insert, [serde_json::to_string(&provision_body(INPUT_CANARY)).unwrap()]).unwrap();
+    }
+    assert!(contains(&database_bytes(&path), CONNECTION_CANARY), "the old database holds the secret in clear");
+    let store = Store::open(&path).unwrap();
+    assert!(key_file.exists());
+    assert_eq!(store.migrations().unwrap().last().unwrap(), &(3, "0003_sealing".to_string()));
+    let raw = raw_bodies(&path);
+    assert!(raw.iter().all(|b| !b.contains(CONNECTION_CANARY) && !b.contains(INPUT_CANARY)), "{raw:?}");
+    assert_eq!(store.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
+    assert_eq!(store.provision(2).unwrap().body, provision_body(INPUT_CANARY));
+    drop(store);
+    let bytes = database_bytes(&path);
+    assert!(
+        !contains(&bytes, CONNECTION_CANARY) && !contains(&bytes, INPUT_CANARY),
+        "nothing of the clear rows is left"
+    );
+    let again = Store::open(&path).unwrap();
+    assert_eq!(raw_bodies(&path), raw, "sealing runs once");
+    assert_eq!(again.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
+}
+
+#[test]
+fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_file) = db(&dir);
+    let store = Store::open(&path).unwrap();
+    for _ in 0..3 {
+        populate(&store);
+    }
+    let old = store.sealing().unwrap().0;
+    let mut steps = Vec::new();
+    let done = store.rotate_secrets(&mut |s| steps.push(s)).unwrap();
+    assert_ne!(done.key_id, old);
+    assert_eq!((done.rows, done.retired.clone(), done.by_hand), (6, vec![old.clone()], false));
+    assert_eq!(
+        steps,
+        [
+            RotationStep::KeyAdded,
+            RotationStep::Switched,
+            RotationStep::Batch(1),
+            RotationStep::Batch(2),
+            RotationStep::Resealed
+        ]
+    );
+    assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&done.key_id));
+    assert_eq!(store.sealing().unwrap(), (done.key_id.clone(), true));
+    let raw = raw_bodies(&path);
+    assert!(raw.iter().all(|b| b.contains(&done.key_id) && !b.contains(&old)), "{raw:?}");
+    drop(store);
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(reopened.provider(3).unwrap().body, provider_body(CONNECTION_CANARY));
+    assert_eq!(reopened.provision(3).unwrap().body, provision_body(INPUT_CANARY));
+}
+
+#[test]
+fn a_rotation_stopped_half_way_keeps_both_keys_and_the_next_open_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_file) = db(&dir);
+    let store = Store::open(&path).unwrap();
+    let (provider, provision) = populate(&store);
+    let old = store.sealing().unwrap().0;
+    // Stopped after the providers' batch, before the provisions': what a kill leaves, since
+    // every batch is committed on its own.
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.rotate_secrets(&mut |s| assert_ne!(s, RotationStep::Batch(1), "killed here")).unwrap()
+    }));
+    assert!(stopped.is_err());
+    let ids = key_file_ids(&key_file);
+    assert_eq!((ids.len(), ids[1].clone()), (2, old.clone()), "both keys are kept");
+    let new = ids[0].clone();
+    assert_eq!(store.sealing().unwrap(), (new.clone(), false));
+    let raw = raw_bodies(&path);
+    assert!(raw[0].contains(&new) && raw[1].contains(&old), "half done: {raw:?}");
+    assert_eq!(store.provider(provider).unwrap().body, provider_body(CONNECTION_CANARY), "both keys open values");
+    assert_eq!(store.provision(provision).unwrap().body, provision_body(INPUT_CANARY));
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.sealing().unwrap(), (new.clone(), true), "the next open finished it");
+    assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&new));
+    assert!(raw_bodies(&path).iter().all(|b| b.contains(&new) && !b.contains(&old)));
+    assert_eq!(store.provision(provision).unwrap().body, provision_body(INPUT_CANARY));
+}
+
+/// A server that opened the database before another process rotated keeps reading (it finds
+/// the new key in the file) and what it writes afterwards is sealed with the new key, so
+/// retiring the old key loses nothing.
+#[test]
+fn a_process_that_opened_the_database_before_a_rotation_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_file) = db(&dir);
+    let server = Store::open(&path).unwrap();
+    let (provider, provision) = populate(&server);
+    let rotating = Store::open(&path).unwrap();
+    let done = rotating.rotate_secrets(&mut |_| {}).unwrap();
+    assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&done.key_id), "the old key is gone from disk");
+
+    assert_eq!(server.provider(provider).unwrap().body, provider_body(CONNECTION_CANARY));
+    server.save_body(provision, &provision_body("after-rotation"), &[], 5).unwrap();
+    let id = server.insert_provider("sim", "sim", &provider_body("newer"), 6).unwrap();
+    let raw = raw_bodies(&path);
+    assert!(raw.iter().all(|b| b.contains(&format!("v1:{}:", done.key_id))), "{raw:?}");
+    let fresh = Store::open(&path).unwrap();
+    assert_eq!(fresh.provision(provision).unwrap().body, provision_body("after-rotation"));
+    assert_eq!(fresh.provider(id).unwrap().body, provider_body("newer"));
+}
+
+#[test]
+fn a_second_rotation_at_the_same_time_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = db(&dir);
+    let store = Store::open(&path).unwrap();
+    populate(&store);
+    let other = Store::open(&path).unwrap();
+    let mut refused = None;
+    store
+        .rotate_secrets(&mut |step| {
+            if step == RotationStep::Switched {
+                refused = Some(other.rotate_secrets(&mut |_| {}).unwrap_err().to_string());
+            }
+        })
+        .unwrap();
+    let refused = refused.unwrap();
+    assert!(refused.contains("another formwork process is rotating"), "{refused}");
+}
