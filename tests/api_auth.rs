@@ -10,9 +10,9 @@ mod common;
 
 use base64::Engine as _;
 use common::onesim::Onesim;
-use formwork::api::auth::{AuthError, Authenticator, Limits, Mode};
 use formwork::one::{self, Client, Code};
 use formwork::service::Caller;
+use formwork::service::auth::{AuthError, Authenticator, Limits, Mode};
 
 fn basic(pair: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))

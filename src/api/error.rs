@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::auth::AuthError;
 use crate::service::Error;
+use crate::service::auth::AuthError;
 
 /// An error answer: a status, a message, and per-field messages when the input was wrong.
 #[derive(Debug)]
@@ -70,6 +70,16 @@ impl From<Error> for ApiError {
             tracing::warn!(error = %e, "request failed");
         }
         ApiError { status, message: e.to_string(), context }
+    }
+}
+
+impl AuthError {
+    /// The HTTP status of a refused login: 401, or 502 when OpenNebula could not say.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthError::Missing | AuthError::Malformed { .. } | AuthError::Invalid => StatusCode::UNAUTHORIZED,
+            AuthError::Unavailable { .. } => StatusCode::BAD_GATEWAY,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! `validate`), `/api/v1/openapi.json` (OpenAPI 3.1 generated from the route code), `/metrics`
 //! and `/health`.
 //!
-//! Every `/api/v1` request is authenticated first ([`auth`]); a change needs the oneadmin
+//! Every `/api/v1` request is authenticated first ([`crate::service::auth`]); a change needs the oneadmin
 //! group (OneForm's rule), and what a caller sees follows the objects' permission bits (the
 //! service's [`crate::service::Caller`] checks). Handlers read the request and call the
 //! service; the statuses come from the service's typed errors ([`error`]).
@@ -11,7 +11,6 @@
 //! Map: [`serve`] (listen, start-up, graceful stop) → [`router`] (layers) → [`drivers`],
 //! [`providers`], [`provisions`], [`system`].
 
-pub mod auth;
 mod body;
 mod document;
 mod drivers;
@@ -32,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
+use crate::service::auth::{self, Authenticator};
 use crate::service::{Drivers, Error, Service};
 
 /// What handlers share.
@@ -39,7 +39,7 @@ use crate::service::{Drivers, Error, Service};
 pub struct State {
     pub service: Arc<Service>,
     pub drivers: Arc<Drivers>,
-    pub auth: Arc<auth::Authenticator>,
+    pub auth: Arc<Authenticator>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -207,9 +207,8 @@ pub async fn serve(
         ))
     })?;
     let addr = listener.local_addr()?;
-    let auth =
-        Arc::new(auth::Authenticator::new(auth_mode(settings)?, auth::Limits::default()).map_err(Error::internal)?);
-    service.serve_as(crate::stages::FormServer {
+    let auth = Arc::new(Authenticator::new(auth_mode(settings)?, auth::Limits::default()).map_err(Error::internal)?);
+    service.serve_as(crate::service::FormServer {
         url: format!("http://{addr}"),
         session: auth.mint(&crate::service::Caller::local()),
     });

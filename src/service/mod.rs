@@ -8,6 +8,7 @@
 //! back up.
 
 mod access;
+pub mod auth;
 mod documents;
 mod drivers;
 mod error;
@@ -27,6 +28,7 @@ pub use crate::driver::input::REDACTED;
 pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, SyncReport};
 pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
+pub use crate::stages::FormServer;
 pub use crate::store::OperationRow as Operation;
 pub use access::{Caller, Mode, ONEADMIN_GROUP, Ownership, Right};
 pub use documents::{Document, Include, Kind, Metrics};

@@ -21,12 +21,11 @@ use std::io::Read as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use base64::Engine as _;
 
+use super::Caller;
 use crate::one::client::{self, Client, SetupError};
 use crate::one::{self, Code};
-use crate::service::Caller;
 
 /// Where credentials are checked.
 #[derive(Clone)]
@@ -78,7 +77,8 @@ impl Default for Limits {
     }
 }
 
-/// Why a request has no caller. [`AuthError::status`] is the HTTP status to answer with.
+/// Why a request has no caller. The API answers 401 for the first three, 502 for
+/// `Unavailable` (`AuthError::status`, in `api::error`).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header (OneForm's message, kept verbatim): 401.
@@ -95,15 +95,6 @@ pub enum AuthError {
     /// AUTHENTICATION refusal. The cause is kept: 502.
     #[error("cannot check the credentials with OpenNebula: {source}")]
     Unavailable { source: one::Error },
-}
-
-impl AuthError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AuthError::Missing | AuthError::Malformed { .. } | AuthError::Invalid => StatusCode::UNAUTHORIZED,
-            AuthError::Unavailable { .. } => StatusCode::BAD_GATEWAY,
-        }
-    }
 }
 
 /// A `user:password` pair from a header. `Debug` hides the password.
