@@ -161,11 +161,7 @@ impl Service {
 
     /// Checks that the caller may use a provision (before reading its log or operations).
     pub fn may_use(&self, caller: &Caller, kind: Kind, id: i64) -> Result<(), Error> {
-        let owner = match kind {
-            Kind::Provider => self.store.provider(id)?.owner,
-            Kind::Provision => self.store.provision(id)?.owner,
-        };
-        check(caller, kind, id, &owner, Right::Use)
+        check(caller, kind, id, &self.ownership(kind, id)?, Right::Use)
     }
 
     fn ownership(&self, kind: Kind, id: i64) -> Result<Ownership, Error> {
