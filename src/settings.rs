@@ -48,16 +48,42 @@ pub struct Settings {
     pub one_xmlrpc: Option<String>,
     /// The `user:password` file for that endpoint (default `~/.one/one_auth`).
     pub one_auth: Option<PathBuf>,
-    /// Where `formwork serve` listens (OneForm's 127.0.0.1:13013).
-    pub listen: String,
     /// How many operations `formwork serve` runs at once; the rest wait in its queue.
     pub max_operations: usize,
-    /// The largest request body `formwork serve` reads.
-    pub max_body_bytes: usize,
+    /// `formwork serve`'s address, TLS, limits and audit log.
+    pub server: Server,
     /// Where the keys that seal sensitive values at rest come from: `FORMWORK_SECRET_KEY`, else
     /// the key file `FORMWORK_SECRET_KEY_FILE` or `secret_key_file` names, else
     /// `<data_dir>/secret.key`.
     pub secret_keys: crate::secrets::Source,
+}
+
+/// How `formwork serve` listens and what it accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// Where it listens (OneForm's 127.0.0.1:13013).
+    pub listen: String,
+    /// HTTPS with this certificate chain and key (PEM files); plain HTTP without.
+    pub tls: Option<Tls>,
+    /// The largest request body it reads (413 beyond).
+    pub max_body_bytes: usize,
+    /// The largest request head (request line and headers) it reads (431 beyond); at least
+    /// 8 KiB.
+    pub max_header_bytes: usize,
+    /// Connections served at once; further ones are answered 503 and closed.
+    pub max_connections: usize,
+    /// The longest a request may take, from its head read to its answer's head (408 beyond);
+    /// also the longest a client may take to send a request's head.
+    pub request_timeout: Duration,
+    /// The audit log: a JSON line per write request.
+    pub audit_log: PathBuf,
+}
+
+/// A certificate chain and its private key, PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// What the command line gave.
@@ -80,10 +106,16 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 15] = [
+const CONFIG_KEYS: [&str; 21] = [
     "listen",
     "max_operations",
     "max_body_bytes",
+    "max_header_bytes",
+    "max_connections",
+    "request_timeout",
+    "tls_cert",
+    "tls_key",
+    "audit_log",
     "one_xmlrpc",
     "one_auth",
     "auto_resume",
@@ -107,6 +139,14 @@ const DEFAULT_LOCK_TIMEOUT: u64 = 60;
 const DEFAULT_LISTEN: &str = "127.0.0.1:13013";
 /// One MiB: far above any provider or provision request.
 const DEFAULT_MAX_BODY: u64 = 1 << 20;
+/// 16 KiB: room for long Authorization headers, far below what a flood needs.
+const DEFAULT_MAX_HEADER: u64 = 16 << 10;
+/// The smallest request-head buffer hyper accepts.
+const MIN_MAX_HEADER: u64 = 8 << 10;
+/// Enough for every OpenNebula tool and browser tab of a site; each costs a file descriptor.
+const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+/// A minute: every route answers in far less (long work runs in the queue, logs stream).
+const DEFAULT_REQUEST_TIMEOUT: u64 = 60;
 
 /// Two operations per core: stages mostly wait on clouds and hosts, not on this machine.
 fn default_max_operations() -> u64 {
@@ -130,6 +170,12 @@ struct FileConfig {
     listen: Option<String>,
     max_operations: Option<u64>,
     max_body_bytes: Option<u64>,
+    max_header_bytes: Option<u64>,
+    max_connections: Option<u64>,
+    request_timeout: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
     secret_key_file: Option<PathBuf>,
 }
 
@@ -207,6 +253,35 @@ impl Settings {
         };
         let max_operations = count("FORMWORK_MAX_OPERATIONS", file.max_operations, default_max_operations())?;
         let max_body_bytes = count("FORMWORK_MAX_BODY_BYTES", file.max_body_bytes, DEFAULT_MAX_BODY)?;
+        let max_header_bytes = count("FORMWORK_MAX_HEADER_BYTES", file.max_header_bytes, DEFAULT_MAX_HEADER)?;
+        if max_header_bytes < MIN_MAX_HEADER {
+            return Err(Error::Value {
+                key: "max_header_bytes",
+                message: format!("{max_header_bytes} is below the least a request head may be given, {MIN_MAX_HEADER}"),
+            });
+        }
+        let max_connections = count("FORMWORK_MAX_CONNECTIONS", file.max_connections, DEFAULT_MAX_CONNECTIONS)?;
+        let request_timeout = seconds("FORMWORK_REQUEST_TIMEOUT", file.request_timeout, DEFAULT_REQUEST_TIMEOUT)?
+            .max(Duration::from_secs(1));
+        let tls = match (
+            var("FORMWORK_TLS_CERT").map(PathBuf::from).or(file.tls_cert),
+            var("FORMWORK_TLS_KEY").map(PathBuf::from).or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(Tls { cert, key }),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Error::Value {
+                    key: "tls_cert",
+                    message: "TLS needs both a certificate and its key: set tls_cert and tls_key \
+                              (FORMWORK_TLS_CERT and FORMWORK_TLS_KEY, or --tls-cert and --tls-key)"
+                        .into(),
+                });
+            }
+        };
+        let audit_log = var("FORMWORK_AUDIT_LOG")
+            .map(PathBuf::from)
+            .or(file.audit_log)
+            .unwrap_or_else(|| data_dir.join("audit.log"));
         let child_env = ["PATH", "HOME"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))).collect();
         let secret_keys = match (var("FORMWORK_SECRET_KEY"), var("FORMWORK_SECRET_KEY_FILE")) {
             (Some(keys), _) => Source::Given(KeyText::new(keys)),
@@ -236,9 +311,16 @@ impl Settings {
                 .map(PathBuf::from)
                 .or(file.one_auth)
                 .or_else(|| var("HOME").map(|h| Path::new(&h).join(".one/one_auth"))),
-            listen: var("FORMWORK_LISTEN").or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             max_operations: max_operations as usize,
-            max_body_bytes: max_body_bytes as usize,
+            server: Server {
+                listen: var("FORMWORK_LISTEN").or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+                tls,
+                max_body_bytes: max_body_bytes as usize,
+                max_header_bytes: max_header_bytes as usize,
+                max_connections: max_connections as usize,
+                request_timeout,
+                audit_log,
+            },
             secret_keys,
         })
     }
@@ -326,6 +408,11 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
         ("terraform", &mut file.terraform),
         ("ansible_playbook", &mut file.ansible_playbook),
         ("terraform_config", &mut file.terraform_config),
+        ("one_auth", &mut file.one_auth),
+        ("secret_key_file", &mut file.secret_key_file),
+        ("tls_cert", &mut file.tls_cert),
+        ("tls_key", &mut file.tls_key),
+        ("audit_log", &mut file.audit_log),
     ] {
         if let Some(v) = map.get(key) {
             *slot = Some(path_of(key, v)?);
@@ -334,18 +421,17 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     if let Some(v) = map.get("one_xmlrpc") {
         file.one_xmlrpc = Some(v.as_str().ok_or_else(|| fail("`one_xmlrpc` must be a URL".into()))?.to_string());
     }
-    if let Some(v) = map.get("one_auth") {
-        file.one_auth = Some(path_of("one_auth", v)?);
-    }
-    if let Some(v) = map.get("secret_key_file") {
-        file.secret_key_file = Some(path_of("secret_key_file", v)?);
-    }
     if let Some(v) = map.get("listen") {
         file.listen = Some(
             v.as_str().ok_or_else(|| fail("`listen` must be an address such as 127.0.0.1:13013".into()))?.to_string(),
         );
     }
-    for (key, slot) in [("max_operations", &mut file.max_operations), ("max_body_bytes", &mut file.max_body_bytes)] {
+    for (key, slot) in [
+        ("max_operations", &mut file.max_operations),
+        ("max_body_bytes", &mut file.max_body_bytes),
+        ("max_header_bytes", &mut file.max_header_bytes),
+        ("max_connections", &mut file.max_connections),
+    ] {
         if let Some(v) = map.get(key) {
             *slot = Some(
                 v.as_u64()
@@ -357,9 +443,11 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     if let Some(v) = map.get("auto_resume") {
         file.auto_resume = Some(v.as_bool().ok_or_else(|| fail("`auto_resume` must be true or false".into()))?);
     }
-    for (key, slot) in
-        [("stage_timeout", &mut file.stage_timeout), ("terraform_lock_timeout", &mut file.terraform_lock_timeout)]
-    {
+    for (key, slot) in [
+        ("stage_timeout", &mut file.stage_timeout),
+        ("terraform_lock_timeout", &mut file.terraform_lock_timeout),
+        ("request_timeout", &mut file.request_timeout),
+    ] {
         if let Some(v) = map.get(key) {
             *slot = Some(v.as_u64().ok_or_else(|| fail(format!("`{key}` must be a whole number of seconds")))?);
         }

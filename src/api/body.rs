@@ -17,7 +17,7 @@ impl FromRequest<State> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &State) -> Result<Body, ApiError> {
-        let limit = state.service.settings().max_body_bytes;
+        let limit = state.service.settings().server.max_body_bytes;
         let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is larger than {limit} bytes"))
         })?;

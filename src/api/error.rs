@@ -74,18 +74,29 @@ impl From<Error> for ApiError {
 }
 
 impl AuthError {
-    /// The HTTP status of a refused login: 401, or 502 when OpenNebula could not say.
+    /// The HTTP status of a refused login: 401, 429 for a client that must wait, or 502 when
+    /// OpenNebula could not say.
     pub fn status(&self) -> StatusCode {
         match self {
             AuthError::Missing | AuthError::Malformed { .. } | AuthError::Invalid => StatusCode::UNAUTHORIZED,
+            AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Unavailable { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> ApiError {
-        ApiError::new(e.status(), e.to_string())
+impl IntoResponse for AuthError {
+    /// The error body; a client that must wait is told how long in `Retry-After`.
+    fn into_response(self) -> Response {
+        let wait = match &self {
+            AuthError::Throttled { wait } => Some(wait.as_secs().max(1)),
+            _ => None,
+        };
+        let mut response = ApiError::new(self.status(), self.to_string()).into_response();
+        if let Some(seconds) = wait {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

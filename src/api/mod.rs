@@ -8,13 +8,16 @@
 //! service's [`crate::service::Caller`] checks). Handlers read the request and call the
 //! service; the statuses come from the service's typed errors ([`error`]).
 //!
-//! Map: [`serve`] (listen, start-up, graceful stop) → [`router`] (layers) → [`drivers`],
+//! Map: [`serve`] (start-up, graceful stop) → [`listen`] (TLS, connection limits) →
+//! [`router`] (layers: [`audit`], authentication, request time limit) → [`drivers`],
 //! [`providers`], [`provisions`], [`system`].
 
+mod audit;
 mod body;
 mod document;
 mod drivers;
 mod error;
+mod listen;
 mod providers;
 mod provisions;
 mod system;
@@ -33,6 +36,7 @@ pub use error::ApiError;
 
 use crate::service::auth::{self, Authenticator};
 use crate::service::{Drivers, Error, Service};
+use audit::{Audit, Who};
 
 /// What handlers share.
 #[derive(Clone)]
@@ -40,6 +44,7 @@ pub struct State {
     pub service: Arc<Service>,
     pub drivers: Arc<Drivers>,
     pub auth: Arc<Authenticator>,
+    pub audit: Arc<Audit>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -118,9 +123,12 @@ pub fn router(state: State) -> axum::Router {
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let doc = Arc::new(doc);
+    let limit = state.service.settings().server.request_timeout;
     let v1 = v1
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate));
+        .layer(axum::middleware::from_fn_with_state(limit, time_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(axum::middleware::from_fn_with_state(state.audit.clone(), audit::record));
     axum::Router::new()
         .nest("/api/v1", v1)
         .merge(system::open_routes())
@@ -134,8 +142,9 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("no route {}; see /api/v1/openapi.json", uri.path()))
 }
 
-/// Every `/api/v1` request names its caller; a change needs the oneadmin group (OneForm's
-/// before-filter). The OpenAPI document is public.
+/// Every `/api/v1` request names its caller (failed logins slow their client down); a change
+/// needs the oneadmin group (OneForm's before-filter). The OpenAPI document is public. The
+/// answer carries who it was for ([`Who`]), for the audit log.
 async fn authenticate(
     axum::extract::State(state): axum::extract::State<State>,
     mut req: Request,
@@ -144,21 +153,48 @@ async fn authenticate(
     if req.uri().path().ends_with("/openapi.json") {
         return next.run(req).await;
     }
-    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let caller = match state.auth.authenticate(header).await {
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+    let header = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
+    let caller = match state.auth.authenticate_from(client, header).await {
         Ok(caller) => caller,
         Err(e) => {
-            tracing::info!(error = %e, "request refused: not authenticated");
-            return ApiError::from(e).into_response();
+            tracing::info!(error = %e, %client, "request refused: not authenticated");
+            let mut response = e.into_response();
+            response.extensions_mut().insert(Who::Refused(auth::claimed_user(header)));
+            return response;
         }
     };
-    if req.method() != Method::GET
-        && let Err(e) = caller.must_be_admin()
-    {
-        return ApiError::from(e).into_response();
+    let mut response = match caller.must_be_admin() {
+        Err(e) if req.method() != Method::GET => ApiError::from(e).into_response(),
+        _ => {
+            req.extensions_mut().insert(caller.clone());
+            next.run(req).await
+        }
+    };
+    response.extensions_mut().insert(Who::Caller(caller));
+    response
+}
+
+/// A request that has not been answered in `request_timeout` is answered 408. What it asked
+/// for may still have been done (a change is recorded before it is answered): the message says
+/// to look before retrying.
+async fn time_limit(axum::extract::State(limit): axum::extract::State<Duration>, req: Request, next: Next) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(request = %what, "request timed out");
+            let message = format!(
+                "{what} took longer than {} (request_timeout) and was abandoned; \
+                 read the object before retrying a change, it may have been made",
+                crate::units::duration(limit)
+            );
+            ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, message).into_response()
+        }
     }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
 }
 
 /// OneForm answers in JSON when the request's Content-Type is JSON or absent, else in plain
@@ -197,19 +233,15 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub async fn serve(
     service: Arc<Service>,
     drivers: Drivers,
-    ready: impl FnOnce(std::net::SocketAddr),
+    ready: impl FnOnce(std::net::SocketAddr, &str),
 ) -> Result<(), Error> {
     let settings = service.settings();
-    let listener = tokio::net::TcpListener::bind(&settings.listen).await.map_err(|e| {
-        Error::invalid(format!(
-            "cannot listen on {}: {e}; pick another address with --listen or FORMWORK_LISTEN",
-            settings.listen
-        ))
-    })?;
-    let addr = listener.local_addr()?;
+    let front = listen::Front::bind(&settings.server).await?;
+    let audit = Arc::new(Audit::open(&settings.server.audit_log)?);
+    let addr = front.local_addr()?;
     let auth = Arc::new(Authenticator::new(auth_mode(settings)?, auth::Limits::default()).map_err(Error::internal)?);
     service.serve_as(crate::service::FormServer {
-        url: format!("http://{addr}"),
+        url: front.url()?,
         session: auth.mint(&crate::service::Caller::local()),
     });
     let (report, _) = drivers.sync()?;
@@ -220,24 +252,14 @@ pub async fn serve(
     if !queued.is_empty() {
         tracing::info!(?queued, "resuming interrupted operations");
     }
-    let state = State { service: service.clone(), drivers: Arc::new(drivers), auth };
-    ready(addr);
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let mut stop_rx = stop_rx;
-        let _ = stop_rx.wait_for(|s| *s).await;
-    });
-    let server = tokio::spawn(async move { server.await });
-    stop_signal().await;
-    tracing::info!("stopping: no new connections; in-flight requests get {}", crate::units::duration(DRAIN));
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(DRAIN, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(e.into()),
-        Ok(Err(e)) => return Err(Error::internal(e)),
-        Err(_) => tracing::warn!("in-flight requests did not finish in time; stopping anyway"),
-    }
+    let url = front.url()?;
+    let state = State { service: service.clone(), drivers: Arc::new(drivers), auth, audit };
+    ready(addr, &url);
+    let stop = async {
+        stop_signal().await;
+        tracing::info!("stopping: no new connections; in-flight requests get {}", crate::units::duration(DRAIN));
+    };
+    front.run(router(state), stop, DRAIN).await;
     Ok(())
 }
 

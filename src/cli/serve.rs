@@ -16,16 +16,16 @@ pub struct Args {
 pub fn run(args: Args, mut settings: Settings) -> anyhow::Result<()> {
     few_malloc_arenas();
     if let Some(listen) = args.listen {
-        settings.listen = listen;
+        settings.server.listen = listen;
     }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     runtime.block_on(async move {
         let drivers = Drivers::open(&settings)?;
         let service = Service::open(settings)?;
-        crate::api::serve(service, drivers, |addr| {
+        crate::api::serve(service, drivers, |_, url| {
             // The first stdout line says where: scripts and tests started with port 0 read it.
-            println!("formwork listening on http://{addr}");
+            println!("formwork listening on {url}");
             let _ = std::io::stdout().flush();
         })
         .await

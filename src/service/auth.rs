@@ -9,6 +9,11 @@
 //!   mistyped password costs nothing once corrected.
 //! - Without one (no ONE_XMLRPC), only the one `user:password` pair formwork was given is
 //!   accepted, as oneadmin.
+//! - Failed logins slow their client down ([`Authenticator::authenticate_from`]): after
+//!   `free_failures` refusals from one address (an IPv6 client by its /64), each further
+//!   attempt must wait twice as long as the last, up to `longest_wait`, and is refused
+//!   unchecked until then; a success or `forget_failures_after` without one clears it. At most
+//!   `failures_kept` addresses are remembered, the stale then the oldest making room.
 //! - [`Authenticator::mint`] makes a session for a caller that this process accepts without
 //!   asking OpenNebula: the playbooks' inventory plugin reads the provision back through the
 //!   API with it (ansible's `one_auth`), while the caller's own password stays with the caller.
@@ -18,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +65,16 @@ pub struct Limits {
     pub minted_capacity: usize,
     /// The calls to OpenNebula: short, since a request waits for them.
     pub one: client::Options,
+    /// Refused logins a client may make before it has to wait.
+    pub free_failures: u32,
+    /// The wait after the first refusal beyond those; it doubles with each further one.
+    pub first_wait: Duration,
+    /// The longest wait.
+    pub longest_wait: Duration,
+    /// A client's refusals are forgotten this long after its last one.
+    pub forget_failures_after: Duration,
+    /// At most this many clients' refusals are remembered.
+    pub failures_kept: usize,
 }
 
 impl Default for Limits {
@@ -73,6 +89,11 @@ impl Default for Limits {
                 tries: 2,
                 backoff: Duration::from_millis(100),
             },
+            free_failures: 5,
+            first_wait: Duration::from_secs(1),
+            longest_wait: Duration::from_secs(60),
+            forget_failures_after: Duration::from_secs(15 * 60),
+            failures_kept: 4096,
         }
     }
 }
@@ -95,6 +116,12 @@ pub enum AuthError {
     /// AUTHENTICATION refusal. The cause is kept: 502.
     #[error("cannot check the credentials with OpenNebula: {source}")]
     Unavailable { source: one::Error },
+    /// Too many refused logins from this client lately: 429, with the wait as Retry-After.
+    #[error(
+        "too many failed logins from this address: wait {}s before trying again (a success resets it)",
+        wait.as_secs().max(1)
+    )]
+    Throttled { wait: Duration },
 }
 
 /// A `user:password` pair from a header. `Debug` hides the password.
@@ -129,6 +156,12 @@ fn parse_basic(header: Option<&str>) -> Result<Credentials, AuthError> {
     Ok(Credentials { user: user.to_owned(), password: password.to_owned() })
 }
 
+/// The user name an `Authorization` header gives, right or wrong, for the audit log; never
+/// the password.
+pub fn claimed_user(authorization: Option<&str>) -> Option<String> {
+    parse_basic(authorization).ok().map(|c| c.user)
+}
+
 /// Compares secrets in time that depends only on their lengths, not on where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
@@ -143,6 +176,7 @@ pub struct Authenticator {
     limits: Limits,
     logins: Mutex<Logins>,
     minted: Mutex<Minted>,
+    failures: Mutex<Failures>,
     clock: Clock,
 }
 
@@ -177,6 +211,7 @@ impl Authenticator {
             limits,
             logins: Mutex::new(Logins::default()),
             minted: Mutex::new(Minted::default()),
+            failures: Mutex::new(Failures::default()),
             clock: Arc::new(Instant::now),
         })
     }
@@ -186,6 +221,23 @@ impl Authenticator {
     fn with_clock(mut self, clock: Clock) -> Authenticator {
         self.clock = clock;
         self
+    }
+
+    /// [`Authenticator::authenticate`] for a request from `client`, slowed down by that client's
+    /// recent refusals: while it must wait, the credentials are not even checked.
+    pub async fn authenticate_from(&self, client: IpAddr, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        let client = Failures::key(client);
+        if let Some(wait) = self.failures.lock().unwrap().wait(client, (self.clock)(), &self.limits) {
+            return Err(AuthError::Throttled { wait });
+        }
+        let result = self.authenticate(authorization).await;
+        let mut failures = self.failures.lock().unwrap();
+        match &result {
+            Ok(_) => failures.forget(client),
+            Err(AuthError::Invalid) => failures.refused(client, (self.clock)(), &self.limits),
+            Err(_) => {}
+        }
+        result
     }
 
     /// The caller the raw `Authorization` header value names (`None` when the request has
@@ -274,16 +326,85 @@ impl Logins {
         if limits.cache_capacity == 0 {
             return;
         }
-        if !self.entries.contains_key(&credentials) && self.entries.len() >= limits.cache_capacity {
-            self.entries.retain(|_, login| now.saturating_duration_since(login.at) < limits.cache_ttl);
-            if self.entries.len() >= limits.cache_capacity
-                && let Some(oldest) = self.entries.iter().min_by_key(|(_, login)| login.order).map(|(c, _)| c.clone())
-            {
-                self.entries.remove(&oldest);
-            }
+        if !self.entries.contains_key(&credentials) {
+            let stale = |login: &Login| now.saturating_duration_since(login.at) >= limits.cache_ttl;
+            make_room(&mut self.entries, limits.cache_capacity, stale, |login| login.order);
         }
         self.next += 1;
         self.entries.insert(credentials, Login { caller, at: now, order: self.next });
+    }
+}
+
+/// Makes room for one more entry in a map of at most `capacity`: drops the stale entries and,
+/// if it is still full, the first by `order` (the oldest).
+fn make_room<K: Clone + Eq + std::hash::Hash, V, O: Ord>(
+    map: &mut HashMap<K, V>,
+    capacity: usize,
+    stale: impl Fn(&V) -> bool,
+    order: impl Fn(&V) -> O,
+) {
+    if map.len() < capacity {
+        return;
+    }
+    map.retain(|_, v| !stale(v));
+    if map.len() >= capacity
+        && let Some(oldest) = map.iter().min_by_key(|(_, v)| order(v)).map(|(k, _)| k.clone())
+    {
+        map.remove(&oldest);
+    }
+}
+
+/// Refused logins by client address.
+#[derive(Default)]
+struct Failures {
+    by_client: HashMap<IpAddr, Failure>,
+}
+
+struct Failure {
+    count: u32,
+    last: Instant,
+}
+
+impl Failures {
+    /// The address failures are counted under: an IPv4 address (also when IPv4-mapped), or
+    /// an IPv6 client's /64, which one machine can roam across.
+    fn key(client: IpAddr) -> IpAddr {
+        match client {
+            IpAddr::V4(_) => client,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+            },
+        }
+    }
+
+    /// How long `client` must still wait, if it must.
+    fn wait(&self, client: IpAddr, now: Instant, limits: &Limits) -> Option<Duration> {
+        let failure = self.by_client.get(&client)?;
+        let beyond = failure.count.checked_sub(limits.free_failures)?;
+        let wait = limits.first_wait.saturating_mul(1 << beyond.min(30)).min(limits.longest_wait);
+        let waited = now.saturating_duration_since(failure.last);
+        (waited < wait).then(|| wait - waited)
+    }
+
+    fn refused(&mut self, client: IpAddr, now: Instant, limits: &Limits) {
+        if limits.failures_kept == 0 {
+            return;
+        }
+        if !self.by_client.contains_key(&client) {
+            let stale = |f: &Failure| now.saturating_duration_since(f.last) >= limits.forget_failures_after;
+            make_room(&mut self.by_client, limits.failures_kept, stale, |f| f.last);
+        }
+        let failure = self.by_client.entry(client).or_insert(Failure { count: 0, last: now });
+        if now.saturating_duration_since(failure.last) >= limits.forget_failures_after {
+            failure.count = 0;
+        }
+        failure.count += 1;
+        failure.last = now;
+    }
+
+    fn forget(&mut self, client: IpAddr) {
+        self.by_client.remove(&client);
     }
 }
 

@@ -262,3 +262,74 @@ async fn minted_sessions_are_bounded_and_the_oldest_goes_first() {
     let minted = auth.minted.lock().unwrap();
     assert_eq!((minted.by_uid.len(), minted.by_token.len()), (2, 2));
 }
+
+#[tokio::test]
+async fn failed_logins_make_their_client_wait_longer_each_time_and_a_success_clears_them() {
+    let server = TestServer::start(oned).await;
+    let (auth, now) = against(&server, fast()).await;
+    let (here, there): (IpAddr, IpAddr) = ("10.0.0.7".parse().unwrap(), "10.0.0.8".parse().unwrap());
+    let wrong = basic("alice:wrong");
+    for attempt in 1..=5 {
+        let refused = auth.authenticate_from(here, Some(&wrong)).await.unwrap_err();
+        assert!(matches!(refused, AuthError::Invalid), "attempt {attempt} is checked: {refused:?}");
+    }
+    let calls = server.calls().len();
+    let right = basic("alice:right");
+    let throttled = auth.authenticate_from(here, Some(&right)).await.unwrap_err();
+    assert!(matches!(throttled, AuthError::Throttled { wait } if wait == Duration::from_secs(1)), "{throttled:?}");
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.to_string().contains("wait 1s"), "{throttled}");
+    assert_eq!(server.calls().len(), calls, "a client that must wait is not checked, even with the right password");
+    assert_eq!(auth.authenticate_from(there, Some(&right)).await.unwrap().uid, 3, "other clients are not slowed");
+
+    advance(&now, Duration::from_secs(1));
+    let refused = auth.authenticate_from(here, Some(&wrong)).await.unwrap_err();
+    assert!(matches!(refused, AuthError::Invalid), "after the wait it is checked again: {refused:?}");
+    let throttled = auth.authenticate_from(here, Some(&wrong)).await.unwrap_err();
+    assert!(
+        matches!(throttled, AuthError::Throttled { wait } if wait == Duration::from_secs(2)),
+        "doubled: {throttled:?}"
+    );
+    advance(&now, Duration::from_millis(1500));
+    let throttled = auth.authenticate_from(here, Some(&right)).await.unwrap_err();
+    assert!(matches!(throttled, AuthError::Throttled { wait } if wait == Duration::from_millis(500)), "{throttled:?}");
+
+    advance(&now, Duration::from_millis(500));
+    assert_eq!(auth.authenticate_from(here, Some(&right)).await.unwrap().uid, 3);
+    let refused = auth.authenticate_from(here, Some(&wrong)).await.unwrap_err();
+    assert!(matches!(refused, AuthError::Invalid), "the success cleared the count: {refused:?}");
+}
+
+#[test]
+fn failures_wait_at_most_the_longest_and_are_forgotten_in_time() {
+    let limits = Limits { free_failures: 2, longest_wait: Duration::from_secs(8), ..fast() };
+    let (mut failures, start) = (Failures::default(), Instant::now());
+    let client: IpAddr = "192.0.2.1".parse().unwrap();
+    for _ in 0..40 {
+        failures.refused(client, start, &limits);
+    }
+    assert_eq!(
+        failures.wait(client, start, &limits),
+        Some(Duration::from_secs(8)),
+        "capped, no overflow at 38 doublings"
+    );
+    let later = start + limits.forget_failures_after;
+    failures.refused(client, later, &limits);
+    assert_eq!(failures.wait(client, later, &limits), None, "the count started again: 1 of 2 free");
+}
+
+#[test]
+fn remembered_failures_are_bounded_and_ipv6_clients_count_by_their_64() {
+    let limits = Limits { failures_kept: 3, ..fast() };
+    let (mut failures, start) = (Failures::default(), Instant::now());
+    let v6 = |text: &str| Failures::key(text.parse().unwrap());
+    assert_eq!(v6("2001:db8:1:2:aaaa::1"), v6("2001:db8:1:2:bbbb::9"), "one /64, one client");
+    assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
+    assert_eq!(v6("::ffff:192.0.2.1"), "192.0.2.1".parse::<IpAddr>().unwrap(), "IPv4-mapped counts as IPv4");
+    for (i, last) in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"].iter().enumerate() {
+        failures.refused(last.parse().unwrap(), start + Duration::from_secs(i as u64), &limits);
+    }
+    let mut kept: Vec<String> = failures.by_client.keys().map(IpAddr::to_string).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, ["192.0.2.2", "192.0.2.3", "192.0.2.4"], "the oldest made room");
+}
