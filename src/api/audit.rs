@@ -87,7 +87,10 @@ pub async fn record(
     }
     let started = Instant::now();
     let method = req.method().to_string();
-    let path = req.uri().path().to_string();
+    let path = match req.extensions().get::<axum::extract::OriginalUri>() {
+        Some(original) => original.path().to_string(),
+        None => req.uri().path().to_string(),
+    };
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
     let response = next.run(req).await;
     let mut entry = Map::new();

@@ -182,7 +182,8 @@ async fn authenticate(
 /// for may still have been done (a change is recorded before it is answered): the message says
 /// to look before retrying.
 async fn time_limit(axum::extract::State(limit): axum::extract::State<Duration>, req: Request, next: Next) -> Response {
-    let what = format!("{} {}", req.method(), req.uri().path());
+    let path = req.extensions().get::<axum::extract::OriginalUri>().map_or(req.uri().path(), |u| u.path());
+    let what = format!("{} {path}", req.method());
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => {
@@ -225,21 +226,35 @@ async fn text_when_asked(req: Request, next: Next) -> Response {
 /// How long in-flight requests may take to finish once a stop was asked for.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// `formwork serve`: opens the service (store, drivers synced, onprem provider), takes over
-/// interrupted operations, listens until SIGTERM or SIGINT, then stops accepting, lets
-/// in-flight requests finish (at most [`DRAIN`]) and returns. Operations still running are
-/// left to the next start, which resumes them from their last checkpoint; their tools get
-/// SIGTERM when the process's tasks are dropped.
+/// What `formwork serve` checks and opens before it touches the data: the listening socket and
+/// TLS files, who may log in, the audit log.
+pub struct Prepared {
+    front: listen::Front,
+    auth: Arc<Authenticator>,
+    audit: Arc<Audit>,
+}
+
+/// Binds the address, reads the TLS files and the credentials, opens the audit log: every
+/// mistake in the server's settings is reported before the database is opened.
+pub async fn prepare(settings: &crate::settings::Settings) -> Result<Prepared, Error> {
+    let front = listen::Front::bind(&settings.server).await?;
+    let auth = Arc::new(Authenticator::new(auth_mode(settings)?, auth::Limits::default()).map_err(Error::internal)?);
+    let audit = Arc::new(Audit::open(&settings.server.audit_log)?);
+    Ok(Prepared { front, auth, audit })
+}
+
+/// `formwork serve` on what [`prepare`] made ready: takes over interrupted operations, listens until
+/// SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish (at most [`DRAIN`])
+/// and returns. Operations still running are left to the next start, which resumes them from
+/// their last checkpoint; their tools get SIGTERM when the process's tasks are dropped.
 pub async fn serve(
+    prepared: Prepared,
     service: Arc<Service>,
     drivers: Drivers,
     ready: impl FnOnce(std::net::SocketAddr, &str),
 ) -> Result<(), Error> {
-    let settings = service.settings();
-    let front = listen::Front::bind(&settings.server).await?;
-    let audit = Arc::new(Audit::open(&settings.server.audit_log)?);
+    let Prepared { front, auth, audit } = prepared;
     let addr = front.local_addr()?;
-    let auth = Arc::new(Authenticator::new(auth_mode(settings)?, auth::Limits::default()).map_err(Error::internal)?);
     service.serve_as(crate::service::FormServer {
         url: front.url()?,
         session: auth.mint(&crate::service::Caller::local()),

@@ -11,6 +11,13 @@ pub struct Args {
     /// also `listen` in the config file and FORMWORK_LISTEN
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); also `tls_cert` in the
+    /// config file and FORMWORK_TLS_CERT
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert; also `tls_key` and FORMWORK_TLS_KEY
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args, mut settings: Settings) -> anyhow::Result<()> {
@@ -18,12 +25,17 @@ pub fn run(args: Args, mut settings: Settings) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         settings.server.listen = listen;
     }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        settings.server.tls = Some(crate::settings::Tls { cert, key });
+    }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     runtime.block_on(async move {
+        // The server's own settings first: a mistake there leaves the data as it was.
+        let prepared = crate::api::prepare(&settings).await?;
         let drivers = Drivers::open(&settings)?;
         let service = Service::open(settings)?;
-        crate::api::serve(service, drivers, |_, url| {
+        crate::api::serve(prepared, service, drivers, |_, url| {
             // The first stdout line says where: scripts and tests started with port 0 read it.
             println!("formwork listening on {url}");
             let _ = std::io::stdout().flush();

@@ -9,11 +9,14 @@
 //!   mistyped password costs nothing once corrected.
 //! - Without one (no ONE_XMLRPC), only the one `user:password` pair formwork was given is
 //!   accepted, as oneadmin.
-//! - Failed logins slow their client down ([`Authenticator::authenticate_from`]): after
-//!   `free_failures` refusals from one address (an IPv6 client by its /64), each further
-//!   attempt must wait twice as long as the last, up to `longest_wait`, and is refused
-//!   unchecked until then; a success or `forget_failures_after` without one clears it. At most
-//!   `failures_kept` addresses are remembered, the stale then the oldest making room.
+//! - Failed logins slow down the client that makes them ([`Authenticator::authenticate_from`]),
+//!   counted per client address (an IPv6 client by its /64) and user name, so that one user's
+//!   typos behind a shared address (FireEdge's server, a NAT) never lock the others out: after
+//!   `free_failures` refusals, each further attempt must wait twice as long as the last, up to
+//!   `longest_wait`, and is refused unchecked until then; a success or `forget_failures_after`
+//!   without a refusal clears it. At most `failures_kept` pairs are remembered, the stale then
+//!   the oldest making room (user names are kept as keyed hashes, so memory does not grow
+//!   with their length).
 //! - [`Authenticator::mint`] makes a session for a caller that this process accepts without
 //!   asking OpenNebula: the playbooks' inventory plugin reads the provision back through the
 //!   API with it (ansible's `one_auth`), while the caller's own password stays with the caller.
@@ -116,9 +119,10 @@ pub enum AuthError {
     /// AUTHENTICATION refusal. The cause is kept: 502.
     #[error("cannot check the credentials with OpenNebula: {source}")]
     Unavailable { source: one::Error },
-    /// Too many refused logins from this client lately: 429, with the wait as Retry-After.
+    /// Too many refused logins for this user from this client lately: 429, with the wait as
+    /// Retry-After.
     #[error(
-        "too many failed logins from this address: wait {}s before trying again (a success resets it)",
+        "too many failed logins for this user from this address: wait {}s before trying again",
         wait.as_secs().max(1)
     )]
     Throttled { wait: Duration },
@@ -226,8 +230,15 @@ impl Authenticator {
     /// [`Authenticator::authenticate`] for a request from `client`, slowed down by that client's
     /// recent refusals: while it must wait, the credentials are not even checked.
     pub async fn authenticate_from(&self, client: IpAddr, authorization: Option<&str>) -> Result<Caller, AuthError> {
-        let client = Failures::key(client);
-        if let Some(wait) = self.failures.lock().unwrap().wait(client, (self.clock)(), &self.limits) {
+        let Some(user) = claimed_user(authorization) else {
+            return self.authenticate(authorization).await;
+        };
+        let (client, wait) = {
+            let failures = self.failures.lock().unwrap();
+            let client = failures.key(client, &user);
+            (client, failures.wait(client, (self.clock)(), &self.limits))
+        };
+        if let Some(wait) = wait {
             return Err(AuthError::Throttled { wait });
         }
         let result = self.authenticate(authorization).await;
@@ -354,11 +365,16 @@ fn make_room<K: Clone + Eq + std::hash::Hash, V, O: Ord>(
     }
 }
 
-/// Refused logins by client address.
+/// Refused logins by client address and user name.
 #[derive(Default)]
 struct Failures {
-    by_client: HashMap<IpAddr, Failure>,
+    by_client: HashMap<Claimant, Failure>,
+    /// Hashes user names with a key of this process's own.
+    names: std::hash::RandomState,
 }
+
+/// Who a failure is counted for: an address and a user name's hash.
+type Claimant = (IpAddr, u64);
 
 struct Failure {
     count: u32,
@@ -366,9 +382,15 @@ struct Failure {
 }
 
 impl Failures {
+    /// Whom failures are counted for: `user` at `client`.
+    fn key(&self, client: IpAddr, user: &str) -> Claimant {
+        use std::hash::BuildHasher as _;
+        (Failures::address(client), self.names.hash_one(user))
+    }
+
     /// The address failures are counted under: an IPv4 address (also when IPv4-mapped), or
     /// an IPv6 client's /64, which one machine can roam across.
-    fn key(client: IpAddr) -> IpAddr {
+    fn address(client: IpAddr) -> IpAddr {
         match client {
             IpAddr::V4(_) => client,
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -379,7 +401,7 @@ impl Failures {
     }
 
     /// How long `client` must still wait, if it must.
-    fn wait(&self, client: IpAddr, now: Instant, limits: &Limits) -> Option<Duration> {
+    fn wait(&self, client: Claimant, now: Instant, limits: &Limits) -> Option<Duration> {
         let failure = self.by_client.get(&client)?;
         let beyond = failure.count.checked_sub(limits.free_failures)?;
         let wait = limits.first_wait.saturating_mul(1 << beyond.min(30)).min(limits.longest_wait);
@@ -387,7 +409,7 @@ impl Failures {
         (waited < wait).then(|| wait - waited)
     }
 
-    fn refused(&mut self, client: IpAddr, now: Instant, limits: &Limits) {
+    fn refused(&mut self, client: Claimant, now: Instant, limits: &Limits) {
         if limits.failures_kept == 0 {
             return;
         }
@@ -403,7 +425,7 @@ impl Failures {
         failure.last = now;
     }
 
-    fn forget(&mut self, client: IpAddr) {
+    fn forget(&mut self, client: Claimant) {
         self.by_client.remove(&client);
     }
 }

@@ -278,9 +278,11 @@ async fn failed_logins_make_their_client_wait_longer_each_time_and_a_success_cle
     let throttled = auth.authenticate_from(here, Some(&right)).await.unwrap_err();
     assert!(matches!(throttled, AuthError::Throttled { wait } if wait == Duration::from_secs(1)), "{throttled:?}");
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(throttled.to_string().contains("wait 1s"), "{throttled}");
+    assert!(throttled.to_string().contains("wait 1s") && !throttled.to_string().contains("right"), "{throttled}");
     assert_eq!(server.calls().len(), calls, "a client that must wait is not checked, even with the right password");
     assert_eq!(auth.authenticate_from(there, Some(&right)).await.unwrap().uid, 3, "other clients are not slowed");
+    let bob = auth.authenticate_from(here, Some(&basic("bob:pw"))).await.unwrap();
+    assert_eq!(bob.uid, 4, "nor other users at the same address");
 
     advance(&now, Duration::from_secs(1));
     let refused = auth.authenticate_from(here, Some(&wrong)).await.unwrap_err();
@@ -304,7 +306,7 @@ async fn failed_logins_make_their_client_wait_longer_each_time_and_a_success_cle
 fn failures_wait_at_most_the_longest_and_are_forgotten_in_time() {
     let limits = Limits { free_failures: 2, longest_wait: Duration::from_secs(8), ..fast() };
     let (mut failures, start) = (Failures::default(), Instant::now());
-    let client: IpAddr = "192.0.2.1".parse().unwrap();
+    let client = failures.key("192.0.2.1".parse().unwrap(), "alice");
     for _ in 0..40 {
         failures.refused(client, start, &limits);
     }
@@ -322,14 +324,19 @@ fn failures_wait_at_most_the_longest_and_are_forgotten_in_time() {
 fn remembered_failures_are_bounded_and_ipv6_clients_count_by_their_64() {
     let limits = Limits { failures_kept: 3, ..fast() };
     let (mut failures, start) = (Failures::default(), Instant::now());
-    let v6 = |text: &str| Failures::key(text.parse().unwrap());
+    let v6 = |text: &str| Failures::address(text.parse().unwrap());
     assert_eq!(v6("2001:db8:1:2:aaaa::1"), v6("2001:db8:1:2:bbbb::9"), "one /64, one client");
     assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
     assert_eq!(v6("::ffff:192.0.2.1"), "192.0.2.1".parse::<IpAddr>().unwrap(), "IPv4-mapped counts as IPv4");
-    for (i, last) in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"].iter().enumerate() {
-        failures.refused(last.parse().unwrap(), start + Duration::from_secs(i as u64), &limits);
+    let long_name = "x".repeat(10_000);
+    for (i, user) in ["a", "b", "c", long_name.as_str()].iter().enumerate() {
+        let client = failures.key("192.0.2.1".parse().unwrap(), user);
+        failures.refused(client, start + Duration::from_secs(i as u64), &limits);
     }
-    let mut kept: Vec<String> = failures.by_client.keys().map(IpAddr::to_string).collect();
-    kept.sort_unstable();
-    assert_eq!(kept, ["192.0.2.2", "192.0.2.3", "192.0.2.4"], "the oldest made room");
+    assert_eq!(failures.by_client.len(), 3, "bounded");
+    let key = |user: &str| failures.key("192.0.2.1".parse().unwrap(), user);
+    assert!(!failures.by_client.contains_key(&key("a")), "the oldest made room");
+    for kept in ["b", "c", long_name.as_str()] {
+        assert!(failures.by_client.contains_key(&key(kept)), "{kept}");
+    }
 }

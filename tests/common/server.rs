@@ -23,6 +23,8 @@ pub struct Server {
     child: Option<Child>,
     /// `127.0.0.1:PORT`, from the first stdout line.
     pub addr: String,
+    /// `http` or `https`, from the same line.
+    pub scheme: String,
     /// Everything the server wrote on stderr so far (its tracing log), for failure messages
     /// and leak checks.
     stderr: Arc<Mutex<String>>,
@@ -32,7 +34,14 @@ impl Server {
     /// Starts `formwork serve --listen 127.0.0.1:0` with `home` (its `env` included) and waits
     /// (bounded) for the line naming its address.
     pub fn start(home: &Home) -> Server {
-        let mut child = home.spawn(&["serve", "--listen", "127.0.0.1:0"]);
+        Server::start_with(home, &[])
+    }
+
+    /// [`Server::start`] with more arguments for `formwork serve` (e.g. `--tls-cert`).
+    pub fn start_with(home: &Home, args: &[&str]) -> Server {
+        let mut argv = vec!["serve", "--listen", "127.0.0.1:0"];
+        argv.extend_from_slice(args);
+        let mut child = home.spawn(&argv);
         drop(child.stdin.take());
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
@@ -54,17 +63,19 @@ impl Server {
             // Keep draining, so the server never blocks on a full pipe.
             for _ in lines {}
         });
-        let mut server = Server { child: Some(child), addr: String::new(), stderr };
+        let mut server = Server { child: Some(child), addr: String::new(), scheme: String::new(), stderr };
         let line = rx.recv_timeout(Duration::from_secs(60)).ok().flatten();
         let Some(line) = line else {
             let status = server.child.as_mut().unwrap().try_wait().unwrap();
             panic!("formwork serve printed no address within a minute ({status:?}); stderr:\n{}", server.log());
         };
-        let url = line
-            .strip_prefix("formwork listening on http://")
+        let (scheme, url) = line
+            .strip_prefix("formwork listening on ")
+            .and_then(|url| url.split_once("://"))
             .unwrap_or_else(|| panic!("first stdout line of formwork serve: {line:?}; stderr:\n{}", server.log()));
         assert!(url.starts_with("127.0.0.1:") && url[10..].parse::<u16>().is_ok_and(|p| p > 0), "{line}");
         server.addr = url.to_string();
+        server.scheme = scheme.to_string();
         server
     }
 
@@ -297,7 +308,7 @@ fn read_head(reader: &mut impl BufRead, request: &str) -> (u16, Vec<(String, Str
     (status, headers)
 }
 
-fn read_response(reader: &mut impl BufRead, method: &str, path: &str) -> Response {
+pub fn read_response(reader: &mut impl BufRead, method: &str, path: &str) -> Response {
     let request = format!("{method} {path}");
     let (status, headers) = read_head(reader, &request);
     let mut body = Vec::new();
