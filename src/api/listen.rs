@@ -60,6 +60,10 @@ impl Front {
                 limits.listen
             ))
         })?;
+        let address = listener.local_addr()?;
+        if tls.is_none() && !address.ip().is_loopback() {
+            tracing::warn!(%address, "serving plain HTTP beyond this machine: passwords cross the network in clear; give --tls-cert and --tls-key");
+        }
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(limits.request_timeout).max_buf_size(limits.max_header_bytes);
         Ok(Front {
@@ -289,6 +293,11 @@ fn acceptor(files: &Tls) -> Result<TlsAcceptor, Error> {
         .map_err(|e| bad("certificate", &files.cert, pem_error(e)))?;
     if chain.is_empty() {
         return Err(bad("certificate", &files.cert, "it holds no CERTIFICATE block".into()));
+    }
+    if let Ok(meta) = std::fs::metadata(&files.key)
+        && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+    {
+        tracing::warn!(key = %files.key.display(), "the TLS key may be read by other users; chmod 600 it");
     }
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => {
