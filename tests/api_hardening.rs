@@ -177,6 +177,13 @@ fn each_limit_is_answered_with_its_status() {
     let timed_out = read_response(&mut BufReader::new(&mut stream), "POST", "/api/v1/providers").error(408);
     assert!(started.elapsed() >= Duration::from_millis(1900), "answered after {:?}", started.elapsed());
     assert!(timed_out["message"].as_str().unwrap().contains("request_timeout"), "{timed_out}");
+    let audit = std::fs::read_to_string(home.data_dir().join("audit.log")).unwrap();
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["method"], &last["path"], &last["status"], &last["user"]),
+        (&json!("POST"), &json!("/api/v1/providers"), &json!(408), &json!(USER)),
+        "the abandoned write is audited: {audit}"
+    );
 
     // A head that never finishes: the connection is closed.
     let mut slow = TcpStream::connect(&server.addr).unwrap();

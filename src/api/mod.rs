@@ -74,8 +74,9 @@ impl utoipa::Modify for BasicAuth {
     }
 }
 
-/// Every operation can answer 401 (no or wrong credentials) and 500; every one but the
-/// welcome 400/403/404 as well; each with the error body.
+/// Every operation can answer each of the common errors (bad input, credentials, permission,
+/// unknown object, time limit, failed-login slowdown, failures, connection limit), each with
+/// the error body.
 struct CommonErrors;
 
 impl utoipa::Modify for CommonErrors {
@@ -95,8 +96,11 @@ impl utoipa::Modify for CommonErrors {
             ("401", "No or wrong credentials"),
             ("403", "Not in the oneadmin group, or the permission bits do not allow it"),
             ("404", "No such object"),
+            ("408", "Not answered within `request_timeout`"),
+            ("429", "Too many failed logins for this user from this address; wait `Retry-After` seconds"),
             ("500", "formwork's own failure"),
             ("502", "OpenNebula, Terraform or Ansible failed"),
+            ("503", "Over `max_connections`; retry after `Retry-After` seconds"),
         ];
         for item in openapi.paths.paths.values_mut() {
             for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten() {
