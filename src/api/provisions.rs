@@ -138,7 +138,6 @@ async fn update(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     caller.must_be_admin()?;
-    st.service.settle(id).await;
     let values = body.get("user_inputs_values").map(|_| body.object("user_inputs_values")).transpose()?;
     let change = Update {
         name: body.string("name")?,
@@ -146,7 +145,7 @@ async fn update(
         values: values.map(Value::Object),
         onedeploy_tags: body.string("onedeploy_tags")?,
     };
-    st.service.update_provision(id, &change)?;
+    st.service.update_provision(id, &change).await?;
     Ok(Json(wrap(&st.service.provision_for(&caller, id, Include::default())?)))
 }
 
@@ -167,9 +166,8 @@ async fn delete(
     Query(q): Query<Force>,
 ) -> ApiResult<StatusCode> {
     caller.must_be_admin()?;
-    st.service.settle(id).await;
     st.service.may_use(&caller, Kind::Provision, id)?;
-    st.service.delete_provision(id, flag(&q.force))?;
+    st.service.delete_provision(id, flag(&q.force)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

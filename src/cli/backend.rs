@@ -177,14 +177,14 @@ impl Backend {
 
     pub async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
         match self {
-            Backend::Local(local) => local.service()?.update_provision(id, change),
+            Backend::Local(local) => local.service()?.update_provision(id, change).await,
             Backend::Remote(client) => client.update_provision(id, change).await,
         }
     }
 
     pub async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
         match self {
-            Backend::Local(local) => local.service()?.delete_provision(id, force),
+            Backend::Local(local) => local.service()?.delete_provision(id, force).await,
             Backend::Remote(client) => client.delete_provision(id, force).await,
         }
     }

@@ -191,13 +191,18 @@ impl Service {
         Ok(serve(&self.store.provision(id)?, &self.store.historic(id)?, false))
     }
 
-    pub fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
+    /// Renames, re-describes or changes the values of a provision at rest; an operation that
+    /// is only closing is waited for first ([`Service::settle`]).
+    pub async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
+        self.settle(id).await;
         update(&self.store, id, change, store::now())?;
         self.served(id)
     }
 
-    /// Deletes a provision's record and its working directory.
-    pub fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
+    /// Deletes a provision's record and its working directory; an operation that is only
+    /// closing is waited for first ([`Service::settle`]).
+    pub async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
+        self.settle(id).await;
         let row = self.store.provision(id)?;
         check_delete(&row, force)?;
         if let Some(op) = self.store.running_operation(id)? {
