@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::body::{Body, Id};
 use super::document::schema::{Envelope, ErrorBody};
-use super::document::{wrap, wrap_all};
+use super::document::wrap;
 use super::error::ApiError;
 use super::{ApiResult, State};
 use crate::service::{Caller, Change, Include, Kind, NewProvision, Request, State as ProvisionState, Update};
@@ -90,10 +90,23 @@ async fn list(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<ReadParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let service = st.service.clone();
-    let docs = super::blocking(move || service.provisions_for(&caller, flag(&q.all), q.include())).await?;
-    Ok(Json(wrap_all(&docs)))
+    // Each document is written out as soon as it is built: a list of thousands holds their
+    // JSON text, never their trees.
+    let text = super::blocking(move || {
+        let mut out = vec![b'['];
+        service.each_provision_for(&caller, flag(&q.all), q.include(), |doc| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &wrap(&doc)).map_err(crate::service::Error::internal)
+        })?;
+        out.push(b']');
+        Ok(out)
+    })
+    .await?;
+    Ok(axum::response::IntoResponse::into_response(([(axum::http::header::CONTENT_TYPE, "application/json")], text)))
 }
 
 #[utoipa::path(post, path = "/provisions", tag = "provisions", request_body = CreateProvision,

@@ -11,6 +11,9 @@ use super::provisions::serve;
 use super::{Error, Service};
 use crate::store::{ProviderRow, ProvisionRow, Table};
 
+/// Rows read at once by a listing.
+const PAGE: usize = 100;
+
 /// Which kind of document (OneForm's document types 103 and 104).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -144,13 +147,34 @@ impl Service {
 
     /// Provisions the caller may use, DONE ones only with `all`.
     pub fn provisions_for(&self, caller: &Caller, all: bool, include: Include) -> Result<Vec<Document>, Error> {
-        let right = sensitive_right(include.sensitive);
         let mut out = Vec::new();
-        for row in self.store.provisions(all)?.iter().filter(|r| r.owner.allows(caller, Right::Use)) {
-            let include = Include { sensitive: include.sensitive && row.owner.allows(caller, right), ..include };
-            out.push(self.provision_document(row, include)?);
-        }
+        self.each_provision_for(caller, all, include, |doc| {
+            out.push(doc);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// [`Service::provisions_for`] one document at a time, read [`PAGE`] rows at a time: a
+    /// listing of many provisions never holds more than a page of them.
+    pub fn each_provision_for(
+        &self,
+        caller: &Caller,
+        all: bool,
+        include: Include,
+        mut each: impl FnMut(Document) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let right = sensitive_right(include.sensitive);
+        let mut after = 0;
+        loop {
+            let rows = self.store.provisions_after(all, after, Some(PAGE))?;
+            let Some(last) = rows.last() else { return Ok(()) };
+            after = last.id;
+            for row in rows.iter().filter(|r| r.owner.allows(caller, Right::Use)) {
+                let include = Include { sensitive: include.sensitive && row.owner.allows(caller, right), ..include };
+                each(self.provision_document(row, include)?)?;
+            }
+        }
     }
 
     pub fn provision_for(&self, caller: &Caller, id: i64, include: Include) -> Result<Document, Error> {

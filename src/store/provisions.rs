@@ -206,11 +206,24 @@ impl Store {
 
     /// Provisions by id; DONE ones only when `include_done`.
     pub fn provisions(&self, include_done: bool) -> Result<Vec<ProvisionRow>, Error> {
+        self.provisions_after(include_done, 0, None)
+    }
+
+    /// At most `limit` provisions (all with `None`) whose id is above `after`, in id order: a
+    /// page of a long listing, read without holding every row at once.
+    pub fn provisions_after(
+        &self,
+        include_done: bool,
+        after: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<ProvisionRow>, Error> {
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         self.read(|conn| {
-            let filter = if include_done { String::new() } else { format!("WHERE state != {}", State::Done.number()) };
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {PROVISION_COLUMNS} FROM provisions {filter} ORDER BY id"))?;
-            let rows = stmt.query_map([], read_provision)?;
+            let filter = if include_done { String::new() } else { format!("AND state != {}", State::Done.number()) };
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {PROVISION_COLUMNS} FROM provisions WHERE id > ?1 {filter} ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params![after, limit], read_provision)?;
             rows.map(|r| r?).collect::<Result<Vec<_>, Error>>()
         })?
         .into_iter()

@@ -177,6 +177,16 @@ fn listing_hides_done_unless_asked() {
     let ids = |all| store.provisions(all).unwrap().iter().map(|p| p.id).collect::<Vec<_>>();
     assert_eq!(ids(false), vec![b]);
     assert_eq!(ids(true), vec![a, b]);
+
+    // Pages: ids above `after`, at most `limit`, DONE skipped unless asked.
+    let c = store.insert_provision("r", "sim", provider, &ProvisionBody::default(), 5).unwrap();
+    let page =
+        |all, after, limit| store.provisions_after(all, after, limit).unwrap().iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(page(true, 0, Some(2)), vec![a, b]);
+    assert_eq!(page(true, b, Some(2)), vec![c]);
+    assert_eq!(page(false, 0, Some(1)), vec![b], "DONE rows do not take a place in the page");
+    assert_eq!(page(false, b, None), vec![c]);
+    assert_eq!(page(true, c, Some(2)), Vec::<i64>::new());
 }
 
 #[test]
