@@ -273,8 +273,11 @@ impl Write for Stream {
 mod tests {
     use std::path::{Path, PathBuf};
 
+    use tower_service::Service as _;
+
     use super::*;
     use crate::client::config::CaSource;
+    use crate::client::{Config, Credentials};
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
@@ -341,5 +344,57 @@ mod tests {
         }
         let eof = Refused::new("h", &ca_file, io::Error::from(io::ErrorKind::UnexpectedEof));
         assert!(eof.to_string().contains("closed the connection during the TLS handshake"), "{eof}");
+    }
+
+    /// A TLS server on `addr` (any loopback address) with the test certificate, which names
+    /// 127.0.0.1 and localhost; each connection is held open until the client closes it.
+    async fn tls_server(addr: &str) -> std::net::SocketAddr {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(fixture("cert.pem")).unwrap().collect::<Result<Vec<_>, _>>();
+        let key = PrivateKeyDer::from_pem_file(fixture("key.pem")).unwrap();
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain.unwrap(), key)
+                .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let local = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut stream) = acceptor.accept(tcp).await {
+                        let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut [0u8; 1]).await;
+                    }
+                });
+            }
+        });
+        local
+    }
+
+    #[tokio::test]
+    async fn https_uris_get_a_handshake_for_their_host_and_http_uris_plain_tcp() {
+        let mut config = Config::new("http://127.0.0.1:1", Credentials::new("u", "p")).unwrap();
+        config.ca_file = Some(oneform_ca_file(&fixture("cert.pem")));
+        let mut connector = Connector::new(&config).unwrap();
+        let named = tls_server("127.0.0.1:0").await;
+
+        let stream = connector.call(format!("https://{named}").parse().unwrap()).await.unwrap();
+        let Stream::Tls(tls) = stream else { panic!("https:// gives a TLS stream") };
+        assert_eq!(tls.inner().get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        let plain = connector.call(format!("http://{named}").parse().unwrap()).await.unwrap();
+        assert!(matches!(plain, Stream::Plain(_)), "http:// gives plain TCP");
+
+        // 127.0.0.2 is this machine too, but the certificate does not name it.
+        let unnamed = tls_server("127.0.0.2:0").await;
+        let error = connector.call(format!("https://{unnamed}").parse().unwrap()).await.err().unwrap();
+        let refused = error.downcast_ref::<Refused>().unwrap_or_else(|| panic!("not refused: {error}"));
+        let text = refused.to_string();
+        assert!(text.contains("the certificate 127.0.0.2 presented names another host"), "{text}");
     }
 }
