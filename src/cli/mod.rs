@@ -41,7 +41,8 @@ pub struct Cli {
     pub drivers_dirs: Vec<PathBuf>,
     /// Run the command on a formwork server (`formwork serve`) instead of this machine's data;
     /// also ONEFORM_URL. Credentials: ONEFORM_USER and ONEFORM_PASSWORD, else the
-    /// `user:password` file ONE_AUTH names, else ~/.one/one_auth
+    /// `user:password` file ONE_AUTH names, else ~/.one/one_auth. An https:// server's
+    /// certificate is checked against ONEFORM_CA_FILE, else SSL_CERT_FILE, else the system's
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
     /// Print machine-readable JSON on stdout

@@ -6,8 +6,9 @@
 //! status), so the command layer prints and exits as it does locally.
 //!
 //! Map: [`config`] (URL and credentials: `--server`/`ONEFORM_URL`, `ONEFORM_USER`/
-//! `ONEFORM_PASSWORD`, the `ONE_AUTH` file) → [`transport`] (hyper, Basic auth, timeouts, the
-//! server being down) → [`answer`] (error bodies to [`Error`], operation rows) → `drivers`,
+//! `ONEFORM_PASSWORD`, the `ONE_AUTH` file; `ONEFORM_CA_FILE` for `https://`) → [`transport`]
+//! (hyper, Basic auth, timeouts, the server being down) over [`tls`] (plain or TLS connections,
+//! which certificates are trusted, handshake failures in words) → [`answer`] (error bodies to [`Error`], operation rows) → `drivers`,
 //! `providers`, `provisions` (one method per route) → [`follow`] (a long operation the server
 //! runs, followed to its end through its log and its operation record).
 //!
@@ -20,6 +21,7 @@ mod drivers;
 pub mod follow;
 mod providers;
 mod provisions;
+pub mod tls;
 pub mod transport;
 
 #[cfg(test)]
@@ -30,7 +32,7 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::Value;
 
-pub use config::{Config, Credentials};
+pub use config::{CaFile, CaSource, Config, Credentials};
 pub use follow::LogLine;
 
 use crate::service::Error;

@@ -1,7 +1,8 @@
 //! The HTTP side of the client: one JSON request to `<url>/api/v1<path>` over hyper-util's
-//! pooled keep-alive client, with Basic authentication, the connect and request timeouts, and
-//! the answer turned into a JSON value or the [`Error`] its status stands for. A server that
-//! cannot be reached is one clear error naming the URL and `formwork serve`.
+//! pooled keep-alive client (plain or TLS connections from [`tls::Connector`]), with Basic
+//! authentication, the connect and request timeouts, and the answer turned into a JSON value or
+//! the [`Error`] its status stands for. A server that cannot be reached is one clear error
+//! naming the URL and `formwork serve`; a TLS handshake that failed says why in words.
 
 use std::time::Duration;
 
@@ -10,12 +11,11 @@ use hyper::body::Bytes;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client as Pool;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use super::answer;
 use super::config::Config;
+use super::{answer, tls};
 use crate::service::{Error, System};
 
 /// The largest answer read: lists of provisions with their historic stay far below it.
@@ -23,7 +23,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// A pooled HTTP/1.1 client bound to one server and one user.
 pub struct Transport {
-    http: Pool<HttpConnector, Full<Bytes>>,
+    http: Pool<tls::Connector, Full<Bytes>>,
     url: String,
     /// `Basic …`, marked sensitive so hyper never shows it.
     auth: HeaderValue,
@@ -32,10 +32,7 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(config: &Config) -> Result<Transport, Error> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let http = Pool::builder(TokioExecutor::new()).build(connector);
+        let http = Pool::builder(TokioExecutor::new()).build(tls::Connector::new(config)?);
         let mut auth = HeaderValue::from_str(&config.credentials.basic())
             .map_err(|_| Error::invalid("the user name or password holds characters HTTP headers cannot carry"))?;
         auth.set_sensitive(true);
@@ -86,11 +83,27 @@ impl Transport {
     }
 
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
-        let response = self.http.request(request).await.map_err(|e| self.failed(describe(&e)))?;
+        let response = self.http.request(request).await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
         let bytes = limited.collect().await.map_err(|e| self.failed(format!("the answer broke off: {e}")))?.to_bytes();
         Ok((status, bytes))
+    }
+
+    /// The request could not be sent: a TLS handshake that failed says why (the server runs,
+    /// so asking whether it does would mislead); anything else is [`Transport::failed`].
+    fn unreachable(&self, error: &hyper_util::client::legacy::Error) -> Error {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(current) = cause {
+            if let Some(refused) = current.downcast_ref::<tls::Refused>() {
+                return Error::Upstream {
+                    system: System::Formwork,
+                    source: format!("cannot talk to the formwork server at {}: {refused}", self.url).into(),
+                };
+            }
+            cause = current.source();
+        }
+        self.failed(describe(error))
     }
 
     /// The server could not be reached or did not answer.
