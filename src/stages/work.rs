@@ -1,6 +1,7 @@
 //! Per-provision working directories and the small file helpers every stage shares: fresh
-//! copies of the driver's folders, private (0600) files, the variables file Terraform reads, and
-//! [`SecretFile`]s, the files that hand clear secrets to a tool for one stage only.
+//! copies of the driver's folders, private (0600) files, the variables file Terraform reads,
+//! [`SecretFile`]s, the files that hand clear secrets to a tool for one stage only, and the
+//! [`StateFile`], Terraform's state on disk for one stage only.
 
 use std::fs;
 use std::io::Write;
@@ -79,6 +80,55 @@ impl Drop for SecretFile {
     }
 }
 
+/// Terraform's state in a provision's Terraform directory.
+pub const STATE_FILE: &str = "terraform.tfstate";
+/// The state before Terraform's last change to it, which Terraform writes beside it.
+pub const STATE_BACKUP: &str = "terraform.tfstate.backup";
+
+/// Terraform's state file (and its backup) held for one stage. A state holds in clear the values
+/// of the sensitive variables its resources and outputs use, so it is on disk only while a stage
+/// that runs Terraform, or a playbook that reads it, runs: dropping this value (the stage ended:
+/// success, failure or panic alike) removes both files. The store keeps every version, sealed.
+/// A process killed mid-stage leaves the file behind until the provision's next stage takes it
+/// over, or the provision's directory is deleted.
+#[derive(Debug)]
+pub struct StateFile {
+    dir: PathBuf,
+}
+
+impl StateFile {
+    /// Holds the state file of the Terraform directory `dir`, first writing `state` into it
+    /// unless it holds exactly that already. An existing file is written in place (the same
+    /// file, made private): a lock another Terraform holds on it is still seen.
+    pub fn hold(dir: &Path, state: Option<&str>) -> Result<StateFile, StageError> {
+        let held = StateFile { dir: dir.to_path_buf() };
+        let Some(state) = state else { return Ok(held) };
+        let path = dir.join(STATE_FILE);
+        if fs::read(&path).is_ok_and(|bytes| bytes == state.as_bytes()) {
+            return Ok(held);
+        }
+        make_private_dir(dir)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_error("create", &path, e))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(|e| io_error("chmod", &path, e))?;
+        file.write_all(state.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| io_error("write", &path, e))?;
+        Ok(held)
+    }
+}
+
+impl Drop for StateFile {
+    fn drop(&mut self) {
+        for name in [STATE_FILE, STATE_BACKUP] {
+            let _ = fs::remove_file(self.dir.join(name));
+        }
+    }
+}
+
 /// The variables Terraform gets, as `*.auto.tfvars.json` written by serde (never spliced into
 /// HCL): the declared user inputs' values, `oneform_tags` extended with the provision's
 /// identity as OneForm does, and the provider's connection values.
@@ -148,6 +198,38 @@ mod tests {
         assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o700);
         write_private(&target.join("vars.json"), b"{}").unwrap();
         assert_eq!(fs::metadata(target.join("vars.json")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_held_state_file_is_written_in_place_privately_and_gone_with_its_backup_when_the_stage_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let tf = dir.path().join("terraform");
+        let path = tf.join(STATE_FILE);
+        let failing = || -> Result<(), StageError> {
+            let held = StateFile::hold(&tf, Some("{\"serial\": 1}"))?;
+            assert_eq!(fs::read_to_string(&path).unwrap(), "{\"serial\": 1}");
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            fs::write(tf.join(STATE_BACKUP), "{}").unwrap();
+            let _held = held;
+            Err(StageError::failed("terraform failed"))
+        };
+        assert!(failing().is_err());
+        assert!(!path.exists() && !tf.join(STATE_BACKUP).exists(), "removed when the stage fails too");
+
+        // A file someone else opened (and may hold a lock on) is the file written to.
+        fs::write(&path, "").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap());
+        let held = StateFile::hold(&tf, Some("{\"serial\": 2}")).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), inode);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"serial\": 2}");
+        drop(held);
+        assert!(!path.exists());
+        let none = StateFile::hold(&dir.path().join("new"), None).unwrap();
+        assert!(!dir.path().join("new").exists(), "no state: nothing is written");
+        drop(none);
     }
 
     #[test]
