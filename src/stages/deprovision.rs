@@ -60,8 +60,7 @@ async fn destroy<A>(
     }
     if !dir.join(".terraform").exists() {
         init::prepare(job, ctx)?;
-        let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
-        terraform::run(&cmd, ctx).await?;
+        init::terraform_init(real, job, ctx).await?;
     }
     let _variables = init::variables(job, ctx)?;
     if all || !targets.is_empty() {

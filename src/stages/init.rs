@@ -10,6 +10,8 @@ use crate::engine::{Ctx, Outcome, StageError};
 
 /// Terraform's variables file, in the provision's Terraform directory.
 pub const VARIABLES_FILE: &str = "provision.auto.tfvars.json";
+/// The dependency lock file `terraform init` writes.
+const LOCK_FILE: &str = ".terraform.lock.hcl";
 
 pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     work::make_private_dir(&job.dir)?;
@@ -18,11 +20,19 @@ pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outc
         return Ok(Outcome::Init);
     }
     prepare(job, ctx)?;
+    terraform_init(real, job, ctx).await?;
+    Ok(Outcome::Init)
+}
+
+/// `terraform init` in the provision's Terraform directory. Terraform writes its dependency lock
+/// file readable by all whatever the umask; it is made private like every other file formwork
+/// keeps.
+pub async fn terraform_init<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     work::make_private_dir(&real.tools.plugin_cache)?;
     let dir = job.dir.join("terraform");
     let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
     terraform::run(&cmd, ctx).await?;
-    Ok(Outcome::Init)
+    work::make_private(&dir.join(LOCK_FILE))
 }
 
 /// Everything but `terraform init`: also used by DEPROVISIONING when the directory is gone. The

@@ -45,6 +45,14 @@ pub fn make_private_dir(dir: &Path) -> Result<(), StageError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_error("chmod", dir, e))
 }
 
+/// Makes a file only this user can read, if it exists.
+pub fn make_private(path: &Path) -> Result<(), StageError> {
+    match fs::set_permissions(path, fs::Permissions::from_mode(0o600)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error("chmod", path, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Writes a file only this user can read, replacing any previous one.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), StageError> {
     let _ = fs::remove_file(path);
@@ -80,15 +88,16 @@ impl Drop for SecretFile {
     }
 }
 
-/// Terraform's state in a provision's Terraform directory.
+/// Terraform's state in a provision's Terraform directory. Terraform writes its copies beside
+/// it, named after it: `terraform.tfstate.backup` (the state before a command changed it) and
+/// `terraform.tfstate.<time>.backup` (before a `terraform state` subcommand changed it).
 pub const STATE_FILE: &str = "terraform.tfstate";
-/// The state before Terraform's last change to it, which Terraform writes beside it.
-pub const STATE_BACKUP: &str = "terraform.tfstate.backup";
 
-/// Terraform's state file (and its backup) held for one stage. A state holds in clear the values
+/// Terraform's state file (and its backups) held for one stage. A state holds in clear the values
 /// of the sensitive variables its resources and outputs use, so it is on disk only while a stage
 /// that runs Terraform, or a playbook that reads it, runs: dropping this value (the stage ended:
-/// success, failure or panic alike) removes both files. The store keeps every version, sealed.
+/// success, failure or panic alike) removes the state and every file named after it. The store
+/// keeps every version, sealed.
 /// A process killed mid-stage leaves the file behind until the provision's next stage takes it
 /// over, or the provision's directory is deleted.
 #[derive(Debug)]
@@ -123,8 +132,11 @@ impl StateFile {
 
 impl Drop for StateFile {
     fn drop(&mut self) {
-        for name in [STATE_FILE, STATE_BACKUP] {
-            let _ = fs::remove_file(self.dir.join(name));
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(STATE_FILE) {
+                let _ = fs::remove_file(entry.path());
+            }
         }
     }
 }
@@ -201,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn a_held_state_file_is_written_in_place_privately_and_gone_with_its_backup_when_the_stage_ends() {
+    fn a_held_state_file_is_written_in_place_privately_and_gone_with_its_backups_when_the_stage_ends() {
         let dir = tempfile::tempdir().unwrap();
         let tf = dir.path().join("terraform");
         let path = tf.join(STATE_FILE);
@@ -209,12 +221,16 @@ mod tests {
             let held = StateFile::hold(&tf, Some("{\"serial\": 1}"))?;
             assert_eq!(fs::read_to_string(&path).unwrap(), "{\"serial\": 1}");
             assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-            fs::write(tf.join(STATE_BACKUP), "{}").unwrap();
+            for backup in ["terraform.tfstate.backup", "terraform.tfstate.1796152079.backup"] {
+                fs::write(tf.join(backup), "{}").unwrap();
+            }
+            fs::write(tf.join("main.tf"), "").unwrap();
             let _held = held;
             Err(StageError::failed("terraform failed"))
         };
         assert!(failing().is_err());
-        assert!(!path.exists() && !tf.join(STATE_BACKUP).exists(), "removed when the stage fails too");
+        let left: Vec<_> = fs::read_dir(&tf).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["main.tf"], "the state and its backups are removed when the stage fails too");
 
         // A file someone else opened (and may hold a lock on) is the file written to.
         fs::write(&path, "").unwrap();
