@@ -410,6 +410,7 @@ fn a_held_terraform_lock_is_reported_as_such() {
     assert_eq!(line.trim(), "locked");
     world.home.env.push(("FORMWORK_TERRAFORM_LOCK_TIMEOUT".into(), "1".into()));
     let run = world.home.run(&["provision", "del-host", "1", "--amount", "1"]);
+    assert!(state.exists(), "a state file another process holds locked is left to it");
     lock.kill().unwrap();
     lock.wait().unwrap();
     assert_eq!(run.code(), 1, "{}", run.stderr());

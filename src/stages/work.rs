@@ -98,8 +98,11 @@ pub const STATE_FILE: &str = "terraform.tfstate";
 /// that runs Terraform, or a playbook that reads it, runs: dropping this value (the stage ended:
 /// success, failure or panic alike) removes the state and every file named after it. The store
 /// keeps every version, sealed.
-/// A process killed mid-stage leaves the file behind until the provision's next stage takes it
-/// over, or the provision's directory is deleted.
+///
+/// The file stays while another process holds Terraform's lock on it: a Terraform that outlived
+/// the formwork that started it (killed, its child finishing what it was doing) still writes its
+/// final state there, and the provision's next stage saves it. A process killed mid-stage leaves
+/// the file behind the same way.
 #[derive(Debug)]
 pub struct StateFile {
     dir: PathBuf,
@@ -132,6 +135,9 @@ impl StateFile {
 
 impl Drop for StateFile {
     fn drop(&mut self) {
+        if is_locked(&self.dir.join(STATE_FILE)) {
+            return;
+        }
         let Ok(entries) = fs::read_dir(&self.dir) else { return };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(STATE_FILE) {
@@ -139,6 +145,22 @@ impl Drop for StateFile {
             }
         }
     }
+}
+
+/// Whether another process holds a lock on the file: Terraform's local backend locks its state
+/// file with fcntl(2) while a command runs. Asked with an open file description lock query,
+/// which sees such locks and takes none.
+fn is_locked(path: &Path) -> bool {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let Ok(file) = fs::OpenOptions::new().read(true).write(true).open(path) else { return false };
+    let mut probe = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(&file, FcntlArg::F_OFD_GETLK(&mut probe)).is_ok() && probe.l_type != libc::F_UNLCK as libc::c_short
 }
 
 /// The variables Terraform gets, as `*.auto.tfvars.json` written by serde (never spliced into
@@ -242,6 +264,27 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read_to_string(&path).unwrap(), "{\"serial\": 2}");
         drop(held);
+        assert!(!path.exists());
+        // While another process holds Terraform's lock on it, it stays (that process may still
+        // write the state there).
+        let held = StateFile::hold(&tf, Some("{\"serial\": 3}")).unwrap();
+        let holder = fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let lock = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        // An open file description lock conflicts with any other description's, as a lock
+        // another process takes does.
+        nix::fcntl::fcntl(&holder, nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)).unwrap();
+        assert!(is_locked(&path));
+        drop(held);
+        assert!(path.exists(), "a locked state is left for its holder");
+        drop(holder);
+        assert!(!is_locked(&path));
+        drop(StateFile::hold(&tf, None).unwrap());
         assert!(!path.exists());
         let none = StateFile::hold(&dir.path().join("new"), None).unwrap();
         assert!(!dir.path().join("new").exists(), "no state: nothing is written");
