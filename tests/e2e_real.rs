@@ -387,7 +387,7 @@ fn credentials_live_only_in_private_files() {
     // empty one, so the create could not succeed without it. Once its stage ended no file holds
     // it in clear: the database has it sealed, the variables file and the applied plan are gone.
     assert!(holders.is_empty(), "{holders:?}");
-    assert!(world.home.data_dir().join("work/1/terraform/terraform.tfstate").exists());
+    assert!(!world.home.data_dir().join("work/1/terraform/terraform.tfstate").exists(), "the state outlived its stage");
 }
 
 #[test]
@@ -396,9 +396,10 @@ fn a_held_terraform_lock_is_reported_as_such() {
     world.sim_provider();
     world.create("sim", json!({"oneform_hosts": 2})).ok();
     // Another process holds the state lock (Terraform's local backend locks the state file
-    // with fcntl, as lockf does).
+    // with fcntl, as lockf does). The file is on disk only while a stage runs: the holder
+    // creates it, and the next stage writes the saved state into that same file.
     let state = world.home.data_dir().join("work/1/terraform/terraform.tfstate");
-    let holder = "import fcntl, sys, time\nf = open(sys.argv[1], 'r+')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)";
+    let holder = "import fcntl, sys, time\nf = open(sys.argv[1], 'a+')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)";
     let mut lock = Command::new("python3")
         .args(["-c", holder, state.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
@@ -409,6 +410,7 @@ fn a_held_terraform_lock_is_reported_as_such() {
     assert_eq!(line.trim(), "locked");
     world.home.env.push(("FORMWORK_TERRAFORM_LOCK_TIMEOUT".into(), "1".into()));
     let run = world.home.run(&["provision", "del-host", "1", "--amount", "1"]);
+    assert!(state.exists(), "a state file another process holds locked is left to it");
     lock.kill().unwrap();
     lock.wait().unwrap();
     assert_eq!(run.code(), 1, "{}", run.stderr());

@@ -10,10 +10,9 @@
 mod common;
 
 use std::cell::RefCell;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use common::Home;
+use common::leaks::{files, holders, readable_by_others};
 use common::onesim::{Onesim, use_endpoint};
 use serde_json::{Value, json};
 
@@ -54,36 +53,6 @@ impl Session<'_> {
     }
 }
 
-/// Every file under `dir` whose bytes hold `needle`.
-fn holders(dir: &Path, needle: &str, skip: &[&Path]) -> Vec<String> {
-    files(dir)
-        .into_iter()
-        .filter(|p| !skip.contains(&p.as_path()))
-        .filter(|p| std::fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()))
-        .map(|p| p.display().to_string())
-        .collect()
-}
-
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().to_path_buf())
-        .collect()
-}
-
-/// The files and directories under `dir` its owner's group or others may read.
-fn readable_by_others(dir: &Path) -> Vec<String> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| !e.file_type().is_symlink())
-        .filter(|e| e.metadata().unwrap().permissions().mode() & 0o077 != 0)
-        .map(|e| format!("{} ({:o})", e.path().display(), e.metadata().unwrap().permissions().mode() & 0o777))
-        .collect()
-}
-
 #[test]
 fn a_canary_secret_leaves_no_trace_after_a_whole_lifecycle() {
     let mut home = home();
@@ -106,10 +75,10 @@ fn a_canary_secret_leaves_no_trace_after_a_whole_lifecycle() {
     // While RUNNING: the working directory keeps no file that handed secrets to a tool.
     let work = home.data_dir().join("work/1");
     assert!(work.join("terraform/main.tf").exists() && work.join("ansible/inventory.yaml").exists());
-    for gone in ["terraform/provision.auto.tfvars.json", "terraform/plan.tfplan", "ansible/extra_vars.json"] {
+    let handed = ["terraform/provision.auto.tfvars.json", "terraform/plan.tfplan", "ansible/extra_vars.json"];
+    for gone in handed.into_iter().chain(["terraform/terraform.tfstate", "terraform/terraform.tfstate.backup"]) {
         assert!(!work.join(gone).exists(), "{gone} outlived its stage");
     }
-    assert!(work.join("terraform/terraform.tfstate").exists());
     let open = readable_by_others(&home.data_dir());
     assert!(open.is_empty(), "others may read {open:?}");
 

@@ -12,6 +12,10 @@
 //! definitions stored with the body: the same rule that redacts and masks them. The store seals
 //! on write and opens on read ([`crate::store`]); above it values are clear only in memory.
 //!
+//! Terraform states hold those values too (a sensitive variable used in a resource or an output
+//! is written there in clear, `sensitive = true` or not), so they are sealed whole: the stored
+//! text is one sealed value whose plaintext is the state's text, bound to its provision.
+//!
 //! - [`keys`]: where keys come from (the key file `<data_dir>/secret.key`, `secret_key_file`,
 //!   or `FORMWORK_SECRET_KEY`), their ids, and the key file's crash-safe rewrites.
 //! - [`seal`]: sealing, opening and re-sealing values.
@@ -22,7 +26,9 @@ mod seal;
 use std::path::PathBuf;
 
 pub use keys::{KEY_FILE, Key, KeyText, Keyring, Source};
-pub use seal::{key_of, open_values, reseal_values, seal_values};
+pub use seal::{
+    document_key, key_of, open_document, open_values, reseal_document, reseal_values, seal_document, seal_values,
+};
 
 /// How to make a key by hand, for messages.
 pub const MAKE_A_KEY: &str = "head -c 32 /dev/urandom | base64";

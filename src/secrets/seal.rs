@@ -1,6 +1,7 @@
 //! Sealing, opening and re-sealing the sensitive values of a body's value map (a provider's
 //! `connection`, a provision's `user_inputs_values`), given the input definitions stored beside
-//! them (`user_inputs`). Values of inputs that are not sensitive are never touched.
+//! them (`user_inputs`); values of inputs that are not sensitive are never touched. And whole
+//! documents (Terraform states), sealed as one value whose plaintext is the document's text.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,6 +14,8 @@ use crate::driver::input;
 const MARK: &str = "$sealed";
 /// The format of the sealed text; a new format gets a new tag and both are read.
 const VERSION: &str = "v1";
+/// How the JSON text of a sealed document starts (as serde_json writes a one-key object).
+const DOCUMENT_START: &str = r#"{"$sealed":""#;
 
 /// The id of the key that sealed `value`, if it is a sealed value.
 pub fn key_of(value: &Value) -> Option<&str> {
@@ -35,14 +38,24 @@ fn associated(key_id: &str, name: &str) -> String {
 
 /// `value` (of input `name`) sealed with `key`.
 fn seal(key: &Key, name: &str, value: &Value) -> Result<Value, Error> {
-    let plain = value.to_string();
-    let sealed = key.seal(associated(key.id(), name).as_bytes(), plain.as_bytes())?;
-    let text = format!("{VERSION}:{}:{}", key.id(), STANDARD.encode(sealed));
-    Ok(Value::Object(Map::from_iter([(MARK.to_string(), Value::String(text))])))
+    seal_bytes(key, name, value.to_string().as_bytes())
 }
 
 /// The clear value of a sealed value of input `name`.
 fn open(keyring: &Keyring, name: &str, value: &Value) -> Result<Value, Error> {
+    let (id, plain) = open_bytes(keyring, name, value)?;
+    serde_json::from_slice(&plain).map_err(|_| Error::Damaged { name: name.to_string(), key_id: id })
+}
+
+/// `plain` sealed with `key` for `name`, as a sealed value.
+fn seal_bytes(key: &Key, name: &str, plain: &[u8]) -> Result<Value, Error> {
+    let sealed = key.seal(associated(key.id(), name).as_bytes(), plain)?;
+    let text = format!("{VERSION}:{}:{}", key.id(), STANDARD.encode(sealed));
+    Ok(Value::Object(Map::from_iter([(MARK.to_string(), Value::String(text))])))
+}
+
+/// The plaintext of a sealed value sealed for `name`, and the id of the key that sealed it.
+fn open_bytes(keyring: &Keyring, name: &str, value: &Value) -> Result<(String, Vec<u8>), Error> {
     let malformed = |message: &str| Error::Malformed { name: name.to_string(), message: message.to_string() };
     let text = sealed_text(value).ok_or_else(|| malformed("it is not a sealed value"))?;
     let (version, rest) = text.split_once(':').ok_or_else(|| malformed("it has no format tag"))?;
@@ -54,7 +67,45 @@ fn open(keyring: &Keyring, name: &str, value: &Value) -> Result<Value, Error> {
     let sealed = STANDARD.decode(payload).map_err(|_| malformed("its payload is not base64"))?;
     let damaged = || Error::Damaged { name: name.to_string(), key_id: id.to_string() };
     let plain = key.open(associated(id, name).as_bytes(), &sealed).ok_or_else(damaged)?;
-    serde_json::from_slice(&plain).map_err(|_| damaged())
+    Ok((id.to_string(), plain))
+}
+
+/// A whole document (`text`, e.g. a Terraform state) sealed with `key` for `name`: the JSON text
+/// of one sealed value, `{"$sealed":"v1:<key id>:…"}`, whose plaintext is `text` itself.
+pub fn seal_document(key: &Key, name: &str, text: &str) -> Result<String, Error> {
+    Ok(seal_bytes(key, name, text.as_bytes())?.to_string())
+}
+
+/// The id of the key that sealed a stored document, if it is sealed. Looks at the start of the
+/// text only: a clear document (a Terraform state) is never parsed here.
+pub fn document_key(stored: &str) -> Option<String> {
+    if !stored.starts_with(DOCUMENT_START) {
+        return None;
+    }
+    let value: Value = serde_json::from_str(stored).ok()?;
+    key_of(&value).map(str::to_string)
+}
+
+/// The clear text of a stored document of `name`: opened when it is sealed, as it is when it is
+/// not (a row written before documents were sealed, not yet reached by the step that seals them).
+pub fn open_document(keyring: &Keyring, name: &str, stored: &str) -> Result<String, Error> {
+    if document_key(stored).is_none() {
+        return Ok(stored.to_string());
+    }
+    let value: Value =
+        serde_json::from_str(stored).map_err(|e| Error::Malformed { name: name.into(), message: e.to_string() })?;
+    let (id, plain) = open_bytes(keyring, name, &value)?;
+    String::from_utf8(plain).map_err(|_| Error::Damaged { name: name.to_string(), key_id: id })
+}
+
+/// A stored document of `name` sealed with `key`: opened first if another key sealed it, sealed
+/// if it was clear. `None` when it is already under `key`.
+pub fn reseal_document(keyring: &Keyring, key: &Key, name: &str, stored: &str) -> Result<Option<String>, Error> {
+    if document_key(stored).as_deref() == Some(key.id()) {
+        return Ok(None);
+    }
+    let clear = open_document(keyring, name, stored)?;
+    seal_document(key, name, &clear).map(Some)
 }
 
 /// Seals with `key`, in `values`, the value of every sensitive input of `user_inputs`; returns
@@ -171,6 +222,40 @@ mod tests {
         seal_values(&ring().sealing().unwrap(), &inputs(), &mut values).unwrap();
         let err = open_values(&ring(), &inputs(), &mut values).unwrap_err();
         assert!(matches!(err, Error::UnknownKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_document_is_sealed_whole_and_opens_only_for_its_name() {
+        let ring = ring();
+        let key = ring.sealing().unwrap();
+        let state = "{\n  \"version\": 4,\n  \"outputs\": {\"password\": {\"value\": \"canary-s3cret\", \"sensitive\": true}}\n}\n";
+        let stored = seal_document(&key, "state 1", state).unwrap();
+        assert!(
+            !stored.contains("canary") && stored.starts_with(&format!("{{\"$sealed\":\"v1:{}:", key.id())),
+            "{stored}"
+        );
+        assert_eq!(document_key(&stored).as_deref(), Some(key.id()));
+        assert_eq!(open_document(&ring, "state 1", &stored).unwrap(), state, "byte for byte");
+        let err = open_document(&ring, "state 2", &stored).unwrap_err();
+        assert!(matches!(&err, Error::Damaged { name, .. } if name == "state 2"), "{err}");
+        assert_eq!(document_key(state), None);
+        assert_eq!(open_document(&ring, "state 1", state).unwrap(), state, "a clear document is read as it is");
+        assert!(open_document(&ring, "state 1", r#"{"$sealed":"v1:0000000000000000:AAAA"}"#).is_err());
+    }
+
+    #[test]
+    fn resealing_a_document_moves_it_to_the_new_key_once() {
+        let ring = ring();
+        let old = ring.sealing().unwrap();
+        let under_old = seal_document(&old, "state 1", "{}").unwrap();
+        assert_eq!(reseal_document(&ring, &old, "state 1", &under_old).unwrap(), None, "already under it");
+        let new = ring.add_key().unwrap();
+        let moved = reseal_document(&ring, &new, "state 1", &under_old).unwrap().unwrap();
+        assert_eq!(document_key(&moved).as_deref(), Some(new.id()));
+        let sealed = reseal_document(&ring, &new, "state 1", r#"{"serial": 3}"#).unwrap().unwrap();
+        assert_eq!(document_key(&sealed).as_deref(), Some(new.id()), "a clear document is sealed");
+        assert_eq!(open_document(&ring, "state 1", &sealed).unwrap(), r#"{"serial": 3}"#);
+        assert_eq!(open_document(&ring, "state 1", &moved).unwrap(), "{}");
     }
 
     #[test]

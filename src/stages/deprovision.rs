@@ -1,8 +1,9 @@
 //! DEPROVISIONING: destroy in Terraform what DEPROVISIONING_ONE removed from OpenNebula —
 //! everything when the cluster is gone, otherwise only the hosts whose OpenNebula id is now
 //! null, by `-target` (then `apply -refresh-only`, so `provisioned_hosts` is current). The
-//! state is saved after every attempt. The variables file is written for the stage and removed
-//! when it ends. On-prem provisions only drop the removed hosts.
+//! state is saved after every command that changes it, failed ones too. The variables file and
+//! the state file are written for the stage and removed when it ends. On-prem provisions only
+//! drop the removed hosts.
 
 use serde_json::Value;
 
@@ -38,13 +39,10 @@ async fn destroy<A>(
 ) -> Result<(), StageError> {
     let all = !cluster_exists;
     let dir = job.dir.join("terraform");
-    let state = match ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)? {
-        Some(state) => state,
-        None if !dir.join("terraform.tfstate").exists() => {
-            ctx.log.info("No Terraform state was ever saved: nothing to destroy");
-            return Ok(());
-        }
-        None => String::new(),
+    // The stage holds the state file, which is the latest saved state.
+    let Some(state) = ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)? else {
+        ctx.log.info("No Terraform state was ever saved: nothing to destroy");
+        return Ok(());
     };
     let targets: Vec<String> = removed.iter().flat_map(|(_, id)| terraform::addresses_of(&state, id)).collect();
     // `provisioned_hosts` as saved, unless it still lists a removed host (a refresh is due).
@@ -62,8 +60,7 @@ async fn destroy<A>(
     }
     if !dir.join(".terraform").exists() {
         init::prepare(job, ctx)?;
-        let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
-        terraform::run(&cmd, ctx).await?;
+        init::terraform_init(real, job, ctx).await?;
     }
     let _variables = init::variables(job, ctx)?;
     if all || !targets.is_empty() {
@@ -83,10 +80,10 @@ async fn destroy<A>(
         save_state(job, ctx)?;
         destroyed?;
     }
-    if !all {
-        compact(real, job, ctx, removed.len()).await?;
-    }
+    let compacted = if all { Ok(()) } else { compact(real, job, ctx, removed.len()).await };
+    // Saved whatever happened: the state file does not outlive the stage.
     let state = save_state(job, ctx)?.unwrap_or_else(|| "{}".into());
+    compacted?;
     let provisioned = terraform::provisioned_hosts(&state)?;
     record_hosts(ctx, &provisioned, false);
     Ok(())
@@ -103,8 +100,9 @@ async fn compact<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>, removed: usize
     let state = terraform::read_state(&dir)?.unwrap_or_default();
     for (from, to) in terraform::compaction_moves(&state) {
         let args = ["state", "mv", from.as_str(), to.as_str()];
-        terraform::run(&real.tools.terraform(&dir, &args, &job.secrets), ctx).await?;
+        let moved = terraform::run(&real.tools.terraform(&dir, &args, &job.secrets), ctx).await;
         save_state(job, ctx)?;
+        moved?;
     }
     let mut refresh: Vec<String> =
         ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", "-json"].map(String::from).into();

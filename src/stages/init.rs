@@ -1,12 +1,17 @@
 //! INIT: a fresh private copy of the driver's Terraform folder, the last saved Terraform state
-//! restored if the directory lost it, then `terraform init`. On-prem provisions only get the
-//! directory. Also the variables every Terraform stage writes for itself ([`variables`]).
+//! written into it, then `terraform init`. On-prem provisions only get the directory. Also what
+//! every Terraform stage writes for itself and removes when it ends: the variables
+//! ([`variables`]) and the state file ([`state`]).
+
+use serde_json::Value;
 
 use super::{Job, Real, fail, terraform, work};
 use crate::engine::{Ctx, Outcome, StageError};
 
 /// Terraform's variables file, in the provision's Terraform directory.
 pub const VARIABLES_FILE: &str = "provision.auto.tfvars.json";
+/// The dependency lock file `terraform init` writes.
+const LOCK_FILE: &str = ".terraform.lock.hcl";
 
 pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     work::make_private_dir(&job.dir)?;
@@ -15,28 +20,59 @@ pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outc
         return Ok(Outcome::Init);
     }
     prepare(job, ctx)?;
+    terraform_init(real, job, ctx).await?;
+    Ok(Outcome::Init)
+}
+
+/// `terraform init` in the provision's Terraform directory. Terraform writes its dependency lock
+/// file readable by all whatever the umask; it is made private like every other file formwork
+/// keeps.
+pub async fn terraform_init<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     work::make_private_dir(&real.tools.plugin_cache)?;
     let dir = job.dir.join("terraform");
     let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
     terraform::run(&cmd, ctx).await?;
-    Ok(Outcome::Init)
+    work::make_private(&dir.join(LOCK_FILE))
 }
 
-/// Everything but `terraform init`: also used by DEPROVISIONING when the directory is gone.
+/// Everything but `terraform init`: also used by DEPROVISIONING when the directory is gone. The
+/// stage holds the state file ([`state`]), so a state an interrupted stage left is saved before
+/// the copy wipes it.
 pub fn prepare(job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     let dir = job.dir.join("terraform");
-    let previous_state = terraform::read_state(&dir)?;
     work::fresh_copy(&job.driver.system_path.join("terraform"), &dir)?;
-    let row = &ctx.provision;
-    let state = match previous_state {
-        Some(state) => Some(state),
-        None => ctx.store.latest_tfstate(row.id).map_err(fail)?,
-    };
-    if let Some(state) = state {
-        work::write_private(&dir.join("terraform.tfstate"), state.as_bytes())?;
+    if let Some(state) = ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)? {
+        work::write_private(&dir.join(work::STATE_FILE), state.as_bytes())?;
         ctx.log.info("Terraform state file restored");
     }
     Ok(())
+}
+
+/// Terraform's state file for the stage that holds the returned value (every stage that runs
+/// Terraform, and CONFIGURING_PROVISION, whose playbook may read it): the latest state the
+/// store keeps, removed with Terraform's backup when the stage ends. A state file already there
+/// was left by a stage that was killed; it is at least as new as the store's (every stage saves
+/// the state after each command that changes it), so it is saved first unless it is not JSON
+/// (cut short while Terraform wrote it).
+pub fn state(job: &Job, ctx: &mut Ctx<'_>) -> Result<work::StateFile, StageError> {
+    let dir = job.dir.join("terraform");
+    let stored = ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)?;
+    let state = match terraform::read_state(&dir)?.filter(|text| !text.trim().is_empty()) {
+        Some(left) if stored.as_ref() == Some(&left) => Some(left),
+        Some(left) if serde_json::from_str::<Value>(&left).is_ok() => {
+            ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), &left, (ctx.clock)()).map_err(fail)?;
+            ctx.log.info("The Terraform state an interrupted stage left behind was saved");
+            Some(left)
+        }
+        Some(_) => {
+            ctx.log.info(
+                "The Terraform state file an interrupted stage left behind is not JSON: the last saved state is used",
+            );
+            stored
+        }
+        None => stored,
+    };
+    work::StateFile::hold(&dir, state.as_deref())
 }
 
 /// Writes the variables Terraform gets (0600, by serde: the declared user inputs' values, the

@@ -59,6 +59,8 @@ pub struct Job {
 impl<A: OneApi> Stages for Real<A> {
     async fn run(&self, stage: Stage, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
         let job = self.job(ctx)?;
+        // Terraform's state is on disk only while a stage that needs it runs (it holds secrets).
+        let _state = if uses_terraform_state(stage) && !job.onprem { Some(init::state(&job, ctx)?) } else { None };
         match stage {
             Stage::Init => init::run(self, &job, ctx).await,
             Stage::Planning => planning::run(self, &job, ctx).await,
@@ -92,6 +94,15 @@ impl<A> Real<A> {
         let onprem = row.body.is_onprem();
         let dir = work::provision_dir(&self.work_root, row.id);
         Ok(Job { driver, connection, secrets, dir, onprem })
+    }
+}
+
+/// Whether a stage runs Terraform, or a playbook that may read its state beside itself
+/// (`../terraform/terraform.tfstate`, the layout OneForm's drivers rely on).
+fn uses_terraform_state(stage: Stage) -> bool {
+    match stage {
+        Stage::Init | Stage::Planning | Stage::Applying | Stage::ConfiguringProvision | Stage::Deprovisioning => true,
+        Stage::ConfiguringOne | Stage::Scaling | Stage::DeprovisioningOne | Stage::Done => false,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Providers, provisions, their historic and Terraform states, and the checkpoint: the one
-//! transaction that moves a provision from one state to the next.
+//! Providers, provisions, their historic and Terraform states (sealed, see [`super::secrets`]),
+//! and the checkpoint: the one transaction that moves a provision from one state to the next.
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
@@ -344,7 +344,8 @@ impl Store {
         })
     }
 
-    /// Records a Terraform state version (after every apply or destroy attempt, failed ones too).
+    /// Records a Terraform state version (after every apply or destroy attempt, failed ones too),
+    /// sealed whole: a state holds the sensitive values its resources and outputs use, in clear.
     pub fn save_tfstate(
         &self,
         provision_id: i64,
@@ -353,8 +354,9 @@ impl Store {
         time: i64,
     ) -> Result<(), Error> {
         let serial = serde_json::from_str::<Value>(state).ok().and_then(|v| v["serial"].as_i64());
-        let state = state.to_string();
+        let state = self.seal_tfstate(provision_id, state)?;
         self.write(move |tx| {
+            let state = state.text(tx)?;
             tx.prepare_cached(
                 "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
@@ -363,13 +365,14 @@ impl Store {
         })
     }
 
-    /// The newest Terraform state saved for a provision.
+    /// The newest Terraform state saved for a provision, opened.
     pub fn latest_tfstate(&self, provision_id: i64) -> Result<Option<String>, Error> {
-        self.read(|conn| {
+        let stored: Option<String> = self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT state FROM tfstates WHERE provision_id = ?1 ORDER BY id DESC LIMIT 1")?;
             Ok(stmt.query_row([provision_id], |r| r.get(0)).optional()?)
-        })
+        })?;
+        stored.map(|text| self.open_tfstate(provision_id, &text)).transpose()
     }
 }
 

@@ -1,6 +1,7 @@
-//! Secrets in the store: the sensitive values of provider and provision bodies are sealed when a
-//! body is written and opened when it is read (`crate::secrets`), so the database file never
-//! holds them in clear and the layers above see clear values, in memory only.
+//! Secrets in the store: the sensitive values of provider and provision bodies, and Terraform
+//! states whole, are sealed when they are written and opened when they are read
+//! (`crate::secrets`), so the database file never holds them in clear and the layers above see
+//! clear values, in memory only.
 //!
 //! The `sealing` row names the key new values are sealed with. A write that sealed a value
 //! checks, inside its transaction, that its key is still that one, and seals again under the
@@ -11,7 +12,8 @@
 //! Opening checks the keys before anything is written: a database whose row names a key this
 //! process lacks is refused. Values written before sealing existed are sealed by the step that
 //! follows the SQL migrations. A rotation left half done (the row not marked re-sealed, or a key
-//! file still holding a retired key) is finished by the next open.
+//! file still holding a retired key) is finished by the next open; migration 0004 marks the row
+//! so, which is how Terraform states saved before they were sealed get sealed.
 
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
@@ -28,6 +30,8 @@ use crate::secrets::{self, Key, Keyring};
 /// Rows re-sealed per transaction during a rotation: short transactions, so the writes of
 /// running operations pass in between.
 const BATCH: i64 = 100;
+/// The same for Terraform states, which are larger than bodies (tens of kilobytes each).
+const STATE_BATCH: i64 = 20;
 
 /// The two tables whose bodies hold sensitive values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +64,27 @@ impl Bodies {
     }
 }
 
-/// A body's text as it is to be stored, and the key that sealed some of its values, if any.
+/// Every kind of row that holds sealed values, in the order a rotation re-seals them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    Bodies(Bodies),
+    Tfstates,
+}
+
+const ROWS: [Rows; 3] = [Rows::Bodies(Bodies::Providers), Rows::Bodies(Bodies::Provisions), Rows::Tfstates];
+
+/// What a sealed text is: a body with some values sealed, or the Terraform state of a provision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    Body(Bodies),
+    Tfstate { provision_id: i64 },
+}
+
+/// A row's text as it is to be stored, and the key that sealed (some of) it, if any.
 pub(super) struct Sealed {
     text: String,
     key: Option<String>,
-    bodies: Bodies,
+    holds: Holds,
     keys: Arc<Keyring>,
 }
 
@@ -78,9 +98,17 @@ impl Sealed {
             return Ok(self.text);
         }
         let key = self.keys.get(&current)?;
-        let mut body: Value = json_column(self.bodies.what(), &self.text)?;
-        reseal_body(&self.keys, &key, self.bodies, &mut body)?;
-        Ok(body.to_string())
+        match self.holds {
+            Holds::Body(bodies) => {
+                let mut body: Value = json_column(bodies.what(), &self.text)?;
+                reseal_body(&self.keys, &key, bodies, &mut body)?;
+                Ok(body.to_string())
+            }
+            Holds::Tfstate { provision_id } => {
+                let name = state_name(provision_id);
+                Ok(secrets::reseal_document(&self.keys, &key, &name, &self.text)?.unwrap_or(self.text))
+            }
+        }
     }
 }
 
@@ -89,7 +117,7 @@ impl Sealed {
 pub struct Rotation {
     /// The key every value is now sealed with.
     pub key_id: String,
-    /// Provider and provision rows whose values were sealed again.
+    /// Provider, provision and Terraform state rows sealed again.
     pub rows: usize,
     /// The keys no value uses any more: gone from the key file, or to drop from
     /// `FORMWORK_SECRET_KEY` by hand when `by_hand`.
@@ -126,7 +154,7 @@ impl Store {
             },
             None => false,
         };
-        Ok(self.sealed(body.to_string(), sealed.then(|| key.id().to_string()), Bodies::Providers))
+        Ok(self.sealed(body.to_string(), sealed.then(|| key.id().to_string()), Holds::Body(Bodies::Providers)))
     }
 
     /// A provision body as stored: its sensitive input values sealed.
@@ -141,11 +169,23 @@ impl Store {
             None
         };
         let key = text.is_some().then(|| key.id().to_string());
-        Ok(self.sealed(text.map_or_else(|| body_text(body), Ok)?, key, Bodies::Provisions))
+        Ok(self.sealed(text.map_or_else(|| body_text(body), Ok)?, key, Holds::Body(Bodies::Provisions)))
     }
 
-    fn sealed(&self, text: String, key: Option<String>, bodies: Bodies) -> Sealed {
-        Sealed { text, key, bodies, keys: Arc::clone(&self.keys) }
+    /// A Terraform state of provision `provision_id` as stored: sealed whole.
+    pub(super) fn seal_tfstate(&self, provision_id: i64, state: &str) -> Result<Sealed, Error> {
+        let key = self.keys.sealing()?;
+        let text = secrets::seal_document(&key, &state_name(provision_id), state)?;
+        Ok(self.sealed(text, Some(key.id().to_string()), Holds::Tfstate { provision_id }))
+    }
+
+    /// The clear text of a Terraform state of provision `provision_id` read from the database.
+    pub(super) fn open_tfstate(&self, provision_id: i64, stored: &str) -> Result<String, Error> {
+        Ok(secrets::open_document(&self.keys, &state_name(provision_id), stored)?)
+    }
+
+    fn sealed(&self, text: String, key: Option<String>, holds: Holds) -> Sealed {
+        Sealed { text, key, holds, keys: Arc::clone(&self.keys) }
     }
 
     /// Opens the sealed values of a provider body read from the database.
@@ -184,7 +224,8 @@ impl Store {
         self.finish_rotation(step)
     }
 
-    /// Finishes a rotation left half done, unless another process is rotating right now.
+    /// Finishes a rotation left half done (or the sealing of rows a migration left clear), unless
+    /// another process is rotating right now.
     pub(super) fn finish_pending_rotation(&self) -> Result<(), Error> {
         let Some(_lock) = self.lock_rotation()? else { return Ok(()) };
         self.keys.load(false)?;
@@ -195,7 +236,11 @@ impl Store {
             return Ok(());
         }
         let done = self.finish_rotation(&mut |_| {})?;
-        tracing::info!(key = %done.key_id, rows = done.rows, "a secret key rotation left half done was finished");
+        tracing::info!(
+            key = %done.key_id,
+            rows = done.rows,
+            "a pending re-seal was finished: every secret value is under the sealing key"
+        );
         Ok(())
     }
 
@@ -210,11 +255,11 @@ impl Store {
         })?;
         step(RotationStep::Switched);
         let (mut rows, mut batches) = (0, 0);
-        for bodies in [Bodies::Providers, Bodies::Provisions] {
+        for kind in ROWS {
             let mut after = 0;
             loop {
                 let (keys, key) = (Arc::clone(&self.keys), Arc::clone(&key));
-                let (last, changed) = self.write(move |tx| reseal_rows(tx, &keys, &key, bodies, after, BATCH))?;
+                let (last, changed) = self.write(move |tx| reseal_batch(tx, &keys, &key, kind, after))?;
                 let Some(last) = last else { break };
                 (after, rows, batches) = (last, rows + changed, batches + 1);
                 step(RotationStep::Batch(batches));
@@ -267,6 +312,7 @@ pub(super) fn check_keys(tx: &Transaction<'_>, keys: &Keyring) -> Result<bool, E
         for bodies in [Bodies::Providers, Bodies::Provisions] {
             reseal_rows(tx, keys, &key, bodies, 0, -1)?;
         }
+        reseal_tfstates(tx, keys, &key, 0, -1)?;
         tx.execute("INSERT INTO sealing (only, key_id, resealed) VALUES (1, ?1, 1)", [key.id()])?;
         return Ok(keys.can_retire() && keys.ids().len() > 1);
     };
@@ -278,6 +324,21 @@ pub(super) fn check_keys(tx: &Transaction<'_>, keys: &Keyring) -> Result<bool, E
 
 fn sealing_key(tx: &Transaction<'_>) -> Result<String, Error> {
     Ok(tx.prepare_cached("SELECT key_id FROM sealing WHERE only = 1")?.query_row([], |r| r.get(0))?)
+}
+
+/// Seals again with `key` one batch of rows of `kind` after id `after`; returns the last id seen
+/// (`None`: no row left) and how many rows changed.
+fn reseal_batch(
+    tx: &Transaction<'_>,
+    keys: &Keyring,
+    key: &Key,
+    kind: Rows,
+    after: i64,
+) -> Result<(Option<i64>, usize), Error> {
+    match kind {
+        Rows::Bodies(bodies) => reseal_rows(tx, keys, key, bodies, after, BATCH),
+        Rows::Tfstates => reseal_tfstates(tx, keys, key, after, STATE_BATCH),
+    }
 }
 
 /// Seals again with `key` the values of up to `limit` rows (all with -1) of `bodies` after id
@@ -305,6 +366,36 @@ fn reseal_rows(
         }
     }
     Ok((rows.last().map(|(id, _)| *id), changed))
+}
+
+/// Seals with `key` up to `limit` Terraform states (all with -1) after id `after`: clear ones,
+/// and those another key sealed; returns the last id seen and how many rows changed.
+fn reseal_tfstates(
+    tx: &Transaction<'_>,
+    keys: &Keyring,
+    key: &Key,
+    after: i64,
+    limit: i64,
+) -> Result<(Option<i64>, usize), Error> {
+    let rows: Vec<(i64, i64, String)> = {
+        let mut stmt =
+            tx.prepare_cached("SELECT id, provision_id, state FROM tfstates WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        stmt.query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?
+    };
+    let mut changed = 0;
+    for (id, provision_id, stored) in &rows {
+        if let Some(sealed) = secrets::reseal_document(keys, key, &state_name(*provision_id), stored)? {
+            tx.prepare_cached("UPDATE tfstates SET state = ?2 WHERE id = ?1")?.execute(params![id, sealed])?;
+            changed += 1;
+        }
+    }
+    Ok((rows.last().map(|(id, _, _)| *id), changed))
+}
+
+/// What a provision's Terraform states are sealed for: a state copied onto another provision's
+/// row does not open.
+fn state_name(provision_id: i64) -> String {
+    format!("terraform state of provision {provision_id}")
 }
 
 fn reseal_body(keys: &Keyring, key: &Key, bodies: Bodies, body: &mut Value) -> Result<bool, Error> {

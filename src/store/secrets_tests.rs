@@ -1,7 +1,8 @@
-//! Secrets at rest in the store, on real files: sealed on disk and clear when read, the key
-//! checked at open (a wrong key is refused and nothing changes), clear values of older
-//! databases sealed by the migration, and rotation (whole, killed half way and finished by the
-//! next open, and seen by a process that opened the database before it).
+//! Secrets at rest in the store, on real files: sealed on disk and clear when read (bodies'
+//! sensitive values, Terraform states whole), the key checked at open (a wrong key is refused
+//! and nothing changes), clear values and states of older databases sealed by the migrations,
+//! and rotation (whole, killed half way and finished by the next open, and seen by a process
+//! that opened the database before it).
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,24 @@ use crate::secrets::{KeyText, Source};
 
 const CONNECTION_CANARY: &str = "conn-canary-5e5e";
 const INPUT_CANARY: &str = "input-canary-7a7a";
+const STATE_CANARY: &str = "state-canary-9c9c";
+
+/// A Terraform state holding a sensitive value in an output and in a resource, as Terraform
+/// writes them: in clear.
+fn tfstate(serial: i64) -> String {
+    format!(
+        r#"{{"version": 4, "serial": {serial}, "outputs": {{"admin": {{"value": "{STATE_CANARY}", "type": "string", "sensitive": true}}}},
+  "resources": [{{"mode": "managed", "type": "terraform_data", "name": "admin", "instances": [{{"attributes": {{"input": "{STATE_CANARY}"}}, "sensitive_attributes": [[{{"type": "get_attr", "value": "input"}}]]}}]}}]}}
+"#
+    )
+}
+
+/// The Terraform states as stored, read past the store.
+fn raw_states(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn.prepare("SELECT state FROM tfstates ORDER BY id").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+}
 
 fn provider_body(token: &str) -> Value {
     json!({
@@ -87,7 +106,10 @@ fn sensitive_values_are_sealed_on_disk_and_clear_when_read() {
     };
     store.checkpoint(&checkpoint).unwrap();
     store.update_provider(provider, "renamed", &provider_body(CONNECTION_CANARY)).unwrap();
+    store.save_tfstate(provision, None, &tfstate(1), 5).unwrap();
+    store.save_tfstate(provision, None, &tfstate(2), 6).unwrap();
 
+    assert_eq!(store.latest_tfstate(provision).unwrap(), Some(tfstate(2)), "the newest, byte for byte");
     assert_eq!(store.provider(provider).unwrap().body["connection"]["api_token"], CONNECTION_CANARY);
     assert_eq!(store.providers().unwrap()[0].body["connection"]["endpoint"], "/tmp/cloud");
     let read = store.provision(provision).unwrap().body;
@@ -97,10 +119,15 @@ fn sensitive_values_are_sealed_on_disk_and_clear_when_read() {
 
     let bytes = database_bytes(&path);
     assert!(contains(&bytes, "/tmp/cloud"), "the search sees clear values, so it can see a secret");
-    assert!(!contains(&bytes, CONNECTION_CANARY) && !contains(&bytes, INPUT_CANARY), "a secret is clear on disk");
+    for canary in [CONNECTION_CANARY, INPUT_CANARY, STATE_CANARY] {
+        assert!(!contains(&bytes, canary), "{canary} is clear on disk");
+    }
     let (key_id, resealed) = store.sealing().unwrap();
     assert!(resealed && key_file_ids(&key_file) == [key_id.clone()]);
     assert!(raw_bodies(&path).iter().all(|b| b.contains(&format!("\"$sealed\":\"v1:{key_id}:"))));
+    let states = raw_states(&path);
+    assert_eq!(states.len(), 2);
+    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v1:{key_id}:"))), "{states:?}");
 }
 
 #[test]
@@ -183,7 +210,7 @@ fn the_migration_seals_the_clear_values_of_an_older_database() {
     assert!(contains(&database_bytes(&path), CONNECTION_CANARY), "the old database holds the secret in clear");
     let store = Store::open(&path).unwrap();
     assert!(key_file.exists());
-    assert_eq!(store.migrations().unwrap().last().unwrap(), &(3, "0003_sealing".to_string()));
+    assert_eq!(store.migrations().unwrap().last().unwrap(), &(4, "0004_sealed_tfstates".to_string()));
     let raw = raw_bodies(&path);
     assert!(raw.iter().all(|b| !b.contains(CONNECTION_CANARY) && !b.contains(INPUT_CANARY)), "{raw:?}");
     assert_eq!(store.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
@@ -199,6 +226,42 @@ fn the_migration_seals_the_clear_values_of_an_older_database() {
     assert_eq!(again.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
 }
 
+/// A database sealed before Terraform states were (migrations 1 to 3) keeps its states clear;
+/// the first open seals them, and the file keeps no clear copy.
+#[test]
+fn the_first_open_after_migration_4_seals_the_clear_states_of_an_older_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = db(&dir);
+    let (provision, key_id) = {
+        let store = Store::open(&path).unwrap();
+        let (_, provision) = populate(&store);
+        (provision, store.sealing().unwrap().0)
+    };
+    {
+        // Back to what formwork wrote before migration 4: clear states, no record of migration 4.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("DELETE FROM schema_migrations WHERE version = 4", []).unwrap();
+        let insert = "INSERT INTO tfstates (provision_id, serial, state, saved_time) VALUES (?1, ?2, ?3, 1)";
+        for serial in [1, 2] {
+            conn.execute(insert, rusqlite::params![provision, serial, tfstate(serial)]).unwrap();
+        }
+    }
+    assert!(contains(&database_bytes(&path), STATE_CANARY), "the old database holds the state in clear");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.migrations().unwrap().last().unwrap(), &(4, "0004_sealed_tfstates".to_string()));
+    assert_eq!(store.sealing().unwrap(), (key_id.clone(), true), "the same key, every row under it");
+    let states = raw_states(&path);
+    assert_eq!(states.len(), 2);
+    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v1:{key_id}:"))), "{states:?}");
+    assert_eq!(store.latest_tfstate(provision).unwrap(), Some(tfstate(2)));
+    assert_eq!(store.provision(provision).unwrap().body, provision_body(INPUT_CANARY), "bodies are untouched");
+    drop(store);
+    assert!(!contains(&database_bytes(&path), STATE_CANARY), "nothing of the clear states is left");
+    let again = Store::open(&path).unwrap();
+    assert_eq!(raw_states(&path), states, "sealing runs once");
+    assert_eq!(again.latest_tfstate(provision).unwrap(), Some(tfstate(2)));
+}
+
 #[test]
 fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -207,11 +270,12 @@ fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
     for _ in 0..3 {
         populate(&store);
     }
+    store.save_tfstate(2, None, &tfstate(1), 3).unwrap();
     let old = store.sealing().unwrap().0;
     let mut steps = Vec::new();
     let done = store.rotate_secrets(&mut |s| steps.push(s)).unwrap();
     assert_ne!(done.key_id, old);
-    assert_eq!((done.rows, done.retired.clone(), done.by_hand), (6, vec![old.clone()], false));
+    assert_eq!((done.rows, done.retired.clone(), done.by_hand), (7, vec![old.clone()], false));
     assert_eq!(
         steps,
         [
@@ -219,15 +283,19 @@ fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
             RotationStep::Switched,
             RotationStep::Batch(1),
             RotationStep::Batch(2),
+            RotationStep::Batch(3),
             RotationStep::Resealed
         ]
     );
+    let states = raw_states(&path);
+    assert!(states.len() == 1 && states[0].contains(&format!("v1:{}:", done.key_id)), "{states:?}");
     assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&done.key_id));
     assert_eq!(store.sealing().unwrap(), (done.key_id.clone(), true));
     let raw = raw_bodies(&path);
     assert!(raw.iter().all(|b| b.contains(&done.key_id) && !b.contains(&old)), "{raw:?}");
     drop(store);
     let reopened = Store::open(&path).unwrap();
+    assert_eq!(reopened.latest_tfstate(2).unwrap(), Some(tfstate(1)));
     assert_eq!(reopened.provider(3).unwrap().body, provider_body(CONNECTION_CANARY));
     assert_eq!(reopened.provision(3).unwrap().body, provision_body(INPUT_CANARY));
 }
@@ -278,8 +346,10 @@ fn a_process_that_opened_the_database_before_a_rotation_follows_it() {
     assert_eq!(server.provider(provider).unwrap().body, provider_body(CONNECTION_CANARY));
     server.save_body(provision, &provision_body("after-rotation"), &[], 5).unwrap();
     let id = server.insert_provider("sim", "sim", &provider_body("newer"), 6).unwrap();
+    server.save_tfstate(provision, None, &tfstate(1), 7).unwrap();
     let raw = raw_bodies(&path);
     assert!(raw.iter().all(|b| b.contains(&format!("v1:{}:", done.key_id))), "{raw:?}");
+    assert!(raw_states(&path)[0].contains(&format!("v1:{}:", done.key_id)), "a state is sealed with the new key too");
     let fresh = Store::open(&path).unwrap();
     assert_eq!(fresh.provision(provision).unwrap().body, provision_body("after-rotation"));
     assert_eq!(fresh.provider(id).unwrap().body, provider_body("newer"));

@@ -28,8 +28,12 @@ fn migrations_apply_once_and_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db/formwork.db");
     let store = Store::open(&path).unwrap();
-    let applied =
-        vec![(1, "0001_init".to_string()), (2, "0002_owners_queue".to_string()), (3, "0003_sealing".to_string())];
+    let applied = vec![
+        (1, "0001_init".to_string()),
+        (2, "0002_owners_queue".to_string()),
+        (3, "0003_sealing".to_string()),
+        (4, "0004_sealed_tfstates".to_string()),
+    ];
     assert_eq!(store.migrations().unwrap(), applied);
     drop(store);
     let again = Store::open(&path).unwrap();

@@ -180,11 +180,18 @@ pub fn cloud_hosts(home: &Home) -> Vec<(String, String)> {
     hosts
 }
 
-/// The host resources in provision `id`'s Terraform state (its working directory), as
-/// (address, id, address of the host), sorted by address.
+/// The latest Terraform state of provision `id`, as the store keeps it (sealed; opened with the
+/// data directory's key file): the working directory holds none between stages.
+pub fn latest_state(home: &Home, id: i64) -> Value {
+    let store = formwork::store::Store::open(&home.data_dir().join("formwork.db")).unwrap();
+    let text = store.latest_tfstate(id).unwrap().unwrap_or_else(|| panic!("provision {id} has no saved state"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The host resources in provision `id`'s latest Terraform state, as (address, id, address of
+/// the host), sorted by address.
 pub fn state_hosts(home: &Home, id: i64) -> Vec<(String, String, String)> {
-    let path = home.data_dir().join(format!("work/{id}/terraform/terraform.tfstate"));
-    let state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let state = latest_state(home, id);
     let mut hosts = Vec::new();
     for resource in state["resources"].as_array().unwrap() {
         for instance in resource["instances"].as_array().unwrap() {

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod crash;
+pub mod leaks;
 pub mod onesim;
 pub mod server;
 

@@ -28,6 +28,8 @@ pub struct Server {
     /// Everything the server wrote on stderr so far (its tracing log), for failure messages
     /// and leak checks.
     stderr: Arc<Mutex<String>>,
+    /// Every stdout line after the first (the address), for leak checks.
+    stdout: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -57,13 +59,17 @@ impl Server {
         });
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let kept = Arc::clone(&stdout);
         std::thread::spawn(move || {
             let mut lines = BufReader::new(out).lines();
             let _ = tx.send(lines.next().and_then(Result::ok));
             // Keep draining, so the server never blocks on a full pipe.
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push_str(&format!("{line}\n"));
+            }
         });
-        let mut server = Server { child: Some(child), addr: String::new(), scheme: String::new(), stderr };
+        let mut server = Server { child: Some(child), addr: String::new(), scheme: String::new(), stderr, stdout };
         let line = rx.recv_timeout(Duration::from_secs(60)).ok().flatten();
         let Some(line) = line else {
             let status = server.child.as_mut().unwrap().try_wait().unwrap();
@@ -92,6 +98,11 @@ impl Server {
     /// The server's stderr so far.
     pub fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// What the server printed on stdout so far, after the line naming its address.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {
