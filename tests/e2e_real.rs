@@ -353,13 +353,22 @@ fn cancel_during_a_real_apply_stops_terraform_gracefully_and_retry_finishes() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("Interrupt received"), "Terraform got SIGINT, not a kill:\n{log}");
     // The provider ignores SIGINT: the creates in flight finished and Terraform saved them, so
-    // the cloud holds no host the saved state does not know (the retry below would add more).
+    // the cloud holds no host the saved state does not know (the retry below would add more)...
     let made = world.cloud_hosts().len();
     assert!(made >= 1, "the creates in flight finished: {log}");
+    // ...except where Terraform itself lost an answer: on SIGINT it sends StopProvider, which
+    // tf-provider 0.2 answers by shutting its gRPC server down, and a create that finished just
+    // then is reported "Request cancelled" while its host exists (Terraform's own "data loss
+    // may occur"). Only those may be missing from the state.
+    let lost = log.matches("Request cancelled").count();
     world.faults(json!({}));
     let done = world.home.run(&["--json", "provision", "retry", "1"]).ok().json();
     assert_eq!(done["state"], "RUNNING");
-    world.assert_exact("retried", &done, Want::sim(3, 0));
+    let in_state: Vec<String> = common::check::state_hosts(&world.home, 1).into_iter().map(|(_, id, _)| id).collect();
+    let (known, orphans): (Vec<_>, Vec<_>) = world.cloud_hosts().into_iter().partition(|(id, _)| in_state.contains(id));
+    assert!(orphans.len() <= lost, "hosts no answer was lost for are missing from the state: {orphans:?}\n{log}");
+    assert_registered("retried", &done, &world.onesim_state, Want::sim(3, 0));
+    assert_provisioned_in("retried", known, &world.home, &done, 3);
 }
 
 #[test]

@@ -3,8 +3,6 @@
 //! every Terraform stage writes for itself and removes when it ends: the variables
 //! ([`variables`]) and the state file ([`state`]).
 
-use serde_json::Value;
-
 use super::{Job, Real, fail, terraform, work};
 use crate::engine::{Ctx, Outcome, StageError};
 
@@ -52,23 +50,25 @@ pub fn prepare(job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
 /// Terraform, and CONFIGURING_PROVISION, whose playbook may read it): the latest state the
 /// store keeps, removed with Terraform's backup when the stage ends. A state file already there
 /// was left by a stage that was killed; it is at least as new as the store's (every stage saves
-/// the state after each command that changes it), so it is saved first unless it is not JSON
-/// (cut short while Terraform wrote it).
+/// the state after each command that changes it), so it is saved first unless it is not a state
+/// ([`terraform::read_state`]: empty, or cut short while Terraform wrote it). A file another Terraform still holds locked is left as
+/// it is: that Terraform writes the newest state into it, and the stage's own Terraform waits
+/// for the lock and reads it.
 pub fn state(job: &Job, ctx: &mut Ctx<'_>) -> Result<work::StateFile, StageError> {
     let dir = job.dir.join("terraform");
+    if work::is_locked(&dir.join(work::STATE_FILE)) {
+        // A Terraform the killed stage started is still writing it: neither read it half done
+        // nor write over what it will write; this stage's Terraform waits for its lock.
+        ctx.log.info("A Terraform an interrupted stage started still holds the state file: waiting for it to finish");
+        return work::StateFile::hold(&dir, None);
+    }
     let stored = ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)?;
-    let state = match terraform::read_state(&dir)?.filter(|text| !text.trim().is_empty()) {
+    let state = match terraform::read_state(&dir)? {
         Some(left) if stored.as_ref() == Some(&left) => Some(left),
-        Some(left) if serde_json::from_str::<Value>(&left).is_ok() => {
+        Some(left) => {
             ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), &left, (ctx.clock)()).map_err(fail)?;
             ctx.log.info("The Terraform state an interrupted stage left behind was saved");
             Some(left)
-        }
-        Some(_) => {
-            ctx.log.info(
-                "The Terraform state file an interrupted stage left behind is not JSON: the last saved state is used",
-            );
-            stored
         }
         None => stored,
     };

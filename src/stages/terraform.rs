@@ -88,10 +88,12 @@ pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     })
 }
 
-/// Reads `terraform.tfstate` in `dir`, if there is one.
+/// Reads `terraform.tfstate` in `dir`: `None` when there is none, or when what is there is not
+/// a state (empty or not JSON: a process other than Terraform made it, or a write was cut
+/// short), which must never be saved over the last good one.
 pub fn read_state(dir: &Path) -> Result<Option<String>, StageError> {
     match std::fs::read_to_string(dir.join("terraform.tfstate")) {
-        Ok(text) => Ok(Some(text)),
+        Ok(text) => Ok(Some(text).filter(|text| serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(super::work::io_error("read", &dir.join("terraform.tfstate"), e)),
     }
@@ -200,6 +202,18 @@ fn text(v: &Value) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_a_json_object_is_read_as_a_state() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_state(dir.path()).unwrap(), None, "no file");
+        for not_a_state in ["", "  \n", "{\"version\": 4, \"resources\": [", "[]"] {
+            std::fs::write(dir.path().join("terraform.tfstate"), not_a_state).unwrap();
+            assert_eq!(read_state(dir.path()).unwrap(), None, "{not_a_state:?}");
+        }
+        std::fs::write(dir.path().join("terraform.tfstate"), "{\"version\": 4}").unwrap();
+        assert_eq!(read_state(dir.path()).unwrap().as_deref(), Some("{\"version\": 4}"));
+    }
 
     #[test]
     fn provisioned_hosts_are_read_from_the_state() {

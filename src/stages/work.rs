@@ -150,7 +150,7 @@ impl Drop for StateFile {
 /// Whether another process holds a lock on the file: Terraform's local backend locks its state
 /// file with fcntl(2) while a command runs. Asked with an open file description lock query,
 /// which sees such locks and takes none.
-fn is_locked(path: &Path) -> bool {
+pub fn is_locked(path: &Path) -> bool {
     use nix::fcntl::{FcntlArg, fcntl};
     let Ok(file) = fs::OpenOptions::new().read(true).write(true).open(path) else { return false };
     let mut probe = libc::flock {
