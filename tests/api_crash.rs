@@ -122,11 +122,18 @@ impl World {
         };
         assert_registered(label, &body, &self.onesim_state, Want::sim(HOSTS, 0));
         assert_provisioned_in(label, self.cloud_hosts(), &self.home, &body, HOSTS);
-        let operations = admin.get(&format!("/api/v1/provisions/{id}/operations")).expect(200).json();
-        assert!(
-            operations.as_array().unwrap().iter().all(|o| o["status"] != "running"),
-            "{label}: an operation is still running: {operations}"
-        );
+        // The RUNNING checkpoint and the operation's end are two writes: give the second a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let operations = admin.get(&format!("/api/v1/provisions/{id}/operations")).expect(200).json();
+            let ops = operations.as_array().unwrap();
+            assert!(!ops.is_empty(), "{label}: no operation recorded");
+            if ops.iter().all(|o| o["status"] != "running") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{label}: an operation is still running: {operations}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         for text in [server.log(), self.log(id)] {
             assert!(!text.contains(TOKEN), "{label}: the provider token reached a log");
         }
