@@ -79,16 +79,22 @@ def plain_script(work, data, cache):
     os.makedirs(tf)
     source = os.path.join(data, "work", "1", "terraform")
     for name in os.listdir(source):
-        if name.endswith(".tf") or name.endswith(".tfvars.json"):
+        if name.endswith(".tf"):
             shutil.copy(os.path.join(source, name), tf)
-    tfvars = os.path.join(tf, "provision.auto.tfvars.json")
-    with open(tfvars) as f:
-        values = json.load(f)
-    values["endpoint"] = tempfile.mkdtemp(dir=work)
-    with open(tfvars, "w") as f:
+    # formwork removes its variables files when a stage ends (they hold the credentials): write
+    # what it writes, the create's inputs, OneForm's tags and the provider's connection.
+    values = {
+        "oneform_hosts": 3,
+        "oneform_tags": {"provision_id": "1", "provider_id": "1", "driver": "sim"},
+        "api_token": "bench",
+        "endpoint": tempfile.mkdtemp(dir=work),
+    }
+    with open(os.path.join(tf, "provision.auto.tfvars.json"), "w") as f:
         json.dump(values, f)
     ansible = os.path.join(base, "ansible")
     shutil.copytree(os.path.join(data, "work", "1", "ansible"), ansible)
+    with open(os.path.join(ansible, "extra_vars.json"), "w") as f:
+        json.dump({"provision_id": 1, "version": "7.0.0", "one_server": "127.0.0.1"}, f)
     env = {**TF_ENV, "TF_PLUGIN_CACHE_DIR": cache}
     ansible_env = {
         "ANSIBLE_CONFIG": os.path.join(ansible, "ansible.cfg"),
