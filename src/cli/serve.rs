@@ -21,7 +21,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args, mut settings: Settings) -> anyhow::Result<()> {
-    few_malloc_arenas();
     if let Some(listen) = args.listen {
         settings.server.listen = listen;
     }
@@ -46,16 +45,4 @@ pub fn run(args: Args, mut settings: Settings) -> anyhow::Result<()> {
     // start resumes them from their last checkpoint.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
-}
-
-/// A long-running server whose blocking threads each build large answers keeps what they free
-/// in glibc's per-thread arenas (8 per core by default): two arenas keep its resident memory
-/// near what it uses. Set before any thread starts; harmless where glibc is not the allocator.
-fn few_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread
-    // exists, as glibc requires for M_ARENA_MAX to take effect for them.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
 }
