@@ -54,24 +54,12 @@ impl World {
     }
 
     fn faults(&self, faults: Value) {
-        std::fs::create_dir_all(&self.cloud).unwrap();
-        std::fs::write(self.cloud.join("faults.json"), faults.to_string()).unwrap();
+        common::check::set_faults(&self.cloud, &faults);
     }
 
-    /// Host records in the sim cloud: (id, ip).
+    /// Host records in the sim cloud: (id, ip), sorted.
     fn cloud_hosts(&self) -> Vec<(String, String)> {
-        let mut hosts: Vec<(String, String)> = std::fs::read_dir(self.cloud.join("hosts"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .map(|e| {
-                let record: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
-                (record["id"].as_str().unwrap().to_owned(), record["ip"].as_str().unwrap().to_owned())
-            })
-            .collect();
-        hosts.sort();
-        hosts
+        common::check::hosts_in_cloud(&self.cloud)
     }
 
     /// The addresses of the sim cloud's hosts, sorted.

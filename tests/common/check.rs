@@ -167,17 +167,30 @@ pub fn assert_unregistered(label: &str, model: &Path, id: i64) {
 
 /// The hosts of the fake cloud, as (id, address), sorted.
 pub fn cloud_hosts(home: &Home) -> Vec<(String, String)> {
-    let dir = home.tmp.path().join("fake-cloud/hosts");
-    let mut hosts: Vec<(String, String)> = std::fs::read_dir(&dir)
+    hosts_in_cloud(&home.tmp.path().join("fake-cloud"))
+}
+
+/// The host records (`hosts/<id>.json`) of a cloud folder, the `sim` provider's or the fake
+/// Terraform's, as (id, address), sorted.
+pub fn hosts_in_cloud(cloud: &Path) -> Vec<(String, String)> {
+    let mut hosts: Vec<(String, String)> = std::fs::read_dir(cloud.join("hosts"))
         .into_iter()
         .flatten()
-        .map(|entry| {
-            let record: Value = serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| {
+            let record: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
             (record["id"].as_str().unwrap().to_owned(), record["ip"].as_str().unwrap().to_owned())
         })
         .collect();
     hosts.sort();
     hosts
+}
+
+/// Sets the `sim` provider's faults (`faults.json`) in a cloud folder.
+pub fn set_faults(cloud: &Path, faults: &Value) {
+    std::fs::create_dir_all(cloud).unwrap();
+    std::fs::write(cloud.join("faults.json"), faults.to_string()).unwrap();
 }
 
 /// The latest Terraform state of provision `id`, as the store keeps it (sealed; opened with the
