@@ -1,6 +1,7 @@
-//! How formwork writes durations and dates for people, one way everywhere (progress lines,
-//! tables, error messages): humantime's durations, ISO-ordered UTC dates from jiff. Pure
-//! functions, used by `exec`'s messages and the CLI's output alike.
+//! How formwork writes durations, dates and error chains for people, one way everywhere
+//! (progress lines, tables, error messages): humantime's durations, ISO-ordered UTC dates from
+//! jiff, an error with its causes. Pure functions, used by `exec`'s messages, the HTTP clients
+//! and the CLI's output alike.
 
 use std::time::Duration;
 
@@ -27,6 +28,19 @@ const TABLE_DATE: &str = "%Y-%m-%d %H:%M:%S";
 /// the number itself.
 pub fn date(secs: i64) -> String {
     Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.strftime(TABLE_DATE).to_string())
+}
+
+/// An error and its sources, `: `-joined: hyper's own message is only "client error
+/// (Connect)", the cause that says what happened is further down.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

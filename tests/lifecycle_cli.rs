@@ -265,15 +265,8 @@ fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<(String, u32)> {
 
 #[test]
 fn sensitive_inputs_and_credentials_stay_in_private_files() {
-    let mut home = Home::with_fakes();
     // A sim driver with a sensitive provision input besides the sensitive credential.
-    let builtin = home.tmp.path().join("drivers");
-    common::copy_dir(&common::builtin_drivers().join("sim"), &builtin.join("sim"));
-    let vars = builtin.join("sim/terraform/variables.tf");
-    let mut text = std::fs::read_to_string(&vars).unwrap();
-    text.push_str("\nvariable \"admin_password\" {\n  type      = string\n  sensitive = true\n}\n");
-    std::fs::write(&vars, text).unwrap();
-    home.builtin = builtin;
+    let home = Home::with_sensitive_input();
     sim_provider(&home);
     let input_canary = "input-canary-9731";
     let run = create(&home, json!({"oneform_hosts": 1, "admin_password": input_canary})).ok();

@@ -19,20 +19,6 @@ use serde_json::{Value, json};
 const CONNECTION_CANARY: &str = "canary-conn-8c1f2e";
 const INPUT_CANARY: &str = "canary-input-3b7d9a";
 
-/// A home with the fake tools and a copy of the sim driver that has a sensitive provision
-/// input besides its sensitive credential.
-fn home() -> Home {
-    let mut home = Home::with_fakes();
-    let builtin = home.tmp.path().join("drivers");
-    common::copy_dir(&common::builtin_drivers().join("sim"), &builtin.join("sim"));
-    let vars = builtin.join("sim/terraform/variables.tf");
-    let mut text = std::fs::read_to_string(&vars).unwrap();
-    text.push_str("\nvariable \"admin_password\" {\n  type      = string\n  sensitive = true\n}\n");
-    std::fs::write(&vars, text).unwrap();
-    home.builtin = builtin;
-    home
-}
-
 /// Runs commands and keeps everything they printed.
 struct Session<'a> {
     home: &'a Home,
@@ -55,7 +41,7 @@ impl Session<'_> {
 
 #[test]
 fn a_canary_secret_leaves_no_trace_after_a_whole_lifecycle() {
-    let mut home = home();
+    let mut home = Home::with_sensitive_input();
     let onesim_state = home.tmp.path().join("onesim.json");
     let sim = Onesim::start(&onesim_state);
     use_endpoint(&mut home, &sim);
@@ -161,7 +147,7 @@ fn key_lines(home: &Home) -> Vec<String> {
 
 #[test]
 fn a_rotation_killed_half_way_keeps_every_value_open_and_the_next_start_finishes_it() {
-    let mut home = home();
+    let mut home = Home::with_sensitive_input();
     let connection = json!({"api_token": CONNECTION_CANARY}).to_string();
     home.run_with_stdin(&["provider", "create", "sim", "--values", "-"], Some(&connection)).ok();
     let values = json!({"oneform_hosts": 1, "admin_password": INPUT_CANARY}).to_string();
@@ -190,7 +176,7 @@ fn a_rotation_killed_half_way_keeps_every_value_open_and_the_next_start_finishes
 
 #[test]
 fn a_data_directory_without_its_key_is_refused_and_left_unchanged() {
-    let home = home();
+    let home = Home::with_sensitive_input();
     let connection = json!({"api_token": CONNECTION_CANARY}).to_string();
     home.run_with_stdin(&["provider", "create", "sim", "--values", "-"], Some(&connection)).ok();
     let id = key_ids(&home).pop().unwrap();

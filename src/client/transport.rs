@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::config::Config;
 use super::{answer, tls};
 use crate::service::{Error, System};
+use crate::units::error_chain;
 
 /// The largest answer read: lists of provisions with their historic stay far below it.
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
@@ -103,7 +104,7 @@ impl Transport {
             }
             cause = current.source();
         }
-        self.failed(describe(error))
+        self.failed(error_chain(error))
     }
 
     /// The server could not be reached or did not answer.
@@ -114,16 +115,4 @@ impl Transport {
                 .into(),
         }
     }
-}
-
-/// An error and its sources, `: `-joined (hyper's own message is only "client error (Connect)").
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

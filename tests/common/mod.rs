@@ -44,6 +44,20 @@ impl Home {
         home
     }
 
+    /// [`Home::with_fakes`] with its own copy of the sim driver, given one more provision input,
+    /// `admin_password`, sensitive and without a default (besides the sensitive credential).
+    pub fn with_sensitive_input() -> Home {
+        let mut home = Home::with_fakes();
+        let builtin = home.tmp.path().join("drivers");
+        copy_dir(&builtin_drivers().join("sim"), &builtin.join("sim"));
+        let vars = builtin.join("sim/terraform/variables.tf");
+        let mut text = std::fs::read_to_string(&vars).unwrap();
+        text.push_str("\nvariable \"admin_password\" {\n  type      = string\n  sensitive = true\n}\n");
+        std::fs::write(&vars, text).unwrap();
+        home.builtin = builtin;
+        home
+    }
+
     /// Writes the fake tools' scenario.
     pub fn scenario(&self, scenario: serde_json::Value) {
         std::fs::write(self.tmp.path().join("fake-scenario.json"), scenario.to_string()).unwrap();

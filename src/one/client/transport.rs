@@ -12,6 +12,8 @@ use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::units::error_chain;
+
 /// Whether a call may be sent again after the request may already have reached oned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repeat {
@@ -80,7 +82,7 @@ impl Transport {
         let request = Request::post(self.endpoint.clone())
             .header(CONTENT_TYPE, "text/xml")
             .body(Full::new(Bytes::from(body.to_owned())))
-            .map_err(|e| Failure::NotSent(describe(&e)))?;
+            .map_err(|e| Failure::NotSent(error_chain(&e)))?;
         match tokio::time::timeout(self.request_timeout, self.exchange(request)).await {
             Ok(answer) => answer,
             Err(_) => Err(Failure::TimedOut(self.request_timeout)),
@@ -88,28 +90,15 @@ impl Transport {
     }
 
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<String, Failure> {
-        let response =
-            self.http.request(request).await.map_err(|e| {
-                if e.is_connect() { Failure::NotSent(describe(&e)) } else { Failure::Lost(describe(&e)) }
-            })?;
+        let response = self.http.request(request).await.map_err(|e| {
+            if e.is_connect() { Failure::NotSent(error_chain(&e)) } else { Failure::Lost(error_chain(&e)) }
+        })?;
         if response.status() != StatusCode::OK {
             return Err(Failure::Status(response.status()));
         }
-        let body = response.into_body().collect().await.map_err(|e| Failure::Lost(describe(&e)))?.to_bytes();
+        let body = response.into_body().collect().await.map_err(|e| Failure::Lost(error_chain(&e)))?.to_bytes();
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
-}
-
-/// An error and its sources, `: `-joined (hyper's own message is only "client error (Connect)").
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
