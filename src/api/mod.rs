@@ -258,9 +258,9 @@ pub async fn serve(
     ready: impl FnOnce(std::net::SocketAddr, &str),
 ) -> Result<(), Error> {
     let Prepared { front, auth, audit } = prepared;
-    let addr = front.local_addr()?;
+    let (addr, url) = (front.local_addr()?, front.url()?);
     service.serve_as(crate::service::FormServer {
-        url: front.url()?,
+        url: url.clone(),
         session: auth.mint(&crate::service::Caller::local()),
     });
     let (report, _) = drivers.sync()?;
@@ -271,7 +271,6 @@ pub async fn serve(
     if !queued.is_empty() {
         tracing::info!(?queued, "resuming interrupted operations");
     }
-    let url = front.url()?;
     let state = State { service: service.clone(), drivers: Arc::new(drivers), auth, audit };
     ready(addr, &url);
     let stop = async {

@@ -230,18 +230,16 @@ impl Authenticator {
     /// [`Authenticator::authenticate`] for a request from `client`, slowed down by that client's
     /// recent refusals: while it must wait, the credentials are not even checked.
     pub async fn authenticate_from(&self, client: IpAddr, authorization: Option<&str>) -> Result<Caller, AuthError> {
-        let Some(user) = claimed_user(authorization) else {
-            return self.authenticate(authorization).await;
-        };
+        let credentials = parse_basic(authorization)?;
         let (client, wait) = {
             let failures = self.failures.lock().unwrap();
-            let client = failures.key(client, &user);
+            let client = failures.key(client, &credentials.user);
             (client, failures.wait(client, (self.clock)(), &self.limits))
         };
         if let Some(wait) = wait {
             return Err(AuthError::Throttled { wait });
         }
-        let result = self.authenticate(authorization).await;
+        let result = self.identify(credentials).await;
         let mut failures = self.failures.lock().unwrap();
         match &result {
             Ok(_) => failures.forget(client),
@@ -254,7 +252,12 @@ impl Authenticator {
     /// The caller the raw `Authorization` header value names (`None` when the request has
     /// none; a value that is not text should be passed as `Some("")`, which is malformed).
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
-        let credentials = parse_basic(authorization)?;
+        self.identify(parse_basic(authorization)?).await
+    }
+
+    /// Whether `credentials` name a caller: a minted session, the single accepted pair, or a
+    /// login OpenNebula accepts (remembered for a while).
+    async fn identify(&self, credentials: Credentials) -> Result<Caller, AuthError> {
         if let Some(caller) = self.minted.lock().unwrap().caller(&credentials) {
             return Ok(caller);
         }
