@@ -16,12 +16,13 @@
 mod common;
 
 use std::cell::RefCell;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::Home;
 use common::check::latest_state;
-use common::leaks::{holders, readable_by_others};
+use common::leaks::{self, holders, readable_by_others};
 use common::onesim::{Onesim, use_endpoint};
 use common::server::{Client, Response, Server};
 use serde_json::{Value, json};
@@ -62,11 +63,17 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with_env(&[])
+    }
+
+    /// The world, its server started with `env` added to its environment.
+    fn with_env(env: &[(&str, &str)]) -> World {
         let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools");
         for needed in ["bin/terraform", "terraformrc", "venv/bin/ansible-playbook"] {
             assert!(tools.join(needed).exists(), ".tools/{needed} is missing: run scripts/setup first");
         }
         let mut home = home();
+        home.env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let cloud = home.tmp.path().join("cloud");
         let onesim_state = home.tmp.path().join("onesim.json");
         let sim = Onesim::start(&onesim_state);
@@ -74,6 +81,13 @@ impl World {
         let server = Server::start(&home);
         let admin = server.client("oneadmin", "pw");
         World { home, cloud, onesim_state, sim: Some(sim), server, admin, answers: RefCell::new(Vec::new()) }
+    }
+
+    /// Starts the server again, without the environment [`World::with_env`] added.
+    fn restart(&mut self, without: &str) {
+        self.home.env.retain(|(k, _)| k != without);
+        self.server = Server::start(&self.home);
+        self.admin = self.server.client("oneadmin", "pw");
     }
 
     fn keep(&self, response: Response) -> Response {
@@ -152,9 +166,8 @@ fn id_of(doc: &Value) -> i64 {
     doc["DOCUMENT"]["ID"].as_str().unwrap().parse().unwrap()
 }
 
-#[test]
-fn a_canary_in_the_terraform_state_leaves_no_trace_through_the_api_with_the_real_tools() {
-    let mut world = World::new();
+/// Creates the canary provider and a provision of one host using it; returns their ids.
+fn create(world: &World) -> (i64, i64) {
     let provider = json!({
         "driver": "sim", "name": "canary",
         "connection_values": {"api_token": CONNECTION_CANARY, "endpoint": world.cloud},
@@ -164,7 +177,13 @@ fn a_canary_in_the_terraform_state_leaves_no_trace_through_the_api_with_the_real
         "driver": "sim", "deployment_type": "sim_cluster", "provider_id": provider, "name": "canary",
         "user_inputs_values": {"oneform_hosts": 1, "admin_password": INPUT_CANARY},
     });
-    let id = id_of(&world.post("/api/v1/provisions", &request).expect(201).json());
+    (provider, id_of(&world.post("/api/v1/provisions", &request).expect(201).json()))
+}
+
+#[test]
+fn a_canary_in_the_terraform_state_leaves_no_trace_through_the_api_with_the_real_tools() {
+    let mut world = World::new();
+    let (provider, id) = create(&world);
     let running = world.wait(id, "RUNNING", 1);
     assert_eq!(running["user_inputs_values"]["admin_password"], "__redacted__");
 
@@ -216,4 +235,31 @@ fn a_canary_in_the_terraform_state_leaves_no_trace_through_the_api_with_the_real
     }
     assert!(world.onesim_state.exists() && world.home.data_dir().join("formwork.db").exists());
     world.assert_no_trace("deprovisioned", id);
+}
+
+/// A saved plan holds the variables' values in clear (deflated in its zip archive): between
+/// PLANNING and APPLYING it waits sealed, and the resumed APPLYING opens and applies that plan.
+#[test]
+fn a_provision_stopped_between_plan_and_apply_keeps_its_plan_sealed() {
+    const CRASH: &str = "FORMWORK_CRASH_AT";
+    let mut world = World::with_env(&[(CRASH, "entered:APPLYING")]);
+    let (_, id) = create(&world);
+    let status = world.server.wait_exit(Duration::from_secs(120));
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the server killed itself entering APPLYING: {status:?}\n{}",
+        world.server.log()
+    );
+    assert!(world.log(id).contains("State changed from PLANNING to APPLYING"), "{}", world.log(id));
+    let work = world.home.data_dir().join(format!("work/{id}/terraform"));
+    world.assert_no_trace("stopped before the apply", id);
+    assert!(work.join("plan.tfplan.sealed").exists(), "PLANNING left its plan: {:?}", leaks::files(&work));
+
+    world.restart(CRASH);
+    world.wait(id, "RUNNING", 1);
+    let log = world.log(id);
+    assert!(!log.contains("planning again"), "APPLYING applied the sealed plan:\n{log}");
+    assert_eq!(latest_state(&world.home, id)["outputs"]["admin_password"]["value"], INPUT_CANARY);
+    world.assert_no_trace("applied", id);
 }

@@ -27,7 +27,8 @@ use std::path::PathBuf;
 
 pub use keys::{KEY_FILE, Key, KeyText, Keyring, Source};
 pub use seal::{
-    document_key, key_of, open_document, open_values, reseal_document, reseal_values, seal_document, seal_values,
+    document_key, key_of, open_document, open_sealed_document, open_values, reseal_document, reseal_values,
+    seal_document, seal_values,
 };
 
 /// How to make a key by hand, for messages.

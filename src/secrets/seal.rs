@@ -70,10 +70,11 @@ fn open_bytes(keyring: &Keyring, name: &str, value: &Value) -> Result<(String, V
     Ok((id.to_string(), plain))
 }
 
-/// A whole document (`text`, e.g. a Terraform state) sealed with `key` for `name`: the JSON text
-/// of one sealed value, `{"$sealed":"v1:<key id>:…"}`, whose plaintext is `text` itself.
-pub fn seal_document(key: &Key, name: &str, text: &str) -> Result<String, Error> {
-    Ok(seal_bytes(key, name, text.as_bytes())?.to_string())
+/// A whole document (`content`, e.g. a Terraform state or a saved plan) sealed with `key` for
+/// `name`: the JSON text of one sealed value, `{"$sealed":"v1:<key id>:…"}`, whose plaintext is
+/// `content` itself.
+pub fn seal_document(key: &Key, name: &str, content: &[u8]) -> Result<String, Error> {
+    Ok(seal_bytes(key, name, content)?.to_string())
 }
 
 /// The id of the key that sealed a stored document, if it is sealed. Looks at the start of the
@@ -92,10 +93,16 @@ pub fn open_document(keyring: &Keyring, name: &str, stored: &str) -> Result<Stri
     if document_key(stored).is_none() {
         return Ok(stored.to_string());
     }
+    let (id, plain) = open_sealed_document(keyring, name, stored)?;
+    String::from_utf8(plain).map_err(|_| Error::Damaged { name: name.to_string(), key_id: id })
+}
+
+/// The content of a document of `name` that must be sealed (a saved plan: never clear), and
+/// the id of the key that sealed it.
+pub fn open_sealed_document(keyring: &Keyring, name: &str, stored: &str) -> Result<(String, Vec<u8>), Error> {
     let value: Value =
         serde_json::from_str(stored).map_err(|e| Error::Malformed { name: name.into(), message: e.to_string() })?;
-    let (id, plain) = open_bytes(keyring, name, &value)?;
-    String::from_utf8(plain).map_err(|_| Error::Damaged { name: name.to_string(), key_id: id })
+    open_bytes(keyring, name, &value)
 }
 
 /// A stored document of `name` sealed with `key`: opened first if another key sealed it, sealed
@@ -105,7 +112,7 @@ pub fn reseal_document(keyring: &Keyring, key: &Key, name: &str, stored: &str) -
         return Ok(None);
     }
     let clear = open_document(keyring, name, stored)?;
-    seal_document(key, name, &clear).map(Some)
+    seal_document(key, name, clear.as_bytes()).map(Some)
 }
 
 /// Seals with `key`, in `values`, the value of every sensitive input of `user_inputs`; returns
@@ -229,7 +236,7 @@ mod tests {
         let ring = ring();
         let key = ring.sealing().unwrap();
         let state = "{\n  \"version\": 4,\n  \"outputs\": {\"password\": {\"value\": \"canary-s3cret\", \"sensitive\": true}}\n}\n";
-        let stored = seal_document(&key, "state 1", state).unwrap();
+        let stored = seal_document(&key, "state 1", state.as_bytes()).unwrap();
         assert!(
             !stored.contains("canary") && stored.starts_with(&format!("{{\"$sealed\":\"v1:{}:", key.id())),
             "{stored}"
@@ -247,7 +254,7 @@ mod tests {
     fn resealing_a_document_moves_it_to_the_new_key_once() {
         let ring = ring();
         let old = ring.sealing().unwrap();
-        let under_old = seal_document(&old, "state 1", "{}").unwrap();
+        let under_old = seal_document(&old, "state 1", b"{}").unwrap();
         assert_eq!(reseal_document(&ring, &old, "state 1", &under_old).unwrap(), None, "already under it");
         let new = ring.add_key().unwrap();
         let moved = reseal_document(&ring, &new, "state 1", &under_old).unwrap().unwrap();

@@ -4,12 +4,13 @@
 //!
 //! A plan is applied at most once: a mark file is written before applying, and if it is
 //! already there (a retry, or a resume after a crash mid-apply) the plan may be stale, so the
-//! stage plans again first and says so in the log. The plan file is removed once applied, since
-//! it holds the variables' values, secrets included.
+//! stage plans again first and says so in the log; so it does when the sealed plan is missing or
+//! does not open. The clear plan file exists only while the stage runs, and the sealed one is
+//! removed once applied ([`planning`]).
 
 use serde_json::{Value, json};
 
-use super::planning::{PLAN_FILE, plan};
+use super::planning::{self, PLAN_FILE, SEALED_PLAN_FILE};
 use super::{Job, Real, fail, init, terraform, work};
 use crate::engine::{Ctx, Outcome, ProvisionBody, StageError};
 use crate::store::HistoricEntry;
@@ -26,15 +27,23 @@ pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outc
 async fn apply<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Vec<terraform::Provisioned>, StageError> {
     let dir = job.dir.join("terraform");
     let _variables = init::variables(job, ctx)?;
-    if dir.join(APPLY_MARK).exists() || !dir.join(PLAN_FILE).exists() {
-        ctx.log.info("The saved plan may be stale after an earlier apply attempt: planning again");
-        plan(real, job, ctx).await?;
-    }
+    let saved = if dir.join(APPLY_MARK).exists() {
+        Err("The saved plan may be stale after an earlier apply attempt".to_string())
+    } else {
+        planning::unseal(&dir, ctx)?
+    };
+    let _plan_file = match saved {
+        Ok(file) => file,
+        Err(why) => {
+            ctx.log.info(&format!("{why}: planning again"));
+            planning::plan(real, job, ctx).await?
+        }
+    };
     work::write_private(&dir.join(APPLY_MARK), b"")?;
     let cmd = real.tools.terraform(&dir, &["apply", "-input=false", "-no-color", "-json", PLAN_FILE], &job.secrets);
     let applied = terraform::run(&cmd, ctx).await;
     // Never applied again (the mark says so): a retry plans anew.
-    let _ = std::fs::remove_file(dir.join(PLAN_FILE));
+    let _ = std::fs::remove_file(dir.join(SEALED_PLAN_FILE));
     let state = save_state(job, ctx)?;
     applied?;
     terraform::provisioned_hosts(&state.unwrap_or_else(|| "{}".into()))

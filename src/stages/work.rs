@@ -78,7 +78,16 @@ pub struct SecretFile {
 impl SecretFile {
     pub fn write(path: &Path, contents: &[u8]) -> Result<SecretFile, StageError> {
         write_private(path, contents)?;
-        Ok(SecretFile { path: path.to_path_buf() })
+        Ok(SecretFile::hold(path))
+    }
+
+    /// Holds the file a tool is about to write (Terraform's saved plan).
+    pub fn hold(path: &Path) -> SecretFile {
+        SecretFile { path: path.to_path_buf() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

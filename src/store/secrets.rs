@@ -175,7 +175,7 @@ impl Store {
     /// A Terraform state of provision `provision_id` as stored: sealed whole.
     pub(super) fn seal_tfstate(&self, provision_id: i64, state: &str) -> Result<Sealed, Error> {
         let key = self.keys.sealing()?;
-        let text = secrets::seal_document(&key, &state_name(provision_id), state)?;
+        let text = secrets::seal_document(&key, &state_name(provision_id), state.as_bytes())?;
         Ok(self.sealed(text, Some(key.id().to_string()), Holds::Tfstate { provision_id }))
     }
 
@@ -186,6 +186,20 @@ impl Store {
 
     fn sealed(&self, text: String, key: Option<String>, holds: Holds) -> Sealed {
         Sealed { text, key, holds, keys: Arc::clone(&self.keys) }
+    }
+
+    /// A saved Terraform plan of provision `provision_id` sealed for the disk, where it waits
+    /// between PLANNING and APPLYING: a plan holds the variables' values in clear. Bound to the
+    /// provision, and not re-sealed by a rotation: a plan whose key was retired does not open,
+    /// and APPLYING plans again.
+    pub fn seal_plan(&self, provision_id: i64, plan: &[u8]) -> Result<String, Error> {
+        let key = self.keys.sealing()?;
+        Ok(secrets::seal_document(&key, &plan_name(provision_id), plan)?)
+    }
+
+    /// The clear plan [`Store::seal_plan`] sealed.
+    pub fn open_plan(&self, provision_id: i64, sealed: &str) -> Result<Vec<u8>, Error> {
+        Ok(secrets::open_sealed_document(&self.keys, &plan_name(provision_id), sealed)?.1)
     }
 
     /// Opens the sealed values of a provider body read from the database.
@@ -396,6 +410,10 @@ fn reseal_tfstates(
 /// row does not open.
 fn state_name(provision_id: i64) -> String {
     format!("terraform state of provision {provision_id}")
+}
+
+fn plan_name(provision_id: i64) -> String {
+    format!("terraform plan of provision {provision_id}")
 }
 
 fn reseal_body(keys: &Keyring, key: &Key, bodies: Bodies, body: &mut Value) -> Result<bool, Error> {

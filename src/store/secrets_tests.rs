@@ -373,3 +373,23 @@ fn a_second_rotation_at_the_same_time_is_refused() {
     let refused = refused.unwrap();
     assert!(refused.contains("another formwork process is rotating"), "{refused}");
 }
+
+#[test]
+fn a_sealed_plan_opens_only_for_its_provision_and_not_after_its_key_is_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = db(&dir);
+    let store = Store::open(&path).unwrap();
+    // A plan file is binary (a zip archive) and holds the variables' values.
+    let plan = [b"PK\x03\x04\x00\xff".as_slice(), STATE_CANARY.as_bytes()].concat();
+    let sealed = store.seal_plan(4, &plan).unwrap();
+    assert!(!contains(sealed.as_bytes(), STATE_CANARY), "{sealed}");
+    assert_eq!(store.open_plan(4, &sealed).unwrap(), plan);
+    let err = store.open_plan(5, &sealed).unwrap_err().to_string();
+    assert!(err.contains("terraform plan of provision 5") && err.contains("changed or damaged"), "{err}");
+    let err = store.open_plan(4, "plan bytes").unwrap_err().to_string();
+    assert!(err.contains("not in formwork's format"), "{err}");
+    store.rotate_secrets(&mut |_| {}).unwrap();
+    let err = store.open_plan(4, &sealed).unwrap_err().to_string();
+    assert!(err.contains("is not in"), "a retired key no longer opens it: {err}");
+    assert_eq!(store.open_plan(4, &store.seal_plan(4, &plan).unwrap()).unwrap(), plan, "the new key seals and opens");
+}
