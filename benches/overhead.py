@@ -17,41 +17,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = os.path.join(ROOT, ".tools")
-FORMWORK = os.path.join(ROOT, "target", "release", "formwork")
-ONESIM = os.path.join(ROOT, "target", "release", "onesim")
-TERRAFORM = os.path.join(TOOLS, "bin", "terraform")
-PLAYBOOK = os.path.join(TOOLS, "venv", "bin", "ansible-playbook")
-TF_ENV = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": os.path.join(TOOLS, "terraformrc")}
-
-
-def run(argv, cwd=None, env=None, stdin=None):
-    full = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **(env or {})}
-    done = subprocess.run(argv, cwd=cwd, env=full, input=stdin, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return done.stdout
-
-
-def timed(fn):
-    start = time.monotonic()
-    fn()
-    return time.monotonic() - start
-
-
-def start_onesim(work):
-    sim = subprocess.Popen([ONESIM, "--port", "0", "--password", "bench"], stdout=subprocess.PIPE, text=True)
-    url = sim.stdout.readline().strip().rsplit(" ", 1)[-1]
-    auth = os.path.join(work, "one_auth")
-    with open(auth, "w") as f:
-        f.write("oneadmin:bench\n")
-    return sim, url, auth
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchtools import FORMWORK, ONESIM, PLAYBOOK, ROOT, TERRAFORM, TF_ENV, require, run, start_onesim, timed  # noqa: E402
 
 
 def formwork_create(work, url, auth, cache):
@@ -64,7 +34,7 @@ def formwork_create(work, url, auth, cache):
     # The shared plugin cache is warm in both cases: formwork's lives in the data dir.
     os.makedirs(os.path.join(data, "plugin-cache"), exist_ok=True)
     shutil.copytree(cache, os.path.join(data, "plugin-cache"), dirs_exist_ok=True)
-    seconds = timed(
+    seconds, _ = timed(
         lambda: run([FORMWORK, "provision", "create", "sim", "--values", "-"], env=env, stdin='{"oneform_hosts": 3}')
     )
     return seconds, data
@@ -114,7 +84,7 @@ def plain_script(work, data, cache):
             env=ansible_env,
         )
 
-    return timed(steps)
+    return timed(steps)[0]
 
 
 def init_times(work, data, rounds):
@@ -129,15 +99,13 @@ def init_times(work, data, rounds):
                 if name.endswith(".tf") or name.endswith(".tfvars.json"):
                     shutil.copy(os.path.join(source, name), tf)
             env = {**TF_ENV, "TF_PLUGIN_CACHE_DIR": cache}
-            into.append(timed(lambda: run([TERRAFORM, "init", "-input=false", "-no-color"], cwd=tf, env=env)))
+            into.append(timed(lambda: run([TERRAFORM, "init", "-input=false", "-no-color"], cwd=tf, env=env))[0])
     return statistics.median(warm), statistics.median(cold)
 
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    for tool in (FORMWORK, ONESIM, TERRAFORM, PLAYBOOK):
-        if not os.path.exists(tool):
-            sys.exit(f"{tool} is missing: run scripts/setup and cargo build --release --bin onesim first")
+    require(FORMWORK, ONESIM, TERRAFORM, PLAYBOOK)
     work = tempfile.mkdtemp(prefix="formwork-overhead-")
     sim, url, auth = start_onesim(work)
     try:

@@ -24,42 +24,14 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = os.path.join(ROOT, ".tools")
-RELEASE = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release")
-FORMWORK = os.path.join(RELEASE, "formwork")
-ONESIM = os.path.join(RELEASE, "onesim")
-PLAYBOOK = os.path.join(TOOLS, "venv", "bin", "ansible-playbook")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchtools import FORMWORK, ONESIM, PLAYBOOK, ROOT, require, run, start_onesim, timed  # noqa: E402
+
 HOSTS = 20
 TAGS = "stage2,stage3,network"
-
-
-def run(argv, cwd=None, env=None, stdin=None):
-    full = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **(env or {})}
-    done = subprocess.run(argv, cwd=cwd, env=full, input=stdin, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return done.stdout
-
-
-def timed(fn):
-    start = time.monotonic()
-    result = fn()
-    return time.monotonic() - start, result
-
-
-def start_onesim(work):
-    sim = subprocess.Popen([ONESIM, "--port", "0", "--password", "bench"], stdout=subprocess.PIPE, text=True)
-    url = sim.stdout.readline().strip().rsplit(" ", 1)[-1]
-    auth = os.path.join(work, "one_auth")
-    with open(auth, "w") as f:
-        f.write("oneadmin:bench\n")
-    return sim, url, auth
 
 
 def plain_driver(work):
@@ -81,6 +53,7 @@ class Provision:
     def __init__(self, work, driver, env):
         self.data = tempfile.mkdtemp(dir=work)
         cloud = tempfile.mkdtemp(dir=work)
+        self.cloud = cloud
         self.env = {**env, "FORMWORK_DATA_DIR": self.data}
         self.driver = driver
         provider = json.dumps({"api_token": "bench", "endpoint": cloud})
@@ -104,8 +77,19 @@ class Provision:
         return seconds, f"n{new[0] + 1}"  # the sim template names nodes n1.. in host order
 
     def play(self, limit=None):
-        """Seconds of the play alone in the provision's work folder, whole or limited."""
-        ansible = os.path.join(self.data, "work", "1", "ansible")
+        """Seconds of the play alone in the provision's work folder, whole or limited.
+
+        formwork removes what the play reads beside it when its stage ends (the extra
+        variables hold an API session, the Terraform state the provision's secrets): the bench
+        writes what the sim play uses of them, and removes its state file after, so that the
+        provision's next stage does not take it for a state a killed stage left."""
+        work = os.path.join(self.data, "work", "1")
+        ansible = os.path.join(work, "ansible")
+        with open(os.path.join(ansible, "extra_vars.json"), "w") as f:
+            json.dump({"provision_id": 1, "version": "7.0.0", "one_server": "127.0.0.1"}, f)
+        state = os.path.join(work, "terraform", "terraform.tfstate")
+        with open(state, "w") as f:
+            json.dump({"outputs": {"sim_cloud": {"value": self.cloud}}}, f)
         env = {
             "ANSIBLE_CONFIG": os.path.join(ansible, "ansible.cfg"),
             "ANSIBLE_ROLES_PATH": f"{ansible}/roles:{ROOT}/playbooks/roles",
@@ -117,7 +101,10 @@ class Provision:
         argv = [PLAYBOOK, "-i", "inventory.yaml", "site.yaml", "--tags", TAGS, "-e", "@extra_vars.json"]
         if limit:
             argv += ["--limit", limit]
-        return timed(lambda: run(argv, cwd=ansible, env=env))[0]
+        try:
+            return timed(lambda: run(argv, cwd=ansible, env=env))[0]
+        finally:
+            os.remove(state)
 
     def scale_down(self):
         self.formwork("provision", "del-host", "1", "--amount", "1")
@@ -131,9 +118,7 @@ def summary(label, values):
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    for tool in (FORMWORK, ONESIM, PLAYBOOK):
-        if not os.path.exists(tool):
-            sys.exit(f"{tool} is missing: run scripts/setup and cargo build --release --bin formwork --bin onesim first")
+    require(FORMWORK, ONESIM, PLAYBOOK)
     work = tempfile.mkdtemp(prefix="formwork-scale-up-")
     sim, url, auth = start_onesim(work)
     try:

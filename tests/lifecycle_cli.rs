@@ -8,6 +8,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::Home;
+use common::check::cloud_hosts;
 use serde_json::{Value, json};
 
 const CANARY: &str = "canary-s3cret-4242";
@@ -120,6 +121,29 @@ fn a_failed_apply_saves_state_and_retry_finishes() {
         ["init", "plan", "apply", "plan", "apply"],
         "the retry plans again: the first plan was partly applied"
     );
+}
+
+/// Terraform writes a state it could not persist to `errored.tfstate`: formwork keeps that
+/// state (so the retry does not create the hosts again) and leaves no clear copy behind.
+#[test]
+fn a_state_terraform_could_not_write_is_kept_and_the_retry_makes_no_extra_host() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    home.scenario(json!({"errored_state": "write terraform.tfstate: no space left on device"}));
+    let run = create(&home, json!({"oneform_hosts": 2}));
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("Failed to persist state"), "{}", run.stderr());
+    assert_eq!(show(&home, 1)["state"], "APPLYING_FAILURE");
+    let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();
+    assert!(log.contains("left the newest state in errored.tfstate: formwork keeps it"), "{log}");
+    let work = home.data_dir().join("work/1/terraform");
+    assert!(!work.join("errored.tfstate").exists(), "the clear state outlived its stage");
+    assert_eq!(cloud_hosts(&home).len(), 2);
+
+    let retried = home.run(&["--json", "provision", "retry", "1"]).ok().json();
+    assert_eq!(retried["state"], "RUNNING");
+    assert_eq!(retried["one_objects"]["hosts"].as_array().unwrap().len(), 2);
+    assert_eq!(cloud_hosts(&home).len(), 2, "the retry built on the kept state: {:?}", cloud_hosts(&home));
 }
 
 #[test]

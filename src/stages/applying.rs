@@ -49,9 +49,12 @@ async fn apply<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Vec<te
     terraform::provisioned_hosts(&state.unwrap_or_else(|| "{}".into()))
 }
 
-/// Saves `terraform.tfstate` to the store, whatever happened; returns it.
+/// Saves `terraform.tfstate` to the store, whatever happened (a state Terraform could not write
+/// there first taken from `errored.tfstate`); returns it.
 pub fn save_state(job: &Job, ctx: &mut Ctx<'_>) -> Result<Option<String>, StageError> {
-    let state = terraform::read_state(&job.dir.join("terraform"))?;
+    let dir = job.dir.join("terraform");
+    terraform::recover_errored_state(&dir, ctx)?;
+    let state = terraform::read_state(&dir)?;
     if let Some(text) = &state {
         ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), text, (ctx.clock)()).map_err(fail)?;
     }

@@ -51,7 +51,8 @@ pub fn prepare(job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
 /// store keeps, removed with Terraform's backup when the stage ends. A state file already there
 /// was left by a stage that was killed; it is at least as new as the store's (every stage saves
 /// the state after each command that changes it), so it is saved first unless it is not a state
-/// ([`terraform::read_state`]: empty, or cut short while Terraform wrote it). A file another Terraform still holds locked is left as
+/// ([`terraform::read_state`]: empty, or cut short while Terraform wrote it); so is a state
+/// Terraform could not write there and left in `errored.tfstate`. A file another Terraform still holds locked is left as
 /// it is: that Terraform writes the newest state into it, and the stage's own Terraform waits
 /// for the lock and reads it.
 pub fn state(job: &Job, ctx: &mut Ctx<'_>) -> Result<work::StateFile, StageError> {
@@ -62,6 +63,7 @@ pub fn state(job: &Job, ctx: &mut Ctx<'_>) -> Result<work::StateFile, StageError
         ctx.log.info("A Terraform an interrupted stage started still holds the state file: waiting for it to finish");
         return work::StateFile::hold(&dir, None);
     }
+    terraform::recover_errored_state(&dir, ctx)?;
     let stored = ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)?;
     let state = match terraform::read_state(&dir)? {
         Some(left) if stored.as_ref() == Some(&left) => Some(left),

@@ -88,12 +88,49 @@ pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     })
 }
 
+/// Where Terraform writes a state it could not write to `terraform.tfstate` (a full disk, a
+/// lost permission) "to allow for recovery": then the newest state, in clear, is only there.
+pub const ERRORED_STATE_FILE: &str = "errored.tfstate";
+
+/// Takes the state Terraform could not persist (`errored.tfstate`, if it is a state) as the
+/// directory's state: it replaces `terraform.tfstate`, so the stage saves it to the store (sealed)
+/// and later commands build on it, and no clear copy outlives the stage. Returns whether there
+/// was one; a file that is not a state is left alone.
+pub fn adopt_errored_state(dir: &Path) -> Result<bool, StageError> {
+    let errored = dir.join(ERRORED_STATE_FILE);
+    match std::fs::read_to_string(&errored) {
+        Ok(text) if is_state(&text) => {
+            let state = dir.join("terraform.tfstate");
+            std::fs::rename(&errored, &state).map_err(|e| super::work::io_error("move", &errored, e))?;
+            super::work::make_private(&state)?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(super::work::io_error("read", &errored, e)),
+    }
+}
+
+/// [`adopt_errored_state`], said in the provision's log.
+pub fn recover_errored_state(dir: &Path, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
+    if adopt_errored_state(dir)? {
+        ctx.log.info(&format!(
+            "Terraform could not write terraform.tfstate and left the newest state in {ERRORED_STATE_FILE}: formwork keeps it as the provision's state"
+        ));
+    }
+    Ok(())
+}
+
+fn is_state(text: &str) -> bool {
+    serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object())
+}
+
 /// Reads `terraform.tfstate` in `dir`: `None` when there is none, or when what is there is not
 /// a state (empty or not JSON: a process other than Terraform made it, or a write was cut
 /// short), which must never be saved over the last good one.
 pub fn read_state(dir: &Path) -> Result<Option<String>, StageError> {
     match std::fs::read_to_string(dir.join("terraform.tfstate")) {
-        Ok(text) => Ok(Some(text).filter(|text| serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object()))),
+        Ok(text) => Ok(Some(text).filter(|text| is_state(text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(super::work::io_error("read", &dir.join("terraform.tfstate"), e)),
     }
@@ -202,6 +239,23 @@ fn text(v: &Value) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_state_terraform_could_not_persist_replaces_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!adopt_errored_state(dir.path()).unwrap(), "none there");
+        std::fs::write(dir.path().join("terraform.tfstate"), r#"{"serial": 1}"#).unwrap();
+        std::fs::write(dir.path().join(ERRORED_STATE_FILE), "{\"serial\": ").unwrap();
+        assert!(!adopt_errored_state(dir.path()).unwrap(), "a cut-short file is not a state");
+        assert_eq!(read_state(dir.path()).unwrap().as_deref(), Some(r#"{"serial": 1}"#));
+        std::fs::write(dir.path().join(ERRORED_STATE_FILE), r#"{"serial": 2}"#).unwrap();
+        assert!(adopt_errored_state(dir.path()).unwrap());
+        assert_eq!(read_state(dir.path()).unwrap().as_deref(), Some(r#"{"serial": 2}"#));
+        assert!(!dir.path().join(ERRORED_STATE_FILE).exists(), "no clear copy is left behind");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("terraform.tfstate")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     #[test]
     fn only_a_json_object_is_read_as_a_state() {
