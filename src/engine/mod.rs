@@ -12,7 +12,7 @@ pub mod runner;
 pub mod state;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use body::ProvisionBody;
 pub use fault::{Fault, FaultPoint, Work};

@@ -3,6 +3,8 @@
 //! every Terraform stage writes for itself and removes when it ends: the variables
 //! ([`variables`]) and the state file ([`state`]).
 
+use std::path::Path;
+
 use super::{Job, Real, fail, terraform, work};
 use crate::engine::{Ctx, Outcome, StageError};
 
@@ -55,17 +57,16 @@ pub fn prepare(job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
 /// Terraform could not write there and left in `errored.tfstate`. A file another Terraform still holds locked is left as
 /// it is: that Terraform writes the newest state into it, and the stage's own Terraform waits
 /// for the lock and reads it.
-pub fn state(job: &Job, ctx: &mut Ctx<'_>) -> Result<work::StateFile, StageError> {
-    let dir = job.dir.join("terraform");
+pub fn state(dir: &Path, ctx: &mut Ctx<'_>) -> Result<work::StateFile, StageError> {
     if work::is_locked(&dir.join(work::STATE_FILE)) {
         // A Terraform the killed stage started is still writing it: neither read it half done
         // nor write over what it will write; this stage's Terraform waits for its lock.
         ctx.log.info("A Terraform an interrupted stage started still holds the state file: waiting for it to finish");
-        return work::StateFile::hold(&dir, None);
+        return work::StateFile::hold(dir, None);
     }
-    terraform::recover_errored_state(&dir, ctx)?;
+    terraform::recover_errored_state(dir, ctx)?;
     let stored = ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)?;
-    let state = match terraform::read_state(&dir)? {
+    let state = match terraform::read_state(dir)? {
         Some(left) if stored.as_ref() == Some(&left) => Some(left),
         Some(left) => {
             ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), &left, (ctx.clock)()).map_err(fail)?;
@@ -74,7 +75,7 @@ pub fn state(job: &Job, ctx: &mut Ctx<'_>) -> Result<work::StateFile, StageError
         }
         None => stored,
     };
-    work::StateFile::hold(&dir, state.as_deref())
+    work::StateFile::hold(dir, state.as_deref())
 }
 
 /// Writes the variables Terraform gets (0600, by serde: the declared user inputs' values, the
@@ -89,4 +90,104 @@ pub fn variables(job: &Job, ctx: &Ctx<'_>) -> Result<work::SecretFile, StageErro
         work::tfvars(&row.body.user_inputs_values, &declared, &job.connection, (row.id, row.provider_id, &row.driver));
     let text = serde_json::to_vec_pretty(&vars).map_err(fail)?;
     work::SecretFile::write(&job.dir.join("terraform").join(VARIABLES_FILE), &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::params::Params;
+    use crate::engine::tests::MemLog;
+    use crate::exec::Cancel;
+    use crate::store::{Owner, Store};
+
+    /// Runs `check` with the context of a stage of a fresh provision whose store holds `stored`
+    /// as its latest Terraform state; returns the log and the store.
+    fn at_stage_start(stored: &str, check: impl FnOnce(&mut Ctx<'_>)) -> (Vec<String>, Store) {
+        let store = Store::open_in_memory().unwrap();
+        let provider = store.insert_provider("sim", "sim", &json!({}), 1).unwrap();
+        let body = serde_json::from_value(json!({"name": "p"})).unwrap();
+        let id = store.insert_provision("p", "sim", provider, &body, 1).unwrap();
+        store.save_tfstate(id, None, stored, 1).unwrap();
+        let owner = Owner { pid: 1, token: "1:t".into() };
+        let op = store.begin_operation(id, "create", &Params::default(), &owner, 1).unwrap();
+        let operation = store.operation(op).unwrap();
+        let attempt_id = store.start_attempt(op, id, "APPLYING", 0, 1).unwrap();
+        let (mut log, cancel) = (MemLog::default(), Cancel::new());
+        let mut ctx = Ctx {
+            provision: store.provision(id).unwrap(),
+            operation: &operation,
+            attempt_id,
+            store: &store,
+            log: &mut log,
+            cancel: &cancel,
+            historic: vec![],
+            clock: || 2,
+            stage: crate::engine::Stage::Applying,
+            fault: None,
+            saves: 0,
+        };
+        check(&mut ctx);
+        (log.lines, store)
+    }
+
+    const STORED: &str = r#"{"serial": 1}"#;
+
+    #[test]
+    fn the_stored_state_is_on_disk_for_the_stage_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(work::STATE_FILE);
+        let (_, store) = at_stage_start(STORED, |ctx| {
+            let held = state(dir.path(), ctx).unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap(), STORED);
+            drop(held);
+            assert!(!path.exists());
+        });
+        assert_eq!(store.latest_tfstate(1).unwrap().as_deref(), Some(STORED));
+    }
+
+    #[test]
+    fn a_state_a_killed_stage_left_is_saved_before_the_stage_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(work::STATE_FILE);
+        fs::write(&path, r#"{"serial": 2}"#).unwrap();
+        let (log, store) = at_stage_start(STORED, |ctx| {
+            let _held = state(dir.path(), ctx).unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap(), r#"{"serial": 2}"#);
+        });
+        assert_eq!(store.latest_tfstate(1).unwrap().as_deref(), Some(r#"{"serial": 2}"#));
+        assert!(log.iter().any(|l| l.contains("an interrupted stage left behind was saved")), "{log:?}");
+    }
+
+    #[test]
+    fn a_state_terraform_could_not_persist_is_saved_before_the_stage_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(work::STATE_FILE), STORED).unwrap();
+        fs::write(dir.path().join(terraform::ERRORED_STATE_FILE), r#"{"serial": 3}"#).unwrap();
+        let (log, store) = at_stage_start(STORED, |ctx| drop(state(dir.path(), ctx).unwrap()));
+        assert_eq!(store.latest_tfstate(1).unwrap().as_deref(), Some(r#"{"serial": 3}"#));
+        assert!(log.iter().any(|l| l.contains("errored.tfstate")), "{log:?}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "no clear state is left");
+    }
+
+    #[test]
+    fn a_state_another_terraform_holds_locked_is_neither_read_nor_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(work::STATE_FILE);
+        // Half written by the Terraform a killed stage started, which still holds its lock.
+        fs::write(&path, r#"{"serial": 2, "resou"#).unwrap();
+        let holder = work::lock_as_terraform_does(&path);
+        let (log, store) = at_stage_start(STORED, |ctx| {
+            let held = state(dir.path(), ctx).unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap(), r#"{"serial": 2, "resou"#);
+            drop(held);
+            assert!(path.exists(), "left to its holder");
+        });
+        drop(holder);
+        assert_eq!(store.latest_tfstate(1).unwrap().as_deref(), Some(STORED), "nothing half written is saved");
+        assert!(log.iter().any(|l| l.contains("still holds the state file")), "{log:?}");
+    }
 }

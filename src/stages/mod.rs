@@ -60,7 +60,11 @@ impl<A: OneApi> Stages for Real<A> {
     async fn run(&self, stage: Stage, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
         let job = self.job(ctx)?;
         // Terraform's state is on disk only while a stage that needs it runs (it holds secrets).
-        let _state = if uses_terraform_state(stage) && !job.onprem { Some(init::state(&job, ctx)?) } else { None };
+        let _state = if uses_terraform_state(stage) && !job.onprem {
+            Some(init::state(&job.dir.join("terraform"), ctx)?)
+        } else {
+            None
+        };
         match stage {
             Stage::Init => init::run(self, &job, ctx).await,
             Stage::Planning => planning::run(self, &job, ctx).await,

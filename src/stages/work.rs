@@ -206,6 +206,23 @@ pub fn io_error(what: &str, path: &Path, e: std::io::Error) -> StageError {
     StageError::failed(format!("cannot {what} {}: {e}", path.display()))
 }
 
+/// Locks the whole file for writing, as Terraform locks its state, until the returned file is
+/// dropped. An open file description lock conflicts with any other description's, as a lock
+/// another process takes does, so [`is_locked`] sees it.
+#[cfg(test)]
+pub fn lock_as_terraform_does(path: &Path) -> fs::File {
+    let holder = fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let lock = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(&holder, nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)).unwrap();
+    holder
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,17 +294,7 @@ mod tests {
         // While another process holds Terraform's lock on it, it stays (that process may still
         // write the state there).
         let held = StateFile::hold(&tf, Some("{\"serial\": 3}")).unwrap();
-        let holder = fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let lock = libc::flock {
-            l_type: libc::F_WRLCK as libc::c_short,
-            l_whence: libc::SEEK_SET as libc::c_short,
-            l_start: 0,
-            l_len: 0,
-            l_pid: 0,
-        };
-        // An open file description lock conflicts with any other description's, as a lock
-        // another process takes does.
-        nix::fcntl::fcntl(&holder, nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)).unwrap();
+        let holder = lock_as_terraform_does(&path);
         assert!(is_locked(&path));
         drop(held);
         assert!(path.exists(), "a locked state is left for its holder");
