@@ -22,7 +22,9 @@
 //! Run with `cargo bench --bench api`; options after `--`: `--rounds N` (3), `--seconds N`
 //! (10, per read round), `--max-operations N`, `--onesim`, `--poll-ms N`, `--poll-metrics`
 //! (poll `/metrics` instead of the list), `--server-env KEY=VALUE`, `--keep` (leave the last
-//! home). Results in docs/benchmarks.md.
+//! home), `--tls` (the server speaks HTTPS with the test certificate of tests/fixtures/tls, and
+//! the client trusts only it; every connection is a TLS session, kept alive like the others).
+//! Results in docs/benchmarks.md.
 
 // The bench starts formwork and onesim as a user would, with an explicit environment.
 #![allow(clippy::disallowed_methods)]
@@ -32,6 +34,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -70,6 +73,8 @@ struct Options {
     server_env: Vec<(String, String)>,
     /// Leave the last home (data dir with 10,000 provisions, `serve.log`) for a closer look.
     keep: bool,
+    /// HTTPS with the test certificate.
+    tls: bool,
 }
 
 impl Options {
@@ -84,6 +89,7 @@ impl Options {
             poll_metrics: false,
             server_env: Vec::new(),
             keep: false,
+            tls: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -96,6 +102,7 @@ impl Options {
                 "--poll-metrics" => o.poll_metrics = true,
                 "--poll-ms" => o.poll = Duration::from_millis(number() as u64),
                 "--keep" => o.keep = true,
+                "--tls" => o.tls = true,
                 "--server-env" => {
                     let pair = args.next().expect("KEY=VALUE after --server-env");
                     let (k, v) = pair.split_once('=').expect("KEY=VALUE after --server-env");
@@ -110,12 +117,16 @@ impl Options {
 
 fn main() {
     let options = Options::parse();
+    if options.tls {
+        TLS.set(connector()).unwrap_or_else(|_| unreachable!("set once"));
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let one = if options.onesim { "onesim (in memory) over XML-RPC" } else { "formwork's model in the data dir" };
     let slots = options.max_operations.map_or("default (2 per core)".to_string(), |n| n.to_string());
     let poll = if options.poll_metrics { "/metrics" } else { "GET /provisions?all=true" };
+    let scheme = if options.tls { "HTTPS (TLS)" } else { "HTTP" };
     println!(
-        "OpenNebula: {one}; max_operations: {slots}; polled with {poll} every {} ms; server env {:?}",
+        "OpenNebula: {one}; max_operations: {slots}; polled with {poll} every {} ms; server env {:?}; {scheme}",
         options.poll.as_millis(),
         options.server_env
     );
@@ -217,8 +228,13 @@ impl Server {
             cmd.env("FORMWORK_MAX_OPERATIONS", n.to_string());
         }
         cmd.envs(options.server_env.iter().map(|(k, v)| (k, v)));
+        if options.tls {
+            let fixtures = repo.join("tests/fixtures/tls");
+            cmd.arg("--tls-cert").arg(fixtures.join("cert.pem")).arg("--tls-key").arg(fixtures.join("key.pem"));
+        }
         let mut child = cmd.spawn().expect("formwork serve starts");
-        let url = first_line_url(&mut child, "formwork listening on http://");
+        let prefix = if options.tls { "formwork listening on https://" } else { "formwork listening on http://" };
+        let url = first_line_url(&mut child, prefix);
         let addr = url.parse().unwrap_or_else(|_| panic!("formwork serve printed {url:?}; see {}", home.display()));
         Server { child, addr, home: home.to_path_buf() }
     }
@@ -301,7 +317,24 @@ fn first_line_url(child: &mut Child, prefix: &str) -> String {
     line.trim().strip_prefix(prefix).unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
 }
 
-/// One kept-alive HTTP/1.1 connection, authenticated as the ONE_AUTH pair.
+/// With `--tls`: how every connection sets up its TLS session.
+static TLS: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+
+/// A TLS client that trusts only the test certificate (ring, TLS 1.2 and 1.3).
+fn connector() -> tokio_rustls::TlsConnector {
+    let pem = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/cert.pem")).expect("cert");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::pem::PemObject::from_pem_slice(&pem).expect("a PEM certificate")).expect("trusted");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// One kept-alive HTTP/1.1 connection (over TLS with `--tls`), authenticated as the ONE_AUTH
+/// pair.
 struct Conn {
     send: SendRequest<Full<Bytes>>,
     authorization: String,
@@ -311,9 +344,14 @@ impl Conn {
     async fn open(addr: SocketAddr) -> Conn {
         let stream = tokio::net::TcpStream::connect(addr).await.expect("connect to formwork serve");
         stream.set_nodelay(true).expect("TCP_NODELAY");
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (send, conn) = hyper::client::conn::http1::handshake(io).await.expect("HTTP/1.1 handshake");
-        tokio::spawn(conn);
+        let send = match TLS.get() {
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::from(addr.ip());
+                let stream = tls.connect(name, stream).await.expect("TLS handshake with the test certificate");
+                handshake(hyper_util::rt::TokioIo::new(stream)).await
+            }
+            None => handshake(hyper_util::rt::TokioIo::new(stream)).await,
+        };
         let pair = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
         Conn { send, authorization: format!("Basic {pair}") }
     }
@@ -337,6 +375,16 @@ impl Conn {
         let status = response.status();
         (status, response.into_body().collect().await.expect("the whole body").to_bytes())
     }
+}
+
+/// HTTP/1.1 over `io`, its connection driven by a task of its own.
+async fn handshake<T>(io: T) -> SendRequest<Full<Bytes>>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (send, conn) = hyper::client::conn::http1::handshake(io).await.expect("HTTP/1.1 handshake");
+    tokio::spawn(conn);
+    send
 }
 
 fn json_of(bytes: &Bytes) -> Value {
