@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::Home;
 use common::check::{
     Want, assert_provisioned, assert_registered, assert_unregistered, cloud_hosts, counts, in_body, in_body_so_far,
-    in_opennebula, tool_counts,
+    in_opennebula, latest_state, tool_counts,
 };
 use common::crash::{Crash, boundaries, expected_calls, resume, run_crashing};
 use serde_json::{Value, json};
@@ -125,6 +125,46 @@ fn resume_can_fail_the_interrupted_stage_instead() {
     assert_eq!(out, json!([{"id": 1, "state": "PLANNING_FAILURE"}]));
     home.scenario(json!({}));
     assert_eq!(home.run(&["--json", "provision", "retry", "1"]).ok().json()["state"], "RUNNING");
+}
+
+/// A stage killed mid-way left its clear files (the variables, the plan it was applying, maybe a
+/// state its Terraform wrote): failing it instead of resuming it saves that state and removes
+/// them, and the retry starts from the saved state.
+#[test]
+fn failing_an_interrupted_stage_saves_its_state_and_removes_its_clear_files() {
+    let home = manual_home();
+    sim_provider(&home);
+    home.scenario(json!({"hang_apply": true}));
+    let mut child = create_in_background(&home, 1);
+    wait_for_call(&home, "terraform", "apply");
+    kill9(&mut child);
+    let tf = home.data_dir().join("work/1/terraform");
+    let clear = ["provision.auto.tfvars.json", "plan.tfplan"];
+    for name in clear {
+        assert!(
+            tf.join(name).exists(),
+            "the killed APPLYING left {name}: {:?}",
+            std::fs::read_dir(&tf).unwrap().count()
+        );
+    }
+    // As if the killed Terraform had written its state before it died.
+    let left = json!({"version": 4, "serial": 41, "resources": [], "outputs": {}});
+    std::fs::write(tf.join("terraform.tfstate"), left.to_string()).unwrap();
+
+    let out = home.run(&["--json", "provision", "resume", "--on-interrupted", "fail"]).ok().json();
+    assert_eq!(out, json!([{"id": 1, "state": "APPLYING_FAILURE"}]));
+    for name in clear.iter().chain(&["terraform.tfstate"]) {
+        assert!(!tf.join(name).exists(), "{name} outlived the interrupted stage");
+    }
+    assert_eq!(latest_state(&home, 1)["serial"], 41, "the state on disk was saved first");
+    let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();
+    assert!(log.contains("state an interrupted stage left behind was saved"), "{log}");
+    assert!(log.contains("clear secrets the interrupted stage left were removed"), "{log}");
+
+    home.scenario(json!({}));
+    let retried = home.run(&["--json", "provision", "retry", "1"]).ok().json();
+    assert_eq!(retried["state"], "RUNNING");
+    assert_provisioned("retried", &home, &retried, 1);
 }
 
 #[test]

@@ -90,6 +90,14 @@ impl From<crate::exec::Error> for StageError {
 /// Ansible; tests and benchmarks use scripted ones.
 pub trait Stages: Send + Sync {
     fn run(&self, stage: Stage, ctx: &mut Ctx<'_>) -> impl Future<Output = Result<Outcome, StageError>> + Send;
+
+    /// The interrupted stage of provision `provision_id` is failed without running again
+    /// (`resume --on-interrupted fail`, a cancel of an operation whose process is gone): put
+    /// away what it left on disk. Nothing to do by default.
+    fn put_away(&self, provision_id: i64, store: &Store, time: i64, log: &mut dyn Log) -> Result<(), StageError> {
+        let _ = (provision_id, store, time, log);
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +240,12 @@ impl<S: Stages> Runner<S> {
             OnInterrupted::Fail => {
                 let (to, _) = machine::next(state, Event::Interrupted)
                     .map_err(|source| Error::Illegal { provision_id: op.provision_id, source })?;
+                if let Err(e) = self.stages.put_away(id, &self.store, now, log) {
+                    log.note(
+                        Severity::Warning,
+                        &format!("What the interrupted stage left was not put away: {}", e.message),
+                    );
+                }
                 let entry = HistoricEntry::new("Operation interrupted", format!("{state} was interrupted"), now);
                 self.transition(op.provision_id, state, to, None, vec![entry], None, None, log).await?;
                 let interrupted = OperationStatus::Interrupted;

@@ -53,7 +53,7 @@ async fn apply<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Vec<te
 /// there first taken from `errored.tfstate`); returns it.
 pub fn save_state(job: &Job, ctx: &mut Ctx<'_>) -> Result<Option<String>, StageError> {
     let dir = job.dir.join("terraform");
-    terraform::recover_errored_state(&dir, ctx)?;
+    terraform::recover_errored_state(&dir, ctx.log)?;
     let state = terraform::read_state(&dir)?;
     if let Some(text) = &state {
         ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), text, (ctx.clock)()).map_err(fail)?;

@@ -25,6 +25,9 @@ use crate::render;
 /// OneForm's default `onedeploy_tags`.
 pub const DEFAULT_TAGS: &str = "stage2,stage3,network";
 
+/// The playbook's extra variables, in the provision's Ansible directory while the stage runs.
+pub const EXTRA_VARS_FILE: &str = "extra_vars.json";
+
 pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     let dir = job.dir.join("ansible");
     work::fresh_copy(&job.driver.system_path.join("ansible"), &dir)?;
@@ -33,7 +36,7 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     let addresses = host_addresses(&inventory);
     let extra = extra_vars(ctx.provision.id, &version, &real.frontend_ip, real.tools.form.as_ref());
     // It holds the session playbooks read the API with: gone when the stage ends.
-    let _extra = work::SecretFile::write(&dir.join("extra_vars.json"), extra.to_string().as_bytes())?;
+    let _extra = work::SecretFile::write(&dir.join(EXTRA_VARS_FILE), extra.to_string().as_bytes())?;
     let body = &ctx.provision.body;
     let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS);
     let mut cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets);

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use super::{Job, Real, fail, terraform, work};
-use crate::engine::{Ctx, Outcome, StageError};
+use crate::engine::{Ctx, Log, Outcome, StageError};
+use crate::store::Store;
 
 /// Terraform's variables file, in the provision's Terraform directory.
 pub const VARIABLES_FILE: &str = "provision.auto.tfvars.json";
@@ -58,24 +59,82 @@ pub fn prepare(job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
 /// it is: that Terraform writes the newest state into it, and the stage's own Terraform waits
 /// for the lock and reads it.
 pub fn state(dir: &Path, ctx: &mut Ctx<'_>) -> Result<work::StateFile, StageError> {
-    if work::is_locked(&dir.join(work::STATE_FILE)) {
-        // A Terraform the killed stage started is still writing it: neither read it half done
-        // nor write over what it will write; this stage's Terraform waits for its lock.
-        ctx.log.info("A Terraform an interrupted stage started still holds the state file: waiting for it to finish");
-        return work::StateFile::hold(dir, None);
+    let at = Saving { provision_id: ctx.provision.id, attempt_id: Some(ctx.attempt_id), time: (ctx.clock)() };
+    match newest_state(dir, ctx.store, at, ctx.log)? {
+        Newest::Locked => {
+            ctx.log
+                .info("A Terraform an interrupted stage started still holds the state file: waiting for it to finish");
+            work::StateFile::hold(dir, None)
+        }
+        Newest::State(state) => work::StateFile::hold(dir, state.as_deref()),
     }
-    terraform::recover_errored_state(dir, ctx)?;
-    let stored = ctx.store.latest_tfstate(ctx.provision.id).map_err(fail)?;
-    let state = match terraform::read_state(dir)? {
+}
+
+/// Whose state is saved, for which attempt (none when no stage runs), when.
+#[derive(Clone, Copy)]
+struct Saving {
+    provision_id: i64,
+    attempt_id: Option<i64>,
+    time: i64,
+}
+
+enum Newest {
+    /// Another Terraform holds the state file locked: one a killed stage started is still
+    /// writing it. It is neither read half done nor written over.
+    Locked,
+    /// The newest state, saved to the store if it was only on disk.
+    State(Option<String>),
+}
+
+/// The newest state of the provision whose Terraform directory is `dir`: a state left on disk
+/// (by a killed stage, or by Terraform in `errored.tfstate`) saved to the store first, else the
+/// store's.
+fn newest_state(dir: &Path, store: &Store, at: Saving, log: &mut dyn Log) -> Result<Newest, StageError> {
+    if work::is_locked(&dir.join(work::STATE_FILE)) {
+        return Ok(Newest::Locked);
+    }
+    terraform::recover_errored_state(dir, log)?;
+    let stored = store.latest_tfstate(at.provision_id).map_err(fail)?;
+    Ok(Newest::State(match terraform::read_state(dir)? {
         Some(left) if stored.as_ref() == Some(&left) => Some(left),
         Some(left) => {
-            ctx.store.save_tfstate(ctx.provision.id, Some(ctx.attempt_id), &left, (ctx.clock)()).map_err(fail)?;
-            ctx.log.info("The Terraform state an interrupted stage left behind was saved");
+            store.save_tfstate(at.provision_id, at.attempt_id, &left, at.time).map_err(fail)?;
+            log.info("The Terraform state an interrupted stage left behind was saved");
             Some(left)
         }
         None => stored,
-    };
-    work::StateFile::hold(dir, state.as_deref())
+    }))
+}
+
+/// Puts away what an interrupted stage that will not run again left in the provision's working
+/// directory `work_dir`: a newer state on disk is saved to the store, then every clear file a
+/// stage holds only while it runs (the state and its backups, the variables, the clear plan, the
+/// playbook's extra variables) is removed. Nothing is touched while another Terraform holds the
+/// state file locked: the provision's next stage takes over from it.
+pub fn put_away(
+    work_dir: &Path,
+    store: &Store,
+    provision_id: i64,
+    time: i64,
+    log: &mut dyn Log,
+) -> Result<(), StageError> {
+    let dir = work_dir.join("terraform");
+    let at = Saving { provision_id, attempt_id: None, time };
+    if let Newest::Locked = newest_state(&dir, store, at, log)? {
+        log.info("A Terraform the interrupted stage started still holds the state file: its files are left to the next stage");
+        return Ok(());
+    }
+    drop(work::StateFile::hold(&dir, None)?);
+    let clear = [
+        dir.join(VARIABLES_FILE),
+        dir.join(super::planning::PLAN_FILE),
+        work_dir.join("ansible").join(super::configure_provision::EXTRA_VARS_FILE),
+    ];
+    let removed = clear.iter().filter(|path| std::fs::remove_file(path).is_ok()).count();
+    if removed > 0 {
+        log.info("The files of clear secrets the interrupted stage left were removed");
+    }
+    Ok(())
 }
 
 /// Writes the variables Terraform gets (0600, by serde: the declared user inputs' values, the

@@ -25,8 +25,9 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use crate::driver::{Catalog, Driver, Loaded};
-use crate::engine::{Ctx, Outcome, Stage, StageError, Stages};
+use crate::engine::{Ctx, Log, Outcome, Stage, StageError, Stages};
 use crate::one::OneApi;
+use crate::store::Store;
 pub use configure_provision::FormServer;
 pub use deprovision_one::selection;
 pub use terraform::Tools;
@@ -76,6 +77,10 @@ impl<A: OneApi> Stages for Real<A> {
             Stage::Deprovisioning => deprovision::run(self, &job, ctx).await,
             Stage::Done => done::run(&job, ctx),
         }
+    }
+
+    fn put_away(&self, provision_id: i64, store: &Store, time: i64, log: &mut dyn Log) -> Result<(), StageError> {
+        init::put_away(&work::provision_dir(&self.work_root, provision_id), store, provision_id, time, log)
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::terraform_ui::JsonUi;
-use crate::engine::{Ctx, StageError};
+use crate::engine::{Ctx, Log, StageError};
 use crate::exec::{self, Cmd};
 
 /// Where the tools are and how they run; resolved once from settings.
@@ -112,9 +112,9 @@ pub fn adopt_errored_state(dir: &Path) -> Result<bool, StageError> {
 }
 
 /// [`adopt_errored_state`], said in the provision's log.
-pub fn recover_errored_state(dir: &Path, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
+pub fn recover_errored_state(dir: &Path, log: &mut dyn Log) -> Result<(), StageError> {
     if adopt_errored_state(dir)? {
-        ctx.log.info(&format!(
+        log.info(&format!(
             "Terraform could not write terraform.tfstate and left the newest state in {ERRORED_STATE_FILE}: formwork keeps it as the provision's state"
         ));
     }
