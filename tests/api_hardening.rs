@@ -2,7 +2,8 @@
 //! on that port answered with the address to use), every wrong TLS file refused before anything
 //! is written, each limit answered with its status (body 413, head 431, connections 503, request
 //! time 408, a slow head cut off), failed logins slowed down (429), and the audit log: one line
-//! per write request, with who, what, when and the result, and no secret.
+//! per write request, with who, what, when and the result, and no secret; reopened on SIGHUP
+//! after a rotation.
 //!
 //! The server runs with fake tools and no OpenNebula endpoint: one `user:password` pair (the
 //! ONE_AUTH file) is oneadmin.
@@ -268,4 +269,37 @@ fn failed_logins_slow_their_client_down_and_every_write_is_audited_without_secre
         assert!(line["ms"].is_u64(), "{line}");
     }
     assert!(!server.log().contains(TOKEN) && !server.log().contains(PASSWORD), "the server log holds a secret");
+}
+
+/// Log rotation as logrotate's `create` does it: the log is moved away, SIGHUP makes the server
+/// write to a new file at the same path (0600), and the server goes on.
+#[test]
+fn sighup_reopens_the_audit_log_after_a_rotation() {
+    let home = home(&[]);
+    let mut server = Server::start(&home);
+    let admin = server.client(USER, PASSWORD);
+    let audit = home.data_dir().join("audit.log");
+    let rotated = home.data_dir().join("audit.log.1");
+    admin.post("/api/v1/providers", &json!({"driver": "nope", "name": "before"})).error(404);
+    std::fs::rename(&audit, &rotated).unwrap();
+    admin.post("/api/v1/providers", &json!({"driver": "nope", "name": "moved"})).error(404);
+
+    let hup = std::process::Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !audit.exists() {
+        assert!(server.is_running(), "SIGHUP ended the server:\n{}", server.log());
+        assert!(Instant::now() < deadline, "no new audit log after SIGHUP:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    admin.post("/api/v1/providers", &json!({"driver": "nope", "name": "after"})).error(404);
+    assert!(server.is_running(), "the server goes on after SIGHUP");
+
+    let statuses = |path: &Path| -> Vec<u64> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["status"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(statuses(&rotated), [404, 404], "before the signal, lines go on to the moved file");
+    assert_eq!(statuses(&audit), [404], "after it, to the new file");
+    assert_eq!(std::fs::metadata(&audit).unwrap().permissions().mode() & 0o777, 0o600);
 }

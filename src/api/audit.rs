@@ -9,6 +9,10 @@
 //! `user` is who the request was made as: the authenticated caller (with `uid`), or for a
 //! refused login the name it gave (`"authenticated": false`). Nothing else of the request is
 //! read: no body, query string or header value, so no secret can reach the log.
+//!
+//! SIGHUP reopens the file at its path ([`Audit::reopen`]), as log rotation expects (logrotate's
+//! `create` with `postrotate kill -HUP`); `copytruncate` works too, the file being opened to
+//! append.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -48,6 +52,22 @@ impl std::fmt::Debug for Audit {
 impl Audit {
     /// Opens (or creates, 0600, with its folder) the log at `path` for appending.
     pub fn open(path: &Path) -> Result<Audit, Error> {
+        Ok(Audit { file: Mutex::new(Audit::open_file(path)?), path: path.to_path_buf() })
+    }
+
+    /// Writes from now on to the file at the log's path, created again if a rotation moved it
+    /// away. Lines go on to the file already open when the path cannot be opened.
+    pub fn reopen(&self) {
+        match Audit::open_file(&self.path) {
+            Ok(file) => {
+                *self.file.lock().unwrap() = file;
+                tracing::info!(path = %self.path.display(), "audit log reopened");
+            }
+            Err(e) => tracing::error!(error = %e, "audit log not reopened; writing on to the file already open"),
+        }
+    }
+
+    fn open_file(path: &Path) -> Result<std::fs::File, Error> {
         let fail = |e: std::io::Error| {
             Error::invalid(format!(
                 "cannot open the audit log {}: {e}; set audit_log (FORMWORK_AUDIT_LOG) to a file formwork may write",
@@ -57,8 +77,7 @@ impl Audit {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(fail)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(fail)?;
-        Ok(Audit { file: Mutex::new(file), path: path.to_path_buf() })
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(fail)
     }
 
     /// Appends one line in one write (so lines of concurrent requests never interleave).

@@ -271,6 +271,7 @@ pub async fn serve(
     if !queued.is_empty() {
         tracing::info!(?queued, "resuming interrupted operations");
     }
+    tokio::spawn(reopen_on_hangup(audit.clone()));
     let state = State { service: service.clone(), drivers: Arc::new(drivers), auth, audit };
     ready(addr, &url);
     let stop = async {
@@ -279,6 +280,16 @@ pub async fn serve(
     };
     front.run(router(state), stop, DRAIN).await;
     Ok(())
+}
+
+/// Reopens the audit log on every SIGHUP, for log rotation; the server goes on (SIGHUP's
+/// default would end it).
+async fn reopen_on_hangup(audit: Arc<Audit>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
+    while hangup.recv().await.is_some() {
+        audit.reopen();
+    }
 }
 
 /// SIGTERM or SIGINT (whatever the shell that started formwork did to SIGINT: tokio's
