@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::terraform_ui::JsonUi;
+use super::work;
 use crate::engine::{Ctx, Log, StageError};
 use crate::exec::{self, Cmd};
 
@@ -100,14 +101,14 @@ pub fn adopt_errored_state(dir: &Path) -> Result<bool, StageError> {
     let errored = dir.join(ERRORED_STATE_FILE);
     match std::fs::read_to_string(&errored) {
         Ok(text) if is_state(&text) => {
-            let state = dir.join("terraform.tfstate");
-            std::fs::rename(&errored, &state).map_err(|e| super::work::io_error("move", &errored, e))?;
-            super::work::make_private(&state)?;
+            let state = dir.join(work::STATE_FILE);
+            std::fs::rename(&errored, &state).map_err(|e| work::io_error("move", &errored, e))?;
+            work::make_private(&state)?;
             Ok(true)
         }
         Ok(_) => Ok(false),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(super::work::io_error("read", &errored, e)),
+        Err(e) => Err(work::io_error("read", &errored, e)),
     }
 }
 
@@ -129,10 +130,11 @@ fn is_state(text: &str) -> bool {
 /// a state (empty or not JSON: a process other than Terraform made it, or a write was cut
 /// short), which must never be saved over the last good one.
 pub fn read_state(dir: &Path) -> Result<Option<String>, StageError> {
-    match std::fs::read_to_string(dir.join("terraform.tfstate")) {
+    let path = dir.join(work::STATE_FILE);
+    match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(text).filter(|text| is_state(text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(super::work::io_error("read", &dir.join("terraform.tfstate"), e)),
+        Err(e) => Err(work::io_error("read", &path, e)),
     }
 }
 
