@@ -127,6 +127,28 @@ fn resume_can_fail_the_interrupted_stage_instead() {
     assert_eq!(home.run(&["--json", "provision", "retry", "1"]).ok().json()["state"], "RUNNING");
 }
 
+#[test]
+fn cancelling_one_orphaned_operation_fails_only_that_one() {
+    let home = manual_home();
+    sim_provider(&home);
+    home.scenario(json!({"hang_plan": true}));
+    for (id, plans) in [(1, 1), (2, 2)] {
+        let mut child = create_in_background(&home, 1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while calls_of(&home, "terraform", "plan").len() < plans {
+            assert!(Instant::now() < deadline, "provision {id} never planned: {:?}", home.calls());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill9(&mut child);
+    }
+    home.scenario(json!({}));
+    home.run(&["provision", "cancel", "1"]).ok();
+    assert_eq!(show(&home, 1)["state"], "PLANNING_FAILURE", "the cancelled orphan is failed");
+    assert_eq!(show(&home, 2)["state"], "PLANNING", "the other orphan is not touched by a cancel of provision 1");
+    let resumed = home.run(&["--json", "provision", "resume"]).ok().json();
+    assert_eq!(resumed, json!([{"id": 2, "state": "RUNNING"}]), "provision 2's operation was still there to resume");
+}
+
 /// A stage killed mid-way left its clear files (the variables, the plan it was applying, maybe a
 /// state its Terraform wrote): failing it instead of resuming it saves that state and removes
 /// them, and the retry starts from the saved state.

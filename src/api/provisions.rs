@@ -330,9 +330,7 @@ async fn cancel(
     Extension(caller): Extension<Caller>,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
-    caller.must_be_admin()?;
-    st.service.may_use(&caller, Kind::Provision, id)?;
-    st.service.cancel(id).await?;
+    st.service.cancel(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::client::{self, Client, LogLine};
 use crate::service::{
-    Cancelled, Change, DriverState, Drivers, Error, NewProvider, NewProvision, Observer, Orphans, Ran, Request,
+    Caller, Cancelled, Change, DriverState, Drivers, Error, NewProvider, NewProvision, Observer, Orphans, Ran, Request,
     Service, Shown, Started, Update,
 };
 use crate::settings::{Flags, Settings};
@@ -241,7 +241,7 @@ impl Backend {
 
     pub async fn cancel(&self, id: i64) -> Result<Cancelled, Error> {
         match self {
-            Backend::Local(local) => local.service()?.cancel(id).await,
+            Backend::Local(local) => local.service()?.cancel(&Caller::local(), id).await,
             Backend::Remote(client) => client.cancel(id).await,
         }
     }

@@ -114,6 +114,8 @@ struct Served {
     error: Option<String>,
     #[serde(default)]
     queued: bool,
+    #[serde(default)]
+    event: Option<crate::engine::Event>,
 }
 
 /// An operation record as the service's row; `None` if it is not one. Parameters the client
@@ -133,6 +135,7 @@ pub fn operation(value: &Value) -> Option<Operation> {
         cancel_requested: served.cancel_requested,
         created_time: served.created_time,
         finished_time: served.finished_time,
+        event: served.event,
         error: served.error,
         queued: served.queued,
     })

@@ -39,6 +39,9 @@ struct Poll {
     lines: Vec<LogLine>,
 }
 
+/// The `error` of an operation the server closed while it waited in its queue.
+const WITHDRAWN: &str = "cancelled before it started";
+
 /// The part of an operation record the follower reads.
 #[derive(Debug, Clone, Deserialize)]
 struct Record {
@@ -108,12 +111,17 @@ impl Client {
         Ok(ran.provision["user_inputs_values"]["oneform_public_ips"].as_u64().unwrap_or(0))
     }
 
-    /// `POST /provisions/:id/cancel`; the answer names the operation asked to stop.
+    /// `POST /provisions/:id/cancel`; then the operation is read again: one the server closed
+    /// at once had waited in its queue and ran nothing.
     pub async fn cancel(&self, id: i64) -> Result<Cancelled, Error> {
         let running = self.records(id).await?.into_iter().find(|op| !op.has_ended());
         self.post(&format!("/provisions/{id}/cancel"), &json!({})).await?;
         let op =
             running.ok_or_else(|| Error::not_allowed(format!("provision {id} has no running operation to cancel")))?;
+        let after = self.records(id).await?.into_iter().find(|r| r.id == op.id);
+        if after.is_some_and(|r| r.status == "cancelled" && r.error.as_deref() == Some(WITHDRAWN)) {
+            return Ok(Cancelled::Withdrawn { operation: op.id, kind: op.kind });
+        }
         Ok(Cancelled::Requested { operation: op.id, kind: op.kind, owner_pid: op.owner_pid })
     }
 

@@ -114,6 +114,8 @@ pub enum Error {
         "provision {provision_id}: {stage} was cancelled; it is now in {state}. `formwork provision retry {provision_id}` runs the stage again"
     )]
     Cancelled { provision_id: i64, stage: &'static str, state: State },
+    #[error("provision {provision_id}: operation {operation} {reason}; nothing ran and the provision is still {state}")]
+    NotStarted { provision_id: i64, operation: i64, state: State, reason: String },
 }
 
 /// What `resume` does with an operation whose process died.
@@ -151,13 +153,18 @@ impl<S: Stages> Runner<S> {
     ) -> Result<State, Error> {
         let now = (self.clock)();
         let (kind, params, owner) = (kind.to_string(), params.clone(), self.owner.clone());
-        let op_id = self.store.call(move |s| s.begin_operation(provision_id, &kind, &params, &owner, now)).await?;
+        let op_id =
+            self.store.call(move |s| s.begin_operation(provision_id, &kind, &params, Some(event), &owner, now)).await?;
         self.continue_operation(op_id, event, log).await
     }
 
-    /// Drives an operation this process owns, beginning with `event`.
+    /// Drives an operation this process owns, beginning with `event`. One cancelled before any
+    /// of its stages started (between leaving the queue and here) ends cancelled, running nothing.
     pub async fn continue_operation(&self, op_id: i64, event: Event, log: &mut dyn Log) -> Result<State, Error> {
         let operation = self.store.call(move |s| s.operation(op_id)).await?;
+        if operation.cancel_requested && !self.store.call(move |s| s.has_started_stages(op_id)).await? {
+            return self.withdraw(&operation, "cancelled before it started", log).await;
+        }
         let cancel = Cancel::new();
         let watcher = self.watch_cancel(op_id, cancel.clone());
         let result = self.drive(&operation, event, log, &cancel).await;
@@ -216,6 +223,10 @@ impl<S: Stages> Runner<S> {
         Ok(done)
     }
 
+    /// Finishes an operation this process took over from a dead owner, by `policy`. One that
+    /// never started a stage (it waited in a queue, or its process died before its first
+    /// checkpoint) has done nothing: it starts from its recorded event. One whose cancel was
+    /// asked for is failed, as the cancel would have done.
     pub async fn resume_one(
         &self,
         op: &OperationRow,
@@ -224,6 +235,10 @@ impl<S: Stages> Runner<S> {
     ) -> Result<State, Error> {
         let now = (self.clock)();
         let (op_id, id, position) = (op.id, op.provision_id, log.position() as i64);
+        if !self.store.call(move |s| s.has_started_stages(op_id)).await? {
+            return self.start_request(op, policy, log).await;
+        }
+        let policy = if op.cancel_requested { OnInterrupted::Fail } else { policy };
         self.store.call(move |s| s.interrupt_attempts(op_id, position, now)).await?;
         let state = self.store.call(move |s| s.provision(id)).await?.state;
         if Stage::of(state).is_none() && state != State::Pending {
@@ -253,6 +268,46 @@ impl<S: Stages> Runner<S> {
                 Ok(to)
             }
         }
+    }
+
+    /// Starts, from the beginning, an operation none of whose stages began: its event is in its
+    /// row (a create's is known for rows written before events were kept). Told to fail
+    /// interrupted work instead, or without an event to start from, it is closed as cancelled
+    /// and the provision is left as it is.
+    async fn start_request(&self, op: &OperationRow, policy: OnInterrupted, log: &mut dyn Log) -> Result<State, Error> {
+        let event = op.event.or_else(|| (op.kind == "create").then_some(Event::Created));
+        let Some(event) = event else {
+            let reason = "not started: recorded by an older formwork without its event; request it again";
+            return self.withdraw(op, reason, log).await;
+        };
+        if op.cancel_requested {
+            return self.withdraw(op, "cancelled before it started", log).await;
+        }
+        match policy {
+            OnInterrupted::Resume => {
+                log.info(&format!(
+                    "Starting operation {} ({}) from the beginning: process {} stopped before it began",
+                    op.id, op.kind, op.owner_pid
+                ));
+                self.continue_operation(op.id, event, log).await
+            }
+            OnInterrupted::Fail => {
+                self.withdraw(op, "not started: its process stopped first and interrupted work is failed", log).await
+            }
+        }
+    }
+
+    /// Closes an operation that ran nothing as cancelled, with `reason`; the provision keeps
+    /// its state.
+    async fn withdraw(&self, op: &OperationRow, reason: &str, log: &mut dyn Log) -> Result<State, Error> {
+        let (op_id, id, now) = (op.id, op.provision_id, (self.clock)());
+        let message = format!("operation {op_id} ({}) {reason}", op.kind);
+        log.note(Severity::Warning, &message);
+        let cancelled = OperationStatus::Cancelled;
+        let error = reason.to_string();
+        self.store.call(move |s| s.finish_operation(op_id, cancelled, Some(&error), now)).await?;
+        let state = self.store.call(move |s| s.provision(id)).await?.state;
+        Err(Error::NotStarted { provision_id: id, operation: op_id, state, reason: reason.to_string() })
     }
 
     /// Applies events and performs effects until there is nothing left to do.

@@ -194,7 +194,7 @@ async fn a_second_operation_is_refused_while_one_runs() {
     assert!(message.contains("formwork provision cancel 1"), "{message}");
 
     // Cancel it as another process would: through the database.
-    store.request_cancel(id).unwrap();
+    store.request_cancel(id, 2).unwrap();
     let result = task.await.unwrap();
     assert!(matches!(result, Err(Error::Cancelled { state: State::PlanningFailure, .. })), "{result:?}");
     assert_eq!(store.operations(id).unwrap()[0].status, OperationStatus::Cancelled);

@@ -109,7 +109,7 @@ impl From<store::Error> for Error {
         match e {
             store::Error::NotFound { .. } => Error::not_found(e.to_string()),
             store::Error::Busy { provision_id, operation } => Error::Busy { provision_id, operation },
-            store::Error::Conflict { .. } => Error::Conflict { message: e.to_string() },
+            store::Error::Conflict { .. } | store::Error::Stale { .. } => Error::Conflict { message: e.to_string() },
             store::Error::InUse { .. } => Error::not_allowed(e.to_string()),
             store::Error::Open { .. }
             | store::Error::Corrupt { .. }
@@ -141,7 +141,7 @@ impl From<engine::Error> for Error {
         match e {
             engine::Error::Store(s) => s.into(),
             engine::Error::Illegal { .. } => Error::not_allowed(e.to_string()),
-            engine::Error::Cancelled { .. } => Error::Cancelled { source: e },
+            engine::Error::Cancelled { .. } | engine::Error::NotStarted { .. } => Error::Cancelled { source: e },
             engine::Error::StageFailed { system, .. } => Error::Upstream { system, source: Box::new(e) },
         }
     }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::access::Caller;
+use super::documents::Kind;
 use super::progress::{Observer, Progress, Silent};
 use super::provisions::{NewProvision, build};
 use super::requests::{Request, plan};
@@ -36,6 +38,8 @@ pub enum Started {
 /// What `cancel` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cancelled {
+    /// It was waiting in the server's queue: closed as cancelled, having run nothing.
+    Withdrawn { operation: i64, kind: String },
     /// The owner process is alive and was asked to stop; it stops the running tool gracefully.
     Requested { operation: i64, kind: String, owner_pid: i64 },
     /// Nobody was working on it: the interrupted stage is marked failed now.
@@ -72,7 +76,14 @@ impl Service {
             crate::engine::Log::info(&mut log, &format!("Provision '{name}' allocated"));
         }
         if detach {
-            let op = self.store.begin_operation(id, "create", &Params::None, &owner::current(), now)?;
+            let op = self.store.begin_operation(
+                id,
+                "create",
+                &Params::None,
+                Some(Event::Created),
+                &owner::current(),
+                now,
+            )?;
             let event = serde_json::to_string(&Event::Created)?;
             let pid = self.background(&["provision", "drive", &op.to_string(), "--event", &event])?;
             return Ok(Started::Detached { id, operation: op, pid });
@@ -184,18 +195,35 @@ impl Service {
         })
     }
 
-    /// Asks the running operation of a provision to stop.
-    pub async fn cancel(self: &Arc<Self>, id: i64) -> Result<Cancelled, Error> {
-        self.store.provision(id)?;
-        let Some(op) = self.store.request_cancel(id)? else {
+    /// Asks the running operation of a provision to stop. One still waiting in the server's
+    /// queue is closed at once, having run nothing. One whose process is gone is taken over and
+    /// failed here (its interrupted stage marked `<STAGE>_FAILURE`, a public-IP change
+    /// finished): that operation only, never another provision's.
+    pub async fn cancel(self: &Arc<Self>, caller: &Caller, id: i64) -> Result<Cancelled, Error> {
+        caller.must_be_admin()?;
+        self.may_use(caller, Kind::Provision, id)?;
+        let Some(op) = self.store.request_cancel(id, store::now())? else {
             return Err(Error::not_allowed(format!("provision {id} has no running operation to cancel")));
         };
-        if owner::is_alive(&op.owner()) {
+        if op.queued {
+            if let Ok(mut log) = self.log(id) {
+                let text = format!("Operation {} ({}) cancelled before it started", op.id, op.kind);
+                crate::engine::Log::info(&mut log, &text);
+            }
+            return Ok(Cancelled::Withdrawn { operation: op.id, kind: op.kind });
+        }
+        let previous = op.owner();
+        if owner::is_alive(&previous) || !self.store.take_over(op.id, &previous, &owner::current(), store::now())? {
             return Ok(Cancelled::Requested { operation: op.id, kind: op.kind, owner_pid: op.owner_pid });
         }
-        let done = self.resume(OnInterrupted::Fail, &|| Box::new(Silent)).await?;
-        let state = done.into_iter().find(|r| r.id == id).map(|r| r.result.map_err(|e| e.to_string()));
-        Ok(Cancelled::Failed { operation: op.id, state })
+        let op = self.store.operation(op.id)?;
+        let mut log = self.operation_log(id, Box::new(Silent));
+        let result = if matches!(op.params, Params::AddIps { .. } | Params::RemoveIp { .. }) {
+            self.resume_public_ips(&op, &mut log).await.map(|_| State::Running)
+        } else {
+            self.runner()?.resume_one(&op, OnInterrupted::Fail, &mut log).await.map_err(Error::from)
+        };
+        Ok(Cancelled::Failed { operation: op.id, state: Some(result.map_err(|e| e.to_string())) })
     }
 
     /// Takes over every operation whose process died and finishes it by `policy`. Public-IP

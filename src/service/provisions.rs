@@ -126,6 +126,21 @@ pub struct Update {
 /// Applies an update to a provision no operation is running on; the merged values must still
 /// be valid. It changes the record only: nothing is re-run until the next operation.
 pub fn update(store: &Store, id: i64, update: &Update, time: i64) -> Result<ProvisionRow, Error> {
+    // The write is refused when the body changed since it was read (an operation began and
+    // checkpointed in between): the change is then merged again into what the body is now.
+    for _ in 0..UPDATE_TRIES - 1 {
+        match merge_and_write(store, id, update, time) {
+            Err(Error::Conflict { .. }) => continue,
+            other => return other,
+        }
+    }
+    merge_and_write(store, id, update, time)
+}
+
+/// How many times an update is merged again into a body that changed under it.
+const UPDATE_TRIES: usize = 3;
+
+fn merge_and_write(store: &Store, id: i64, update: &Update, time: i64) -> Result<ProvisionRow, Error> {
     if let Some(op) = store.running_operation(id)? {
         return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
     }
@@ -150,7 +165,7 @@ pub fn update(store: &Store, id: i64, update: &Update, time: i64) -> Result<Prov
         body.onedeploy_tags = Some(tags.clone());
     }
     let name = update.name.clone().unwrap_or(row.name.clone());
-    store.update_provision(id, &name, &body, time)?;
+    store.update_provision(id, &name, &body, row.revision, time)?;
     Ok(store.provision(id)?)
 }
 

@@ -54,7 +54,7 @@ impl Service {
 
     async fn run_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<u64, Error> {
         let (kind, params) = params(change, target);
-        let op = self.store.begin_operation(id, kind, &params, &owner::current(), store::now())?;
+        let op = self.store.begin_operation(id, kind, &params, None, &owner::current(), store::now())?;
         self.finish_public_ips(id, op, change, target, log).await
     }
 

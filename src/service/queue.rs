@@ -1,8 +1,12 @@
 //! The server's operations: a request is checked, its operation row is written (holding the
 //! provision's lock, marked queued) and the caller is answered at once; the work then runs as
-//! a task once one of the `max_operations` slots is free. The queue is those rows, so a server
-//! that stops loses nothing: at start, [`Service::recover_queue`] takes over every operation
-//! whose process is gone (queued or half-run) and puts it back in the queue.
+//! a task once one of the `max_operations` slots is free. The queue is those rows, and a row
+//! holds everything needed to start its work (kind, params, the event that begins it), so a
+//! server that stops loses nothing: at start, [`Service::recover_queue`] takes over every
+//! operation whose process is gone and queues it again; one that had not started a stage
+//! starts from the beginning, one interrupted half way resumes from its last checkpoint
+//! ([`crate::engine::Runner::resume_one`]). A queued operation that is cancelled is closed in
+//! the same transaction (`Store::request_cancel`), so no slot ever starts it.
 
 use std::sync::Arc;
 
@@ -16,7 +20,7 @@ use super::public_ips::Change;
 use super::requests::{Request, plan};
 use super::{Error, Service};
 use crate::engine::{Event, OnInterrupted, Params, owner};
-use crate::store::{self, OperationRow};
+use crate::store::{self, OperationStatus};
 
 /// How long a request waits for an operation that is only closing its row.
 const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -28,8 +32,9 @@ enum Work {
     Drive(Event),
     /// Make the public-IP change, to this count.
     PublicIps { change: Change, target: u64 },
-    /// Finish an operation whose process died, from its last checkpoint.
-    Resume(Box<OperationRow>),
+    /// An operation taken over from a dead process: started or resumed from its row, read
+    /// again once it has a slot.
+    TakenOver,
 }
 
 impl Service {
@@ -45,8 +50,9 @@ impl Service {
         if let Ok(mut log) = self.log(id) {
             crate::engine::Log::info(&mut log, &format!("Provision '{name}' allocated"));
         }
-        let op = self.store.enqueue_operation(id, "create", &Params::None, &owner::current(), now)?;
-        self.dispatch(id, op, Work::Drive(Event::Created));
+        let event = Event::Created;
+        let op = self.store.enqueue_operation(id, "create", &Params::None, Some(event), &owner::current(), now)?;
+        self.dispatch(id, op, Work::Drive(event));
         self.provision_for(caller, id, Include::default())
     }
 
@@ -80,7 +86,7 @@ impl Service {
         }
         let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;
-        let op = self.store.enqueue_operation(id, kind, &params, &owner::current(), store::now())?;
+        let op = self.store.enqueue_operation(id, kind, &params, Some(event), &owner::current(), store::now())?;
         self.dispatch(id, op, Work::Drive(event));
         Ok(op)
     }
@@ -91,15 +97,15 @@ impl Service {
         self.settle(id).await;
         let target = self.plan_public_ips(id, change)?;
         let (kind, params) = super::public_ips::params(change, target);
-        let op = self.store.enqueue_operation(id, kind, &params, &owner::current(), store::now())?;
+        let op = self.store.enqueue_operation(id, kind, &params, None, &owner::current(), store::now())?;
         self.dispatch(id, op, Work::PublicIps { change, target });
         Ok(op)
     }
 
     /// At server start: every running operation whose process is gone is taken over and
-    /// queued again (it resumes from its last checkpoint), and a provision left PENDING with no
-    /// operation at all (its create was recorded but never queued) gets its create queued.
-    /// Returns the provisions queued.
+    /// queued again (started from its event if no stage of it began, else resumed from its
+    /// last checkpoint), and a provision left PENDING with no operation at all (its create was
+    /// recorded but never queued) gets its create queued. Returns the provisions queued.
     pub fn recover_queue(self: &Arc<Self>) -> Result<Vec<i64>, Error> {
         let mut queued = Vec::new();
         let me = owner::current();
@@ -109,18 +115,20 @@ impl Service {
                 continue;
             }
             queued.push(op.provision_id);
-            self.dispatch(op.provision_id, op.id, Work::Resume(Box::new(op)));
+            self.dispatch(op.provision_id, op.id, Work::TakenOver);
         }
         for id in self.store.unqueued_creates()? {
-            let op = self.store.enqueue_operation(id, "create", &Params::None, &me, store::now())?;
+            let event = Event::Created;
+            let op = self.store.enqueue_operation(id, "create", &Params::None, Some(event), &me, store::now())?;
             queued.push(id);
-            self.dispatch(id, op, Work::Drive(Event::Created));
+            self.dispatch(id, op, Work::Drive(event));
         }
         Ok(queued)
     }
 
-    /// Runs `work` as a task once a slot is free. Its outcome is in the provision (state,
-    /// historic, log) and the operation row; a failure is also traced.
+    /// Runs `work` as a task once a slot is free, unless its operation was cancelled while it
+    /// waited. Its outcome is in the provision (state, historic, log) and the operation row; a
+    /// failure is also traced.
     fn dispatch(self: &Arc<Self>, provision_id: i64, op: i64, work: Work) {
         let service = Arc::clone(self);
         let span = tracing::info_span!("operation", provision_id, operation = op);
@@ -128,8 +136,13 @@ impl Service {
             async move {
                 // The semaphore is never closed, so acquiring only waits.
                 let _slot = service.slots.acquire().await.ok();
-                if let Err(e) = service.store.call(move |s| s.dequeue(op)).await {
-                    tracing::warn!(error = %e, "cannot mark the operation started");
+                match service.store.call(move |s| s.dequeue(op).and_then(|_| s.operation(op))).await {
+                    Ok(row) if row.status != OperationStatus::Running => {
+                        tracing::info!(status = row.status.as_str(), "operation closed before it started");
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot mark the operation started"),
                 }
                 if let Err(e) = service.work(provision_id, op, work).await {
                     tracing::warn!(error = %e, "operation ended in failure");
@@ -148,11 +161,13 @@ impl Service {
             Work::PublicIps { change, target } => {
                 self.finish_public_ips(provision_id, op, change, target, &mut log).await?;
             }
-            Work::Resume(row) if matches!(row.params, Params::AddIps { .. } | Params::RemoveIp { .. }) => {
-                self.resume_public_ips(&row, &mut log).await?;
-            }
-            Work::Resume(row) => {
-                self.runner()?.resume_one(&row, OnInterrupted::Resume, &mut log).await?;
+            Work::TakenOver => {
+                let row = self.store.call(move |s| s.operation(op)).await?;
+                if matches!(row.params, Params::AddIps { .. } | Params::RemoveIp { .. }) {
+                    self.resume_public_ips(&row, &mut log).await?;
+                } else {
+                    self.runner()?.resume_one(&row, OnInterrupted::Resume, &mut log).await?;
+                }
             }
         }
         Ok(())

@@ -250,6 +250,7 @@ mod tests {
             registration_time: 0,
             updated_time: 0,
             owner: Default::default(),
+            revision: 0,
         }
     }
 

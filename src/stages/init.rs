@@ -172,7 +172,7 @@ mod tests {
         let id = store.insert_provision("p", "sim", provider, &body, 1).unwrap();
         store.save_tfstate(id, None, stored, 1).unwrap();
         let owner = Owner { pid: 1, token: "1:t".into() };
-        let op = store.begin_operation(id, "create", &Params::default(), &owner, 1).unwrap();
+        let op = store.begin_operation(id, "create", &Params::default(), None, &owner, 1).unwrap();
         let operation = store.operation(op).unwrap();
         let attempt_id = store.start_attempt(op, id, "APPLYING", 0, 1).unwrap();
         let (mut log, cancel) = (MemLog::default(), Cancel::new());

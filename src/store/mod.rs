@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "0002_owners_queue", include_str!("../../migrations/0002_owners_queue.sql")),
     (3, "0003_sealing", include_str!("../../migrations/0003_sealing.sql")),
     (4, "0004_sealed_tfstates", include_str!("../../migrations/0004_sealed_tfstates.sql")),
+    (5, "0005_durable_requests", include_str!("../../migrations/0005_durable_requests.sql")),
 ];
 
 /// How long a connection waits for another process's transaction before giving up.
@@ -76,6 +77,8 @@ pub enum Error {
         "provision {provision_id} changed state under this operation (expected {expected}, found {found}); run the command again"
     )]
     Conflict { provision_id: i64, expected: String, found: String },
+    #[error("{what} {id} changed while this change was being made; make it again on what it is now")]
+    Stale { what: &'static str, id: i64 },
     #[error("provider {provider_id} is used by provisions {provisions:?}; deprovision and delete them first")]
     InUse { provider_id: i64, provisions: Vec<i64> },
     #[error("database {}: {message}", path.display())]

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use crate::engine::Params;
+use crate::engine::{Event, Params};
 
 use super::rows::{AttemptRow, OperationRow, OperationStatus};
 use super::{Error, Store, json_column};
@@ -45,19 +45,22 @@ pub struct AttemptEnd {
 }
 
 const OPERATION_COLUMNS: &str = "id, provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, \
-                                 cancel_requested, created_time, finished_time, error, queued";
+                                 cancel_requested, created_time, finished_time, error, queued, event";
 
 impl Store {
     /// Starts an operation, or refuses with [`Error::Busy`] naming the one already running.
+    /// `event` is what begins its work (none for a public-IP change, whose params say it all):
+    /// with it and `params` the row is a request any process can start from the beginning.
     pub fn begin_operation(
         &self,
         provision_id: i64,
         kind: &str,
         params: &Params,
+        event: Option<Event>,
         owner: &Owner,
         time: i64,
     ) -> Result<i64, Error> {
-        self.start_operation(provision_id, kind, params, owner, time, false)
+        self.start_operation(provision_id, kind, params, event, owner, time, false)
     }
 
     /// Starts an operation that waits in the server's queue: it holds the provision's lock
@@ -67,38 +70,57 @@ impl Store {
         provision_id: i64,
         kind: &str,
         params: &Params,
+        event: Option<Event>,
         owner: &Owner,
         time: i64,
     ) -> Result<i64, Error> {
-        self.start_operation(provision_id, kind, params, owner, time, true)
+        self.start_operation(provision_id, kind, params, event, owner, time, true)
     }
 
+    #[allow(clippy::too_many_arguments)] // the row's columns, each distinct
     fn start_operation(
         &self,
         provision_id: i64,
         kind: &str,
         params: &Params,
+        event: Option<Event>,
         owner: &Owner,
         time: i64,
         queued: bool,
     ) -> Result<i64, Error> {
-        let params = serde_json::to_string(params)
-            .map_err(|e| Error::Corrupt { what: "operation params", message: e.to_string() })?;
+        let to_json = |what: &'static str, value: Result<String, serde_json::Error>| {
+            value.map_err(|e| Error::Corrupt { what, message: e.to_string() })
+        };
+        let params = to_json("operation params", serde_json::to_string(params))?;
+        let event = event.map(|e| to_json("operation event", serde_json::to_string(&e))).transpose()?;
         let (kind, owner) = (kind.to_string(), owner.clone());
         self.write(move |tx| {
             let id = begin(tx, provision_id, &kind, &params, &owner, time)?;
-            if queued {
-                tx.prepare_cached("UPDATE operations SET queued = 1 WHERE id = ?1")?.execute([id])?;
-            }
+            tx.prepare_cached("UPDATE operations SET queued = ?2, event = ?3 WHERE id = ?1")?
+                .execute(params![id, queued, event])?;
             Ok(id)
         })
     }
 
-    /// Marks a queued operation as started (it got a slot).
-    pub fn dequeue(&self, id: i64) -> Result<(), Error> {
+    /// Marks a queued operation as started (it got a slot). False when it no longer waits:
+    /// it was cancelled meanwhile, or another process took it over.
+    pub fn dequeue(&self, id: i64) -> Result<bool, Error> {
         self.write(move |tx| {
-            tx.prepare_cached("UPDATE operations SET queued = 0 WHERE id = ?1")?.execute([id])?;
-            Ok(())
+            let changed = tx
+                .prepare_cached("UPDATE operations SET queued = 0 WHERE id = ?1 AND status = 'running' AND queued = 1")?
+                .execute([id])?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// Whether any stage of the operation has started: an operation without one has done
+    /// nothing yet, whatever its `queued` flag says (its process may have died between taking
+    /// its slot and its first checkpoint).
+    pub fn has_started_stages(&self, id: i64) -> Result<bool, Error> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM stage_attempts WHERE operation_id = ?1)")?;
+            Ok(stmt.query_row([id], |r| r.get(0))?)
         })
     }
 
@@ -184,14 +206,22 @@ impl Store {
         })
     }
 
-    /// Asks the running operation of a provision to stop; returns it, or None if none runs.
-    pub fn request_cancel(&self, provision_id: i64) -> Result<Option<OperationRow>, Error> {
+    /// Asks the running operation of a provision to stop; returns it as it was, or None if none
+    /// runs. One still waiting in the queue (`queued`) has run nothing: it is closed as
+    /// cancelled here, in the same transaction, so no slot ever starts it.
+    pub fn request_cancel(&self, provision_id: i64, time: i64) -> Result<Option<OperationRow>, Error> {
         self.write(move |tx| {
-            tx.prepare_cached(
-                "UPDATE operations SET cancel_requested = 1 WHERE provision_id = ?1 AND status = 'running'",
-            )?
-            .execute([provision_id])?;
-            running(tx, provision_id)
+            let Some(op) = running(tx, provision_id)? else { return Ok(None) };
+            if op.queued {
+                tx.prepare_cached(
+                    "UPDATE operations SET status = 'cancelled', cancel_requested = 1, queued = 0, finished_time = ?2,
+                            error = 'cancelled before it started' WHERE id = ?1",
+                )?
+                .execute(params![op.id, time])?;
+            } else {
+                tx.prepare_cached("UPDATE operations SET cancel_requested = 1 WHERE id = ?1")?.execute([op.id])?;
+            }
+            Ok(Some(op))
         })
     }
 
@@ -280,7 +310,7 @@ pub(super) fn begin(
     Ok(tx.last_insert_rowid())
 }
 
-fn running(conn: &Connection, provision_id: i64) -> Result<Option<OperationRow>, Error> {
+pub(super) fn running(conn: &Connection, provision_id: i64) -> Result<Option<OperationRow>, Error> {
     let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'");
     conn.prepare_cached(&sql)?.query_row([provision_id], read_operation).optional()?.transpose()
 }
@@ -296,6 +326,7 @@ pub(super) fn finish_attempt(tx: &Transaction<'_>, end: &AttemptEnd, time: i64) 
 fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> {
     let params_text: String = r.get(3)?;
     let status_text: String = r.get(4)?;
+    let event_text: Option<String> = r.get(13)?;
     let build = || -> Result<OperationRow, Error> {
         Ok(OperationRow {
             id: r.get(0)?,
@@ -312,6 +343,7 @@ fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> 
             finished_time: r.get(10)?,
             error: r.get(11)?,
             queued: r.get(12)?,
+            event: event_text.as_deref().map(|text| json_column("operation event", text)).transpose()?,
         })
     };
     Ok(build())

@@ -27,8 +27,12 @@ pub struct Checkpoint<'a> {
     pub time: i64,
 }
 
-const PROVISION_COLUMNS: &str =
-    "id, name, driver, provider_id, state, body, registration_time, updated_time, uid, gid, uname, gname, mode";
+const PROVISION_COLUMNS: &str = "id, name, driver, provider_id, state, body, registration_time, updated_time, uid, gid, uname, gname, mode, revision";
+
+/// The id a new provider or provision gets: one above every id the table ever gave, so an id
+/// names one object for ever (`id_sequence`, kept by triggers; see migration 0005).
+const NEXT_PROVIDER_ID: &str = "SELECT last_id + 1 FROM id_sequence WHERE tbl = 'providers'";
+const NEXT_PROVISION_ID: &str = "SELECT last_id + 1 FROM id_sequence WHERE tbl = 'provisions'";
 
 /// Which table's row [`Store::set_ownership`] changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +58,10 @@ impl Store {
         let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provider(body)?, owner.clone());
         self.write(move |tx| {
             let body = body.text(tx)?;
-            tx.prepare_cached(
-                "INSERT INTO providers (name, driver, body, registration_time, uid, gid, uname, gname, mode)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
+            tx.prepare_cached(&format!(
+                "INSERT INTO providers (id, name, driver, body, registration_time, uid, gid, uname, gname, mode)
+                 VALUES (({NEXT_PROVIDER_ID}), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ))?
             .execute(params![name, driver, body, time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
             Ok(tx.last_insert_rowid())
         })
@@ -173,11 +177,11 @@ impl Store {
         let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provision(body)?, owner.clone());
         self.write(move |tx| {
             let body = body.text(tx)?;
-            tx.prepare_cached(
-                "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time,
+            tx.prepare_cached(&format!(
+                "INSERT INTO provisions (id, name, driver, provider_id, state, body, registration_time, updated_time,
                                          uid, gid, uname, gname, mode)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?
+                 VALUES (({NEXT_PROVISION_ID}), ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?
             .execute(params![
                 name,
                 driver,
@@ -250,15 +254,36 @@ impl Store {
         })
     }
 
-    /// Replaces a provision's name and body without touching its state (update, rename).
-    pub fn update_provision(&self, id: i64, name: &str, body: &ProvisionBody, time: i64) -> Result<(), Error> {
+    /// Replaces a provision's name and body without touching its state (update, rename), if the
+    /// body is still at `revision` (the one the change was computed from) and no operation runs:
+    /// a stage's checkpoint written in between is never overwritten. Refused with
+    /// [`Error::Busy`] or [`Error::Stale`] otherwise.
+    pub fn update_provision(
+        &self,
+        id: i64,
+        name: &str,
+        body: &ProvisionBody,
+        revision: i64,
+        time: i64,
+    ) -> Result<(), Error> {
         let (name, body) = (name.to_string(), self.seal_provision(body)?);
         self.write(move |tx| {
+            if let Some(running) = super::operations::running(tx, id)? {
+                return Err(Error::Busy { provision_id: id, operation: Box::new(running) });
+            }
             let body = body.text(tx)?;
             let changed = tx
-                .prepare_cached("UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1")?
-                .execute(params![id, name, body, time])?;
-            if changed == 0 { Err(Error::NotFound { what: "provision", id }) } else { Ok(()) }
+                .prepare_cached(
+                    "UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1 AND revision = ?5",
+                )?
+                .execute(params![id, name, body, time, revision])?;
+            if changed == 1 {
+                return Ok(());
+            }
+            let exists: bool = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM provisions WHERE id = ?1)")?
+                .query_row([id], |r| r.get(0))?;
+            Err(if exists { Error::Stale { what: "provision", id } } else { Error::NotFound { what: "provision", id } })
         })
     }
 
@@ -400,6 +425,7 @@ fn read_provision(r: &Row<'_>) -> rusqlite::Result<Result<ProvisionRow, Error>> 
             registration_time: r.get(6)?,
             updated_time: r.get(7)?,
             owner: read_owner(r, 8)?,
+            revision: r.get(13)?,
         })
     };
     Ok(build())

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{Params, ProvisionBody, State};
+use crate::engine::{Event, Params, ProvisionBody, State};
 
 /// Nine permission bits, as `chmod` writes them: `0o640` is owner use+manage, group use. The
 /// rules that read them are the service's (`service::access`).
@@ -53,6 +53,9 @@ pub struct ProvisionRow {
     pub registration_time: i64,
     pub updated_time: i64,
     pub owner: Ownership,
+    /// How many times the body was written: an update computed from this row is written only
+    /// while it is still the current one ([`super::Store::update_provision`]).
+    pub revision: i64,
 }
 
 /// One historic entry, OneForm's `{action, description, time}`.
@@ -123,6 +126,9 @@ pub struct OperationRow {
     pub error: Option<String>,
     /// Waiting for a slot in the server's queue (it already holds the provision's lock).
     pub queued: bool,
+    /// The event that begins the operation's work (none for public-IP changes, and for rows an
+    /// older formwork wrote), so it can be started by any process from its row alone.
+    pub event: Option<Event>,
 }
 
 impl OperationRow {

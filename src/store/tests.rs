@@ -28,12 +28,10 @@ fn migrations_apply_once_and_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db/formwork.db");
     let store = Store::open(&path).unwrap();
-    let applied = vec![
-        (1, "0001_init".to_string()),
-        (2, "0002_owners_queue".to_string()),
-        (3, "0003_sealing".to_string()),
-        (4, "0004_sealed_tfstates".to_string()),
-    ];
+    let applied: Vec<(i64, String)> = MIGRATIONS.iter().map(|(v, name, _)| (*v, name.to_string())).collect();
+    let numbered: Vec<i64> = (1..=applied.len() as i64).collect();
+    assert_eq!(applied.iter().map(|(v, _)| *v).collect::<Vec<_>>(), numbered, "numbered 1, 2, … without a gap");
+    assert!(applied.iter().all(|(v, name)| name.starts_with(&format!("{v:04}_"))), "{applied:?}");
     assert_eq!(store.migrations().unwrap(), applied);
     drop(store);
     let again = Store::open(&path).unwrap();
@@ -46,7 +44,7 @@ fn migrations_apply_once_and_files_are_private() {
 fn checkpoint_moves_state_with_body_and_historic_atomically() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
-    let op = store.begin_operation(id, "create", &Params::None, &owner(1), 3).unwrap();
+    let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 3).unwrap();
     let attempt = store.start_attempt(op, id, "INIT", 0, 3).unwrap();
     let body: ProvisionBody = serde_json::from_value(json!({"name": "p", "step": 1})).unwrap();
     let entry = HistoricEntry::new("Resource provisioned", "10.0.0.1 provisioned", 4);
@@ -97,15 +95,16 @@ fn one_running_operation_per_provision_across_connections() {
     let a = Store::open(&path).unwrap();
     let b = Store::open(&path).unwrap();
     let (_, id) = with_provision(&a);
-    let first = a.begin_operation(id, "create", &Params::None, &owner(100), 1).unwrap();
-    match b.begin_operation(id, "scale", &Params::None, &owner(200), 2) {
+    let first = a.begin_operation(id, "create", &Params::None, None, &owner(100), 1).unwrap();
+    match b.begin_operation(id, "scale", &Params::None, None, &owner(200), 2) {
         Err(Error::Busy { operation, .. }) => {
             assert_eq!((operation.id, operation.kind.as_str(), operation.owner_pid), (first, "create", 100));
         }
         other => panic!("expected Busy, got {other:?}"),
     }
     a.finish_operation(first, OperationStatus::Succeeded, None, 3).unwrap();
-    let second = b.begin_operation(id, "scale", &Params::AddIps { amount: 1, target: None }, &owner(200), 4).unwrap();
+    let second =
+        b.begin_operation(id, "scale", &Params::AddIps { amount: 1, target: None }, None, &owner(200), 4).unwrap();
     assert_ne!(first, second);
     assert_eq!(a.running_operation(id).unwrap().unwrap().params, Params::AddIps { amount: 1, target: None });
 }
@@ -114,14 +113,14 @@ fn one_running_operation_per_provision_across_connections() {
 fn take_over_is_compare_and_set() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
-    let op = store.begin_operation(id, "create", &Params::None, &owner(1), 1).unwrap();
+    let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 1).unwrap();
     assert!(store.take_over(op, &owner(1), &owner(2), 2).unwrap());
     assert!(!store.take_over(op, &owner(1), &owner(3), 3).unwrap(), "the old owner is gone already");
     assert_eq!(store.operation(op).unwrap().owner_pid, 2);
-    assert!(store.request_cancel(id).unwrap().is_some());
+    assert!(store.request_cancel(id, 2).unwrap().is_some());
     assert!(store.is_cancel_requested(op).unwrap());
     store.finish_operation(op, OperationStatus::Cancelled, Some("cancelled by user"), 4).unwrap();
-    assert!(store.request_cancel(id).unwrap().is_none());
+    assert!(store.request_cancel(id, 2).unwrap().is_none());
     assert!(store.running_operations().unwrap().is_empty());
 }
 
@@ -199,7 +198,7 @@ fn unqueued_creates_are_the_pending_provisions_without_operations() {
     let (provider, unqueued) = with_provision(&store);
     let new = |name: &str| store.insert_provision(name, "sim", provider, &ProvisionBody::default(), 3).unwrap();
     let (queued, running, later) = (new("queued"), new("running"), new("later"));
-    store.enqueue_operation(queued, "create", &Params::None, &owner(1), 4).unwrap();
+    store.enqueue_operation(queued, "create", &Params::None, None, &owner(1), 4).unwrap();
     let to_running = Checkpoint {
         provision_id: running,
         from: State::Pending,
@@ -218,7 +217,7 @@ fn unqueued_creates_are_the_pending_provisions_without_operations() {
 fn a_failed_attempt_keeps_the_tools_exit_status() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
-    let op = store.begin_operation(id, "create", &Params::None, &owner(1), 1).unwrap();
+    let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 1).unwrap();
     let attempt = store.start_attempt(op, id, "APPLYING", 10, 1).unwrap();
     let end = AttemptEnd {
         attempt_id: attempt,
@@ -343,7 +342,13 @@ fn a_write_is_visible_to_the_next_read_on_every_thread() {
                 for round in 0..25 {
                     let name = format!("t{t}-{round}");
                     store
-                        .update_provision(id, &name, &serde_json::from_value(json!({"round": round})).unwrap(), round)
+                        .update_provision(
+                            id,
+                            &name,
+                            &serde_json::from_value(json!({"round": round})).unwrap(),
+                            round,
+                            round,
+                        )
                         .unwrap();
                     // Read connections are shared between threads and reused: a stale snapshot
                     // on any of them would show an older name here.
@@ -427,11 +432,85 @@ fn queued_operations_hold_the_lock_and_count_until_dequeued() {
     let store = Store::open_in_memory().unwrap();
     let (_, id) = with_provision(&store);
     let owner = owner(1);
-    let op = store.enqueue_operation(id, "create", &Params::None, &owner, 1).unwrap();
+    let op = store.enqueue_operation(id, "create", &Params::None, None, &owner, 1).unwrap();
     assert!(store.operation(op).unwrap().queued);
     assert_eq!(store.queue_length().unwrap(), 1);
-    assert!(matches!(store.begin_operation(id, "retry", &Params::None, &owner, 2), Err(Error::Busy { .. })));
+    assert!(matches!(store.begin_operation(id, "retry", &Params::None, None, &owner, 2), Err(Error::Busy { .. })));
     store.dequeue(op).unwrap();
     assert!(!store.operation(op).unwrap().queued);
     assert_eq!(store.queue_length().unwrap(), 0);
+}
+
+#[test]
+fn ids_are_never_handed_out_again_after_a_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("formwork.db");
+    let store = Store::open(&path).unwrap();
+    let provider = store.insert_provider("a", "sim", &json!({}), 1).unwrap();
+    let first = store.insert_provision("p", "sim", provider, &ProvisionBody::default(), 1).unwrap();
+    let last = store.insert_provision("q", "sim", provider, &ProvisionBody::default(), 1).unwrap();
+    store.delete_provision(last).unwrap();
+    let spare = store.insert_provider("b", "sim", &json!({}), 1).unwrap();
+    store.delete_provider(spare).unwrap();
+    drop(store);
+    // Reopened, as a restarted server would: the highest ids ever given are remembered.
+    let store = Store::open(&path).unwrap();
+    let next = store.insert_provision("r", "sim", provider, &ProvisionBody::default(), 2).unwrap();
+    assert!(next > last, "provision id {next} was handed out again (deleted {last})");
+    assert_eq!(store.provision(first).unwrap().name, "p", "existing ids are kept");
+    let provider_next = store.insert_provider("c", "sim", &json!({}), 2).unwrap();
+    assert!(provider_next > spare, "provider id {provider_next} was handed out again (deleted {spare})");
+}
+
+#[test]
+fn an_update_computed_before_a_checkpoint_does_not_write_over_it() {
+    let store = Store::open_in_memory().unwrap();
+    let (_, id) = with_provision(&store);
+    let read = store.provision(id).unwrap();
+    // A stage saves its body between the update's read and its write.
+    let mut saved = read.body.clone();
+    saved.name = "saved by a stage".into();
+    store.save_body(id, &saved, &[], 2).unwrap();
+    let mut stale = read.body.clone();
+    stale.description = "patched".into();
+    match store.update_provision(id, "patched", &stale, read.revision, 3) {
+        Err(Error::Stale { what: "provision", id: stale_id }) => assert_eq!(stale_id, id),
+        other => panic!("a stale update was not refused: {other:?}"),
+    }
+    assert_eq!(store.provision(id).unwrap().body.name, "saved by a stage", "the checkpoint is kept");
+    // Computed again from the current revision, it is written.
+    let current = store.provision(id).unwrap();
+    store.update_provision(id, "patched", &current.body, current.revision, 4).unwrap();
+    assert_eq!(store.provision(id).unwrap().name, "patched");
+}
+
+#[test]
+fn an_update_is_refused_while_an_operation_runs() {
+    let store = Store::open_in_memory().unwrap();
+    let (_, id) = with_provision(&store);
+    let read = store.provision(id).unwrap();
+    store.begin_operation(id, "scale", &Params::None, None, &owner(1), 2).unwrap();
+    let refused = store.update_provision(id, "patched", &read.body, read.revision, 3);
+    assert!(matches!(refused, Err(Error::Busy { .. })), "{refused:?}");
+    assert_eq!(store.provision(id).unwrap().revision, read.revision, "nothing was written");
+}
+
+#[test]
+fn a_queued_operation_cancelled_is_closed_and_never_dequeued() {
+    let store = Store::open_in_memory().unwrap();
+    let (_, id) = with_provision(&store);
+    let event = Some(crate::engine::Event::DeprovisionRequested { force: false });
+    let op = store.enqueue_operation(id, "deprovision", &Params::None, event, &owner(1), 1).unwrap();
+    assert_eq!(store.operation(op).unwrap().event, event, "the row holds the event that starts it");
+    let cancelled = store.request_cancel(id, 2).unwrap().expect("the queued operation");
+    assert!(cancelled.queued, "answered as it was: queued");
+    let row = store.operation(op).unwrap();
+    assert_eq!((row.status, row.finished_time), (OperationStatus::Cancelled, Some(2)));
+    assert!(!store.dequeue(op).unwrap(), "a slot must not start a cancelled operation");
+    assert!(store.running_operation(id).unwrap().is_none(), "the provision is free");
+    // A started one is only asked to stop.
+    let started = store.begin_operation(id, "retry", &Params::None, None, &owner(1), 3).unwrap();
+    store.request_cancel(id, 4).unwrap();
+    let row = store.operation(started).unwrap();
+    assert!(row.cancel_requested && row.status == OperationStatus::Running, "{row:?}");
 }

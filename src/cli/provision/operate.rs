@@ -46,6 +46,16 @@ pub(super) async fn public_ips(backend: &Backend, id: i64, change: Change, out: 
 
 pub(super) async fn cancel(backend: &Backend, id: i64, out: &Output) -> anyhow::Result<()> {
     match backend.cancel(id).await? {
+        Cancelled::Withdrawn { operation, kind } => {
+            let text = format!(
+                "operation {operation} ({kind}) of provision {id} was waiting in the queue: cancelled, nothing ran"
+            );
+            if out.json {
+                out.json(&json!({"id": id, "operation": operation, "cancelled": true}))
+            } else {
+                out.text(&text)
+            }
+        }
         Cancelled::Requested { operation, kind, owner_pid } => {
             let text = format!(
                 "asked operation {operation} ({kind}) of provision {id} to stop; its process {owner_pid} stops the running tool gracefully"
