@@ -228,7 +228,11 @@ impl Service {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        Ok(())
+        // The id is never given again; its log goes with it.
+        match std::fs::remove_file(self.settings.log_path(id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// A provision's log lines: the last `last` of them (all with `None`), and the offset to
