@@ -393,3 +393,47 @@ fn a_sealed_plan_opens_only_for_its_provision_and_not_after_its_key_is_retired()
     assert!(err.contains("is not in"), "a retired key no longer opens it: {err}");
     assert_eq!(store.open_plan(4, &store.seal_plan(4, &plan).unwrap()).unwrap(), plan, "the new key seals and opens");
 }
+
+/// Replaces, by hand past the store, the value `name` of row `to` in `table` with row `from`'s
+/// (sealed) one: what someone who can write the database file but lacks the key can do.
+fn copy_value(path: &Path, table: &str, values: &str, name: &str, from: i64, to: i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let body = |id: i64| -> Value {
+        let text: String = conn.query_row(&format!("SELECT body FROM {table} WHERE id = ?1"), [id], |r| r.get(0)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let value = body(from)[values][name].clone();
+    assert!(value.get("$sealed").is_some(), "{value}");
+    let mut target = body(to);
+    target[values][name] = value;
+    conn.execute(&format!("UPDATE {table} SET body = ?2 WHERE id = ?1"), rusqlite::params![to, target.to_string()])
+        .unwrap();
+}
+
+/// A sealed value is bound to its row: copied onto the same input of another provider (or
+/// provision) it does not open there, and the error names the row and the input.
+#[test]
+fn a_sealed_value_copied_into_another_row_is_refused_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = db(&dir);
+    let store = Store::open(&path).unwrap();
+    let (a, p) = populate(&store);
+    let b = store.insert_provider("b", "sim", &provider_body("b-token"), 3).unwrap();
+    let q = store.insert_provision("q", "sim", b, &provision_body("q-password"), 4).unwrap();
+    copy_value(&path, "providers", "connection", "api_token", a, b);
+    copy_value(&path, "provisions", "user_inputs_values", "admin_password", p, q);
+
+    let read = store.provider(b);
+    let opened = read.as_ref().map(|r| r.body["connection"]["api_token"].clone());
+    assert!(read.is_err(), "provider {a}'s token opened in provider {b}: {opened:?}");
+    let err = read.unwrap_err().to_string();
+    assert!(err.contains(&format!("provider {b}")) && err.contains("'api_token'"), "{err}");
+    assert!(store.providers().is_err(), "the listing refuses it too");
+    let read = store.provision(q);
+    let opened = read.as_ref().map(|r| r.body.user_inputs_values["admin_password"].clone());
+    assert!(read.is_err(), "provision {p}'s password opened in provision {q}: {opened:?}");
+    let err = read.unwrap_err().to_string();
+    assert!(err.contains(&format!("provision {q}")) && err.contains("'admin_password'"), "{err}");
+    assert_eq!(store.provider(a).unwrap().body, provider_body(CONNECTION_CANARY), "the row it came from still opens");
+    assert_eq!(store.provision(p).unwrap().body, provision_body(INPUT_CANARY));
+}
