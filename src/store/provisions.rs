@@ -53,13 +53,16 @@ impl Store {
     ) -> Result<i64, Error> {
         let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provider(body)?, owner.clone());
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            // Sealed values are bound to the row's id: the body is written once the row has it.
             tx.prepare_cached(
                 "INSERT INTO providers (name, driver, body, registration_time, uid, gid, uname, gname, mode)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 VALUES (?1, ?2, '{}', ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![name, driver, body, time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
-            Ok(tx.last_insert_rowid())
+            .execute(params![name, driver, time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
+            let id = tx.last_insert_rowid();
+            let body = body.text(tx, id)?;
+            tx.prepare_cached("UPDATE providers SET body = ?2 WHERE id = ?1")?.execute(params![id, body])?;
+            Ok(id)
         })
     }
 
@@ -112,7 +115,7 @@ impl Store {
                 let (id, name, driver, body, registration_time, ids, owner) = row?;
                 let provision_ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
                 let mut body = json_column("provider body", &body)?;
-                self.open_provider(&mut body)?;
+                self.open_provider(id, &mut body)?;
                 out.push(ProviderRow { id, name, driver, body, registration_time, provision_ids, owner });
             }
             Ok(out)
@@ -122,7 +125,7 @@ impl Store {
     pub fn update_provider(&self, id: i64, name: &str, body: &Value) -> Result<(), Error> {
         let (name, body) = (name.to_string(), self.seal_provider(body)?);
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            let body = body.text(tx, id)?;
             let changed = tx
                 .prepare_cached("UPDATE providers SET name = ?2, body = ?3 WHERE id = ?1")?
                 .execute(params![id, name, body])?;
@@ -172,18 +175,17 @@ impl Store {
     ) -> Result<i64, Error> {
         let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provision(body)?, owner.clone());
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            // Sealed values are bound to the row's id: the body is written once the row has it.
             tx.prepare_cached(
                 "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time,
                                          uid, gid, uname, gname, mode)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 name,
                 driver,
                 provider_id,
                 State::Pending.number(),
-                body,
                 time,
                 o.uid,
                 o.gid,
@@ -191,7 +193,10 @@ impl Store {
                 o.gname,
                 o.mode.0
             ])?;
-            Ok(tx.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            let body = body.text(tx, id)?;
+            tx.prepare_cached("UPDATE provisions SET body = ?2 WHERE id = ?1")?.execute(params![id, body])?;
+            Ok(id)
         })
     }
 
@@ -233,7 +238,7 @@ impl Store {
 
     /// A row read from the database with its sealed values opened.
     fn opened(&self, mut row: ProvisionRow) -> Result<ProvisionRow, Error> {
-        self.open_provision(&mut row.body)?;
+        self.open_provision(row.id, &mut row.body)?;
         Ok(row)
     }
 
@@ -254,7 +259,7 @@ impl Store {
     pub fn update_provision(&self, id: i64, name: &str, body: &ProvisionBody, time: i64) -> Result<(), Error> {
         let (name, body) = (name.to_string(), self.seal_provision(body)?);
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            let body = body.text(tx, id)?;
             let changed = tx
                 .prepare_cached("UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1")?
                 .execute(params![id, name, body, time])?;
@@ -299,7 +304,7 @@ impl Store {
     ) -> Result<(), Error> {
         let (body, historic) = (self.seal_provision(body)?, historic.to_vec());
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            let body = body.text(tx, provision_id)?;
             let changed = tx
                 .prepare_cached("UPDATE provisions SET body = ?2, updated_time = ?3 WHERE id = ?1")?
                 .execute(params![provision_id, body, time])?;
@@ -331,7 +336,7 @@ impl Store {
                 let found = State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
                 return Err(Error::Conflict { provision_id: id, expected: from.to_string(), found });
             }
-            let body = body.map(|b| b.text(tx)).transpose()?;
+            let body = body.map(|b| b.text(tx, id)).transpose()?;
             tx.prepare_cached(
                 "UPDATE provisions SET state = ?2, updated_time = ?3, body = coalesce(?4, body) WHERE id = ?1",
             )?
@@ -354,9 +359,9 @@ impl Store {
         time: i64,
     ) -> Result<(), Error> {
         let serial = serde_json::from_str::<Value>(state).ok().and_then(|v| v["serial"].as_i64());
-        let state = self.seal_tfstate(provision_id, state)?;
+        let state = self.seal_tfstate(state);
         self.write(move |tx| {
-            let state = state.text(tx)?;
+            let state = state.text(tx, provision_id)?;
             tx.prepare_cached(
                 "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?

@@ -124,10 +124,10 @@ fn sensitive_values_are_sealed_on_disk_and_clear_when_read() {
     }
     let (key_id, resealed) = store.sealing().unwrap();
     assert!(resealed && key_file_ids(&key_file) == [key_id.clone()]);
-    assert!(raw_bodies(&path).iter().all(|b| b.contains(&format!("\"$sealed\":\"v1:{key_id}:"))));
+    assert!(raw_bodies(&path).iter().all(|b| b.contains(&format!("\"$sealed\":\"v2:{key_id}:"))));
     let states = raw_states(&path);
     assert_eq!(states.len(), 2);
-    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v1:{key_id}:"))), "{states:?}");
+    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v2:{key_id}:"))), "{states:?}");
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn the_migration_seals_the_clear_values_of_an_older_database() {
     assert!(contains(&database_bytes(&path), CONNECTION_CANARY), "the old database holds the secret in clear");
     let store = Store::open(&path).unwrap();
     assert!(key_file.exists());
-    assert_eq!(store.migrations().unwrap().last().unwrap(), &(4, "0004_sealed_tfstates".to_string()));
+    assert_eq!(store.migrations().unwrap().last().unwrap(), &(6, "0006_bound_seals".to_string()));
     let raw = raw_bodies(&path);
     assert!(raw.iter().all(|b| !b.contains(CONNECTION_CANARY) && !b.contains(INPUT_CANARY)), "{raw:?}");
     assert_eq!(store.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
@@ -239,6 +239,7 @@ fn the_first_open_after_migration_4_seals_the_clear_states_of_an_older_database(
     };
     {
         // Back to what formwork wrote before migration 4: clear states, no record of migration 4.
+        back_to_migration_4(&path);
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute("DELETE FROM schema_migrations WHERE version = 4", []).unwrap();
         let insert = "INSERT INTO tfstates (provision_id, serial, state, saved_time) VALUES (?1, ?2, ?3, 1)";
@@ -248,11 +249,11 @@ fn the_first_open_after_migration_4_seals_the_clear_states_of_an_older_database(
     }
     assert!(contains(&database_bytes(&path), STATE_CANARY), "the old database holds the state in clear");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.migrations().unwrap().last().unwrap(), &(4, "0004_sealed_tfstates".to_string()));
+    assert_eq!(store.migrations().unwrap().last().unwrap(), &(6, "0006_bound_seals".to_string()));
     assert_eq!(store.sealing().unwrap(), (key_id.clone(), true), "the same key, every row under it");
     let states = raw_states(&path);
     assert_eq!(states.len(), 2);
-    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v1:{key_id}:"))), "{states:?}");
+    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v2:{key_id}:"))), "{states:?}");
     assert_eq!(store.latest_tfstate(provision).unwrap(), Some(tfstate(2)));
     assert_eq!(store.provision(provision).unwrap().body, provision_body(INPUT_CANARY), "bodies are untouched");
     drop(store);
@@ -288,7 +289,7 @@ fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
         ]
     );
     let states = raw_states(&path);
-    assert!(states.len() == 1 && states[0].contains(&format!("v1:{}:", done.key_id)), "{states:?}");
+    assert!(states.len() == 1 && states[0].contains(&format!("v2:{}:", done.key_id)), "{states:?}");
     assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&done.key_id));
     assert_eq!(store.sealing().unwrap(), (done.key_id.clone(), true));
     let raw = raw_bodies(&path);
@@ -348,8 +349,8 @@ fn a_process_that_opened_the_database_before_a_rotation_follows_it() {
     let id = server.insert_provider("sim", "sim", &provider_body("newer"), 6).unwrap();
     server.save_tfstate(provision, None, &tfstate(1), 7).unwrap();
     let raw = raw_bodies(&path);
-    assert!(raw.iter().all(|b| b.contains(&format!("v1:{}:", done.key_id))), "{raw:?}");
-    assert!(raw_states(&path)[0].contains(&format!("v1:{}:", done.key_id)), "a state is sealed with the new key too");
+    assert!(raw.iter().all(|b| b.contains(&format!("v2:{}:", done.key_id))), "{raw:?}");
+    assert!(raw_states(&path)[0].contains(&format!("v2:{}:", done.key_id)), "a state is sealed with the new key too");
     let fresh = Store::open(&path).unwrap();
     assert_eq!(fresh.provision(provision).unwrap().body, provision_body("after-rotation"));
     assert_eq!(fresh.provider(id).unwrap().body, provider_body("newer"));
@@ -387,7 +388,7 @@ fn a_sealed_plan_opens_only_for_its_provision_and_not_after_its_key_is_retired()
     let err = store.open_plan(5, &sealed).unwrap_err().to_string();
     assert!(err.contains("terraform plan of provision 5") && err.contains("changed or damaged"), "{err}");
     let err = store.open_plan(4, "plan bytes").unwrap_err().to_string();
-    assert!(err.contains("not in formwork's format"), "{err}");
+    assert!(err.contains("terraform plan of provision 4 is stored in clear"), "{err}");
     store.rotate_secrets(&mut |_| {}).unwrap();
     let err = store.open_plan(4, &sealed).unwrap_err().to_string();
     assert!(err.contains("is not in"), "a retired key no longer opens it: {err}");
@@ -399,7 +400,8 @@ fn a_sealed_plan_opens_only_for_its_provision_and_not_after_its_key_is_retired()
 fn copy_value(path: &Path, table: &str, values: &str, name: &str, from: i64, to: i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
     let body = |id: i64| -> Value {
-        let text: String = conn.query_row(&format!("SELECT body FROM {table} WHERE id = ?1"), [id], |r| r.get(0)).unwrap();
+        let text: String =
+            conn.query_row(&format!("SELECT body FROM {table} WHERE id = ?1"), [id], |r| r.get(0)).unwrap();
         serde_json::from_str(&text).unwrap()
     };
     let value = body(from)[values][name].clone();
@@ -436,4 +438,127 @@ fn a_sealed_value_copied_into_another_row_is_refused_there() {
     assert!(err.contains(&format!("provision {q}")) && err.contains("'admin_password'"), "{err}");
     assert_eq!(store.provider(a).unwrap().body, provider_body(CONNECTION_CANARY), "the row it came from still opens");
     assert_eq!(store.provision(p).unwrap().body, provision_body(INPUT_CANARY));
+}
+
+/// Takes a database back to what formwork wrote before migration 6: no record of it, and a
+/// `sealing` row without `bound`.
+fn back_to_migration_4(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("DELETE FROM schema_migrations WHERE version = 6; ALTER TABLE sealing DROP COLUMN bound;")
+        .unwrap();
+}
+
+/// A database as formwork wrote it before values were bound to their row: three providers and
+/// provisions (from [`populate`]) and a state of provision 2, every value sealed in `v1`, whose
+/// associated data names only the input (or the document). Returns its paths and key id.
+fn v1_database(dir: &tempfile::TempDir) -> (PathBuf, String) {
+    let (path, key_file) = db(dir);
+    let store = Store::open(&path).unwrap();
+    for _ in 0..3 {
+        populate(&store);
+    }
+    drop(store);
+    back_to_migration_4(&path);
+    let ring = Keyring::new(Source::File(key_file));
+    ring.load(false).unwrap();
+    let key = ring.sealing().unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v1 = |name: &str, clear: &str| crate::secrets::seal_v1(&key, name, json!(clear).to_string().as_bytes());
+    for (table, values, name, clear) in [
+        ("providers", "connection", "api_token", CONNECTION_CANARY),
+        ("provisions", "user_inputs_values", "admin_password", INPUT_CANARY),
+    ] {
+        let mut stmt = conn.prepare(&format!("SELECT id, body FROM {table}")).unwrap();
+        let rows: Vec<(i64, String)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
+        for (id, text) in rows {
+            let mut body: Value = serde_json::from_str(&text).unwrap();
+            body[values][name] = v1(name, clear);
+            let sql = format!("UPDATE {table} SET body = ?2 WHERE id = ?1");
+            conn.execute(&sql, rusqlite::params![id, body.to_string()]).unwrap();
+        }
+    }
+    let state = crate::secrets::seal_v1(&key, "terraform state of provision 2", tfstate(1).as_bytes());
+    let insert = "INSERT INTO tfstates (provision_id, serial, state, saved_time) VALUES (2, 1, ?1, 1)";
+    conn.execute(insert, [state.to_string()]).unwrap();
+    (path, key.id().to_string())
+}
+
+fn all_sealed_as(path: &Path, tag: &str) -> bool {
+    let sealed = format!("\"$sealed\":\"{tag}:");
+    raw_bodies(path).iter().chain(&raw_states(path)).all(|text| text.contains(&sealed))
+}
+
+/// The migration step: the first open after migration 6 opens every `v1` seal with its old
+/// associated data and seals it again bound to its row, under the same key; a second open
+/// changes nothing; a `v1` seal put back afterwards is refused, not bound.
+#[test]
+fn the_first_open_after_migration_6_binds_v1_seals_to_their_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_id) = v1_database(&dir);
+    assert!(all_sealed_as(&path, "v1"), "{:?}", raw_bodies(&path));
+    let v1_provider: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT body FROM providers WHERE id = 2", [], |r| r.get(0))
+        .unwrap();
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.migrations().unwrap().last().unwrap(), &(6, "0006_bound_seals".to_string()));
+    assert_eq!(store.sealing().unwrap(), (key_id, true), "the same key, every row bound");
+    assert!(all_sealed_as(&path, "v2"), "{:?}", raw_bodies(&path));
+    for id in 1..=3 {
+        assert_eq!(store.provider(id).unwrap().body, provider_body(CONNECTION_CANARY));
+        assert_eq!(store.provision(id).unwrap().body, provision_body(INPUT_CANARY));
+    }
+    assert_eq!(store.latest_tfstate(2).unwrap(), Some(tfstate(1)));
+    let bound = (raw_bodies(&path), raw_states(&path));
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!((raw_bodies(&path), raw_states(&path)), bound, "binding runs once");
+
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE providers SET body = ?1 WHERE id = 1", [v1_provider])
+        .unwrap();
+    store.rotate_secrets(&mut |_| {}).unwrap();
+    let err = store.provider(1).unwrap_err().to_string();
+    assert!(err.contains("'api_token' in provider 1 is sealed in an older format (v1)"), "{err}");
+    assert!(err.contains("formwork provider update 1"), "{err}");
+    assert_eq!(store.provider(2).unwrap().body, provider_body(CONNECTION_CANARY), "the other rows moved on");
+}
+
+/// The migration step killed half way: while another process holds the step, this one refuses
+/// the unbound values (saying to wait); a pass stopped after its first batch keeps
+/// `bound = 0`, and the next open binds the rest.
+#[test]
+fn binding_v1_seals_stopped_half_way_is_finished_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = v1_database(&dir);
+    let lock = std::fs::File::create(dir.path().join("formwork.db.secrets-lock")).unwrap();
+    lock.try_lock().unwrap();
+    let store = Store::open(&path).unwrap();
+    let err = store.provision(1).unwrap_err().to_string();
+    assert!(
+        err.contains("'admin_password' in provision 1 is sealed in an older format") && err.contains("wait"),
+        "{err}"
+    );
+    drop(lock);
+
+    // Stopped after the providers' batch, before the provisions': what a kill leaves.
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.rotate_secrets(&mut |s| assert_ne!(s, RotationStep::Batch(1), "killed here")).unwrap()
+    }));
+    assert!(stopped.is_err());
+    let raw = raw_bodies(&path);
+    assert!(raw[..3].iter().all(|b| b.contains("v2:")) && raw[3..].iter().all(|b| b.contains("v1:")), "{raw:?}");
+    assert_eq!(store.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    assert!(store.sealing().unwrap().1);
+    assert!(all_sealed_as(&path, "v2"), "{:?}", raw_bodies(&path));
+    for id in 1..=3 {
+        assert_eq!(store.provision(id).unwrap().body, provision_body(INPUT_CANARY));
+    }
+    assert_eq!(store.latest_tfstate(2).unwrap(), Some(tfstate(1)));
 }
