@@ -49,12 +49,16 @@ impl Row {
         }
     }
 
-    /// How to write the row's values again, for messages.
-    fn set_again(self) -> String {
-        match self {
-            Row::Provider(id) => format!("set it again with `formwork provider update {id}`"),
-            Row::Provision(id) => format!("set it again with `formwork provision update {id}`"),
-        }
+    /// How to set the value of input `name` again, for messages. formwork reads a row before it
+    /// updates it, so the refused value is first removed by hand.
+    fn set_again(self, name: &str) -> String {
+        let (table, values, command, id) = match self {
+            Row::Provider(id) => ("providers", "connection", "provider", id),
+            Row::Provision(id) => ("provisions", "user_inputs_values", "provision", id),
+        };
+        format!(
+            "remove it from the row (sqlite3 formwork.db \"UPDATE {table} SET body = json_remove(body, '$.{values}.{name}') WHERE id = {id}\") and set it again with `formwork {command} update {id}`"
+        )
     }
 }
 
@@ -98,7 +102,7 @@ impl Place {
             binding: row.binding(name),
             v1_binding: name.to_string(),
             what: format!("the value of '{name}' in {row}"),
-            advice: row.set_again(),
+            advice: row.set_again(name),
         }
     }
 

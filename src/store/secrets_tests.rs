@@ -438,6 +438,13 @@ fn a_sealed_value_copied_into_another_row_is_refused_there() {
     assert!(err.contains(&format!("provision {q}")) && err.contains("'admin_password'"), "{err}");
     assert_eq!(store.provider(a).unwrap().body, provider_body(CONNECTION_CANARY), "the row it came from still opens");
     assert_eq!(store.provision(p).unwrap().body, provision_body(INPUT_CANARY));
+
+    // What the error says to do works: remove the value by hand, set it again.
+    let fix = err.split("sqlite3 formwork.db \"").nth(1).and_then(|s| s.split('"').next()).expect("a command");
+    rusqlite::Connection::open(&path).unwrap().execute(fix, []).unwrap();
+    assert!(!store.provision(q).unwrap().body.user_inputs_values.contains_key("admin_password"));
+    store.update_provision(q, "q", &provision_body("q-password"), 5).unwrap();
+    assert_eq!(store.provision(q).unwrap().body, provision_body("q-password"));
 }
 
 /// Takes a database back to what formwork wrote before migration 6: no record of it, and a
@@ -523,7 +530,7 @@ fn the_first_open_after_migration_6_binds_v1_seals_to_their_row_once() {
     store.rotate_secrets(&mut |_| {}).unwrap();
     let err = store.provider(1).unwrap_err().to_string();
     assert!(err.contains("'api_token' in provider 1 is sealed in an older format (v1)"), "{err}");
-    assert!(err.contains("formwork provider update 1"), "{err}");
+    assert!(err.contains("WHERE id = 1") && err.contains("formwork provider update 1"), "{err}");
     assert_eq!(store.provider(2).unwrap().body, provider_body(CONNECTION_CANARY), "the other rows moved on");
 }
 
