@@ -52,12 +52,12 @@ impl Row {
     /// How to set the value of input `name` again, for messages. formwork reads a row before it
     /// updates it, so the refused value is first removed by hand.
     fn set_again(self, name: &str) -> String {
-        let (table, values, command, id) = match self {
-            Row::Provider(id) => ("providers", "connection", "provider", id),
-            Row::Provision(id) => ("provisions", "user_inputs_values", "provision", id),
+        let (values, command, id) = match self {
+            Row::Provider(id) => ("connection", "provider", id),
+            Row::Provision(id) => ("user_inputs_values", "provision", id),
         };
         format!(
-            "remove it from the row (sqlite3 formwork.db \"UPDATE {table} SET body = json_remove(body, '$.{values}.{name}') WHERE id = {id}\") and set it again with `formwork {command} update {id}`"
+            "remove `{values}.{name}` from the body of {self} in the database by hand, then set it again with `formwork {command} update {id}`"
         )
     }
 }
