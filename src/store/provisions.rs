@@ -56,9 +56,9 @@ impl Store {
             // Sealed values are bound to the row's id: the body is written once the row has it.
             tx.prepare_cached(
                 "INSERT INTO providers (name, driver, body, registration_time, uid, gid, uname, gname, mode)
-                 VALUES (?1, ?2, '{}', ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
-            .execute(params![name, driver, time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
+            .execute(params![name, driver, "{}", time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
             let id = tx.last_insert_rowid();
             let body = body.text(tx, id)?;
             tx.prepare_cached("UPDATE providers SET body = ?2 WHERE id = ?1")?.execute(params![id, body])?;
@@ -179,13 +179,14 @@ impl Store {
             tx.prepare_cached(
                 "INSERT INTO provisions (name, driver, provider_id, state, body, registration_time, updated_time,
                                          uid, gid, uname, gname, mode)
-                 VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 name,
                 driver,
                 provider_id,
                 State::Pending.number(),
+                "{}",
                 time,
                 o.uid,
                 o.gid,
