@@ -299,6 +299,9 @@ fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
     assert_eq!(reopened.latest_tfstate(2).unwrap(), Some(tfstate(1)));
     assert_eq!(reopened.provider(3).unwrap().body, provider_body(CONNECTION_CANARY));
     assert_eq!(reopened.provision(3).unwrap().body, provision_body(INPUT_CANARY));
+    copy_value(&path, "providers", "connection", "api_token", 1, 2);
+    let err = reopened.provider(2).unwrap_err().to_string();
+    assert!(err.contains("'api_token' in provider 2 does not open"), "re-sealed values stay bound to their row: {err}");
 }
 
 #[test]
