@@ -132,7 +132,7 @@ fn key_ids(home: &Home) -> Vec<String> {
     let mut ids: Vec<String> = bodies
         .iter()
         .flat_map(|b| {
-            b.match_indices("\"$sealed\":\"v1:").map(move |(at, m)| b[at + m.len()..at + m.len() + 16].to_string())
+            b.match_indices("\"$sealed\":\"v2:").map(move |(at, m)| b[at + m.len()..at + m.len() + 16].to_string())
         })
         .collect();
     ids.sort();

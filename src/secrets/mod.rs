@@ -2,11 +2,13 @@
 //! inputs) are kept in the database sealed with XChaCha20-Poly1305 under a key kept apart from
 //! it, so a copied database, a backup or a support bundle reveals none of them.
 //!
-//! A sealed value stands where the clear value stood, as `{"$sealed": "v1:<key id>:<base64>"}`
+//! A sealed value stands where the clear value stood, as `{"$sealed": "v2:<key id>:<base64>"}`
 //! (the base64 holds the random 24-byte nonce, the ciphertext and the tag), so bodies stay JSON.
 //! The plaintext is the value's JSON text, so numbers and lists come back as they were; the
-//! associated data is `v1:<key id>:<input name>`, so a sealed value copied onto another input
-//! does not open.
+//! associated data is `v2:<key id>:<table>:<row id>:<input name>` (`provider:3:api_token`), so a
+//! sealed value copied onto another input, row or table does not open. Values sealed by the
+//! format before (`v1`, bound to the input's name only) are re-bound to their row once, by the
+//! store's migration step; reads refuse them, and clear values, afterwards.
 //!
 //! Which values are sealed is what `driver::input` says is sensitive, from the input
 //! definitions stored with the body: the same rule that redacts and masks them. The store seals
@@ -26,9 +28,11 @@ mod seal;
 use std::path::PathBuf;
 
 pub use keys::{KEY_FILE, Key, KeyText, Keyring, Source};
+#[cfg(test)]
+pub use seal::seal_v1;
 pub use seal::{
-    document_key, key_of, open_document, open_sealed_document, open_values, reseal_document, reseal_values,
-    seal_document, seal_values,
+    Older, Row, document_key, holds_sensitive, key_of, open_document, open_sealed_document, open_values,
+    reseal_document, reseal_values, seal_document, seal_values,
 };
 
 /// How to make a key by hand, for messages.
@@ -45,11 +49,23 @@ pub enum Error {
     File { path: PathBuf, message: String },
     #[error("FORMWORK_SECRET_KEY: {0}")]
     Given(String),
-    /// The value does not authenticate: it was altered, or sealed for another input.
-    #[error("the sealed value of '{name}' does not open with key {key_id}: it was changed or damaged")]
-    Damaged { name: String, key_id: String },
-    #[error("the sealed value of '{name}' is not in formwork's format: {message}")]
-    Malformed { name: String, message: String },
+    /// The value does not authenticate: it was altered, or sealed for another row or input.
+    #[error(
+        "{what} does not open with key {key_id}: it was changed or damaged, or copied from another row or input, so it is not used; {advice}"
+    )]
+    Damaged { what: String, key_id: String, advice: String },
+    #[error("{what} is not in formwork's sealed format: {message}")]
+    Malformed { what: String, message: String },
+    /// A clear value where a sealed one belongs: nothing formwork writes.
+    #[error(
+        "{what} is stored in clear where formwork keeps it sealed, so it was written past formwork and is not used; {advice}"
+    )]
+    Clear { what: String, advice: String },
+    /// A value sealed in the format that bound it to its input's name only.
+    #[error(
+        "{what} is sealed in an older format (v1) that does not bind it to its row, so it is not used; formwork binds such values once, at the first open after an upgrade (if another formwork process is doing that now, wait for it); found later, it was written past formwork: {advice}"
+    )]
+    Unbound { what: String, advice: String },
     #[error("the system gave no random numbers for a secret key or nonce: {0}")]
     Random(String),
 }

@@ -18,9 +18,9 @@
 //! processes' writes (the busy timeout), and "one running operation per provision" is a unique
 //! partial index every process sees.
 //!
-//! Sensitive values are sealed in the bodies on disk, Terraform states are sealed whole, and both
-//! are clear in the rows returned ([`secrets`], `crate::secrets`): the store seals on write and
-//! opens on read.
+//! Sensitive values are sealed in the bodies on disk, each bound to its row, Terraform states are
+//! sealed whole, and both are clear in the rows returned ([`secrets`], `crate::secrets`): the
+//! store seals on write, inside the write's transaction, and opens on read.
 //!
 //! Every method blocks until its work is done and holds no connection afterwards, so no
 //! database handle lives across an `.await`; async code reaches the store through
@@ -56,6 +56,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "0003_sealing", include_str!("../../migrations/0003_sealing.sql")),
     (4, "0004_sealed_tfstates", include_str!("../../migrations/0004_sealed_tfstates.sql")),
     (5, "0005_durable_requests", include_str!("../../migrations/0005_durable_requests.sql")),
+    (6, "0006_bound_seals", include_str!("../../migrations/0006_bound_seals.sql")),
 ];
 
 /// How long a connection waits for another process's transaction before giving up.

@@ -57,13 +57,16 @@ impl Store {
     ) -> Result<i64, Error> {
         let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provider(body)?, owner.clone());
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            // Sealed values are bound to the row's id: the body is written once the row has it.
             tx.prepare_cached(&format!(
                 "INSERT INTO providers (id, name, driver, body, registration_time, uid, gid, uname, gname, mode)
                  VALUES (({NEXT_PROVIDER_ID}), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ))?
-            .execute(params![name, driver, body, time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
-            Ok(tx.last_insert_rowid())
+            .execute(params![name, driver, "{}", time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
+            let id = tx.last_insert_rowid();
+            let body = body.text(tx, id)?;
+            tx.prepare_cached("UPDATE providers SET body = ?2 WHERE id = ?1")?.execute(params![id, body])?;
+            Ok(id)
         })
     }
 
@@ -116,7 +119,7 @@ impl Store {
                 let (id, name, driver, body, registration_time, ids, owner) = row?;
                 let provision_ids = ids.unwrap_or_default().split(',').filter_map(|s| s.parse().ok()).collect();
                 let mut body = json_column("provider body", &body)?;
-                self.open_provider(&mut body)?;
+                self.open_provider(id, &mut body)?;
                 out.push(ProviderRow { id, name, driver, body, registration_time, provision_ids, owner });
             }
             Ok(out)
@@ -126,7 +129,7 @@ impl Store {
     pub fn update_provider(&self, id: i64, name: &str, body: &Value) -> Result<(), Error> {
         let (name, body) = (name.to_string(), self.seal_provider(body)?);
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            let body = body.text(tx, id)?;
             let changed = tx
                 .prepare_cached("UPDATE providers SET name = ?2, body = ?3 WHERE id = ?1")?
                 .execute(params![id, name, body])?;
@@ -176,7 +179,7 @@ impl Store {
     ) -> Result<i64, Error> {
         let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provision(body)?, owner.clone());
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            // Sealed values are bound to the row's id: the body is written once the row has it.
             tx.prepare_cached(&format!(
                 "INSERT INTO provisions (id, name, driver, provider_id, state, body, registration_time, updated_time,
                                          uid, gid, uname, gname, mode)
@@ -187,7 +190,7 @@ impl Store {
                 driver,
                 provider_id,
                 State::Pending.number(),
-                body,
+                "{}",
                 time,
                 o.uid,
                 o.gid,
@@ -195,7 +198,10 @@ impl Store {
                 o.gname,
                 o.mode.0
             ])?;
-            Ok(tx.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            let body = body.text(tx, id)?;
+            tx.prepare_cached("UPDATE provisions SET body = ?2 WHERE id = ?1")?.execute(params![id, body])?;
+            Ok(id)
         })
     }
 
@@ -237,7 +243,7 @@ impl Store {
 
     /// A row read from the database with its sealed values opened.
     fn opened(&self, mut row: ProvisionRow) -> Result<ProvisionRow, Error> {
-        self.open_provision(&mut row.body)?;
+        self.open_provision(row.id, &mut row.body)?;
         Ok(row)
     }
 
@@ -271,7 +277,7 @@ impl Store {
             if let Some(running) = super::operations::running(tx, id)? {
                 return Err(Error::Busy { provision_id: id, operation: Box::new(running) });
             }
-            let body = body.text(tx)?;
+            let body = body.text(tx, id)?;
             let changed = tx
                 .prepare_cached(
                     "UPDATE provisions SET name = ?2, body = ?3, updated_time = ?4 WHERE id = ?1 AND revision = ?5",
@@ -324,7 +330,7 @@ impl Store {
     ) -> Result<(), Error> {
         let (body, historic) = (self.seal_provision(body)?, historic.to_vec());
         self.write(move |tx| {
-            let body = body.text(tx)?;
+            let body = body.text(tx, provision_id)?;
             let changed = tx
                 .prepare_cached("UPDATE provisions SET body = ?2, updated_time = ?3 WHERE id = ?1")?
                 .execute(params![provision_id, body, time])?;
@@ -356,7 +362,7 @@ impl Store {
                 let found = State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
                 return Err(Error::Conflict { provision_id: id, expected: from.to_string(), found });
             }
-            let body = body.map(|b| b.text(tx)).transpose()?;
+            let body = body.map(|b| b.text(tx, id)).transpose()?;
             tx.prepare_cached(
                 "UPDATE provisions SET state = ?2, updated_time = ?3, body = coalesce(?4, body) WHERE id = ?1",
             )?
@@ -379,9 +385,9 @@ impl Store {
         time: i64,
     ) -> Result<(), Error> {
         let serial = serde_json::from_str::<Value>(state).ok().and_then(|v| v["serial"].as_i64());
-        let state = self.seal_tfstate(provision_id, state)?;
+        let state = self.seal_tfstate(state);
         self.write(move |tx| {
-            let state = state.text(tx)?;
+            let state = state.text(tx, provision_id)?;
             tx.prepare_cached(
                 "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?

@@ -1,19 +1,22 @@
 //! Secrets in the store: the sensitive values of provider and provision bodies, and Terraform
 //! states whole, are sealed when they are written and opened when they are read
 //! (`crate::secrets`), so the database file never holds them in clear and the layers above see
-//! clear values, in memory only.
+//! clear values, in memory only. A body's value is bound to its row (`provider:<id>:<input>`),
+//! a state to its provision: copied into another row, it does not open there.
 //!
-//! The `sealing` row names the key new values are sealed with. A write that sealed a value
-//! checks, inside its transaction, that its key is still that one, and seals again under the
-//! new one if another process rotated meanwhile: once a rotation has switched the row, no value
-//! under the old key can be written any more, so the old key can be retired when the pass that
-//! re-seals every row ends.
+//! A write seals inside its transaction ([`Sealed::text`]): that is where an insert learns its
+//! row's id, and where the `sealing` row names the key new values are sealed with. Once a
+//! rotation has switched that row, no value under the old key can be written any more, so the
+//! old key can be retired when the pass that re-seals every row ends.
 //!
 //! Opening checks the keys before anything is written: a database whose row names a key this
 //! process lacks is refused. Values written before sealing existed are sealed by the step that
 //! follows the SQL migrations. A rotation left half done (the row not marked re-sealed, or a key
-//! file still holding a retired key) is finished by the next open; migration 0004 marks the row
-//! so, which is how Terraform states saved before they were sealed get sealed.
+//! file still holding a retired key) is finished by the next open; migrations 0004 and 0006 mark
+//! the row so, which is how Terraform states saved before they were sealed get sealed, and how
+//! values sealed before they were bound to their row (`v1`) get bound. That pass, the migration
+//! step, is the only one that takes clear values and `v1` seals (`sealing.bound` is 0 until it
+//! ends); every later pass leaves them, and reads refuse them, naming the row.
 
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,7 +28,7 @@ use serde_json::Value;
 
 use super::{Error, Store, json_column};
 use crate::engine::ProvisionBody;
-use crate::secrets::{self, Key, Keyring};
+use crate::secrets::{self, Key, Keyring, Older, Row};
 
 /// Rows re-sealed per transaction during a rotation: short transactions, so the writes of
 /// running operations pass in between.
@@ -55,6 +58,14 @@ impl Bodies {
         }
     }
 
+    /// The row of id `id` in this table.
+    fn row(self, id: i64) -> Row {
+        match self {
+            Bodies::Providers => Row::Provider(id),
+            Bodies::Provisions => Row::Provision(id),
+        }
+    }
+
     /// The body's map of values, whose sensitive entries are sealed.
     fn values(self) -> &'static str {
         match self {
@@ -73,40 +84,40 @@ enum Rows {
 
 const ROWS: [Rows; 3] = [Rows::Bodies(Bodies::Providers), Rows::Bodies(Bodies::Provisions), Rows::Tfstates];
 
-/// What a sealed text is: a body with some values sealed, or the Terraform state of a provision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Holds {
-    Body(Bodies),
-    Tfstate { provision_id: i64 },
-}
-
-/// A row's text as it is to be stored, and the key that sealed (some of) it, if any.
+/// A row's text as it is to be stored: ready, or holding clear values to seal inside the
+/// write's transaction, once the row's id is known (an insert learns it there) and with the
+/// key the `sealing` row names then.
 pub(super) struct Sealed {
-    text: String,
-    key: Option<String>,
-    holds: Holds,
+    content: Content,
     keys: Arc<Keyring>,
 }
 
+enum Content {
+    /// A body with no sensitive value: stored as it is.
+    Ready(String),
+    /// A body whose sensitive values are still clear.
+    Body { bodies: Bodies, body: Value },
+    /// A Terraform state, in clear.
+    Tfstate(String),
+}
+
 impl Sealed {
-    /// The text to store, decided inside the write's transaction: sealed again under the
-    /// database's sealing key when another process rotated since it was sealed.
-    pub(super) fn text(self, tx: &Transaction<'_>) -> Result<String, Error> {
-        let Some(used) = &self.key else { return Ok(self.text) };
-        let current = sealing_key(tx)?;
-        if *used == current {
-            return Ok(self.text);
-        }
-        let key = self.keys.get(&current)?;
-        match self.holds {
-            Holds::Body(bodies) => {
-                let mut body: Value = json_column(bodies.what(), &self.text)?;
-                reseal_body(&self.keys, &key, bodies, &mut body)?;
+    /// The text to store in the row of provider or provision `id` (for a Terraform state: of
+    /// its provision), sealed with the database's sealing key and bound to that row.
+    pub(super) fn text(self, tx: &Transaction<'_>, id: i64) -> Result<String, Error> {
+        match self.content {
+            Content::Ready(text) => Ok(text),
+            Content::Body { bodies, mut body } => {
+                let key = self.keys.get(&sealing_key(tx)?)?;
+                let inputs = body.get("user_inputs").cloned().unwrap_or_default();
+                if let Some(values) = body.get_mut(bodies.values()).and_then(Value::as_object_mut) {
+                    secrets::seal_values(&key, bodies.row(id), &inputs, values)?;
+                }
                 Ok(body.to_string())
             }
-            Holds::Tfstate { provision_id } => {
-                let name = state_name(provision_id);
-                Ok(secrets::reseal_document(&self.keys, &key, &name, &self.text)?.unwrap_or(self.text))
+            Content::Tfstate(state) => {
+                let key = self.keys.get(&sealing_key(tx)?)?;
+                Ok(secrets::seal_document(&key, &state_name(id), state.as_bytes())?)
             }
         }
     }
@@ -143,40 +154,32 @@ pub enum RotationStep {
 pub(super) struct RotationLock(#[allow(dead_code)] Option<fs::File>);
 
 impl Store {
-    /// A provider body as stored: its sensitive connection values sealed.
+    /// A provider body to store: its sensitive connection values are sealed by [`Sealed::text`].
     pub(super) fn seal_provider(&self, body: &Value) -> Result<Sealed, Error> {
-        let key = self.keys.sealing()?;
-        let mut body = body.clone();
-        let sealed = match body.get("user_inputs").cloned() {
-            Some(inputs) => match body.get_mut("connection").and_then(Value::as_object_mut) {
-                Some(values) => secrets::seal_values(&key, &inputs, values)?,
-                None => false,
-            },
-            None => false,
+        let inputs = body.get("user_inputs").unwrap_or(&Value::Null);
+        let content = match body.get("connection").and_then(Value::as_object) {
+            Some(values) if secrets::holds_sensitive(inputs, values) => {
+                Content::Body { bodies: Bodies::Providers, body: body.clone() }
+            }
+            _ => Content::Ready(body.to_string()),
         };
-        Ok(self.sealed(body.to_string(), sealed.then(|| key.id().to_string()), Holds::Body(Bodies::Providers)))
+        Ok(self.sealed(content))
     }
 
-    /// A provision body as stored: its sensitive input values sealed.
+    /// A provision body to store: its sensitive input values are sealed by [`Sealed::text`].
     pub(super) fn seal_provision(&self, body: &ProvisionBody) -> Result<Sealed, Error> {
-        let key = self.keys.sealing()?;
-        let mut values = body.user_inputs_values.clone();
-        let text = if secrets::seal_values(&key, &body.user_inputs, &mut values)? {
-            let mut copy = body.clone();
-            copy.user_inputs_values = values;
-            Some(body_text(&copy)?)
+        let corrupt = |e: serde_json::Error| Error::Corrupt { what: "provision body", message: e.to_string() };
+        let content = if secrets::holds_sensitive(&body.user_inputs, &body.user_inputs_values) {
+            Content::Body { bodies: Bodies::Provisions, body: serde_json::to_value(body).map_err(corrupt)? }
         } else {
-            None
+            Content::Ready(serde_json::to_string(body).map_err(corrupt)?)
         };
-        let key = text.is_some().then(|| key.id().to_string());
-        Ok(self.sealed(text.map_or_else(|| body_text(body), Ok)?, key, Holds::Body(Bodies::Provisions)))
+        Ok(self.sealed(content))
     }
 
-    /// A Terraform state of provision `provision_id` as stored: sealed whole.
-    pub(super) fn seal_tfstate(&self, provision_id: i64, state: &str) -> Result<Sealed, Error> {
-        let key = self.keys.sealing()?;
-        let text = secrets::seal_document(&key, &state_name(provision_id), state.as_bytes())?;
-        Ok(self.sealed(text, Some(key.id().to_string()), Holds::Tfstate { provision_id }))
+    /// A Terraform state to store: sealed whole by [`Sealed::text`].
+    pub(super) fn seal_tfstate(&self, state: &str) -> Sealed {
+        self.sealed(Content::Tfstate(state.to_string()))
     }
 
     /// The clear text of a Terraform state of provision `provision_id` read from the database.
@@ -184,8 +187,8 @@ impl Store {
         Ok(secrets::open_document(&self.keys, &state_name(provision_id), stored)?)
     }
 
-    fn sealed(&self, text: String, key: Option<String>, holds: Holds) -> Sealed {
-        Sealed { text, key, holds, keys: Arc::clone(&self.keys) }
+    fn sealed(&self, content: Content) -> Sealed {
+        Sealed { content, keys: Arc::clone(&self.keys) }
     }
 
     /// A saved Terraform plan of provision `provision_id` sealed for the disk, where it waits
@@ -202,18 +205,19 @@ impl Store {
         Ok(secrets::open_sealed_document(&self.keys, &plan_name(provision_id), sealed)?.1)
     }
 
-    /// Opens the sealed values of a provider body read from the database.
-    pub(super) fn open_provider(&self, body: &mut Value) -> Result<(), Error> {
+    /// Opens the sealed values of the body of provider `id` read from the database.
+    pub(super) fn open_provider(&self, id: i64, body: &mut Value) -> Result<(), Error> {
         let Some(inputs) = body.get("user_inputs").cloned() else { return Ok(()) };
         if let Some(values) = body.get_mut("connection").and_then(Value::as_object_mut) {
-            secrets::open_values(&self.keys, &inputs, values)?;
+            secrets::open_values(&self.keys, Row::Provider(id), &inputs, values)?;
         }
         Ok(())
     }
 
-    /// Opens the sealed values of a provision body read from the database.
-    pub(super) fn open_provision(&self, body: &mut ProvisionBody) -> Result<(), Error> {
-        Ok(secrets::open_values(&self.keys, &body.user_inputs, &mut body.user_inputs_values)?)
+    /// Opens the sealed values of the body of provision `id` read from the database.
+    pub(super) fn open_provision(&self, id: i64, body: &mut ProvisionBody) -> Result<(), Error> {
+        let row = Row::Provision(id);
+        Ok(secrets::open_values(&self.keys, row, &body.user_inputs, &mut body.user_inputs_values)?)
     }
 
     /// The id of the key new values are sealed with, and whether every value is under it.
@@ -263,9 +267,10 @@ impl Store {
     fn finish_rotation(&self, step: &mut dyn FnMut(RotationStep)) -> Result<Rotation, Error> {
         let key = self.keys.sealing()?;
         let id = key.id().to_string();
-        self.write(move |tx| {
+        let older = self.write(move |tx| {
             tx.execute("UPDATE sealing SET key_id = ?1, resealed = 0 WHERE only = 1 AND key_id != ?1", [&id])?;
-            Ok(())
+            let bound: i64 = tx.query_row("SELECT bound FROM sealing WHERE only = 1", [], |r| r.get(0))?;
+            Ok(if bound == 1 { Older::Leave } else { Older::Adopt })
         })?;
         step(RotationStep::Switched);
         let (mut rows, mut batches) = (0, 0);
@@ -273,7 +278,7 @@ impl Store {
             let mut after = 0;
             loop {
                 let (keys, key) = (Arc::clone(&self.keys), Arc::clone(&key));
-                let (last, changed) = self.write(move |tx| reseal_batch(tx, &keys, &key, kind, after))?;
+                let (last, changed) = self.write(move |tx| reseal_batch(tx, &keys, (&key, older), kind, after))?;
                 let Some(last) = last else { break };
                 (after, rows, batches) = (last, rows + changed, batches + 1);
                 step(RotationStep::Batch(batches));
@@ -281,7 +286,7 @@ impl Store {
         }
         let id = key.id().to_string();
         self.write(move |tx| {
-            tx.execute("UPDATE sealing SET resealed = 1 WHERE only = 1 AND key_id = ?1", [&id])?;
+            tx.execute("UPDATE sealing SET resealed = 1, bound = 1 WHERE only = 1 AND key_id = ?1", [&id])?;
             Ok(())
         })?;
         step(RotationStep::Resealed);
@@ -324,9 +329,9 @@ pub(super) fn check_keys(tx: &Transaction<'_>, keys: &Keyring) -> Result<bool, E
         keys.load(true)?;
         let key = keys.sealing()?;
         for bodies in [Bodies::Providers, Bodies::Provisions] {
-            reseal_rows(tx, keys, &key, bodies, 0, -1)?;
+            reseal_rows(tx, keys, (&key, Older::Adopt), bodies, 0, -1)?;
         }
-        reseal_tfstates(tx, keys, &key, 0, -1)?;
+        reseal_tfstates(tx, keys, (&key, Older::Adopt), 0, -1)?;
         tx.execute("INSERT INTO sealing (only, key_id, resealed) VALUES (1, ?1, 1)", [key.id()])?;
         return Ok(keys.can_retire() && keys.ids().len() > 1);
     };
@@ -340,27 +345,32 @@ fn sealing_key(tx: &Transaction<'_>) -> Result<String, Error> {
     Ok(tx.prepare_cached("SELECT key_id FROM sealing WHERE only = 1")?.query_row([], |r| r.get(0))?)
 }
 
-/// Seals again with `key` one batch of rows of `kind` after id `after`; returns the last id seen
-/// (`None`: no row left) and how many rows changed.
+/// A re-seal pass: the key every value is to be sealed with, and what it does with values no
+/// formwork writes any more.
+type Pass<'a> = (&'a Key, Older);
+
+/// Seals again, as `pass` does, one batch of rows of `kind` after id `after`; returns the last
+/// id seen (`None`: no row left) and how many rows changed.
 fn reseal_batch(
     tx: &Transaction<'_>,
     keys: &Keyring,
-    key: &Key,
+    pass: Pass<'_>,
     kind: Rows,
     after: i64,
 ) -> Result<(Option<i64>, usize), Error> {
     match kind {
-        Rows::Bodies(bodies) => reseal_rows(tx, keys, key, bodies, after, BATCH),
-        Rows::Tfstates => reseal_tfstates(tx, keys, key, after, STATE_BATCH),
+        Rows::Bodies(bodies) => reseal_rows(tx, keys, pass, bodies, after, BATCH),
+        Rows::Tfstates => reseal_tfstates(tx, keys, pass, after, STATE_BATCH),
     }
 }
 
-/// Seals again with `key` the values of up to `limit` rows (all with -1) of `bodies` after id
-/// `after`; returns the last id seen (`None`: no row left) and how many rows changed.
+/// Seals again, as `pass` does, the values of up to `limit` rows (all with -1) of `bodies` after
+/// id `after`, each bound to its row; returns the last id seen (`None`: no row left) and how
+/// many rows changed.
 fn reseal_rows(
     tx: &Transaction<'_>,
     keys: &Keyring,
-    key: &Key,
+    pass: Pass<'_>,
     bodies: Bodies,
     after: i64,
     limit: i64,
@@ -373,7 +383,7 @@ fn reseal_rows(
     let mut changed = 0;
     for (id, text) in &rows {
         let mut body: Value = json_column(bodies.what(), text)?;
-        if reseal_body(keys, key, bodies, &mut body)? {
+        if reseal_body(keys, pass, bodies.row(*id), bodies, &mut body)? {
             let sql = format!("UPDATE {} SET body = ?2 WHERE id = ?1", bodies.table());
             tx.prepare_cached(&sql)?.execute(params![id, body.to_string()])?;
             changed += 1;
@@ -382,12 +392,12 @@ fn reseal_rows(
     Ok((rows.last().map(|(id, _)| *id), changed))
 }
 
-/// Seals with `key` up to `limit` Terraform states (all with -1) after id `after`: clear ones,
-/// and those another key sealed; returns the last id seen and how many rows changed.
+/// Seals again, as `pass` does, up to `limit` Terraform states (all with -1) after id `after`;
+/// returns the last id seen and how many rows changed.
 fn reseal_tfstates(
     tx: &Transaction<'_>,
     keys: &Keyring,
-    key: &Key,
+    pass: Pass<'_>,
     after: i64,
     limit: i64,
 ) -> Result<(Option<i64>, usize), Error> {
@@ -398,7 +408,7 @@ fn reseal_tfstates(
     };
     let mut changed = 0;
     for (id, provision_id, stored) in &rows {
-        if let Some(sealed) = secrets::reseal_document(keys, key, &state_name(*provision_id), stored)? {
+        if let Some(sealed) = secrets::reseal_document(keys, pass, &state_name(*provision_id), stored)? {
             tx.prepare_cached("UPDATE tfstates SET state = ?2 WHERE id = ?1")?.execute(params![id, sealed])?;
             changed += 1;
         }
@@ -416,12 +426,8 @@ fn plan_name(provision_id: i64) -> String {
     format!("terraform plan of provision {provision_id}")
 }
 
-fn reseal_body(keys: &Keyring, key: &Key, bodies: Bodies, body: &mut Value) -> Result<bool, Error> {
+fn reseal_body(keys: &Keyring, pass: Pass<'_>, row: Row, bodies: Bodies, body: &mut Value) -> Result<bool, Error> {
     let Some(inputs) = body.get("user_inputs").cloned() else { return Ok(false) };
     let Some(values) = body.get_mut(bodies.values()).and_then(Value::as_object_mut) else { return Ok(false) };
-    Ok(secrets::reseal_values(keys, key, &inputs, values)?)
-}
-
-fn body_text(body: &ProvisionBody) -> Result<String, Error> {
-    serde_json::to_string(body).map_err(|e| Error::Corrupt { what: "provision body", message: e.to_string() })
+    Ok(secrets::reseal_values(keys, pass, row, &inputs, values)?)
 }

@@ -124,10 +124,10 @@ fn sensitive_values_are_sealed_on_disk_and_clear_when_read() {
     }
     let (key_id, resealed) = store.sealing().unwrap();
     assert!(resealed && key_file_ids(&key_file) == [key_id.clone()]);
-    assert!(raw_bodies(&path).iter().all(|b| b.contains(&format!("\"$sealed\":\"v1:{key_id}:"))));
+    assert!(raw_bodies(&path).iter().all(|b| b.contains(&format!("\"$sealed\":\"v2:{key_id}:"))));
     let states = raw_states(&path);
     assert_eq!(states.len(), 2);
-    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v1:{key_id}:"))), "{states:?}");
+    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v2:{key_id}:"))), "{states:?}");
 }
 
 #[test]
@@ -239,6 +239,7 @@ fn the_first_open_after_migration_4_seals_the_clear_states_of_an_older_database(
     };
     {
         // Back to what formwork wrote before migration 4: clear states, no record of migration 4.
+        back_to_migration_4(&path);
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute("DELETE FROM schema_migrations WHERE version = 4", []).unwrap();
         let insert = "INSERT INTO tfstates (provision_id, serial, state, saved_time) VALUES (?1, ?2, ?3, 1)";
@@ -252,7 +253,7 @@ fn the_first_open_after_migration_4_seals_the_clear_states_of_an_older_database(
     assert_eq!(store.sealing().unwrap(), (key_id.clone(), true), "the same key, every row under it");
     let states = raw_states(&path);
     assert_eq!(states.len(), 2);
-    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v1:{key_id}:"))), "{states:?}");
+    assert!(states.iter().all(|s| s.starts_with(&format!("{{\"$sealed\":\"v2:{key_id}:"))), "{states:?}");
     assert_eq!(store.latest_tfstate(provision).unwrap(), Some(tfstate(2)));
     assert_eq!(store.provision(provision).unwrap().body, provision_body(INPUT_CANARY), "bodies are untouched");
     drop(store);
@@ -288,7 +289,7 @@ fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
         ]
     );
     let states = raw_states(&path);
-    assert!(states.len() == 1 && states[0].contains(&format!("v1:{}:", done.key_id)), "{states:?}");
+    assert!(states.len() == 1 && states[0].contains(&format!("v2:{}:", done.key_id)), "{states:?}");
     assert_eq!(key_file_ids(&key_file), std::slice::from_ref(&done.key_id));
     assert_eq!(store.sealing().unwrap(), (done.key_id.clone(), true));
     let raw = raw_bodies(&path);
@@ -298,6 +299,9 @@ fn rotation_seals_everything_with_a_new_key_and_retires_the_old_one() {
     assert_eq!(reopened.latest_tfstate(2).unwrap(), Some(tfstate(1)));
     assert_eq!(reopened.provider(3).unwrap().body, provider_body(CONNECTION_CANARY));
     assert_eq!(reopened.provision(3).unwrap().body, provision_body(INPUT_CANARY));
+    copy_value(&path, "providers", "connection", "api_token", 1, 2);
+    let err = reopened.provider(2).unwrap_err().to_string();
+    assert!(err.contains("'api_token' in provider 2 does not open"), "re-sealed values stay bound to their row: {err}");
 }
 
 #[test]
@@ -348,8 +352,8 @@ fn a_process_that_opened_the_database_before_a_rotation_follows_it() {
     let id = server.insert_provider("sim", "sim", &provider_body("newer"), 6).unwrap();
     server.save_tfstate(provision, None, &tfstate(1), 7).unwrap();
     let raw = raw_bodies(&path);
-    assert!(raw.iter().all(|b| b.contains(&format!("v1:{}:", done.key_id))), "{raw:?}");
-    assert!(raw_states(&path)[0].contains(&format!("v1:{}:", done.key_id)), "a state is sealed with the new key too");
+    assert!(raw.iter().all(|b| b.contains(&format!("v2:{}:", done.key_id))), "{raw:?}");
+    assert!(raw_states(&path)[0].contains(&format!("v2:{}:", done.key_id)), "a state is sealed with the new key too");
     let fresh = Store::open(&path).unwrap();
     assert_eq!(fresh.provision(provision).unwrap().body, provision_body("after-rotation"));
     assert_eq!(fresh.provider(id).unwrap().body, provider_body("newer"));
@@ -387,9 +391,189 @@ fn a_sealed_plan_opens_only_for_its_provision_and_not_after_its_key_is_retired()
     let err = store.open_plan(5, &sealed).unwrap_err().to_string();
     assert!(err.contains("terraform plan of provision 5") && err.contains("changed or damaged"), "{err}");
     let err = store.open_plan(4, "plan bytes").unwrap_err().to_string();
-    assert!(err.contains("not in formwork's format"), "{err}");
+    assert!(err.contains("terraform plan of provision 4 is stored in clear"), "{err}");
     store.rotate_secrets(&mut |_| {}).unwrap();
     let err = store.open_plan(4, &sealed).unwrap_err().to_string();
     assert!(err.contains("is not in"), "a retired key no longer opens it: {err}");
     assert_eq!(store.open_plan(4, &store.seal_plan(4, &plan).unwrap()).unwrap(), plan, "the new key seals and opens");
+}
+
+/// Replaces, by hand past the store, the value `name` of row `to` in `table` with row `from`'s
+/// (sealed) one: what someone who can write the database file but lacks the key can do.
+fn copy_value(path: &Path, table: &str, values: &str, name: &str, from: i64, to: i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let body = |id: i64| -> Value {
+        let text: String =
+            conn.query_row(&format!("SELECT body FROM {table} WHERE id = ?1"), [id], |r| r.get(0)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let value = body(from)[values][name].clone();
+    assert!(value.get("$sealed").is_some(), "{value}");
+    let mut target = body(to);
+    target[values][name] = value;
+    conn.execute(&format!("UPDATE {table} SET body = ?2 WHERE id = ?1"), rusqlite::params![to, target.to_string()])
+        .unwrap();
+}
+
+/// A sealed value is bound to its row: copied onto the same input of another provider (or
+/// provision) it does not open there, and the error names the row and the input.
+#[test]
+fn a_sealed_value_copied_into_another_row_is_refused_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = db(&dir);
+    let store = Store::open(&path).unwrap();
+    let (a, p) = populate(&store);
+    let b = store.insert_provider("b", "sim", &provider_body("b-token"), 3).unwrap();
+    let q = store.insert_provision("q", "sim", b, &provision_body("q-password"), 4).unwrap();
+    copy_value(&path, "providers", "connection", "api_token", a, b);
+    copy_value(&path, "provisions", "user_inputs_values", "admin_password", p, q);
+
+    let read = store.provider(b);
+    let opened = read.as_ref().map(|r| r.body["connection"]["api_token"].clone());
+    assert!(read.is_err(), "provider {a}'s token opened in provider {b}: {opened:?}");
+    let err = read.unwrap_err().to_string();
+    assert!(err.contains(&format!("provider {b}")) && err.contains("'api_token'"), "{err}");
+    assert!(store.providers().is_err(), "the listing refuses it too");
+    let read = store.provision(q);
+    let opened = read.as_ref().map(|r| r.body.user_inputs_values["admin_password"].clone());
+    assert!(read.is_err(), "provision {p}'s password opened in provision {q}: {opened:?}");
+    let err = read.unwrap_err().to_string();
+    assert!(err.contains(&format!("provision {q}")) && err.contains("'admin_password'"), "{err}");
+    assert_eq!(store.provider(a).unwrap().body, provider_body(CONNECTION_CANARY), "the row it came from still opens");
+    assert_eq!(store.provision(p).unwrap().body, provision_body(INPUT_CANARY));
+
+    // What the error says to do works: remove the value by hand, set it again.
+    assert!(
+        err.contains(&format!("remove `user_inputs_values.admin_password` from the body of provision {q}")),
+        "{err}"
+    );
+    let fix = "UPDATE provisions SET body = json_remove(body, '$.user_inputs_values.admin_password') WHERE id = ?1";
+    rusqlite::Connection::open(&path).unwrap().execute(fix, [q]).unwrap();
+    assert!(!store.provision(q).unwrap().body.user_inputs_values.contains_key("admin_password"));
+    let revision = store.provision(q).unwrap().revision;
+    store.update_provision(q, "q", &provision_body("q-password"), revision, 5).unwrap();
+    assert_eq!(store.provision(q).unwrap().body, provision_body("q-password"));
+}
+
+/// Takes a database back to what formwork wrote before migration 6: no record of it, and a
+/// `sealing` row without `bound`.
+fn back_to_migration_4(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("DELETE FROM schema_migrations WHERE version = 6; ALTER TABLE sealing DROP COLUMN bound;")
+        .unwrap();
+}
+
+/// A database as formwork wrote it before values were bound to their row: three providers and
+/// provisions (from [`populate`]) and a state of provision 2, every value sealed in `v1`, whose
+/// associated data names only the input (or the document). Returns its paths and key id.
+fn v1_database(dir: &tempfile::TempDir) -> (PathBuf, String) {
+    let (path, key_file) = db(dir);
+    let store = Store::open(&path).unwrap();
+    for _ in 0..3 {
+        populate(&store);
+    }
+    drop(store);
+    back_to_migration_4(&path);
+    let ring = Keyring::new(Source::File(key_file));
+    ring.load(false).unwrap();
+    let key = ring.sealing().unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v1 = |name: &str, clear: &str| crate::secrets::seal_v1(&key, name, json!(clear).to_string().as_bytes());
+    for (table, values, name, clear) in [
+        ("providers", "connection", "api_token", CONNECTION_CANARY),
+        ("provisions", "user_inputs_values", "admin_password", INPUT_CANARY),
+    ] {
+        let mut stmt = conn.prepare(&format!("SELECT id, body FROM {table}")).unwrap();
+        let rows: Vec<(i64, String)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
+        for (id, text) in rows {
+            let mut body: Value = serde_json::from_str(&text).unwrap();
+            body[values][name] = v1(name, clear);
+            let sql = format!("UPDATE {table} SET body = ?2 WHERE id = ?1");
+            conn.execute(&sql, rusqlite::params![id, body.to_string()]).unwrap();
+        }
+    }
+    let state = crate::secrets::seal_v1(&key, "terraform state of provision 2", tfstate(1).as_bytes());
+    let insert = "INSERT INTO tfstates (provision_id, serial, state, saved_time) VALUES (2, 1, ?1, 1)";
+    conn.execute(insert, [state.to_string()]).unwrap();
+    (path, key.id().to_string())
+}
+
+fn all_sealed_as(path: &Path, tag: &str) -> bool {
+    let sealed = format!("\"$sealed\":\"{tag}:");
+    raw_bodies(path).iter().chain(&raw_states(path)).all(|text| text.contains(&sealed))
+}
+
+/// The migration step: the first open after migration 6 opens every `v1` seal with its old
+/// associated data and seals it again bound to its row, under the same key; a second open
+/// changes nothing; a `v1` seal put back afterwards is refused, not bound.
+#[test]
+fn the_first_open_after_migration_6_binds_v1_seals_to_their_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key_id) = v1_database(&dir);
+    assert!(all_sealed_as(&path, "v1"), "{:?}", raw_bodies(&path));
+    let v1_provider: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT body FROM providers WHERE id = 2", [], |r| r.get(0))
+        .unwrap();
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.migrations().unwrap().last().unwrap(), &(6, "0006_bound_seals".to_string()));
+    assert_eq!(store.sealing().unwrap(), (key_id, true), "the same key, every row bound");
+    assert!(all_sealed_as(&path, "v2"), "{:?}", raw_bodies(&path));
+    for id in 1..=3 {
+        assert_eq!(store.provider(id).unwrap().body, provider_body(CONNECTION_CANARY));
+        assert_eq!(store.provision(id).unwrap().body, provision_body(INPUT_CANARY));
+    }
+    assert_eq!(store.latest_tfstate(2).unwrap(), Some(tfstate(1)));
+    let bound = (raw_bodies(&path), raw_states(&path));
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!((raw_bodies(&path), raw_states(&path)), bound, "binding runs once");
+
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE providers SET body = ?1 WHERE id = 1", [v1_provider])
+        .unwrap();
+    store.rotate_secrets(&mut |_| {}).unwrap();
+    let err = store.provider(1).unwrap_err().to_string();
+    assert!(err.contains("'api_token' in provider 1 is sealed in an older format (v1)"), "{err}");
+    assert!(err.contains("remove `connection.api_token`") && err.contains("formwork provider update 1"), "{err}");
+    assert_eq!(store.provider(2).unwrap().body, provider_body(CONNECTION_CANARY), "the other rows moved on");
+}
+
+/// The migration step killed half way: while another process holds the step, this one refuses
+/// the unbound values (saying to wait); a pass stopped after its first batch keeps
+/// `bound = 0`, and the next open binds the rest.
+#[test]
+fn binding_v1_seals_stopped_half_way_is_finished_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = v1_database(&dir);
+    let lock = std::fs::File::create(dir.path().join("formwork.db.secrets-lock")).unwrap();
+    lock.try_lock().unwrap();
+    let store = Store::open(&path).unwrap();
+    let err = store.provision(1).unwrap_err().to_string();
+    assert!(
+        err.contains("'admin_password' in provision 1 is sealed in an older format") && err.contains("wait"),
+        "{err}"
+    );
+    drop(lock);
+
+    // Stopped after the providers' batch, before the provisions': what a kill leaves.
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.rotate_secrets(&mut |s| assert_ne!(s, RotationStep::Batch(1), "killed here")).unwrap()
+    }));
+    assert!(stopped.is_err());
+    let raw = raw_bodies(&path);
+    assert!(raw[..3].iter().all(|b| b.contains("v2:")) && raw[3..].iter().all(|b| b.contains("v1:")), "{raw:?}");
+    assert_eq!(store.provider(1).unwrap().body, provider_body(CONNECTION_CANARY));
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    assert!(store.sealing().unwrap().1);
+    assert!(all_sealed_as(&path, "v2"), "{:?}", raw_bodies(&path));
+    for id in 1..=3 {
+        assert_eq!(store.provision(id).unwrap().body, provision_body(INPUT_CANARY));
+    }
+    assert_eq!(store.latest_tfstate(2).unwrap(), Some(tfstate(1)));
 }

@@ -341,15 +341,10 @@ fn a_write_is_visible_to_the_next_read_on_every_thread() {
                 let id = store.insert_provision("p", "sim", provider, &ProvisionBody::default(), 1).unwrap();
                 for round in 0..25 {
                     let name = format!("t{t}-{round}");
-                    store
-                        .update_provision(
-                            id,
-                            &name,
-                            &serde_json::from_value(json!({"round": round})).unwrap(),
-                            round,
-                            round,
-                        )
-                        .unwrap();
+                    // A stale snapshot would also show here: an update from an old revision is refused.
+                    let revision = store.provision(id).unwrap().revision;
+                    let body = serde_json::from_value(json!({"round": round})).unwrap();
+                    store.update_provision(id, &name, &body, revision, round).unwrap();
                     // Read connections are shared between threads and reused: a stale snapshot
                     // on any of them would show an older name here.
                     assert_eq!(store.provision(id).unwrap().name, name);
