@@ -12,6 +12,7 @@ mod configure_provision;
 mod deprovision;
 mod deprovision_one;
 mod done;
+mod form;
 mod init;
 pub(crate) mod one_progress;
 mod planning;
@@ -29,6 +30,7 @@ use crate::engine::{Ctx, Log, Outcome, Stage, StageError, Stages};
 use crate::one::OneApi;
 use crate::store::Store;
 pub use configure_provision::FormServer;
+pub use form::{FormApi, OpenSession, Sessions};
 pub use deprovision_one::selection;
 pub use terraform::Tools;
 
