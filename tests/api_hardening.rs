@@ -309,7 +309,7 @@ fn only_the_open_routes_skip_authentication() {
     let server = Server::start(&home);
     let anonymous = server.anonymous();
     anonymous.delete("/api/v1/providers/openapi.json").error(401);
-    anonymous.get("/api/v1/provisions/1/openapi.json").error(401);
+    anonymous.get("/api/v1/providers/openapi.json").error(401);
     let spec = anonymous.get("/api/v1/openapi.json").expect(200).json();
     assert!(spec["paths"]["/providers"].is_object(), "{spec}");
     for open in ["/health", "/metrics", "/", "/api/v1/"] {
