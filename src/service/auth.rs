@@ -19,7 +19,9 @@
 //!   are checked, and taken back when they prove right (or OpenNebula cannot say), so guesses
 //!   sent at once count as each other's refusals: at most `free_failures` of them reach
 //!   OpenNebula. Remembered logins and minted sessions are checked before anything is counted
-//!   (but after the wait: a client that must wait learns nothing). At most `failures_kept`
+//!   (but after the wait: a client that must wait learns nothing), and requests bringing the
+//!   credentials of a check in flight wait for its answer (`auth_flights`), so a user's burst
+//!   of requests with the right password is one attempt. At most `failures_kept`
 //!   pairs are remembered, the stale then the oldest making room (user names are kept as
 //!   keyed hashes, so memory does not grow with their length).
 //! - [`Authenticator::mint`] makes a session for a caller that this process accepts without
@@ -187,6 +189,7 @@ pub struct Authenticator {
     logins: Mutex<Logins>,
     minted: Mutex<Minted>,
     failures: Mutex<Failures>,
+    flights: flights::Flights,
     clock: Clock,
 }
 
@@ -222,6 +225,7 @@ impl Authenticator {
             logins: Mutex::new(Logins::default()),
             minted: Mutex::new(Minted::default()),
             failures: Mutex::new(Failures::default()),
+            flights: flights::Flights::default(),
             clock: Arc::new(Instant::now),
         })
     }
@@ -235,7 +239,8 @@ impl Authenticator {
 
     /// [`Authenticator::authenticate`] for a request from `client`, slowed down by that client's
     /// recent refusals: while it must wait, the credentials are not even checked. The attempt
-    /// is counted before OpenNebula is asked (see the module's doc).
+    /// is counted before OpenNebula is asked, and a check of the same credentials already in
+    /// flight is waited for instead (see the module's doc).
     pub async fn authenticate_from(&self, client: IpAddr, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let credentials = parse_basic(authorization)?;
         let claimant = self.failures.lock().unwrap().key(client, &credentials.user);
@@ -246,13 +251,26 @@ impl Authenticator {
         if let Some(caller) = self.remembered(&credentials) {
             return Ok(caller);
         }
+        let key = self.logins.lock().unwrap().key_of(&credentials);
+        let flight = match self.flights.join(key) {
+            flights::Joined::Leader(flight) => Some(flight),
+            flights::Joined::Follower(waiting) => match flights::answered(waiting).await {
+                Some(answer) => return answer,
+                None => None,
+            },
+        };
         self.failures.lock().unwrap().attempt(claimant, (self.clock)(), &self.limits).map_err(throttled)?;
         let result = self.check(credentials).await;
-        let mut failures = self.failures.lock().unwrap();
-        match &result {
-            Ok(_) => failures.forget(claimant),
-            Err(AuthError::Invalid) => failures.refused_again(claimant, (self.clock)()),
-            Err(_) => failures.forgive(claimant),
+        {
+            let mut failures = self.failures.lock().unwrap();
+            match &result {
+                Ok(_) => failures.forget(claimant),
+                Err(AuthError::Invalid) => failures.refused_again(claimant, (self.clock)()),
+                Err(_) => failures.forgive(claimant),
+            }
+        }
+        if let Some(flight) = flight {
+            flight.answer(&result);
         }
         result
     }
@@ -559,6 +577,9 @@ fn random_token() -> String {
         .unwrap_or_else(|_| panic!("cannot read the system's random source to make a session token"));
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[path = "auth_flights.rs"]
+mod flights;
 
 #[cfg(test)]
 #[path = "auth_tests.rs"]

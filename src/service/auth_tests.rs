@@ -345,6 +345,26 @@ async fn concurrent_wrong_logins_count_before_opennebula_answers() {
     assert!(matches!(right, Err(AuthError::Throttled { .. })), "the wait holds for the right password too");
 }
 
+/// A client's burst of requests at its first login, with the right password: one check,
+/// whose answer every request takes, and nothing counted against the user.
+#[tokio::test]
+async fn concurrent_right_logins_share_one_check() {
+    let server = TestServer::start(oned).await;
+    let (auth, _) = against(&server, fast()).await;
+    let here: IpAddr = "10.0.0.7".parse().unwrap();
+    let right = basic("alice:right");
+    let answers = futures_util::future::join_all((0..20).map(|_| auth.authenticate_from(here, Some(&right)))).await;
+    assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|c| c.uid == 3)), "{answers:?}");
+    assert_eq!(server.calls().len(), 1, "one check for the whole burst");
+    assert!(auth.failures.lock().unwrap().by_client.is_empty() && auth.flights.is_empty());
+
+    let wrong = basic("alice:wrong");
+    let answers = futures_util::future::join_all((0..20).map(|_| auth.authenticate_from(here, Some(&wrong)))).await;
+    assert!(answers.iter().all(|a| matches!(a, Err(AuthError::Invalid))), "{answers:?}");
+    assert_eq!(server.calls().len(), 2, "the same guess sent at once is one attempt");
+    assert_eq!(auth.failures.lock().unwrap().by_client.values().map(|f| f.count).sum::<u32>(), 1);
+}
+
 #[tokio::test]
 async fn an_attempt_that_opennebula_cannot_judge_is_not_counted() {
     let internal = TestServer::start(|_, _, _| failure("[one.user.info] Internal error", 0x2000, -1)).await;
