@@ -3,10 +3,12 @@
 //! `validate`), `/api/v1/openapi.json` (OpenAPI 3.1 generated from the route code), `/metrics`
 //! and `/health`.
 //!
-//! Every `/api/v1` request is authenticated first ([`crate::service::auth`]); a change needs the oneadmin
-//! group (OneForm's rule), and what a caller sees follows the objects' permission bits (the
-//! service's [`crate::service::Caller`] checks). Handlers read the request and call the
-//! service; the statuses come from the service's typed errors ([`error`]).
+//! Every `/api/v1` request is authenticated first ([`crate::service::auth`]), but for the
+//! OpenAPI document, which with `/health`, `/metrics` and `/` is routed outside the auth layer;
+//! a change needs the oneadmin group (OneForm's rule), and what a caller sees follows the
+//! objects' permission bits. Both are checked by the service, whose every method takes the
+//! [`crate::service::Caller`]: handlers parse the request, call the service with the caller
+//! and map the answer; the statuses come from the service's typed errors ([`error`]).
 //!
 //! Map: [`serve`] (start-up, graceful stop) → [`listen`] (TLS, connection limits) →
 //! [`router`] (layers: [`audit`], authentication, request time limit) → [`drivers`],

@@ -455,33 +455,32 @@ async fn logs_stream(
         _ => 0,
     };
     let service = st.service.clone();
-    let stream = futures_util::stream::unfold(
-        (service, start, Vec::<Event>::new()),
-        move |(service, pos, mut pending)| {
+    let stream =
+        futures_util::stream::unfold((service, start, Vec::<Event>::new()), move |(service, pos, mut pending)| {
             let caller = caller.clone();
             async move {
-            loop {
-                if let Some(event) = pending.pop() {
-                    return Some((Ok(event), (service, pos, pending)));
-                }
-                match service.log_after(&caller, id, pos) {
-                    Ok((new, next, _)) if !new.is_empty() => {
-                        pending = new
-                            .iter()
-                            .rev()
-                            .map(|l| {
-                                Event::default().data(json!({"level": l.level.as_str(), "text": l.text}).to_string())
-                            })
-                            .collect();
-                        return Some((Ok(pending.pop().expect("not empty")), (service, next, pending)));
+                loop {
+                    if let Some(event) = pending.pop() {
+                        return Some((Ok(event), (service, pos, pending)));
                     }
-                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                    Err(_) => return None,
+                    match service.log_after(&caller, id, pos) {
+                        Ok((new, next, _)) if !new.is_empty() => {
+                            pending = new
+                                .iter()
+                                .rev()
+                                .map(|l| {
+                                    Event::default()
+                                        .data(json!({"level": l.level.as_str(), "text": l.text}).to_string())
+                                })
+                                .collect();
+                            return Some((Ok(pending.pop().expect("not empty")), (service, next, pending)));
+                        }
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                        Err(_) => return None,
+                    }
                 }
             }
-            }
-        },
-    );
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

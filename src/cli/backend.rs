@@ -131,7 +131,9 @@ impl Backend {
 
     pub async fn providers(&self) -> Result<Vec<Value>, Error> {
         match self {
-            Backend::Local(local) => Ok(local.service()?.providers_for(&local.caller, false)?.into_iter().map(|d| d.body).collect()),
+            Backend::Local(local) => {
+                Ok(local.service()?.providers_for(&local.caller, false)?.into_iter().map(|d| d.body).collect())
+            }
             Backend::Remote(client) => client.providers().await,
         }
     }
@@ -151,7 +153,9 @@ impl Backend {
         patch: &Value,
     ) -> Result<Value, Error> {
         match self {
-            Backend::Local(local) => Ok(local.service()?.update_provider(&local.caller, id, name, description, patch)?.body),
+            Backend::Local(local) => {
+                Ok(local.service()?.update_provider(&local.caller, id, name, description, patch)?.body)
+            }
             Backend::Remote(client) => client.update_provider(id, name, description, patch).await,
         }
     }

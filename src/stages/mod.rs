@@ -30,8 +30,8 @@ use crate::engine::{Ctx, Log, Outcome, Stage, StageError, Stages};
 use crate::one::OneApi;
 use crate::store::Store;
 pub use configure_provision::FormServer;
-pub use form::{FormApi, OpenSession, Sessions};
 pub use deprovision_one::selection;
+pub use form::{FormApi, OpenSession, Sessions};
 pub use terraform::Tools;
 
 /// The stages as formwork runs them for real.
