@@ -601,6 +601,9 @@ fn a_playbook_session_reads_only_its_provision_and_ends_with_its_stage() {
     playbook.post(&format!("{own}/chmod"), &json!({"octet": "777"})).error(403);
     playbook.delete(&format!("/api/v1/provisions/{first}?force=true")).error(403);
     playbook.post("/api/v1/drivers/sim/disable", &json!({})).error(403);
+    let audit = std::fs::read_to_string(api.home.data_dir().join("audit.log")).unwrap();
+    let marked = format!(r#""playbook_of":{id}"#);
+    assert_eq!(audit.lines().filter(|l| l.contains(&marked) && l.contains(r#""status":403"#)).count(), 3, "{audit}");
 
     api.admin.post(&format!("{own}/cancel"), &json!({})).expect(204);
     api.wait(id, "CONFIGURING_PROVISION_FAILURE");
