@@ -37,11 +37,13 @@ async fn opennebula_users_get_in_with_their_ids_and_groups_and_others_are_refuse
     let oneadmin = auth.authenticate(Some(&basic("oneadmin:pw"))).await.unwrap();
     assert_eq!(oneadmin, Caller::local());
     let root = auth.authenticate(Some(&basic("root:root:pw"))).await.unwrap();
-    let expected = Caller { uid: 2, uname: "root".into(), gid: 0, gname: "oneadmin".into(), groups: vec![0] };
+    let expected =
+        Caller { uid: 2, uname: "root".into(), gid: 0, gname: "oneadmin".into(), groups: vec![0], confined_to: None };
     assert_eq!(root, expected);
     assert!(root.is_admin());
     let alice = auth.authenticate(Some(&basic("alice:alice-pw"))).await.unwrap();
-    let expected = Caller { uid: 1, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1] };
+    let expected =
+        Caller { uid: 1, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1], confined_to: None };
     assert_eq!(alice, expected);
     assert!(!alice.is_admin());
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Home;
+use common::onesim::{Onesim, use_endpoint};
 use common::server::{Client, Response, Server, read_response};
 use serde_json::{Value, json};
 
@@ -269,6 +270,51 @@ fn failed_logins_slow_their_client_down_and_every_write_is_audited_without_secre
         assert!(line["ms"].is_u64(), "{line}");
     }
     assert!(!server.log().contains(TOKEN) && !server.log().contains(PASSWORD), "the server log holds a secret");
+}
+
+/// Forty wrong passwords for one user, sent at once from one address, to an OpenNebula that
+/// takes a while to answer: each attempt counts before OpenNebula answers, so only the free
+/// ones are checked (401) and most are slowed down unchecked (429).
+#[test]
+fn wrong_logins_sent_at_once_are_slowed_down_too() {
+    let mut home = home(&[]);
+    let sim = Onesim::with_faults(
+        &home.tmp.path().join("onesim.json"),
+        &["--user", "alice:alice-pw-77", "--latency-ms", "300"],
+    );
+    use_endpoint(&mut home, &sim);
+    let server = Server::start(&home);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..40)
+            .map(|n| {
+                let guesser = server.client("alice", &format!("guess-{n}"));
+                scope.spawn(move || guesser.get("/api/v1/providers").status)
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
+    let (checked, throttled) = (count(401), count(429));
+    assert_eq!(checked + throttled, 40, "{statuses:?}");
+    assert!(throttled > checked, "{checked} guesses reached OpenNebula, {throttled} were slowed down");
+    drop(server);
+    sim.stop();
+}
+
+/// Only the open routes (the OpenAPI document, `/health`, `/metrics`, the welcome line) are
+/// served without credentials; a path that merely ends like one is not.
+#[test]
+fn only_the_open_routes_skip_authentication() {
+    let home = home(&[]);
+    let server = Server::start(&home);
+    let anonymous = server.anonymous();
+    anonymous.delete("/api/v1/providers/openapi.json").error(401);
+    anonymous.get("/api/v1/providers/openapi.json").error(401);
+    let spec = anonymous.get("/api/v1/openapi.json").expect(200).json();
+    assert!(spec["paths"]["/providers"].is_object(), "{spec}");
+    for open in ["/health", "/metrics", "/", "/api/v1/"] {
+        anonymous.get(open).expect(200);
+    }
 }
 
 /// Log rotation as logrotate's `create` does it: the log is moved away, SIGHUP makes the server

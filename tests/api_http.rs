@@ -518,6 +518,114 @@ fn a_plain_user_sees_only_what_permissions_give_them() {
     assert!(!api.server().log().contains(TOKEN), "the provider token reached the server's log");
 }
 
+/// A provider embedded in a provision (`include_provider`) is served as the provider itself
+/// would be: left out without USE on it, its secrets only with MANAGE on it — owning the
+/// provision gives neither.
+#[test]
+fn an_embedded_provider_is_served_only_as_its_own_permissions_allow() {
+    let api = Api::start();
+    let (provider, id) = api.running(1);
+    let alice_id = api.uid("alice", ALICE_PW);
+    let path = format!("/api/v1/provisions/{id}?include_provider=true&include_sensitive=true");
+    let list = "/api/v1/provisions?include_provider=true&include_sensitive=true";
+    api.admin.post(&format!("/api/v1/provisions/{id}/chown"), &json!({"owner_id": alice_id})).expect(204);
+
+    // alice manages her provision, and has no right on its provider.
+    let doc = api.alice.get(&path).expect(200).json();
+    let body = provision_body(&doc);
+    assert_eq!(body["user_inputs_values"]["root_password"], SECRET, "her own provision's secrets");
+    assert_eq!((&body["provider_id"], body.get("provider")), (&json!(provider), None), "{body}");
+    let listed = api.alice.get(list).expect(200).json();
+    assert_eq!(ids(&listed), vec![id]);
+    for served in [&doc, &listed] {
+        assert!(!served.to_string().contains(TOKEN), "alice reads the provider's token: {served}");
+    }
+
+    // USE on the provider (its group, alice's): embedded, its token redacted.
+    let provider_path = format!("/api/v1/providers/{provider}");
+    api.admin.post(&format!("{provider_path}/chgrp"), &json!({"group_id": 1})).expect(204);
+    api.admin.post(&format!("{provider_path}/chmod"), &json!({"octet": "640"})).expect(204);
+    api.alice.get(&format!("{provider_path}?include_sensitive=true")).error(403);
+    for served in [api.alice.get(&path).expect(200).json(), api.alice.get(list).expect(200).json()[0].clone()] {
+        let embedded = &provision_body(&served)["provider"];
+        assert_eq!(embedded["id"], provider, "{served}");
+        assert_eq!(embedded["connection"]["api_token"], "__redacted__", "{served}");
+    }
+
+    // MANAGE on it (hers now): in clear, as the provider route serves it to her.
+    api.admin.post(&format!("{provider_path}/chown"), &json!({"owner_id": alice_id})).expect(204);
+    let served = api.alice.get(&path).expect(200).json();
+    assert_eq!(provision_body(&served)["provider"]["connection"]["api_token"], TOKEN);
+    let own = api.alice.get(&format!("{provider_path}?include_sensitive=true")).expect(200).json();
+    assert_eq!(provider_body(&own)["connection"]["api_token"], TOKEN);
+    assert!(!api.server().log().contains(TOKEN), "the provider token reached the server's log");
+}
+
+/// The session a playbook gets (`one_auth`) reads its own provision while its stage runs and
+/// nothing else, changes nothing, and ends with the stage.
+#[test]
+fn a_playbook_session_reads_only_its_provision_and_ends_with_its_stage() {
+    let api = Api::start();
+    let (provider, first) = api.running(1);
+    let ended = playbook_session(&api, first);
+    api.home.scenario(json!({"hang_ansible": true}));
+    let id = api.create(provider, 1);
+    let (user, token) = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(session) = try_playbook_session(&api, id) {
+                break session;
+            }
+            assert!(Instant::now() < deadline, "no playbook of provision {id} ran: {:?}", api.home.calls());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let playbook = api.server().client(&user, &token);
+    let own = format!("/api/v1/provisions/{id}");
+    let doc = playbook.get(&own).expect(200).json();
+    assert_eq!(provision_body(&doc)["state"], "CONFIGURING_PROVISION");
+    assert_eq!(ids(&playbook.get("/api/v1/provisions").expect(200).json()), vec![id], "the list holds its own only");
+    playbook.get(&format!("{own}/logs")).expect(200);
+    let embedded = playbook.get(&format!("{own}?include_provider=true")).expect(200).json();
+    assert_eq!(provision_body(&embedded).get("provider"), None, "no provider: it reads its provision only");
+    for refused in [
+        format!("/api/v1/provisions/{first}"),
+        format!("/api/v1/provisions/{first}/logs"),
+        format!("/api/v1/providers/{provider}"),
+        format!("{own}?include_sensitive=true"),
+    ] {
+        let answer = playbook.get(&refused);
+        assert!(matches!(answer.status, 403 | 404), "{refused}: {} {}", answer.status, answer.text());
+    }
+    assert!(ids(&playbook.get("/api/v1/providers").expect(200).json()).is_empty());
+    playbook.post(&format!("{own}/chmod"), &json!({"octet": "777"})).error(403);
+    playbook.delete(&format!("/api/v1/provisions/{first}?force=true")).error(403);
+    playbook.post("/api/v1/drivers/sim/disable", &json!({})).error(403);
+    let audit = std::fs::read_to_string(api.home.data_dir().join("audit.log")).unwrap();
+    let marked = format!(r#""playbook_of":{id}"#);
+    assert_eq!(audit.lines().filter(|l| l.contains(&marked) && l.contains(r#""status":403"#)).count(), 3, "{audit}");
+
+    api.admin.post(&format!("{own}/cancel"), &json!({})).expect(204);
+    api.wait(id, "CONFIGURING_PROVISION_FAILURE");
+    playbook.get(&own).error(401);
+    let (user, token) = ended;
+    api.server().client(&user, &token).get(&format!("/api/v1/provisions/{first}")).error(401);
+}
+
+/// The `one_auth` the playbook of provision `id` was given, as `(user, token)`.
+fn try_playbook_session(api: &Api, id: i64) -> Option<(String, String)> {
+    api.home.calls().iter().filter(|c| c["tool"] == "ansible-playbook").find_map(|call| {
+        let extra: Value = serde_json::from_str(call["extra_vars"].as_str()?).ok()?;
+        let session = extra["one_auth"].as_str().filter(|_| extra["provision_id"] == id)?;
+        let (user, token) = session.split_once(':')?;
+        Some((user.to_string(), token.to_string()))
+    })
+}
+
+fn playbook_session(api: &Api, id: i64) -> (String, String) {
+    try_playbook_session(api, id).unwrap_or_else(|| panic!("provision {id}'s playbook got no session"))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Drivers
 

@@ -6,8 +6,9 @@
 //!  "method":"POST","path":"/api/v1/provisions","status":201,"ms":14}
 //! ```
 //!
-//! `user` is who the request was made as: the authenticated caller (with `uid`), or for a
-//! refused login the name it gave (`"authenticated": false`). Nothing else of the request is
+//! `user` is who the request was made as: the authenticated caller (with `uid`, and
+//! `playbook_of` the provision for a playbook's session), or for a refused login the name it
+//! gave (`"authenticated": false`). Nothing else of the request is
 //! read: no body, query string or header value, so no secret can reach the log.
 //!
 //! SIGHUP reopens the file at its path ([`Audit::reopen`]), as log rotation expects (logrotate's
@@ -119,6 +120,10 @@ pub async fn record(
         Some(Who::Caller(caller)) => {
             entry.insert("user".into(), json!(caller.uname));
             entry.insert("uid".into(), json!(caller.uid));
+            if let Some(provision) = caller.confined_to {
+                // A playbook's session: oneadmin's name, one provision's reach.
+                entry.insert("playbook_of".into(), json!(provision));
+            }
         }
         Some(Who::Refused(user)) => {
             entry.insert("user".into(), json!(user));

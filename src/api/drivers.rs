@@ -53,8 +53,7 @@ async fn show(st: axum::extract::State<State>, Path(name): Path<String>) -> ApiR
 #[utoipa::path(post, path = "/drivers/sync", tag = "drivers",
     responses((status = 200, description = "`{success: [names], failed: [{name, error}]}`", body = Value)))]
 async fn sync(st: axum::extract::State<State>, Extension(caller): Extension<Caller>) -> ApiResult<Json<Value>> {
-    caller.must_be_admin()?;
-    let (report, _) = st.drivers.sync()?;
+    let (report, _) = st.drivers.sync(&caller)?;
     Ok(Json(json!({"success": report.success, "failed": report.failed, "shadowed": report.shadowed})))
 }
 
@@ -65,8 +64,7 @@ async fn enable(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<()> {
-    caller.must_be_admin()?;
-    st.drivers.set_enabled(&name, true)?;
+    st.drivers.set_enabled(&caller, &name, true)?;
     Ok(())
 }
 
@@ -77,8 +75,7 @@ async fn disable(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<()> {
-    caller.must_be_admin()?;
-    st.drivers.set_enabled(&name, false)?;
+    st.drivers.set_enabled(&caller, &name, false)?;
     Ok(())
 }
 

@@ -3,10 +3,12 @@
 //! `validate`), `/api/v1/openapi.json` (OpenAPI 3.1 generated from the route code), `/metrics`
 //! and `/health`.
 //!
-//! Every `/api/v1` request is authenticated first ([`crate::service::auth`]); a change needs the oneadmin
-//! group (OneForm's rule), and what a caller sees follows the objects' permission bits (the
-//! service's [`crate::service::Caller`] checks). Handlers read the request and call the
-//! service; the statuses come from the service's typed errors ([`error`]).
+//! Every `/api/v1` request is authenticated first ([`crate::service::auth`]), but for the
+//! OpenAPI document, which with `/health`, `/metrics` and `/` is routed outside the auth layer;
+//! a change needs the oneadmin group (OneForm's rule), and what a caller sees follows the
+//! objects' permission bits. Both are checked by the service, whose every method takes the
+//! [`crate::service::Caller`]: handlers parse the request, call the service with the caller
+//! and map the answer; the statuses come from the service's typed errors ([`error`]).
 //!
 //! Map: [`serve`] (start-up, graceful stop) → [`listen`] (TLS, connection limits) →
 //! [`router`] (layers: [`audit`], authentication, request time limit) → [`drivers`],
@@ -117,7 +119,10 @@ impl utoipa::Modify for CommonErrors {
     }
 }
 
-/// The whole application: `/api/v1` (authenticated), `/metrics`, `/health`, `/`.
+/// The whole application: `/api/v1` (authenticated), and outside the auth layer the OpenAPI
+/// document, `/metrics`, `/health` and the welcome line. Open routes are a router of their
+/// own merged beside the authenticated one, so no path can reach a handler unauthenticated
+/// by resembling an open one.
 pub fn router(state: State) -> axum::Router {
     let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(drivers::routes())
@@ -129,13 +134,14 @@ pub fn router(state: State) -> axum::Router {
     let doc = Arc::new(doc);
     let limit = state.service.settings().server.request_timeout;
     let v1 = v1
-        .route("/openapi.json", axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }))
         .layer(axum::middleware::from_fn_with_state(limit, time_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(axum::middleware::from_fn_with_state(state.audit.clone(), audit::record));
+    let openapi = move || async move { axum::Json(doc.as_ref().clone()) };
+    let open = system::open_routes().route("/api/v1/openapi.json", axum::routing::get(openapi));
     axum::Router::new()
         .nest("/api/v1", v1)
-        .merge(system::open_routes())
+        .merge(open)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(text_when_asked))
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -147,16 +153,13 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 /// Every `/api/v1` request names its caller (failed logins slow their client down); a change
-/// needs the oneadmin group (OneForm's before-filter). The OpenAPI document is public. The
+/// needs the oneadmin group (OneForm's before-filter; the service checks it again). The
 /// answer carries who it was for ([`Who`]), for the audit log.
 async fn authenticate(
     axum::extract::State(state): axum::extract::State<State>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    if req.uri().path().ends_with("/openapi.json") {
-        return next.run(req).await;
-    }
     let client = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -259,11 +262,8 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let Prepared { front, auth, audit } = prepared;
     let (addr, url) = (front.local_addr()?, front.url()?);
-    service.serve_as(crate::service::FormServer {
-        url: url.clone(),
-        session: auth.mint(&crate::service::Caller::local()),
-    });
-    let (report, _) = drivers.sync()?;
+    service.serve_as(crate::service::FormApi { url: url.clone(), sessions: auth.clone() });
+    let (report, _) = drivers.sync(&crate::service::Caller::local())?;
     for failed in &report.failed {
         tracing::warn!(driver = %failed.name, error = %failed.error, "driver failed verification");
     }

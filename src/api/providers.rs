@@ -134,16 +134,10 @@ async fn update(
     Id(id): Id,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    caller.must_be_admin()?;
-    st.service.may_use(&caller, Kind::Provider, id)?;
     let (name, description) = (body.string("name")?, body.string("description")?);
-    st.service.update_provider(
-        id,
-        name.as_deref(),
-        description.as_deref(),
-        &Value::Object(body.object("connection")?),
-    )?;
-    Ok(Json(wrap(&st.service.provider_for(&caller, id, false)?)))
+    let connection = Value::Object(body.object("connection")?);
+    let doc = st.service.update_provider(&caller, id, name.as_deref(), description.as_deref(), &connection)?;
+    Ok(Json(wrap(&doc)))
 }
 
 #[utoipa::path(delete, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path)),
@@ -153,9 +147,7 @@ async fn delete(
     Extension(caller): Extension<Caller>,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
-    caller.must_be_admin()?;
-    st.service.may_use(&caller, Kind::Provider, id)?;
-    st.service.delete_provider(id)?;
+    st.service.delete_provider(&caller, id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -150,7 +150,6 @@ async fn update(
     Id(id): Id,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    caller.must_be_admin()?;
     let values = body.get("user_inputs_values").map(|_| body.object("user_inputs_values")).transpose()?;
     let change = Update {
         name: body.string("name")?,
@@ -158,8 +157,7 @@ async fn update(
         values: values.map(Value::Object),
         onedeploy_tags: body.string("onedeploy_tags")?,
     };
-    st.service.update_provision(id, &change).await?;
-    Ok(Json(wrap(&st.service.provision_for(&caller, id, Include::default())?)))
+    Ok(Json(wrap(&st.service.update_provision(&caller, id, &change).await?)))
 }
 
 /// `DELETE ?force=true`.
@@ -178,9 +176,7 @@ async fn delete(
     Id(id): Id,
     Query(q): Query<Force>,
 ) -> ApiResult<StatusCode> {
-    caller.must_be_admin()?;
-    st.service.may_use(&caller, Kind::Provision, id)?;
-    st.service.delete_provision(id, flag(&q.force)).await?;
+    st.service.delete_provision(&caller, id, flag(&q.force)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -195,7 +191,6 @@ async fn unmanaged(
 }
 
 async fn submit(st: &State, caller: &Caller, id: i64, request: Request) -> ApiResult<StatusCode> {
-    st.service.may_use(caller, Kind::Provision, id)?;
     st.service.submit(caller, id, &request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -304,7 +299,6 @@ async fn add_ip(
     body: Body,
 ) -> ApiResult<StatusCode> {
     let amount = body.count("amount")?.unwrap_or(1);
-    st.service.may_use(&caller, Kind::Provision, id)?;
     st.service.submit_public_ips(&caller, id, Change::Add { amount }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -318,7 +312,6 @@ async fn remove_ip(
     body: Body,
 ) -> ApiResult<StatusCode> {
     let ar_id = body.required("ar_id").and_then(|_| body.int("ar_id"))?.unwrap_or_default();
-    st.service.may_use(&caller, Kind::Provision, id)?;
     st.service.submit_public_ips(&caller, id, Change::Remove { ar_id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -402,9 +395,8 @@ async fn logs(
     Id(id): Id,
     Query(q): Query<Page>,
 ) -> ApiResult<Json<Value>> {
-    st.service.may_use(&caller, Kind::Provision, id)?;
     let (page, per_page) = (positive("page", &q.page, 1)?, positive("per_page", &q.per_page, 100)?);
-    let all = st.service.log_lines(id)?;
+    let all = st.service.log_lines(&caller, id)?;
     let total = all.len();
     if flag(&q.all) {
         return Ok(Json(json!({"meta": {"mode": "all", "total_lines": total}, "lines": lines(&all)})));
@@ -432,7 +424,6 @@ async fn logs_poll(
     Id(id): Id,
     Query(q): Query<Pos>,
 ) -> ApiResult<Json<Value>> {
-    st.service.may_use(&caller, Kind::Provision, id)?;
     let pos = match q.pos.as_deref().map(str::parse::<i64>) {
         None => None,
         Some(Ok(n)) if n < 0 => None,
@@ -441,9 +432,9 @@ async fn logs_poll(
     };
     let pos = match pos {
         Some(p) => p,
-        None => st.service.log_end(id)?,
+        None => st.service.log_end(&caller, id)?,
     };
-    let (new, next, _) = st.service.log_after(id, pos)?;
+    let (new, next, _) = st.service.log_after(&caller, id, pos)?;
     Ok(Json(json!({"pos": next, "lines": lines(&new)})))
 }
 
@@ -455,36 +446,39 @@ async fn logs_stream(
     Id(id): Id,
     Query(q): Query<Pos>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    st.service.may_use(&caller, Kind::Provision, id)?;
+    // Checked before the stream starts, so a refusal is an answer, not an empty stream.
+    st.service.log_end(&caller, id)?;
     let start = match q.pos.as_deref().map(str::parse::<u64>) {
         Some(Ok(p)) => p,
         _ => 0,
     };
     let service = st.service.clone();
-    let stream = futures_util::stream::unfold(
-        (service, start, Vec::<Event>::new()),
-        move |(service, pos, mut pending)| async move {
-            loop {
-                if let Some(event) = pending.pop() {
-                    return Some((Ok(event), (service, pos, pending)));
-                }
-                match service.log_after(id, pos) {
-                    Ok((new, next, _)) if !new.is_empty() => {
-                        pending = new
-                            .iter()
-                            .rev()
-                            .map(|l| {
-                                Event::default().data(json!({"level": l.level.as_str(), "text": l.text}).to_string())
-                            })
-                            .collect();
-                        return Some((Ok(pending.pop().expect("not empty")), (service, next, pending)));
+    let stream =
+        futures_util::stream::unfold((service, start, Vec::<Event>::new()), move |(service, pos, mut pending)| {
+            let caller = caller.clone();
+            async move {
+                loop {
+                    if let Some(event) = pending.pop() {
+                        return Some((Ok(event), (service, pos, pending)));
                     }
-                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                    Err(_) => return None,
+                    match service.log_after(&caller, id, pos) {
+                        Ok((new, next, _)) if !new.is_empty() => {
+                            pending = new
+                                .iter()
+                                .rev()
+                                .map(|l| {
+                                    Event::default()
+                                        .data(json!({"level": l.level.as_str(), "text": l.text}).to_string())
+                                })
+                                .collect();
+                            return Some((Ok(pending.pop().expect("not empty")), (service, next, pending)));
+                        }
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                        Err(_) => return None,
+                    }
                 }
             }
-        },
-    );
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -495,6 +489,5 @@ async fn operations(
     Extension(caller): Extension<Caller>,
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
-    st.service.may_use(&caller, Kind::Provision, id)?;
-    Ok(Json(serde_json::to_value(st.service.operations(id)?).map_err(crate::service::Error::from)?))
+    Ok(Json(serde_json::to_value(st.service.operations(&caller, id)?).map_err(crate::service::Error::from)?))
 }

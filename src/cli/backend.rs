@@ -25,6 +25,8 @@ pub enum Backend {
 
 /// This machine's data, opened on first use: driver commands need no database.
 pub struct Local {
+    /// Who the commands act for: the local operator, oneadmin (as OneForm's own server acts).
+    caller: Caller,
     settings: Settings,
     drivers: OnceLock<Drivers>,
     service: OnceLock<Arc<Service>>,
@@ -91,7 +93,7 @@ impl Backend {
     pub async fn sync_drivers(&self) -> Result<(Value, Result<(), Error>), Error> {
         match self {
             Backend::Local(local) => {
-                let (report, outcome) = local.drivers()?.sync()?;
+                let (report, outcome) = local.drivers()?.sync(&local.caller)?;
                 Ok((to_value(&report)?, outcome))
             }
             Backend::Remote(client) => client.sync_drivers().await,
@@ -100,7 +102,7 @@ impl Backend {
 
     pub async fn set_driver_enabled(&self, name: &str, enable: bool) -> Result<DriverState, Error> {
         match self {
-            Backend::Local(local) => local.drivers()?.set_enabled(name, enable),
+            Backend::Local(local) => local.drivers()?.set_enabled(&local.caller, name, enable),
             Backend::Remote(client) => client.set_driver_enabled(name, enable).await,
         }
     }
@@ -122,21 +124,23 @@ impl Backend {
 
     pub async fn create_provider(&self, new: &NewProvider) -> Result<Value, Error> {
         match self {
-            Backend::Local(local) => local.service()?.create_provider(new),
+            Backend::Local(local) => Ok(local.service()?.create_provider_for(&local.caller, new)?.body),
             Backend::Remote(client) => client.create_provider(new).await,
         }
     }
 
     pub async fn providers(&self) -> Result<Vec<Value>, Error> {
         match self {
-            Backend::Local(local) => local.service()?.providers(),
+            Backend::Local(local) => {
+                Ok(local.service()?.providers_for(&local.caller, false)?.into_iter().map(|d| d.body).collect())
+            }
             Backend::Remote(client) => client.providers().await,
         }
     }
 
     pub async fn provider(&self, id: i64, include_sensitive: bool) -> Result<Value, Error> {
         match self {
-            Backend::Local(local) => local.service()?.provider(id, include_sensitive),
+            Backend::Local(local) => Ok(local.service()?.provider_for(&local.caller, id, include_sensitive)?.body),
             Backend::Remote(client) => client.provider(id, include_sensitive).await,
         }
     }
@@ -149,42 +153,44 @@ impl Backend {
         patch: &Value,
     ) -> Result<Value, Error> {
         match self {
-            Backend::Local(local) => local.service()?.update_provider(id, name, description, patch),
+            Backend::Local(local) => {
+                Ok(local.service()?.update_provider(&local.caller, id, name, description, patch)?.body)
+            }
             Backend::Remote(client) => client.update_provider(id, name, description, patch).await,
         }
     }
 
     pub async fn delete_provider(&self, id: i64) -> Result<(), Error> {
         match self {
-            Backend::Local(local) => local.service()?.delete_provider(id),
+            Backend::Local(local) => local.service()?.delete_provider(&local.caller, id),
             Backend::Remote(client) => client.delete_provider(id).await,
         }
     }
 
     pub async fn provisions(&self, all: bool) -> Result<Vec<Value>, Error> {
         match self {
-            Backend::Local(local) => local.service()?.provisions(all),
+            Backend::Local(local) => local.service()?.provisions(&local.caller, all),
             Backend::Remote(client) => client.provisions(all).await,
         }
     }
 
     pub async fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
         match self {
-            Backend::Local(local) => local.service()?.provision(id, include_sensitive),
+            Backend::Local(local) => local.service()?.provision(&local.caller, id, include_sensitive),
             Backend::Remote(client) => client.provision(id, include_sensitive).await,
         }
     }
 
     pub async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
         match self {
-            Backend::Local(local) => local.service()?.update_provision(id, change).await,
+            Backend::Local(local) => Ok(local.service()?.update_provision(&local.caller, id, change).await?.body),
             Backend::Remote(client) => client.update_provision(id, change).await,
         }
     }
 
     pub async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
         match self {
-            Backend::Local(local) => local.service()?.delete_provision(id, force).await,
+            Backend::Local(local) => local.service()?.delete_provision(&local.caller, id, force).await,
             Backend::Remote(client) => client.delete_provision(id, force).await,
         }
     }
@@ -193,7 +199,7 @@ impl Backend {
     pub async fn log_tail(&self, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error> {
         match self {
             Backend::Local(local) => {
-                let (lines, pos) = local.service()?.log_tail(id, last)?;
+                let (lines, pos) = local.service()?.log_tail(&local.caller, id, last)?;
                 Ok((lines.into_iter().map(log_line).collect(), pos))
             }
             Backend::Remote(client) => client.log_tail(id, last).await,
@@ -204,7 +210,7 @@ impl Backend {
     pub async fn log_after(&self, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
         match self {
             Backend::Local(local) => {
-                let (lines, next, running) = local.service()?.log_after(id, pos)?;
+                let (lines, next, running) = local.service()?.log_after(&local.caller, id, pos)?;
                 Ok((lines.into_iter().map(log_line).collect(), next, running))
             }
             Backend::Remote(client) => client.log_after(id, pos).await,
@@ -220,21 +226,21 @@ impl Backend {
         observer: Box<dyn Observer>,
     ) -> Result<Started, Error> {
         match self {
-            Backend::Local(local) => local.service()?.create(new, detach, observer).await,
+            Backend::Local(local) => local.service()?.create(&Caller::local(), new, detach, observer).await,
             Backend::Remote(client) => client.create(new, detach, observer).await,
         }
     }
 
     pub async fn request(&self, id: i64, request: &Request, observer: Box<dyn Observer>) -> Result<Ran, Error> {
         match self {
-            Backend::Local(local) => local.service()?.request(id, request, observer).await,
+            Backend::Local(local) => local.service()?.request(&Caller::local(), id, request, observer).await,
             Backend::Remote(client) => client.request(id, request, observer).await,
         }
     }
 
     pub async fn change_public_ips(&self, id: i64, change: Change, observer: Box<dyn Observer>) -> Result<u64, Error> {
         match self {
-            Backend::Local(local) => local.service()?.change_public_ips(id, change, observer).await,
+            Backend::Local(local) => local.service()?.change_public_ips(&Caller::local(), id, change, observer).await,
             Backend::Remote(client) => client.change_public_ips(id, change, observer).await,
         }
     }
@@ -249,7 +255,7 @@ impl Backend {
 
 impl Local {
     fn new(settings: Settings) -> Local {
-        Local { settings, drivers: OnceLock::new(), service: OnceLock::new() }
+        Local { caller: Caller::local(), settings, drivers: OnceLock::new(), service: OnceLock::new() }
     }
 
     fn drivers(&self) -> Result<&Drivers, Error> {

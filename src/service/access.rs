@@ -2,7 +2,12 @@
 //! provision has an owner, a group and nine permission bits (use, manage, admin for owner,
 //! group and others). Members of the `oneadmin` group (and user 0) may do everything; others
 //! see an object when a USE bit applies to them. As in OneForm, every change needs the
-//! `oneadmin` group: the API refuses a write from anyone else before it reaches the service.
+//! `oneadmin` group ([`Caller::must_be_admin`], checked by every service method that changes
+//! something; the API's auth layer also refuses a non-GET from anyone else).
+//!
+//! [`Caller::may`] is the one rule every read and change is checked by; `documents` applies it.
+//! A playbook's session is a caller [confined](Caller::confined_to) to its provision: it may
+//! read that provision (USE) and nothing else, and change nothing, whoever it stands for.
 
 use serde::Serialize;
 
@@ -20,6 +25,10 @@ pub struct Caller {
     pub gname: String,
     /// Every group, primary included.
     pub groups: Vec<i64>,
+    /// A playbook's session: the one provision it may read, and nothing else (no other
+    /// document, no change). `None` for a user, whom the permission bits govern.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confined_to: Option<i64>,
 }
 
 /// OpenNebula's `oneadmin` group.
@@ -34,13 +43,19 @@ impl Caller {
             gid: ONEADMIN_GROUP,
             gname: "oneadmin".into(),
             groups: vec![ONEADMIN_GROUP],
+            confined_to: None,
         }
     }
 
+    /// The same caller confined to reading provision `id` (a playbook's session).
+    pub fn confined(self, id: i64) -> Caller {
+        Caller { confined_to: Some(id), ..self }
+    }
+
     /// Whether the caller may change things: user 0 or primary group `oneadmin` (OneForm's
-    /// rule; a secondary membership does not count).
+    /// rule; a secondary membership does not count), and not confined to one provision.
     pub fn is_admin(&self) -> bool {
-        self.uid == 0 || self.gid == ONEADMIN_GROUP
+        self.confined_to.is_none() && (self.uid == 0 || self.gid == ONEADMIN_GROUP)
     }
 
     /// Refuses a change by anyone who is not an admin.
@@ -48,12 +63,59 @@ impl Caller {
         if self.is_admin() {
             return Ok(());
         }
+        if let Some(id) = self.confined_to {
+            return Err(Error::Forbidden {
+                message: format!(
+                    "this session is a playbook's: it may only read provision {id}; change things with your own credentials"
+                ),
+            });
+        }
         Err(Error::Forbidden {
             message: format!(
                 "user '{}' is not in the oneadmin group; only members of oneadmin may change drivers, providers and provisions",
                 self.uname
             ),
         })
+    }
+
+    /// Whether the caller holds `right` on object `id` of `kind`, owned as `owner`: a confined
+    /// caller only USE on its provision; anyone else what the permission bits give.
+    pub fn may(&self, right: Right, kind: Kind, id: i64, owner: &Ownership) -> bool {
+        match self.confined_to {
+            Some(only) => right == Right::Use && kind == Kind::Provision && id == only,
+            None => owner.allows(self, right),
+        }
+    }
+}
+
+/// Which kind of document (OneForm's document types 103 and 104).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Provider,
+    Provision,
+}
+
+impl Kind {
+    /// OpenNebula's document type.
+    pub fn document_type(self) -> u32 {
+        match self {
+            Kind::Provider => 103,
+            Kind::Provision => 104,
+        }
+    }
+
+    pub(super) fn table(self) -> crate::store::Table {
+        match self {
+            Kind::Provider => crate::store::Table::Providers,
+            Kind::Provision => crate::store::Table::Provisions,
+        }
+    }
+
+    pub(super) fn noun(self) -> &'static str {
+        match self {
+            Kind::Provider => "provider",
+            Kind::Provision => "provision",
+        }
     }
 }
 
@@ -125,9 +187,10 @@ impl Ownership {
         }
     }
 
-    /// Whether `caller` holds `right` on the object: admins always; else the owner's bits if
-    /// the caller owns it, the group's if the caller is in its group, and the others' bits.
-    pub fn allows(&self, caller: &Caller, right: Right) -> bool {
+    /// Whether `caller` holds `right` on the object by its bits: admins always; else the
+    /// owner's bits if the caller owns it, the group's if the caller is in its group, and the
+    /// others' bits. Checks go through [`Caller::may`], which also confines playbook sessions.
+    fn allows(&self, caller: &Caller, right: Right) -> bool {
         if caller.is_admin() {
             return true;
         }
@@ -144,7 +207,7 @@ mod tests {
     use super::*;
 
     fn user(uid: i64, gid: i64) -> Caller {
-        Caller { uid, uname: format!("u{uid}"), gid, gname: format!("g{gid}"), groups: vec![gid] }
+        Caller { uid, uname: format!("u{uid}"), gid, gname: format!("g{gid}"), groups: vec![gid], confined_to: None }
     }
 
     fn owned(mode: u16) -> Ownership {
@@ -189,5 +252,19 @@ mod tests {
         assert!(!secondary.is_admin());
         assert!(matches!(secondary.must_be_admin(), Err(Error::Forbidden { .. })));
         assert!(Caller::local().must_be_admin().is_ok());
+    }
+
+    #[test]
+    fn a_confined_caller_reads_its_provision_only_and_changes_nothing() {
+        let playbook = Caller::local().confined(7);
+        let open = owned(0o777);
+        assert!(playbook.may(Right::Use, Kind::Provision, 7, &open));
+        assert!(!playbook.may(Right::Manage, Kind::Provision, 7, &open), "no secrets, no change");
+        assert!(!playbook.may(Right::Use, Kind::Provision, 8, &open), "another provision");
+        assert!(!playbook.may(Right::Use, Kind::Provider, 7, &open), "a provider of the same id");
+        assert!(!playbook.is_admin(), "oneadmin's identity does not make it an admin");
+        let refused = playbook.must_be_admin().unwrap_err().to_string();
+        assert!(refused.contains("may only read provision 7"), "{refused}");
+        assert!(Caller::local().may(Right::Admin, Kind::Provider, 1, &owned(0o000)), "unconfined oneadmin");
     }
 }

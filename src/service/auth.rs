@@ -4,9 +4,10 @@
 //!
 //! - With an OpenNebula endpoint, the credentials are checked by calling `one.user.info(-1)`
 //!   with the caller's own session; the answer gives the caller's id, name and groups. A
-//!   success is remembered for a short while (bounded, keyed by the whole `user:password`
-//!   pair, so a wrong password never matches a remembered right one); a refusal is not, so a
-//!   mistyped password costs nothing once corrected.
+//!   success is remembered for a short while (bounded, keyed by an HMAC-SHA-256 of the whole
+//!   `user:password` pair under a key this process made at start: a wrong password never
+//!   matches a remembered right one, and the cache holds no password); a refusal is not, so
+//!   a mistyped password costs nothing once corrected.
 //! - Without one (no ONE_XMLRPC), only the one `user:password` pair formwork was given is
 //!   accepted, as oneadmin.
 //! - Failed logins slow down the client that makes them ([`Authenticator::authenticate_from`]),
@@ -14,18 +15,25 @@
 //!   typos behind a shared address (FireEdge's server, a NAT) never lock the others out: after
 //!   `free_failures` refusals, each further attempt must wait twice as long as the last, up to
 //!   `longest_wait`, and is refused unchecked until then; a success or `forget_failures_after`
-//!   without a refusal clears it. At most `failures_kept` pairs are remembered, the stale then
-//!   the oldest making room (user names are kept as keyed hashes, so memory does not grow
-//!   with their length).
+//!   without a refusal clears it. An attempt is counted as a refusal *before* its credentials
+//!   are checked, and taken back when they prove right (or OpenNebula cannot say), so guesses
+//!   sent at once count as each other's refusals: at most `free_failures` of them reach
+//!   OpenNebula. Remembered logins and minted sessions are checked before anything is counted
+//!   (but after the wait: a client that must wait learns nothing), and requests bringing the
+//!   credentials of a check in flight wait for its answer (`auth_flights`), so a user's burst
+//!   of requests with the right password is one attempt. At most `failures_kept`
+//!   pairs are remembered, the stale then the oldest making room (user names are kept as
+//!   keyed hashes, so memory does not grow with their length).
 //! - [`Authenticator::mint`] makes a session for a caller that this process accepts without
-//!   asking OpenNebula: the playbooks' inventory plugin reads the provision back through the
-//!   API with it (ansible's `one_auth`), while the caller's own password stays with the caller.
+//!   asking OpenNebula until [`Authenticator::revoke`]. Playbooks get one per run
+//!   ([`crate::stages::Sessions`]): a caller confined to reading their provision, opened when
+//!   CONFIGURING_PROVISION starts and revoked when it ends; the inventory plugin reads the
+//!   provision back through the API with it (ansible's `one_auth`).
 //!
 //! Nothing here logs a password or token, and no `Debug` shows one; log fields carry the user
 //! name only.
 
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,7 +72,7 @@ pub struct Limits {
     pub cache_ttl: Duration,
     /// At most this many remembered logins; the expired, then the oldest, make room.
     pub cache_capacity: usize,
-    /// At most this many minted sessions (one per user id); the oldest makes room.
+    /// At most this many minted sessions at once; the oldest makes room.
     pub minted_capacity: usize,
     /// The calls to OpenNebula: short, since a request waits for them.
     pub one: client::Options,
@@ -181,6 +189,7 @@ pub struct Authenticator {
     logins: Mutex<Logins>,
     minted: Mutex<Minted>,
     failures: Mutex<Failures>,
+    flights: flights::Flights,
     clock: Clock,
 }
 
@@ -216,6 +225,7 @@ impl Authenticator {
             logins: Mutex::new(Logins::default()),
             minted: Mutex::new(Minted::default()),
             failures: Mutex::new(Failures::default()),
+            flights: flights::Flights::default(),
             clock: Arc::new(Instant::now),
         })
     }
@@ -228,23 +238,39 @@ impl Authenticator {
     }
 
     /// [`Authenticator::authenticate`] for a request from `client`, slowed down by that client's
-    /// recent refusals: while it must wait, the credentials are not even checked.
+    /// recent refusals: while it must wait, the credentials are not even checked. The attempt
+    /// is counted before OpenNebula is asked, and a check of the same credentials already in
+    /// flight is waited for instead (see the module's doc).
     pub async fn authenticate_from(&self, client: IpAddr, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let credentials = parse_basic(authorization)?;
-        let (client, wait) = {
-            let failures = self.failures.lock().unwrap();
-            let client = failures.key(client, &credentials.user);
-            (client, failures.wait(client, (self.clock)(), &self.limits))
-        };
-        if let Some(wait) = wait {
-            return Err(AuthError::Throttled { wait });
+        let claimant = self.failures.lock().unwrap().key(client, &credentials.user);
+        let throttled = |wait| AuthError::Throttled { wait };
+        if let Some(wait) = self.failures.lock().unwrap().wait(claimant, (self.clock)(), &self.limits) {
+            return Err(throttled(wait));
         }
-        let result = self.identify(credentials).await;
-        let mut failures = self.failures.lock().unwrap();
-        match &result {
-            Ok(_) => failures.forget(client),
-            Err(AuthError::Invalid) => failures.refused(client, (self.clock)(), &self.limits),
-            Err(_) => {}
+        if let Some(caller) = self.remembered(&credentials) {
+            return Ok(caller);
+        }
+        let key = self.logins.lock().unwrap().key_of(&credentials);
+        let flight = match self.flights.join(key) {
+            flights::Joined::Leader(flight) => Some(flight),
+            flights::Joined::Follower(waiting) => match flights::answered(waiting).await {
+                Some(answer) => return answer,
+                None => None,
+            },
+        };
+        self.failures.lock().unwrap().attempt(claimant, (self.clock)(), &self.limits).map_err(throttled)?;
+        let result = self.check(credentials).await;
+        {
+            let mut failures = self.failures.lock().unwrap();
+            match &result {
+                Ok(_) => failures.forget(claimant),
+                Err(AuthError::Invalid) => failures.refused_again(claimant, (self.clock)()),
+                Err(_) => failures.forgive(claimant),
+            }
+        }
+        if let Some(flight) = flight {
+            flight.answer(&result);
         }
         result
     }
@@ -255,12 +281,27 @@ impl Authenticator {
         self.identify(parse_basic(authorization)?).await
     }
 
-    /// Whether `credentials` name a caller: a minted session, the single accepted pair, or a
-    /// login OpenNebula accepts (remembered for a while).
+    /// Whether `credentials` name a caller: a minted session, a remembered login, the single
+    /// accepted pair, or a login OpenNebula accepts (then remembered for a while).
     async fn identify(&self, credentials: Credentials) -> Result<Caller, AuthError> {
-        if let Some(caller) = self.minted.lock().unwrap().caller(&credentials) {
-            return Ok(caller);
+        match self.remembered(&credentials) {
+            Some(caller) => Ok(caller),
+            None => self.check(credentials).await,
         }
+    }
+
+    /// The caller a minted session or a remembered login stands for; nobody is asked.
+    fn remembered(&self, credentials: &Credentials) -> Option<Caller> {
+        if let Some(caller) = self.minted.lock().unwrap().caller(credentials) {
+            return Some(caller);
+        }
+        let Check::OpenNebula(_) = &self.check else { return None };
+        self.logins.lock().unwrap().get(credentials, (self.clock)(), self.limits.cache_ttl)
+    }
+
+    /// Checks credentials nothing remembers: against the single accepted pair, or by asking
+    /// OpenNebula (a success is remembered).
+    async fn check(&self, credentials: Credentials) -> Result<Caller, AuthError> {
         let client = match &self.check {
             Check::Single(accepted) => {
                 let user_matches = same_secret(&credentials.user, &accepted.user);
@@ -272,27 +313,39 @@ impl Authenticator {
             }
             Check::OpenNebula(client) => client,
         };
-        let now = (self.clock)();
-        if let Some(caller) = self.logins.lock().unwrap().get(&credentials, now, self.limits.cache_ttl) {
-            return Ok(caller);
-        }
         let caller = ask_opennebula(client, &credentials).await?;
         let now = (self.clock)();
-        self.logins.lock().unwrap().insert(credentials, caller.clone(), now, &self.limits);
+        self.logins.lock().unwrap().insert(&credentials, caller.clone(), now, &self.limits);
         Ok(caller)
     }
 
-    /// A session `"<uname>:<token>"` that [`Authenticator::authenticate`] accepts as `caller`
-    /// for the life of this process, without asking OpenNebula. One token per user id, made
-    /// on first use and reused (the caller it stands for is refreshed); at most
-    /// `minted_capacity` users, the oldest token forgotten to make room.
+    /// A session `"<uname>:<token>"` that [`Authenticator::authenticate`] accepts as `caller`,
+    /// without asking OpenNebula, until [`Authenticator::revoke`]; at most `minted_capacity`
+    /// at once, the oldest forgotten to make room.
     ///
     /// # Panics
-    /// If `/dev/urandom` cannot be read, where no secret can be made.
+    /// If the system's random source cannot be read, where no secret can be made.
     pub fn mint(&self, caller: &Caller) -> String {
-        let mut minted = self.minted.lock().unwrap();
-        let token = minted.token_for(caller, self.limits.minted_capacity);
+        let token = self.minted.lock().unwrap().insert(caller.clone(), self.limits.minted_capacity);
         format!("{}:{token}", caller.uname)
+    }
+
+    /// Ends a minted session: it is an ordinary (wrong) password from now on.
+    pub fn revoke(&self, session: &str) {
+        if let Some((_, token)) = session.split_once(':') {
+            self.minted.lock().unwrap().by_token.remove(token);
+        }
+    }
+}
+
+/// Playbook sessions: oneadmin's identity confined to reading one provision.
+impl crate::stages::Sessions for Authenticator {
+    fn open(&self, provision_id: i64) -> String {
+        self.mint(&Caller::local().confined(provision_id))
+    }
+
+    fn close(&self, session: &str) {
+        self.revoke(session);
     }
 }
 
@@ -302,7 +355,8 @@ async fn ask_opennebula(client: &Client, credentials: &Credentials) -> Result<Ca
     match client.with_session(session).user_info().await {
         Ok(user) => {
             tracing::debug!(user = %user.name, uid = user.id, "OpenNebula accepted the credentials");
-            Ok(Caller { uid: user.id, uname: user.name, gid: user.gid, gname: user.gname, groups: user.groups })
+            let (uid, uname, gid, gname, groups) = (user.id, user.name, user.gid, user.gname, user.groups);
+            Ok(Caller { uid, uname, gid, gname, groups, confined_to: None })
         }
         Err(e) if e.code() == Some(Code::Authentication) => {
             tracing::debug!(user = %credentials.user, "OpenNebula refused the credentials");
@@ -312,12 +366,17 @@ async fn ask_opennebula(client: &Client, credentials: &Credentials) -> Result<Ca
     }
 }
 
-/// Logins OpenNebula accepted, by the whole `user:password` pair.
-#[derive(Default)]
+/// A remembered login's key: HMAC-SHA-256 of `user:password` under [`Logins::key`].
+type LoginKey = [u8; 32];
+
+/// Logins OpenNebula accepted, by a keyed hash of the whole `user:password` pair.
 struct Logins {
-    entries: HashMap<Credentials, Login>,
+    entries: HashMap<LoginKey, Login>,
     /// Insertion counter: the smallest `order` is the oldest entry.
     next: u64,
+    /// Made at start from the system's random source and never stored: a remembered key is
+    /// no use outside this process, and holds no password.
+    key: ring::hmac::Key,
 }
 
 struct Login {
@@ -326,26 +385,47 @@ struct Login {
     order: u64,
 }
 
+impl Default for Logins {
+    /// # Panics
+    /// If the system's random source cannot be read.
+    fn default() -> Logins {
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+            .unwrap_or_else(|_| panic!("cannot read the system's random source to key the login cache"));
+        Logins { entries: HashMap::new(), next: 0, key }
+    }
+}
+
 impl Logins {
+    fn key_of(&self, credentials: &Credentials) -> LoginKey {
+        let mut mac = ring::hmac::Context::with_key(&self.key);
+        // A user name holds no ':' (the header's pair splits at the first one): unambiguous.
+        for part in [credentials.user.as_bytes(), b":", credentials.password.as_bytes()] {
+            mac.update(part);
+        }
+        mac.sign().as_ref().try_into().expect("HMAC-SHA-256 is 32 bytes")
+    }
+
     fn get(&mut self, credentials: &Credentials, now: Instant, ttl: Duration) -> Option<Caller> {
-        let login = self.entries.get(credentials)?;
+        let key = self.key_of(credentials);
+        let login = self.entries.get(&key)?;
         if now.saturating_duration_since(login.at) < ttl {
             return Some(login.caller.clone());
         }
-        self.entries.remove(credentials);
+        self.entries.remove(&key);
         None
     }
 
-    fn insert(&mut self, credentials: Credentials, caller: Caller, now: Instant, limits: &Limits) {
+    fn insert(&mut self, credentials: &Credentials, caller: Caller, now: Instant, limits: &Limits) {
         if limits.cache_capacity == 0 {
             return;
         }
-        if !self.entries.contains_key(&credentials) {
+        let key = self.key_of(credentials);
+        if !self.entries.contains_key(&key) {
             let stale = |login: &Login| now.saturating_duration_since(login.at) >= limits.cache_ttl;
             make_room(&mut self.entries, limits.cache_capacity, stale, |login| login.order);
         }
         self.next += 1;
-        self.entries.insert(credentials, Login { caller, at: now, order: self.next });
+        self.entries.insert(key, Login { caller, at: now, order: self.next });
     }
 }
 
@@ -428,61 +508,78 @@ impl Failures {
         failure.last = now;
     }
 
+    /// Counts an attempt of `client` as a refusal before it is checked, so that attempts made
+    /// at once count against each other; refused (with the wait) while `client` must wait.
+    fn attempt(&mut self, client: Claimant, now: Instant, limits: &Limits) -> Result<(), Duration> {
+        if let Some(wait) = self.wait(client, now, limits) {
+            return Err(wait);
+        }
+        self.refused(client, now, limits);
+        Ok(())
+    }
+
+    /// An attempt counted by [`Failures::attempt`] was refused: the wait runs from now.
+    fn refused_again(&mut self, client: Claimant, now: Instant) {
+        if let Some(failure) = self.by_client.get_mut(&client) {
+            failure.last = failure.last.max(now);
+        }
+    }
+
+    /// An attempt counted by [`Failures::attempt`] was not a refusal (OpenNebula could not
+    /// say): it is taken back.
+    fn forgive(&mut self, client: Claimant) {
+        if let Some(failure) = self.by_client.get_mut(&client) {
+            failure.count = failure.count.saturating_sub(1);
+            if failure.count == 0 {
+                self.by_client.remove(&client);
+            }
+        }
+    }
+
     fn forget(&mut self, client: Claimant) {
         self.by_client.remove(&client);
     }
 }
 
-/// Sessions minted for playbooks: a token per user id.
+/// Minted sessions: token → the caller it stands for.
 #[derive(Default)]
 struct Minted {
-    by_uid: HashMap<i64, MintedSession>,
-    /// Token → user id, to find a presented token without comparing it with every other.
-    by_token: HashMap<String, i64>,
+    by_token: HashMap<String, MintedSession>,
     next: u64,
 }
 
 struct MintedSession {
-    token: String,
     caller: Caller,
     order: u64,
 }
 
 impl Minted {
     fn caller(&self, credentials: &Credentials) -> Option<Caller> {
-        let uid = self.by_token.get(&credentials.password)?;
-        let session = self.by_uid.get(uid)?;
+        let session = self.by_token.get(&credentials.password)?;
         (session.caller.uname == credentials.user).then(|| session.caller.clone())
     }
 
-    fn token_for(&mut self, caller: &Caller, capacity: usize) -> String {
-        if let Some(session) = self.by_uid.get_mut(&caller.uid) {
-            session.caller = caller.clone();
-            return session.token.clone();
-        }
-        while !self.by_uid.is_empty() && self.by_uid.len() >= capacity.max(1) {
-            let oldest = self.by_uid.iter().min_by_key(|(_, s)| s.order).map(|(uid, _)| *uid);
-            if let Some(session) = oldest.and_then(|uid| self.by_uid.remove(&uid)) {
-                self.by_token.remove(&session.token);
-            }
-        }
+    fn insert(&mut self, caller: Caller, capacity: usize) -> String {
+        make_room(&mut self.by_token, capacity.max(1), |_| false, |session| session.order);
         let token = random_token();
         self.next += 1;
-        self.by_token.insert(token.clone(), caller.uid);
-        let session = MintedSession { token: token.clone(), caller: caller.clone(), order: self.next };
-        self.by_uid.insert(caller.uid, session);
+        self.by_token.insert(token.clone(), MintedSession { caller, order: self.next });
         token
     }
 }
 
-/// 32 bytes from the kernel's CSPRNG, as 64 hex digits.
+/// 32 bytes from the system's CSPRNG, as 64 hex digits.
 fn random_token() -> String {
+    use ring::rand::SecureRandom as _;
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
-        .unwrap_or_else(|e| panic!("cannot read /dev/urandom to make a session token: {e}"));
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .unwrap_or_else(|_| panic!("cannot read the system's random source to make a session token"));
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[path = "auth_flights.rs"]
+mod flights;
 
 #[cfg(test)]
 #[path = "auth_tests.rs"]

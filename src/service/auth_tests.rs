@@ -106,7 +106,8 @@ async fn opennebula_checks_the_callers_own_session_and_names_its_groups() {
     let server = TestServer::start(oned).await;
     let (auth, _) = against(&server, fast()).await;
     let caller = auth.authenticate(Some(&basic("alice:right"))).await.unwrap();
-    let expected = Caller { uid: 3, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1, 5] };
+    let expected =
+        Caller { uid: 3, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1, 5], confined_to: None };
     assert_eq!(caller, expected);
     let calls = server.calls();
     assert_eq!(calls.len(), 1);
@@ -178,8 +179,13 @@ fn a_full_cache_drops_every_expired_login_before_a_live_one() {
     let limits = Limits { cache_capacity: 3, ..fast() };
     let (mut logins, start) = (Logins::default(), Instant::now());
     let add = |logins: &mut Logins, user: &str, at: Instant| {
-        let caller = Caller { uid: 9, uname: user.into(), gid: 1, gname: "users".into(), groups: vec![1] };
-        logins.insert(Credentials { user: user.into(), password: "pw".into() }, caller, at, &limits);
+        let caller = user_caller(9, user);
+        logins.insert(&Credentials { user: user.into(), password: "pw".into() }, caller, at, &limits);
+    };
+    let users = |logins: &Logins| {
+        let mut users: Vec<String> = logins.entries.values().map(|l| l.caller.uname.clone()).collect();
+        users.sort_unstable();
+        users
     };
     add(&mut logins, "a", start);
     add(&mut logins, "b", start);
@@ -187,14 +193,23 @@ fn a_full_cache_drops_every_expired_login_before_a_live_one() {
     add(&mut logins, "c", later);
     assert_eq!(logins.entries.len(), 3, "nothing is dropped while there is room");
     add(&mut logins, "d", later);
-    let mut users: Vec<&str> = logins.entries.keys().map(|c| c.user.as_str()).collect();
-    users.sort_unstable();
-    assert_eq!(users, ["c", "d"], "both expired logins went, the live one stayed");
+    assert_eq!(users(&logins), ["c", "d"], "both expired logins went, the live one stayed");
     add(&mut logins, "e", later);
     add(&mut logins, "f", later);
-    let mut users: Vec<&str> = logins.entries.keys().map(|c| c.user.as_str()).collect();
-    users.sort_unstable();
-    assert_eq!(users, ["d", "e", "f"], "then the oldest live one");
+    assert_eq!(users(&logins), ["d", "e", "f"], "then the oldest live one");
+}
+
+#[test]
+fn remembered_logins_are_keyed_by_a_hash_under_a_key_of_their_own() {
+    let alice = Credentials { user: "alice".into(), password: "right".into() };
+    let (mine, another) = (Logins::default(), Logins::default());
+    let key = mine.key_of(&alice);
+    assert_eq!(key, mine.key_of(&alice.clone()), "the same pair, the same key");
+    assert_ne!(key, another.key_of(&alice), "another process's key makes another hash");
+    let moved = Credentials { user: "alice:r".into(), password: "ight".into() };
+    assert_ne!(key, mine.key_of(&moved), "where the pair splits counts");
+    let clear = b"alice:right";
+    assert!(!key.windows(clear.len()).any(|w| w == clear), "no clear pair in the key");
 }
 
 #[tokio::test]
@@ -220,27 +235,39 @@ async fn opennebula_out_of_reach_or_failing_is_a_bad_gateway() {
     assert!(matches!(refused, Err(SetupError::Endpoint { .. })));
 }
 
+fn user_caller(uid: i64, uname: &str) -> Caller {
+    Caller { uid, uname: uname.into(), gid: 1, gname: "users".into(), groups: vec![1], confined_to: None }
+}
+
 #[tokio::test]
-async fn minted_sessions_stand_for_their_caller_without_asking_opennebula() {
+async fn minted_sessions_stand_for_their_caller_until_revoked_without_asking_opennebula() {
     let server = TestServer::start(oned).await;
     let (auth, now) = against(&server, fast()).await;
-    let alice = Caller { uid: 3, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1] };
+    let alice = user_caller(3, "alice");
     let session = auth.mint(&alice);
     let token = session.strip_prefix("alice:").expect("uname:token");
     assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
-    assert_eq!(auth.mint(&alice), session, "one token per user, reused");
-    let root = Caller::local();
-    let other = auth.mint(&root);
-    assert_ne!(other.split_once(':').unwrap().1, token);
+    let again = auth.mint(&alice);
+    assert_ne!(again, session, "each mint is a session of its own");
+    let playbook = crate::stages::Sessions::open(&auth, 7);
+    assert!(playbook.starts_with("oneadmin:"), "{playbook}");
 
     advance(&now, Duration::from_secs(3600));
-    assert_eq!(auth.authenticate(Some(&basic(&session))).await.unwrap(), alice, "minted sessions do not expire");
-    assert_eq!(auth.authenticate(Some(&basic(&other))).await.unwrap(), root);
+    assert_eq!(auth.authenticate(Some(&basic(&session))).await.unwrap(), alice, "minted sessions outlive the cache");
+    let confined = auth.authenticate(Some(&basic(&playbook))).await.unwrap();
+    assert_eq!(confined, Caller::local().confined(7), "a playbook's session reads its provision only");
     assert!(server.calls().is_empty(), "OpenNebula was not asked");
     let stolen = format!("bob:{token}");
     assert!(matches!(auth.authenticate(Some(&basic(&stolen))).await, Err(AuthError::Invalid)));
     assert_eq!(server.calls().len(), 1, "a token under another name is an ordinary (wrong) password");
     assert!(!format!("{auth:?}").contains(token));
+
+    auth.revoke(&session);
+    crate::stages::Sessions::close(&auth, &playbook);
+    for ended in [&session, &playbook] {
+        assert!(matches!(auth.authenticate(Some(&basic(ended))).await, Err(AuthError::Invalid)), "{ended}");
+    }
+    assert_eq!(auth.authenticate(Some(&basic(&again))).await.unwrap(), alice, "only the revoked ones end");
 
     let admin = single();
     let minted = admin.mint(&alice);
@@ -254,13 +281,11 @@ async fn minted_sessions_are_bounded_and_the_oldest_goes_first() {
         Limits { minted_capacity: 2, ..fast() },
     )
     .unwrap();
-    let caller = |uid: i64| Caller { uid, uname: format!("u{uid}"), gid: 1, gname: "users".into(), groups: vec![1] };
-    let sessions: Vec<String> = (1..=3).map(|uid| auth.mint(&caller(uid))).collect();
+    let sessions: Vec<String> = (1..=3).map(|uid| auth.mint(&user_caller(uid, &format!("u{uid}")))).collect();
     assert!(matches!(auth.authenticate(Some(&basic(&sessions[0]))).await, Err(AuthError::Invalid)));
     assert_eq!(auth.authenticate(Some(&basic(&sessions[1]))).await.unwrap().uid, 2);
     assert_eq!(auth.authenticate(Some(&basic(&sessions[2]))).await.unwrap().uid, 3);
-    let minted = auth.minted.lock().unwrap();
-    assert_eq!((minted.by_uid.len(), minted.by_token.len()), (2, 2));
+    assert_eq!(auth.minted.lock().unwrap().by_token.len(), 2);
 }
 
 #[tokio::test]
@@ -300,6 +325,56 @@ async fn failed_logins_make_their_client_wait_longer_each_time_and_a_success_cle
     assert_eq!(auth.authenticate_from(here, Some(&right)).await.unwrap().uid, 3);
     let refused = auth.authenticate_from(here, Some(&wrong)).await.unwrap_err();
     assert!(matches!(refused, AuthError::Invalid), "the success cleared the count: {refused:?}");
+}
+
+/// Guesses sent at once count against each other: only `free_failures` of them reach
+/// OpenNebula, the rest are slowed down unchecked.
+#[tokio::test]
+async fn concurrent_wrong_logins_count_before_opennebula_answers() {
+    let server = TestServer::start(oned).await;
+    let (auth, _) = against(&server, fast()).await;
+    let here: IpAddr = "10.0.0.7".parse().unwrap();
+    let guesses: Vec<String> = (0..40).map(|n| basic(&format!("alice:guess-{n}"))).collect();
+    let answers =
+        futures_util::future::join_all(guesses.iter().map(|guess| auth.authenticate_from(here, Some(guess)))).await;
+    let throttled = answers.iter().filter(|a| matches!(a, Err(AuthError::Throttled { .. }))).count();
+    let refused = answers.iter().filter(|a| matches!(a, Err(AuthError::Invalid))).count();
+    assert_eq!((refused, throttled), (5, 35), "{answers:?}");
+    assert_eq!(server.calls().len(), 5, "OpenNebula was asked only the free attempts");
+    let right = auth.authenticate_from(here, Some(&basic("alice:right"))).await;
+    assert!(matches!(right, Err(AuthError::Throttled { .. })), "the wait holds for the right password too");
+}
+
+/// A client's burst of requests at its first login, with the right password: one check,
+/// whose answer every request takes, and nothing counted against the user.
+#[tokio::test]
+async fn concurrent_right_logins_share_one_check() {
+    let server = TestServer::start(oned).await;
+    let (auth, _) = against(&server, fast()).await;
+    let here: IpAddr = "10.0.0.7".parse().unwrap();
+    let right = basic("alice:right");
+    let answers = futures_util::future::join_all((0..20).map(|_| auth.authenticate_from(here, Some(&right)))).await;
+    assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|c| c.uid == 3)), "{answers:?}");
+    assert_eq!(server.calls().len(), 1, "one check for the whole burst");
+    assert!(auth.failures.lock().unwrap().by_client.is_empty() && auth.flights.is_empty());
+
+    let wrong = basic("alice:wrong");
+    let answers = futures_util::future::join_all((0..20).map(|_| auth.authenticate_from(here, Some(&wrong)))).await;
+    assert!(answers.iter().all(|a| matches!(a, Err(AuthError::Invalid))), "{answers:?}");
+    assert_eq!(server.calls().len(), 2, "the same guess sent at once is one attempt");
+    assert_eq!(auth.failures.lock().unwrap().by_client.values().map(|f| f.count).sum::<u32>(), 1);
+}
+
+#[tokio::test]
+async fn an_attempt_that_opennebula_cannot_judge_is_not_counted() {
+    let internal = TestServer::start(|_, _, _| failure("[one.user.info] Internal error", 0x2000, -1)).await;
+    let (auth, _) = against(&internal, fast()).await;
+    let here: IpAddr = "10.0.0.7".parse().unwrap();
+    for _ in 0..8 {
+        let error = auth.authenticate_from(here, Some(&basic("alice:right"))).await.unwrap_err();
+        assert!(matches!(error, AuthError::Unavailable { .. }), "{error:?}");
+    }
+    assert!(auth.failures.lock().unwrap().by_client.is_empty(), "reserved attempts were taken back");
 }
 
 #[test]

@@ -1,49 +1,26 @@
 //! Providers and provisions as a given caller may see and change them: each comes back as a
 //! [`Document`] (the served body with its owner, group and permission bits, which the API
-//! wraps in OneForm's `DOCUMENT`), filtered and checked by [`Ownership::allows`]; chmod, chown
-//! and chgrp change the bits and owners.
+//! wraps in OneForm's `DOCUMENT`), filtered and checked by [`Caller::may`]; chmod, chown and
+//! chgrp change the bits and owners. Every service method that reads or changes a provider or
+//! a provision checks its caller here ([`Service::may`]).
+//!
+//! What needs which right: reading needs USE, sensitive values in clear and changes MANAGE
+//! (changes also the oneadmin group), chown/chgrp and the admin bits ADMIN. A provider embedded
+//! in a provision (`include_provider`) is served as the provider itself would be to the caller:
+//! only with USE on it — without, the provision keeps its `provider_id`, as when the provider
+//! is not asked for — and its sensitive values only with MANAGE on it, whatever the caller may
+//! do with the provision.
 
 use serde_json::Value;
 
-use super::access::{Caller, Mode, Ownership, Right};
+use super::access::{Caller, Kind, Mode, Ownership, Right};
 use super::providers::{self, NewProvider};
 use super::provisions::serve;
 use super::{Error, Service};
-use crate::store::{ProviderRow, ProvisionRow, Table};
+use crate::store::{ProviderRow, ProvisionRow};
 
 /// Rows read at once by a listing.
 const PAGE: usize = 100;
-
-/// Which kind of document (OneForm's document types 103 and 104).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Provider,
-    Provision,
-}
-
-impl Kind {
-    /// OpenNebula's document type.
-    pub fn document_type(self) -> u32 {
-        match self {
-            Kind::Provider => 103,
-            Kind::Provision => 104,
-        }
-    }
-
-    fn table(self) -> Table {
-        match self {
-            Kind::Provider => Table::Providers,
-            Kind::Provision => Table::Provisions,
-        }
-    }
-
-    fn noun(self) -> &'static str {
-        match self {
-            Kind::Provider => "provider",
-            Kind::Provision => "provision",
-        }
-    }
-}
 
 /// A provider or provision as served: its body (OneForm's PROVIDER_BODY / PROVISION_BODY)
 /// with its owner and permission bits.
@@ -82,7 +59,7 @@ fn refused(caller: &Caller, kind: Kind, id: i64, right: Right) -> Error {
 }
 
 fn check(caller: &Caller, kind: Kind, id: i64, owner: &Ownership, right: Right) -> Result<(), Error> {
-    if owner.allows(caller, right) { Ok(()) } else { Err(refused(caller, kind, id, right)) }
+    if caller.may(right, kind, id, owner) { Ok(()) } else { Err(refused(caller, kind, id, right)) }
 }
 
 /// Reading secrets needs MANAGE, as changing the object does.
@@ -104,9 +81,9 @@ impl Service {
     /// Providers the caller may use.
     pub fn providers_for(&self, caller: &Caller, include_sensitive: bool) -> Result<Vec<Document>, Error> {
         let rows = self.store.providers()?;
-        let right = sensitive_right(include_sensitive);
-        let visible = rows.iter().filter(|r| r.owner.allows(caller, Right::Use));
-        Ok(visible.map(|r| Self::provider_document(r, include_sensitive && r.owner.allows(caller, right))).collect())
+        let may = |row: &ProviderRow, right| caller.may(right, Kind::Provider, row.id, &row.owner);
+        let visible = rows.iter().filter(|r| may(r, Right::Use));
+        Ok(visible.map(|r| Self::provider_document(r, include_sensitive && may(r, Right::Manage))).collect())
     }
 
     pub fn provider_for(&self, caller: &Caller, id: i64, include_sensitive: bool) -> Result<Document, Error> {
@@ -133,14 +110,19 @@ impl Service {
         })
     }
 
-    fn provision_document(&self, row: &ProvisionRow, include: Include) -> Result<Document, Error> {
+    /// A provision as `caller` may see it; `include.sensitive` was checked against the
+    /// provision already, the embedded provider is checked here (see the module's rule).
+    fn provision_document(&self, caller: &Caller, row: &ProvisionRow, include: Include) -> Result<Document, Error> {
         let mut body = serve(row, &self.store.historic(row.id)?, include.sensitive);
         if include.provider
             && let Value::Object(fields) = &mut body
         {
-            let provider = providers::serve(&self.store.provider(row.provider_id)?, include.sensitive);
-            fields.shift_remove("provider_id");
-            fields.insert("provider".into(), provider);
+            let provider = self.store.provider(row.provider_id)?;
+            let may = |right| caller.may(right, Kind::Provider, provider.id, &provider.owner);
+            if may(Right::Use) {
+                fields.shift_remove("provider_id");
+                fields.insert("provider".into(), providers::serve(&provider, include.sensitive && may(Right::Manage)));
+            }
         }
         Ok(Document { kind: Kind::Provision, id: row.id, name: row.name.clone(), owner: row.owner.clone(), body })
     }
@@ -164,15 +146,15 @@ impl Service {
         include: Include,
         mut each: impl FnMut(Document) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let right = sensitive_right(include.sensitive);
+        let may = |row: &ProvisionRow, right| caller.may(right, Kind::Provision, row.id, &row.owner);
         let mut after = 0;
         loop {
             let rows = self.store.provisions_after(all, after, Some(PAGE))?;
             let Some(last) = rows.last() else { return Ok(()) };
             after = last.id;
-            for row in rows.iter().filter(|r| r.owner.allows(caller, Right::Use)) {
-                let include = Include { sensitive: include.sensitive && row.owner.allows(caller, right), ..include };
-                each(self.provision_document(row, include)?)?;
+            for row in rows.iter().filter(|r| may(r, Right::Use)) {
+                let include = Include { sensitive: include.sensitive && may(row, Right::Manage), ..include };
+                each(self.provision_document(caller, row, include)?)?;
             }
         }
     }
@@ -180,12 +162,24 @@ impl Service {
     pub fn provision_for(&self, caller: &Caller, id: i64, include: Include) -> Result<Document, Error> {
         let row = self.store.provision(id)?;
         check(caller, Kind::Provision, id, &row.owner, sensitive_right(include.sensitive))?;
-        self.provision_document(&row, include)
+        self.provision_document(caller, &row, include)
     }
 
-    /// Checks that the caller may use a provision (before reading its log or operations).
-    pub fn may_use(&self, caller: &Caller, kind: Kind, id: i64) -> Result<(), Error> {
-        check(caller, kind, id, &self.ownership(kind, id)?, Right::Use)
+    /// Checks that the caller holds `right` on an object (which must exist).
+    pub(super) fn may(&self, caller: &Caller, right: Right, kind: Kind, id: i64) -> Result<(), Error> {
+        check(caller, kind, id, &self.ownership(kind, id)?, right)
+    }
+
+    /// Checks that the caller may use an object (before reading a provision's log or
+    /// operations, or queueing work on it).
+    pub(super) fn may_use(&self, caller: &Caller, kind: Kind, id: i64) -> Result<(), Error> {
+        self.may(caller, Right::Use, kind, id)
+    }
+
+    /// Checks that the caller may change an object: the oneadmin group and MANAGE on it.
+    pub(super) fn may_change(&self, caller: &Caller, kind: Kind, id: i64) -> Result<(), Error> {
+        caller.must_be_admin()?;
+        self.may(caller, Right::Manage, kind, id)
     }
 
     fn ownership(&self, kind: Kind, id: i64) -> Result<Ownership, Error> {
@@ -288,8 +282,8 @@ impl Service {
     }
 
     /// Every line of a provision's log (none yet is an empty log).
-    pub fn log_lines(&self, id: i64) -> Result<Vec<crate::exec::LogLine>, Error> {
-        self.store.provision(id)?;
+    pub fn log_lines(&self, caller: &Caller, id: i64) -> Result<Vec<crate::exec::LogLine>, Error> {
+        self.may_use(caller, Kind::Provision, id)?;
         let path = self.settings.log_path(id);
         if !path.exists() {
             return Ok(Vec::new());
@@ -298,14 +292,14 @@ impl Service {
     }
 
     /// The log's length in bytes: where a poll without a position starts.
-    pub fn log_end(&self, id: i64) -> Result<u64, Error> {
-        self.store.provision(id)?;
+    pub fn log_end(&self, caller: &Caller, id: i64) -> Result<u64, Error> {
+        self.may_use(caller, Kind::Provision, id)?;
         Ok(std::fs::metadata(self.settings.log_path(id)).map(|m| m.len()).unwrap_or(0))
     }
 
     /// A provision's operations, newest first.
-    pub fn operations(&self, id: i64) -> Result<Vec<super::Operation>, Error> {
-        self.store.provision(id)?;
+    pub fn operations(&self, caller: &Caller, id: i64) -> Result<Vec<super::Operation>, Error> {
+        self.may_use(caller, Kind::Provision, id)?;
         let mut ops = self.store.operations(id)?;
         ops.sort_by_key(|op| std::cmp::Reverse(op.id));
         Ok(ops)

@@ -1,10 +1,11 @@
 //! Operations on driver folders: list, show, sync, enable, disable, the JSON Schema of their
 //! inputs, and checking a value set against a deployment. They need no database, so they open
-//! only the catalogue. Sensitive defaults never leave this module unredacted.
+//! only the catalogue. Sensitive defaults never leave this module unredacted. Reads are open to
+//! every caller; sync, enable and disable need the oneadmin group.
 
 use serde_json::{Map, Value, json};
 
-use super::Error;
+use super::{Caller, Error};
 use crate::driver::{self, Catalog, Input, Loaded, Shadowed, State, SyncReport, deployment, validate};
 use crate::settings::Settings;
 
@@ -43,9 +44,11 @@ impl Drivers {
         Ok(redact_loaded(self.catalog.load(name)?))
     }
 
-    /// Verifies every driver again. The report lists each result; a driver that failed makes
-    /// the whole sync an error after the report is made (so a caller can show both).
-    pub fn sync(&self) -> Result<(SyncReport, Result<(), Error>), Error> {
+    /// Verifies every driver again (the oneadmin group only). The report lists each result; a
+    /// driver that failed makes the whole sync an error after the report is made (so a caller
+    /// can show both).
+    pub fn sync(&self, caller: &Caller) -> Result<(SyncReport, Result<(), Error>), Error> {
+        caller.must_be_admin()?;
         let report = self.catalog.sync()?;
         let outcome = if report.failed.is_empty() {
             Ok(())
@@ -59,8 +62,9 @@ impl Drivers {
         Ok((report, outcome))
     }
 
-    /// Enables or disables a driver; returns its new state.
-    pub fn set_enabled(&self, name: &str, enable: bool) -> Result<State, Error> {
+    /// Enables or disables a driver (the oneadmin group only); returns its new state.
+    pub fn set_enabled(&self, caller: &Caller, name: &str, enable: bool) -> Result<State, Error> {
+        caller.must_be_admin()?;
         if enable {
             self.catalog.enable(name)?;
             Ok(State::Enabled)

@@ -28,10 +28,10 @@ pub use crate::driver::input::REDACTED;
 pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, SyncReport};
 pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
-pub use crate::stages::FormServer;
+pub use crate::stages::{FormApi, FormServer};
 pub use crate::store::OperationRow as Operation;
-pub use access::{Caller, Mode, ONEADMIN_GROUP, Ownership, Right};
-pub use documents::{Document, Include, Kind, Metrics};
+pub use access::{Caller, Kind, Mode, ONEADMIN_GROUP, Ownership, Right};
+pub use documents::{Document, Include, Metrics};
 pub use drivers::{Drivers, Validated};
 pub use error::{Error, FieldError, exit};
 pub use operations::{Cancelled, Orphans, Ran, Resumed, Started};
@@ -68,7 +68,7 @@ pub struct Service {
     /// The server's `max_operations` slots (see `queue`).
     slots: tokio::sync::Semaphore,
     /// The REST API this process serves (set once by `formwork serve`), for the playbooks.
-    form: std::sync::OnceLock<crate::stages::FormServer>,
+    form: std::sync::OnceLock<crate::stages::FormApi>,
 }
 
 impl Service {
@@ -94,8 +94,9 @@ impl Service {
     }
 
     /// Playbooks of this process's operations get `form_server` and `one_auth` from `form`
-    /// (OneForm's extra variables); the first call wins.
-    pub fn serve_as(&self, form: crate::stages::FormServer) {
+    /// (OneForm's extra variables; each playbook run a session of its own that reads only its
+    /// provision); the first call wins.
+    pub fn serve_as(&self, form: crate::stages::FormApi) {
         let _ = self.form.set(form);
     }
 

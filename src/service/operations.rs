@@ -9,7 +9,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::access::Caller;
-use super::documents::Kind;
+use super::access::Kind;
 use super::progress::{Observer, Progress, Silent};
 use super::provisions::{NewProvision, build};
 use super::requests::{Request, plan};
@@ -64,10 +64,12 @@ impl Service {
     /// Creates a provision and runs it to its end here, or (`detach`) in a background process.
     pub async fn create(
         self: &Arc<Self>,
+        caller: &Caller,
         new: &NewProvision,
         detach: bool,
         mut observer: Box<dyn Observer>,
     ) -> Result<Started, Error> {
+        caller.must_be_admin()?;
         let now = store::now();
         let (name, driver, provider_id, body) = build(&self.catalog, &self.store, new, now)?;
         let id = self.store.insert_provision(&name, &driver, provider_id, &body, now)?;
@@ -95,10 +97,12 @@ impl Service {
     /// Runs a request on an existing provision here, after every check that can refuse it.
     pub async fn request(
         self: &Arc<Self>,
+        caller: &Caller,
         id: i64,
         request: &Request,
         observer: Box<dyn Observer>,
     ) -> Result<Ran, Error> {
+        self.may_change(caller, Kind::Provision, id)?;
         self.settle(id).await;
         let row = self.store.provision(id)?;
         // A running operation explains a refusal better than the state it has put the provision in.
@@ -133,7 +137,8 @@ impl Service {
     }
 
     /// Drives an operation another formwork process began and handed over (`--detach`).
-    pub async fn drive(self: &Arc<Self>, operation: i64, event: &str) -> Result<State, Error> {
+    pub async fn drive(self: &Arc<Self>, caller: &Caller, operation: i64, event: &str) -> Result<State, Error> {
+        caller.must_be_admin()?;
         let event: Event = serde_json::from_str(event)
             .map_err(|e| Error::invalid(format!("'{event}' is not an operation event: {e}")))?;
         let op = self.store.operation(operation)?;
@@ -200,8 +205,7 @@ impl Service {
     /// failed here (its interrupted stage marked `<STAGE>_FAILURE`, a public-IP change
     /// finished): that operation only, never another provision's.
     pub async fn cancel(self: &Arc<Self>, caller: &Caller, id: i64) -> Result<Cancelled, Error> {
-        caller.must_be_admin()?;
-        self.may_use(caller, Kind::Provision, id)?;
+        self.may_change(caller, Kind::Provision, id)?;
         let Some(op) = self.store.request_cancel(id, store::now())? else {
             return Err(Error::not_allowed(format!("provision {id} has no running operation to cancel")));
         };
@@ -230,9 +234,11 @@ impl Service {
     /// changes have no stage to fail into: they are always finished (made again, idempotently).
     pub async fn resume(
         self: &Arc<Self>,
+        caller: &Caller,
         policy: OnInterrupted,
         observer: &(dyn Fn() -> Box<dyn Observer> + Sync),
     ) -> Result<Vec<Resumed>, Error> {
+        caller.must_be_admin()?;
         let mut done = self.resume_public_ip_changes(observer).await?;
         let runner = self.runner()?;
         let staged = runner

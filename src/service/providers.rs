@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::access::{Caller, Kind};
+use super::documents::Document;
 use super::{Error, Service};
 use crate::driver::{self, Catalog, input, validate};
 use crate::store::{Ownership, ProviderRow, Store};
@@ -28,11 +30,6 @@ pub struct NewProvider {
     pub name: Option<String>,
     pub description: Option<String>,
     pub connection: Value,
-}
-
-/// Creates a provider of oneadmin's after validating its connection values.
-pub fn create(catalog: &Catalog, store: &Store, new: &NewProvider, time: i64) -> Result<ProviderRow, Error> {
-    create_owned(catalog, store, new, &Ownership::default(), time)
 }
 
 /// Creates a provider owned by `owner` after validating its connection values.
@@ -150,32 +147,26 @@ pub fn delete(store: &Store, id: i64) -> Result<(), Error> {
     Ok(store.delete_provider(id)?)
 }
 
-/// Providers as the front ends reach them; each answer is the served (OneForm) shape.
+/// Provider changes as the front ends ask for them; reads and creates are in `documents`.
 impl Service {
-    pub fn create_provider(&self, new: &NewProvider) -> Result<Value, Error> {
-        let row = create(&self.catalog, &self.store, new, crate::store::now())?;
-        Ok(serve(&row, false))
-    }
-
-    pub fn providers(&self) -> Result<Vec<Value>, Error> {
-        Ok(self.store.providers()?.iter().map(|r| serve(r, false)).collect())
-    }
-
-    pub fn provider(&self, id: i64, include_sensitive: bool) -> Result<Value, Error> {
-        Ok(serve(&self.store.provider(id)?, include_sensitive))
-    }
-
+    /// Renames a provider or merges connection values (see [`update`]); needs the oneadmin
+    /// group and MANAGE on it. Answers the provider as the caller now sees it.
     pub fn update_provider(
         &self,
+        caller: &Caller,
         id: i64,
         name: Option<&str>,
         description: Option<&str>,
         patch: &Value,
-    ) -> Result<Value, Error> {
-        Ok(serve(&update(&self.store, id, name, description, patch)?, false))
+    ) -> Result<Document, Error> {
+        self.may_change(caller, Kind::Provider, id)?;
+        update(&self.store, id, name, description, patch)?;
+        self.provider_for(caller, id, false)
     }
 
-    pub fn delete_provider(&self, id: i64) -> Result<(), Error> {
+    /// Deletes a provider no provision uses; needs the oneadmin group and MANAGE on it.
+    pub fn delete_provider(&self, caller: &Caller, id: i64) -> Result<(), Error> {
+        self.may_change(caller, Kind::Provider, id)?;
         delete(&self.store, id)
     }
 }
@@ -183,6 +174,11 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Creates a provider of oneadmin's.
+    fn create(catalog: &Catalog, store: &Store, new: &NewProvider, time: i64) -> Result<ProviderRow, Error> {
+        create_owned(catalog, store, new, &Ownership::default(), time)
+    }
 
     fn catalog() -> (tempfile::TempDir, Catalog) {
         let tmp = tempfile::tempdir().unwrap();

@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::access::{Caller, Kind};
+use super::documents::{Document, Include};
 use super::{Error, Operation, Service};
 use crate::driver::input::REDACTED;
 use crate::driver::{self, Catalog, deployment, validate};
@@ -188,16 +190,27 @@ pub struct Shown {
     pub running: Option<Operation>,
 }
 
-/// Provision records as the front ends reach them (no stage runs here).
+/// Provision records as the front ends reach them (no stage runs here), each checked against
+/// the caller.
 impl Service {
-    /// Provisions, DONE ones only with `all`, served without their historic.
-    pub fn provisions(&self, all: bool) -> Result<Vec<Value>, Error> {
-        Ok(self.store.provisions(all)?.iter().map(|r| serve(r, &[], false)).collect())
+    /// Provisions the caller may use, DONE ones only with `all`, served without their
+    /// historic (a list's rows need none; `show` has it).
+    pub fn provisions(&self, caller: &Caller, all: bool) -> Result<Vec<Value>, Error> {
+        let mut out = Vec::new();
+        self.each_provision_for(caller, all, Include::default(), |mut doc| {
+            if let Some(historic) = doc.body.get_mut("historic") {
+                *historic = Value::Array(Vec::new());
+            }
+            out.push(doc.body);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
-    pub fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
-        let row = self.store.provision(id)?;
-        let provision = serve(&row, &self.store.historic(id)?, include_sensitive);
+    /// A provision as `show` presents it, with the operation running on it.
+    pub fn provision(&self, caller: &Caller, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
+        let include = Include { sensitive: include_sensitive, ..Include::default() };
+        let provision = self.provision_for(caller, id, include)?.body;
         Ok(Shown { provision, running: self.store.running_operation(id)? })
     }
 
@@ -206,17 +219,20 @@ impl Service {
         Ok(serve(&self.store.provision(id)?, &self.store.historic(id)?, false))
     }
 
-    /// Renames, re-describes or changes the values of a provision at rest; an operation that
-    /// is only closing is waited for first ([`Service::settle`]).
-    pub async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
+    /// Renames, re-describes or changes the values of a provision at rest (the oneadmin group
+    /// and MANAGE on it); an operation that is only closing is waited for first
+    /// ([`Service::settle`]). Answers the provision as the caller now sees it.
+    pub async fn update_provision(&self, caller: &Caller, id: i64, change: &Update) -> Result<Document, Error> {
+        self.may_change(caller, Kind::Provision, id)?;
         self.settle(id).await;
         update(&self.store, id, change, store::now())?;
-        self.served(id)
+        self.provision_for(caller, id, Include::default())
     }
 
-    /// Deletes a provision's record and its working directory; an operation that is only
-    /// closing is waited for first ([`Service::settle`]).
-    pub async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
+    /// Deletes a provision's record and its working directory (the oneadmin group and MANAGE
+    /// on it); an operation that is only closing is waited for first ([`Service::settle`]).
+    pub async fn delete_provision(&self, caller: &Caller, id: i64, force: bool) -> Result<(), Error> {
+        self.may_change(caller, Kind::Provision, id)?;
         self.settle(id).await;
         let row = self.store.provision(id)?;
         check_delete(&row, force)?;
@@ -237,8 +253,8 @@ impl Service {
 
     /// A provision's log lines: the last `last` of them (all with `None`), and the offset to
     /// follow on from with [`Service::log_after`].
-    pub fn log_tail(&self, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error> {
-        self.store.provision(id)?;
+    pub fn log_tail(&self, caller: &Caller, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error> {
+        self.may_use(caller, Kind::Provision, id)?;
         let path = self.settings.log_path(id);
         if !path.exists() {
             return Err(Error::not_found(format!("provision {id} has no log yet ({})", path.display())));
@@ -251,7 +267,8 @@ impl Service {
 
     /// The complete lines written after offset `pos`, the new offset, and whether an operation
     /// is still running (so more may come).
-    pub fn log_after(&self, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
+    pub fn log_after(&self, caller: &Caller, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
+        self.may_use(caller, Kind::Provision, id)?;
         let running = self.store.running_operation(id)?.is_some();
         let (lines, next) = crate::exec::log::read(&self.settings.log_path(id), pos)?;
         Ok((lines, next, running))

@@ -6,6 +6,7 @@
 
 use serde_json::json;
 
+use super::access::{Caller, Kind};
 use super::progress::Observer;
 use super::provisions::revalidate;
 use super::{Error, Service};
@@ -33,7 +34,14 @@ pub(super) fn params(change: Change, target: u64) -> (&'static str, Params) {
 
 impl Service {
     /// Applies the change as a locked operation; returns the new number of public IPs.
-    pub async fn change_public_ips(&self, id: i64, change: Change, observer: Box<dyn Observer>) -> Result<u64, Error> {
+    pub async fn change_public_ips(
+        &self,
+        caller: &Caller,
+        id: i64,
+        change: Change,
+        observer: Box<dyn Observer>,
+    ) -> Result<u64, Error> {
+        self.may_change(caller, Kind::Provision, id)?;
         let planned = self.plan_public_ips(id, change)?;
         let mut log = self.operation_log(id, observer);
         self.run_public_ips(id, change, planned, &mut log).await

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use super::access::{Caller, Ownership};
+use super::access::{Caller, Kind, Ownership};
 use super::documents::{Document, Include};
 use super::progress::Silent;
 use super::provisions::{NewProvision, build};
@@ -78,7 +78,7 @@ impl Service {
     /// Scale, deprovision, retry, recover: checked as `request` checks them, then queued.
     /// Returns the operation's id.
     pub async fn submit(self: &Arc<Self>, caller: &Caller, id: i64, request: &Request) -> Result<i64, Error> {
-        caller.must_be_admin()?;
+        self.may_change(caller, Kind::Provision, id)?;
         self.settle(id).await;
         let row = self.store.provision(id)?;
         if let Some(op) = self.store.running_operation(id)? {
@@ -93,7 +93,7 @@ impl Service {
 
     /// add-ip / remove-ip: checked, then queued. Returns the operation's id.
     pub async fn submit_public_ips(self: &Arc<Self>, caller: &Caller, id: i64, change: Change) -> Result<i64, Error> {
-        caller.must_be_admin()?;
+        self.may_change(caller, Kind::Provision, id)?;
         self.settle(id).await;
         let target = self.plan_public_ips(id, change)?;
         let (kind, params) = super::public_ips::params(change, target);

@@ -34,12 +34,14 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     let version = real.one.system_version().await.map_err(fail)?;
     let inventory = write_inventory(real, job, ctx, &dir, &version)?;
     let addresses = host_addresses(&inventory);
-    let extra = extra_vars(ctx.provision.id, &version, &real.frontend_ip, real.tools.form.as_ref());
+    // A session that reads only this provision, closed when the stage ends.
+    let form = real.tools.form.as_ref().map(|api| api.open(ctx.provision.id));
+    let extra = extra_vars(ctx.provision.id, &version, &real.frontend_ip, form.as_deref());
     // It holds the session playbooks read the API with: gone when the stage ends.
     let _extra = work::SecretFile::write(&dir.join(EXTRA_VARS_FILE), extra.to_string().as_bytes())?;
     let body = &ctx.provision.body;
     let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS);
-    let mut cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets);
+    let mut cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets, form.as_deref());
     if job.driver.capabilities.scale_up == ScaleUp::NewHosts
         && let Some(limit) = scale_up_limit(ctx, &inventory)
     {
@@ -167,7 +169,14 @@ fn extra_vars(provision_id: i64, version: &str, one_server: &str, form: Option<&
 /// `ansible-playbook` in the private copy `dir` of the driver's Ansible folder, with the extra
 /// variables from their file, the driver's ansible.cfg, its roles before the shared ones, and
 /// every secret (the session included) masked.
-fn playbook_cmd(tools: &Tools, dir: &Path, shared_roles: &Path, tags: &str, secrets: &[String]) -> Cmd {
+fn playbook_cmd(
+    tools: &Tools,
+    dir: &Path,
+    shared_roles: &Path,
+    tags: &str,
+    secrets: &[String],
+    form: Option<&FormServer>,
+) -> Cmd {
     Cmd::new(tools.ansible_playbook.clone())
         .args(["-i", "inventory.yaml", "site.yaml", "--tags", tags, "-e", "@extra_vars.json"])
         .cwd(dir)
@@ -181,7 +190,7 @@ fn playbook_cmd(tools: &Tools, dir: &Path, shared_roles: &Path, tags: &str, secr
         .timeout(tools.stage_timeout)
         .grace(tools.grace)
         .secrets(secrets.iter().cloned())
-        .secrets(tools.form.iter().flat_map(FormServer::secrets))
+        .secrets(form.into_iter().flat_map(FormServer::secrets))
 }
 
 /// Inventory host name → its `ansible_host`, over every group (`<group>.hosts.<name>`).
@@ -275,7 +284,7 @@ mod tests {
         FormServer { url: "http://127.0.0.1:13013".into(), session: format!("alice:{TOKEN}") }
     }
 
-    fn tools(ansible_playbook: std::path::PathBuf, form: Option<FormServer>) -> Tools {
+    fn tools(ansible_playbook: std::path::PathBuf) -> Tools {
         Tools {
             terraform: "terraform".into(),
             ansible_playbook,
@@ -285,7 +294,7 @@ mod tests {
             stage_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(1),
             lock_timeout: Duration::from_secs(1),
-            form,
+            form: None,
         }
     }
 
@@ -297,7 +306,7 @@ mod tests {
         assert_eq!(served, want);
         let cli = extra_vars(7, "7.0.0", "10.0.0.1", None);
         assert_eq!(cli, json!({"provision_id": 7, "version": "7.0.0", "one_server": "10.0.0.1"}));
-        let debug = format!("{:?}", tools("ansible-playbook".into(), Some(form())));
+        let debug = format!("{:?}", form());
         assert!(debug.contains("http://127.0.0.1:13013") && !debug.contains(TOKEN), "{debug}");
     }
 
@@ -319,7 +328,7 @@ mod tests {
         );
         std::fs::write(&script, text).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let cmd = playbook_cmd(&tools(script, Some(form())), &dir, tmp.path(), "stage2", &[]);
+        let cmd = playbook_cmd(&tools(script), &dir, tmp.path(), "stage2", &[], Some(&form()));
         assert!(!cmd.display().contains(TOKEN));
 
         let log_path = tmp.path().join("provision.log");

@@ -12,6 +12,7 @@ mod configure_provision;
 mod deprovision;
 mod deprovision_one;
 mod done;
+mod form;
 mod init;
 pub(crate) mod one_progress;
 mod planning;
@@ -30,6 +31,7 @@ use crate::one::OneApi;
 use crate::store::Store;
 pub use configure_provision::FormServer;
 pub use deprovision_one::selection;
+pub use form::{FormApi, OpenSession, Sessions};
 pub use terraform::Tools;
 
 /// The stages as formwork runs them for real.

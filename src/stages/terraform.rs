@@ -29,9 +29,9 @@ pub struct Tools {
     pub grace: Duration,
     /// `-lock-timeout` of every command that takes the state lock.
     pub lock_timeout: Duration,
-    /// The REST API this process serves, passed to playbooks as `form_server`/`one_auth`;
-    /// `None` for the CLI, whose playbooks get neither.
-    pub form: Option<super::FormServer>,
+    /// The REST API this process serves, passed to playbooks as `form_server`/`one_auth`
+    /// (a session of their own); `None` for the CLI, whose playbooks get neither.
+    pub form: Option<super::FormApi>,
 }
 
 /// One provisioned host as `outputs.tf` reports it.

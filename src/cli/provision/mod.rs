@@ -199,7 +199,7 @@ pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Resul
         }
         Command::Drive { operation, event } => {
             let service = backend.local_only("provision drive", "it drives an operation of this machine's database")?;
-            service.drive(operation, &event).await?;
+            service.drive(&crate::service::Caller::local(), operation, &event).await?;
             Ok(())
         }
         Command::List { all, format } => list(backend, all, format.as_deref(), out).await,

@@ -91,7 +91,7 @@ pub(super) async fn resume(backend: &Backend, policy: Interrupted, out: &Output)
         Interrupted::Resume => OnInterrupted::Resume,
         Interrupted::Fail => OnInterrupted::Fail,
     };
-    let done = service.resume(policy, &|| Stderr::boxed(false)).await?;
+    let done = service.resume(&crate::service::Caller::local(), policy, &|| Stderr::boxed(false)).await?;
     let report: Vec<Value> = done
         .iter()
         .map(|r| match &r.result {
