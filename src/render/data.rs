@@ -1,9 +1,10 @@
 //! What a template prints is data: the tokens that stand for printed values while the YAML is
 //! parsed, and the tagged inventory built from them.
 //!
-//! The formatter writes every string a `{{ … }}` prints as a token (`U+E000 n U+E001`: digits
-//! between two private-use characters, inert in every YAML context and unchanged by case
-//! filters) and keeps the string aside, so the YAML parser sees only the template's own text.
+//! The formatter writes every string a `{{ … }}` prints as a token (`U+E000 nonce.n U+E001`:
+//! digits between two private-use characters, inert in every YAML context and unchanged by case
+//! filters; the nonce is drawn for each render, so a value cannot hold a token) and keeps the
+//! string aside, so the YAML parser sees only the template's own text.
 //! Numbers, booleans and none print as themselves (they cannot carry YAML or Jinja), lists and
 //! mappings as flow collections of tokens, so they keep the shape they had. A string printed
 //! from a captured block (`{% set %}…{% endset %}`, a macro) holds earlier tokens; they are
@@ -14,8 +15,9 @@
 //! text around the value is itself Ansible Jinja (`{% raw %}{{ sim_cloud_dir }}{% endraw %}/…`),
 //! kept as that Jinja with each value replaced by a reference to an `!unsafe` entry of
 //! [`VALUES_VAR`] in `all.vars`, so Ansible templates the driver's text and reads the values
-//! as data. Keys built from values are written with their value; a host or group name made
-//! from a value must be a plain name (Ansible expands `[1:3]` and `host:port` in host names).
+//! as data. Keys built from values are written with their value, untagged (Ansible never
+//! templates a key); a host or group name made from a value must be a plain name (Ansible
+//! expands `[1:3]` and `host:port` in host names).
 
 use std::sync::{Arc, Mutex};
 
@@ -30,8 +32,21 @@ const CLOSE: char = '\u{E001}';
 pub const VALUES_VAR: &str = "_formwork_values";
 
 /// The strings printed while rendering, in order; token `n` stands for the `n`-th.
-#[derive(Clone, Default)]
-pub(super) struct Printed(Arc<Mutex<Vec<String>>>);
+#[derive(Clone)]
+pub(super) struct Printed {
+    printed: Arc<Mutex<Vec<String>>>,
+    /// Drawn for each render from std's per-process random hash keys: it need not be secret,
+    /// only unknown to whoever chose the values (kept before it was drawn).
+    nonce: String,
+}
+
+impl Default for Printed {
+    fn default() -> Printed {
+        use std::hash::{BuildHasher, Hasher};
+        let nonce = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        Printed { printed: Arc::default(), nonce: format!("{nonce:020}") }
+    }
+}
 
 /// A piece of a rendered string: the template's text, or the printed value with that index.
 enum Piece<'a> {
@@ -42,9 +57,9 @@ enum Piece<'a> {
 impl Printed {
     /// Keeps `text` aside and returns the token that stands for it.
     pub(super) fn token(&self, text: String) -> String {
-        let mut printed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut printed = self.printed.lock().unwrap_or_else(|e| e.into_inner());
         printed.push(text);
-        format!("{OPEN}{}{CLOSE}", printed.len() - 1)
+        format!("{OPEN}{}.{}{CLOSE}", self.nonce, printed.len() - 1)
     }
 
     /// `value` with each string replaced by its token, as if the template had printed it.
@@ -107,7 +122,8 @@ impl Printed {
         let mut pieces = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find(OPEN) {
-            let after = &rest[start + OPEN.len_utf8()..];
+            let token = &rest[start + OPEN.len_utf8()..];
+            let after = token.strip_prefix(self.nonce.as_str()).and_then(|t| t.strip_prefix('.')).unwrap_or("");
             let digits = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
             let index = after[..digits].parse::<usize>().ok().filter(|i| *i < limit);
             match index {
@@ -130,7 +146,7 @@ impl Printed {
 
     /// The value printed as token `index`, with the earlier values it holds expanded.
     fn value(&self, index: usize) -> String {
-        let text = self.0.lock().unwrap_or_else(|e| e.into_inner())[index].clone();
+        let text = self.printed.lock().unwrap_or_else(|e| e.into_inner())[index].clone();
         self.expand(&text, index)
     }
 
@@ -145,7 +161,7 @@ impl Printed {
     }
 
     fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.printed.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -246,7 +262,8 @@ impl Writer<'_> {
     }
 
     /// A mapping key; one holding a value is that value's text, and a plain name where it
-    /// names a host or a group.
+    /// names a host or a group. Keys go untagged: Ansible templates a mapping's values, never
+    /// its keys (and serde_norway cannot write a tagged key).
     fn key(&mut self, key: &str, place: Place, path: &str) -> Result<(String, serde_norway::Value), String> {
         let pieces = self.printed.pieces(key, self.limit);
         if !pieces.iter().any(|p| matches!(p, Piece::Value(_))) {
@@ -266,8 +283,7 @@ impl Writer<'_> {
                  {what} a fixed name and the value as a variable"
             ));
         }
-        let yaml = if is_plain_name(&real) { serde_norway::Value::String(real.clone()) } else { unsafe_text(&real) };
-        Ok((real, yaml))
+        Ok((real.clone(), serde_norway::Value::String(real)))
     }
 }
 
@@ -314,4 +330,143 @@ fn yaml_vars(yaml: &mut serde_norway::Value) -> Result<&mut serde_norway::Mappin
     let vars = all.entry("vars".into()).or_insert(serde_norway::Value::Null);
     mapping(vars);
     vars.as_mapping_mut().ok_or_else(|| "the inventory's `all.vars` must be a mapping".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::super::{Facts, Inventory, inventory};
+    use super::VALUES_VAR;
+
+    /// What a value may hold: quotes, a line break, YAML structure, Ansible Jinja, the end of
+    /// a raw block, and a forged token.
+    const NASTY: &str = "v\"q'\n  x: [1, {y: z}] # c\r\n\t{{ lookup('pipe', 'touch /tmp/fw-probe') }}{% raw %}{% endraw %}{% endraw %}\\ \u{E000}0\u{E001}";
+
+    /// A template that prints a value in every YAML context, through filters, a captured
+    /// block, a conditional and the driver's own Ansible Jinja.
+    const TEMPLATE: &str = r#"all:
+  vars:
+    double: "{{ user_inputs.a }}"
+    single: '{{ user_inputs.a }}'
+    plain: {{ user_inputs.a }}
+    joined: "/{{ user_inputs.a }}/{{ user_inputs.b }}-{{ id }}"
+    upper: "{{ user_inputs.b | upper }}"
+    default: "{{ user_inputs.missing | default(user_inputs.a) }}"
+    block: |
+      line {{ user_inputs.a }}
+    flow: { k: "{{ user_inputs.a }}", n: {{ id }} }
+    listed: {{ user_inputs.list }}
+    keyed:
+      "{{ user_inputs.a }}": 1
+    {% set captured %}<{{ user_inputs.a }}>{% endset %}
+    captured: "{{ captured }}"
+    {% if user_inputs.b == "B" %}
+    chosen: "{{ name }}"
+    {% endif %}
+    ansible: "{% raw %}{{ playbook_dir }}{% endraw %}/{{ user_inputs.a }}"
+node:
+  hosts:
+    {% for node in one.nodes %}
+    n{{ loop.index }}: { ansible_host: "{{ node }}" }
+    {% endfor %}
+"#;
+
+    fn render(a: &str) -> Result<Inventory, String> {
+        let body = json!({"name": a, "user_inputs_values": {"a": a, "b": "B", "list": [a, 2]},
+            "one_objects": {"hosts": [{"id": 1, "name": a}]}});
+        inventory(TEMPLATE, 7, &body, &Facts { version: "7.0.0".into(), frontend_ip: "127.0.0.1".into() })
+    }
+
+    /// `value` with `from` replaced by `to` in every string and key.
+    fn replaced(value: &Value, from: &str, to: &str) -> Value {
+        match value {
+            Value::String(s) => Value::String(s.replace(from, to)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| replaced(v, from, to)).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.replace(from, to), replaced(v, from, to))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn a_value_changes_no_structure_and_arrives_byte_for_byte() {
+        let plain = render("PLAIN").unwrap().value;
+        assert_eq!(plain["all"]["vars"]["plain"], "PLAIN");
+        assert_eq!(plain["all"]["vars"]["listed"], json!(["PLAIN", 2]));
+        assert_eq!(plain["all"]["vars"]["upper"], "B");
+        assert_eq!(plain["all"]["vars"]["captured"], "<PLAIN>");
+        assert_eq!(plain["all"]["vars"]["chosen"], "PLAIN", "conditionals see the values");
+        assert_eq!(plain["all"]["vars"]["ansible"], "{{ playbook_dir }}/PLAIN");
+        let nasty = render(NASTY).unwrap();
+        assert_eq!(nasty.value, replaced(&plain, "PLAIN", NASTY));
+    }
+
+    /// Reads the written inventory back: every string holding the value is tagged `!unsafe`,
+    /// and the driver's Jinja reads it from the `!unsafe` list.
+    #[test]
+    fn every_value_is_written_unsafe() {
+        let text = render(NASTY).unwrap().to_yaml().unwrap();
+        let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        let mut unsafe_values = 0;
+        walk(&yaml, &mut |value, tag| {
+            if value.contains("lookup") {
+                assert_eq!(tag, Some("!unsafe"), "{value:?} in\n{text}");
+                unsafe_values += 1;
+            }
+        });
+        assert_eq!(unsafe_values, 12, "{text}");
+        let vars = &yaml["all"]["vars"];
+        assert_eq!(vars["ansible"], serde_norway::Value::String(format!("{{{{ playbook_dir }}}}/{{{{ {VALUES_VAR}[0] }}}}")));
+        let listed = serde_norway::to_string(&vars[VALUES_VAR]).unwrap();
+        assert_eq!(listed, serde_norway::to_string(&vec![super::unsafe_text(NASTY)]).unwrap());
+    }
+
+    /// Calls `check(text, tag)` for every string of `value` (keys are never templated).
+    fn walk(value: &serde_norway::Value, check: &mut dyn FnMut(&str, Option<&str>)) {
+        match value {
+            serde_norway::Value::String(s) => check(s, None),
+            serde_norway::Value::Tagged(tagged) => match &tagged.value {
+                serde_norway::Value::String(s) => check(s, Some(&tagged.tag.to_string())),
+                other => walk(other, check),
+            },
+            serde_norway::Value::Sequence(items) => items.iter().for_each(|v| walk(v, check)),
+            serde_norway::Value::Mapping(map) => map.values().for_each(|v| walk(v, check)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn a_host_or_group_named_from_a_value_must_be_a_plain_name() {
+        let body = |host: &str| json!({"one_objects": {"hosts": [{"id": 1, "name": host}]}});
+        let facts = Facts { version: "7.0.0".into(), frontend_ip: "127.0.0.1".into() };
+        let hosts = "node:\n  hosts:\n    {% for n in one.nodes %}\"{{ n }}\": {}\n    {% endfor %}";
+        let inv = inventory(hosts, 1, &body("10.0.0.5"), &facts).unwrap();
+        assert_eq!(inv.value, json!({"node": {"hosts": {"10.0.0.5": {}}}}));
+        for bad in ["web[1:9]", "10.0.0.5:2222", "a b", ""] {
+            let err = inventory(hosts, 1, &body(bad), &facts).unwrap_err();
+            assert!(err.contains(&format!("the host name {bad:?} (at `node.hosts`)")), "{err}");
+        }
+        let groups = "\"{{ one.nodes[0] }}\":\n  children:\n    \"{{ one.nodes[0] }}x\": {}";
+        let err = inventory(groups, 1, &body("g*"), &facts).unwrap_err();
+        assert!(err.contains("the group name \"g*\" (at the top level)"), "{err}");
+        assert!(inventory(groups, 1, &body("g"), &facts).is_ok());
+    }
+
+    #[test]
+    fn numbers_and_booleans_print_as_themselves() {
+        let facts = Facts { version: "7.0.0".into(), frontend_ip: "127.0.0.1".into() };
+        let body = json!({"user_inputs_values": {"n": 1450, "f": 1.5, "t": true}});
+        let source = "a: {{ user_inputs.n }}\nb: {{ user_inputs.f }}\nc: {{ user_inputs.t }}\nd: \"{{ user_inputs.n }}\"";
+        let inv = inventory(source, 1, &body, &facts).unwrap();
+        assert_eq!(inv.value, json!({"a": 1450, "b": 1.5, "c": true, "d": "1450"}));
+        assert_eq!(inv.to_yaml().unwrap(), "a: 1450\nb: 1.5\nc: true\nd: '1450'\n");
+    }
+
+    #[test]
+    fn extra_variables_strings_are_unsafe() {
+        let yaml = super::super::unsafe_yaml(&json!({"provision_id": 3, "version": "{{ x }}"})).unwrap();
+        assert_eq!(yaml, "provision_id: 3\nversion: !unsafe '{{ x }}'\n");
+    }
 }
