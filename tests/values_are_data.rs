@@ -20,8 +20,7 @@ use serde_json::{Value, json};
 
 /// What follows each value's marker: quotes, a line break with YAML after it, Ansible Jinja,
 /// the end of raw blocks, a backslash, a tab and a carriage return.
-const NASTY: &str =
-    "\"q'\n  x: [1, {y: z}] # c\r\n\t{{ lookup('pipe', 'touch /tmp/formwork-never') }}{% raw %}{% endraw %}{% endraw %}\\";
+const NASTY: &str = "\"q'\n  x: [1, {y: z}] # c\r\n\t{{ lookup('pipe', 'touch /tmp/formwork-never') }}{% raw %}{% endraw %}{% endraw %}\\";
 
 fn catalog() -> (tempfile::TempDir, Catalog) {
     let tmp = tempfile::tempdir().unwrap();
@@ -42,7 +41,9 @@ fn values(inputs: &[Input], suffix: &str) -> serde_json::Map<String, Value> {
         let base = input.compiled.as_ref().map(|c| &c.base);
         let value = match base {
             Some(BaseType::String) if !restricted => text(""),
-            Some(BaseType::List | BaseType::Tuple) if input.type_text.contains("string") => json!([text("a"), text("b")]),
+            Some(BaseType::List | BaseType::Tuple) if input.type_text.contains("string") => {
+                json!([text("a"), text("b")])
+            }
             Some(BaseType::Map) if input.type_text.contains("string") => json!({"key": text("")}),
             _ => fallback(input),
         };
@@ -68,7 +69,8 @@ fn body(source: &str, inputs: &[Input], suffix: &str) -> Value {
             object["name"] = json!(format!("{} (provision_7)", object["name"].as_str().unwrap()));
         }
     }
-    objects["hosts"] = json!([{"id": 1, "name": format!("/MhaM{suffix}")}, {"id": 2, "name": format!("/MhbM{suffix}")}]);
+    objects["hosts"] =
+        json!([{"id": 1, "name": format!("/MhaM{suffix}")}, {"id": 2, "name": format!("/MhbM{suffix}")}]);
     json!({"name": format!("/MnM{suffix}"), "user_inputs_values": values, "one_objects": objects})
 }
 
@@ -155,7 +157,8 @@ fn real_ansible() -> Home {
 fn create(home: &Home, values: &Value, probe: &Path) {
     let mut all = json!({"oneform_onprem_hosts": ["127.0.0.1"], "node_connection": "local"});
     all.as_object_mut().unwrap().extend(values.as_object().unwrap().clone());
-    let run = home.run_with_stdin(&["--json", "provision", "create", "onprem", "--values", "-"], Some(&all.to_string()));
+    let run =
+        home.run_with_stdin(&["--json", "provision", "create", "onprem", "--values", "-"], Some(&all.to_string()));
     assert!(!probe.exists(), "the command in a value ran");
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_eq!(run.json()["state"], "RUNNING");

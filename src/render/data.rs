@@ -244,7 +244,8 @@ impl Writer<'_> {
             return (Value::from(text), serde_norway::Value::String(text.to_owned()));
         }
         let real = self.printed.expand(text, self.limit);
-        let literal: String = pieces.iter().filter_map(|p| if let Piece::Text(t) = p { Some(*t) } else { None }).collect();
+        let literal: String =
+            pieces.iter().filter_map(|p| if let Piece::Text(t) = p { Some(*t) } else { None }).collect();
         if !is_jinja(&literal) {
             return (Value::from(real.clone()), unsafe_text(&real));
         }
@@ -418,7 +419,10 @@ node:
         });
         assert_eq!(unsafe_values, 12, "{text}");
         let vars = &yaml["all"]["vars"];
-        assert_eq!(vars["ansible"], serde_norway::Value::String(format!("{{{{ playbook_dir }}}}/{{{{ {VALUES_VAR}[0] }}}}")));
+        assert_eq!(
+            vars["ansible"],
+            serde_norway::Value::String(format!("{{{{ playbook_dir }}}}/{{{{ {VALUES_VAR}[0] }}}}"))
+        );
         let listed = serde_norway::to_string(&vars[VALUES_VAR]).unwrap();
         assert_eq!(listed, serde_norway::to_string(&vec![super::unsafe_text(NASTY)]).unwrap());
     }
@@ -458,7 +462,8 @@ node:
     fn numbers_and_booleans_print_as_themselves() {
         let facts = Facts { version: "7.0.0".into(), frontend_ip: "127.0.0.1".into() };
         let body = json!({"user_inputs_values": {"n": 1450, "f": 1.5, "t": true}});
-        let source = "a: {{ user_inputs.n }}\nb: {{ user_inputs.f }}\nc: {{ user_inputs.t }}\nd: \"{{ user_inputs.n }}\"";
+        let source =
+            "a: {{ user_inputs.n }}\nb: {{ user_inputs.f }}\nc: {{ user_inputs.t }}\nd: \"{{ user_inputs.n }}\"";
         let inv = inventory(source, 1, &body, &facts).unwrap();
         assert_eq!(inv.value, json!({"a": 1450, "b": 1.5, "c": true, "d": "1450"}));
         assert_eq!(inv.to_yaml().unwrap(), "a: 1450\nb: 1.5\nc: true\nd: '1450'\n");
