@@ -212,3 +212,26 @@ fn every_string_input_reaches_the_host_unchanged() {
         assert_eq!(template[key].as_str(), Some(format!("{input}{nasty}").as_str()), "{key} in {template:?}");
     }
 }
+
+/// Where the driver's own text around a value is Ansible Jinja, Ansible templates that text and
+/// reads the value as data.
+#[test]
+fn a_value_inside_the_drivers_own_jinja_is_still_data() {
+    let mut home = real_ansible();
+    let drivers = home.tmp.path().join("drivers");
+    common::copy_dir(&builtin_drivers().join("onprem"), &drivers.join("onprem"));
+    let template = drivers.join("onprem/ansible/templates/ssh_cluster.j2");
+    let source = std::fs::read_to_string(&template).unwrap();
+    let line = r#"node_state_dir: "{{ user_inputs.node_state_dir"#;
+    assert!(source.contains(line), "the onprem template changed: pick another line");
+    let own_jinja =
+        r#"node_state_dir: "{% raw %}{{ 'x' | replace('x', '') }}{% endraw %}{{ user_inputs.node_state_dir"#;
+    std::fs::write(&template, source.replace(line, own_jinja)).unwrap();
+    home.builtin = drivers;
+
+    let (probe, lookup) = probe(&home);
+    let state_dir = home.tmp.path().join(format!("nodes\"'\n{lookup}{{% endraw %}}"));
+    create(&home, &json!({"node_state_dir": state_dir}), &probe);
+    let conf = node_conf(&state_dir);
+    assert_eq!(conf["host"]["state_dir"].as_str().unwrap(), format!("{}/127.0.0.1", state_dir.display()));
+}
