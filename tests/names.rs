@@ -53,6 +53,7 @@ fn the_cli_refuses_names_oned_refuses_and_changes_nothing() {
 
     home.run(&["provision", "update", "1", "--name", "a:b"]).fails_with("the provision name \"a:b\" holds ':'");
     home.run(&["provision", "update", "1", "--name", ""]).fails_with("the provision name is empty");
+    home.run(&["provision", "rename", "1", "x/y"]).fails_with("the provision name \"x/y\" holds '/'");
     assert_eq!(provisions(&home), before);
 
     let connection = json!({"api_token": "t"}).to_string();
