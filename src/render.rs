@@ -18,7 +18,8 @@
 //! YAML context (quoted, plain, block, key, comment) a template puts a value in. A driver that
 //! wants Ansible to template something writes it in its own text (`{% raw %}{{ x }}{% endraw %}`),
 //! as OneForm's drivers do; a string a template prints is never Ansible code, even one the
-//! template made itself.
+//! template made itself, nor YAML structure: a printed YAML fragment stays one string, where
+//! OneForm's plugin would parse it.
 
 mod data;
 
@@ -77,7 +78,8 @@ pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<I
 /// `values` as a YAML mapping whose strings are tagged `!unsafe`: extra variables for
 /// `ansible-playbook -e @file`, which Ansible would otherwise template.
 pub fn unsafe_yaml(values: &Value) -> Result<String, String> {
-    serde_norway::to_string(&data::unsafe_strings(values)).map_err(|e| format!("extra variables as YAML: {e}"))
+    serde_norway::to_string(&data::unsafe_strings(values))
+        .map_err(|e| format!("the extra variables cannot be written as YAML: {e}"))
 }
 
 /// OneForm's variable contract.
