@@ -5,6 +5,23 @@
 //! `vn`/`ds` entry takes its provision name (`name (provision_N)`) and the template stored for
 //! it, as OneForm's inventory plugin does. Undefined values are strict, as the plugin's
 //! `StrictUndefined`: a template that reads anything else fails here as it fails under OneForm.
+//!
+//! **Values are data.** OneForm's plugin hands Ansible the values as untrusted data; splicing
+//! them into the YAML text would let a quote or a newline change the inventory's structure and
+//! let Ansible template a `{{ … }}` in a value on the formwork host. So the template's own text
+//! is the driver's code and everything a `{{ … }}` prints is data: the template renders with
+//! the real values (conditionals, tests and filters see them as before), but each printed
+//! string is written as an inert token, the YAML is parsed, and only then are the tokens
+//! replaced by the values, tagged `!unsafe` (Ansible's documented mark for a value it never
+//! templates) when the inventory is written ([`data`] says how). Rewriting the tokens after
+//! parsing, rather than escaping values for the spot they land in, needs no knowledge of the
+//! YAML context (quoted, plain, block, key, comment) a template puts a value in. A driver that
+//! wants Ansible to template something writes it in its own text (`{% raw %}{{ x }}{% endraw %}`),
+//! as OneForm's drivers do; a string a template prints is never Ansible code, even one the
+//! template made itself, nor YAML structure: a printed YAML fragment stays one string, where
+//! OneForm's plugin would parse it.
+
+mod data;
 
 use serde_json::{Map, Value, json};
 
@@ -15,12 +32,31 @@ pub struct Facts {
     pub frontend_ip: String,
 }
 
+/// A rendered inventory.
+#[derive(Debug)]
+pub struct Inventory {
+    /// The inventory with every value in place and no tags: what formwork reads back (groups,
+    /// host addresses).
+    pub value: Value,
+    /// The same for Ansible, every value tagged `!unsafe`.
+    yaml: serde_norway::Value,
+}
+
+impl Inventory {
+    /// The inventory file's text.
+    pub fn to_yaml(&self) -> Result<String, String> {
+        serde_norway::to_string(&self.yaml).map_err(|e| format!("the inventory cannot be written as YAML: {e}"))
+    }
+}
+
 /// Renders `source` for the provision `body` (whose sensitive values the caller has already
-/// redacted) and returns the inventory document, for the caller to write as YAML.
-pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<Value, String> {
+/// redacted) and returns the inventory.
+pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<Inventory, String> {
     let context = variables(id, body, facts);
+    let printed = data::Printed::default();
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_formatter(printed.formatter());
     let rendered = env
         .render_str(source, minijinja::value::Serde(&context))
         .map_err(|e| format!("the deployment template does not render: {e:#}"))?;
@@ -28,14 +64,22 @@ pub fn inventory(source: &str, id: i64, body: &Value, facts: &Facts) -> Result<V
         .map_err(|e| format!("the rendered inventory is not YAML: {e}"))?;
     let objects = &body["one_objects"];
     if let Some(vn) = inventory.pointer_mut("/all/vars/vn").and_then(Value::as_object_mut) {
-        adopt_names(vn, &objects["networks"], true);
+        adopt_names(vn, &objects["networks"], true, &printed);
     }
     if let Some(config) = inventory.pointer_mut("/all/vars/ds/config").and_then(Value::as_object_mut) {
         for group in config.values_mut().filter_map(Value::as_object_mut) {
-            adopt_names(group, &objects["datastores"], false);
+            adopt_names(group, &objects["datastores"], false, &printed);
         }
     }
-    Ok(inventory)
+    let built = data::build(&inventory, &printed)?;
+    Ok(Inventory { value: built.plain, yaml: built.yaml })
+}
+
+/// `values` as a YAML mapping whose strings are tagged `!unsafe`: extra variables for
+/// `ansible-playbook -e @file`, which Ansible would otherwise template.
+pub fn unsafe_yaml(values: &Value) -> Result<String, String> {
+    serde_norway::to_string(&data::unsafe_strings(values))
+        .map_err(|e| format!("the extra variables cannot be written as YAML: {e}"))
 }
 
 /// OneForm's variable contract.
@@ -76,8 +120,9 @@ fn variables(id: i64, body: &Value, facts: &Facts) -> Value {
 
 /// Renames entries to the provision's object names and gives them the stored templates (keys
 /// upper-cased, `name`/`id` dropped, and for networks the address ranges, which belong to
-/// OpenNebula).
-fn adopt_names(entries: &mut Map<String, Value>, stored: &Value, is_network: bool) {
+/// OpenNebula). The stored templates hold values, so their strings and the names go in as
+/// printed values.
+fn adopt_names(entries: &mut Map<String, Value>, stored: &Value, is_network: bool, printed: &data::Printed) {
     let stored: Vec<&Value> = stored.as_array().into_iter().flatten().collect();
     let keys: Vec<String> = entries.keys().cloned().collect();
     for key in keys {
@@ -93,12 +138,12 @@ fn adopt_names(entries: &mut Map<String, Value>, stored: &Value, is_network: boo
             if upper == "NAME" || upper == "ID" || (is_network && upper == "AR") {
                 continue;
             }
-            template.insert(upper, v.clone());
+            template.insert(upper, printed.data(v));
         }
         if entry.is_object() {
             entry["template"] = Value::Object(template);
         }
-        let name = object["name"].as_str().unwrap_or(&key).to_string();
+        let name = object["name"].as_str().map_or(key, |name| printed.token(name.to_owned()));
         entries.insert(name, entry);
     }
 }
@@ -145,12 +190,12 @@ node:
         });
         let facts = Facts { version: "7.2.0".into(), frontend_ip: "127.0.0.1".into() };
         let inv = inventory(source, 7, &body, &facts).unwrap();
-        assert_eq!(inv["all"]["vars"]["one_version"], "7.2.0");
-        assert_eq!(inv["all"]["vars"]["cidr"], "10.0.0.0/24");
-        assert_eq!(inv["all"]["vars"]["provision"], "7-demo");
-        assert_eq!(inv["all"]["vars"]["vn"]["private (provision_7)"]["template"], json!({"VN_MAD": "vxlan"}));
-        assert_eq!(inv["all"]["vars"]["ds"]["config"]["SYSTEM_DS"]["sys (provision_7)"]["id"], "103");
-        assert_eq!(inv["node"]["hosts"]["n2"]["ansible_host"], "10.0.0.6");
+        assert_eq!(inv.value["all"]["vars"]["one_version"], "7.2.0");
+        assert_eq!(inv.value["all"]["vars"]["cidr"], "10.0.0.0/24");
+        assert_eq!(inv.value["all"]["vars"]["provision"], "7-demo");
+        assert_eq!(inv.value["all"]["vars"]["vn"]["private (provision_7)"]["template"], json!({"VN_MAD": "vxlan"}));
+        assert_eq!(inv.value["all"]["vars"]["ds"]["config"]["SYSTEM_DS"]["sys (provision_7)"]["id"], "103");
+        assert_eq!(inv.value["node"]["hosts"]["n2"]["ansible_host"], "10.0.0.6");
     }
 
     #[test]
@@ -164,7 +209,7 @@ node:
         let source =
             "a: \"{{ user_inputs.a }}\"\nb: \"{{ user_inputs.b | default('d') }}\"\nc: {{ connection is defined }}";
         let inv = inventory(source, 1, &body, &facts).unwrap();
-        assert_eq!(inv, json!({"a": "x", "b": "d", "c": false}));
+        assert_eq!(inv.value, json!({"a": "x", "b": "d", "c": false}));
     }
 
     #[test]

@@ -71,7 +71,7 @@ fn create_runs_to_running_with_plan_once_and_secrets_kept() {
     let ansible = &home.calls().into_iter().find(|c| c["tool"] == "ansible-playbook").unwrap();
     assert_eq!(ansible["inventory_mode"], "0o600");
     assert!(ansible["inventory"].as_str().unwrap().contains("10.0.0.11"));
-    assert!(ansible["argv"].as_array().unwrap().contains(&json!("@extra_vars.json")));
+    assert!(ansible["argv"].as_array().unwrap().contains(&json!("@extra_vars.yaml")));
 
     // Terraform found the canary in the 0600 variables file, which is gone once its stage ended.
     let plan = home.calls().into_iter().find(|c| c["tool"] == "terraform" && c["argv"][0] == "plan").unwrap();
@@ -81,7 +81,7 @@ fn create_runs_to_running_with_plan_once_and_secrets_kept() {
     assert!(work.join("main.tf").exists());
     assert!(!work.join("provision.auto.tfvars.json").exists(), "the variables file outlived its stage");
     assert!(!work.join("plan.tfplan").exists(), "the applied plan (it holds the variables) is removed");
-    assert!(!home.data_dir().join("work/1/ansible/extra_vars.json").exists());
+    assert!(!home.data_dir().join("work/1/ansible/extra_vars.yaml").exists());
     assert_eq!(std::fs::metadata(home.data_dir().join("work/1")).unwrap().permissions().mode() & 0o777, 0o700);
     let log = std::fs::read_to_string(home.data_dir().join("logs/1.log")).unwrap();
     assert!(log.contains("[I] State changed from APPLYING to CONFIGURING_ONE"), "{log}");

@@ -61,7 +61,7 @@ fn a_canary_secret_leaves_no_trace_after_a_whole_lifecycle() {
     // While RUNNING: the working directory keeps no file that handed secrets to a tool.
     let work = home.data_dir().join("work/1");
     assert!(work.join("terraform/main.tf").exists() && work.join("ansible/inventory.yaml").exists());
-    let handed = ["terraform/provision.auto.tfvars.json", "terraform/plan.tfplan", "ansible/extra_vars.json"];
+    let handed = ["terraform/provision.auto.tfvars.json", "terraform/plan.tfplan", "ansible/extra_vars.yaml"];
     for gone in handed.into_iter().chain(["terraform/terraform.tfstate", "terraform/terraform.tfstate.backup"]) {
         assert!(!work.join(gone).exists(), "{gone} outlived its stage");
     }

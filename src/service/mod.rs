@@ -12,6 +12,7 @@ pub mod auth;
 mod documents;
 mod drivers;
 mod error;
+mod names;
 mod operations;
 pub mod progress;
 mod providers;

@@ -58,6 +58,7 @@ fn insert(
     let connection =
         validate::validate(&driver.connection, &new.connection).map_err(|errors| invalid(&driver.id, &errors))?;
     let name = new.name.clone().unwrap_or_else(|| driver.name.clone());
+    super::names::check_provider(&name)?;
     let body = json!({
         "name": name,
         "description": new.description.clone().unwrap_or_else(|| driver.description.clone()),
@@ -118,6 +119,7 @@ pub fn update(
     patch: &Value,
 ) -> Result<ProviderRow, Error> {
     let row = store.provider(id)?;
+    name.map(super::names::check_provider).transpose()?;
     let mut body = row.body.clone();
     let inputs = input::prepared(&body["user_inputs"]);
     let mut connection = body["connection"].as_object().cloned().unwrap_or_default();

@@ -39,6 +39,7 @@ pub fn build(
     time: i64,
 ) -> Result<(String, String, i64, ProvisionBody), Error> {
     let driver = catalog.usable(&new.driver)?;
+    super::names::check_provision(new.name.as_deref().unwrap_or(&driver.name))?;
     let deployment = driver.deployment(new.deployment.as_deref())?;
     let provider_id = pick_provider(store, &driver.id, new.provider_id)?;
     let inputs = driver.provision_inputs(deployment);
@@ -147,6 +148,7 @@ fn merge_and_write(store: &Store, id: i64, update: &Update, time: i64) -> Result
         return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
     }
     let row = store.provision(id)?;
+    update.name.as_deref().map(super::names::check_provision).transpose()?;
     let mut body = row.body.clone();
     if let Some(patch) = &update.values {
         let patch =

@@ -1,7 +1,8 @@
 //! CONFIGURING_PROVISION: a fresh private copy of the driver's Ansible folder, the deployment
 //! template rendered into a static inventory with OneForm's variables only (sensitive values
-//! redacted, as OneForm's inventory plugin sees them), OneForm's extra variables in a 0600 file
-//! (never on the command line) removed when the stage ends, `ansible-playbook` with the driver's ansible.cfg, and finally
+//! redacted, as OneForm's inventory plugin sees them; every value tagged `!unsafe`, see
+//! [`crate::render`]), OneForm's extra variables in a 0600 file (never on the command line, its
+//! strings `!unsafe` too) removed when the stage ends, `ansible-playbook` with the driver's ansible.cfg, and finally
 //! OneForm's host force-update. A failure names the hosts the play recap shows as failed or
 //! unreachable.
 //!
@@ -25,8 +26,10 @@ use crate::render;
 /// OneForm's default `onedeploy_tags`.
 pub const DEFAULT_TAGS: &str = "stage2,stage3,network";
 
-/// The playbook's extra variables, in the provision's Ansible directory while the stage runs.
-pub const EXTRA_VARS_FILE: &str = "extra_vars.json";
+/// The playbook's extra variables, in the provision's Ansible directory while the stage runs:
+/// YAML, every string tagged `!unsafe`, since Ansible templates the strings of an extra-vars
+/// file.
+pub const EXTRA_VARS_FILE: &str = "extra_vars.yaml";
 
 pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     let dir = job.dir.join("ansible");
@@ -38,7 +41,8 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     let form = real.tools.form.as_ref().map(|api| api.open(ctx.provision.id));
     let extra = extra_vars(ctx.provision.id, &version, &real.frontend_ip, form.as_deref());
     // It holds the session playbooks read the API with: gone when the stage ends.
-    let _extra = work::SecretFile::write(&dir.join(EXTRA_VARS_FILE), extra.to_string().as_bytes())?;
+    let extra = render::unsafe_yaml(&extra).map_err(StageError::failed)?;
+    let _extra = work::SecretFile::write(&dir.join(EXTRA_VARS_FILE), extra.as_bytes())?;
     let body = &ctx.provision.body;
     let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS);
     let mut cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets, form.as_deref());
@@ -68,9 +72,8 @@ fn write_inventory<A>(
     let facts = render::Facts { version: version.to_owned(), frontend_ip: real.frontend_ip.clone() };
     let inventory =
         render::inventory(&deployment.source, ctx.provision.id, &shown, &facts).map_err(StageError::failed)?;
-    let yaml = serde_norway::to_string(&inventory).map_err(fail)?;
-    work::write_private(&dir.join("inventory.yaml"), yaml.as_bytes())?;
-    Ok(inventory)
+    work::write_private(&dir.join("inventory.yaml"), inventory.to_yaml().map_err(StageError::failed)?.as_bytes())?;
+    Ok(inventory.value)
 }
 
 /// The `--limit` of a scale-up's play, logged; `None` runs the whole play.
@@ -178,7 +181,7 @@ fn playbook_cmd(
     form: Option<&FormServer>,
 ) -> Cmd {
     Cmd::new(tools.ansible_playbook.clone())
-        .args(["-i", "inventory.yaml", "site.yaml", "--tags", tags, "-e", "@extra_vars.json"])
+        .args(["-i", "inventory.yaml", "site.yaml", "--tags", tags, "-e", "@extra_vars.yaml"])
         .cwd(dir)
         .pass_path_and_home(&tools.env)
         .env("ANSIBLE_CONFIG", dir.join("ansible.cfg").display().to_string())
