@@ -615,7 +615,7 @@ fn a_playbook_session_reads_only_its_provision_and_ends_with_its_stage() {
 /// The `one_auth` the playbook of provision `id` was given, as `(user, token)`.
 fn try_playbook_session(api: &Api, id: i64) -> Option<(String, String)> {
     api.home.calls().iter().filter(|c| c["tool"] == "ansible-playbook").find_map(|call| {
-        let extra: Value = serde_json::from_str(call["extra_vars"].as_str()?).ok()?;
+        let extra = formwork::driver::deployment::yaml_to_json(call["extra_vars"].as_str()?).ok()?;
         let session = extra["one_auth"].as_str().filter(|_| extra["provision_id"] == id)?;
         let (user, token) = session.split_once(':')?;
         Some((user.to_string(), token.to_string()))
