@@ -31,6 +31,7 @@ mod provisions;
 mod readers;
 mod rows;
 mod secrets;
+mod tools;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ pub use operations::{AttemptEnd, Metrics, NewAttempt, Owner, STAGE_BUCKETS, Stag
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
 pub use secrets::{Rotation, RotationStep};
+pub use tools::ToolGroup;
 
 use crate::secrets::{KEY_FILE, Keyring, Source};
 
@@ -55,6 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "0002_owners_queue", include_str!("../../migrations/0002_owners_queue.sql")),
     (3, "0003_sealing", include_str!("../../migrations/0003_sealing.sql")),
     (4, "0004_sealed_tfstates", include_str!("../../migrations/0004_sealed_tfstates.sql")),
+    (7, "0007_tool_groups", include_str!("../../migrations/0007_tool_groups.sql")),
 ];
 
 /// How long a connection waits for another process's transaction before giving up.

@@ -33,6 +33,7 @@ fn migrations_apply_once_and_files_are_private() {
         (2, "0002_owners_queue".to_string()),
         (3, "0003_sealing".to_string()),
         (4, "0004_sealed_tfstates".to_string()),
+        (7, "0007_tool_groups".to_string()),
     ];
     assert_eq!(store.migrations().unwrap(), applied);
     drop(store);
