@@ -122,7 +122,42 @@ pub async fn stop_left_behind<L: Sink + ?Sized>(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::engine::Params;
+    use crate::exec::{Capture, Stream};
+
+    /// Counts the operation's recorded tool groups on each line the tool prints.
+    struct Recorded<'a> {
+        store: &'a Store,
+        operation_id: i64,
+        seen: Vec<usize>,
+    }
+
+    impl Sink for Recorded<'_> {
+        fn line(&mut self, _: Stream, _: &str) {
+            self.seen.push(self.store.tool_groups(self.operation_id).unwrap().len());
+        }
+
+        fn note(&mut self, _: Severity, _: &str) {}
+    }
+
+    #[tokio::test]
+    async fn a_tool_is_recorded_while_it_runs_and_forgotten_when_it_ends() {
+        let store = Store::open_in_memory().unwrap();
+        let provider = store.insert_provider("sim", "sim", &json!({"connection": {}}), 1).unwrap();
+        let body = serde_json::from_value(json!({"name": "p"})).unwrap();
+        let provision = store.insert_provision("p", "sim", provider, &body, 2).unwrap();
+        let op = store.begin_operation(provision, "create", &Params::None, &current(), 3).unwrap();
+        let mut sink = Recorded { store: &store, operation_id: op, seen: vec![] };
+        run_tool(&Cmd::new("/bin/echo").arg("working"), &mut sink, &Cancel::new(), &store, op).await.unwrap();
+        assert_eq!(sink.seen, [1], "recorded while it ran");
+        assert_eq!(store.tool_groups(op).unwrap(), [], "forgotten when it ended");
+        let failed = run_tool(&Cmd::new("/bin/false"), &mut Capture::default(), &Cancel::new(), &store, op).await;
+        assert!(failed.is_err());
+        assert_eq!(store.tool_groups(op).unwrap(), [], "forgotten when it failed too");
+    }
 
     #[test]
     fn this_process_is_alive_and_a_reused_pid_is_not() {
