@@ -162,10 +162,11 @@ async fn the_child_sees_only_the_environment_it_was_given() {
         .env("TF_IN_AUTOMATION", "1");
     let mut capture = Capture::default();
     exec::run(&cmd, &mut capture, &Cancel::new()).await.unwrap();
-    assert_eq!(
-        capture.stream(Stream::Stdout),
-        ["HOME=/home/formwork-test", &format!("PATH={PATH}"), "TF_IN_AUTOMATION=1"]
-    );
+    let mut seen = capture.stream(Stream::Stdout);
+    // Besides what it was given, the run's mark (which finds its processes after a crash).
+    let mark = seen.remove(0);
+    assert!(mark.starts_with("FORMWORK_TOOL="), "{mark}");
+    assert_eq!(seen, ["HOME=/home/formwork-test", &format!("PATH={PATH}"), "TF_IN_AUTOMATION=1"]);
 }
 
 #[tokio::test]
@@ -418,4 +419,81 @@ fn children_stop_gracefully_when_formwork_runs_as_a_background_job() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("2 passed"), "both tests must have run: {stdout}");
+}
+
+/// Blocks SIGTERM (so one sent to it stays pending, where /proc shows it), says its pid and
+/// waits for SIGINT, which ends it.
+const HOLDS_SIGTERM: &str = r#"
+import os, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+print("ready", os.getpid())
+signal.pause()
+"#;
+
+/// Sends the pid from the child's "ready <pid>" line.
+struct PidOnReady(Option<tokio::sync::oneshot::Sender<i32>>);
+
+impl Sink for PidOnReady {
+    fn line(&mut self, _: Stream, text: &str) {
+        if let (Some(pid), Some(tx)) = (text.strip_prefix("ready "), self.0.take()) {
+            let _ = tx.send(pid.parse().unwrap());
+        }
+    }
+
+    fn note(&mut self, _: Severity, _: &str) {}
+}
+
+/// The signals pending for process `pid` (shared and thread), as /proc/<pid>/status shows them.
+fn pending_signals(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mask = |name: &str| {
+        let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    mask("ShdPnd:") | mask("SigPnd:")
+}
+
+/// Linux sends the parent-death signal when the *thread* that forked a child exits. A run
+/// polled on a blocking-pool thread (as `block_in_place` makes of a worker) must not have its
+/// child stopped when the runtime retires that thread after its keep-alive.
+#[test]
+fn a_child_outlives_the_thread_that_started_its_run() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::from_millis(1))
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cancel = Cancel::new();
+        let (ready, child_pid) = tokio::sync::oneshot::channel();
+        let mut run = Box::pin({
+            let (cmd, cancel) = (python(HOLDS_SIGTERM), cancel.clone());
+            async move { exec::run(&cmd, &mut PidOnReady(Some(ready)), &cancel).await }
+        });
+        let handle = tokio::runtime::Handle::current();
+        let (run, thread, child) = tokio::task::spawn_blocking(move || {
+            let child = handle.block_on(async {
+                tokio::select! {
+                    pid = child_pid => pid.unwrap(),
+                    result = &mut run => panic!("run ended: {result:?}"),
+                }
+            });
+            (run, nix::unistd::gettid(), child)
+        })
+        .await
+        .unwrap();
+        let task = format!("/proc/self/task/{thread}");
+        let deadline = Instant::now() + STOPPED_WITHIN;
+        while Path::new(&task).exists() {
+            assert!(Instant::now() < deadline, "the runtime never retired its blocking thread");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The thread is gone: a parent-death signal tied to it has been sent by now.
+        let pending = pending_signals(child);
+        cancel.cancel();
+        let _ = run.await;
+        let sigterm = 1 << (libc::SIGTERM - 1);
+        assert_eq!(pending & sigterm, 0, "the child got SIGTERM when the thread that started its run retired");
+    });
 }

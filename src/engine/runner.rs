@@ -233,6 +233,7 @@ impl<S: Stages> Runner<S> {
         policy: OnInterrupted,
         log: &mut dyn Log,
     ) -> Result<State, Error> {
+        super::owner::stop_left_behind(&self.store, op.id, log).await?;
         let now = (self.clock)();
         let (op_id, id, position) = (op.id, op.provision_id, log.position() as i64);
         if !self.store.call(move |s| s.has_started_stages(op_id)).await? {

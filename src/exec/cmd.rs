@@ -33,8 +33,9 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     cwd: Option<PathBuf>,
-    /// The child's whole environment: it starts from an empty one, so nothing of formwork's
-    /// own environment (credentials, tokens) leaks into tools by accident.
+    /// The child's whole environment (with the run's mark, `exec::group::MARK_VAR`): it starts
+    /// from an empty one, so nothing of formwork's own environment (credentials, tokens) leaks
+    /// into tools by accident.
     env: BTreeMap<String, String>,
     timeout: Option<Duration>,
     grace: Duration,
@@ -204,13 +205,13 @@ impl Cmd {
     }
 
     /// The `tokio::process::Command` for this child: argv exactly as given, an environment
-    /// holding only [`Cmd::env`], stdin from /dev/null (a tool waiting for input fails
-    /// instead of hanging), stdout and stderr piped, its own process group (so the whole
-    /// tree can be signalled, and a Ctrl-C at formwork's terminal reaches formwork alone,
-    /// which then stops children through [`Cancel`](super::Cancel)), every signal's default
-    /// disposition and an empty signal mask whatever formwork inherited, files it creates
-    /// private to its user (umask 077: Terraform's state and Ansible's files can hold secrets),
-    /// and on Linux SIGTERM when formwork dies.
+    /// holding only [`Cmd::env`] (`run` adds the run's mark), stdin from /dev/null (a tool
+    /// waiting for input fails instead of hanging), stdout and stderr piped, its own process
+    /// group (so the whole tree can be signalled, and a Ctrl-C at formwork's terminal reaches
+    /// formwork alone, which then stops children through [`Cancel`](super::Cancel)), every
+    /// signal's default disposition and an empty signal mask whatever formwork inherited, files
+    /// it creates private to its user (umask 077: Terraform's state and Ansible's files can hold
+    /// secrets), and on Linux SIGTERM when formwork dies.
     pub(crate) fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.program);
         command
@@ -274,9 +275,8 @@ fn private_files(command: &mut tokio::process::Command) {
 /// Asks the kernel to send the child SIGTERM when formwork goes away, even by SIGKILL, so a
 /// child is told to stop gracefully instead of living on unobserved.
 ///
-/// The signal fires when the *thread* that forked the child exits, not the process. Children
-/// are spawned from tokio worker threads, which live as long as the runtime and so as long as
-/// formwork; do not call `run` from a short-lived thread (a `spawn_blocking` closure).
+/// The signal fires when the *thread* that forked the child exits, not the process: every child
+/// is forked on the spawner thread, which lives as long as formwork (see `exec::spawner`).
 #[cfg(target_os = "linux")]
 fn stop_with_parent(command: &mut tokio::process::Command) {
     use nix::sys::{prctl, signal::Signal};

@@ -11,17 +11,25 @@
 //! [`ProvisionLog`] is the sink for a provision: OneForm's per-provision log format, read
 //! back with [`log::read`] and [`log::tail`].
 //!
+//! Every child is forked on one thread that lives as long as formwork (`spawner`), so its
+//! parent-death signal comes when formwork dies and not before. [`run_recorded`] hands the
+//! caller the child's [`Group`], which a later process can find again and stop
+//! ([`group::stop_left_behind`]) without ever signalling a reused pid.
+//!
 //! Invariants: no text from a child reaches a sink, a log or an error unmasked; a child
 //! never outlives formwork silently (parent-death signal, process-group signalling, SIGTERM
-//! to the group if a run is abandoned).
+//! to the group if a run is abandoned, and what a dead formwork's run left in its group stopped
+//! by the process that takes its work over).
 
 pub mod cancel;
 pub mod cmd;
 pub mod detach;
+pub mod group;
 pub mod log;
 pub mod mask;
 mod run;
 pub mod sink;
+mod spawner;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -31,9 +39,10 @@ use std::time::Duration;
 pub use cancel::Cancel;
 pub use cmd::Cmd;
 pub use detach::spawn_detached;
+pub use group::Group;
 pub use log::{LogLine, ProvisionLog};
 pub use mask::Masker;
-pub use run::{Finished, run};
+pub use run::{Finished, run, run_recorded};
 pub use sink::{Capture, Severity, Sink, Stream, Tee, Trace};
 
 /// How many lines of stderr a failure keeps (masked) for its message.

@@ -20,8 +20,10 @@ use tokio_process_stream::{Item, ProcessChunkStream};
 
 use super::cancel::Cancel;
 use super::cmd::Cmd;
+use super::group::{Group, MARK_VAR, new_mark, stat};
 use super::mask::Masker;
 use super::sink::{Severity, Sink, Stream};
+use super::spawner;
 use super::{Error, STDERR_TAIL_LINES};
 
 /// A line longer than this is handed on in pieces, so a child printing without newlines
@@ -43,6 +45,18 @@ pub struct Finished {
 /// Runs `cmd` to completion, streaming its output into `sink`. Success is exit status 0;
 /// see [`Error`] for the rest. If `cancel` is already cancelled the child is not started.
 pub async fn run(cmd: &Cmd, sink: &mut dyn Sink, cancel: &Cancel) -> Result<Finished, Error> {
+    run_recorded(cmd, sink, cancel, &mut |_| {}).await
+}
+
+/// [`run`], telling `on_start` the child's process group as soon as it is spawned, before any
+/// of its output is read: a caller records it where a later process finds it (a formwork that
+/// takes over this run's work after a crash stops what the run left behind).
+pub async fn run_recorded(
+    cmd: &Cmd,
+    sink: &mut dyn Sink,
+    cancel: &Cancel,
+    on_start: &mut (dyn FnMut(&Group) + Send),
+) -> Result<Finished, Error> {
     let command = cmd.display();
     let mut out = Output::new(cmd.masker(), sink);
     if cancel.is_cancelled() {
@@ -51,12 +65,13 @@ pub async fn run(cmd: &Cmd, sink: &mut dyn Sink, cancel: &Cancel) -> Result<Fini
         return Err(Error::Cancelled { command, killed: false });
     }
     let started = Instant::now();
-    let mut child = Running::spawn(cmd).map_err(|source| Error::Spawn {
+    let (mut child, group) = Running::spawn(cmd).await.map_err(|source| Error::Spawn {
         command: command.clone(),
         hint: cmd.spawn_hint(&source),
         source,
     })?;
-    tracing::debug!(%command, pid = child.group.as_raw(), "started");
+    tracing::debug!(%command, pid = group.id, "started");
+    on_start(&group);
     let reason = tokio::select! {
         biased;
         status = child.drain(&mut out) => return finish(command, status, started, out),
@@ -135,13 +150,20 @@ struct Running {
 }
 
 impl Running {
-    fn spawn(cmd: &Cmd) -> io::Result<Running> {
-        let child = cmd.command().spawn()?;
+    /// Spawns the child (on the [spawner](super::spawner) thread) with a new mark.
+    async fn spawn(cmd: &Cmd) -> io::Result<(Running, Group)> {
+        let mark = new_mark();
+        let mut command = cmd.command();
+        command.env(MARK_VAR, &mark);
+        let child = spawner::spawn(command).await?;
         let pid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .ok_or_else(|| io::Error::other("the child has no process id"))?;
-        Ok(Running { stream: ProcessChunkStream::from(child), group: Pid::from_raw(pid), exited: false })
+        let running = Running { stream: ProcessChunkStream::from(child), group: Pid::from_raw(pid), exited: false };
+        // Not yet waited for, so the pid is still this child's.
+        let leader_start = stat(pid).map_or(0, |s| s.start);
+        Ok((running, Group { id: pid, leader_start, mark }))
     }
 
     /// Hands output to `out` until both pipes close and the child exits. Cancel-safe: a

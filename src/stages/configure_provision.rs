@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use super::{Job, Real, Tools, fail, one_progress, work};
 use crate::driver::capabilities::ScaleUp;
-use crate::engine::{Ctx, Outcome, Params, StageError};
-use crate::exec::{self, Capture, Cmd, Stream, Tee};
+use crate::engine::{Ctx, Outcome, Params, StageError, owner};
+use crate::exec::{Capture, Cmd, Stream, Tee};
 use crate::one::{self, OneApi};
 use crate::render;
 
@@ -209,7 +209,7 @@ async fn playbook(cmd: &Cmd, ctx: &mut Ctx<'_>, addresses: &HashMap<String, Stri
     ctx.log.info(&format!("Running {}", cmd.display()));
     let mut capture = Capture::default();
     let mut tee = Tee { first: &mut *ctx.log, second: &mut capture };
-    let result = exec::run(cmd, &mut tee, ctx.cancel).await;
+    let result = owner::run_tool(cmd, &mut tee, ctx.cancel, ctx.store, ctx.operation.id).await;
     let stdout = capture.stream(Stream::Stdout);
     let label = |host: &str| match addresses.get(host) {
         Some(address) if address != host => format!("{host} ({address})"),

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::terraform_ui::JsonUi;
 use super::work;
-use crate::engine::{Ctx, Log, StageError};
-use crate::exec::{self, Cmd};
+use crate::engine::{Ctx, Log, StageError, owner};
+use crate::exec::Cmd;
 
 /// Where the tools are and how they run; resolved once from settings.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ impl Tools {
 pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     ctx.log.info(&format!("Running {}", cmd.display()));
     let mut ui = JsonUi::new(&mut *ctx.log);
-    let result = exec::run(cmd, &mut ui, ctx.cancel).await;
+    let result = owner::run_tool(cmd, &mut ui, ctx.cancel, ctx.store, ctx.operation.id).await;
     let reported = ui.failure();
     result.map(|_| ()).map_err(|e| {
         let mut error = StageError::from(e);

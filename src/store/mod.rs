@@ -31,6 +31,7 @@ mod provisions;
 mod readers;
 mod rows;
 mod secrets;
+mod tools;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ pub use operations::{AttemptEnd, Metrics, NewAttempt, Owner, STAGE_BUCKETS, Stag
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
 pub use secrets::{Rotation, RotationStep};
+pub use tools::ToolGroup;
 
 use crate::secrets::{KEY_FILE, Keyring, Source};
 
@@ -57,6 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "0004_sealed_tfstates", include_str!("../../migrations/0004_sealed_tfstates.sql")),
     (5, "0005_durable_requests", include_str!("../../migrations/0005_durable_requests.sql")),
     (6, "0006_bound_seals", include_str!("../../migrations/0006_bound_seals.sql")),
+    (7, "0007_tool_groups", include_str!("../../migrations/0007_tool_groups.sql")),
 ];
 
 /// How long a connection waits for another process's transaction before giving up.

@@ -518,7 +518,7 @@ fn the_first_open_after_migration_6_binds_v1_seals_to_their_row_once() {
         .unwrap();
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.migrations().unwrap().last().unwrap(), &(6, "0006_bound_seals".to_string()));
+    assert!(store.migrations().unwrap().contains(&(6, "0006_bound_seals".to_string())), "migration 6 ran again");
     assert_eq!(store.sealing().unwrap(), (key_id, true), "the same key, every row bound");
     assert!(all_sealed_as(&path, "v2"), "{:?}", raw_bodies(&path));
     for id in 1..=3 {
