@@ -1,0 +1,82 @@
+//! The stateful, model-based test of `formwork serve` (issue 16): random sequences of REST
+//! requests from three users, kill -9 and restarts of the server, queued and cancelled work,
+//! each step checked against a reference model. The machine is Python Hypothesis
+//! (`tests/model/server_machine.py`, run with `.tools/venv/bin/python`); this file builds its
+//! world and runs it: onesim with `ops` (a second member of the oneadmin group) and `alice` (a
+//! plain user), a home with the fake `terraform` and `ansible-playbook` and the sim driver given
+//! a sensitive input, all handed over in `FORMWORK_MODEL_CONFIG`. The machine starts, kills and
+//! restarts the server itself. Its knobs (seed, size, `max_operations`, shrinking) pass through
+//! from the environment; docs/model-tests.md says how to run a long one and replay a seed.
+
+// The test spawns onesim, formwork (through the machine) and Python.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::Path;
+
+use common::Home;
+use common::onesim::{Onesim, use_endpoint};
+use serde_json::json;
+
+const ALICE_PW: &str = "alice-model-pw";
+const OPS_PW: &str = "ops-model-pw";
+/// oneadmin's password in onesim (`use_endpoint` writes it into ONE_AUTH).
+const ADMIN_PW: &str = "pw";
+
+/// The machine's knobs, passed through when set (docs/model-tests.md).
+const KNOBS: [&str; 6] = [
+    "FORMWORK_MODEL_SEED",
+    "FORMWORK_MODEL_EXAMPLES",
+    "FORMWORK_MODEL_STEPS",
+    "FORMWORK_MODEL_SHRINK",
+    "FORMWORK_MODEL_PLAIN_INPUTS",
+    "FORMWORK_MAX_OPERATIONS",
+];
+
+#[test]
+fn the_server_keeps_the_models_promises_over_random_request_sequences() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup, which installs it", python.display());
+    let mut home = Home::with_sensitive_input();
+    let sim = Onesim::with_faults(
+        &home.tmp.path().join("onesim.json"),
+        &["--user", &format!("alice:{ALICE_PW}"), "--user", &format!("ops:{OPS_PW}:oneadmin")],
+    );
+    use_endpoint(&mut home, &sim);
+
+    // What `Home::spawn` gives formwork, except the data dir: the machine uses a new one for
+    // each example.
+    let mut server_env = serde_json::Map::new();
+    server_env.insert("PATH".into(), json!(std::env::var("PATH").unwrap_or_default()));
+    server_env.insert("HOME".into(), json!(home.tmp.path()));
+    server_env.insert("FORMWORK_BUILTIN_DRIVERS".into(), json!(home.builtin));
+    for (key, value) in &home.env {
+        server_env.insert(key.clone(), json!(value));
+    }
+    let config = json!({
+        "formwork": env!("CARGO_BIN_EXE_formwork"),
+        "home": home.tmp.path(),
+        "onesim": sim.url,
+        "passwords": {"oneadmin": ADMIN_PW, "ops": OPS_PW, "alice": ALICE_PW},
+        "server_env": server_env,
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/model/server_machine.py");
+    let mut command = std::process::Command::new(&python);
+    command
+        .arg(&script)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FORMWORK_MODEL_CONFIG", config.to_string());
+    for knob in KNOBS {
+        if let Ok(value) = std::env::var(knob) {
+            command.env(knob, value);
+        }
+    }
+    let output = command.output().expect("python runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    sim.stop();
+    assert!(output.status.success(), "the model test failed ({}):\n{stdout}\n{stderr}", output.status);
+    assert!(stdout.contains("model test: all invariants held"), "{stdout}\n{stderr}");
+    println!("{stdout}");
+}

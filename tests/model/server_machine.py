@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""A stateful, model-based test of `formwork serve` (issue 16), run by tests/api_model.rs.
+
+Hypothesis draws random sequences of REST requests from three users (oneadmin; `ops`, a second
+member of the oneadmin group; `alice`, a plain user) against a real server with the fake
+`terraform` and `ansible-playbook` and onesim, plus kill -9 and restart of the server, closing
+and opening a gate that holds every tool call (so operations queue and cancels race), and
+one-shot tool failures. After every step the server is compared with a small reference model
+(model.py):
+
+  visibility  what each user sees follows OpenNebula's permission bits; no provider token or
+              sensitive input in clear without MANAGE on the object that owns it; a provider
+              is embedded in a provision only with USE on that provider; alice changes nothing
+  operations  every acknowledged operation is recorded exactly once and ends exactly once, in
+              a state that agrees with how it ended; a cancelled queued one runs nothing; an
+              operation fails only when the model caused it (a failure, a cancel, a kill)
+  ids         no provider or provision id comes back after a delete
+  values      input values come back byte for byte
+
+The environment comes from tests/api_model.rs in FORMWORK_MODEL_CONFIG (JSON). Knobs, all
+optional: FORMWORK_MODEL_SEED (replay a run), FORMWORK_MODEL_EXAMPLES and FORMWORK_MODEL_STEPS
+(size), FORMWORK_MAX_OPERATIONS (1 or 2; drawn from the seed otherwise), FORMWORK_MODEL_SHRINK=0
+(no shrinking), FORMWORK_MODEL_PLAIN_INPUTS (inputs given plain values only, comma separated).
+docs/model-tests.md says how to run and replay it.
+"""
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import hypothesis
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http_client import Api, one_users  # noqa: E402
+from model import REST, SENSITIVE, STRING_INPUTS, Model, Violation, hostile_text  # noqa: E402
+
+CONFIG = json.loads(os.environ["FORMWORK_MODEL_CONFIG"])
+SEED = int(os.environ.get("FORMWORK_MODEL_SEED") or random.SystemRandom().randrange(2**32))
+EXAMPLES = int(os.environ.get("FORMWORK_MODEL_EXAMPLES") or 4)
+STEPS = int(os.environ.get("FORMWORK_MODEL_STEPS") or 50)
+MAX_OPERATIONS = int(os.environ.get("FORMWORK_MAX_OPERATIONS") or random.Random(SEED).choice([1, 2]))
+SHRINK = os.environ.get("FORMWORK_MODEL_SHRINK", "1") != "0"
+PLAIN = {name for name in os.environ.get("FORMWORK_MODEL_PLAIN_INPUTS", "").split(",") if name}
+HOME = CONFIG["home"]
+GATE = os.path.join(HOME, "model-gate")
+BLOCKED = os.path.join(HOME, "model-blocked")
+# How long the machine waits for the queue to drain before it says work was left running.
+QUIET_WITHIN = 180
+# A pause before every tool call, so stages last long enough to queue behind each other.
+TOOL_PAUSE = "0.2"
+
+WRAPPER = """#!/bin/sh
+# A tool as the model test runs it: while $HOME/model-gate exists the call waits (recorded in
+# $HOME/model-blocked/<pid> with its working directory, and given up when formwork dies), then
+# the fake runs after a short pause.
+gate="$HOME/model-gate"
+if [ -e "$gate" ]; then
+    mark="$HOME/model-blocked/$$"
+    mkdir -p "$HOME/model-blocked"
+    echo "$PWD" > "$mark"
+    trap 'rm -f "$mark"; exit 130' INT TERM
+    while [ -e "$gate" ]; do
+        kill -0 "$PPID" 2>/dev/null || { rm -f "$mark"; exit 1; }
+        sleep 0.05
+    done
+    rm -f "$mark"
+fi
+sleep {pause}
+exec '{fake}' "$@"
+"""
+
+
+def write_wrappers():
+    """The tools the server runs: the fakes behind the gate; their paths by variable."""
+    out = {}
+    for variable in ("FORMWORK_TERRAFORM", "FORMWORK_ANSIBLE_PLAYBOOK"):
+        fake = CONFIG["server_env"][variable]
+        path = os.path.join(HOME, "model-" + os.path.basename(fake))
+        with open(path, "w") as f:
+            f.write(WRAPPER.replace("{pause}", TOOL_PAUSE).replace("{fake}", fake))
+        os.chmod(path, 0o755)
+        out[variable] = path
+    return out
+
+
+TOOLS = write_wrappers()
+# Each user's id and groups, from onesim.
+USER_IDS = one_users(CONFIG["onesim"], CONFIG["passwords"])
+
+
+class Server:
+    """One `formwork serve` on a data dir: started, killed with SIGKILL, started again."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.proc = None
+        self.addr = None
+        self.log_path = data_dir + ".server.log"
+
+    def start(self):
+        env = dict(CONFIG["server_env"], **TOOLS)
+        env["FORMWORK_DATA_DIR"] = self.data_dir
+        env["FORMWORK_MAX_OPERATIONS"] = str(MAX_OPERATIONS)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [CONFIG["formwork"], "serve", "--listen", "127.0.0.1:0"],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+        )
+        log.close()
+        line = self.proc.stdout.readline().decode()
+        prefix = "formwork listening on http://"
+        if not line.startswith(prefix):
+            self.proc.kill()
+            raise RuntimeError(f"formwork serve did not start ({line!r}); its log: {self.log_path}")
+        self.addr = line[len(prefix):].strip()
+        # Keep draining stdout so the server never blocks on a full pipe.
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+
+    def kill9(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def log_tail(self, lines=40):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def blocked_provisions():
+    """Provisions whose tool call waits at the gate now (markers of live wrappers only)."""
+    ids = set()
+    for name in os.listdir(BLOCKED) if os.path.isdir(BLOCKED) else []:
+        path = os.path.join(BLOCKED, name)
+        try:
+            os.kill(int(name), 0)
+            with open(path) as f:
+                cwd = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        parts = cwd.split("/work/")
+        if len(parts) > 1 and parts[-1].split("/")[0].isdigit():
+            ids.add(int(parts[-1].split("/")[0]))
+    return ids
+
+
+def scenario(update):
+    """Changes the fake tools' scenario file (one-shot failures)."""
+    path = os.path.join(HOME, "fake-scenario.json")
+    try:
+        with open(path) as f:
+            current = json.load(f)
+    except (FileNotFoundError, ValueError):
+        current = {}
+    current = update(current)
+    with open(path + ".tmp", "w") as f:
+        json.dump(current, f)
+    os.replace(path + ".tmp", path)
+    return current
+
+
+EXAMPLE = [0]
+TRACE = []
+# The server of the example running, for its log in a failure report.
+CURRENT = []
+OCTETS = ["600", "640", "644", "604", "660", "664", "606", "400", "440", "404", "000", "666", "777"]
+USERS = ["oneadmin", "ops", "alice"]
+values_text = hostile_text()
+
+
+class ServerMachine(RuleBasedStateMachine):
+    """The rules; what they should do lives in model.Model, which checks every answer."""
+
+    def __init__(self):
+        super().__init__()
+        EXAMPLE[0] += 1
+        TRACE.clear()
+        data_dir = os.path.join(HOME, f"model-data-{EXAMPLE[0]}")
+        shutil.rmtree(data_dir, ignore_errors=True)
+        for path in (GATE, os.path.join(HOME, "fake-scenario.json")):
+            if os.path.exists(path):
+                os.remove(path)
+        self.server = Server(data_dir)
+        CURRENT[:] = [self.server]
+        self.server.start()
+        self.api = Api(self.server, CONFIG["passwords"])
+        self.model = Model(self.api, USER_IDS, MAX_OPERATIONS, TRACE)
+
+    def teardown(self):
+        try:
+            if self.server.proc is not None:
+                self.step("settle at the end")
+                self.model.settle(QUIET_WITHIN, open_gate)
+        finally:
+            open_gate()
+            self.server.kill9()
+
+    def step(self, text):
+        TRACE.append(f"step {len(TRACE) + 1}: {text}")
+
+    # Providers
+
+    @precondition(lambda self: len(self.model.live_providers()) < 4)
+    @rule(user=st.sampled_from(USERS), token=values_text)
+    def create_provider(self, user, token):
+        self.step(f"{user} creates a provider (token {token!r})")
+        self.model.create_provider(user, token)
+
+    @precondition(lambda self: self.model.live_providers())
+    @rule(data=st.data(), user=st.sampled_from(USERS), token=values_text)
+    def update_provider(self, data, user, token):
+        pid = data.draw(st.sampled_from(sorted(self.model.live_providers())), label="provider")
+        self.step(f"{user} updates provider {pid} (token {token!r})")
+        self.model.update_provider(user, pid, token)
+
+    @precondition(lambda self: self.model.live_providers())
+    @rule(data=st.data(), user=st.sampled_from(USERS))
+    def delete_provider(self, data, user):
+        pid = data.draw(st.sampled_from(sorted(self.model.live_providers())), label="provider")
+        self.step(f"{user} deletes provider {pid}")
+        self.model.delete_provider(user, pid)
+
+    # Provisions
+
+    @precondition(lambda self: self.model.live_providers() and len(self.model.live_provisions()) < 6)
+    @rule(data=st.data(), user=st.sampled_from(USERS), hosts=st.integers(1, 3))
+    def create_provision(self, data, user, hosts):
+        pid = data.draw(st.sampled_from(sorted(self.model.live_providers())), label="provider")
+        values = {"oneform_hosts": hosts}
+        for name in STRING_INPUTS + [SENSITIVE]:
+            values[name] = data.draw(st.just("plain-" + name) if name in PLAIN else values_text, label=name)
+        self.step(f"{user} creates a provision on provider {pid}: {values!r}")
+        self.model.create_provision(user, pid, values, failure_pending())
+
+    @precondition(lambda self: self.model.live_provisions())
+    @rule(data=st.data(), user=st.sampled_from(USERS))
+    def update_provision(self, data, user):
+        pid = data.draw(st.sampled_from(sorted(self.model.live_provisions())), label="provision")
+        names = data.draw(st.lists(st.sampled_from(STRING_INPUTS + [SENSITIVE]), min_size=1, max_size=2, unique=True))
+        values = {n: data.draw(st.just("plain2-" + n) if n in PLAIN else values_text, label=n) for n in names}
+        self.step(f"{user} updates provision {pid}: {values!r}")
+        self.model.update_provision(user, pid, values)
+
+    @precondition(lambda self: self.model.live_provisions())
+    @rule(data=st.data(), user=st.sampled_from(USERS), force=st.booleans())
+    def delete_provision(self, data, user, force):
+        pid = data.draw(st.sampled_from(sorted(self.model.live_provisions())), label="provision")
+        self.step(f"{user} deletes provision {pid} (force={force})")
+        self.model.delete_provision(user, pid, force)
+
+    # Work on provisions: each draws a provision in a state where OneForm allows it, as last seen.
+
+    def provision_in(self, data, states):
+        ids = sorted(i for i, p in self.model.live_provisions().items() if p.state in states)
+        return data.draw(st.sampled_from(ids), label="provision") if ids else None
+
+    @rule(data=st.data(), user=st.sampled_from(USERS))
+    def add_host(self, data, user):
+        pid = self.provision_in(data, {"RUNNING", "SCALING_FAILURE"})
+        if pid is not None and self.model.provisions[pid].hosts < 4:
+            self.step(f"{user} adds a host to provision {pid}")
+            self.model.request(user, pid, "add-host", {"amount": 1}, "scale-up", failure_pending())
+
+    @rule(data=st.data(), user=st.sampled_from(USERS))
+    def remove_host(self, data, user):
+        pid = self.provision_in(data, {"RUNNING", "SCALING_FAILURE"})
+        if pid is not None and self.model.provisions[pid].hosts > 1:
+            self.step(f"{user} removes a host from provision {pid}")
+            self.model.request(user, pid, "remove-host", {"amount": 1}, "scale-down", failure_pending())
+
+    @rule(data=st.data(), user=st.sampled_from(USERS), force=st.booleans())
+    def undeploy(self, data, user, force):
+        pid = self.provision_in(data, {"RUNNING", "DEPROVISIONING_ONE_FAILURE", "DEPROVISIONING_FAILURE"})
+        if pid is not None:
+            self.step(f"{user} undeploys provision {pid} (force={force})")
+            self.model.request(user, pid, "undeploy", {"force": force}, "deprovision", failure_pending())
+
+    @rule(data=st.data(), user=st.sampled_from(USERS))
+    def retry(self, data, user):
+        pid = self.provision_in(data, {s for s in REST if s.endswith("_FAILURE")})
+        if pid is not None:
+            self.step(f"{user} retries provision {pid}")
+            self.model.request(user, pid, "retry", {}, "retry", failure_pending())
+
+    @precondition(lambda self: self.model.live_provisions())
+    @rule(data=st.data(), user=st.sampled_from(USERS))
+    def cancel(self, data, user):
+        pid = data.draw(st.sampled_from(sorted(self.model.live_provisions())), label="provision")
+        # Queued for certain: the gate is closed and every slot is held by a blocked tool call,
+        # so no slot frees until the gate opens.
+        blocked = blocked_provisions() if os.path.exists(GATE) else set()
+        self.step(f"{user} cancels provision {pid} (blocked at the gate: {sorted(blocked)})")
+        self.model.cancel(user, pid, blocked)
+
+    # Permissions
+
+    @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
+          octet=st.sampled_from(OCTETS))
+    def chmod(self, data, user, kind, octet):
+        oid = self.some_object(data, kind)
+        if oid is not None:
+            self.step(f"{user} chmods {kind} {oid} to {octet}")
+            self.model.chmod(user, kind, oid, octet)
+
+    @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
+          owner=st.sampled_from(USERS))
+    def chown(self, data, user, kind, owner):
+        oid = self.some_object(data, kind)
+        if oid is not None:
+            self.step(f"{user} chowns {kind} {oid} to {owner}")
+            self.model.chown(user, kind, oid, owner)
+
+    @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
+          group=st.sampled_from([0, 1]))
+    def chgrp(self, data, user, kind, group):
+        oid = self.some_object(data, kind)
+        if oid is not None:
+            self.step(f"{user} chgrps {kind} {oid} to group {group}")
+            self.model.chgrp(user, kind, oid, group)
+
+    def some_object(self, data, kind):
+        live = self.model.live_providers() if kind == "providers" else self.model.live_provisions()
+        return data.draw(st.sampled_from(sorted(live)), label=kind[:-1]) if live else None
+
+    # Reads
+
+    @rule(data=st.data(), user=st.sampled_from(USERS), sensitive=st.booleans())
+    def read_provider(self, data, user, sensitive):
+        known = sorted(set(self.model.providers) | self.model.deleted_providers)
+        if known:
+            pid = data.draw(st.sampled_from(known), label="provider")
+            self.step(f"{user} reads provider {pid} (include_sensitive={sensitive})")
+            self.model.read_provider(user, pid, sensitive)
+
+    @rule(data=st.data(), user=st.sampled_from(USERS), provider=st.booleans(), sensitive=st.booleans())
+    def read_provision(self, data, user, provider, sensitive):
+        known = sorted(set(self.model.provisions) | self.model.deleted_provisions)
+        if known:
+            pid = data.draw(st.sampled_from(known), label="provision")
+            self.step(f"{user} reads provision {pid} (include_provider={provider}, include_sensitive={sensitive})")
+            self.model.read_provision(user, pid, provider, sensitive)
+
+    @rule(user=st.sampled_from(USERS), provider=st.booleans(), sensitive=st.booleans(), all_=st.booleans())
+    def list_provisions(self, user, provider, sensitive, all_):
+        self.step(f"{user} lists provisions (all={all_}, include_provider={provider}, include_sensitive={sensitive})")
+        self.model.list_provisions(user, provider, sensitive, all_)
+
+    # The world around the server
+
+    @rule()
+    def kill_and_restart(self):
+        self.step("kill -9 the server and start it again on the same data")
+        self.server.kill9()
+        self.model.server_killed()
+        self.server.start()
+
+    @precondition(lambda self: not os.path.exists(GATE))
+    @rule()
+    def close_gate(self):
+        self.step("close the gate: tool calls wait")
+        open(GATE, "w").close()
+
+    @precondition(lambda self: os.path.exists(GATE))
+    @rule()
+    def open_gate(self):
+        self.step("open the gate")
+        open_gate()
+
+    @rule(tool=st.sampled_from(["fail_init", "fail_plan", "fail_apply", "fail_destroy", "fail_ansible"]))
+    def inject_failure(self, tool):
+        self.step(f"the next {tool[5:]} fails once")
+        scenario(lambda s: dict(s, **{tool: "n1" if tool == "fail_ansible" else "injected by the model test"}))
+        self.model.failure_injected()
+
+    @rule()
+    def settle(self):
+        self.step("wait until no operation runs")
+        open_gate()
+        self.model.settle(QUIET_WITHIN, open_gate)
+
+    @initialize()
+    def start(self):
+        self.step(f"server with max_operations {MAX_OPERATIONS}")
+
+    @invariant()
+    def agrees_with_the_model(self):
+        self.model.pending_failures = failure_pending()
+        self.model.check_all()
+
+
+def open_gate():
+    if os.path.exists(GATE):
+        os.remove(GATE)
+
+
+def failure_pending():
+    """Whether a one-shot failure waits in the scenario (so whatever runs now may fail)."""
+    current = scenario(lambda s: s)
+    return any(k.startswith("fail_") for k in current)
+
+
+def report_failure():
+    print("\nsteps of the failing example, as run (answers indented):\n  " + "\n  ".join(TRACE), flush=True)
+    if CURRENT:
+        print(f"\nthe server's last log lines ({CURRENT[0].log_path}):\n{CURRENT[0].log_tail()}", flush=True)
+    print(f"\nseed {SEED}: replay with FORMWORK_MODEL_SEED={SEED} FORMWORK_MAX_OPERATIONS={MAX_OPERATIONS}", flush=True)
+
+
+def main():
+    print(f"model test: seed {SEED} (replay: FORMWORK_MODEL_SEED={SEED}), max_operations {MAX_OPERATIONS}, "
+          f"{EXAMPLES} examples of up to {STEPS} steps, shrinking {'on' if SHRINK else 'off'}", flush=True)
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if SHRINK else [])
+    config = settings(
+        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None, phases=phases,
+        suppress_health_check=list(HealthCheck), print_blob=False, derandomize=False,
+    )
+    hypothesis.seed(SEED)(ServerMachine)
+    try:
+        run_state_machine_as_test(ServerMachine, settings=config)
+    except Violation as e:
+        print(f"\nmodel test FAILED: invariant '{e.invariant}' broke\n{e.detail}", flush=True)
+        report_failure()
+        sys.exit(1)
+    except Exception:
+        report_failure()
+        raise
+    print(f"model test: all invariants held (seed {SEED})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
