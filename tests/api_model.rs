@@ -24,21 +24,28 @@ const OPS_PW: &str = "ops-model-pw";
 /// oneadmin's password in onesim (`use_endpoint` writes it into ONE_AUTH).
 const ADMIN_PW: &str = "pw";
 
-/// The machine's knobs, passed through when set (docs/model-tests.md).
-const KNOBS: [&str; 6] = [
-    "FORMWORK_MODEL_SEED",
-    "FORMWORK_MODEL_EXAMPLES",
-    "FORMWORK_MODEL_STEPS",
-    "FORMWORK_MODEL_SHRINK",
-    "FORMWORK_MODEL_PLAIN_INPUTS",
-    "FORMWORK_MAX_OPERATIONS",
-];
+
+/// Gives the sim driver (a copy) `motd`, a free-text input its inventory template quotes, as
+/// drivers splice user inputs into their inventories: hostile values reach the renderer and
+/// Ansible. (The built-in inputs are all checked against lists or a pattern.)
+fn with_free_text_input(sim: &Path) {
+    let variables = sim.join("terraform/variables.tf");
+    let mut text = std::fs::read_to_string(&variables).unwrap();
+    text.push_str("\nvariable \"motd\" {\n  description = \"Message of the day\"\n  type        = string\n  default     = \"hello\"\n}\n");
+    std::fs::write(&variables, text).unwrap();
+    let template = sim.join("ansible/templates/sim_cluster.j2");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let spliced = text.replacen("all:\n  vars:\n", "all:\n  vars:\n    motd: \"{{ user_inputs.motd }}\"\n", 1);
+    assert_ne!(spliced, text, "the sim template no longer opens with all.vars: {}", template.display());
+    std::fs::write(&template, spliced).unwrap();
+}
 
 #[test]
 fn the_server_keeps_the_models_promises_over_random_request_sequences() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
     assert!(python.exists(), "{} is missing: run scripts/setup, which installs it", python.display());
     let mut home = Home::with_sensitive_input();
+    with_free_text_input(&home.builtin.join("sim"));
     let sim = Onesim::with_faults(
         &home.tmp.path().join("onesim.json"),
         &["--user", &format!("alice:{ALICE_PW}"), "--user", &format!("ops:{OPS_PW}:oneadmin")],
@@ -67,10 +74,12 @@ fn the_server_keeps_the_models_promises_over_random_request_sequences() {
         .arg(&script)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("FORMWORK_MODEL_CONFIG", config.to_string());
-    for knob in KNOBS {
-        if let Ok(value) = std::env::var(knob) {
-            command.env(knob, value);
+    // The machine's knobs (docs/model-tests.md) pass through.
+    for (key, value) in std::env::vars() {
+        if key.starts_with("FORMWORK_MODEL_") || key == "FORMWORK_MAX_OPERATIONS" {
+            command.env(key, value);
         }
     }
     let output = command.output().expect("python runs");

@@ -22,7 +22,7 @@ class Answer:
             self.json = None
 
     def __repr__(self):
-        return f"{self.request} -> {self.status} {self.text[:300]}"
+        return f"{self.request} -> {self.status} {self.text[:160]}"
 
 
 class Api:

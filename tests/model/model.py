@@ -11,9 +11,10 @@ import time
 
 from hypothesis import strategies as st
 
-# The sim driver's string inputs (each drawn hostile) and the sensitive one tests/api_model.rs
-# adds to it.
-STRING_INPUTS = ["instance_type", "region", "zone", "cidr_block"]
+# The sim driver's string inputs the model sets (`motd`, free text its inventory quotes, and the
+# sensitive `admin_password`, both added by tests/api_model.rs, are drawn hostile) and the
+# sensitive one.
+STRING_INPUTS = ["instance_type", "motd"]
 SENSITIVE = "admin_password"
 FAILURES = {
     "INIT_FAILURE", "PLANNING_FAILURE", "APPLYING_FAILURE", "CONFIGURING_ONE_FAILURE",
@@ -86,11 +87,15 @@ def canary_of(value):
 
 
 class Model:
-    def __init__(self, api, users, max_operations, trace):
+    def __init__(self, api, users, max_operations, trace, answers, ignore, ignored):
         self.api = api
         self.users = users
         self.max_operations = max_operations
         self.trace = trace
+        self.answers = answers
+        self.ignore = ignore
+        self.ignored = ignored
+        self.broken = False
         self.providers = {}
         self.provisions = {}
         self.deleted_providers = set()
@@ -98,10 +103,20 @@ class Model:
         self.issued = {"providers": set(), "provisions": set()}
         self.counter = 0
         self.pending_failures = False
+        # While the invariants are checked the requests stay out of the trace.
+        self.checking = False
 
     # Helpers
 
     def fail(self, invariant, detail):
+        """Stops the example, unless the invariant is one the run was told to only count
+        (FORMWORK_MODEL_IGNORE, for studying one bug where another is known)."""
+        if invariant in self.ignore:
+            if not self.ignored[invariant]:
+                print(f"model test: ignored '{invariant}' broke (first time): {detail}", flush=True)
+            self.ignored[invariant] += 1
+            return
+        self.broken = True
         raise Violation(invariant, detail)
 
     def canary(self):
@@ -113,7 +128,11 @@ class Model:
             answer = self.api.call(user, method, path, body)
         except OSError as e:
             self.fail("server answers", f"{method} {path} as {user}: {e}")
-        self.trace.append(f"    {user}: {answer!r}")
+        if not self.checking:
+            self.trace.append(f"    {user}: {answer!r}")
+        if method != "GET":
+            route = path.split("?")[0].strip("/").split("/")
+            self.answers[f"{method} {route[0]}{'/' + route[2] if len(route) > 2 else ''} {answer.status}"] += 1
         if answer.status >= 500:
             self.fail("no server error", f"{answer!r}")
         return answer
@@ -147,6 +166,8 @@ class Model:
         oid = int(answer.json["DOCUMENT"]["ID"])
         if oid in self.issued[kind]:
             self.fail("no id comes back", f"{kind[:-1]} id {oid} was handed out again: {answer!r}")
+            # Ignored: the id names the new object from now on.
+            (self.deleted_providers if kind == "providers" else self.deleted_provisions).discard(oid)
         self.issued[kind].add(oid)
         return oid
 
@@ -455,6 +476,13 @@ class Model:
         return answer.json["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"]
 
     def check_all(self):
+        self.checking = True
+        try:
+            self.check_everything()
+        finally:
+            self.checking = False
+
+    def check_everything(self):
         for pid in sorted(self.provisions):
             self.check_operations(pid)
         for user in self.users:

@@ -20,10 +20,12 @@ one-shot tool failures. After every step the server is compared with a small ref
 The environment comes from tests/api_model.rs in FORMWORK_MODEL_CONFIG (JSON). Knobs, all
 optional: FORMWORK_MODEL_SEED (replay a run), FORMWORK_MODEL_EXAMPLES and FORMWORK_MODEL_STEPS
 (size), FORMWORK_MAX_OPERATIONS (1 or 2; drawn from the seed otherwise), FORMWORK_MODEL_SHRINK=0
-(no shrinking), FORMWORK_MODEL_PLAIN_INPUTS (inputs given plain values only, comma separated).
+(no shrinking), FORMWORK_MODEL_PLAIN_INPUTS (inputs given plain values only, comma separated),
+FORMWORK_MODEL_IGNORE (invariants only counted when they break, comma separated).
 docs/model-tests.md says how to run and replay it.
 """
 
+import collections
 import json
 import os
 import random
@@ -40,7 +42,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_client import Api, one_users  # noqa: E402
-from model import REST, SENSITIVE, STRING_INPUTS, Model, Violation, hostile_text  # noqa: E402
+from model import FAILURES, SENSITIVE, STRING_INPUTS, Model, Violation, hostile_text  # noqa: E402
 
 CONFIG = json.loads(os.environ["FORMWORK_MODEL_CONFIG"])
 SEED = int(os.environ.get("FORMWORK_MODEL_SEED") or random.SystemRandom().randrange(2**32))
@@ -48,6 +50,7 @@ EXAMPLES = int(os.environ.get("FORMWORK_MODEL_EXAMPLES") or 4)
 STEPS = int(os.environ.get("FORMWORK_MODEL_STEPS") or 50)
 MAX_OPERATIONS = int(os.environ.get("FORMWORK_MAX_OPERATIONS") or random.Random(SEED).choice([1, 2]))
 SHRINK = os.environ.get("FORMWORK_MODEL_SHRINK", "1") != "0"
+IGNORE = {name for name in os.environ.get("FORMWORK_MODEL_IGNORE", "").split(",") if name}
 PLAIN = {name for name in os.environ.get("FORMWORK_MODEL_PLAIN_INPUTS", "").split(",") if name}
 HOME = CONFIG["home"]
 GATE = os.path.join(HOME, "model-gate")
@@ -174,9 +177,22 @@ EXAMPLE = [0]
 TRACE = []
 # The server of the example running, for its log in a failure report.
 CURRENT = []
+# What the run did, printed at its end: steps by rule, answers by status, operations by outcome.
+STATS = {"steps": collections.Counter(), "answers": collections.Counter(), "operations": collections.Counter(),
+         "ignored invariants": collections.Counter()}
 OCTETS = ["600", "640", "644", "604", "660", "664", "606", "400", "440", "404", "000", "666", "777"]
 USERS = ["oneadmin", "ops", "alice"]
+# Where OneForm allows each kind of work, as the model last saw the provision.
+SCALABLE = {"RUNNING", "SCALING_FAILURE"}
+UNDEPLOYABLE = {"RUNNING", "DEPROVISIONING_ONE_FAILURE", "DEPROVISIONING_FAILURE"}
 values_text = hostile_text()
+# What each input is drawn from (instance_type is checked against its list).
+DRAWN = {"instance_type": st.sampled_from(["small", "medium", "large"]), "motd": values_text, SENSITIVE: values_text}
+
+
+def drawn(data, name, plain):
+    free = name in PLAIN and name != "instance_type"
+    return data.draw(st.just(plain + name) if free else DRAWN[name], label=name)
 
 
 class ServerMachine(RuleBasedStateMachine):
@@ -195,19 +211,25 @@ class ServerMachine(RuleBasedStateMachine):
         CURRENT[:] = [self.server]
         self.server.start()
         self.api = Api(self.server, CONFIG["passwords"])
-        self.model = Model(self.api, USER_IDS, MAX_OPERATIONS, TRACE)
+        self.model = Model(self.api, USER_IDS, MAX_OPERATIONS, TRACE, STATS["answers"], IGNORE,
+                           STATS["ignored invariants"])
 
     def teardown(self):
         try:
-            if self.server.proc is not None:
+            # After a violation the model no longer describes the server: nothing to check.
+            if self.server.proc is not None and not self.model.broken:
                 self.step("settle at the end")
                 self.model.settle(QUIET_WITHIN, open_gate)
         finally:
             open_gate()
             self.server.kill9()
+            for provision in self.model.provisions.values():
+                for op in provision.ops:
+                    STATS["operations"][f"{op.kind} {op.ended or 'unfinished'}"] += 1
 
     def step(self, text):
-        TRACE.append(f"step {len(TRACE) + 1}: {text}")
+        STATS["steps"][sys._getframe(1).f_code.co_name] += 1
+        TRACE.append(f"step: {text}")
 
     # Providers
 
@@ -239,7 +261,7 @@ class ServerMachine(RuleBasedStateMachine):
         pid = data.draw(st.sampled_from(sorted(self.model.live_providers())), label="provider")
         values = {"oneform_hosts": hosts}
         for name in STRING_INPUTS + [SENSITIVE]:
-            values[name] = data.draw(st.just("plain-" + name) if name in PLAIN else values_text, label=name)
+            values[name] = drawn(data, name, "plain-")
         self.step(f"{user} creates a provision on provider {pid}: {values!r}")
         self.model.create_provision(user, pid, values, failure_pending())
 
@@ -248,7 +270,7 @@ class ServerMachine(RuleBasedStateMachine):
     def update_provision(self, data, user):
         pid = data.draw(st.sampled_from(sorted(self.model.live_provisions())), label="provision")
         names = data.draw(st.lists(st.sampled_from(STRING_INPUTS + [SENSITIVE]), min_size=1, max_size=2, unique=True))
-        values = {n: data.draw(st.just("plain2-" + n) if n in PLAIN else values_text, label=n) for n in names}
+        values = {n: drawn(data, n, "plain2-") for n in names}
         self.step(f"{user} updates provision {pid}: {values!r}")
         self.model.update_provision(user, pid, values)
 
@@ -261,37 +283,36 @@ class ServerMachine(RuleBasedStateMachine):
 
     # Work on provisions: each draws a provision in a state where OneForm allows it, as last seen.
 
-    def provision_in(self, data, states):
-        ids = sorted(i for i, p in self.model.live_provisions().items() if p.state in states)
-        return data.draw(st.sampled_from(ids), label="provision") if ids else None
+    def provisions_in(self, states, hosts=range(0, 100)):
+        return sorted(i for i, p in self.model.live_provisions().items() if p.state in states and p.hosts in hosts)
 
+    @precondition(lambda self: self.provisions_in(SCALABLE, range(1, 4)))
     @rule(data=st.data(), user=st.sampled_from(USERS))
     def add_host(self, data, user):
-        pid = self.provision_in(data, {"RUNNING", "SCALING_FAILURE"})
-        if pid is not None and self.model.provisions[pid].hosts < 4:
-            self.step(f"{user} adds a host to provision {pid}")
-            self.model.request(user, pid, "add-host", {"amount": 1}, "scale-up", failure_pending())
+        pid = data.draw(st.sampled_from(self.provisions_in(SCALABLE, range(1, 4))), label="provision")
+        self.step(f"{user} adds a host to provision {pid}")
+        self.model.request(user, pid, "add-host", {"amount": 1}, "scale-up", failure_pending())
 
+    @precondition(lambda self: self.provisions_in(SCALABLE, range(2, 100)))
     @rule(data=st.data(), user=st.sampled_from(USERS))
     def remove_host(self, data, user):
-        pid = self.provision_in(data, {"RUNNING", "SCALING_FAILURE"})
-        if pid is not None and self.model.provisions[pid].hosts > 1:
-            self.step(f"{user} removes a host from provision {pid}")
-            self.model.request(user, pid, "remove-host", {"amount": 1}, "scale-down", failure_pending())
+        pid = data.draw(st.sampled_from(self.provisions_in(SCALABLE, range(2, 100))), label="provision")
+        self.step(f"{user} removes a host from provision {pid}")
+        self.model.request(user, pid, "remove-host", {"amount": 1}, "scale-down", failure_pending())
 
+    @precondition(lambda self: self.provisions_in(UNDEPLOYABLE))
     @rule(data=st.data(), user=st.sampled_from(USERS), force=st.booleans())
     def undeploy(self, data, user, force):
-        pid = self.provision_in(data, {"RUNNING", "DEPROVISIONING_ONE_FAILURE", "DEPROVISIONING_FAILURE"})
-        if pid is not None:
-            self.step(f"{user} undeploys provision {pid} (force={force})")
-            self.model.request(user, pid, "undeploy", {"force": force}, "deprovision", failure_pending())
+        pid = data.draw(st.sampled_from(self.provisions_in(UNDEPLOYABLE)), label="provision")
+        self.step(f"{user} undeploys provision {pid} (force={force})")
+        self.model.request(user, pid, "undeploy", {"force": force}, "deprovision", failure_pending())
 
+    @precondition(lambda self: self.provisions_in(FAILURES))
     @rule(data=st.data(), user=st.sampled_from(USERS))
     def retry(self, data, user):
-        pid = self.provision_in(data, {s for s in REST if s.endswith("_FAILURE")})
-        if pid is not None:
-            self.step(f"{user} retries provision {pid}")
-            self.model.request(user, pid, "retry", {}, "retry", failure_pending())
+        pid = data.draw(st.sampled_from(self.provisions_in(FAILURES)), label="provision")
+        self.step(f"{user} retries provision {pid}")
+        self.model.request(user, pid, "retry", {}, "retry", failure_pending())
 
     @precondition(lambda self: self.model.live_provisions())
     @rule(data=st.data(), user=st.sampled_from(USERS))
@@ -305,51 +326,52 @@ class ServerMachine(RuleBasedStateMachine):
 
     # Permissions
 
+    @precondition(lambda self: self.model.live_providers())
     @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
           octet=st.sampled_from(OCTETS))
     def chmod(self, data, user, kind, octet):
-        oid = self.some_object(data, kind)
-        if oid is not None:
-            self.step(f"{user} chmods {kind} {oid} to {octet}")
-            self.model.chmod(user, kind, oid, octet)
+        kind, oid = self.some_object(data, kind)
+        self.step(f"{user} chmods {kind} {oid} to {octet}")
+        self.model.chmod(user, kind, oid, octet)
 
+    @precondition(lambda self: self.model.live_providers())
     @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
           owner=st.sampled_from(USERS))
     def chown(self, data, user, kind, owner):
-        oid = self.some_object(data, kind)
-        if oid is not None:
-            self.step(f"{user} chowns {kind} {oid} to {owner}")
-            self.model.chown(user, kind, oid, owner)
+        kind, oid = self.some_object(data, kind)
+        self.step(f"{user} chowns {kind} {oid} to {owner}")
+        self.model.chown(user, kind, oid, owner)
 
+    @precondition(lambda self: self.model.live_providers())
     @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
           group=st.sampled_from([0, 1]))
     def chgrp(self, data, user, kind, group):
-        oid = self.some_object(data, kind)
-        if oid is not None:
-            self.step(f"{user} chgrps {kind} {oid} to group {group}")
-            self.model.chgrp(user, kind, oid, group)
+        kind, oid = self.some_object(data, kind)
+        self.step(f"{user} chgrps {kind} {oid} to group {group}")
+        self.model.chgrp(user, kind, oid, group)
 
     def some_object(self, data, kind):
-        live = self.model.live_providers() if kind == "providers" else self.model.live_provisions()
-        return data.draw(st.sampled_from(sorted(live)), label=kind[:-1]) if live else None
+        """A provider, or a provision when asked and there is one."""
+        live = self.model.live_provisions() if kind == "provisions" else {}
+        if not live:
+            kind, live = "providers", self.model.live_providers()
+        return kind, data.draw(st.sampled_from(sorted(live)), label=kind[:-1])
 
     # Reads
 
+    @precondition(lambda self: self.model.issued["providers"])
     @rule(data=st.data(), user=st.sampled_from(USERS), sensitive=st.booleans())
     def read_provider(self, data, user, sensitive):
-        known = sorted(set(self.model.providers) | self.model.deleted_providers)
-        if known:
-            pid = data.draw(st.sampled_from(known), label="provider")
-            self.step(f"{user} reads provider {pid} (include_sensitive={sensitive})")
-            self.model.read_provider(user, pid, sensitive)
+        pid = data.draw(st.sampled_from(sorted(self.model.issued["providers"])), label="provider")
+        self.step(f"{user} reads provider {pid} (include_sensitive={sensitive})")
+        self.model.read_provider(user, pid, sensitive)
 
+    @precondition(lambda self: self.model.issued["provisions"])
     @rule(data=st.data(), user=st.sampled_from(USERS), provider=st.booleans(), sensitive=st.booleans())
     def read_provision(self, data, user, provider, sensitive):
-        known = sorted(set(self.model.provisions) | self.model.deleted_provisions)
-        if known:
-            pid = data.draw(st.sampled_from(known), label="provision")
-            self.step(f"{user} reads provision {pid} (include_provider={provider}, include_sensitive={sensitive})")
-            self.model.read_provision(user, pid, provider, sensitive)
+        pid = data.draw(st.sampled_from(sorted(self.model.issued["provisions"])), label="provision")
+        self.step(f"{user} reads provision {pid} (include_provider={provider}, include_sensitive={sensitive})")
+        self.model.read_provision(user, pid, provider, sensitive)
 
     @rule(user=st.sampled_from(USERS), provider=st.booleans(), sensitive=st.booleans(), all_=st.booleans())
     def list_provisions(self, user, provider, sensitive, all_):
@@ -412,7 +434,7 @@ def failure_pending():
 
 def report_failure():
     print("\nsteps of the failing example, as run (answers indented):\n  " + "\n  ".join(TRACE), flush=True)
-    if CURRENT:
+    if CURRENT and CURRENT[0].log_tail():
         print(f"\nthe server's last log lines ({CURRENT[0].log_path}):\n{CURRENT[0].log_tail()}", flush=True)
     print(f"\nseed {SEED}: replay with FORMWORK_MODEL_SEED={SEED} FORMWORK_MAX_OPERATIONS={MAX_OPERATIONS}", flush=True)
 
@@ -435,6 +457,8 @@ def main():
     except Exception:
         report_failure()
         raise
+    for name, counts in STATS.items():
+        print(f"model test: {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), flush=True)
     print(f"model test: all invariants held (seed {SEED})", flush=True)
 
 
