@@ -564,6 +564,7 @@ class Model:
         """Waits (bounded) until no acknowledged operation runs, then checks everything."""
         open_gate()
         deadline = time.monotonic() + within
+        self.checking = True
         while True:
             running = []
             for pid in sorted(self.provisions):
@@ -573,7 +574,9 @@ class Model:
                 break
             if time.monotonic() > deadline:
                 self.fail("no operation is left running", f"after {within} s these still run: {running}")
+                break
             time.sleep(0.2)
+        self.checking = False
         self.check_all()
         for pid, provision in self.provisions.items():
             open_ops = [op.kind for op in provision.ops if op.ended is None]

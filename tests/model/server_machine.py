@@ -380,6 +380,7 @@ class ServerMachine(RuleBasedStateMachine):
 
     # The world around the server
 
+    @precondition(lambda self: self.model.live_provisions())
     @rule()
     def kill_and_restart(self):
         self.step("kill -9 the server and start it again on the same data")
@@ -387,7 +388,7 @@ class ServerMachine(RuleBasedStateMachine):
         self.model.server_killed()
         self.server.start()
 
-    @precondition(lambda self: not os.path.exists(GATE))
+    @precondition(lambda self: self.model.live_provisions() and not os.path.exists(GATE))
     @rule()
     def close_gate(self):
         self.step("close the gate: tool calls wait")
@@ -399,12 +400,14 @@ class ServerMachine(RuleBasedStateMachine):
         self.step("open the gate")
         open_gate()
 
+    @precondition(lambda self: self.model.live_provisions())
     @rule(tool=st.sampled_from(["fail_init", "fail_plan", "fail_apply", "fail_destroy", "fail_ansible"]))
     def inject_failure(self, tool):
         self.step(f"the next {tool[5:]} fails once")
         scenario(lambda s: dict(s, **{tool: "n1" if tool == "fail_ansible" else "injected by the model test"}))
         self.model.failure_injected()
 
+    @precondition(lambda self: self.model.live_provisions())
     @rule()
     def settle(self):
         self.step("wait until no operation runs")
