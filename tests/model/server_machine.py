@@ -233,7 +233,7 @@ class ServerMachine(RuleBasedStateMachine):
 
     # Providers
 
-    @precondition(lambda self: len(self.model.live_providers()) < 4)
+    @precondition(lambda self: len(self.model.live_providers()) < 3)
     @rule(user=st.sampled_from(USERS), token=values_text)
     def create_provider(self, user, token):
         self.step(f"{user} creates a provider (token {token!r})")
@@ -328,55 +328,38 @@ class ServerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model.live_providers())
     @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
-          octet=st.sampled_from(OCTETS))
-    def chmod(self, data, user, kind, octet):
-        kind, oid = self.some_object(data, kind)
-        self.step(f"{user} chmods {kind} {oid} to {octet}")
-        self.model.chmod(user, kind, oid, octet)
-
-    @precondition(lambda self: self.model.live_providers())
-    @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
-          owner=st.sampled_from(USERS))
-    def chown(self, data, user, kind, owner):
-        kind, oid = self.some_object(data, kind)
-        self.step(f"{user} chowns {kind} {oid} to {owner}")
-        self.model.chown(user, kind, oid, owner)
-
-    @precondition(lambda self: self.model.live_providers())
-    @rule(data=st.data(), user=st.sampled_from(USERS), kind=st.sampled_from(["providers", "provisions"]),
-          group=st.sampled_from([0, 1]))
-    def chgrp(self, data, user, kind, group):
-        kind, oid = self.some_object(data, kind)
-        self.step(f"{user} chgrps {kind} {oid} to group {group}")
-        self.model.chgrp(user, kind, oid, group)
-
-    def some_object(self, data, kind):
-        """A provider, or a provision when asked and there is one."""
+          change=st.one_of(st.tuples(st.just("chmod"), st.sampled_from(OCTETS)),
+                           st.tuples(st.just("chown"), st.sampled_from(USERS)),
+                           st.tuples(st.just("chgrp"), st.sampled_from([0, 1]))))
+    def permissions(self, data, user, kind, change):
+        """chmod, chown or chgrp of a provider, or of a provision when there is one."""
         live = self.model.live_provisions() if kind == "provisions" else {}
         if not live:
             kind, live = "providers", self.model.live_providers()
-        return kind, data.draw(st.sampled_from(sorted(live)), label=kind[:-1])
+        oid = data.draw(st.sampled_from(sorted(live)), label=kind[:-1])
+        verb, arg = change
+        self.step(f"{user} {verb}s {kind} {oid} to {arg}")
+        getattr(self.model, verb)(user, kind, oid, arg)
 
     # Reads
 
     @precondition(lambda self: self.model.issued["providers"])
-    @rule(data=st.data(), user=st.sampled_from(USERS), sensitive=st.booleans())
-    def read_provider(self, data, user, sensitive):
-        pid = data.draw(st.sampled_from(sorted(self.model.issued["providers"])), label="provider")
-        self.step(f"{user} reads provider {pid} (include_sensitive={sensitive})")
-        self.model.read_provider(user, pid, sensitive)
-
-    @precondition(lambda self: self.model.issued["provisions"])
-    @rule(data=st.data(), user=st.sampled_from(USERS), provider=st.booleans(), sensitive=st.booleans())
-    def read_provision(self, data, user, provider, sensitive):
-        pid = data.draw(st.sampled_from(sorted(self.model.issued["provisions"])), label="provision")
-        self.step(f"{user} reads provision {pid} (include_provider={provider}, include_sensitive={sensitive})")
-        self.model.read_provision(user, pid, provider, sensitive)
-
-    @rule(user=st.sampled_from(USERS), provider=st.booleans(), sensitive=st.booleans(), all_=st.booleans())
-    def list_provisions(self, user, provider, sensitive, all_):
-        self.step(f"{user} lists provisions (all={all_}, include_provider={provider}, include_sensitive={sensitive})")
-        self.model.list_provisions(user, provider, sensitive, all_)
+    @rule(data=st.data(), user=st.sampled_from(USERS), what=st.sampled_from(["provider", "provision", "list"]),
+          provider=st.booleans(), sensitive=st.booleans(), all_=st.booleans())
+    def read(self, data, user, what, provider, sensitive, all_):
+        """One read with include_* flags: a provider, a provision (deleted ones too) or the list."""
+        if what == "provision" and self.model.issued["provisions"]:
+            pid = data.draw(st.sampled_from(sorted(self.model.issued["provisions"])), label="provision")
+            self.step(f"{user} reads provision {pid} (include_provider={provider}, include_sensitive={sensitive})")
+            self.model.read_provision(user, pid, provider, sensitive)
+        elif what == "list":
+            self.step(f"{user} lists provisions (all={all_}, include_provider={provider}, "
+                      f"include_sensitive={sensitive})")
+            self.model.list_provisions(user, provider, sensitive, all_)
+        else:
+            pid = data.draw(st.sampled_from(sorted(self.model.issued["providers"])), label="provider")
+            self.step(f"{user} reads provider {pid} (include_sensitive={sensitive})")
+            self.model.read_provider(user, pid, sensitive)
 
     # The world around the server
 
@@ -414,9 +397,17 @@ class ServerMachine(RuleBasedStateMachine):
         open_gate()
         self.model.settle(QUIET_WITHIN, open_gate)
 
-    @initialize()
-    def start(self):
-        self.step(f"server with max_operations {MAX_OPERATIONS}")
+    @initialize(data=st.data())
+    def start(self, data):
+        """Every example starts with work in flight: a provider and two provisions being made."""
+        self.step(f"server with max_operations {MAX_OPERATIONS}; oneadmin makes a provider and two provisions")
+        self.model.create_provider("oneadmin", data.draw(values_text, label="token"))
+        pid = max(self.model.live_providers())
+        for _ in range(2):
+            values = {"oneform_hosts": data.draw(st.integers(1, 2), label="hosts")}
+            for name in STRING_INPUTS + [SENSITIVE]:
+                values[name] = drawn(data, name, "plain-")
+            self.model.create_provision("oneadmin", pid, values, False)
 
     @invariant()
     def agrees_with_the_model(self):
