@@ -95,15 +95,35 @@ def write_wrappers():
 
 
 TOOLS = write_wrappers()
-# Each user's id and groups, from onesim.
-USER_IDS = one_users(CONFIG["onesim"], CONFIG["passwords"])
+
+
+class Onesim:
+    """A fresh OpenNebula stand-in for one example, with the three users."""
+
+    def __init__(self, state):
+        args = [CONFIG["onesim"], "--port", "0", "--password", CONFIG["passwords"]["oneadmin"], "--state", state]
+        for user in CONFIG["onesim_users"]:
+            args += ["--user", user]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode().strip()
+        self.url = line.rsplit(" ", 1)[-1]
+        if not self.url.startswith("http://127.0.0.1:"):
+            self.proc.kill()
+            raise RuntimeError(f"onesim did not start: {line!r}")
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
 
 
 class Server:
     """One `formwork serve` on a data dir: started, killed with SIGKILL, started again."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, endpoint):
         self.data_dir = data_dir
+        self.endpoint = endpoint
         self.proc = None
         self.addr = None
         self.log_path = data_dir + ".server.log"
@@ -111,6 +131,7 @@ class Server:
     def start(self):
         env = dict(CONFIG["server_env"], **TOOLS)
         env["FORMWORK_DATA_DIR"] = self.data_dir
+        env["ONE_XMLRPC"] = self.endpoint
         env["FORMWORK_MAX_OPERATIONS"] = str(MAX_OPERATIONS)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -207,11 +228,13 @@ class ServerMachine(RuleBasedStateMachine):
         for path in (GATE, os.path.join(HOME, "fake-scenario.json")):
             if os.path.exists(path):
                 os.remove(path)
-        self.server = Server(data_dir)
+        self.onesim = Onesim(data_dir + ".onesim.json")
+        self.server = Server(data_dir, self.onesim.url)
         CURRENT[:] = [self.server]
         self.server.start()
         self.api = Api(self.server, CONFIG["passwords"])
-        self.model = Model(self.api, USER_IDS, MAX_OPERATIONS, TRACE, STATS["answers"], IGNORE,
+        users = one_users(self.onesim.url, CONFIG["passwords"])
+        self.model = Model(self.api, users, MAX_OPERATIONS, TRACE, STATS["answers"], IGNORE,
                            STATS["ignored invariants"])
 
     def teardown(self):
@@ -223,6 +246,7 @@ class ServerMachine(RuleBasedStateMachine):
         finally:
             open_gate()
             self.server.kill9()
+            self.onesim.stop()
             for provision in self.model.provisions.values():
                 for op in provision.ops:
                     STATS["operations"][f"{op.kind} {op.ended or 'unfinished'}"] += 1
