@@ -181,12 +181,6 @@ class Model:
                     mode |= bit << shift
         return int(doc["UID"]), int(doc["GID"]), mode
 
-    def live_providers(self):
-        return self.providers
-
-    def live_provisions(self):
-        return self.provisions
-
     # Providers
 
     def create_provider(self, user, token):
