@@ -87,7 +87,7 @@ def canary_of(value):
 
 
 class Model:
-    def __init__(self, api, users, max_operations, trace, answers, ignore, ignored):
+    def __init__(self, api, users, max_operations, trace, answers, ignore, ignored, on_violation):
         self.api = api
         self.users = users
         self.max_operations = max_operations
@@ -96,6 +96,7 @@ class Model:
         self.ignore = ignore
         self.ignored = ignored
         self.broken = False
+        self.on_violation = on_violation
         self.providers = {}
         self.provisions = {}
         self.deleted_providers = set()
@@ -117,7 +118,9 @@ class Model:
             self.ignored[invariant] += 1
             return
         self.broken = True
-        raise Violation(invariant, detail)
+        violation = Violation(invariant, detail)
+        self.on_violation(violation)
+        raise violation
 
     def canary(self):
         self.counter += 1
