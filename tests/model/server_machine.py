@@ -46,8 +46,8 @@ from model import FAILURES, SENSITIVE, STRING_INPUTS, Model, Violation, hostile_
 
 CONFIG = json.loads(os.environ["FORMWORK_MODEL_CONFIG"])
 SEED = int(os.environ.get("FORMWORK_MODEL_SEED") or random.SystemRandom().randrange(2**32))
-EXAMPLES = int(os.environ.get("FORMWORK_MODEL_EXAMPLES") or 4)
-STEPS = int(os.environ.get("FORMWORK_MODEL_STEPS") or 50)
+EXAMPLES = int(os.environ.get("FORMWORK_MODEL_EXAMPLES") or 10)
+STEPS = int(os.environ.get("FORMWORK_MODEL_STEPS") or 30)
 MAX_OPERATIONS = int(os.environ.get("FORMWORK_MAX_OPERATIONS") or random.Random(SEED).choice([1, 2]))
 SHRINK = os.environ.get("FORMWORK_MODEL_SHRINK", "1") != "0"
 IGNORE = {name for name in os.environ.get("FORMWORK_MODEL_IGNORE", "").split(",") if name}
