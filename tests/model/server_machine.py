@@ -19,8 +19,8 @@ one-shot tool failures. After every step the server is compared with a small ref
 
 The environment comes from tests/api_model.rs in FORMWORK_MODEL_CONFIG (JSON). Knobs, all
 optional: FORMWORK_MODEL_SEED (replay a run), FORMWORK_MODEL_EXAMPLES and FORMWORK_MODEL_STEPS
-(size), FORMWORK_MAX_OPERATIONS (1 or 2; drawn from the seed otherwise), FORMWORK_MODEL_SHRINK=0
-(no shrinking), FORMWORK_MODEL_PLAIN_INPUTS (inputs given plain values only, comma separated),
+(size), FORMWORK_MAX_OPERATIONS (1 or 2; drawn from the seed otherwise), FORMWORK_MODEL_SHRINK=1
+(shrink a failing example, up to five minutes more), FORMWORK_MODEL_PLAIN_INPUTS (inputs given plain values only, comma separated),
 FORMWORK_MODEL_IGNORE (invariants only counted when they break, comma separated).
 docs/model-tests.md says how to run and replay it.
 """
@@ -49,7 +49,7 @@ SEED = int(os.environ.get("FORMWORK_MODEL_SEED") or random.SystemRandom().randra
 EXAMPLES = int(os.environ.get("FORMWORK_MODEL_EXAMPLES") or 10)
 STEPS = int(os.environ.get("FORMWORK_MODEL_STEPS") or 30)
 MAX_OPERATIONS = int(os.environ.get("FORMWORK_MAX_OPERATIONS") or random.Random(SEED).choice([1, 2]))
-SHRINK = os.environ.get("FORMWORK_MODEL_SHRINK", "1") != "0"
+SHRINK = os.environ.get("FORMWORK_MODEL_SHRINK", "0") == "1"
 IGNORE = {name for name in os.environ.get("FORMWORK_MODEL_IGNORE", "").split(",") if name}
 PLAIN = {name for name in os.environ.get("FORMWORK_MODEL_PLAIN_INPUTS", "").split(",") if name}
 HOME = CONFIG["home"]
@@ -449,13 +449,15 @@ class ServerMachine(RuleBasedStateMachine):
     @initialize(data=st.data())
     def start(self, data):
         """Every example starts with work in flight: a provider and two provisions being made."""
-        self.step(f"server with max_operations {MAX_OPERATIONS}; oneadmin makes a provider and two provisions")
-        self.model.create_provider("oneadmin", data.draw(values_text, label="token"))
+        token = data.draw(values_text, label="token")
+        self.step(f"server with max_operations {MAX_OPERATIONS}; oneadmin makes a provider (token {token!r})")
+        self.model.create_provider("oneadmin", token)
         pid = max(self.model.providers)
         for _ in range(2):
             values = {"oneform_hosts": data.draw(st.integers(1, 2), label="hosts")}
             for name in STRING_INPUTS + [SENSITIVE]:
                 values[name] = drawn(data, name, "plain-")
+            self.step(f"oneadmin creates a provision on provider {pid}: {values!r}")
             self.model.create_provision("oneadmin", pid, values, False)
 
     @invariant()
