@@ -5,8 +5,8 @@ Hypothesis draws random sequences of REST requests from three users (oneadmin; `
 member of the oneadmin group; `alice`, a plain user) against a real server with the fake
 `terraform` and `ansible-playbook` and onesim, plus kill -9 and restart of the server, closing
 and opening a gate that holds every tool call (so operations queue and cancels race), and
-one-shot tool failures. After every step the server is compared with a small reference model
-(model.py):
+one-shot tool failures (world.py). After every step the server is compared with a small
+reference model (model.py, checks.py):
 
   visibility  what each user sees follows OpenNebula's permission bits; no provider token or
               sensitive input in clear without MANAGE on the object that owns it; a provider
@@ -26,14 +26,10 @@ docs/model-tests.md says how to run and replay it.
 """
 
 import collections
-import json
 import os
 import random
 import shutil
-import subprocess
 import sys
-import threading
-import time
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, settings
@@ -42,157 +38,19 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_client import Api, one_users  # noqa: E402
-from model import FAILURES, SENSITIVE, STRING_INPUTS, Model, Violation, hostile_text  # noqa: E402
+from checks import FAILURES, SENSITIVE, STRING_INPUTS, Violation  # noqa: E402
+from model import Model, hostile_text  # noqa: E402
+from world import CONFIG, GATE, HOME, Onesim, Server, blocked_provisions, failure_pending, open_gate, scenario  # noqa: E402
 
-CONFIG = json.loads(os.environ["FORMWORK_MODEL_CONFIG"])
 SEED = int(os.environ.get("FORMWORK_MODEL_SEED") or random.SystemRandom().randrange(2**32))
 EXAMPLES = int(os.environ.get("FORMWORK_MODEL_EXAMPLES") or 10)
 STEPS = int(os.environ.get("FORMWORK_MODEL_STEPS") or 30)
 MAX_OPERATIONS = int(os.environ.get("FORMWORK_MAX_OPERATIONS") or random.Random(SEED).choice([1, 2]))
 SHRINK = os.environ.get("FORMWORK_MODEL_SHRINK", "0") == "1"
-IGNORE = {name for name in os.environ.get("FORMWORK_MODEL_IGNORE", "").split(",") if name}
-PLAIN = {name for name in os.environ.get("FORMWORK_MODEL_PLAIN_INPUTS", "").split(",") if name}
-HOME = CONFIG["home"]
-GATE = os.path.join(HOME, "model-gate")
-BLOCKED = os.path.join(HOME, "model-blocked")
 # How long the machine waits for the queue to drain before it says work was left running.
 QUIET_WITHIN = 180
-# A pause before every tool call, so stages last long enough to queue behind each other.
-TOOL_PAUSE = "0.2"
-
-WRAPPER = """#!/bin/sh
-# A tool as the model test runs it: while $HOME/model-gate exists the call waits (recorded in
-# $HOME/model-blocked/<pid> with its working directory, and given up when formwork dies), then
-# the fake runs after a short pause.
-gate="$HOME/model-gate"
-if [ -e "$gate" ]; then
-    mark="$HOME/model-blocked/$$"
-    mkdir -p "$HOME/model-blocked"
-    echo "$PWD" > "$mark"
-    trap 'rm -f "$mark"; exit 130' INT TERM
-    while [ -e "$gate" ]; do
-        kill -0 "$PPID" 2>/dev/null || { rm -f "$mark"; exit 1; }
-        sleep 0.05
-    done
-    rm -f "$mark"
-fi
-sleep {pause}
-exec '{fake}' "$@"
-"""
-
-
-def write_wrappers():
-    """The tools the server runs: the fakes behind the gate; their paths by variable."""
-    out = {}
-    for variable in ("FORMWORK_TERRAFORM", "FORMWORK_ANSIBLE_PLAYBOOK"):
-        fake = CONFIG["server_env"][variable]
-        path = os.path.join(HOME, "model-" + os.path.basename(fake))
-        with open(path, "w") as f:
-            f.write(WRAPPER.replace("{pause}", TOOL_PAUSE).replace("{fake}", fake))
-        os.chmod(path, 0o755)
-        out[variable] = path
-    return out
-
-
-TOOLS = write_wrappers()
-
-
-class Onesim:
-    """A fresh OpenNebula stand-in for one example, with the three users."""
-
-    def __init__(self, state):
-        args = [CONFIG["onesim"], "--port", "0", "--password", CONFIG["passwords"]["oneadmin"], "--state", state]
-        for user in CONFIG["onesim_users"]:
-            args += ["--user", user]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode().strip()
-        self.url = line.rsplit(" ", 1)[-1]
-        if not self.url.startswith("http://127.0.0.1:"):
-            self.proc.kill()
-            raise RuntimeError(f"onesim did not start: {line!r}")
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-
-
-class Server:
-    """One `formwork serve` on a data dir: started, killed with SIGKILL, started again."""
-
-    def __init__(self, data_dir, endpoint):
-        self.data_dir = data_dir
-        self.endpoint = endpoint
-        self.proc = None
-        self.addr = None
-        self.log_path = data_dir + ".server.log"
-
-    def start(self):
-        env = dict(CONFIG["server_env"], **TOOLS)
-        env["FORMWORK_DATA_DIR"] = self.data_dir
-        env["ONE_XMLRPC"] = self.endpoint
-        env["FORMWORK_MAX_OPERATIONS"] = str(MAX_OPERATIONS)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [CONFIG["formwork"], "serve", "--listen", "127.0.0.1:0"],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-        )
-        log.close()
-        line = self.proc.stdout.readline().decode()
-        prefix = "formwork listening on http://"
-        if not line.startswith(prefix):
-            self.proc.kill()
-            raise RuntimeError(f"formwork serve did not start ({line!r}); its log: {self.log_path}")
-        self.addr = line[len(prefix):].strip()
-        # Keep draining stdout so the server never blocks on a full pipe.
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-
-    def kill9(self):
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def log_tail(self, lines=40):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-
-def blocked_provisions():
-    """Provisions whose tool call waits at the gate now (markers of live wrappers only)."""
-    ids = set()
-    for name in os.listdir(BLOCKED) if os.path.isdir(BLOCKED) else []:
-        path = os.path.join(BLOCKED, name)
-        try:
-            os.kill(int(name), 0)
-            with open(path) as f:
-                cwd = f.read().strip()
-        except (OSError, ValueError):
-            continue
-        parts = cwd.split("/work/")
-        if len(parts) > 1 and parts[-1].split("/")[0].isdigit():
-            ids.add(int(parts[-1].split("/")[0]))
-    return ids
-
-
-def scenario(update):
-    """Changes the fake tools' scenario file (one-shot failures)."""
-    path = os.path.join(HOME, "fake-scenario.json")
-    try:
-        with open(path) as f:
-            current = json.load(f)
-    except (FileNotFoundError, ValueError):
-        current = {}
-    current = update(current)
-    with open(path + ".tmp", "w") as f:
-        json.dump(current, f)
-    os.replace(path + ".tmp", path)
-    return current
-
+IGNORE = {name for name in os.environ.get("FORMWORK_MODEL_IGNORE", "").split(",") if name}
+PLAIN = {name for name in os.environ.get("FORMWORK_MODEL_PLAIN_INPUTS", "").split(",") if name}
 
 EXAMPLE = [0]
 TRACE = []
@@ -229,7 +87,7 @@ class ServerMachine(RuleBasedStateMachine):
             if os.path.exists(path):
                 os.remove(path)
         self.onesim = Onesim(data_dir + ".onesim.json")
-        self.server = Server(data_dir, self.onesim.url)
+        self.server = Server(data_dir, self.onesim.url, MAX_OPERATIONS)
         CURRENT[:] = [self.server]
         self.server.start()
         self.api = Api(self.server, CONFIG["passwords"])
@@ -464,17 +322,6 @@ class ServerMachine(RuleBasedStateMachine):
     def agrees_with_the_model(self):
         self.model.pending_failures = failure_pending()
         self.model.check_all()
-
-
-def open_gate():
-    if os.path.exists(GATE):
-        os.remove(GATE)
-
-
-def failure_pending():
-    """Whether a one-shot failure waits in the scenario (so whatever runs now may fail)."""
-    current = scenario(lambda s: s)
-    return any(k.startswith("fail_") for k in current)
 
 
 # The first violation of the run and the steps that led to it: when a race does not replay,
