@@ -45,27 +45,21 @@ pub(super) async fn public_ips(backend: &Backend, id: i64, change: Change, out: 
 }
 
 pub(super) async fn cancel(backend: &Backend, id: i64, out: &Output) -> anyhow::Result<()> {
-    match backend.cancel(id).await? {
-        Cancelled::Withdrawn { operation, kind } => {
-            let text = format!(
+    let (operation, text, flag) = match backend.cancel(id).await? {
+        Cancelled::Withdrawn { operation, kind } => (
+            operation,
+            format!(
                 "operation {operation} ({kind}) of provision {id} was waiting in the queue: cancelled, nothing ran"
-            );
-            if out.json {
-                out.json(&json!({"id": id, "operation": operation, "cancelled": true}))
-            } else {
-                out.text(&text)
-            }
-        }
-        Cancelled::Requested { operation, kind, owner_pid } => {
-            let text = format!(
+            ),
+            "cancelled",
+        ),
+        Cancelled::Requested { operation, kind, owner_pid } => (
+            operation,
+            format!(
                 "asked operation {operation} ({kind}) of provision {id} to stop; its process {owner_pid} stops the running tool gracefully"
-            );
-            if out.json {
-                out.json(&json!({"id": id, "operation": operation, "cancel_requested": true}))
-            } else {
-                out.text(&text)
-            }
-        }
+            ),
+            "cancel_requested",
+        ),
         Cancelled::Failed { operation, state } => {
             let state = match state {
                 None => "unchanged".to_string(),
@@ -73,13 +67,15 @@ pub(super) async fn cancel(backend: &Backend, id: i64, out: &Output) -> anyhow::
                 Some(Err(e)) => e,
             };
             let text = format!("operation {operation} of provision {id} had no live process; provision is now {state}");
-            if out.json {
-                out.json(&json!({"id": id, "operation": operation, "cancelled": true}))
-            } else {
-                out.text(&text)
-            }
+            (operation, text, "cancelled")
         }
+    };
+    if !out.json {
+        return out.text(&text);
     }
+    let mut answer = json!({"id": id, "operation": operation});
+    answer[flag] = json!(true);
+    out.json(&answer)
 }
 
 pub(super) async fn resume(backend: &Backend, policy: Interrupted, out: &Output) -> anyhow::Result<()> {
