@@ -29,11 +29,6 @@ pub struct Checkpoint<'a> {
 
 const PROVISION_COLUMNS: &str = "id, name, driver, provider_id, state, body, registration_time, updated_time, uid, gid, uname, gname, mode, revision";
 
-/// The id a new provider or provision gets: one above every id the table ever gave, so an id
-/// names one object for ever (`id_sequence`, kept by triggers; see migration 0005).
-const NEXT_PROVIDER_ID: &str = "SELECT last_id + 1 FROM id_sequence WHERE tbl = 'providers'";
-const NEXT_PROVISION_ID: &str = "SELECT last_id + 1 FROM id_sequence WHERE tbl = 'provisions'";
-
 /// Which table's row [`Store::set_ownership`] changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -57,15 +52,14 @@ impl Store {
     ) -> Result<i64, Error> {
         let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provider(body)?, owner.clone());
         self.write(move |tx| {
-            // Sealed values are bound to the row's id: the body is written once the row has it.
-            tx.prepare_cached(&format!(
-                "INSERT INTO providers (id, name, driver, body, registration_time, uid, gid, uname, gname, mode)
-                 VALUES (({NEXT_PROVIDER_ID}), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ))?
-            .execute(params![name, driver, "{}", time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
-            let id = tx.last_insert_rowid();
+            // Sealed values are bound to the row's id, taken before the row is written.
+            let id = next_id(tx, "providers")?;
             let body = body.text(tx, id)?;
-            tx.prepare_cached("UPDATE providers SET body = ?2 WHERE id = ?1")?.execute(params![id, body])?;
+            tx.prepare_cached(
+                "INSERT INTO providers (id, name, driver, body, registration_time, uid, gid, uname, gname, mode)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![id, name, driver, body, time, o.uid, o.gid, o.uname, o.gname, o.mode.0])?;
             Ok(id)
         })
     }
@@ -179,18 +173,21 @@ impl Store {
     ) -> Result<i64, Error> {
         let (name, driver, body, o) = (name.to_string(), driver.to_string(), self.seal_provision(body)?, owner.clone());
         self.write(move |tx| {
-            // Sealed values are bound to the row's id: the body is written once the row has it.
-            tx.prepare_cached(&format!(
+            // Sealed values are bound to the row's id, taken before the row is written.
+            let id = next_id(tx, "provisions")?;
+            let body = body.text(tx, id)?;
+            tx.prepare_cached(
                 "INSERT INTO provisions (id, name, driver, provider_id, state, body, registration_time, updated_time,
                                          uid, gid, uname, gname, mode)
-                 VALUES (({NEXT_PROVISION_ID}), ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ))?
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
             .execute(params![
+                id,
                 name,
                 driver,
                 provider_id,
                 State::Pending.number(),
-                "{}",
+                body,
                 time,
                 o.uid,
                 o.gid,
@@ -198,9 +195,6 @@ impl Store {
                 o.gname,
                 o.mode.0
             ])?;
-            let id = tx.last_insert_rowid();
-            let body = body.text(tx, id)?;
-            tx.prepare_cached("UPDATE provisions SET body = ?2 WHERE id = ?1")?.execute(params![id, body])?;
             Ok(id)
         })
     }
@@ -446,4 +440,12 @@ fn read_owner(r: &Row<'_>, first: usize) -> rusqlite::Result<Ownership> {
         gname: r.get(first + 3)?,
         mode: Mode(r.get(first + 4)?),
     })
+}
+
+/// The id a new row of `table` (providers or provisions) gets: one above every id the table
+/// ever gave, so an id names one object for ever (`id_sequence`, kept by triggers on insert;
+/// see migration 0005).
+fn next_id(tx: &Transaction<'_>, table: &str) -> Result<i64, Error> {
+    let mut stmt = tx.prepare_cached("SELECT last_id + 1 FROM id_sequence WHERE tbl = ?1")?;
+    Ok(stmt.query_row([table], |r| r.get(0))?)
 }
