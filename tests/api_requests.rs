@@ -62,11 +62,15 @@ fn wait_settled(server: &Server, admin: &Client, id: i64, state: &str) -> Value 
     }
 }
 
+/// How many times the fake tools recorded `terraform <first>`.
+fn terraform_calls(home: &Home, first: &str) -> usize {
+    home.calls().iter().filter(|c| c["tool"] == "terraform" && c["argv"][0] == first).count()
+}
+
 /// Waits (bounded) until the fake tools recorded `terraform <first>` at least `n` times.
 fn wait_for_terraform(home: &Home, first: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let count = || home.calls().iter().filter(|c| c["tool"] == "terraform" && c["argv"][0] == first).count();
-    while count() < n {
+    while terraform_calls(home, first) < n {
         assert!(Instant::now() < deadline, "terraform {first} was not called {n} times: {:?}", home.calls());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -98,7 +102,7 @@ fn three_running(server: &Server, admin: &Client) -> Vec<i64> {
 /// undeploy and provision 3's scale-up are acknowledged and wait in the queue.
 fn queue_behind_a_hanging_apply(home: &Home, admin: &Client, ids: &[i64]) {
     home.scenario(json!({"hang_apply": true}));
-    let applies = home.calls().iter().filter(|c| c["tool"] == "terraform" && c["argv"][0] == "apply").count();
+    let applies = terraform_calls(home, "apply");
     admin.post(&format!("/api/v1/provisions/{}/add-host", ids[0]), &json!({})).expect(204);
     wait_for_terraform(home, "apply", applies + 1);
     admin.post(&format!("/api/v1/provisions/{}/undeploy", ids[1]), &json!({})).expect(204);
@@ -153,7 +157,7 @@ fn a_queued_operation_cancelled_runs_nothing() {
     let admin = server.client("oneadmin", PASSWORD);
     let ids = three_running(&server, &admin);
     queue_behind_a_hanging_apply(&home, &admin, &ids);
-    let destroys_before = home.calls().iter().filter(|c| c["argv"][0] == "destroy").count();
+    let destroys_before = terraform_calls(&home, "destroy");
 
     admin.post(&format!("/api/v1/provisions/{}/cancel", ids[1]), &json!({})).expect(204);
     let cancelled = &operations(&admin, ids[1])[0];
@@ -164,8 +168,7 @@ fn a_queued_operation_cancelled_runs_nothing() {
     wait_settled(&server, &admin, ids[2], "RUNNING");
     let second = wait_settled(&server, &admin, ids[1], "RUNNING");
     assert_eq!(second["user_inputs_values"]["oneform_hosts"], 1, "{second}");
-    let destroys = home.calls().iter().filter(|c| c["argv"][0] == "destroy").count();
-    assert_eq!(destroys, destroys_before, "the cancelled undeploy ran no Terraform");
+    assert_eq!(terraform_calls(&home, "destroy"), destroys_before, "the cancelled undeploy ran no Terraform");
     let historic = second["historic"].as_array().map(Vec::len);
     let log = std::fs::read_to_string(home.data_dir().join(format!("logs/{}.log", ids[1]))).unwrap();
     assert!(!log.contains("DEPROVISIONING"), "a stage of the cancelled undeploy ran:\n{log}\n{historic:?}");

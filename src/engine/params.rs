@@ -45,6 +45,14 @@ pub enum Params {
     None,
 }
 
+impl Params {
+    /// A public-IP change: no stage runs it, so an interrupted one is made again rather than
+    /// failed into a stage's failure state.
+    pub fn is_public_ip_change(&self) -> bool {
+        matches!(self, Params::AddIps { .. } | Params::RemoveIp { .. })
+    }
+}
+
 /// The values a scale-up sets: `oneform_hosts` for cloud provisions, `oneform_onprem_hosts` for
 /// on-prem ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -163,7 +163,7 @@ impl<S: Stages> Runner<S> {
     pub async fn continue_operation(&self, op_id: i64, event: Event, log: &mut dyn Log) -> Result<State, Error> {
         let operation = self.store.call(move |s| s.operation(op_id)).await?;
         if operation.cancel_requested && !self.store.call(move |s| s.has_started_stages(op_id)).await? {
-            return self.withdraw(&operation, "cancelled before it started", log).await;
+            return self.withdraw(&operation, store::NOT_STARTED, log).await;
         }
         let cancel = Cancel::new();
         let watcher = self.watch_cancel(op_id, cancel.clone());
@@ -282,7 +282,7 @@ impl<S: Stages> Runner<S> {
             return self.withdraw(op, reason, log).await;
         };
         if op.cancel_requested {
-            return self.withdraw(op, "cancelled before it started", log).await;
+            return self.withdraw(op, store::NOT_STARTED, log).await;
         }
         match policy {
             OnInterrupted::Resume => {

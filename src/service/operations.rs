@@ -8,14 +8,13 @@ use std::sync::Arc;
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::access::Caller;
-use super::access::Kind;
+use super::access::{Caller, Kind};
 use super::progress::{Observer, Progress, Silent};
 use super::provisions::{NewProvision, build};
 use super::requests::{Request, plan};
 use super::{Error, Service};
 use crate::engine::{Event, OnInterrupted, Params, ProvisionBody, State, owner};
-use crate::store;
+use crate::store::{self, OperationRow};
 
 /// How an operation this process started ended.
 #[derive(Debug)]
@@ -222,12 +221,23 @@ impl Service {
         }
         let op = self.store.operation(op.id)?;
         let mut log = self.operation_log(id, Box::new(Silent));
-        let result = if matches!(op.params, Params::AddIps { .. } | Params::RemoveIp { .. }) {
-            self.resume_public_ips(&op, &mut log).await.map(|_| State::Running)
-        } else {
-            self.runner()?.resume_one(&op, OnInterrupted::Fail, &mut log).await.map_err(Error::from)
-        };
+        let result = self.finish_taken_over(&op, OnInterrupted::Fail, &mut log).await;
         Ok(Cancelled::Failed { operation: op.id, state: Some(result.map_err(|e| e.to_string())) })
+    }
+
+    /// Finishes an operation this process took over from a dead owner: a public-IP change is
+    /// made again (it has no stage to fail into), any other is started, resumed or failed by
+    /// the runner under `policy`.
+    pub(super) async fn finish_taken_over(
+        self: &Arc<Self>,
+        op: &OperationRow,
+        policy: OnInterrupted,
+        log: &mut dyn crate::engine::Log,
+    ) -> Result<State, Error> {
+        if op.params.is_public_ip_change() {
+            return self.resume_public_ips(op, log).await.map(|_| State::Running);
+        }
+        Ok(self.runner()?.resume_one(op, policy, log).await?)
     }
 
     /// Takes over every operation whose process died and finishes it by `policy`. Public-IP
@@ -256,7 +266,7 @@ impl Service {
     ) -> Result<Vec<Resumed>, Error> {
         let mut done = Vec::new();
         for op in self.store.call(|s| s.running_operations()).await? {
-            if !matches!(op.params, Params::AddIps { .. } | Params::RemoveIp { .. }) {
+            if !op.params.is_public_ip_change() {
                 continue;
             }
             let previous = op.owner();

@@ -163,11 +163,7 @@ impl Service {
             }
             Work::TakenOver => {
                 let row = self.store.call(move |s| s.operation(op)).await?;
-                if matches!(row.params, Params::AddIps { .. } | Params::RemoveIp { .. }) {
-                    self.resume_public_ips(&row, &mut log).await?;
-                } else {
-                    self.runner()?.resume_one(&row, OnInterrupted::Resume, &mut log).await?;
-                }
+                self.finish_taken_over(&row, OnInterrupted::Resume, &mut log).await?;
             }
         }
         Ok(())

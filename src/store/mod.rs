@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
-pub use operations::{AttemptEnd, Metrics, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
+pub use operations::{AttemptEnd, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
 pub use secrets::{Rotation, RotationStep};

@@ -44,6 +44,9 @@ pub struct AttemptEnd {
     pub log_end: i64,
 }
 
+/// The `error` of an operation cancelled before any of its stages started: it ran nothing.
+pub const NOT_STARTED: &str = "cancelled before it started";
+
 const OPERATION_COLUMNS: &str = "id, provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, \
                                  cancel_requested, created_time, finished_time, error, queued, event";
 
@@ -215,9 +218,9 @@ impl Store {
             if op.queued {
                 tx.prepare_cached(
                     "UPDATE operations SET status = 'cancelled', cancel_requested = 1, queued = 0, finished_time = ?2,
-                            error = 'cancelled before it started' WHERE id = ?1",
+                            error = ?3 WHERE id = ?1",
                 )?
-                .execute(params![op.id, time])?;
+                .execute(params![op.id, time, NOT_STARTED])?;
             } else {
                 tx.prepare_cached("UPDATE operations SET cancel_requested = 1 WHERE id = ?1")?.execute([op.id])?;
             }
