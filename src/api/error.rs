@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::service::Error;
 use crate::service::auth::AuthError;
+use crate::service::{Error, ErrorContext};
 
 /// An error answer: a status, a message, and per-field messages when the input was wrong.
 #[derive(Debug)]
@@ -58,18 +58,20 @@ pub fn status(e: &Error) -> StatusCode {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
+        // OneForm's shapes where OneForm has one (the field map, a 405's data); formwork's
+        // typed context for everything else.
         let context = match &e {
-            Error::Invalid { fields, .. } if !fields.is_empty() => {
-                Some(Value::Object(fields.iter().map(|f| (f.field.clone(), json!(f.messages))).collect()))
+            Error::Invalid { fields, .. } => {
+                Value::Object(fields.iter().map(|f| (f.field.clone(), json!(f.messages))).collect())
             }
-            Error::NotAllowed { context, .. } => context.clone(),
-            _ => None,
+            Error::NotAllowed { context: Some(context), .. } => context.clone(),
+            _ => serde_json::to_value(e.context()).unwrap_or(Value::Null),
         };
         let status = status(&e);
         if status.is_server_error() {
             tracing::warn!(error = %e, "request failed");
         }
-        ApiError { status, message: e.to_string(), context }
+        ApiError { status, message: e.to_string(), context: Some(context) }
     }
 }
 
@@ -92,7 +94,14 @@ impl IntoResponse for AuthError {
             AuthError::Throttled { wait } => Some(wait.as_secs().max(1)),
             _ => None,
         };
-        let mut response = ApiError::new(self.status(), self.to_string()).into_response();
+        let context = match &self {
+            AuthError::Unavailable { .. } => {
+                ErrorContext::Upstream { system: crate::service::System::OpenNebula, provision_id: None, stage: None }
+            }
+            _ => ErrorContext::Forbidden,
+        };
+        let context = serde_json::to_value(context).ok();
+        let mut response = ApiError { status: self.status(), message: self.to_string(), context }.into_response();
         if let Some(seconds) = wait {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
         }

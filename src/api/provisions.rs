@@ -1,6 +1,7 @@
 //! `/api/v1/provisions`: OneForm's provision routes (§4.2), FireEdge's `add-host` and
-//! `remove-host`, and formwork's `cancel`, `operations` and `logs/stream`. Handlers read the
-//! request and call the service; every rule is the service's.
+//! `remove-host`, and formwork's `cancel`, `operations`, `events` (typed progress, polled or
+//! streamed) and `logs/stream`. Handlers read the request and call the service; every rule is
+//! the service's.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -21,7 +22,9 @@ use super::document::schema::{Envelope, ErrorBody};
 use super::document::wrap;
 use super::error::ApiError;
 use super::{ApiResult, State};
-use crate::service::{Caller, Change, Include, Kind, NewProvision, Request, State as ProvisionState, Update};
+use crate::service::{
+    Caller, Change, Events, Include, Kind, NewProvision, Operation, Request, State as ProvisionState, Update,
+};
 
 pub fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()
@@ -44,6 +47,8 @@ pub fn routes() -> OpenApiRouter<State> {
         .routes(routes!(logs_poll))
         .routes(routes!(logs_stream))
         .routes(routes!(operations))
+        .routes(routes!(events))
+        .routes(routes!(events_stream))
 }
 
 /// `?all&include_provider&include_sensitive` (OneForm reads `=true`).
@@ -483,11 +488,93 @@ async fn logs_stream(
 }
 
 #[utoipa::path(get, path = "/provisions/{id}/operations", tag = "provisions", params(("id" = i64, Path)),
-    responses((status = 200, description = "The provision's operations, newest first", body = Value)))]
+    responses((status = 200, description = "The provision's operations, newest first", body = Vec<Operation>)))]
 async fn operations(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
     Id(id): Id,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(serde_json::to_value(st.service.operations(&caller, id)?).map_err(crate::service::Error::from)?))
+) -> ApiResult<Json<Vec<Operation>>> {
+    Ok(Json(st.service.operations(&caller, id)?))
+}
+
+/// The most events one answer holds.
+const EVENTS_PAGE: usize = 500;
+
+/// `?operation=<id>&after=<event id>`: the events of one operation only, after a cursor
+/// (absent: from the first).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Cursor {
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+impl Cursor {
+    fn read(&self) -> Result<(Option<i64>, i64), ApiError> {
+        let number = |name: &str, text: &Option<String>| -> Result<Option<i64>, ApiError> {
+            match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) => t.parse::<i64>().map(Some).map_err(|_| ApiError::field(name, "must be an integer id")),
+            }
+        };
+        Ok((number("operation", &self.operation)?, number("after", &self.after)?.unwrap_or(0)))
+    }
+}
+
+#[utoipa::path(get, path = "/provisions/{id}/events", tag = "provisions", params(("id" = i64, Path), Cursor),
+    responses((status = 200, description = "The provision's progress events after the cursor (at most 500), oldest first, and the cursor to ask from next", body = Events)))]
+async fn events(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Id(id): Id,
+    Query(q): Query<Cursor>,
+) -> ApiResult<Json<Events>> {
+    let (operation, after) = q.read()?;
+    Ok(Json(st.service.events(&caller, id, operation, after, EVENTS_PAGE)?))
+}
+
+#[utoipa::path(get, path = "/provisions/{id}/events/stream", tag = "provisions", params(("id" = i64, Path), Cursor),
+    responses((status = 200, description = "Server-Sent Events: each progress event as it is stored, named by its type (state_changed, step, warning, failed), its id the cursor", content_type = "text/event-stream")))]
+async fn events_stream(
+    st: axum::extract::State<State>,
+    Extension(caller): Extension<Caller>,
+    Id(id): Id,
+    Query(q): Query<Cursor>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let (operation, after) = q.read()?;
+    // Checked before the stream starts, so a refusal is an answer, not an empty stream.
+    st.service.events(&caller, id, operation, after, 0)?;
+    let service = st.service.clone();
+    let stream =
+        futures_util::stream::unfold((service, after, Vec::<Event>::new()), move |(service, cursor, mut pending)| {
+            let caller = caller.clone();
+            async move {
+                loop {
+                    if let Some(event) = pending.pop() {
+                        return Some((Ok(event), (service, cursor, pending)));
+                    }
+                    match service.events(&caller, id, operation, cursor, EVENTS_PAGE) {
+                        Ok(page) if !page.events.is_empty() => {
+                            pending = page
+                                .events
+                                .iter()
+                                .rev()
+                                .map(|e| {
+                                    Event::default()
+                                        .event(e.event.name())
+                                        .id(e.id.to_string())
+                                        .data(serde_json::to_string(e).unwrap_or_default())
+                                })
+                                .collect();
+                            return Some((Ok(pending.pop().expect("not empty")), (service, page.next, pending)));
+                        }
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                        Err(_) => return None,
+                    }
+                }
+            }
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

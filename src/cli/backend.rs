@@ -1,8 +1,12 @@
-//! Where a command runs: here, through the service layer over this machine's data, or on a
-//! formwork server through its REST API (`--server URL` or `ONEFORM_URL`). Commands call the
-//! [`Backend`] and render what it answers; both sides answer the same types (served bodies as
-//! JSON values, [`Ran`], [`Started`], [`Shown`], …) and the same [`Error`] variants, so
-//! tables, `--json` and exit codes do not depend on where the work ran.
+//! Where a command runs: here, through the service layer over this machine's data ([`Local`]),
+//! or on a formwork server through its REST API ([`Client`], `--server URL` or `ONEFORM_URL`).
+//! Commands are written against the [`Backend`] trait, which both implement, so a command the
+//! CLI has here exists on the server too — parity is compiled, not only tested. Both answer the
+//! same types (served bodies as JSON values, [`Ran`], [`Started`], [`Shown`], …) and the same
+//! [`Error`] variants, so tables, `--json` and exit codes do not depend on where the work ran.
+//!
+//! `Local` stands for the service here: the commands on driver folders work without a database,
+//! so it opens the [`Drivers`] catalogue and the [`Service`] separately, each on first use.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -16,11 +20,68 @@ use crate::service::{
 };
 use crate::settings::{Flags, Settings};
 
-// One backend per process, made once: its size does not matter.
-#[allow(clippy::large_enum_variant)]
-pub enum Backend {
-    Local(Local),
-    Remote(Client),
+/// Where the commands of this process run.
+pub enum Chosen {
+    Local(Box<Local>),
+    Remote(Box<Client>),
+}
+
+/// A server if `--server` or `ONEFORM_URL` names one, else this machine.
+pub fn choose(server: Option<&str>, flags: Flags, env: &HashMap<String, String>) -> anyhow::Result<Chosen> {
+    match client::Config::resolve(server, env)? {
+        Some(config) => Ok(Chosen::Remote(Box::new(Client::new(&config)?))),
+        None => Ok(Chosen::Local(Box::new(Local::new(Settings::resolve(flags, env)?)))),
+    }
+}
+
+/// Everything a command asks of where it runs.
+pub(crate) trait Backend {
+    /// The local service, for what only makes sense on this machine's data; through a server
+    /// it is refused, naming the command.
+    fn local_only(&self, command: &str, why: &str) -> Result<&Arc<Service>, Error>;
+
+    /// Local only: a background resume of operations whose process died. A server resumes
+    /// its own.
+    fn adopt_orphans(&self) -> Result<Option<Orphans>, Error>;
+
+    /// Warnings about the driver folders (shadowed ones); a server logs its own.
+    fn driver_warnings(&self) -> Result<Vec<String>, Error>;
+
+    async fn drivers(&self, enabled_only: bool) -> Result<Vec<Value>, Error>;
+    async fn driver(&self, name: &str) -> Result<Value, Error>;
+    async fn sync_drivers(&self) -> Result<(Value, Result<(), Error>), Error>;
+    async fn set_driver_enabled(&self, name: &str, enable: bool) -> Result<DriverState, Error>;
+    async fn driver_schema(&self, name: &str, deployment: Option<&str>, connection: bool) -> Result<Value, Error>;
+    /// Values checked against a driver's deployment, with defaults filled.
+    async fn validate(&self, driver: &str, deployment: Option<&str>, values: &Value) -> Result<Value, Error>;
+
+    async fn create_provider(&self, new: &NewProvider) -> Result<Value, Error>;
+    async fn providers(&self) -> Result<Vec<Value>, Error>;
+    async fn provider(&self, id: i64, include_sensitive: bool) -> Result<Value, Error>;
+    async fn update_provider(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+        patch: &Value,
+    ) -> Result<Value, Error>;
+    async fn delete_provider(&self, id: i64) -> Result<(), Error>;
+
+    async fn provisions(&self, all: bool) -> Result<Vec<Value>, Error>;
+    async fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error>;
+    async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error>;
+    async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error>;
+    /// The last `last` lines of a provision's log (all with `None`) and the offset after them.
+    async fn log_tail(&self, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error>;
+    /// The lines after `pos`, the new offset, and whether an operation still runs.
+    async fn log_after(&self, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error>;
+
+    /// Creates a provision and runs it to its end (here, or followed on the server), or with
+    /// `detach` returns once it has started.
+    async fn create(&self, new: &NewProvision, detach: bool, observer: Box<dyn Observer>) -> Result<Started, Error>;
+    async fn request(&self, id: i64, request: &Request, observer: Box<dyn Observer>) -> Result<Ran, Error>;
+    async fn change_public_ips(&self, id: i64, change: Change, observer: Box<dyn Observer>) -> Result<u64, Error>;
+    async fn cancel(&self, id: i64) -> Result<Cancelled, Error>;
 }
 
 /// This machine's data, opened on first use: driver commands need no database.
@@ -32,40 +93,17 @@ pub struct Local {
     service: OnceLock<Arc<Service>>,
 }
 
-impl Backend {
-    /// A server if `--server` or `ONEFORM_URL` names one, else this machine.
-    pub fn choose(server: Option<&str>, flags: Flags, env: &HashMap<String, String>) -> anyhow::Result<Backend> {
-        match client::Config::resolve(server, env)? {
-            Some(config) => Ok(Backend::Remote(Client::new(&config)?)),
-            None => Ok(Backend::Local(Local::new(Settings::resolve(flags, env)?))),
-        }
+impl Backend for Local {
+    fn local_only(&self, _command: &str, _why: &str) -> Result<&Arc<Service>, Error> {
+        self.service()
     }
 
-    /// The local service, for what only makes sense on this machine's data; through a server
-    /// it is refused, naming the command.
-    pub fn local_only(&self, command: &str, why: &str) -> Result<&Arc<Service>, Error> {
-        match self {
-            Backend::Local(local) => local.service(),
-            Backend::Remote(client) => Err(Error::invalid(format!(
-                "`formwork {command}` does not run through a server ({}): {why}",
-                client.url()
-            ))),
-        }
+    fn adopt_orphans(&self) -> Result<Option<Orphans>, Error> {
+        self.service()?.adopt_orphans()
     }
 
-    /// Local only: a background resume of operations whose process died. A server resumes
-    /// its own.
-    pub fn adopt_orphans(&self) -> Result<Option<Orphans>, Error> {
-        match self {
-            Backend::Local(local) => local.service()?.adopt_orphans(),
-            Backend::Remote(_) => Ok(None),
-        }
-    }
-
-    /// Warnings about the driver folders (shadowed ones); the server logs its own.
-    pub fn driver_warnings(&self) -> Result<Vec<String>, Error> {
-        let Backend::Local(local) = self else { return Ok(Vec::new()) };
-        let shadowed = local.drivers()?.shadowed().iter().map(|s| {
+    fn driver_warnings(&self) -> Result<Vec<String>, Error> {
+        let shadowed = self.drivers()?.shadowed().iter().map(|s| {
             format!(
                 "driver '{}' at {} is shadowed by {} and is not used",
                 s.name,
@@ -76,180 +114,202 @@ impl Backend {
         Ok(shadowed.collect())
     }
 
-    pub async fn drivers(&self, enabled_only: bool) -> Result<Vec<Value>, Error> {
-        match self {
-            Backend::Local(local) => local.drivers()?.list(enabled_only)?.iter().map(to_value).collect(),
-            Backend::Remote(client) => client.drivers(enabled_only).await,
-        }
+    async fn drivers(&self, enabled_only: bool) -> Result<Vec<Value>, Error> {
+        self.drivers()?.list(enabled_only)?.iter().map(to_value).collect()
     }
 
-    pub async fn driver(&self, name: &str) -> Result<Value, Error> {
-        match self {
-            Backend::Local(local) => to_value(&local.drivers()?.show(name)?),
-            Backend::Remote(client) => client.driver(name).await,
-        }
+    async fn driver(&self, name: &str) -> Result<Value, Error> {
+        to_value(&self.drivers()?.show(name)?)
     }
 
-    pub async fn sync_drivers(&self) -> Result<(Value, Result<(), Error>), Error> {
-        match self {
-            Backend::Local(local) => {
-                let (report, outcome) = local.drivers()?.sync(&local.caller)?;
-                Ok((to_value(&report)?, outcome))
-            }
-            Backend::Remote(client) => client.sync_drivers().await,
-        }
+    async fn sync_drivers(&self) -> Result<(Value, Result<(), Error>), Error> {
+        let (report, outcome) = self.drivers()?.sync(&self.caller)?;
+        Ok((to_value(&report)?, outcome))
     }
 
-    pub async fn set_driver_enabled(&self, name: &str, enable: bool) -> Result<DriverState, Error> {
-        match self {
-            Backend::Local(local) => local.drivers()?.set_enabled(&local.caller, name, enable),
-            Backend::Remote(client) => client.set_driver_enabled(name, enable).await,
-        }
+    async fn set_driver_enabled(&self, name: &str, enable: bool) -> Result<DriverState, Error> {
+        self.drivers()?.set_enabled(&self.caller, name, enable)
     }
 
-    pub async fn driver_schema(&self, name: &str, deployment: Option<&str>, connection: bool) -> Result<Value, Error> {
-        match self {
-            Backend::Local(local) => local.drivers()?.schema(name, deployment, connection),
-            Backend::Remote(client) => client.driver_schema(name, deployment, connection).await,
-        }
+    async fn driver_schema(&self, name: &str, deployment: Option<&str>, connection: bool) -> Result<Value, Error> {
+        self.drivers()?.schema(name, deployment, connection)
     }
 
-    /// Values checked against a driver's deployment, with defaults filled.
-    pub async fn validate(&self, driver: &str, deployment: Option<&str>, values: &Value) -> Result<Value, Error> {
-        match self {
-            Backend::Local(local) => to_value(&local.drivers()?.validate(driver, deployment, values)?),
-            Backend::Remote(client) => client.validate(driver, deployment, values).await,
-        }
+    async fn validate(&self, driver: &str, deployment: Option<&str>, values: &Value) -> Result<Value, Error> {
+        to_value(&self.drivers()?.validate(driver, deployment, values)?)
     }
 
-    pub async fn create_provider(&self, new: &NewProvider) -> Result<Value, Error> {
-        match self {
-            Backend::Local(local) => Ok(local.service()?.create_provider_for(&local.caller, new)?.body),
-            Backend::Remote(client) => client.create_provider(new).await,
-        }
+    async fn create_provider(&self, new: &NewProvider) -> Result<Value, Error> {
+        Ok(self.service()?.create_provider_for(&self.caller, new)?.body)
     }
 
-    pub async fn providers(&self) -> Result<Vec<Value>, Error> {
-        match self {
-            Backend::Local(local) => {
-                Ok(local.service()?.providers_for(&local.caller, false)?.into_iter().map(|d| d.body).collect())
-            }
-            Backend::Remote(client) => client.providers().await,
-        }
+    async fn providers(&self) -> Result<Vec<Value>, Error> {
+        Ok(self.service()?.providers_for(&self.caller, false)?.into_iter().map(|d| d.body).collect())
     }
 
-    pub async fn provider(&self, id: i64, include_sensitive: bool) -> Result<Value, Error> {
-        match self {
-            Backend::Local(local) => Ok(local.service()?.provider_for(&local.caller, id, include_sensitive)?.body),
-            Backend::Remote(client) => client.provider(id, include_sensitive).await,
-        }
+    async fn provider(&self, id: i64, include_sensitive: bool) -> Result<Value, Error> {
+        Ok(self.service()?.provider_for(&self.caller, id, include_sensitive)?.body)
     }
 
-    pub async fn update_provider(
+    async fn update_provider(
         &self,
         id: i64,
         name: Option<&str>,
         description: Option<&str>,
         patch: &Value,
     ) -> Result<Value, Error> {
-        match self {
-            Backend::Local(local) => {
-                Ok(local.service()?.update_provider(&local.caller, id, name, description, patch)?.body)
-            }
-            Backend::Remote(client) => client.update_provider(id, name, description, patch).await,
-        }
+        Ok(self.service()?.update_provider(&self.caller, id, name, description, patch)?.body)
     }
 
-    pub async fn delete_provider(&self, id: i64) -> Result<(), Error> {
-        match self {
-            Backend::Local(local) => local.service()?.delete_provider(&local.caller, id),
-            Backend::Remote(client) => client.delete_provider(id).await,
-        }
+    async fn delete_provider(&self, id: i64) -> Result<(), Error> {
+        self.service()?.delete_provider(&self.caller, id)
     }
 
-    pub async fn provisions(&self, all: bool) -> Result<Vec<Value>, Error> {
-        match self {
-            Backend::Local(local) => local.service()?.provisions(&local.caller, all),
-            Backend::Remote(client) => client.provisions(all).await,
-        }
+    async fn provisions(&self, all: bool) -> Result<Vec<Value>, Error> {
+        self.service()?.provisions(&self.caller, all)
     }
 
-    pub async fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
-        match self {
-            Backend::Local(local) => local.service()?.provision(&local.caller, id, include_sensitive),
-            Backend::Remote(client) => client.provision(id, include_sensitive).await,
-        }
+    async fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
+        self.service()?.provision(&self.caller, id, include_sensitive)
     }
 
-    pub async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
-        match self {
-            Backend::Local(local) => Ok(local.service()?.update_provision(&local.caller, id, change).await?.body),
-            Backend::Remote(client) => client.update_provision(id, change).await,
-        }
+    async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
+        Ok(self.service()?.update_provision(&self.caller, id, change).await?.body)
     }
 
-    pub async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
-        match self {
-            Backend::Local(local) => local.service()?.delete_provision(&local.caller, id, force).await,
-            Backend::Remote(client) => client.delete_provision(id, force).await,
-        }
+    async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
+        self.service()?.delete_provision(&self.caller, id, force).await
     }
 
-    /// The last `last` lines of a provision's log (all with `None`) and the offset after them.
-    pub async fn log_tail(&self, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error> {
-        match self {
-            Backend::Local(local) => {
-                let (lines, pos) = local.service()?.log_tail(&local.caller, id, last)?;
-                Ok((lines.into_iter().map(log_line).collect(), pos))
-            }
-            Backend::Remote(client) => client.log_tail(id, last).await,
-        }
+    async fn log_tail(&self, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error> {
+        let (lines, pos) = self.service()?.log_tail(&self.caller, id, last)?;
+        Ok((lines.into_iter().map(log_line).collect(), pos))
     }
 
-    /// The lines after `pos`, the new offset, and whether an operation still runs.
-    pub async fn log_after(&self, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
-        match self {
-            Backend::Local(local) => {
-                let (lines, next, running) = local.service()?.log_after(&local.caller, id, pos)?;
-                Ok((lines.into_iter().map(log_line).collect(), next, running))
-            }
-            Backend::Remote(client) => client.log_after(id, pos).await,
-        }
+    async fn log_after(&self, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
+        let (lines, next, running) = self.service()?.log_after(&self.caller, id, pos)?;
+        Ok((lines.into_iter().map(log_line).collect(), next, running))
     }
 
-    /// Creates a provision and runs it to its end (here, or followed on the server), or with
-    /// `detach` returns once it has started.
-    pub async fn create(
+    async fn create(&self, new: &NewProvision, detach: bool, observer: Box<dyn Observer>) -> Result<Started, Error> {
+        self.service()?.create(&self.caller, new, detach, observer).await
+    }
+
+    async fn request(&self, id: i64, request: &Request, observer: Box<dyn Observer>) -> Result<Ran, Error> {
+        self.service()?.request(&self.caller, id, request, observer).await
+    }
+
+    async fn change_public_ips(&self, id: i64, change: Change, observer: Box<dyn Observer>) -> Result<u64, Error> {
+        self.service()?.change_public_ips(&self.caller, id, change, observer).await
+    }
+
+    async fn cancel(&self, id: i64) -> Result<Cancelled, Error> {
+        self.service()?.cancel(&self.caller, id).await
+    }
+}
+
+/// The REST client answers every command as the server runs it.
+impl Backend for Client {
+    fn local_only(&self, command: &str, why: &str) -> Result<&Arc<Service>, Error> {
+        Err(Error::invalid(format!("`formwork {command}` does not run through a server ({}): {why}", self.url())))
+    }
+
+    fn adopt_orphans(&self) -> Result<Option<Orphans>, Error> {
+        Ok(None)
+    }
+
+    fn driver_warnings(&self) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
+
+    async fn drivers(&self, enabled_only: bool) -> Result<Vec<Value>, Error> {
+        Client::drivers(self, enabled_only).await
+    }
+
+    async fn driver(&self, name: &str) -> Result<Value, Error> {
+        Client::driver(self, name).await
+    }
+
+    async fn sync_drivers(&self) -> Result<(Value, Result<(), Error>), Error> {
+        Client::sync_drivers(self).await
+    }
+
+    async fn set_driver_enabled(&self, name: &str, enable: bool) -> Result<DriverState, Error> {
+        Client::set_driver_enabled(self, name, enable).await
+    }
+
+    async fn driver_schema(&self, name: &str, deployment: Option<&str>, connection: bool) -> Result<Value, Error> {
+        Client::driver_schema(self, name, deployment, connection).await
+    }
+
+    async fn validate(&self, driver: &str, deployment: Option<&str>, values: &Value) -> Result<Value, Error> {
+        Client::validate(self, driver, deployment, values).await
+    }
+
+    async fn create_provider(&self, new: &NewProvider) -> Result<Value, Error> {
+        Client::create_provider(self, new).await
+    }
+
+    async fn providers(&self) -> Result<Vec<Value>, Error> {
+        Client::providers(self).await
+    }
+
+    async fn provider(&self, id: i64, include_sensitive: bool) -> Result<Value, Error> {
+        Client::provider(self, id, include_sensitive).await
+    }
+
+    async fn update_provider(
         &self,
-        new: &NewProvision,
-        detach: bool,
-        observer: Box<dyn Observer>,
-    ) -> Result<Started, Error> {
-        match self {
-            Backend::Local(local) => local.service()?.create(&Caller::local(), new, detach, observer).await,
-            Backend::Remote(client) => client.create(new, detach, observer).await,
-        }
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+        patch: &Value,
+    ) -> Result<Value, Error> {
+        Client::update_provider(self, id, name, description, patch).await
     }
 
-    pub async fn request(&self, id: i64, request: &Request, observer: Box<dyn Observer>) -> Result<Ran, Error> {
-        match self {
-            Backend::Local(local) => local.service()?.request(&Caller::local(), id, request, observer).await,
-            Backend::Remote(client) => client.request(id, request, observer).await,
-        }
+    async fn delete_provider(&self, id: i64) -> Result<(), Error> {
+        Client::delete_provider(self, id).await
     }
 
-    pub async fn change_public_ips(&self, id: i64, change: Change, observer: Box<dyn Observer>) -> Result<u64, Error> {
-        match self {
-            Backend::Local(local) => local.service()?.change_public_ips(&Caller::local(), id, change, observer).await,
-            Backend::Remote(client) => client.change_public_ips(id, change, observer).await,
-        }
+    async fn provisions(&self, all: bool) -> Result<Vec<Value>, Error> {
+        Client::provisions(self, all).await
     }
 
-    pub async fn cancel(&self, id: i64) -> Result<Cancelled, Error> {
-        match self {
-            Backend::Local(local) => local.service()?.cancel(&Caller::local(), id).await,
-            Backend::Remote(client) => client.cancel(id).await,
-        }
+    async fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
+        Client::provision(self, id, include_sensitive).await
+    }
+
+    async fn update_provision(&self, id: i64, change: &Update) -> Result<Value, Error> {
+        Client::update_provision(self, id, change).await
+    }
+
+    async fn delete_provision(&self, id: i64, force: bool) -> Result<(), Error> {
+        Client::delete_provision(self, id, force).await
+    }
+
+    async fn log_tail(&self, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error> {
+        Client::log_tail(self, id, last).await
+    }
+
+    async fn log_after(&self, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
+        Client::log_after(self, id, pos).await
+    }
+
+    async fn create(&self, new: &NewProvision, detach: bool, observer: Box<dyn Observer>) -> Result<Started, Error> {
+        Client::create(self, new, detach, observer).await
+    }
+
+    async fn request(&self, id: i64, request: &Request, observer: Box<dyn Observer>) -> Result<Ran, Error> {
+        Client::request(self, id, request, observer).await
+    }
+
+    async fn change_public_ips(&self, id: i64, change: Change, observer: Box<dyn Observer>) -> Result<u64, Error> {
+        Client::change_public_ips(self, id, change, observer).await
+    }
+
+    async fn cancel(&self, id: i64) -> Result<Cancelled, Error> {
+        Client::cancel(self, id).await
     }
 }
 

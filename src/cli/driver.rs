@@ -35,7 +35,7 @@ pub enum Command {
     },
 }
 
-pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: Command, backend: &impl Backend, out: &Output) -> anyhow::Result<()> {
     for warning in backend.driver_warnings()? {
         out.warn(&warning);
     }
@@ -66,7 +66,7 @@ fn is_broken(d: &Value) -> bool {
     d.get("deployment_confs").is_none()
 }
 
-async fn list(backend: &Backend, enabled_only: bool, out: &Output) -> anyhow::Result<()> {
+async fn list(backend: &impl Backend, enabled_only: bool, out: &Output) -> anyhow::Result<()> {
     let drivers = backend.drivers(enabled_only).await?;
     if out.json {
         return out.json(&drivers);
@@ -90,7 +90,7 @@ async fn list(backend: &Backend, enabled_only: bool, out: &Output) -> anyhow::Re
     out.text(&table(&["NAME", "STATE", "VERSION", "REGISTRY", "DEPLOYMENTS"], &rows))
 }
 
-async fn show(backend: &Backend, name: &str, out: &Output) -> anyhow::Result<()> {
+async fn show(backend: &impl Backend, name: &str, out: &Output) -> anyhow::Result<()> {
     let d = backend.driver(name).await?;
     if out.json {
         return out.json(&d);
@@ -207,7 +207,7 @@ fn describe_match(m: &Value) -> String {
     }
 }
 
-async fn sync(backend: &Backend, out: &Output) -> anyhow::Result<()> {
+async fn sync(backend: &impl Backend, out: &Output) -> anyhow::Result<()> {
     let (report, outcome) = backend.sync_drivers().await?;
     if out.json {
         out.json(&report)?;
@@ -226,7 +226,7 @@ async fn sync(backend: &Backend, out: &Output) -> anyhow::Result<()> {
     Ok(outcome?)
 }
 
-async fn toggle(backend: &Backend, name: &str, enable: bool, out: &Output) -> anyhow::Result<()> {
+async fn toggle(backend: &impl Backend, name: &str, enable: bool, out: &Output) -> anyhow::Result<()> {
     let state = backend.set_driver_enabled(name, enable).await?;
     if out.json {
         out.json(&json!({"name": name, "state": state}))

@@ -11,7 +11,7 @@ use crate::client::LogLine;
 const LAST: usize = 100;
 const POLL: Duration = Duration::from_millis(500);
 
-pub async fn run(backend: &Backend, id: i64, follow: bool, all: bool, out: &Output) -> anyhow::Result<()> {
+pub async fn run(backend: &impl Backend, id: i64, follow: bool, all: bool, out: &Output) -> anyhow::Result<()> {
     let (lines, mut pos) = backend.log_tail(id, if all { None } else { Some(LAST) }).await?;
     print(&lines, out)?;
     if !follow {

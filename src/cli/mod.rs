@@ -1,6 +1,6 @@
 //! The command line: argument definitions here, one file per subcommand group. Each command
 //! parses its arguments, calls its [`Backend`](backend::Backend) — the service layer here, or a
-//! formwork server with `--server URL` / `ONEFORM_URL` — and renders the answer (a table or
+//! formwork server with `--server URL` / `ONEFORM_URL`, both implementing that one trait — and renders the answer (a table or
 //! `--json` on stdout, progress and errors on stderr); no rule lives here, and nothing below the
 //! service is reached (`tests/tidy.rs` checks it). Commands return `anyhow::Result`; `main` prints the
 //! error and maps it to an exit code with [`service::Error::exit_code`](crate::service::Error::exit_code).
@@ -90,26 +90,30 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     match cli.command {
         // The server works on this machine's data, whatever ONEFORM_URL says.
         Command::Serve(args) => serve::run(args, Settings::resolve(flags, env)?),
-        Command::Driver(cmd) => on_backend(server, flags, env, async |b| driver::run(cmd, b, &out).await),
-        Command::Provider(cmd) => on_backend(server, flags, env, async |b| provider::run(cmd, b, &out).await),
-        Command::Provision(cmd) => on_backend(server, flags, env, async |b| provision::run(cmd, b, &out).await),
-        Command::Secrets(cmd) => on_backend(server, flags, env, async |b| secrets::run(cmd, b, &out).await),
+        command => {
+            // On this machine, or on the server `--server`/`ONEFORM_URL` names.
+            let chosen = backend::choose(server, flags, env)?;
+            let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            match chosen {
+                backend::Chosen::Local(local) => tokio.block_on(command.run(local.as_ref(), &out)),
+                backend::Chosen::Remote(client) => tokio.block_on(command.run(client.as_ref(), &out)),
+            }
+        }
     }
 }
 
-/// Runs a command on its backend (this machine, or the server `--server`/`ONEFORM_URL` names).
-fn on_backend(
-    server: Option<&str>,
-    flags: Flags,
-    env: &HashMap<String, String>,
-    command: impl AsyncFnOnce(&backend::Backend) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let backend = backend::Backend::choose(server, flags, env)?;
-    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    tokio.block_on(command(&backend))
-}
-
 impl Command {
+    /// Runs a command that works here or on a server on `backend`.
+    async fn run(self, backend: &impl backend::Backend, out: &output::Output) -> anyhow::Result<()> {
+        match self {
+            Command::Driver(cmd) => driver::run(cmd, backend, out).await,
+            Command::Provider(cmd) => provider::run(cmd, backend, out).await,
+            Command::Provision(cmd) => provision::run(cmd, backend, out).await,
+            Command::Secrets(cmd) => secrets::run(cmd, backend, out).await,
+            Command::Serve(_) => unreachable!("`serve` runs on this machine's data, outside any backend"),
+        }
+    }
+
     /// The command group, for the tracing span.
     fn name(&self) -> &'static str {
         match self {

@@ -45,7 +45,7 @@ pub enum Command {
     Delete { id: i64 },
 }
 
-pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: Command, backend: &impl Backend, out: &Output) -> anyhow::Result<()> {
     match cmd {
         Command::Create { driver, values, name, description } => {
             let connection = values.as_deref().map(read_values).transpose()?.unwrap_or_else(|| json!({}));

@@ -15,7 +15,7 @@ pub enum Command {
     Rotate,
 }
 
-pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: Command, backend: &impl Backend, out: &Output) -> anyhow::Result<()> {
     match cmd {
         Command::Rotate => {
             let service = backend.local_only("secrets rotate", "it re-seals this machine's database with a new key")?;

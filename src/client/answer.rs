@@ -1,12 +1,13 @@
 //! What the server's answers mean on this side: an error body `{err_code, message, context}`
-//! back to the [`Error`] variant the server answered from (so exit codes match the local
-//! ones), and operation records back to the service's [`Operation`] rows.
+//! back to the [`Error`] variant the server answered from, read from its typed `context`
+//! ([`ErrorContext`]) so exit codes match the local ones whatever the message says; a server
+//! that sends no such context (OneForm's own) is read by its HTTP status.
 
 use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::service::{Error, FieldError, Operation, System};
+use crate::service::{Error, ErrorContext, FieldError, System};
 
 /// OneForm's error body.
 #[derive(Debug, Deserialize)]
@@ -16,22 +17,42 @@ struct Body {
     context: Option<Value>,
 }
 
-/// The [`Error`] a non-2xx answer stands for: 400 and 413 invalid (fields from `context`),
-/// 401 and 403 forbidden, 404 not found, 405 not allowed or busy, 409 conflict, 502 the
-/// tools or OpenNebula failed, other 5xx internal.
+/// The [`Error`] a non-2xx answer stands for. With formwork's typed context, the variant it
+/// names; else by status: 400 and 413 invalid (fields from `context`), 401 and 403 forbidden,
+/// 404 not found, 405 not allowed, 409 conflict, 502 OpenNebula failed (as OneForm answers its
+/// RPC errors), other 5xx internal.
 pub fn error(status: StatusCode, bytes: &[u8]) -> Error {
     let (message, context) = match serde_json::from_slice::<Body>(bytes) {
         Ok(body) => (body.message, body.context),
         Err(_) => (unexpected(status, bytes), None),
     };
-    match status.as_u16() {
-        400 | 413 | 422 => Error::Invalid { fields: fields(context.as_ref()), message },
-        401 | 403 => Error::Forbidden { message },
-        404 => Error::NotFound { message },
-        405 => busy(&message, context.as_ref()).unwrap_or(Error::NotAllowed { message, context }),
-        409 => Error::Conflict { message },
-        502..=504 => Error::Upstream { system: system_of(&message), source: message.into() },
-        _ => Error::internal(message),
+    let typed = context.as_ref().and_then(|c| ErrorContext::deserialize(c).ok());
+    match (typed, status.as_u16()) {
+        (_, 400 | 413 | 422) => Error::Invalid { fields: fields(context.as_ref()), message },
+        (Some(typed), _) => from_context(typed, message),
+        (None, 401 | 403) => Error::Forbidden { message },
+        (None, 404) => Error::NotFound { message },
+        (None, 405) => Error::NotAllowed { message, context },
+        (None, 409) => Error::Conflict { message },
+        (None, 502..=504) => Error::Upstream { system: System::OpenNebula, source: message.into() },
+        (None, _) => Error::internal(message),
+    }
+}
+
+/// The variant a typed context names.
+fn from_context(typed: ErrorContext, message: String) -> Error {
+    match typed {
+        ErrorContext::NotFound => Error::NotFound { message },
+        ErrorContext::Invalid => Error::Invalid { message, fields: Vec::new() },
+        ErrorContext::Busy { provision_id, operation } => Error::Busy { provision_id, operation },
+        ErrorContext::NotAllowed => Error::NotAllowed { message, context: None },
+        ErrorContext::Forbidden => Error::Forbidden { message },
+        ErrorContext::Conflict => Error::Conflict { message },
+        // The cancel of an operation run here is this side's business; across the API it is
+        // the operation that ended so.
+        ErrorContext::Cancelled { .. } => Error::Upstream { system: System::Formwork, source: message.into() },
+        ErrorContext::Upstream { system, .. } => Error::Upstream { system, source: message.into() },
+        ErrorContext::Internal => Error::internal(message),
     }
 }
 
@@ -61,100 +82,6 @@ fn fields(context: Option<&Value>) -> Vec<FieldError> {
         .collect()
 }
 
-/// A 405 that says another operation is running is [`Error::Busy`] (exit 3), with the
-/// operation from `context.operation` if the server gave it, else read back from the message
-/// the service writes for a busy provision.
-fn busy(message: &str, context: Option<&Value>) -> Option<Error> {
-    if !message.contains(" is busy") {
-        return None;
-    }
-    let operation =
-        context.and_then(|c| c.get("operation")).and_then(operation).or_else(|| from_busy_message(message))?;
-    Some(Error::Busy { provision_id: operation.provision_id, operation: Box::new(operation) })
-}
-
-/// Reads `provision P is busy: operation O (KIND) is running in process PID since T; …`.
-fn from_busy_message(message: &str) -> Option<Operation> {
-    let rest = message.strip_prefix("provision ")?;
-    let (provision_id, rest) = rest.split_once(" is busy: operation ")?;
-    let (id, rest) = rest.split_once(" (")?;
-    let (kind, rest) = rest.split_once(") is running in process ")?;
-    let (pid, rest) = rest.split_once(" since ")?;
-    let since: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    operation(&serde_json::json!({
-        "id": id.parse::<i64>().ok()?,
-        "provision_id": provision_id.parse::<i64>().ok()?,
-        "kind": kind,
-        "status": "running",
-        "owner_pid": pid.parse::<i64>().ok()?,
-        "created_time": since.parse::<i64>().ok()?,
-    }))
-}
-
-/// An operation record as the server serves it (`GET /provisions/:id/operations`).
-#[derive(Debug, Deserialize)]
-struct Served {
-    id: i64,
-    provision_id: i64,
-    kind: String,
-    #[serde(default)]
-    params: Value,
-    status: String,
-    #[serde(default)]
-    owner_pid: i64,
-    #[serde(default)]
-    heartbeat_time: i64,
-    #[serde(default)]
-    cancel_requested: bool,
-    #[serde(default)]
-    created_time: i64,
-    #[serde(default)]
-    finished_time: Option<i64>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    queued: bool,
-    #[serde(default)]
-    event: Option<crate::engine::Event>,
-}
-
-/// An operation record as the service's row; `None` if it is not one. Parameters the client
-/// does not know are left out: the CLI shows only who runs what.
-pub fn operation(value: &Value) -> Option<Operation> {
-    let served: Served = serde_json::from_value(value.clone()).ok()?;
-    Some(Operation {
-        id: served.id,
-        provision_id: served.provision_id,
-        kind: served.kind,
-        params: serde_json::from_value(served.params).unwrap_or_default(),
-        status: crate::store::OperationStatus::parse(&served.status)?,
-        owner_pid: served.owner_pid,
-        // Who owns it on the server is the server's business; the token is not served.
-        owner_token: String::new(),
-        heartbeat_time: served.heartbeat_time,
-        cancel_requested: served.cancel_requested,
-        created_time: served.created_time,
-        finished_time: served.finished_time,
-        event: served.event,
-        error: served.error,
-        queued: served.queued,
-    })
-}
-
-/// Which system a failure named (the stage in `provision N: STAGE failed: …`), for
-/// [`Error::Upstream`]; nobody on this side branches on it, but it should not lie.
-pub fn system_of(message: &str) -> System {
-    let stage = message.split_once(": ").map_or(message, |(_, rest)| rest);
-    let stage = stage.split([' ', ':']).next().unwrap_or("");
-    match stage {
-        "INIT" | "PLANNING" | "APPLYING" | "SCALING" | "DEPROVISIONING" => System::Terraform,
-        "CONFIGURING_ONE" | "DEPROVISIONING_ONE" => System::OpenNebula,
-        "CONFIGURING_PROVISION" => System::Ansible,
-        _ if message.contains("OpenNebula") => System::OpenNebula,
-        _ => System::Formwork,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -166,7 +93,7 @@ mod tests {
     }
 
     #[test]
-    fn statuses_come_back_as_the_variants_they_were_answered_from() {
+    fn a_server_without_typed_context_is_read_by_status() {
         let invalid = answer(
             400,
             json!({"err_code": 400, "message": "values are wrong", "context": {"a": ["is missing"], "b": "too big"}}),
@@ -183,26 +110,39 @@ mod tests {
         assert!(matches!(answer(404, json!({"message": "no"})), Error::NotFound { .. }));
         assert!(matches!(answer(401, json!({"message": "Invalid credentials"})), Error::Forbidden { .. }));
         assert!(matches!(answer(403, json!({"message": "not oneadmin"})), Error::Forbidden { .. }));
-        assert!(matches!(answer(405, json!({"message": "provision 1 is RUNNING"})), Error::NotAllowed { .. }));
+        assert!(matches!(answer(405, json!({"message": "provision 1 is busy"})), Error::NotAllowed { .. }));
         assert!(matches!(answer(409, json!({"message": "changed"})), Error::Conflict { .. }));
         assert!(matches!(answer(500, json!({"message": "db"})), Error::Internal { .. }));
-        let upstream = answer(502, json!({"message": "provision 3: CONFIGURING_PROVISION failed: boom"}));
-        assert!(matches!(upstream, Error::Upstream { system: System::Ansible, .. }), "{upstream:?}");
-        assert_eq!(upstream.to_string(), "provision 3: CONFIGURING_PROVISION failed: boom");
+        let rpc = answer(502, json!({"message": "[one.host.info] Error getting host 3"}));
+        assert!(matches!(rpc, Error::Upstream { system: System::OpenNebula, .. }), "{rpc:?}");
         let html = error(StatusCode::BAD_GATEWAY, b"<html>proxy down</html>");
         assert!(html.to_string().contains("HTTP 502 Bad Gateway: <html>proxy down"), "{html}");
     }
 
     #[test]
-    fn a_busy_answer_exits_3_with_the_operation_read_back() {
-        let message = "provision 4 is busy: operation 9 (scale) is running in process 77 since 1700000000; wait for it";
-        let busy = answer(405, json!({"err_code": 405, "message": message}));
+    fn typed_context_decides_the_variant_whatever_the_message_says() {
+        let op = json!({"id": 9, "provision_id": 4, "kind": "scale", "status": "running", "queued": false,
+                        "cancel_requested": false, "started": true, "owner_pid": 77, "created_time": 1700000000,
+                        "heartbeat_time": 1700000001, "finished_time": null, "error": null, "stage": null, "system": null});
+        let busy = answer(
+            405,
+            json!({"err_code": 405, "message": "la provision est occupée",
+                                      "context": {"error": "busy", "provision_id": 4, "operation": op}}),
+        );
         let Error::Busy { provision_id, operation } = &busy else { panic!("{busy:?}") };
         assert_eq!((*provision_id, operation.id, operation.kind.as_str(), operation.owner_pid), (4, 9, "scale", 77));
-        assert_eq!(busy.to_string().split(';').next(), message.split(';').next(), "shown as the server said it");
         assert_eq!(busy.exit_code(), crate::service::exit::BUSY);
-        let op = json!({"id": 2, "provision_id": 5, "kind": "create", "status": "running", "owner_pid": 1, "created_time": 3});
-        let from_context = answer(405, json!({"message": "provision 5 is busy", "context": {"operation": op}}));
-        assert!(matches!(from_context, Error::Busy { provision_id: 5, .. }), "{from_context:?}");
+        let failed = answer(
+            502,
+            json!({"message": "quelque chose", "context": {"error": "upstream", "system": "ansible",
+                                                                              "provision_id": 3, "stage": "CONFIGURING_PROVISION"}}),
+        );
+        assert!(matches!(failed, Error::Upstream { system: System::Ansible, .. }), "{failed:?}");
+        assert_eq!(failed.to_string(), "quelque chose", "shown as the server said it");
+        let missing = answer(500, json!({"message": "x", "context": {"error": "not_found"}}));
+        assert!(matches!(missing, Error::NotFound { .. }), "the context wins over the status: {missing:?}");
+        let unmanaged = answer(405, json!({"message": "x", "context": {"hosts": [1]}}));
+        let Error::NotAllowed { context: Some(context), .. } = &unmanaged else { panic!("{unmanaged:?}") };
+        assert_eq!(context["hosts"], json!([1]), "OneForm's data context is kept");
     }
 }

@@ -1,23 +1,23 @@
 //! Long operations the server runs: the request is answered at once (201 for a create, 204
 //! for the rest) and the server works on. The client then follows the operation as the local
-//! CLI watches its own: it reads the provision's log from where it stood before the request
-//! (`GET /provisions/:id/logs/poll?pos=`) and turns its state changes and warnings into
-//! [`Progress`] for the caller's [`Observer`], and reads the operation's record
-//! (`GET /provisions/:id/operations`) until it has ended; the answer is then what the local
-//! operation answers ([`Ran`], the public-IP count, …).
+//! CLI watches its own: it finds the operation the request started in the provision's
+//! operation records (`GET /provisions/:id/operations`), passes the progress events the
+//! operation stores (`GET /provisions/:id/events?operation=`) to the caller's [`Observer`],
+//! and reads the record until it has ended; the answer is then what the local operation
+//! answers ([`Ran`], the public-IP count, …). Everything is read from typed fields
+//! ([`Operation`], [`ProgressEvent`]); no message is parsed.
 //!
-//! The log is the only progress the REST API serves (OneForm's `/logs/poll` and formwork's
-//! `/logs/stream` both carry `{level, text}` lines), so state changes are read from the line
-//! the engine writes for each (`State changed from A to B`), the same text OneForm writes.
+//! [`ProgressEvent`]: crate::service::ProgressEvent
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Client, answer, unwrap_document};
+use super::{Client, unwrap_document};
 use crate::service::{
-    Cancelled, Change, Error, NewProvision, Observer, Progress, Ran, Request, Started, State, System,
+    Cancelled, Change, Error, Events, NewProvision, Observer, Operation, OperationStatus, Progress, Ran, Request,
+    Started, State, System,
 };
 
 /// How long an accepted request may show no operation before the client gives up following:
@@ -37,29 +37,6 @@ pub struct LogLine {
 struct Poll {
     pos: u64,
     lines: Vec<LogLine>,
-}
-
-/// The `error` of an operation the server closed while it waited in its queue.
-const WITHDRAWN: &str = "cancelled before it started";
-
-/// The part of an operation record the follower reads.
-#[derive(Debug, Clone, Deserialize)]
-struct Record {
-    id: i64,
-    status: String,
-    #[serde(default)]
-    owner_pid: i64,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    error: Option<String>,
-}
-
-impl Record {
-    /// Whether the operation has ended (anything else — running, queued — goes on).
-    fn has_ended(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled" | "interrupted")
-    }
 }
 
 impl Client {
@@ -90,7 +67,7 @@ impl Client {
         let name = created["name"].as_str().unwrap_or_default().to_string();
         let driver = created["driver"].as_str().unwrap_or(&new.driver).to_string();
         observer.observe(id, Progress::Created { name, driver });
-        Ok(Started::Ran(self.follow(id, None, 0, observer).await?))
+        Ok(Started::Ran(self.follow(id, None, observer).await?))
     }
 
     /// A request on an existing provision (scale, deprovision, retry, recover), followed to
@@ -114,12 +91,12 @@ impl Client {
     /// `POST /provisions/:id/cancel`; then the operation is read again: one the server closed
     /// at once had waited in its queue and ran nothing.
     pub async fn cancel(&self, id: i64) -> Result<Cancelled, Error> {
-        let running = self.records(id).await?.into_iter().find(|op| !op.has_ended());
+        let running = self.records(id).await?.into_iter().find(|op| !op.status.has_ended());
         self.post(&format!("/provisions/{id}/cancel"), &json!({})).await?;
         let op =
             running.ok_or_else(|| Error::not_allowed(format!("provision {id} has no running operation to cancel")))?;
         let after = self.records(id).await?.into_iter().find(|r| r.id == op.id);
-        if after.is_some_and(|r| r.status == "cancelled" && r.error.as_deref() == Some(WITHDRAWN)) {
+        if after.is_some_and(|r| r.status == OperationStatus::Cancelled && !r.started) {
             return Ok(Cancelled::Withdrawn { operation: op.id, kind: op.kind });
         }
         Ok(Cancelled::Requested { operation: op.id, kind: op.kind, owner_pid: op.owner_pid })
@@ -130,7 +107,7 @@ impl Client {
         let mut lines = Vec::new();
         let mut pos = 0;
         loop {
-            let poll = self.poll(id, Some(pos)).await?;
+            let poll = self.poll(id, pos).await?;
             let done = poll.lines.is_empty() || poll.pos == pos;
             lines.extend(poll.lines);
             pos = poll.pos;
@@ -146,21 +123,20 @@ impl Client {
 
     /// The lines after offset `pos`, the new offset, and whether an operation still runs.
     pub async fn log_after(&self, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
-        let poll = self.poll(id, Some(pos)).await?;
-        let running = self.records(id).await?.iter().any(|op| !op.has_ended());
+        let poll = self.poll(id, pos).await?;
+        let running = self.records(id).await?.iter().any(|op| !op.status.has_ended());
         Ok((poll.lines, poll.pos, running))
     }
 
-    async fn poll(&self, id: i64, pos: Option<u64>) -> Result<Poll, Error> {
-        let query = pos.map(|p| format!("?pos={p}")).unwrap_or_default();
-        let answer = self.get(&format!("/provisions/{id}/logs/poll{query}")).await?;
+    async fn poll(&self, id: i64, pos: u64) -> Result<Poll, Error> {
+        let answer = self.get(&format!("/provisions/{id}/logs/poll?pos={pos}")).await?;
         serde_json::from_value(answer).map_err(|e| {
             Error::internal(format!("the formwork server answered a log poll that is not {{pos, lines}}: {e}"))
         })
     }
 
     /// The provision's operations, newest first.
-    async fn records(&self, id: i64) -> Result<Vec<Record>, Error> {
+    pub(super) async fn records(&self, id: i64) -> Result<Vec<Operation>, Error> {
         let answer = self.get(&format!("/provisions/{id}/operations")).await?;
         serde_json::from_value(answer).map_err(|e| {
             Error::internal(format!("the formwork server answered an operation list that is not one: {e}"))
@@ -170,66 +146,56 @@ impl Client {
     /// Sends `POST /provisions/:id/<action>` and follows the operation it starts.
     async fn start(&self, id: i64, action: &str, body: &Value, observer: Box<dyn Observer>) -> Result<Ran, Error> {
         let newest = self.records(id).await?.first().map(|op| op.id);
-        // Where the log ends now: the operation's lines come after. A provision without a log
-        // yet starts at its beginning.
-        let pos = match self.poll(id, None).await {
-            Ok(poll) => poll.pos,
-            Err(Error::NotFound { .. }) => 0,
-            Err(e) => return Err(e),
-        };
         self.post(&format!("/provisions/{id}/{action}"), body).await?;
-        self.follow(id, newest, pos, observer).await
+        self.follow(id, newest, observer).await
     }
 
-    /// Follows the first operation on provision `id` newer than `after` to its end, reporting
-    /// the log's progress from `pos`; returns how it ended.
-    async fn follow(
-        &self,
-        id: i64,
-        after: Option<i64>,
-        mut pos: u64,
-        observer: Box<dyn Observer>,
-    ) -> Result<Ran, Error> {
-        let mut watch = Watch { id, observer, since: Instant::now() };
+    /// Follows the first operation on provision `id` newer than `after` to its end, passing
+    /// its progress events on; returns how it ended.
+    async fn follow(&self, id: i64, after: Option<i64>, mut observer: Box<dyn Observer>) -> Result<Ran, Error> {
         let asked = Instant::now();
+        let mut cursor = 0;
         let ended = loop {
-            pos = self.report(&mut watch, pos).await?;
             let records = self.records(id).await?;
             let ours = records.into_iter().filter(|op| after.is_none_or(|a| op.id > a)).min_by_key(|op| op.id);
             match ours {
-                Some(op) if op.has_ended() => break op,
+                Some(op) => {
+                    cursor = self.report(id, op.id, cursor, observer.as_mut()).await?;
+                    if op.status.has_ended() {
+                        // What it reported between the last read and its end.
+                        self.report(id, op.id, cursor, observer.as_mut()).await?;
+                        break op;
+                    }
+                }
                 None if asked.elapsed() > NO_OPERATION => {
                     return Err(Error::internal(format!(
-                        "the server accepted the request but started no operation on provision {id} within {}; see `formwork provision show {id}`",
+                        "the server accepted the request but started no operation on provision {id} within {}",
                         crate::units::duration(NO_OPERATION)
                     )));
                 }
-                _ => tokio::time::sleep(self.poll).await,
+                None => {}
             }
+            tokio::time::sleep(self.poll).await;
         };
-        self.report(&mut watch, pos).await?;
         let provision = self.provision_body(id, false).await?;
         let result = outcome(&ended, &provision);
         Ok(Ran { id, provision, result })
     }
 
-    /// Reports every complete line after `pos`; returns the new offset.
-    async fn report(&self, watch: &mut Watch, mut pos: u64) -> Result<u64, Error> {
+    /// Passes on every event of operation `op` after `cursor`; returns the new cursor.
+    async fn report(&self, id: i64, op: i64, mut cursor: i64, observer: &mut dyn Observer) -> Result<i64, Error> {
         loop {
-            let poll = match self.poll(watch.id, Some(pos)).await {
-                Ok(poll) => poll,
-                // No log yet: nothing to report.
-                Err(Error::NotFound { .. }) => return Ok(pos),
-                Err(e) => return Err(e),
-            };
-            let more = !poll.lines.is_empty() && poll.pos > pos;
-            for line in &poll.lines {
-                watch.line(line);
+            let answer = self.get(&format!("/provisions/{id}/events?operation={op}&after={cursor}")).await?;
+            let page: Events = serde_json::from_value(answer).map_err(|e| {
+                Error::internal(format!("the formwork server answered an event list that is not {{events, next}}: {e}"))
+            })?;
+            if page.events.is_empty() || page.next <= cursor {
+                return Ok(cursor);
             }
-            pos = poll.pos;
-            if !more {
-                return Ok(pos);
+            for event in page.events {
+                observer.observe(id, event.event.into_progress());
             }
+            cursor = page.next;
         }
     }
 }
@@ -262,17 +228,20 @@ fn route(request: &Request) -> (&'static str, Value) {
 }
 
 /// How an ended operation ended, as the local operation's result.
-fn outcome(op: &Record, provision: &Value) -> Result<State, Error> {
-    let message = || op.error.clone().unwrap_or_else(|| format!("operation {} ({}) {}", op.id, op.kind, op.status));
-    match op.status.as_str() {
-        "succeeded" => {
+fn outcome(op: &Operation, provision: &Value) -> Result<State, Error> {
+    let message =
+        || op.error.clone().unwrap_or_else(|| format!("operation {} ({}) {}", op.id, op.kind, op.status.as_str()));
+    match op.status {
+        OperationStatus::Succeeded => {
             let state = provision["state"].as_str().unwrap_or_default();
             State::parse(state)
                 .ok_or_else(|| Error::internal(format!("the formwork server served an unknown state '{state}'")))
         }
-        "failed" => Err(Error::Upstream { system: answer::system_of(&message()), source: message().into() }),
-        "cancelled" => Err(Error::Upstream { system: System::Formwork, source: message().into() }),
-        _ => Err(Error::internal(format!(
+        OperationStatus::Failed => {
+            Err(Error::Upstream { system: op.system.unwrap_or(System::Formwork), source: message().into() })
+        }
+        OperationStatus::Cancelled => Err(Error::Upstream { system: System::Formwork, source: message().into() }),
+        OperationStatus::Running | OperationStatus::Interrupted => Err(Error::internal(format!(
             "operation {} ({}) was interrupted on the server: {}; the server finishes it when it starts again",
             op.id,
             op.kind,
@@ -281,82 +250,9 @@ fn outcome(op: &Record, provision: &Value) -> Result<State, Error> {
     }
 }
 
-/// Log lines turned into the progress a local operation reports.
-struct Watch {
-    id: i64,
-    observer: Box<dyn Observer>,
-    /// When the current state was entered (as seen from here).
-    since: Instant,
-}
-
-impl Watch {
-    fn line(&mut self, line: &LogLine) {
-        let text = message(&line.text);
-        match line.level.as_str() {
-            "info" => {
-                if let Some((from, to)) = state_change(text) {
-                    let took = self.since.elapsed();
-                    self.since = Instant::now();
-                    self.observer.observe(self.id, Progress::StateChanged { from, to, took });
-                }
-            }
-            "warning" => self.observer.observe(self.id, Progress::Warning(text.to_string())),
-            _ => {}
-        }
-    }
-}
-
-/// A log line's message: the text after its `[X] ` marker (OneForm's line format puts the
-/// date first).
-fn message(text: &str) -> &str {
-    ["[D] ", "[I] ", "[W] ", "[E] "]
-        .iter()
-        .filter_map(|m| text.find(m).map(|at| &text[at + m.len()..]))
-        .next()
-        .unwrap_or(text)
-}
-
-/// `State changed from A to B`.
-fn state_change(text: &str) -> Option<(State, State)> {
-    let (from, to) = text.strip_prefix("State changed from ")?.split_once(" to ")?;
-    Some((State::parse(from.trim())?, State::parse(to.trim())?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn state_changes_and_warnings_are_read_from_log_lines() {
-        let line = |level: &str, text: &str| LogLine { level: level.into(), text: text.into() };
-        assert_eq!(
-            message("Mon Feb 03 06:02:30 2025 [I] State changed from INIT to PLANNING"),
-            "State changed from INIT to PLANNING"
-        );
-        assert_eq!(state_change("State changed from INIT to PLANNING"), Some((State::Init, State::Planning)));
-        assert_eq!(state_change("State changed from INIT to NOWHERE"), None);
-        #[derive(Clone, Default)]
-        struct Heard(std::sync::Arc<std::sync::Mutex<Vec<Progress>>>);
-        impl Observer for Heard {
-            fn observe(&mut self, _: i64, p: Progress) {
-                self.0.lock().unwrap().push(p);
-            }
-        }
-        let heard = Heard::default();
-        let mut watch = Watch { id: 1, observer: Box::new(heard.clone()), since: Instant::now() };
-        for l in [
-            line("info", "Mon Feb 03 06:02:30 2025 [I] Provision 'x' allocated"),
-            line("info", "Mon Feb 03 06:02:30 2025 [I] State changed from PENDING to INIT"),
-            line("error", "Mon Feb 03 06:02:31 2025 [E] tool stderr"),
-            line("warning", "Mon Feb 03 06:02:31 2025 [W] slow host"),
-        ] {
-            watch.line(&l);
-        }
-        let heard = heard.0.lock().unwrap().clone();
-        assert_eq!(heard.len(), 2, "{heard:?}");
-        assert!(matches!(heard[0], Progress::StateChanged { from: State::Pending, to: State::Init, .. }));
-        assert_eq!(heard[1], Progress::Warning("slow host".into()));
-    }
 
     #[test]
     fn requests_become_oneform_routes() {

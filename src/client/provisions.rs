@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Client, answer, unwrap_document, unwrap_documents};
+use super::{Client, unwrap_document, unwrap_documents};
 use crate::service::{Error, NewProvision, Shown, Update};
 
 pub(super) const BODY: &str = "PROVISION_BODY";
@@ -26,13 +26,7 @@ impl Client {
     /// `GET /provisions/:id` and the operation running on it, if any.
     pub async fn provision(&self, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
         let provision = self.provision_body(id, include_sensitive).await?;
-        let operations = self.get(&format!("/provisions/{id}/operations")).await?;
-        let running = operations
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|op| op["status"] == "running")
-            .find_map(answer::operation);
+        let running = self.records(id).await?.into_iter().find(|op| !op.status.has_ended());
         Ok(Shown { provision, running })
     }
 

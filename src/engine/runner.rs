@@ -118,6 +118,27 @@ pub enum Error {
     NotStarted { provision_id: i64, operation: i64, state: State, reason: String },
 }
 
+impl Error {
+    /// The provision the error is about, when it is about one.
+    pub fn provision_id(&self) -> Option<i64> {
+        match self {
+            Error::Store(_) => None,
+            Error::Illegal { provision_id, .. }
+            | Error::StageFailed { provision_id, .. }
+            | Error::Cancelled { provision_id, .. }
+            | Error::NotStarted { provision_id, .. } => Some(*provision_id),
+        }
+    }
+
+    /// The stage that failed or was cancelled.
+    pub fn stage(&self) -> Option<&'static str> {
+        match self {
+            Error::StageFailed { stage, .. } | Error::Cancelled { stage, .. } => Some(stage),
+            Error::Store(_) | Error::Illegal { .. } | Error::NotStarted { .. } => None,
+        }
+    }
+}
+
 /// What `resume` does with an operation whose process died.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnInterrupted {

@@ -297,10 +297,36 @@ impl Service {
         Ok(std::fs::metadata(self.settings.log_path(id)).map(|m| m.len()).unwrap_or(0))
     }
 
+    /// At most `limit` progress events of a provision after the cursor `after` (of
+    /// `operation` only, when given), and the cursor to ask from next.
+    pub fn events(
+        &self,
+        caller: &Caller,
+        id: i64,
+        operation: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<super::Events, Error> {
+        self.may_use(caller, Kind::Provision, id)?;
+        let rows = self.store.events(id, operation, after, limit)?;
+        let next = rows.last().map_or(after, |row| row.id);
+        let events = rows.into_iter().filter_map(super::ProgressEvent::from_row).collect();
+        Ok(super::Events { events, next })
+    }
+
     /// A provision's operations, newest first.
     pub fn operations(&self, caller: &Caller, id: i64) -> Result<Vec<super::Operation>, Error> {
         self.may_use(caller, Kind::Provision, id)?;
-        let mut ops = self.store.operations(id)?;
+        let mut last_stage = std::collections::HashMap::new();
+        for attempt in self.store.attempts(id)? {
+            last_stage.insert(attempt.operation_id, attempt.stage);
+        }
+        let mut ops: Vec<_> = self
+            .store
+            .operations(id)?
+            .iter()
+            .map(|row| super::Operation::from_row(row, last_stage.get(&row.id).map(String::as_str)))
+            .collect();
         ops.sort_by_key(|op| std::cmp::Reverse(op.id));
         Ok(ops)
     }

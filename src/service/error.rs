@@ -3,6 +3,7 @@
 //! wrong and what to do next. Lower modules keep their own errors; `From` impls here decide,
 //! in one place, which outcome each of their variants is.
 
+use super::wire::{ErrorContext, Operation};
 use crate::engine::{self, System};
 use crate::store::{self, OperationRow};
 use crate::{driver, one, settings};
@@ -25,10 +26,10 @@ pub enum Error {
     Invalid { message: String, fields: Vec<FieldError> },
     /// Another operation is running on the provision; nothing was done.
     #[error(
-        "provision {provision_id} is busy: operation {} ({}) is running in process {} since {}; wait for it (`formwork provision logs {provision_id} --follow`) or stop it (`formwork provision cancel {provision_id}`)",
+        "provision {provision_id} is busy: operation {} ({}) is running in process {} since {}; wait for it to end, or cancel it",
         operation.id, operation.kind, operation.owner_pid, operation.created_time
     )]
-    Busy { provision_id: i64, operation: Box<OperationRow> },
+    Busy { provision_id: i64, operation: Box<Operation> },
     /// The request is valid but not in the state the object is in (OneForm's 405);
     /// `context` holds what stands in the way when it is data (e.g. unmanaged VMs).
     #[error("{message}")]
@@ -88,6 +89,36 @@ impl Error {
         Error::Invalid { message: format!("{headline}:\n{}", errors.to_string().trim_end()), fields }
     }
 
+    /// Another operation (`running`) stands in the way on provision `provision_id`.
+    pub fn busy(provision_id: i64, running: &OperationRow) -> Error {
+        Error::Busy { provision_id, operation: Box::new(Operation::from_row(running, None)) }
+    }
+
+    /// The structured `context` of this outcome, for API clients to branch on (a field error's
+    /// context is OneForm's field map instead, and a 405 with data keeps its data).
+    pub fn context(&self) -> ErrorContext {
+        match self {
+            Error::NotFound { .. } => ErrorContext::NotFound,
+            Error::Invalid { .. } => ErrorContext::Invalid,
+            Error::NotAllowed { .. } => ErrorContext::NotAllowed,
+            Error::Busy { provision_id, operation } => {
+                ErrorContext::Busy { provision_id: *provision_id, operation: operation.clone() }
+            }
+            Error::Forbidden { .. } => ErrorContext::Forbidden,
+            Error::Conflict { .. } => ErrorContext::Conflict,
+            Error::Cancelled { source } => ErrorContext::Cancelled { provision_id: source.provision_id() },
+            Error::Upstream { system, source } => {
+                let stage = source.downcast_ref::<engine::Error>();
+                ErrorContext::Upstream {
+                    system: *system,
+                    provision_id: stage.and_then(engine::Error::provision_id),
+                    stage: stage.and_then(engine::Error::stage).map(str::to_owned),
+                }
+            }
+            Error::Internal { .. } => ErrorContext::Internal,
+        }
+    }
+
     /// The process exit code for this outcome; the API maps the same variants to statuses.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -108,7 +139,7 @@ impl From<store::Error> for Error {
     fn from(e: store::Error) -> Error {
         match e {
             store::Error::NotFound { .. } => Error::not_found(e.to_string()),
-            store::Error::Busy { provision_id, operation } => Error::Busy { provision_id, operation },
+            store::Error::Busy { provision_id, operation } => Error::busy(provision_id, &operation),
             store::Error::Conflict { .. } | store::Error::Stale { .. } => Error::Conflict { message: e.to_string() },
             store::Error::InUse { .. } => Error::not_allowed(e.to_string()),
             store::Error::Open { .. }

@@ -21,6 +21,7 @@ mod public_ips;
 mod queue;
 mod requests;
 mod secrets;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,6 @@ pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, Syn
 pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
 pub use crate::stages::{FormApi, FormServer};
-pub use crate::store::OperationRow as Operation;
 pub use access::{Caller, Kind, Mode, ONEADMIN_GROUP, Ownership, Right};
 pub use documents::{Document, Include, Metrics};
 pub use drivers::{Drivers, Validated};
@@ -42,6 +42,7 @@ pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
 pub use public_ips::Change;
 pub use requests::Request;
 pub use secrets::Rotation;
+pub use wire::{ErrorContext, Events, Operation, OperationStatus, ProgressEvent, Reported};
 
 use crate::driver::Catalog;
 use crate::engine::{Runner, owner};
@@ -159,18 +160,27 @@ impl Service {
         uri.and_then(|u| u.host().map(str::to_owned)).unwrap_or_else(|| "127.0.0.1".to_owned())
     }
 
-    /// Opens a provision's log with every secret it may see masked.
-    fn log(&self, provision_id: i64) -> Result<ProvisionLog, Error> {
+    /// Every secret a provision's operations may see, as a masker.
+    fn masker(&self, provision_id: i64) -> Result<Masker, Error> {
         let row = self.store.provision(provision_id)?;
         let provider = self.store.provider(row.provider_id)?;
         let mut secrets = crate::driver::input::connection(&provider.body).1;
         secrets.extend(row.body.sensitive_texts());
-        ProvisionLog::open(&self.settings.log_path(provision_id), Masker::new(secrets)).map_err(Error::internal)
+        Ok(Masker::new(secrets))
     }
 
-    /// The log an operation on `provision_id` writes to, reporting to `observer`; a log file
-    /// that cannot be opened is reported and the operation goes on with the observer only.
-    fn operation_log(&self, provision_id: i64, mut observer: Box<dyn Observer>) -> progress::OperationLog {
+    /// Opens a provision's log with every secret it may see masked.
+    fn log(&self, provision_id: i64) -> Result<ProvisionLog, Error> {
+        ProvisionLog::open(&self.settings.log_path(provision_id), self.masker(provision_id)?).map_err(Error::internal)
+    }
+
+    /// The log an operation on `provision_id` writes to, reporting to `observer` and to the
+    /// provision's stored progress events (both masked); a log file that cannot be opened is
+    /// reported and the operation goes on with the observer and the events only.
+    fn operation_log(&self, provision_id: i64, observer: Box<dyn Observer>) -> progress::OperationLog {
+        let masker = self.masker(provision_id).unwrap_or_default();
+        let mut observer: Box<dyn Observer> =
+            Box::new(progress::Recording::new(Arc::clone(&self.store), masker, observer));
         match self.log(provision_id) {
             Ok(log) => progress::OperationLog::new(provision_id, log, observer),
             Err(e) => {

@@ -106,7 +106,7 @@ impl Service {
         let row = self.store.provision(id)?;
         // A running operation explains a refusal better than the state it has put the provision in.
         if let Some(op) = self.store.running_operation(id)? {
-            return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
+            return Err(Error::busy(id, &op));
         }
         let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;

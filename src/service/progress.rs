@@ -3,10 +3,13 @@
 //! masked), and state changes, steps, warnings and failures also reach the caller's
 //! [`Observer`] — the CLI prints them on stderr, the API will stream them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::wire::Reported;
 use crate::engine::{Log, State};
-use crate::exec::{ProvisionLog, Severity, Sink, Stream};
+use crate::exec::{Masker, ProvisionLog, Severity, Sink, Stream};
+use crate::store::{self, Store};
 
 /// What a front end hears about a running operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,42 @@ pub struct Silent;
 
 impl Observer for Silent {
     fn observe(&mut self, _: i64, _: Progress) {}
+}
+
+/// An observer that first stores each report as a progress event of the provision (masked,
+/// tied to its running operation), for API clients to follow, then passes it on masked.
+pub struct Recording {
+    store: Arc<Store>,
+    masker: Masker,
+    inner: Box<dyn Observer>,
+}
+
+impl Recording {
+    pub fn new(store: Arc<Store>, masker: Masker, inner: Box<dyn Observer>) -> Recording {
+        Recording { store, masker, inner }
+    }
+
+    fn mask(&self, progress: Progress) -> Progress {
+        match progress {
+            Progress::Step(text) => Progress::Step(self.masker.mask(&text).into_owned()),
+            Progress::Warning(text) => Progress::Warning(self.masker.mask(&text).into_owned()),
+            Progress::Failed(text) => Progress::Failed(self.masker.mask(&text).into_owned()),
+            other @ (Progress::Created { .. } | Progress::StateChanged { .. }) => other,
+        }
+    }
+}
+
+impl Observer for Recording {
+    fn observe(&mut self, provision_id: i64, progress: Progress) {
+        let progress = self.mask(progress);
+        if let Some(reported) = Reported::of(&progress) {
+            let data = serde_json::to_value(&reported).unwrap_or_default();
+            if let Err(e) = self.store.record_event(provision_id, &data, store::now()) {
+                tracing::warn!(provision_id, error = %e, "cannot store a progress event");
+            }
+        }
+        self.inner.observe(provision_id, progress);
+    }
 }
 
 /// The log an operation writes to, with its observer.

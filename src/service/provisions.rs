@@ -145,7 +145,7 @@ const UPDATE_TRIES: usize = 3;
 
 fn merge_and_write(store: &Store, id: i64, update: &Update, time: i64) -> Result<ProvisionRow, Error> {
     if let Some(op) = store.running_operation(id)? {
-        return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
+        return Err(Error::busy(id, &op));
     }
     let row = store.provision(id)?;
     update.name.as_deref().map(super::names::check_provision).transpose()?;
@@ -213,7 +213,8 @@ impl Service {
     pub fn provision(&self, caller: &Caller, id: i64, include_sensitive: bool) -> Result<Shown, Error> {
         let include = Include { sensitive: include_sensitive, ..Include::default() };
         let provision = self.provision_for(caller, id, include)?.body;
-        Ok(Shown { provision, running: self.store.running_operation(id)? })
+        let running = self.store.running_operation(id)?.map(|row| Operation::from_row(&row, None));
+        Ok(Shown { provision, running })
     }
 
     /// Served with its historic, sensitive values redacted.
@@ -239,7 +240,7 @@ impl Service {
         let row = self.store.provision(id)?;
         check_delete(&row, force)?;
         if let Some(op) = self.store.running_operation(id)? {
-            return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
+            return Err(Error::busy(id, &op));
         }
         self.store.delete_provision(id)?;
         let dir = crate::stages::work::provision_dir(&self.settings.work_root(), id);

@@ -49,7 +49,7 @@ impl Service {
 
     pub(super) fn plan_public_ips(&self, id: i64, change: Change) -> Result<u64, Error> {
         if let Some(op) = self.store.running_operation(id)? {
-            return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
+            return Err(Error::busy(id, &op));
         }
         let row = self.store.provision(id)?;
         let (op, way) = match change {

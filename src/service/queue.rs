@@ -82,7 +82,7 @@ impl Service {
         self.settle(id).await;
         let row = self.store.provision(id)?;
         if let Some(op) = self.store.running_operation(id)? {
-            return Err(Error::Busy { provision_id: id, operation: Box::new(op) });
+            return Err(Error::busy(id, &op));
         }
         let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;

@@ -26,6 +26,7 @@
 //! database handle lives across an `.await`; async code reaches the store through
 //! [`Store::call`].
 
+mod events;
 mod operations;
 mod provisions;
 mod readers;
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
+pub use events::EventRow;
 pub use operations::{AttemptEnd, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
@@ -60,6 +62,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "0005_durable_requests", include_str!("../../migrations/0005_durable_requests.sql")),
     (6, "0006_bound_seals", include_str!("../../migrations/0006_bound_seals.sql")),
     (7, "0007_tool_groups", include_str!("../../migrations/0007_tool_groups.sql")),
+    (8, "0008_progress_events", include_str!("../../migrations/0008_progress_events.sql")),
 ];
 
 /// How long a connection waits for another process's transaction before giving up.

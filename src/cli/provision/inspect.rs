@@ -10,7 +10,7 @@ use crate::cli::output::{Output, cell, table};
 use crate::cli::values::read_values;
 use crate::service;
 
-pub(super) async fn list(backend: &Backend, all: bool, format: Option<&str>, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn list(backend: &impl Backend, all: bool, format: Option<&str>, out: &Output) -> anyhow::Result<()> {
     let served = backend.provisions(all).await?;
     if out.json || format.is_some() {
         return match format {
@@ -35,7 +35,7 @@ pub(super) async fn list(backend: &Backend, all: bool, format: Option<&str>, out
 }
 
 pub(super) async fn show(
-    backend: &Backend,
+    backend: &impl Backend,
     id: i64,
     include_sensitive: bool,
     format: Option<&str>,
@@ -51,7 +51,12 @@ pub(super) async fn show(
     out.text(&crate::cli::show::describe(&shown.provision, shown.running.as_ref()))
 }
 
-pub(super) async fn update(backend: &Backend, id: i64, update: &service::Update, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn update(
+    backend: &impl Backend,
+    id: i64,
+    update: &service::Update,
+    out: &Output,
+) -> anyhow::Result<()> {
     let served = backend.update_provision(id, update).await?;
     if out.json {
         return out.json(&served);
@@ -59,13 +64,13 @@ pub(super) async fn update(backend: &Backend, id: i64, update: &service::Update,
     out.text(&format!("provision {id} updated"))
 }
 
-pub(super) async fn delete(backend: &Backend, id: i64, force: bool, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn delete(backend: &impl Backend, id: i64, force: bool, out: &Output) -> anyhow::Result<()> {
     backend.delete_provision(id, force).await?;
     if out.json { out.json(&json!({"id": id, "deleted": true})) } else { out.text(&format!("provision {id} deleted")) }
 }
 
 pub(super) async fn validate_values(
-    backend: &Backend,
+    backend: &impl Backend,
     driver: &str,
     deployment: Option<&str>,
     values: Option<&Path>,

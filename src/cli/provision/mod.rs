@@ -182,7 +182,7 @@ pub enum Interrupted {
     Fail,
 }
 
-pub async fn run(cmd: Command, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: Command, backend: &impl Backend, out: &Output) -> anyhow::Result<()> {
     if !matches!(cmd, Command::Resume { .. } | Command::Drive { .. } | Command::Validate { .. })
         && let Some(orphans) = backend.adopt_orphans()?
     {

@@ -9,7 +9,12 @@ use crate::cli::output::{Output, cell, table};
 use crate::cli::progress::Stderr;
 use crate::service::{Cancelled, Change, NewProvision, OnInterrupted, Ran, Request, Started};
 
-pub(super) async fn create(backend: &Backend, new: &NewProvision, detach: bool, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn create(
+    backend: &impl Backend,
+    new: &NewProvision,
+    detach: bool,
+    out: &Output,
+) -> anyhow::Result<()> {
     match backend.create(new, detach, Stderr::boxed(out.json)).await? {
         Started::Detached { id, operation, pid } => {
             let text = format!(
@@ -22,7 +27,7 @@ pub(super) async fn create(backend: &Backend, new: &NewProvision, detach: bool, 
 }
 
 /// Runs a request on an existing provision in the foreground.
-pub(super) async fn operate(backend: &Backend, id: i64, request: &Request, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn operate(backend: &impl Backend, id: i64, request: &Request, out: &Output) -> anyhow::Result<()> {
     finish(backend.request(id, request, Stderr::boxed(out.json)).await?, out)
 }
 
@@ -36,7 +41,7 @@ fn finish(ran: Ran, out: &Output) -> anyhow::Result<()> {
     ran.result.map(|_| ()).map_err(Into::into)
 }
 
-pub(super) async fn public_ips(backend: &Backend, id: i64, change: Change, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn public_ips(backend: &impl Backend, id: i64, change: Change, out: &Output) -> anyhow::Result<()> {
     let count = backend.change_public_ips(id, change, Stderr::boxed(out.json)).await?;
     if out.json {
         return out.json(&backend.provision(id, false).await?.provision);
@@ -44,7 +49,7 @@ pub(super) async fn public_ips(backend: &Backend, id: i64, change: Change, out: 
     out.text(&format!("provision {id} has {count} public IP{}", if count == 1 { "" } else { "s" }))
 }
 
-pub(super) async fn cancel(backend: &Backend, id: i64, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn cancel(backend: &impl Backend, id: i64, out: &Output) -> anyhow::Result<()> {
     let (operation, text, flag) = match backend.cancel(id).await? {
         Cancelled::Withdrawn { operation, kind } => (
             operation,
@@ -78,7 +83,7 @@ pub(super) async fn cancel(backend: &Backend, id: i64, out: &Output) -> anyhow::
     out.json(&answer)
 }
 
-pub(super) async fn resume(backend: &Backend, policy: Interrupted, out: &Output) -> anyhow::Result<()> {
+pub(super) async fn resume(backend: &impl Backend, policy: Interrupted, out: &Output) -> anyhow::Result<()> {
     let service = backend.local_only(
         "provision resume",
         "it finishes operations whose process died on this machine; a server finishes its own",
