@@ -106,9 +106,9 @@ async fn create(Shared(stub): Shared<Arc<Stub>>, Json(body): Json<Value>) -> Res
 
 async fn action(Shared(stub): Shared<Arc<Stub>>, Path((id, action)): Path<(i64, String)>, body: String) -> Response {
     if action == "retry" && id == 8 {
-        let message =
-            "provision 8 is busy: operation 3 (create) is running in process 42 since 1700000000; wait for it";
-        return failure(StatusCode::METHOD_NOT_ALLOWED, message, Value::Null);
+        // The message is for people and says nothing a client could parse; the context says it all.
+        let context = json!({"error": "busy", "provision_id": 8, "operation": record(3, "running", Value::Null)});
+        return failure(StatusCode::METHOD_NOT_ALLOWED, "occupé, revenez plus tard", context);
     }
     stub.begin(&format!("/provisions/{id}/{action}"), serde_json::from_str(&body).unwrap_or(Value::Null));
     StatusCode::NO_CONTENT.into_response()
@@ -123,6 +123,20 @@ impl Stub {
     }
 }
 
+/// An operation record as the server serves it.
+fn record(id: i64, status: &str, error: Value) -> Value {
+    let failed = status == "failed";
+    json!({"id": id, "provision_id": 7, "kind": "create", "status": status, "queued": false, "cancel_requested": false,
+           "started": true, "owner_pid": 42, "created_time": 1, "heartbeat_time": 2, "finished_time": null,
+           "error": error, "stage": if failed { json!("APPLYING") } else { Value::Null },
+           "system": if failed { json!("terraform") } else { Value::Null }})
+}
+
+/// The id of the operation started last.
+fn newest(stub: &Stub) -> i64 {
+    5 + stub.started.load(Ordering::SeqCst) as i64
+}
+
 /// Newest first: the operation started last, then (on a provision not just created) an older
 /// one that succeeded.
 async fn operations(Shared(stub): Shared<Arc<Stub>>) -> Json<Value> {
@@ -130,16 +144,37 @@ async fn operations(Shared(stub): Shared<Arc<Stub>>) -> Json<Value> {
     let ending = stub.ending.lock().unwrap().clone();
     let (status, error) = match reads {
         0..=1 => ("running", Value::Null),
-        _ if ending == "failed" => ("failed", json!("provision 7: APPLYING failed: quota exceeded")),
+        // Words a client could not read a stage or a system from.
+        _ if ending == "failed" => ("failed", json!("ça n'a pas marché")),
         _ => (ending.as_str(), Value::Null),
     };
-    let newest = 5 + stub.started.load(Ordering::SeqCst) as i64;
-    let mut records = vec![json!({"id": newest, "provision_id": 7, "kind": "create", "status": status,
-                                  "owner_pid": 42, "created_time": 1, "error": error, "params": null})];
+    let mut records = vec![record(newest(&stub), status, error)];
     if !stub.created.load(Ordering::SeqCst) {
-        records.push(json!({"id": 1, "provision_id": 7, "kind": "create", "status": "succeeded", "owner_pid": 41}));
+        records.push(json!({"id": 1, "provision_id": 7, "kind": "create", "status": "succeeded", "queued": false,
+                            "cancel_requested": false, "started": true, "owner_pid": 41, "created_time": 0,
+                            "heartbeat_time": 0, "finished_time": 1, "error": null, "stage": null, "system": null}));
     }
     Json(Value::Array(records))
+}
+
+/// The progress events of the newest operation: two state changes and a step (events of
+/// older operations are not served for it), after the `after` cursor.
+async fn events(
+    Shared(stub): Shared<Arc<Stub>>,
+    Query(query): Query<std::collections::HashMap<String, i64>>,
+) -> Json<Value> {
+    let op = newest(&stub);
+    let all = [
+        json!({"id": 10, "operation_id": op, "time": 1, "type": "state_changed", "from": "PENDING", "to": "INIT", "took_ms": 5}),
+        json!({"id": 11, "operation_id": op, "time": 1, "type": "step", "text": "sim_host.h[0]: created"}),
+        json!({"id": 12, "operation_id": op, "time": 2, "type": "state_changed", "from": "INIT", "to": "PLANNING", "took_ms": 7}),
+    ];
+    let after = query.get("after").copied().unwrap_or(0);
+    let asked = query.get("operation").copied();
+    let events: Vec<Value> =
+        all.into_iter().filter(|e| e["id"].as_i64() > Some(after) && asked == Some(op)).collect();
+    let next = events.last().and_then(|e| e["id"].as_i64()).unwrap_or(after);
+    Json(json!({"events": events, "next": next}))
 }
 
 /// The log: four lines, 400 bytes; `pos` absent means "from the end".
@@ -164,6 +199,7 @@ async fn serve(stub: Arc<Stub>) -> String {
         .route("/api/v1/provisions/{id}", get(show))
         .route("/api/v1/provisions/{id}/operations", get(operations))
         .route("/api/v1/provisions/{id}/logs/poll", get(poll))
+        .route("/api/v1/provisions/{id}/events", get(events))
         .route("/api/v1/provisions/{id}/{action}", post(action))
         .with_state(stub);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -238,20 +274,21 @@ async fn a_create_is_followed_to_its_end_with_each_state_change() {
         })
         .collect();
     assert_eq!(changes, [(State::Pending, State::Init), (State::Init, State::Planning)], "{heard:?}");
+    assert!(heard.contains(&Progress::Step("sim_host.h[0]: created".into())), "steps reach the caller: {heard:?}");
     let posts = stub.posts.lock().unwrap().clone();
     let body = json!({"driver": "sim", "deployment_type": "only", "provider_id": 1, "user_inputs_values": {"oneform_hosts": 1}});
     assert_eq!(posts, [("/provisions".to_string(), body)], "the only deployment and provider are named");
 }
 
 #[tokio::test]
-async fn a_failed_operation_is_the_error_the_server_recorded() {
+async fn a_failed_operation_is_the_error_the_server_recorded_with_its_typed_system() {
     let stub = Arc::new(Stub::default());
     *stub.ending.lock().unwrap() = "failed".into();
     let url = serve(stub.clone()).await;
     let ran = client(&url, "pw").request(7, &Request::ScaleUp { amount: 2 }, Box::new(Heard::default())).await.unwrap();
     let error = ran.result.unwrap_err();
-    assert_eq!(error.to_string(), "provision 7: APPLYING failed: quota exceeded");
-    assert!(matches!(error, Error::Upstream { system: crate::service::System::Terraform, .. }));
+    assert_eq!(error.to_string(), "ça n'a pas marché", "shown as the server recorded it");
+    assert!(matches!(error, Error::Upstream { system: crate::service::System::Terraform, .. }), "from `system`");
     assert_eq!(ran.provision["state"], "APPLYING_FAILURE");
     let posts = stub.posts.lock().unwrap().clone();
     assert_eq!(posts, [("/provisions/7/add-host".to_string(), json!({"amount": 2}))]);
