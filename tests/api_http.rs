@@ -352,6 +352,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/provisions/{}/logs"),
     ("get", "/provisions/{}/logs/poll"),
     ("get", "/provisions/{}/logs/stream"),
+    ("get", "/provisions/{}/events"),
+    ("get", "/provisions/{}/events/stream"),
 ];
 
 /// (method, path) of every operation in an OpenAPI document, paths relative to `/api/v1` with
@@ -1259,6 +1261,66 @@ fn logs_pages_poll_and_stream() {
     let file: Vec<String> = api.log(id).lines().map(str::to_owned).collect();
     assert_lines_match(&texts(&more), &file[total..]);
     assert_lines_match(&seen, &file[total..total + seen.len()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed progress and operation records
+
+#[test]
+fn progress_events_and_operation_records_are_typed_data() {
+    let api = Api::start();
+    let (_, id) = api.running(1);
+    let path = format!("/api/v1/provisions/{id}");
+    let operations = api.admin.get(&format!("{path}/operations")).expect(200).json();
+    let create = &operations[0];
+    let keys: Vec<&str> = create.as_object().unwrap().keys().map(String::as_str).collect();
+    for private in ["owner_token", "params", "event"] {
+        assert!(!keys.contains(&private), "{private} is the server's business: {create}");
+    }
+    assert_eq!(
+        (create["kind"].as_str(), create["status"].as_str(), create["started"].as_bool()),
+        (Some("create"), Some("succeeded"), Some(true))
+    );
+
+    // Every state change of the create, in order, tied to its operation.
+    let page = api.admin.get(&format!("{path}/events")).expect(200).json();
+    let events = page["events"].as_array().unwrap();
+    let changes: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["type"] == "state_changed")
+        .map(|e| (e["from"].as_str().unwrap().to_owned(), e["to"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(changes.first().map(|c| c.0.as_str()), Some("PENDING"), "{page}");
+    assert_eq!(changes.last().map(|c| c.1.as_str()), Some("RUNNING"), "{page}");
+    assert!(changes.windows(2).all(|w| w[0].1 == w[1].0), "a chain of states: {changes:?}");
+    assert!(events.iter().all(|e| e["operation_id"] == create["id"]), "{page}");
+    let next = page["next"].as_i64().unwrap();
+    assert_eq!(Some(next), events.last().and_then(|e| e["id"].as_i64()));
+    let rest = api.admin.get(&format!("{path}/events?after={next}")).expect(200).json();
+    assert_eq!(rest, json!({"events": [], "next": next}), "nothing after the cursor yet");
+    assert_names_field(api.admin.get(&format!("{path}/events?after=x")), "after");
+    api.admin.get("/api/v1/provisions/999/events").error(404);
+
+    // Live: the stream from the cursor carries the scale's events, named by their type.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stream = api.admin.events(&format!("{path}/events/stream?after={next}"));
+    assert_eq!(stream.status, 200);
+    api.admin.post(&format!("{path}/add-host"), &json!({"amount": 1})).expect(204);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|(name, data): &(Option<String>, Value)| {
+        name.as_deref() == Some("state_changed") && data["to"] == "RUNNING"
+    }) {
+        let event = stream.next(deadline).expect("the stream ended before the scale finished");
+        let data: Value =
+            serde_json::from_str(&event.data).unwrap_or_else(|e| panic!("event data {:?}: {e}", event.data));
+        assert_eq!(event.name.as_deref(), data["type"].as_str(), "the SSE name is the event's type: {data}");
+        seen.push((event.name, data));
+    }
+    assert_eq!((seen[0].1["from"].as_str(), seen[0].1["to"].as_str()), (Some("RUNNING"), Some("SCALING")), "{seen:?}");
+    let scale = api.admin.get(&format!("{path}/operations")).expect(200).json()[0].clone();
+    assert!(seen.iter().all(|(_, data)| data["operation_id"] == scale["id"]), "{seen:?}");
+    let only_scale = api.admin.get(&format!("{path}/events?operation={}", scale["id"])).expect(200).json();
+    assert_eq!(only_scale["events"].as_array().unwrap().len(), seen.len(), "{only_scale}");
 }
 
 /// OneForm's level of a log line: its first `[D]`, `[I]`, `[W]` or `[E]` marker; debug if none.

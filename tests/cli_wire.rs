@@ -35,13 +35,18 @@ async fn operations(State(asked): State<Arc<Asked>>, Path(id): Path<i64>) -> Jso
     let old = record(1, id, "create", "succeeded", json!({}));
     Json(match id {
         7 if asked.retried.load(Ordering::SeqCst) => json!([
-            record(6, 7, "retry", "failed", json!({"error": "rien ne va plus", "stage": "CONFIGURING_PROVISION", "system": "ansible"})),
+            record(
+                6,
+                7,
+                "retry",
+                "failed",
+                json!({"error": "rien ne va plus", "stage": "CONFIGURING_PROVISION", "system": "ansible"})
+            ),
             old
         ]),
-        9 if asked.cancelled.load(Ordering::SeqCst) => json!([
-            record(6, 9, "scale", "cancelled", json!({"started": false, "error": "annulée"})),
-            old
-        ]),
+        9 if asked.cancelled.load(Ordering::SeqCst) => {
+            json!([record(6, 9, "scale", "cancelled", json!({"started": false, "error": "annulée"})), old])
+        }
         9 => json!([record(6, 9, "scale", "running", json!({"queued": true, "started": false})), old]),
         _ => json!([old]),
     })
@@ -69,7 +74,8 @@ async fn show(Path(id): Path<i64>) -> Json<Value> {
 async fn action(State(asked): State<Arc<Asked>>, Path((id, action)): Path<(i64, String)>) -> Response {
     match (id, action.as_str()) {
         (8, _) => {
-            let context = json!({"error": "busy", "provision_id": 8, "operation": record(3, 8, "create", "running", json!({}))});
+            let context =
+                json!({"error": "busy", "provision_id": 8, "operation": record(3, 8, "create", "running", json!({}))});
             let body = json!({"err_code": 405, "message": "occupée, revenez plus tard", "context": context});
             (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
         }
@@ -81,7 +87,10 @@ async fn action(State(asked): State<Arc<Asked>>, Path((id, action)): Path<(i64, 
             asked.cancelled.store(true, Ordering::SeqCst);
             StatusCode::NO_CONTENT.into_response()
         }
-        _ => (StatusCode::NOT_FOUND, Json(json!({"err_code": 404, "message": "introuvable", "context": {"error": "not_found"}})))
+        _ => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"err_code": 404, "message": "introuvable", "context": {"error": "not_found"}})),
+        )
             .into_response(),
     }
 }

@@ -119,6 +119,25 @@ fn elastic_ar_ids(provision: &Value) -> Vec<i64> {
     elastic["template"]["ar"].as_array().into_iter().flatten().map(|a| a["ar_id"].as_i64().unwrap()).collect()
 }
 
+/// Every machine runs these tests with the Terraform `scripts/setup` pins (1.0.3 on
+/// linux_amd64, the one a fresh machine gets), not with whatever Terraform is on PATH: a test
+/// that needs a newer Terraform fails here, not on a fresh machine only.
+#[test]
+fn the_real_tools_tests_run_the_terraform_setup_pins() {
+    let world = World::new();
+    let terraform = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/terraform");
+    let out = Command::new(&terraform).arg("version").env("CHECKPOINT_DISABLE", "1").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string();
+    if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        assert!(!terraform.is_symlink(), ".tools/bin/terraform must be the pinned download, not a link to PATH's");
+        assert_eq!(version, "Terraform v1.0.3", "scripts/setup pins Terraform 1.0.3: run it again");
+    }
+    assert!(version.starts_with("Terraform v1."), "{version}");
+    // formwork resolves that Terraform when nothing else is configured.
+    let resolved = world.home.env.iter().any(|(k, _)| k == "FORMWORK_TERRAFORM");
+    assert!(!resolved, "the real-tools tests must not name another Terraform");
+}
+
 #[test]
 fn sim_create_scale_ips_and_deprovision_with_real_terraform_and_ansible() {
     let world = World::new();

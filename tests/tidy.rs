@@ -75,7 +75,7 @@ fn reaches_below_service(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_command_layer_and_the_api_reach_nothing_below_the_service() {
+fn the_command_layer_the_api_and_the_client_reach_nothing_below_the_service() {
     assert_eq!(reaches_below_service("use crate::store::Store;").len(), 1, "the check must catch a direct path");
     assert_eq!(reaches_below_service("use crate::{service, exec::Cmd};").len(), 1, "and a grouped one");
     assert!(reaches_below_service("use crate::service::{Operation, State};").is_empty());
@@ -84,7 +84,9 @@ fn the_command_layer_and_the_api_reach_nothing_below_the_service() {
     assert!(files.len() >= 5, "src/cli must be found ({} files)", files.len());
     let api = rust_files("src/api");
     assert!(api.len() >= 5, "src/api must be found ({} files)", api.len());
-    for file in files.into_iter().chain(api) {
+    let client = rust_files("src/client");
+    assert!(client.len() >= 5, "src/client must be found ({} files)", client.len());
+    for file in files.into_iter().chain(api).chain(client) {
         let text = fs::read_to_string(&file).unwrap();
         let found = reaches_below_service(&text);
         assert!(found.is_empty(), "{} reaches below the service layer: {found:#?}", file.display());

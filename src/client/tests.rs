@@ -171,8 +171,7 @@ async fn events(
     ];
     let after = query.get("after").copied().unwrap_or(0);
     let asked = query.get("operation").copied();
-    let events: Vec<Value> =
-        all.into_iter().filter(|e| e["id"].as_i64() > Some(after) && asked == Some(op)).collect();
+    let events: Vec<Value> = all.into_iter().filter(|e| e["id"].as_i64() > Some(after) && asked == Some(op)).collect();
     let next = events.last().and_then(|e| e["id"].as_i64()).unwrap_or(after);
     Json(json!({"events": events, "next": next}))
 }
