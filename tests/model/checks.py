@@ -18,8 +18,6 @@ FAILURES = {
 }
 # States an operation ends in.
 REST = FAILURES | {"RUNNING", "DONE"}
-# The error of an operation the server closed while it waited in the queue.
-WITHDRAWN = "cancelled before it started"
 USE, MANAGE, ADMIN = 4, 2, 1
 REFUSED = {400, 403, 404, 405, 409}
 
@@ -179,7 +177,7 @@ class Checks:
             return
         # A cancel the model could not know found the operation still waiting: closed having run
         # nothing, the provision as it was (PENDING for a create).
-        if op.cancelled and status == "cancelled" and row.get("error") == WITHDRAWN:
+        if op.cancelled and status == "cancelled" and row.get("started") is False:
             if state not in REST | {"PENDING"}:
                 self.fail("a cancelled queued operation runs nothing", f"{where}; it never started")
             return
