@@ -1,13 +1,16 @@
 //! `tool_env` through the `formwork` binary with the fake tools (tests/fakes), which record
 //! the environment they were given and print the variables the scenario names: what a site
-//! lists reaches every Terraform and Ansible run, in the foreground and from a background
-//! formwork; what it does not list does not; a sensitive value is never written down.
+//! lists reaches every Terraform and Ansible run, in the foreground, from a background formwork
+//! and under `formwork serve`; what it does not list does not; a sensitive value is never
+//! written down.
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::Home;
+use common::server::Server;
 use serde_json::{Value, json};
 
 /// A proxy URL with a password in it: what `sensitive` is for.
@@ -16,6 +19,8 @@ const NO_PROXY: &str = "10.0.0.0/8,.internal";
 /// In formwork's environment, in no `tool_env`: it must reach no tool.
 const UNLISTED: &str = "unlisted-s3cret-99";
 const MASK: &str = "********";
+/// What the fake tools print, `NAME=value`, when they were given it.
+const PRINTED: [&str; 5] = ["HTTPS_PROXY", "NO_PROXY", "TF_LOG", "SSL_CERT_FILE", "FORMWORK_TEST_SECRET_X"];
 
 const TOOL_ENV: &str = "{pass: [HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE], set: {TF_LOG: DEBUG}, sensitive: [HTTPS_PROXY]}";
 
@@ -27,12 +32,25 @@ fn site() -> Home {
     for (name, value) in [("HTTPS_PROXY", PROXY), ("NO_PROXY", NO_PROXY), ("FORMWORK_TEST_SECRET_X", UNLISTED)] {
         home.env.push((name.into(), value.into()));
     }
-    home.scenario(
-        json!({"print_env": ["HTTPS_PROXY", "NO_PROXY", "TF_LOG", "SSL_CERT_FILE", "FORMWORK_TEST_SECRET_X"]}),
-    );
+    home.scenario(json!({"print_env": PRINTED}));
+    home
+}
+
+fn provider(home: &Home) {
     let values = json!({"api_token": "tok-123456"}).to_string();
     home.run_with_stdin(&["provider", "create", "sim", "--values", "-"], Some(&values)).ok();
-    home
+}
+
+/// Polls (bounded) until `state` answers `want`, and returns the last answer.
+fn wait_for(want: &str, state: impl Fn() -> Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let now = state();
+        if now == want || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn with_config_file(mut home: Home, text: &str) -> Home {
@@ -89,11 +107,10 @@ fn assert_log_masked(home: &Home) {
 #[test]
 fn listed_variables_reach_every_tool_run_and_a_sensitive_one_is_never_logged() {
     let home = with_config_file(site(), &format!("tool_env: {TOOL_ENV}\n"));
+    provider(&home);
     // A proxy that refuses: Terraform names it, password and all, on stderr.
-    home.scenario(
-        json!({"print_env": ["HTTPS_PROXY", "NO_PROXY", "TF_LOG", "SSL_CERT_FILE", "FORMWORK_TEST_SECRET_X"],
-        "fail_plan": format!("Error: proxyconnect tcp: dial {PROXY}: connection refused")}),
-    );
+    let refused = format!("Error: proxyconnect tcp: dial {PROXY}: connection refused");
+    home.scenario(json!({"print_env": PRINTED, "fail_plan": refused}));
     let failed = create(&home, false);
     assert_eq!(failed.code(), 1, "{}", failed.stderr());
     assert!(
@@ -126,16 +143,10 @@ fn listed_variables_reach_every_tool_run_and_a_sensitive_one_is_never_logged() {
 fn a_background_formwork_gives_its_tools_what_the_environment_setting_lists() {
     let mut home = site();
     home.env.push(("FORMWORK_TOOL_ENV".into(), TOOL_ENV.into()));
+    provider(&home);
     let out = create(&home, true).ok().json();
     let pid = out["pid"].as_u64().expect("the background process's pid");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let state = loop {
-        let p = home.run(&["--json", "provision", "show", "1"]).ok().json();
-        if p["state"] == "RUNNING" || Instant::now() > deadline {
-            break p["state"].clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let state = wait_for("RUNNING", || home.run(&["--json", "provision", "show", "1"]).ok().json()["state"].clone());
     assert_eq!(state, "RUNNING");
     assert!(home.calls().iter().all(|c| c["ppid"] == pid), "the background process ran the tools");
     let calls = calls(&home);
@@ -145,8 +156,42 @@ fn a_background_formwork_gives_its_tools_what_the_environment_setting_lists() {
 }
 
 #[test]
+fn formwork_serve_gives_its_tools_what_tool_env_lists() {
+    let mut home = with_config_file(site(), &format!("tool_env: {TOOL_ENV}\n"));
+    let auth = home.tmp.path().join("one_auth");
+    std::fs::write(&auth, "oneadmin:pw-admin\n").unwrap();
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    home.env.push(("ONE_AUTH".into(), auth.display().to_string()));
+    let server = Server::start(&home);
+    let admin = server.client("oneadmin", "pw-admin");
+    let provider = admin
+        .post("/api/v1/providers", &json!({"driver": "sim", "connection_values": {"api_token": "tok-123456"}}))
+        .expect(201)
+        .json();
+    let provider: i64 = provider["DOCUMENT"]["ID"].as_str().unwrap().parse().unwrap();
+    let body = json!({"driver": "sim", "deployment_type": "sim_cluster", "provider_id": provider,
+        "name": "proxied", "user_inputs_values": {"oneform_hosts": 1}});
+    let created = admin.post("/api/v1/provisions", &body).expect(201).json();
+    let path = format!("/api/v1/provisions/{}", created["DOCUMENT"]["ID"].as_str().unwrap());
+    let state = wait_for("RUNNING", || {
+        admin.get(&path).expect(200).json()["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"]["state"].clone()
+    });
+    assert_eq!(state, "RUNNING", "{}", server.log());
+    assert!(home.calls().iter().all(|c| c["ppid"] == server.pid()), "the server ran the tools");
+    let calls = calls(&home);
+    assert_eq!(calls.len(), 4, "init, plan, apply, ansible-playbook: {calls:?}");
+    assert_site_env(&calls);
+    let served = admin.get(&format!("{path}/logs")).expect(200).text();
+    assert!(served.contains(&format!("HTTPS_PROXY={MASK}")), "{served}");
+    for text in [served, server.log(), server.stdout()] {
+        assert!(!text.contains("pr0xy-s3cret") && !text.contains(UNLISTED), "{text}");
+    }
+}
+
+#[test]
 fn without_tool_env_tools_get_none_of_the_sites_variables() {
     let home = site();
+    provider(&home);
     assert_eq!(create(&home, false).ok().json()["state"], "RUNNING");
     for (word, env) in calls(&home) {
         for name in ["HTTPS_PROXY", "NO_PROXY", "TF_LOG", "FORMWORK_TEST_SECRET_X"] {
