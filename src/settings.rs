@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::driver::{self, Catalog};
 use crate::secrets::{KEY_FILE, KeyText, Source};
+use crate::stages::ToolEnv;
 
 /// Where formwork finds drivers and keeps its own data.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,10 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// The variables children inherit from formwork's environment (PATH, HOME).
     pub child_env: HashMap<String, String>,
+    /// What every Terraform and Ansible run gets besides formwork's own variables: names
+    /// passed through from formwork's environment and fixed values (`tool_env`,
+    /// `FORMWORK_TOOL_ENV`), the sensitive ones masked like other secrets.
+    pub tool_env: ToolEnv,
     /// Whether a command that finds an operation whose process died starts a background
     /// `formwork provision resume`.
     pub auto_resume: bool,
@@ -106,7 +111,7 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 21] = [
+const CONFIG_KEYS: [&str; 22] = [
     "listen",
     "max_operations",
     "max_body_bytes",
@@ -128,6 +133,7 @@ const CONFIG_KEYS: [&str; 21] = [
     "stage_timeout",
     "terraform_lock_timeout",
     "secret_key_file",
+    "tool_env",
 ];
 
 /// One hour: long enough for a cloud apply, short enough that a hung tool is noticed.
@@ -177,6 +183,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     audit_log: Option<PathBuf>,
     secret_key_file: Option<PathBuf>,
+    tool_env: Option<ToolEnv>,
 }
 
 impl Settings {
@@ -283,6 +290,17 @@ impl Settings {
             .or(file.audit_log)
             .unwrap_or_else(|| data_dir.join("audit.log"));
         let child_env = ["PATH", "HOME"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))).collect();
+        let tool_env = match var("FORMWORK_TOOL_ENV") {
+            Some(text) => tool_env_from_env(&text)?,
+            None => file.tool_env.unwrap_or_default(),
+        }
+        .with_values_from(env);
+        for name in tool_env.missing() {
+            tracing::debug!(
+                name,
+                "tool_env passes a variable formwork's environment does not hold; tools run without it"
+            );
+        }
         let secret_keys = match (var("FORMWORK_SECRET_KEY"), var("FORMWORK_SECRET_KEY_FILE")) {
             (Some(keys), _) => Source::Given(KeyText::new(keys)),
             (None, Some(file)) => Source::File(PathBuf::from(file)),
@@ -300,6 +318,7 @@ impl Settings {
             stage_timeout,
             lock_timeout,
             child_env,
+            tool_env,
             auto_resume: match var("FORMWORK_AUTO_RESUME").as_deref() {
                 Some("0" | "false" | "no") => false,
                 Some(_) => true,
@@ -341,6 +360,9 @@ impl Settings {
         env.push(("FORMWORK_STAGE_TIMEOUT".into(), self.stage_timeout.as_secs().to_string()));
         env.push(("FORMWORK_TERRAFORM_LOCK_TIMEOUT".into(), self.lock_timeout.as_secs().to_string()));
         env.push(("FORMWORK_AUTO_RESUME".into(), "0".into()));
+        if !self.tool_env.is_empty() {
+            env.push(("FORMWORK_TOOL_ENV".into(), self.tool_env.as_setting()));
+        }
         if let Some(endpoint) = &self.one_xmlrpc {
             env.push(("ONE_XMLRPC".into(), endpoint.clone()));
         }
@@ -378,6 +400,18 @@ impl Settings {
     pub fn catalog(&self) -> Result<Catalog, driver::Error> {
         Catalog::open(&self.builtin_drivers, &self.drivers_dirs, self.states_dir())
     }
+}
+
+/// `FORMWORK_TOOL_ENV`: the config file's `tool_env`, as YAML or JSON text.
+fn tool_env_from_env(text: &str) -> Result<ToolEnv, Error> {
+    const KEY: &str = "FORMWORK_TOOL_ENV";
+    let value = crate::driver::deployment::yaml_to_json(text).map_err(|e| Error::Value {
+        key: KEY,
+        message: format!(
+            "not valid YAML ({e}); write it as the config file's tool_env, e.g. '{{pass: [HTTPS_PROXY]}}'"
+        ),
+    })?;
+    ToolEnv::parse(&value).map_err(|e| Error::Value { key: KEY, message: e.to_string() })
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, Error> {
@@ -452,6 +486,12 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
             *slot = Some(v.as_u64().ok_or_else(|| fail(format!("`{key}` must be a whole number of seconds")))?);
         }
     }
+    if let Some(v) = map.get("tool_env") {
+        file.tool_env = Some(ToolEnv::parse(v).map_err(|e| match e.field {
+            Some(field) => fail(format!("`tool_env.{field}`: {}", e.message)),
+            None => fail(format!("`tool_env` {}", e.message)),
+        })?);
+    }
     if let Some(v) = map.get("drivers_dirs") {
         let items = v.as_array().ok_or_else(|| fail("`drivers_dirs` must be a list of paths".into()))?;
         file.drivers_dirs = Some(items.iter().map(|i| path_of("drivers_dirs", i)).collect::<Result<_, _>>()?);
@@ -511,6 +551,69 @@ mod tests {
         let handed = from_file.formwork_env();
         let file = tmp.path().join("keys/formwork.key").display().to_string();
         assert!(handed.contains(&("FORMWORK_SECRET_KEY_FILE".into(), file)));
+    }
+
+    #[test]
+    fn tool_env_comes_from_the_environment_else_the_config_file_and_reaches_a_background_formwork() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            "tool_env:\n  pass: [HTTPS_PROXY]\n  set: {TF_LOG: INFO}\n  sensitive: [HTTPS_PROXY]\n",
+        )
+        .unwrap();
+        let flags = || Flags { config: Some(config.clone()), data_dir: Some("/d".into()), ..Flags::default() };
+        let proxy = ("HTTPS_PROXY", "http://u:pw-9@proxy");
+        let from_file = Settings::resolve(flags(), &env(&[proxy, ("FORMWORK_TEST_X", "x")])).unwrap();
+        let vars: Vec<_> = from_file.tool_env.vars().collect();
+        assert_eq!(vars, [("HTTPS_PROXY", "http://u:pw-9@proxy"), ("TF_LOG", "INFO")]);
+        assert_eq!(from_file.tool_env.secrets(), ["http://u:pw-9@proxy"]);
+        assert!(!format!("{from_file:?}").contains("pw-9"), "settings never print a sensitive value");
+
+        let from_env =
+            Settings::resolve(flags(), &env(&[proxy, ("FORMWORK_TOOL_ENV", "[NO_PROXY]"), ("NO_PROXY", "a")]));
+        let from_env = from_env.unwrap();
+        assert_eq!(
+            from_env.tool_env.vars().collect::<Vec<_>>(),
+            [("NO_PROXY", "a")],
+            "the environment replaces the file"
+        );
+
+        // A background formwork gets the same variables, its own environment holding none of them.
+        let handed: HashMap<String, String> = from_file.formwork_env().into_iter().collect();
+        assert!(!handed.contains_key("HTTPS_PROXY"));
+        let background = Settings::resolve(Flags::default(), &handed).unwrap();
+        assert_eq!(background.tool_env.vars().collect::<Vec<_>>(), vars);
+        assert_eq!(background.tool_env.secrets(), ["http://u:pw-9@proxy"]);
+        let none = Settings::resolve(Flags { data_dir: Some("/d".into()), ..Flags::default() }, &env(&[])).unwrap();
+        assert!(!none.formwork_env().iter().any(|(k, _)| k == "FORMWORK_TOOL_ENV"));
+    }
+
+    #[test]
+    fn a_bad_tool_env_names_the_key_and_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("c.yaml");
+        let resolve = |e: &[(&str, &str)]| {
+            Settings::resolve(
+                Flags { config: Some(config.clone()), data_dir: Some("/d".into()), ..Flags::default() },
+                &env(e),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        std::fs::write(&config, "tool_env: {pass: [HTTPS-PROXY]}\n").unwrap();
+        let err = resolve(&[]);
+        assert!(err.contains("`tool_env.pass`: 'HTTPS-PROXY' is not a variable name"), "{err}");
+        std::fs::write(&config, "tool_env: {set: {TF_IN_AUTOMATION: '0'}}\n").unwrap();
+        let err = resolve(&[]);
+        assert!(err.contains("`tool_env.set`: formwork gives its tools TF_IN_AUTOMATION itself; remove it"), "{err}");
+        std::fs::write(&config, "tool_env: 7\n").unwrap();
+        assert!(resolve(&[]).contains("`tool_env` must be a mapping with `pass`"));
+        std::fs::write(&config, "{}\n").unwrap();
+        let err = resolve(&[("FORMWORK_TOOL_ENV", "{sensitive: [X]}")]);
+        assert!(err.starts_with("FORMWORK_TOOL_ENV: sensitive: X is neither passed nor set"), "{err}");
+        let err = resolve(&[("FORMWORK_TOOL_ENV", "{pass: [")]);
+        assert!(err.starts_with("FORMWORK_TOOL_ENV: not valid YAML"), "{err}");
     }
 
     #[test]

@@ -130,6 +130,7 @@ impl Service {
             terraform: settings.terraform.clone(),
             ansible_playbook: settings.ansible_playbook.clone(),
             env: settings.child_env.clone(),
+            tool_env: settings.tool_env.clone(),
             plugin_cache: settings.data_dir.join("plugin-cache"),
             terraform_config: settings.terraform_config.clone(),
             stage_timeout: settings.stage_timeout,
@@ -166,6 +167,7 @@ impl Service {
         let provider = self.store.provider(row.provider_id)?;
         let mut secrets = crate::driver::input::connection(&provider.body).1;
         secrets.extend(row.body.sensitive_texts());
+        secrets.extend(self.settings.tool_env.secrets());
         Ok(Masker::new(secrets))
     }
 

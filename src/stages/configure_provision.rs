@@ -180,18 +180,15 @@ fn playbook_cmd(
     secrets: &[String],
     form: Option<&FormServer>,
 ) -> Cmd {
-    Cmd::new(tools.ansible_playbook.clone())
+    tools
+        .cmd(&tools.ansible_playbook, dir)
         .args(["-i", "inventory.yaml", "site.yaml", "--tags", tags, "-e", "@extra_vars.yaml"])
-        .cwd(dir)
-        .pass_path_and_home(&tools.env)
         .env("ANSIBLE_CONFIG", dir.join("ansible.cfg").display().to_string())
         .env("ANSIBLE_ROLES_PATH", format!("{}:{}", dir.join("roles").display(), shared_roles.display()))
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
         .env("LANG", "C.UTF-8")
         .env("LC_ALL", "C.UTF-8")
-        .timeout(tools.stage_timeout)
-        .grace(tools.grace)
         .secrets(secrets.iter().cloned())
         .secrets(form.into_iter().flat_map(FormServer::secrets))
 }
@@ -292,6 +289,7 @@ mod tests {
             terraform: "terraform".into(),
             ansible_playbook,
             env: Default::default(),
+            tool_env: Default::default(),
             plugin_cache: "cache".into(),
             terraform_config: None,
             stage_timeout: Duration::from_secs(30),
@@ -343,6 +341,38 @@ mod tests {
         assert!(logged.contains(&format!(r#""one_auth":"{MASK}""#)), "{logged}");
         assert!(logged.contains(&format!("password={MASK}")), "{logged}");
         assert!(!logged.contains(TOKEN), "{logged}");
+    }
+
+    /// Both kinds of tool run get the site's variables and mask its sensitive ones, and every
+    /// other variable they get is one `tool_env` may not name (else a site's value would lose).
+    #[test]
+    fn tool_env_reaches_terraform_and_ansible_and_owned_names_are_formworks_alone() {
+        let tool_env = crate::stages::ToolEnv::parse(&json!({"pass": ["HTTPS_PROXY", "SSL_CERT_FILE"],
+            "set": {"TF_LOG": "DEBUG"}, "sensitive": ["HTTPS_PROXY"]}))
+        .unwrap()
+        .with_values_from(&[("HTTPS_PROXY".to_string(), "http://u:pw-77@proxy".to_string())].into());
+        let mut tools = tools("ansible-playbook".into());
+        tools.tool_env = tool_env;
+        tools.terraform_config = Some("/etc/terraformrc".into());
+        tools.env = [("PATH", "/bin"), ("HOME", "/home/op")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let dir = std::path::Path::new("/work/1");
+        let commands = [
+            tools.terraform(dir, &["apply", "-input=false"], &[]),
+            playbook_cmd(&tools, dir, dir, "stage2", &[], Some(&form())),
+        ];
+        for cmd in commands {
+            let env = cmd.get_env();
+            assert_eq!(env.get("HTTPS_PROXY").map(String::as_str), Some("http://u:pw-77@proxy"), "{env:?}");
+            assert_eq!(env.get("TF_LOG").map(String::as_str), Some("DEBUG"));
+            assert!(!env.contains_key("SSL_CERT_FILE"), "a name formwork's environment lacks is not set");
+            assert_eq!(cmd.masker().mask("via http://u:pw-77@proxy"), format!("via {MASK}"));
+            let others: Vec<&String> =
+                env.keys().filter(|k| !["HTTPS_PROXY", "TF_LOG"].contains(&k.as_str())).collect();
+            assert!(!others.is_empty());
+            for name in others {
+                assert!(crate::stages::tool_env::OWNED.contains(&name.as_str()), "{name} is not in tool_env::OWNED");
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod planning;
 mod scaling;
 pub mod terraform;
 mod terraform_ui;
+pub mod tool_env;
 pub mod work;
 
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ pub use configure_provision::FormServer;
 pub use deprovision_one::selection;
 pub use form::{FormApi, OpenSession, Sessions};
 pub use terraform::Tools;
+pub use tool_env::ToolEnv;
 
 /// The stages as formwork runs them for real.
 pub struct Real<A> {

@@ -21,6 +21,8 @@ pub struct Tools {
     pub ansible_playbook: PathBuf,
     /// The variables children may inherit (PATH, HOME, …); everything else is explicit.
     pub env: HashMap<String, String>,
+    /// What the site adds to every tool run (`tool_env`): a proxy, a CA bundle, `TF_LOG`.
+    pub tool_env: super::ToolEnv,
     /// Shared by every provision so re-init (scale up) does not download providers again.
     pub plugin_cache: PathBuf,
     /// A Terraform CLI config (e.g. a provider mirror for offline use), if configured.
@@ -42,6 +44,19 @@ pub struct Provisioned {
 }
 
 impl Tools {
+    /// `program` in `dir` with what every tool run gets: `PATH` and `HOME`, the site's
+    /// `tool_env` (its sensitive values masked), the stage timeout and the grace period.
+    /// Formwork's own variables, set after this, are names `tool_env` may not hold.
+    pub fn cmd(&self, program: &Path, dir: &Path) -> Cmd {
+        Cmd::new(program)
+            .cwd(dir)
+            .envs(self.tool_env.vars())
+            .pass_path_and_home(&self.env)
+            .timeout(self.stage_timeout)
+            .grace(self.grace)
+            .secrets(self.tool_env.secrets())
+    }
+
     /// A Terraform command in `dir` with `args`, masking `secrets` in everything it prints.
     /// Commands that take the state lock (plan, apply, destroy, state mv) get `-lock-timeout`
     /// right after the subcommand.
@@ -55,15 +70,12 @@ impl Tools {
         if let Some(at) = at {
             args.insert(at, format!("-lock-timeout={}s", self.lock_timeout.as_secs()));
         }
-        let mut cmd = Cmd::new(self.terraform.clone())
+        let mut cmd = self
+            .cmd(&self.terraform, dir)
             .args(args)
-            .cwd(dir)
-            .pass_path_and_home(&self.env)
             .env("TF_IN_AUTOMATION", "1")
             .env("CHECKPOINT_DISABLE", "1")
             .env("TF_PLUGIN_CACHE_DIR", self.plugin_cache.display().to_string())
-            .timeout(self.stage_timeout)
-            .grace(self.grace)
             .secrets(secrets.iter().cloned());
         if let Some(config) = &self.terraform_config {
             cmd = cmd.env("TF_CLI_CONFIG_FILE", config.display().to_string());
