@@ -74,11 +74,7 @@ mod tests {
     const SECRET: &str = "server-secret";
 
     fn users() -> Vec<User> {
-        vec![
-            User::core(0, "oneadmin", "pw", 0),
-            User::server_admin(SECRET),
-            User::core(2, "alice", "alice-pw", 1),
-        ]
+        vec![User::core(0, "oneadmin", "pw", 0), User::server_admin(SECRET), User::core(2, "alice", "alice-pw", 1)]
     }
 
     fn who(session: &str, now: i64) -> Result<(i64, i64), Why> {

@@ -89,7 +89,10 @@ async fn child_pool(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
         let vms = ctx.one.vm_pool().map_err(ctx.fail("virtual machine", -1))?;
         let vms = vms.into_iter().filter(|vm| state == -2 || (state == -1 && !vm.is_done()) || vm.state == state);
         x.open("VM_POOL");
-        selection.apply(ctx.user, vms.collect(), |vm| Owned::listed_to_all(vm.id)).iter().for_each(|vm| render::vm(&mut x, vm));
+        selection
+            .apply(ctx.user, vms.collect(), |vm| Owned::listed_to_all(vm.id))
+            .iter()
+            .for_each(|vm| render::vm(&mut x, vm));
         x.close("VM_POOL");
     } else {
         let images = ctx.one.image_pool().map_err(ctx.fail("image", -1))?;

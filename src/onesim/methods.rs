@@ -350,8 +350,14 @@ mod tests {
         // 10: alice's own with no USE bit for anyone else; 11: bob's, private; 12: bob's, group
         // USE (group users); 13: oneadmin's, group USE (group oneadmin); 14: oneadmin's, other USE;
         // 15: bob's in group oneadmin, group USE.
-        let objects =
-            [(10, 2, 1, 0, 0), (11, 3, 1, 0, 0), (12, 3, 1, 1, 0), (13, 0, 0, 1, 0), (14, 0, 0, 0, 1), (15, 3, 0, 1, 0)];
+        let objects = [
+            (10, 2, 1, 0, 0),
+            (11, 3, 1, 0, 0),
+            (12, 3, 1, 1, 0),
+            (13, 0, 0, 1, 0),
+            (14, 0, 0, 0, 1),
+            (15, 3, 0, 1, 0),
+        ];
         let alice = User::core(2, "alice", "p", User::USERS_GROUP);
         let ids = |filter| select(&alice, &objects, filter, -1, -1);
         assert_eq!(ids(-2), [10, 12, 14]);

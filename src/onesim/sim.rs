@@ -15,10 +15,10 @@ use crate::one::xmlrpc::{self, Value};
 use crate::one::{Code, FakeOne};
 
 use super::answer::{self, FAULT_NO_SUCH_METHOD, FAULT_PARSE, Refusal, Reply};
-use super::{auth, cipher};
 use super::faults::{Dice, Effect, Faults};
 use super::methods;
 use super::params::Params;
+use super::{auth, cipher};
 
 /// An OpenNebula user as oned keeps it. `Debug` hides the passwords.
 #[derive(Clone, PartialEq, Eq)]
