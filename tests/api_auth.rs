@@ -18,7 +18,8 @@ fn basic(pair: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
-/// onesim with oneadmin (`oneadmin:pw`, id 0), alice (id 1, users) and root (id 2, oneadmin).
+/// onesim with oneadmin (`oneadmin:pw`, id 0), serveradmin (id 1, as oned makes it), alice
+/// (id 2, users) and root (id 3, oneadmin).
 fn onesim(dir: &tempfile::TempDir) -> Onesim {
     let users = ["--user", "alice:alice-pw", "--user", "root:root:pw:oneadmin"];
     Onesim::with_faults(&dir.path().join("onesim.json"), &users)
@@ -38,12 +39,12 @@ async fn opennebula_users_get_in_with_their_ids_and_groups_and_others_are_refuse
     assert_eq!(oneadmin, Caller::local());
     let root = auth.authenticate(Some(&basic("root:root:pw"))).await.unwrap();
     let expected =
-        Caller { uid: 2, uname: "root".into(), gid: 0, gname: "oneadmin".into(), groups: vec![0], confined_to: None };
+        Caller { uid: 3, uname: "root".into(), gid: 0, gname: "oneadmin".into(), groups: vec![0], confined_to: None };
     assert_eq!(root, expected);
     assert!(root.is_admin());
     let alice = auth.authenticate(Some(&basic("alice:alice-pw"))).await.unwrap();
     let expected =
-        Caller { uid: 1, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1], confined_to: None };
+        Caller { uid: 2, uname: "alice".into(), gid: 1, gname: "users".into(), groups: vec![1], confined_to: None };
     assert_eq!(alice, expected);
     assert!(!alice.is_admin());
 
@@ -90,17 +91,19 @@ async fn the_client_reads_users_and_groups_by_id_as_oned_allows() {
     let admin = Client::new(&sim.url, "oneadmin:pw".into(), options).unwrap();
     let alice = admin.with_session("alice:alice-pw".into());
 
-    let user = admin.user_by_id(1).await.unwrap();
-    assert_eq!((user.id, user.name.as_str(), user.gid, user.gname.as_str()), (1, "alice", 1, "users"));
-    assert_eq!(admin.user_by_id(2).await.unwrap().name, "root");
+    let user = admin.user_by_id(2).await.unwrap();
+    assert_eq!((user.id, user.name.as_str(), user.gid, user.gname.as_str()), (2, "alice", 1, "users"));
+    assert_eq!(admin.user_by_id(3).await.unwrap().name, "root");
+    let server = admin.user_by_id(1).await.unwrap();
+    assert_eq!((server.name.as_str(), server.gid), ("serveradmin", 0), "oned's serveradmin");
     let users = admin.group_by_id(1).await.unwrap();
-    assert_eq!((users.id, users.name.as_str(), users.users), (1, "users", vec![1]));
+    assert_eq!((users.id, users.name.as_str(), users.users), (1, "users", vec![2]));
     let admins = admin.group_by_id(0).await.unwrap();
-    assert_eq!((admins.name.as_str(), admins.users), ("oneadmin", vec![0, 2]));
+    assert_eq!((admins.name.as_str(), admins.users), ("oneadmin", vec![0, 1, 3]));
 
     assert!(admin.user_by_id(99).await.unwrap_err().is_no_exists());
     assert!(admin.group_by_id(7).await.unwrap_err().is_no_exists());
-    assert_eq!(alice.user_by_id(1).await.unwrap().name, "alice");
+    assert_eq!(alice.user_by_id(2).await.unwrap().name, "alice");
     assert_eq!(alice.group_by_id(1).await.unwrap().name, "users");
     for refused in [alice.user_by_id(0).await.unwrap_err(), alice.group_by_id(0).await.unwrap_err()] {
         assert!(matches!(refused, one::Error::Authorization { .. }), "{refused:?}");
@@ -128,6 +131,8 @@ fn onesim_refuses_bad_and_duplicate_users_at_start() {
     assert!(stderr.contains("no ':'"), "{stderr}");
     let stderr = onesim(&["--user", "alice:a", "--user", "alice:b:oneadmin"]);
     assert!(stderr.contains("two users called 'alice'"), "{stderr}");
-    let stderr = onesim(&["--user", "oneadmin:x"]);
-    assert!(stderr.contains("two users called 'oneadmin'"), "{stderr}");
+    for reserved in ["oneadmin", "serveradmin"] {
+        let stderr = onesim(&["--user", &format!("{reserved}:x")]);
+        assert!(stderr.contains(&format!("two users called '{reserved}'")), "{stderr}");
+    }
 }

@@ -1,13 +1,14 @@
 //! onesim over real HTTP: each test starts its own server on 127.0.0.1:0 in-process with
 //! `onesim::serve` and talks raw XML-RPC to it through a tiny HTTP/1.1 client over a
 //! `TcpStream`. OpenNebula's rules and error codes, the faults for broken requests (after which
-//! the server keeps serving), seeded fault injection, persistence and shutdown.
+//! the server keeps serving), seeded fault injection, persistence and shutdown; users, server
+//! admin sessions, zones and the documents a plain user may list.
 
 use std::time::{Duration, Instant};
 
 use formwork::one::FakeOne;
 use formwork::one::xmlrpc::{self, Value};
-use formwork::onesim::{self, FailRule, Faults, Options, Sim};
+use formwork::onesim::{self, FailRule, Faults, Options, Sim, cipher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -283,7 +284,7 @@ async fn users_see_their_own_documents_through_the_pool_filters() {
         panic!("user.info failed")
     };
     assert!(
-        me.starts_with("<USER><ID>1</ID><GID>1</GID><GROUPS><ID>1</ID></GROUPS><GNAME>users</GNAME><NAME>alice</NAME>"),
+        me.starts_with("<USER><ID>2</ID><GID>1</GID><GROUPS><ID>1</ID></GROUPS><GNAME>users</GNAME><NAME>alice</NAME>"),
         "{me}"
     );
     let Ok(Value::Int(doc)) =
@@ -297,7 +298,7 @@ async fn users_see_their_own_documents_through_the_pool_filters() {
     };
     assert_eq!(listed(server.call("one.documentpool.info", &[i(-2), i(-1), i(-1), i(103)]).await.unwrap()), 1);
     assert_eq!(listed(server.call("one.documentpool.info", &[i(-3), i(-1), i(-1), i(103)]).await.unwrap()), 0);
-    assert_eq!(listed(server.call("one.documentpool.info", &[i(1), i(-1), i(-1), i(103)]).await.unwrap()), 1);
+    assert_eq!(listed(server.call("one.documentpool.info", &[i(2), i(-1), i(-1), i(103)]).await.unwrap()), 1);
     assert_eq!(
         listed(server.call_as("alice:secret", "one.documentpool.info", &[i(-3), i(-1), i(-1), i(103)]).await.unwrap()),
         1
@@ -364,4 +365,147 @@ async fn shutdown_waits_for_nothing_but_requests_in_flight() {
     // The keep-alive connection stays open and idle; stopping must not wait for the client.
     tokio::time::timeout(Duration::from_secs(10), server.stop()).await.expect("serve returns on shutdown");
     assert_eq!(idle.read(&mut answer).await.unwrap_or(0), 0, "the idle connection is closed");
+}
+
+/// The text of `<TAG>…</TAG>` (or its CDATA) in `xml`.
+fn element<'a>(xml: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open).unwrap_or_else(|| panic!("no <{tag}> in {xml}")) + open.len();
+    let text = &xml[start..start + xml[start..].find(&format!("</{tag}>")).unwrap()];
+    text.strip_prefix("<![CDATA[").and_then(|t| t.strip_suffix("]]>")).unwrap_or(text)
+}
+
+async fn xml_as(server: &Server, session: &str, method: &str, params: &[Value]) -> String {
+    match server.call_as(session, method, params).await {
+        Ok(Value::String(xml)) => xml,
+        other => panic!("{method} as {session}: {other:?}"),
+    }
+}
+
+fn seconds_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[tokio::test]
+async fn serveradmin_acts_for_a_user_with_a_token_until_it_expires() {
+    let sim = Sim::new(FakeOne::new(), "pw").with_serveradmin_password("srv-secret").with_user("alice", "secret");
+    let server = Server::start(sim).await;
+    let now = seconds_now();
+    let session = cipher::login_token("serveradmin", "srv-secret", "alice", now + 3600);
+    let me = xml_as(&server, &session, "one.user.info", &[i(-1)]).await;
+    assert_eq!((element(&me, "ID"), element(&me, "NAME"), element(&me, "GID")), ("2", "alice", "1"));
+    let doc = server.call_as(&session, "one.document.allocate", &[s("NAME = d"), i(104)]).await.unwrap();
+    let Value::Int(doc) = doc else { panic!("{doc:?}") };
+    let info = xml_as(&server, "oneadmin:pw", "one.document.info", &[i(doc)]).await;
+    assert_eq!((element(&info, "UID"), element(&info, "UNAME")), ("2", "alice"), "the call ran as alice");
+    // The server admin itself: user 1, driver server_cipher, the secret's digest as PASSWORD.
+    let own = cipher::login_token("serveradmin", "srv-secret", "serveradmin", now + 60);
+    let admin = xml_as(&server, &own, "one.user.info", &[i(-1)]).await;
+    assert_eq!((element(&admin, "ID"), element(&admin, "GID")), ("1", "0"));
+    assert_eq!(element(&admin, "AUTH_DRIVER"), "server_cipher");
+    assert_eq!(element(&admin, "PASSWORD"), cipher::sha256_hex("srv-secret"));
+
+    let token = session.rsplit(':').next().unwrap();
+    let mut sealed = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, token).unwrap();
+    sealed[3] ^= 0x20;
+    let tampered =
+        format!("serveradmin:alice:{}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &sealed));
+    let refused = [
+        cipher::login_token("serveradmin", "srv-secret", "alice", now - 1),
+        cipher::login_token("serveradmin", "not-the-secret", "alice", now + 3600),
+        tampered,
+        "serveradmin:srv-secret".to_string(),
+        format!("serveradmin:nobody:{token}"),
+        format!("alice:alice:{token}"),
+    ];
+    for session in refused {
+        let (code, message, _) = server.call_as(&session, "one.user.info", &[i(-1)]).await.unwrap_err();
+        assert_eq!((code, message.as_str()), (0x100, "[one.user.info] User couldn't be authenticated, aborting call."));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn users_show_their_password_digest_and_a_token_password() {
+    let sim = Sim::new(FakeOne::new(), "pw").with_user("alice", "secret").with_user("bob", "secret");
+    let server = Server::start(sim).await;
+    let alice = xml_as(&server, "alice:secret", "one.user.info", &[i(-1)]).await;
+    assert_eq!(element(&alice, "PASSWORD"), cipher::sha256_hex("secret"));
+    assert_eq!(element(&alice, "AUTH_DRIVER"), "core");
+    let token = element(element(&alice, "TEMPLATE"), "TOKEN_PASSWORD");
+    assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{alice}");
+    let bob = xml_as(&server, "oneadmin:pw", "one.user.info", &[i(3)]).await;
+    assert_eq!(element(&bob, "PASSWORD"), element(&alice, "PASSWORD"), "the same password, the same digest");
+    assert_ne!(element(element(&bob, "TEMPLATE"), "TOKEN_PASSWORD"), token, "token passwords are random");
+    let digest = format!("alice:{}", cipher::sha256_hex("secret"));
+    assert_eq!(
+        server.call_as(&digest, "one.user.info", &[i(-1)]).await.unwrap_err().0,
+        0x100,
+        "the digest is no password"
+    );
+
+    let pool = xml_as(&server, "oneadmin:pw", "one.userpool.info", &[]).await;
+    let names: Vec<&str> = pool.split("<NAME>").skip(1).map(|r| r.split('<').next().unwrap()).collect();
+    assert_eq!(names, ["oneadmin", "serveradmin", "alice", "bob"]);
+    let mine = xml_as(&server, "bob:secret", "one.userpool.info", &[]).await;
+    assert_eq!(mine.matches("<USER>").count(), 1);
+    assert_eq!(element(&mine, "NAME"), "bob");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_zone_pool_is_one_zone_at_this_endpoint() {
+    let server = Server::start(Sim::new(FakeOne::new(), "pw").with_user("alice", "secret")).await;
+    let pool = xml_as(&server, "alice:secret", "one.zonepool.info", &[]).await;
+    let endpoint = format!("http://{}/RPC2", server.addr);
+    let zone = format!(
+        "<ZONE><ID>0</ID><NAME>OpenNebula</NAME><STATE>0</STATE><TEMPLATE><ENDPOINT><![CDATA[{endpoint}]]>\
+         </ENDPOINT></TEMPLATE><SERVER_POOL/></ZONE>"
+    );
+    assert_eq!(pool, format!("<ZONE_POOL>{zone}</ZONE_POOL>"));
+    assert_eq!(xml_as(&server, "alice:secret", "one.zone.info", &[i(0)]).await, zone);
+    assert_eq!(server.call("one.zone.info", &[i(100)]).await.unwrap_err().0, NO_EXISTS);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_user_lists_only_the_documents_it_may_use() {
+    let sim = Sim::new(FakeOne::new(), "pw").with_user("alice", "a").with_user("bob", "b");
+    let server = Server::start(sim).await;
+    let allocate = |session: &'static str, name: &'static str| {
+        let server = &server;
+        async move {
+            match server.call_as(session, "one.document.allocate", &[s(&format!("NAME = {name}")), i(104)]).await {
+                Ok(Value::Int(id)) => id,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let mode = |uu, gu, ou| [i(uu), i(1), i(0), i(gu), i(0), i(0), i(ou), i(0), i(0)];
+    let private = allocate("oneadmin:pw", "admin-private").await;
+    let shared = allocate("oneadmin:pw", "admin-others-use").await;
+    server.id("one.document.chmod", &[&[i(shared)], &mode(1, 0, 1)[..]].concat()).await;
+    let bobs = allocate("bob:b", "bob-private").await;
+    let bobs_group = allocate("bob:b", "bob-group-use").await;
+    server.id("one.document.chmod", &[&[i(bobs_group)], &mode(1, 1, 0)[..]].concat()).await;
+    let alices = allocate("alice:a", "alice-no-owner-use").await;
+    server.id("one.document.chmod", &[&[i(alices)], &mode(0, 0, 0)[..]].concat()).await;
+    let listed = |session: &'static str, filter: i64| {
+        let server = &server;
+        async move {
+            let xml = xml_as(server, session, "one.documentpool.info", &[i(filter), i(-1), i(-1), i(104)]).await;
+            xml.split("<DOCUMENT><ID>")
+                .skip(1)
+                .map(|r| r.split('<').next().unwrap().parse().unwrap())
+                .collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(listed("alice:a", -2).await, [shared, bobs_group, alices]);
+    assert_eq!(listed("alice:a", -3).await, [alices]);
+    assert_eq!(listed("alice:a", -1).await, [bobs_group, alices]);
+    assert_eq!(listed("alice:a", 3).await, [bobs_group], "bob's documents alice may use");
+    assert_eq!(listed("alice:a", 0).await, [shared]);
+    assert_eq!(listed("bob:b", -2).await, [shared, bobs, bobs_group]);
+    assert_eq!(listed("oneadmin:pw", -2).await, [private, shared, bobs, bobs_group, alices]);
+    server.stop().await;
 }

@@ -19,6 +19,8 @@ use std::time::Duration;
 const PASSWORD: &str = "conformance-pw";
 /// A user of the `users` group, for pyone_check.py's reads as a plain user.
 const PLAIN_USER: &str = "pyone-user:pyone-pw";
+/// serveradmin's secret, from which pyone_check.py makes `serveradmin:<user>:<token>` sessions.
+const SERVERADMIN_SECRET: &str = "conformance-server-secret";
 
 /// Kills onesim if the test fails before stopping it.
 struct Onesim(Child);
@@ -40,6 +42,7 @@ fn python() -> PathBuf {
 fn start() -> (Onesim, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_onesim"))
         .args(["--port", "0", "--password", PASSWORD, "--user", PLAIN_USER])
+        .args(["--serveradmin-password", SERVERADMIN_SECRET])
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -86,8 +89,11 @@ fn run_check(script: &str, extra: &[&OsStr]) -> String {
 
 #[test]
 fn pyone_parses_every_answer_with_the_expected_values() {
-    let stdout = run_check("pyone_check.py", &[OsStr::new(PLAIN_USER)]);
+    let stdout = run_check("pyone_check.py", &[OsStr::new(PLAIN_USER), OsStr::new(SERVERADMIN_SECRET)]);
     assert!(stdout.contains("pyone_check: all checks passed"), "{stdout}");
+    for step in ["serveradmin sessions: expired, tampered", "zonepool.info", "documentpool.info as a plain user"] {
+        assert!(stdout.contains(&format!("pyone_check: {step}")), "the step '{step}' did not run:\n{stdout}");
+    }
 }
 
 #[test]
@@ -96,10 +102,19 @@ fn every_info_and_pool_answer_validates_against_opennebulas_xsds() {
     let stdout = run_check("xsd_check.py", &[xsd.as_os_str()]);
     assert!(stdout.contains("xsd_check: every answer is valid"), "{stdout}");
     // Each kind onesim answers for, in its info and (where it has one) pool form.
-    for root in ["CLUSTER", "HOST", "VNET", "DATASTORE", "IMAGE", "VM", "DOCUMENT", "USER"] {
+    for root in ["CLUSTER", "HOST", "VNET", "DATASTORE", "IMAGE", "VM", "DOCUMENT", "USER", "ZONE"] {
         assert!(stdout.contains(&format!("<{root}>")), "<{root}> was not validated:\n{stdout}");
     }
-    for pool in ["CLUSTER_POOL", "HOST_POOL", "VNET_POOL", "DATASTORE_POOL", "IMAGE_POOL", "DOCUMENT_POOL"] {
+    for pool in [
+        "CLUSTER_POOL",
+        "HOST_POOL",
+        "VNET_POOL",
+        "DATASTORE_POOL",
+        "IMAGE_POOL",
+        "DOCUMENT_POOL",
+        "USER_POOL",
+        "ZONE_POOL",
+    ] {
         assert!(stdout.contains(&format!("<{pool}>")), "<{pool}> was not validated:\n{stdout}");
     }
 }

@@ -24,8 +24,13 @@ struct Args {
     /// oneadmin's password: sessions are `oneadmin:<password>`.
     #[arg(long, default_value = "opennebula")]
     password: String,
+    /// The secret of serveradmin (id 1, driver server_cipher): services that hold
+    /// `serveradmin:SECRET` in their auth file (OneForm, FireEdge) act for users with
+    /// `serveradmin:USER:TOKEN` sessions. Random, as oned makes it, when not given.
+    #[arg(long, value_name = "SECRET")]
+    serveradmin_password: Option<String>,
     /// Add a user (repeatable): sessions are `NAME:PASSWORD`; GROUP is `users` (the default,
-    /// group 1) or `oneadmin` (group 0). Ids follow oneadmin's (0) in the order given.
+    /// group 1) or `oneadmin` (group 0). Ids follow serveradmin's (1) in the order given.
     #[arg(long = "user", value_name = "NAME:PASSWORD[:GROUP]", value_parser = NewUser::parse)]
     users: Vec<NewUser>,
     /// Keep the objects in this file (private JSON), across runs; in memory otherwise.
@@ -69,7 +74,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         drop_rate: args.drop_rate,
         latency: Duration::from_millis(args.latency_ms),
     };
-    let options = Options { password: args.password, state: args.state, faults, users: args.users };
+    let options = Options {
+        password: args.password,
+        state: args.state,
+        faults,
+        serveradmin_password: args.serveradmin_password,
+        users: args.users,
+    };
     let sim = Sim::open(&options)?;
     let address = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&address)

@@ -5,7 +5,7 @@
 use crate::one::{Code, OneApi};
 
 use super::answer::{self, Answer};
-use super::methods::{Ctx, Selection, parse_error};
+use super::methods::{Ctx, Owned, Selection, parse_error};
 use super::params::Params;
 use super::render;
 use super::xml::{Xml, parse_template};
@@ -89,12 +89,15 @@ async fn child_pool(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
         let vms = ctx.one.vm_pool().map_err(ctx.fail("virtual machine", -1))?;
         let vms = vms.into_iter().filter(|vm| state == -2 || (state == -1 && !vm.is_done()) || vm.state == state);
         x.open("VM_POOL");
-        selection.apply(ctx.user, vms.collect(), |vm| (vm.id, 0, 0)).iter().for_each(|vm| render::vm(&mut x, vm));
+        selection
+            .apply(ctx.user, vms.collect(), |vm| Owned::listed_to_all(vm.id))
+            .iter()
+            .for_each(|vm| render::vm(&mut x, vm));
         x.close("VM_POOL");
     } else {
         let images = ctx.one.image_pool().map_err(ctx.fail("image", -1))?;
         x.open("IMAGE_POOL");
-        for image in selection.apply(ctx.user, images, |i| (i.id, 0, 0)) {
+        for image in selection.apply(ctx.user, images, |i| Owned::listed_to_all(i.id)) {
             render::image(&mut x, &image, &ctx.one.datastore_name(image.datastore_id).unwrap_or_default());
         }
         x.close("IMAGE_POOL");

@@ -2,14 +2,15 @@
 //! (where OneForm keeps providers and provisions: `one.document.*` and `one.documentpool.info`)
 //! and `one.system.version`, with the XML of DOCUMENT and DOCUMENT_POOL.
 //!
-//! Every authenticated user may do everything, as oneadmin may; ownership only decides what
-//! the pool filters (-3 mine, -1 mine and my group's, …) return.
+//! The pool lists only what the caller may use, by the filters (-3 mine, -1 mine and my
+//! group's, …) and the permission bits, as oned does ([`Selection`]); the other calls let every
+//! authenticated user do everything, as oneadmin may.
 
 use crate::one::fake::Document;
 use crate::one::{Code, Template};
 
 use super::answer::{self, Answer};
-use super::methods::{Ctx, Selection};
+use super::methods::{Ctx, Owned, Selection};
 use super::params::Params;
 use super::sim::{User, group_name};
 use super::xml::{Xml, parse_template};
@@ -112,7 +113,8 @@ fn pool(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
     let documents: Vec<Document> = documents.into_iter().filter(|d| d.doc_type == doc_type).collect();
     let mut x = Xml::default();
     x.open("DOCUMENT_POOL");
-    for document in selection.apply(ctx.user, documents, |d| (d.id, d.uid, d.gid)) {
+    let owned = |d: &Document| Owned { id: d.id, uid: d.uid, gid: d.gid, permissions: d.permissions };
+    for document in selection.apply(ctx.user, documents, owned) {
         render(&mut x, &document, ctx.users);
     }
     answer::xml(x.close("DOCUMENT_POOL").finish())
@@ -133,7 +135,7 @@ mod tests {
 
     #[test]
     fn documents_render_owner_names_type_and_template() {
-        let users = [User { id: 0, name: "oneadmin".into(), password: "x".into(), gid: 0 }];
+        let users = [User::core(0, "oneadmin", "x", 0)];
         let template = Template::parse("BODY = \"{\\\"a\\\": 1}\"").unwrap();
         let d = Document {
             id: 3,

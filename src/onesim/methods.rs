@@ -4,6 +4,7 @@
 //! `children.rs`; users and groups in `users.rs`; documents and the system calls in
 //! `documents.rs`.
 
+use crate::one::fake::Permissions;
 use crate::one::{Code, FakeOne, Kind, OneApi};
 
 use super::answer::{self, Answer, Refusal};
@@ -11,7 +12,7 @@ use super::params::Params;
 use super::render;
 use super::sim::User;
 use super::xml::{Xml, parse_template, template_text};
-use super::{children, documents, users};
+use super::{children, documents, users, zones};
 
 /// Who is calling what, for a method.
 pub struct Ctx<'a> {
@@ -19,6 +20,8 @@ pub struct Ctx<'a> {
     pub user: &'a User,
     pub users: &'a [User],
     pub method: &'a str,
+    /// This endpoint's URL (zone 0's ENDPOINT).
+    pub endpoint: &'a str,
 }
 
 impl Ctx<'_> {
@@ -72,7 +75,7 @@ const OBJECT_METHODS: &[&str] = &[
 ];
 
 pub fn is_known(method: &str) -> bool {
-    OBJECT_METHODS.contains(&method) || documents::METHODS.contains(&method) || users::METHODS.contains(&method)
+    [OBJECT_METHODS, documents::METHODS, users::METHODS, zones::METHODS].iter().any(|known| known.contains(&method))
 }
 
 /// Runs a known method.
@@ -84,7 +87,8 @@ pub async fn call(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
         "datastore" | "datastorepool" => Kind::Datastore,
         "vn" | "vnpool" => Kind::Network,
         "vm" | "vmpool" | "image" | "imagepool" => return children::call(ctx, p).await,
-        "user" | "group" => return users::call(ctx, p),
+        "user" | "userpool" | "group" => return users::call(ctx, p),
+        "zone" | "zonepool" => return zones::call(ctx, p),
         _ => return documents::call(ctx, p).await,
     };
     match (object.ends_with("pool"), verb) {
@@ -205,7 +209,8 @@ async fn pool(ctx: &Ctx<'_>, p: &Params<'_>, kind: Kind) -> Answer {
             let selection = Selection::read(ctx, p)?;
             let vnets = ctx.one.vn_pool().map_err(fail)?;
             x.open("VNET_POOL");
-            selection.apply(ctx.user, vnets, |v| (v.id, 0, 0)).iter().for_each(|v| render::vnet(&mut x, v, false));
+            let owned = |v: &crate::one::Vnet| Owned::listed_to_all(v.id);
+            selection.apply(ctx.user, vnets, owned).iter().for_each(|v| render::vnet(&mut x, v, false));
             x.close("VNET_POOL");
         }
     }
@@ -241,13 +246,34 @@ async fn vnet_or_host_action(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
     answer::id(id)
 }
 
-/// A pool's `filter, start, end` (oned's `RequestManagerPoolInfoFilter`): filter -2 all, -3
-/// the caller's, -1 the caller's and their group's, -4 their group's, ≥ 0 that user's; `start`
+/// A pool's `filter, start, end` (oned's `PoolSharedAPI::where_filter`): filter -2 all, -3 the
+/// caller's, -1 the caller's and their group's, -4 their group's, ≥ 0 that user's; `start`
 /// and `end` an id range (-1 open), or, when `end` < -1, an offset and a page of `-end`.
+///
+/// Of those, a caller outside the oneadmin group gets only what it may USE (oned's
+/// `PoolSQL::usr_filter` under the default ACLs, which grant USE of no document): what it owns
+/// whatever the owner bits say, what its group may use (GROUP_U), what others may use (OTHER_U);
+/// filter -3 and its own uid keep everything it owns.
 pub struct Selection {
     filter: i64,
     start: i64,
     end: i64,
+}
+
+/// Who owns an object and who may use it, as a pool filters by.
+pub struct Owned {
+    pub id: i64,
+    pub uid: i64,
+    pub gid: i64,
+    pub permissions: Permissions,
+}
+
+impl Owned {
+    /// oneadmin's object that every user may USE: onesim's networks, VMs and images, which
+    /// carry no permissions of their own in [`FakeOne`], are listed to everyone.
+    pub fn listed_to_all(id: i64) -> Owned {
+        Owned { id, uid: 0, gid: 0, permissions: Permissions([1, 1, 0, 1, 0, 0, 1, 0, 0]) }
+    }
 }
 
 impl Selection {
@@ -259,24 +285,32 @@ impl Selection {
         Ok(selection)
     }
 
-    /// The objects the caller asked for; `owner` gives an object's (id, uid, gid).
-    pub fn apply<T>(&self, caller: &User, objects: Vec<T>, owner: impl Fn(&T) -> (i64, i64, i64)) -> Vec<T> {
+    /// The objects the caller asked for and may see.
+    pub fn apply<T>(&self, caller: &User, objects: Vec<T>, owner: impl Fn(&T) -> Owned) -> Vec<T> {
         let kept = objects.into_iter().filter(|o| {
-            let (id, uid, gid) = owner(o);
-            let mine = uid == caller.id;
-            let theirs = match self.filter {
-                -2 => true,
-                -3 => mine,
-                -1 => mine || gid == caller.gid,
-                -4 => gid == caller.gid,
-                user => uid == user,
-            };
-            let in_range = self.end < -1 || ((self.start < 0 || id >= self.start) && (self.end < 0 || id <= self.end));
-            theirs && in_range
+            let o = owner(o);
+            let in_range =
+                self.end < -1 || ((self.start < 0 || o.id >= self.start) && (self.end < 0 || o.id <= self.end));
+            self.keeps(caller, &o) && in_range
         });
         match self.end < -1 {
             true => kept.skip(self.start.max(0) as usize).take((-self.end) as usize).collect(),
             false => kept.collect(),
+        }
+    }
+
+    /// oned's `usr_filter` for one object; `all` is the oneadmin group's "no USE check".
+    fn keeps(&self, caller: &User, o: &Owned) -> bool {
+        let all = users::is_admin(caller);
+        let mine = o.uid == caller.id;
+        let [_, _, _, group_u, _, _, other_u, _, _] = o.permissions.0;
+        let usable = all || other_u == 1 || (o.gid == caller.gid && group_u == 1);
+        match self.filter {
+            -2 => mine || usable,
+            -3 => mine,
+            -1 => mine || (o.gid == caller.gid && usable),
+            -4 => o.gid == caller.gid && (mine || usable),
+            user => o.uid == user && (user == caller.id || usable),
         }
     }
 }
@@ -285,13 +319,22 @@ impl Selection {
 mod tests {
     use super::*;
 
+    /// (id, uid, gid, GROUP_U, OTHER_U) → the ids `caller` gets for each selection.
+    fn select(caller: &User, objects: &[(i64, i64, i64, i64, i64)], filter: i64, start: i64, end: i64) -> Vec<i64> {
+        let owned = |&(id, uid, gid, group_u, other_u): &(i64, i64, i64, i64, i64)| Owned {
+            id,
+            uid,
+            gid,
+            permissions: Permissions([1, 1, 0, group_u, 0, 0, other_u, 0, 0]),
+        };
+        Selection { filter, start, end }.apply(caller, objects.to_vec(), owned).iter().map(|o| o.0).collect()
+    }
+
     #[test]
     fn selections_filter_by_owner_then_by_range_or_page() {
-        let caller = User { id: 2, name: "u".into(), password: "p".into(), gid: 1 };
-        let objects: Vec<(i64, i64, i64)> = vec![(0, 0, 0), (1, 2, 1), (2, 3, 1), (3, 2, 1), (4, 0, 0)];
-        let ids = |filter, start, end| -> Vec<i64> {
-            Selection { filter, start, end }.apply(&caller, objects.clone(), |o| *o).iter().map(|o| o.0).collect()
-        };
+        let caller = User::core(2, "u", "p", 1);
+        let objects = [(0, 0, 0, 1, 1), (1, 2, 1, 1, 1), (2, 3, 1, 1, 1), (3, 2, 1, 1, 1), (4, 0, 0, 1, 1)];
+        let ids = |filter, start, end| select(&caller, &objects, filter, start, end);
         assert_eq!(ids(-2, -1, -1), [0, 1, 2, 3, 4]);
         assert_eq!(ids(-3, -1, -1), [1, 3]);
         assert_eq!(ids(-1, -1, -1), [1, 2, 3]);
@@ -300,5 +343,35 @@ mod tests {
         assert_eq!(ids(-2, 1, 3), [1, 2, 3]);
         assert_eq!(ids(-2, 2, -1), [2, 3, 4]);
         assert_eq!(ids(-2, 1, -2), [1, 2]);
+    }
+
+    #[test]
+    fn a_plain_user_gets_only_what_it_owns_or_may_use_and_the_oneadmin_group_everything() {
+        // 10: alice's own with no USE bit for anyone else; 11: bob's, private; 12: bob's, group
+        // USE (group users); 13: oneadmin's, group USE (group oneadmin); 14: oneadmin's, other USE;
+        // 15: bob's in group oneadmin, group USE.
+        let objects = [
+            (10, 2, 1, 0, 0),
+            (11, 3, 1, 0, 0),
+            (12, 3, 1, 1, 0),
+            (13, 0, 0, 1, 0),
+            (14, 0, 0, 0, 1),
+            (15, 3, 0, 1, 0),
+        ];
+        let alice = User::core(2, "alice", "p", User::USERS_GROUP);
+        let ids = |filter| select(&alice, &objects, filter, -1, -1);
+        assert_eq!(ids(-2), [10, 12, 14]);
+        assert_eq!(ids(-3), [10]);
+        assert_eq!(ids(-1), [10, 12]);
+        assert_eq!(ids(-4), [10, 12]);
+        assert_eq!(ids(2), [10]);
+        assert_eq!(ids(3), [12]);
+        assert_eq!(ids(0), [14]);
+        let root = User::core(4, "root", "p", User::ONEADMIN_GROUP);
+        let ids = |filter| select(&root, &objects, filter, -1, -1);
+        assert_eq!(ids(-2), [10, 11, 12, 13, 14, 15]);
+        assert_eq!(ids(-3), Vec::<i64>::new());
+        assert_eq!(ids(-1), [13, 14, 15]);
+        assert_eq!(ids(3), [11, 12, 15]);
     }
 }

@@ -7,12 +7,15 @@
 //! dropped connections, latency), repeatably from a seed.
 //!
 //! Map: [`server`] (HTTP, accept loop, shutdown) → [`sim`] (authentication, faults, the call
-//! path) → `methods` / `children` / `users` / `documents` (the XML-RPC methods) → `render` / `xml`
-//! (oned's XML). `answer` holds oned's reply and error wording, `params` the reading of
+//! path; `auth` checks sessions, `cipher` holds oned's password digests and server tokens) →
+//! `methods` / `children` / `users` / `documents` / `zones` (the XML-RPC methods) → `render` /
+//! `xml` (oned's XML). `answer` holds oned's reply and error wording, `params` the reading of
 //! parameters, `faults` the seeded dice.
 
 mod answer;
+mod auth;
 mod children;
+pub mod cipher;
 mod documents;
 pub mod faults;
 mod methods;
@@ -22,6 +25,7 @@ pub mod server;
 pub mod sim;
 mod users;
 mod xml;
+mod zones;
 
 pub use answer::Reply;
 pub use documents::VERSION;

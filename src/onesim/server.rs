@@ -40,8 +40,13 @@ struct DropConnection;
 
 /// Serves `sim` on `listener` until `shutdown` completes, then waits for the requests in flight.
 /// Accept errors (out of file descriptors, a connection reset before it was accepted) are
-/// logged and retried after a pause rather than ending the server.
+/// logged and retried after a pause rather than ending the server. A sim still answering for
+/// oned's default endpoint answers for the listener's address (`http://ADDR/RPC2`) instead.
 pub async fn serve(listener: TcpListener, sim: Sim, shutdown: impl Future) -> io::Result<()> {
+    let sim = match (sim.endpoint() == Sim::DEFAULT_ENDPOINT, listener.local_addr()) {
+        (true, Ok(addr)) => sim.with_endpoint(&format!("http://{addr}/RPC2")),
+        _ => sim,
+    };
     let router = Router::new().route("/RPC2", post(rpc2)).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(sim);
     let (stop, stopped) = watch::channel(false);
     let mut connections = JoinSet::new();

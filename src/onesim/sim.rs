@@ -18,14 +18,22 @@ use super::answer::{self, FAULT_NO_SUCH_METHOD, FAULT_PARSE, Refusal, Reply};
 use super::faults::{Dice, Effect, Faults};
 use super::methods;
 use super::params::Params;
+use super::{auth, cipher};
 
-/// An OpenNebula user: `session` strings are `name:password`. `Debug` hides the password.
+/// An OpenNebula user as oned keeps it. `Debug` hides the passwords.
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
     pub name: String,
+    /// What oned stores and shows as `PASSWORD`: the hex SHA-256 of the password
+    /// ([`cipher::sha256_hex`]); `user:password` sessions are checked against it.
     pub password: String,
     pub gid: i64,
+    /// `core`, or [`User::SERVER_CIPHER`] for a server admin, whose sessions are
+    /// `<name>:<user>:<token>` ([`cipher`]).
+    pub auth_driver: &'static str,
+    /// The random password oned adds to every user's template (`TOKEN_PASSWORD`, for OneGate).
+    pub token_password: String,
 }
 
 impl std::fmt::Debug for User {
@@ -36,6 +44,8 @@ impl std::fmt::Debug for User {
             .field("name", &self.name)
             .field("password", redacted)
             .field("gid", &self.gid)
+            .field("auth_driver", &self.auth_driver)
+            .field("token_password", redacted)
             .finish()
     }
 }
@@ -44,9 +54,36 @@ impl User {
     /// oned's two built-in groups.
     pub const ONEADMIN_GROUP: i64 = 0;
     pub const USERS_GROUP: i64 = 1;
+    pub const CORE: &'static str = "core";
+    pub const SERVER_CIPHER: &'static str = "server_cipher";
+    /// The server admin oned makes at bootstrap (`UserPool::SERVER_NAME`), always id 1.
+    pub const SERVER_ADMIN: &'static str = "serveradmin";
+
+    /// A user of the `core` driver whose password is `password`, stored as oned stores it.
+    pub fn core(id: i64, name: &str, password: &str, gid: i64) -> User {
+        User {
+            id,
+            name: name.to_owned(),
+            password: cipher::sha256_hex(password),
+            gid,
+            auth_driver: User::CORE,
+            token_password: cipher::random_password(),
+        }
+    }
+
+    /// oned's `serveradmin` (id 1, oneadmin group, `server_cipher`) whose auth file holds
+    /// `serveradmin:<secret>`: oned stores the secret's digest, the key of its tokens.
+    pub fn server_admin(secret: &str) -> User {
+        User { auth_driver: User::SERVER_CIPHER, ..User::core(1, User::SERVER_ADMIN, secret, User::ONEADMIN_GROUP) }
+    }
 
     pub fn gname(&self) -> &'static str {
         group_name(self.gid).unwrap_or("users")
+    }
+
+    /// Whether oned authenticates this user's sessions as a server admin's (`server*`).
+    pub fn is_server_admin(&self) -> bool {
+        self.auth_driver.starts_with("server")
     }
 }
 
@@ -113,13 +150,22 @@ pub struct Options {
     /// Where the objects are kept between runs (a private JSON file); in memory when `None`.
     pub state: Option<PathBuf>,
     pub faults: Faults,
-    /// Users besides oneadmin, with ids from 1 in this order.
+    /// The server admin's secret (oned writes `serveradmin:<secret>` to the services' auth
+    /// files); a random one, known to nobody, when `None`.
+    pub serveradmin_password: Option<String>,
+    /// Users besides oneadmin and serveradmin, with ids from 2 in this order.
     pub users: Vec<NewUser>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { password: "opennebula".to_string(), state: None, faults: Faults::default(), users: Vec::new() }
+        Options {
+            password: "opennebula".to_string(),
+            state: None,
+            faults: Faults::default(),
+            serveradmin_password: None,
+            users: Vec::new(),
+        }
     }
 }
 
@@ -131,7 +177,9 @@ pub enum Error {
     State { path: PathBuf, source: std::io::Error },
     #[error("the folder of the onesim state file {path} does not exist; create it or start with another --state")]
     StateFolder { path: PathBuf },
-    #[error("there are two users called '{name}' (oneadmin always exists); give each --user another name")]
+    #[error(
+        "there are two users called '{name}' (oneadmin and serveradmin always exist); give each --user another name"
+    )]
     DuplicateUser { name: String },
 }
 
@@ -142,13 +190,45 @@ pub struct Sim {
     users: Arc<Vec<User>>,
     faults: Arc<Faults>,
     dice: Arc<Dice>,
+    /// This endpoint's URL, the ENDPOINT of zone 0 ([`Sim::with_endpoint`]).
+    endpoint: Arc<str>,
 }
 
 impl Sim {
-    /// A sim over `one` whose only user is oneadmin (id 0) with `password`, injecting nothing.
+    /// oned's default endpoint, until [`Sim::with_endpoint`] (which [`super::serve`] calls).
+    pub const DEFAULT_ENDPOINT: &'static str = "http://localhost:2633/RPC2";
+
+    /// A sim over `one` with oned's bootstrap users, injecting nothing: oneadmin (id 0) with
+    /// `password`, and serveradmin (id 1) with a random secret ([`Sim::with_serveradmin_password`]).
     pub fn new(one: FakeOne, password: &str) -> Sim {
-        let oneadmin = User { id: 0, name: "oneadmin".into(), password: password.into(), gid: User::ONEADMIN_GROUP };
-        Sim { one, users: Arc::new(vec![oneadmin]), faults: Arc::default(), dice: Arc::default() }
+        let oneadmin = User::core(0, "oneadmin", password, User::ONEADMIN_GROUP);
+        let serveradmin = User::server_admin(&cipher::random_password());
+        Sim {
+            one,
+            users: Arc::new(vec![oneadmin, serveradmin]),
+            faults: Arc::default(),
+            dice: Arc::default(),
+            endpoint: Sim::DEFAULT_ENDPOINT.into(),
+        }
+    }
+
+    /// The same sim whose serveradmin has `secret` (what its auth file holds after `serveradmin:`).
+    pub fn with_serveradmin_password(mut self, secret: &str) -> Sim {
+        let users = Arc::make_mut(&mut self.users);
+        if let Some(admin) = users.iter_mut().find(|u| u.name == User::SERVER_ADMIN) {
+            admin.password = cipher::sha256_hex(secret);
+        }
+        self
+    }
+
+    /// The same sim answering for `url` (`http://host:port/RPC2`) in zone 0's ENDPOINT.
+    pub fn with_endpoint(mut self, url: &str) -> Sim {
+        self.endpoint = url.into();
+        self
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// A sim as `options` describe it; a persistent one loads its state file now.
@@ -165,6 +245,9 @@ impl Sim {
             None => FakeOne::new(),
         };
         let mut sim = Sim::new(one, &options.password).with_faults(options.faults.clone());
+        if let Some(secret) = &options.serveradmin_password {
+            sim = sim.with_serveradmin_password(secret);
+        }
         for user in &options.users {
             sim = sim.try_with_user(user)?;
         }
@@ -178,7 +261,7 @@ impl Sim {
         self
     }
 
-    /// Adds a user of the `users` group (not oneadmin's), with the next free id.
+    /// Adds a `core` user of the `users` group (not oneadmin's), with the next free id.
     ///
     /// # Panics
     /// If a user of that name exists (a test's mistake); [`Sim::try_with_user`] reports it.
@@ -193,8 +276,7 @@ impl Sim {
             return Err(Error::DuplicateUser { name: user.name.clone() });
         }
         let id = self.users.iter().map(|u| u.id + 1).max().unwrap_or(0);
-        let user = User { id, name: user.name.clone(), password: user.password.clone(), gid: user.gid };
-        Arc::make_mut(&mut self.users).push(user);
+        Arc::make_mut(&mut self.users).push(User::core(id, &user.name, &user.password, user.gid));
         Ok(self)
     }
 
@@ -227,13 +309,16 @@ impl Sim {
         }
         let params = Params(params);
         let user = match params.string(0) {
-            Ok(session) => self.authenticate(session),
+            Ok(session) => auth::authenticate(&self.users, session, auth::now()),
             Err(refusal) => return answer::reply(Err(refusal)),
         };
-        let Some(user) = user else {
-            let refusal = Refusal::one(method, Code::Authentication, "", -1, "");
-            tracing::debug!(method, "onesim refused a session");
-            return answer::reply(Err(refusal));
+        let user = match user {
+            Ok(user) => user,
+            Err(why) => {
+                let refusal = Refusal::one(method, Code::Authentication, "", -1, "");
+                tracing::debug!(method, %why, "onesim refused a session");
+                return answer::reply(Err(refusal));
+            }
         };
         let effect = self.dice.roll(&self.faults, method);
         if effect == Some(Effect::Internal) {
@@ -241,7 +326,7 @@ impl Sim {
             let detail = "Internal error (injected by onesim)";
             return answer::reply(Err(Refusal::one(method, Code::Internal, "", -1, detail)));
         }
-        let ctx = methods::Ctx { one: &self.one, user, users: &self.users, method };
+        let ctx = methods::Ctx { one: &self.one, user: &user, users: &self.users, method, endpoint: &self.endpoint };
         let reply = answer::reply(methods::call(&ctx, &params).await);
         match effect {
             Some(Effect::Drop) => {
@@ -250,12 +335,6 @@ impl Sim {
             }
             Some(Effect::Internal) | None => reply,
         }
-    }
-
-    /// The user a `name:password` session names, if the password is right.
-    fn authenticate(&self, session: &str) -> Option<&User> {
-        let (name, password) = session.split_once(':')?;
-        self.users.iter().find(|u| u.name == name && u.password == password)
     }
 }
 
@@ -290,9 +369,9 @@ mod tests {
         let users = vec![new("alice", User::USERS_GROUP), new("root", User::ONEADMIN_GROUP)];
         let sim = Sim::open(&Options { users, ..Options::default() }).unwrap();
         let ids: Vec<(i64, &str, i64)> = sim.users().iter().map(|u| (u.id, u.name.as_str(), u.gid)).collect();
-        assert_eq!(ids, [(0, "oneadmin", 0), (1, "alice", 1), (2, "root", 0)]);
+        assert_eq!(ids, [(0, "oneadmin", 0), (1, "serveradmin", 0), (2, "alice", 1), (3, "root", 0)]);
         assert!(!format!("{:?}", sim.users()).contains("opennebula"), "Debug shows no password");
-        for name in ["alice", "oneadmin"] {
+        for name in ["alice", "oneadmin", "serveradmin"] {
             let users = vec![new("alice", User::USERS_GROUP), new(name, User::USERS_GROUP)];
             let error = Sim::open(&Options { users, ..Options::default() }).err().expect("a duplicate is refused");
             assert!(matches!(&error, Error::DuplicateUser { name: n } if n == name), "{error}");

@@ -1,6 +1,9 @@
-//! Users and groups as oned shows them: `one.user.info` (USER) and `one.group.info` (GROUP),
-//! -1 being the caller's own user or primary group. onesim has oned's two built-in groups,
-//! `oneadmin` (0) and `users` (1), and the users it was started with, each in one group.
+//! Users and groups as oned shows them: `one.user.info` (USER), `one.userpool.info`
+//! (USER_POOL) and `one.group.info` (GROUP), -1 being the caller's own user or primary group.
+//! onesim has oned's two built-in groups, `oneadmin` (0) and `users` (1), oned's bootstrap users
+//! oneadmin (0) and serveradmin (1), and the users it was started with, each in one group.
+//! A USER shows what oned stores: the password's SHA-256 (`cipher`), the auth driver, and a
+//! TEMPLATE with the user's random `TOKEN_PASSWORD`.
 //!
 //! Who may read what follows oned's default ACLs: the `oneadmin` group (and user 0) reads
 //! every user and group; anyone else reads only their own user and the groups they belong to,
@@ -16,10 +19,13 @@ use super::params::Params;
 use super::sim::{User, group_name};
 use super::xml::Xml;
 
-pub const METHODS: &[&str] = &["one.user.info", "one.group.info"];
+pub const METHODS: &[&str] = &["one.user.info", "one.userpool.info", "one.group.info"];
 
 /// Runs a known method of [`METHODS`].
 pub fn call(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
+    if ctx.method == "one.userpool.info" {
+        return pool(ctx);
+    }
     let id = p.int(1)?;
     p.opt_boolean(2)?;
     match ctx.method {
@@ -29,7 +35,7 @@ pub fn call(ctx: &Ctx<'_>, p: &Params<'_>) -> Answer {
 }
 
 /// Whether `user` is oneadmin or in the oneadmin group, whom oned authorizes for everything.
-fn is_admin(user: &User) -> bool {
+pub fn is_admin(user: &User) -> bool {
     user.id == 0 || user.gid == User::ONEADMIN_GROUP
 }
 
@@ -44,10 +50,29 @@ fn user_info(ctx: &Ctx<'_>, id: i64) -> Answer {
         return Err(ctx.refuse(Code::Authorization, "user", id, ""));
     }
     let mut x = Xml::default();
+    render(&mut x, user);
+    answer::xml(x.empty("DEFAULT_USER_QUOTAS").close("USER").finish())
+}
+
+/// `one.userpool.info()`: every user for the oneadmin group, only themselves for the others;
+/// each USER without quotas (oned's short form) followed by its (empty) QUOTAS, then the
+/// default quotas, as oned's `UserPool::dump` joins them.
+fn pool(ctx: &Ctx<'_>) -> Answer {
+    let mut x = Xml::default();
+    x.open("USER_POOL");
+    for user in ctx.users.iter().filter(|u| is_admin(ctx.user) || u.id == ctx.user.id) {
+        render(&mut x, user);
+        x.close("USER").open("QUOTAS").leaf("ID", user.id).close("QUOTAS");
+    }
+    answer::xml(x.empty("DEFAULT_USER_QUOTAS").close("USER_POOL").finish())
+}
+
+/// A USER up to its TEMPLATE, left open for the quotas that follow in `one.user.info`.
+fn render(x: &mut Xml, user: &User) {
     x.open("USER").leaf("ID", user.id).leaf("GID", user.gid).ids("GROUPS", &[user.gid]);
-    x.leaf("GNAME", user.gname()).leaf("NAME", &user.name).leaf("PASSWORD", password_digest(&user.password));
-    x.leaf("AUTH_DRIVER", "core").leaf("ENABLED", 1).empty("TEMPLATE").empty("DEFAULT_USER_QUOTAS");
-    answer::xml(x.close("USER").finish())
+    x.leaf("GNAME", user.gname()).leaf("NAME", &user.name).leaf("PASSWORD", &user.password);
+    x.leaf("AUTH_DRIVER", user.auth_driver).leaf("ENABLED", 1);
+    x.open("TEMPLATE").cdata("TOKEN_PASSWORD", &user.token_password).close("TEMPLATE");
 }
 
 /// `one.group.info(id[, decrypt])`: the group with its members' ids, in the element order
@@ -67,13 +92,6 @@ fn group_info(ctx: &Ctx<'_>, id: i64) -> Answer {
     answer::xml(x.empty("DEFAULT_GROUP_QUOTAS").close("GROUP").finish())
 }
 
-/// What oned shows instead of a password (it stores a digest, never the password itself).
-fn password_digest(password: &str) -> String {
-    let fnv =
-        |seed: u64| password.bytes().fold(seed, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,14 +100,14 @@ mod tests {
     use crate::onesim::answer::Refusal;
 
     fn users() -> Vec<User> {
-        let user = |id, name: &str, gid| User { id, name: name.into(), password: format!("{name}-pw"), gid };
+        let user = |id, name: &str, gid| User::core(id, name, &format!("{name}-pw"), gid);
         vec![user(0, "oneadmin", 0), user(1, "alice", 1), user(2, "bob", 1), user(3, "root", 0)]
     }
 
     /// `method(id)` called by user `caller`: the XML, or the refusal's code.
     fn ask(caller: usize, method: &str, id: i64) -> Result<String, Code> {
         let (one, users) = (FakeOne::new(), users());
-        let ctx = Ctx { one: &one, user: &users[caller], users: &users, method };
+        let ctx = Ctx { one: &one, user: &users[caller], users: &users, method, endpoint: "" };
         match call(&ctx, &Params(&[Value::String("session".into()), Value::Int(id)])) {
             Ok(Value::String(xml)) => Ok(xml),
             Ok(other) => panic!("not XML: {other:?}"),
@@ -116,6 +134,33 @@ mod tests {
         assert_eq!(ask(1, "one.user.info", 0), Err(Code::Authorization));
         assert_eq!(ask(1, "one.user.info", 9), Err(Code::NoExists), "a missing user before authorization");
         assert_eq!(ask(0, "one.user.info", 9), Err(Code::NoExists));
+    }
+
+    #[test]
+    fn users_show_the_stored_digest_their_driver_and_a_token_password() {
+        let xml = ask(0, "one.user.info", 2).unwrap();
+        let digest = crate::onesim::cipher::sha256_hex("bob-pw");
+        let middle = format!(
+            "<PASSWORD>{digest}</PASSWORD><AUTH_DRIVER>core</AUTH_DRIVER><ENABLED>1</ENABLED>\
+             <TEMPLATE><TOKEN_PASSWORD><![CDATA["
+        );
+        assert!(xml.contains(&middle), "{xml}");
+        let token = xml.split("<TOKEN_PASSWORD><![CDATA[").nth(1).unwrap().split("]]>").next().unwrap();
+        assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+        assert!(xml.ends_with("]]></TOKEN_PASSWORD></TEMPLATE><DEFAULT_USER_QUOTAS/></USER>"), "{xml}");
+    }
+
+    #[test]
+    fn the_user_pool_lists_everyone_for_the_oneadmin_group_and_only_themselves_for_others() {
+        let names = |xml: &str| -> Vec<String> {
+            xml.split("<NAME>").skip(1).map(|rest| rest.split('<').next().unwrap().to_string()).collect()
+        };
+        let all = ask(3, "one.userpool.info", 0).unwrap();
+        assert_eq!(names(&all), ["oneadmin", "alice", "bob", "root"]);
+        assert!(all.starts_with("<USER_POOL><USER><ID>0</ID>"), "{all}");
+        let alice = ask(1, "one.userpool.info", 0).unwrap();
+        assert_eq!(names(&alice), ["alice"]);
+        assert!(alice.ends_with("</USER><QUOTAS><ID>1</ID></QUOTAS><DEFAULT_USER_QUOTAS/></USER_POOL>"), "{alice}");
     }
 
     #[test]

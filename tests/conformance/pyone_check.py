@@ -1,25 +1,35 @@
 #!/usr/bin/env python3
 """Checks onesim against OpenNebula's own Python client (pyone, from PyPI).
 
-Usage: pyone_check.py ENDPOINT SESSION USER_SESSION
-       e.g. pyone_check.py http://127.0.0.1:2633/RPC2 oneadmin:opennebula alice:secret
+Usage: pyone_check.py ENDPOINT SESSION USER_SESSION SERVERADMIN_SECRET
+       e.g. pyone_check.py http://127.0.0.1:2633/RPC2 oneadmin:opennebula alice:secret s3cret
 
 SESSION is oneadmin's; USER_SESSION a user of the `users` group only (onesim: `--user
-alice:secret`), through which the check reads users and groups as a plain user may.
+alice:secret`), through which the check reads users, groups and documents as a plain user may;
+SERVERADMIN_SECRET what serveradmin's auth file holds after `serveradmin:` (onesim:
+`--serveradmin-password`). With it the check makes `serveradmin:<user>:<token>` sessions as
+OpenNebula's Ruby ServerCipherAuth (OneForm's and Sunstone's CloudAuth) and FireEdge make them,
+and uses them through pyone; expired and tampered ones must be refused.
 
 For clusters, hosts, virtual networks (with add_ar/rm_ar), datastores and documents it
 allocates, reads, updates, renames and deletes through pyone, reads the pools, and asserts that
 every answer parses into pyone's generated bindings with the expected values. Every XML answer
 is also checked for the elements its XSD marks required, in the XSD's order. OpenNebula's
 rules and error codes are checked on the way (unique names, a non-empty cluster, missing
-objects, wrong credentials, who may read which user and group). Exits 1 with a message naming the step at the first mismatch.
+objects, wrong credentials, who may read which user, group and document, server admin
+sessions). Exits 1 with a message naming the step at the first mismatch.
 """
 
+import base64
+import hashlib
 import json
 import sys
+import time
 import traceback
 
 import pyone
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 # Required top-level elements per object, in XSD order (share/doc/xsd; VNET as in 7.x, with
 # TEMPLATE_ID).
@@ -46,6 +56,7 @@ REQUIRED = {
     "USER": ["ID", "GID", "GROUPS", "GNAME", "NAME", "PASSWORD", "AUTH_DRIVER", "ENABLED",
              "TEMPLATE", "DEFAULT_USER_QUOTAS"],
     "GROUP": ["ID", "NAME", "TEMPLATE", "USERS", "DEFAULT_GROUP_QUOTAS"],
+    "ZONE": ["ID", "NAME", "STATE", "TEMPLATE", "SERVER_POOL"],
     "PERMISSIONS": ["OWNER_U", "OWNER_M", "OWNER_A", "GROUP_U", "GROUP_M", "GROUP_A",
                     "OTHER_U", "OTHER_M", "OTHER_A"],
     "HOST_SHARE": ["MEM_USAGE", "CPU_USAGE", "TOTAL_MEM", "TOTAL_CPU", "MAX_MEM", "MAX_CPU",
@@ -145,7 +156,18 @@ def check_users_and_groups(one, endpoint, user_session):
     eq(parsed(plain.user.info(me.ID), "USER").NAME, name, "a user reads itself by id")
     other = parsed(one.user.info(me.ID), "USER")
     eq((other.ID, other.NAME, other.GID), (me.ID, name, 1), "oneadmin reads another user")
-    check(other.PASSWORD != user_session.split(":", 1)[1], "USER/PASSWORD is not the password")
+    password = user_session.split(":", 1)[1]
+    eq(other.PASSWORD, hashlib.sha256(password.encode()).hexdigest(), "USER/PASSWORD: oned's SHA-256 of it")
+    eq(other.AUTH_DRIVER, "core", "USER/AUTH_DRIVER")
+    token_password = me.TEMPLATE.get("TOKEN_PASSWORD", "")
+    check(len(token_password) == 64 and all(c in "0123456789abcdef" for c in token_password),
+          f"USER/TEMPLATE/TOKEN_PASSWORD: {token_password!r}")
+    eq(other.TEMPLATE["TOKEN_PASSWORD"], token_password, "the same TOKEN_PASSWORD on every read")
+    refused(pyone.OneAuthenticationException, pyone.OneServer(endpoint, session=f"{name}:{other.PASSWORD}").user.info, -1)
+    users = parsed(one.userpool.info(), "USER_POOL")
+    eq([u.NAME for u in users.USER][:2], ["oneadmin", "serveradmin"], "oned's bootstrap users first")
+    check(name in [u.NAME for u in users.USER], f"{name} in the user pool")
+    eq([u.NAME for u in plain.userpool.info().USER], [name], "a plain user's user pool")
     message = refused(pyone.OneAuthorizationException, plain.user.info, 0)
     check("not authorized" in message, f"authorization message: {message!r}")
     refused(pyone.OneNoExistsException, one.user.info, 99999)
@@ -160,6 +182,80 @@ def check_users_and_groups(one, endpoint, user_session):
     eq(parsed(plain.group.info(-1), "GROUP").ID, 1, "a user reads its own group")
     refused(pyone.OneAuthorizationException, plain.group.info, 0)
     refused(pyone.OneNoExistsException, one.group.info, 99999)
+
+
+def cipher_session(server, key, user, expires):
+    """`server:user:token` as ServerCipherAuth#login_token makes it: AES-256-CBC of
+    `server:user:expires`, PKCS#7, key `key` (32 characters), IV its first 16, base64."""
+    padder = padding.PKCS7(128).padder()
+    text = padder.update(f"{server}:{user}:{expires}".encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key.encode()), modes.CBC(key[:16].encode())).encryptor()
+    sealed = encryptor.update(text) + encryptor.finalize()
+    return f"{server}:{user}:{base64.b64encode(sealed).decode()}"
+
+
+def check_server_admin(one, endpoint, user_session, secret):
+    step("serveradmin sessions: made as OneForm/Sunstone (Ruby) and FireEdge make them")
+    name = user_session.split(":", 1)[0]
+    # Ruby's ServerCipherAuth: the key is the first 32 characters of sha256(secret).
+    ruby_key = hashlib.sha256(secret.encode()).hexdigest()[:32]
+    expires = int(time.time()) + 3600
+    acting = pyone.OneServer(endpoint, session=cipher_session("serveradmin", ruby_key, name, expires))
+    me = parsed(acting.user.info(-1), "USER")
+    eq((me.NAME, me.GID), (name, 1), "user.info(-1) through serveradmin is the target user")
+    refused(pyone.OneAuthorizationException, acting.user.info, 0)
+    doc = acting.document.allocate('NAME = "by-serveradmin"', 104)
+    eq(one.document.info(doc).UNAME, name, "a document made through serveradmin is the user's")
+    one.document.delete(doc)
+    # FireEdge: the key is the first 32 characters of serveradmin's PASSWORD in user.info.
+    admin = [u for u in one.userpool.info().USER if u.NAME == "serveradmin"]
+    eq([(u.ID, u.GID, u.AUTH_DRIVER) for u in admin], [(1, 0, "server_cipher")], "serveradmin in the pool")
+    fireedge_key = admin[0].PASSWORD[:32]
+    eq(fireedge_key, ruby_key, "serveradmin's PASSWORD is the digest of its secret")
+    itself = pyone.OneServer(endpoint, session=cipher_session("serveradmin", fireedge_key, "serveradmin", expires))
+    eq(parsed(itself.user.info(-1), "USER").NAME, "serveradmin", "serveradmin acting as itself")
+    step("serveradmin sessions: expired, tampered, under another key, or plain are refused")
+    valid = cipher_session("serveradmin", ruby_key, name, expires)
+    sealed = bytearray(base64.b64decode(valid.rsplit(":", 1)[1]))
+    sealed[5] ^= 0x01
+    bad = {
+        "expired": cipher_session("serveradmin", ruby_key, name, int(time.time()) - 1),
+        "tampered": f"serveradmin:{name}:{base64.b64encode(bytes(sealed)).decode()}",
+        "another key": cipher_session("serveradmin", hashlib.sha256(b"guess").hexdigest()[:32], name, expires),
+        "plain secret": f"serveradmin:{secret}",
+        "not a server admin": f"{name}:{name}:{valid.rsplit(':', 1)[1]}",
+    }
+    for what, session in bad.items():
+        message = refused(pyone.OneAuthenticationException, pyone.OneServer(endpoint, session=session).user.info, -1)
+        check("authenticated" in message, f"{what}: {message!r}")
+
+
+def check_zones(one, endpoint, user_session):
+    step("zonepool.info and zone.info: one zone at this endpoint")
+    plain = pyone.OneServer(endpoint, session=user_session)
+    pool = parsed(plain.zonepool.info(), "ZONE_POOL")
+    eq([(z.ID, z.NAME, z.STATE) for z in pool.ZONE], [(0, "OpenNebula", 0)], "zone pool")
+    shape(node(pool.ZONE[0]), "ZONE")
+    zone = parsed(one.zone.info(0), "ZONE")
+    eq(node(zone).findtext("TEMPLATE/ENDPOINT"), endpoint, "ZONE/TEMPLATE/ENDPOINT")
+    refused(pyone.OneNoExistsException, one.zone.info, 1)
+
+
+def check_documents_a_user_may_see(one, endpoint, user_session):
+    step("documentpool.info as a plain user: only what it owns or may use")
+    plain = pyone.OneServer(endpoint, session=user_session)
+    private = one.document.allocate('NAME = "admin-private"', 104)
+    shared = one.document.allocate('NAME = "admin-shared"', 104)
+    one.document.chmod(shared, 1, 1, 0, 0, 0, 0, 1, 0, 0)
+    mine = plain.document.allocate('NAME = "mine"', 104)
+    listed = lambda client, flag: sorted(pool_ids(client.documentpool.info(flag, -1, -1, 104), "DOCUMENT"))
+    eq(listed(plain, -2), sorted([shared, mine]), "a plain user's -2 (all it may use)")
+    eq(listed(plain, -3), [mine], "a plain user's -3 (mine)")
+    eq(listed(plain, -1), [mine], "a plain user's -1 (mine and my group's)")
+    eq(listed(plain, 0), [shared], "a plain user's view of oneadmin's documents")
+    check({private, shared, mine} <= set(listed(one, -2)), "oneadmin lists every document")
+    for document in (private, shared, mine):
+        one.document.delete(document)
 
 
 def check_cluster(one):
@@ -325,14 +421,17 @@ def check_teardown(one, cid, hid, vid, datastores):
 
 
 def main(argv):
-    if len(argv) != 4:
+    if len(argv) != 5:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    endpoint, session, user_session = argv[1], argv[2], argv[3]
+    endpoint, session, user_session, secret = argv[1:]
     one = pyone.OneServer(endpoint, session=session)
     try:
         check_system(one, endpoint)
         check_users_and_groups(one, endpoint, user_session)
+        check_server_admin(one, endpoint, user_session, secret)
+        check_zones(one, endpoint, user_session)
+        check_documents_a_user_may_see(one, endpoint, user_session)
         cid = check_cluster(one)
         hid = check_host(one, cid)
         vid = check_vnet(one, cid)

@@ -78,7 +78,8 @@ def populate(one):
     provider = one.call("one.document.allocate", 'NAME = "xsd-provider"\nBODY = "{}"', 103)
     return {
         "cluster": [0, cid], "host": [hid], "vn": [vid, xid], "datastore": [0, did, sid],
-        "image": [image], "vm": [running, pending], "document": [provision, provider], "user": [-1],
+        "image": [image], "vm": [running, pending], "document": [provision, provider], "user": [-1, 1],
+        "zone": [0],
     }
 
 
@@ -86,14 +87,15 @@ def load_schemas(xsd_dir):
     """Root element name -> the schema that declares it."""
     by_file = {name: xmlschema.XMLSchema(str(Path(xsd_dir) / f"{name}.xsd")) for name in
                ["cluster_pool", "host_pool", "datastore_pool", "vnet", "vnet_pool", "document_pool",
-                "user", "image", "vm"]}
+                "user", "user_pool", "zone", "zone_pool", "image", "vm"]}
     return {
         "CLUSTER": by_file["cluster_pool"], "CLUSTER_POOL": by_file["cluster_pool"],
         "HOST": by_file["host_pool"], "HOST_POOL": by_file["host_pool"],
         "DATASTORE": by_file["datastore_pool"], "DATASTORE_POOL": by_file["datastore_pool"],
         "VNET": by_file["vnet"], "VNET_POOL": by_file["vnet_pool"],
         "DOCUMENT": by_file["document_pool"], "DOCUMENT_POOL": by_file["document_pool"],
-        "USER": by_file["user"], "IMAGE": by_file["image"], "VM": by_file["vm"],
+        "USER": by_file["user"], "USER_POOL": by_file["user_pool"], "IMAGE": by_file["image"], "VM": by_file["vm"],
+        "ZONE": by_file["zone"], "ZONE_POOL": by_file["zone_pool"],
     }
 
 
@@ -145,7 +147,7 @@ def answers(one, ids):
     """(method, xml, root element) for every info and pool call onesim answers."""
     calls = []
     for kind, root in [("cluster", "CLUSTER"), ("host", "HOST"), ("vn", "VNET"), ("datastore", "DATASTORE"),
-                       ("image", "IMAGE"), ("vm", "VM"), ("document", "DOCUMENT"), ("user", "USER")]:
+                       ("image", "IMAGE"), ("vm", "VM"), ("document", "DOCUMENT"), ("user", "USER"), ("zone", "ZONE")]:
         for oid in ids[kind]:
             calls.append((f"one.{kind}.info({oid})", one.call(f"one.{kind}.info", oid), root))
     calls += [
@@ -154,6 +156,8 @@ def answers(one, ids):
         ("one.datastorepool.info()", one.call("one.datastorepool.info"), "DATASTORE_POOL"),
         ("one.vnpool.info(-2, -1, -1)", one.call("one.vnpool.info", -2, -1, -1), "VNET_POOL"),
         ("one.imagepool.info(-2, -1, -1)", one.call("one.imagepool.info", -2, -1, -1), "IMAGE_POOL"),
+        ("one.userpool.info()", one.call("one.userpool.info"), "USER_POOL"),
+        ("one.zonepool.info()", one.call("one.zonepool.info"), "ZONE_POOL"),
     ]
     for doc_type in (103, 104):
         method = f"one.documentpool.info(-2, -1, -1, {doc_type})"
