@@ -1,0 +1,94 @@
+//! `formwork serve` asked in the shapes OneForm's own clients send, read as OneForm's server
+//! reads them: `oneprovision logs` polls with `?pos` and no value, FireEdge sends counts and
+//! ids as strings from its form fields (`{"nodes": "1"}`), an operation re-checks only the
+//! inputs it changes (add-ip after a scale-down to no host), and no answer tells an API client
+//! to run a `formwork` command. With the fake tools and onesim as OpenNebula.
+
+// Tests spawn formwork and onesim.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Home;
+use common::onesim::{Onesim, use_endpoint};
+use common::server::{Client, Server};
+use serde_json::{Value, json};
+
+/// A server with the built-in drivers, the fake tools and onesim; oneadmin's client.
+struct Api {
+    home: Home,
+    admin: Client,
+    _server: Server,
+    sim: Option<Onesim>,
+}
+
+impl Api {
+    fn start() -> Api {
+        let mut home = Home::with_fakes();
+        let sim = Onesim::start(&home.tmp.path().join("onesim.json"));
+        use_endpoint(&mut home, &sim);
+        let server = Server::start(&home);
+        let admin = server.client("oneadmin", "pw");
+        Api { home, admin, _server: server, sim: Some(sim) }
+    }
+
+    /// A sim provider and a provision of `hosts` hosts on it, RUNNING; the provision's id.
+    fn running(&self, hosts: u64) -> i64 {
+        let provider = json!({"driver": "sim", "name": "sim-a", "connection_values": {"api_token": "t"}});
+        let provider = id_of(&self.admin.post("/api/v1/providers", &provider).expect(201).json());
+        let request = json!({"driver": "sim", "deployment_type": "sim_cluster", "provider_id": provider,
+                             "user_inputs_values": {"oneform_hosts": hosts}});
+        let id = id_of(&self.admin.post("/api/v1/provisions", &request).expect(201).json());
+        self.wait(id, "RUNNING", |_| true);
+        id
+    }
+
+    fn path(&self, id: i64, route: &str) -> String {
+        format!("/api/v1/provisions/{id}{route}")
+    }
+
+    /// Polls until the provision is in `state`, `also` holds for its body and no operation of
+    /// it runs; fails after a minute. Returns the `PROVISION_BODY`.
+    fn wait(&self, id: i64, state: &str, also: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let doc = self.admin.get(&self.path(id, "")).expect(200).json();
+            let body = doc["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"].clone();
+            let operations = self.admin.get(&self.path(id, "/operations")).expect(200).json();
+            if body["state"] == state && also(&body) && operations[0]["status"] != "running" {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "provision {id} is not {state} after a minute: {body}\n{operations}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            sim.stop();
+        }
+    }
+}
+
+fn id_of(doc: &Value) -> i64 {
+    doc["DOCUMENT"]["ID"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no DOCUMENT.ID: {doc}"))
+}
+
+#[test]
+fn a_log_poll_with_no_pos_value_starts_at_the_end() {
+    let api = Api::start();
+    let id = api.running(1);
+    let size = std::fs::metadata(api.home.data_dir().join(format!("logs/{id}.log"))).unwrap().len();
+    // `oneprovision logs ID` polls first with `URI.encode_www_form(pos: nil)`: `?pos`.
+    for query in ["?pos", "?pos="] {
+        let poll = api.admin.get(&api.path(id, &format!("/logs/poll{query}"))).expect(200).json();
+        assert_eq!(poll, json!({"pos": size, "lines": []}), "{query}");
+    }
+    let from0 = api.admin.get(&api.path(id, "/logs/poll?pos=0")).expect(200).json();
+    assert_eq!(from0["pos"], size);
+    assert!(!from0["lines"].as_array().unwrap().is_empty());
+}
