@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::Home;
 use common::onesim::{Onesim, use_endpoint};
-use common::server::{Client, Server};
+use common::server::{Client, Response, Server};
 use serde_json::{Value, json};
 
 /// A server with the built-in drivers, the fake tools and onesim; oneadmin's client.
@@ -78,6 +78,28 @@ fn id_of(doc: &Value) -> i64 {
     doc["DOCUMENT"]["ID"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no DOCUMENT.ID: {doc}"))
 }
 
+fn hosts(body: &Value) -> Vec<i64> {
+    body["one_objects"]["hosts"].as_array().unwrap().iter().filter_map(|h| h["id"].as_i64()).collect()
+}
+
+fn public_ips(body: &Value) -> Value {
+    body["user_inputs_values"]["oneform_public_ips"].clone()
+}
+
+/// The address ranges of the provision's elastic network.
+fn elastic_ars(body: &Value) -> Vec<i64> {
+    let networks = body["one_objects"]["networks"].as_array().unwrap();
+    let elastic = networks.iter().find(|n| n["template"]["vn_mad"] == "elastic").expect("an elastic network");
+    elastic["template"]["ar"].as_array().into_iter().flatten().map(|a| a["ar_id"].as_i64().unwrap()).collect()
+}
+
+/// Asserts a 400 whose `context` names `field`.
+#[track_caller]
+fn refused_naming(response: Response, field: &str) {
+    let error = response.error(400);
+    assert!(error["context"].get(field).is_some(), "the context should name {field:?}: {error}");
+}
+
 #[test]
 fn a_log_poll_with_no_pos_value_starts_at_the_end() {
     let api = Api::start();
@@ -91,4 +113,38 @@ fn a_log_poll_with_no_pos_value_starts_at_the_end() {
     let from0 = api.admin.get(&api.path(id, "/logs/poll?pos=0")).expect(200).json();
     assert_eq!(from0["pos"], size);
     assert!(!from0["lines"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn counts_and_ids_sent_as_strings_are_read_as_oneform_reads_them() {
+    let api = Api::start();
+    let id = api.running(1);
+    // FireEdge's "Add host" (an amount form): the text field's value as it is.
+    api.admin.post(&api.path(id, "/scale"), &json!({"direction": "up", "nodes": "1"})).expect(204);
+    api.wait(id, "RUNNING", |b| hosts(b).len() == 2);
+    // OneForm reads the direction case-blind, and FireEdge's add-host route sends `amount`.
+    api.admin.post(&api.path(id, "/scale"), &json!({"direction": "Up", "nodes": 1})).expect(204);
+    api.wait(id, "RUNNING", |b| hosts(b).len() == 3);
+    api.admin.post(&api.path(id, "/add-host"), &json!({"amount": "1"})).expect(204);
+    let four = api.wait(id, "RUNNING", |b| hosts(b).len() == 4);
+    // "Delete host" by table (host ids as strings), then by amount.
+    let victim = hosts(&four)[0];
+    api.admin.post(&api.path(id, "/scale"), &json!({"direction": "down", "nodes": [victim.to_string()]})).expect(204);
+    api.wait(id, "RUNNING", |b| hosts(b).len() == 3 && !hosts(b).contains(&victim));
+    api.admin.post(&api.path(id, "/scale"), &json!({"direction": "down", "nodes": "1"})).expect(204);
+    api.wait(id, "RUNNING", |b| hosts(b).len() == 2);
+    // Public IPs: a numeric-string amount, and an address range id as a string.
+    api.admin.post(&api.path(id, "/add-ip"), &json!({"amount": "2"})).expect(204);
+    let with_ips = api.wait(id, "RUNNING", |b| public_ips(b) == 2);
+    let ars = elastic_ars(&with_ips);
+    api.admin.post(&api.path(id, "/remove-ip"), &json!({"ar_id": ars[0].to_string()})).expect(204);
+    let body = api.wait(id, "RUNNING", |b| public_ips(b) == 1);
+
+    // What Ruby's `to_i` would read as a number nobody sent is refused, naming the field.
+    for nodes in ["abc", "", "1.5", "2x", "-1"] {
+        refused_naming(api.admin.post(&api.path(id, "/scale"), &json!({"direction": "up", "nodes": nodes})), "nodes");
+    }
+    refused_naming(api.admin.post(&api.path(id, "/add-ip"), &json!({"amount": "two"})), "amount");
+    refused_naming(api.admin.post(&api.path(id, "/add-host"), &json!({"amount": 1.5})), "amount");
+    assert_eq!(api.wait(id, "RUNNING", |_| true), body, "a refused request changes nothing");
 }

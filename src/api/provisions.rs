@@ -249,7 +249,8 @@ async fn scale(
     let direction = body.required_string("direction")?;
     let nodes = body.required("nodes")?;
     let force = Body(body.object("opts")?).bool("force")?;
-    let request = match (direction.as_str(), nodes) {
+    // OneForm reads the direction case-blind (`direction.downcase`).
+    let request = match (direction.to_lowercase().as_str(), nodes) {
         ("up", Value::Array(_)) => Request::AddHosts { ips: body.strings("nodes")? },
         ("up", _) => Request::ScaleUp { amount: body.count("nodes")?.unwrap_or_default() },
         ("down", Value::Array(_)) => Request::ScaleDown { ids: body.ids("nodes")?, amount: None, force },
