@@ -148,3 +148,19 @@ fn counts_and_ids_sent_as_strings_are_read_as_oneform_reads_them() {
     refused_naming(api.admin.post(&api.path(id, "/add-host"), &json!({"amount": 1.5})), "amount");
     assert_eq!(api.wait(id, "RUNNING", |_| true), body, "a refused request changes nothing");
 }
+
+#[test]
+fn add_ip_after_a_scale_down_to_no_host_checks_only_the_public_ips() {
+    let api = Api::start();
+    let id = api.running(1);
+    api.admin.post(&api.path(id, "/scale"), &json!({"direction": "down", "nodes": 1})).expect(204);
+    let empty = api.wait(id, "RUNNING", |b| hosts(b).is_empty());
+    // Below the driver's `oneform_hosts` rule (min 1) now: no concern of add-ip's.
+    assert_eq!(empty["user_inputs_values"]["oneform_hosts"], 0, "{empty}");
+    api.admin.post(&api.path(id, "/add-ip"), &json!({"amount": 1})).expect(204);
+    let body = api.wait(id, "RUNNING", |b| public_ips(b) == 1);
+    assert_eq!(elastic_ars(&body).len(), 1, "{body}");
+    // A scale-up still checks the host count it sets.
+    let error = api.admin.post(&api.path(id, "/scale"), &json!({"direction": "up", "nodes": 51})).error(400);
+    assert!(error["context"].get("oneform_hosts").is_some(), "{error}");
+}

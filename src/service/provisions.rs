@@ -107,13 +107,15 @@ pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: 
     Value::Object(out)
 }
 
-/// Checks the provision's values with one of them changed, against its stored inputs: what a
-/// scale-up or a public-IP change leads to must pass the driver's rules too.
+/// Checks the input `key` of the provision changed to `value` (and inputs grouped by it),
+/// against its stored inputs: what a scale-up or a public-IP change leads to must pass the
+/// driver's rule for what it changes. Other values are not checked again (see
+/// [`validate::validate_changed`]).
 pub(super) fn revalidate(body: &ProvisionBody, key: &str, value: Value) -> Result<(), validate::Errors> {
     let inputs = driver::input::prepared(&body.user_inputs);
     let mut values = body.user_inputs_values.clone();
     values.insert(key.to_string(), value);
-    validate::validate(&inputs, &Value::Object(values)).map(|_| ())
+    validate::validate_changed(&inputs, &values, &[key])
 }
 
 /// What `provision update` may change (OneForm's `UPDATE_ATTRS` that users edit).
