@@ -64,6 +64,15 @@ impl Api {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// Waits (bounded) until the fake Terraform was called with `first` as its first argument.
+    fn wait_for_terraform(&self, first: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.home.calls().iter().any(|c| c["tool"] == "terraform" && c["argv"][0] == first) {
+            assert!(Instant::now() < deadline, "terraform {first} was never called");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Api {
@@ -163,4 +172,56 @@ fn add_ip_after_a_scale_down_to_no_host_checks_only_the_public_ips() {
     // A scale-up still checks the host count it sets.
     let error = api.admin.post(&api.path(id, "/scale"), &json!({"direction": "up", "nodes": 51})).error(400);
     assert!(error["context"].get("oneform_hosts").is_some(), "{error}");
+}
+
+/// Asserts an answer names no formwork command.
+#[track_caller]
+fn names_no_command(what: &str, text: &str) {
+    let command = regex::Regex::new(r"`formwork|formwork (provision|provider|driver|secrets|serve)\b").unwrap();
+    assert!(!command.is_match(text), "{what} tells an API client to run a formwork command: {text}");
+}
+
+#[test]
+fn no_answer_tells_an_api_client_to_run_a_formwork_command() {
+    let api = Api::start();
+    let id = api.running(1);
+    let create = |driver: &str, provider: i64| json!({"driver": driver, "deployment_type": "sim_cluster", "provider_id": provider, "user_inputs_values": {}});
+    let providers = api.admin.get("/api/v1/providers").expect(200).json();
+    let sim = providers.as_array().unwrap().iter().find(|p| p["DOCUMENT"]["NAME"] == "sim-a").map(id_of).unwrap();
+    let onprem = providers.as_array().unwrap().iter().map(id_of).find(|p| *p != sim).expect("the onprem provider");
+    let mut answers = vec![
+        ("unknown driver", api.admin.post("/api/v1/provisions", &create("nope", sim)).error(404)),
+        ("unknown provider", api.admin.post("/api/v1/provisions", &create("sim", 999)).error(404)),
+        ("another driver's provider", api.admin.post("/api/v1/provisions", &create("sim", onprem)).error(400)),
+        ("delete before DONE", api.admin.delete(&api.path(id, "")).error(405)),
+        ("unknown address range", api.admin.post(&api.path(id, "/remove-ip"), &json!({"ar_id": 999})).error(400)),
+    ];
+    api.admin.post("/api/v1/drivers/sim/disable", &json!({})).expect(200);
+    answers.push(("driver not enabled", api.admin.post("/api/v1/provisions", &create("sim", sim)).error(400)));
+    api.admin.post("/api/v1/drivers/sim/enable", &json!({})).expect(200);
+
+    // Busy, then cancelled: the refusal, and the cancelled operation's record.
+    api.home.scenario(json!({"hang_plan": true}));
+    api.home.forget_calls();
+    api.admin.post(&api.path(id, "/scale"), &json!({"direction": "up", "nodes": 1})).expect(204);
+    api.wait_for_terraform("plan");
+    let busy = api.admin.post(&api.path(id, "/retry"), &json!({})).error(405);
+    assert!(busy["message"].as_str().unwrap().contains("is busy"), "{busy}");
+    answers.push(("busy", busy));
+    api.admin.post(&api.path(id, "/cancel"), &json!({})).expect(204);
+    api.wait(id, "PLANNING_FAILURE", |_| true);
+    // A failed stage: the retry's apply fails.
+    api.home.scenario(json!({"fail_apply": "Error: quota exceeded"}));
+    api.admin.post(&api.path(id, "/retry"), &json!({})).expect(204);
+    api.wait(id, "APPLYING_FAILURE", |_| true);
+    let operations = api.admin.get(&api.path(id, "/operations")).expect(200).json();
+    let errors: Vec<&str> = operations.as_array().unwrap().iter().filter_map(|o| o["error"].as_str()).collect();
+    assert!(errors.iter().any(|e| e.contains("APPLYING failed")), "{operations}");
+    assert!(errors.iter().any(|e| e.contains("cancelled")), "{operations}");
+
+    for (what, answer) in &answers {
+        names_no_command(what, &answer.to_string());
+    }
+    names_no_command("the operations' errors", &operations.to_string());
+    names_no_command("the log", &api.admin.get(&api.path(id, "/logs?all=true")).expect(200).text());
 }

@@ -25,7 +25,7 @@ pub enum Error {
     Invalid { message: String, fields: Vec<FieldError> },
     /// Another operation is running on the provision; nothing was done.
     #[error(
-        "provision {provision_id} is busy: operation {} ({}) is running in process {} since {}; wait for it (`formwork provision logs {provision_id} --follow`) or stop it (`formwork provision cancel {provision_id}`)",
+        "provision {provision_id} is busy: operation {} ({}) is running in process {} since {}; wait for it to end, or cancel it",
         operation.id, operation.kind, operation.owner_pid, operation.created_time
     )]
     Busy { provision_id: i64, operation: Box<OperationRow> },

@@ -72,7 +72,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
         let provider = store.provider(id)?;
         if provider.driver != driver {
             return Err(Error::invalid(format!(
-                "provider {id} is for driver '{}', not '{driver}'; pick a provider of driver '{driver}' (`formwork provider list`)",
+                "provider {id} is for driver '{}', not '{driver}'; pick a provider of driver '{driver}'",
                 provider.driver
             )));
         }
@@ -80,9 +80,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
     }
     match store.providers_of_driver(driver)?.as_slice() {
         [only] => Ok(only.id),
-        [] => Err(Error::not_found(format!(
-            "no provider of driver '{driver}' exists; create one with `formwork provider create {driver} --values FILE`"
-        ))),
+        [] => Err(Error::not_found(format!("no provider of driver '{driver}' exists; create one first"))),
         many => Err(Error::invalid(format!(
             "several providers of driver '{driver}' exist ({}); choose one with --provider",
             many.iter().map(|p| p.id.to_string()).collect::<Vec<_>>().join(", ")
@@ -182,8 +180,8 @@ pub fn check_delete(row: &ProvisionRow, force: bool) -> Result<(), Error> {
         return Ok(());
     }
     Err(Error::not_allowed(format!(
-        "provision {} is {}, not DONE: deprovision it first (`formwork provision deprovision {}`), or delete the record anyway with --force, which leaves its cloud and OpenNebula resources behind",
-        row.id, row.state, row.id
+        "provision {} is {}, not DONE: deprovision it first, or delete the record anyway with force, which leaves its cloud and OpenNebula resources behind",
+        row.id, row.state
     )))
 }
 

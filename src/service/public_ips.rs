@@ -174,7 +174,7 @@ fn target(row: &crate::store::ProvisionRow, change: Change) -> Result<u64, Error
             if !known.contains(&ar_id) {
                 let known: Vec<String> = known.iter().map(i64::to_string).collect();
                 return Err(Error::invalid(format!(
-                    "address range {ar_id} is not a public IP of provision {id}; its public IPs are the address ranges {} (`formwork provision show {id}`)",
+                    "address range {ar_id} is not a public IP of provision {id}; its public IPs are the address ranges {}",
                     if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
                 )));
             }
