@@ -5,7 +5,7 @@
 locals {
   validators = {
     oneform_hosts = {
-      type   = "number"
+      type = "number"
       values = {
         min = 1
         max = 50
@@ -32,7 +32,7 @@ locals {
     }
 
     cidr_block = {
-      type   = "string"
+      type = "string"
       values = {
         regex = "^([0-9]{1,3}[.]){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])$"
       }
