@@ -174,11 +174,14 @@ fn add_ip_after_a_scale_down_to_no_host_checks_only_the_public_ips() {
     assert!(error["context"].get("oneform_hosts").is_some(), "{error}");
 }
 
-/// Asserts an answer names no formwork command.
+/// Asserts an answer names no formwork command and, unless it is a tool's transcript (a log),
+/// no command-line flag.
 #[track_caller]
-fn names_no_command(what: &str, text: &str) {
+fn names_no_command(what: &str, text: &str, transcript: bool) {
     let command = regex::Regex::new(r"`formwork|formwork (provision|provider|driver|secrets|serve)\b").unwrap();
     assert!(!command.is_match(text), "{what} tells an API client to run a formwork command: {text}");
+    let flag = regex::Regex::new(r"\s--[a-z]").unwrap();
+    assert!(transcript || !flag.is_match(text), "{what} tells an API client to pass a command-line flag: {text}");
 }
 
 #[test]
@@ -195,6 +198,13 @@ fn no_answer_tells_an_api_client_to_run_a_formwork_command() {
         ("another driver's provider", api.admin.post("/api/v1/provisions", &create("sim", onprem)).error(400)),
         ("delete before DONE", api.admin.delete(&api.path(id, "")).error(405)),
         ("unknown address range", api.admin.post(&api.path(id, "/remove-ip"), &json!({"ar_id": 999})).error(400)),
+        ("no host to add", api.admin.post(&api.path(id, "/scale"), &json!({"direction": "up", "nodes": 0})).error(400)),
+        (
+            "too many to remove",
+            api.admin.post(&api.path(id, "/scale"), &json!({"direction": "down", "nodes": 5})).error(400),
+        ),
+        ("no IP to add", api.admin.post(&api.path(id, "/add-ip"), &json!({"amount": 0})).error(400)),
+        ("addresses for a cloud", api.admin.post(&api.path(id, "/add-host"), &json!({"ips": ["10.9.9.9"]})).error(400)),
     ];
     api.admin.post("/api/v1/drivers/sim/disable", &json!({})).expect(200);
     answers.push(("driver not enabled", api.admin.post("/api/v1/provisions", &create("sim", sim)).error(400)));
@@ -220,8 +230,8 @@ fn no_answer_tells_an_api_client_to_run_a_formwork_command() {
     assert!(errors.iter().any(|e| e.contains("cancelled")), "{operations}");
 
     for (what, answer) in &answers {
-        names_no_command(what, &answer.to_string());
+        names_no_command(what, &answer.to_string(), false);
     }
-    names_no_command("the operations' errors", &operations.to_string());
-    names_no_command("the log", &api.admin.get(&api.path(id, "/logs?all=true")).expect(200).text());
+    names_no_command("the operations' errors", &operations.to_string(), false);
+    names_no_command("the log", &api.admin.get(&api.path(id, "/logs?all=true")).expect(200).text(), true);
 }

@@ -166,7 +166,7 @@ fn target(row: &crate::store::ProvisionRow, change: Change) -> Result<u64, Error
     }
     let current = row.body.count("oneform_public_ips").unwrap_or(0);
     let target = match change {
-        Change::Add { amount: 0 } => return Err(Error::invalid("--amount must be at least 1")),
+        Change::Add { amount: 0 } => return Err(Error::invalid("the amount of public IPs to add must be at least 1")),
         Change::Add { amount } => current + amount,
         Change::Remove { ar_id } => {
             let objects = one_objects(&row.body)?;
