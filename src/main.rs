@@ -20,6 +20,9 @@ fn main() {
             let outcome = e.chain().find_map(|c| c.downcast_ref::<service::Error>());
             tracing::debug!(error = ?e, "command failed");
             eprintln!("error: {}", message(&e));
+            if let Some(hint) = outcome.and_then(cli::hint) {
+                eprintln!("hint: {hint}");
+            }
             outcome.map_or(exit::FAILURE, service::Error::exit_code)
         }
     };

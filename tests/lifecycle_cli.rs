@@ -123,6 +123,31 @@ fn a_failed_apply_saves_state_and_retry_finishes() {
     );
 }
 
+#[test]
+fn a_busy_provision_is_refused_with_the_commands_to_wait_or_cancel() {
+    let home = Home::with_fakes();
+    sim_provider(&home);
+    create(&home, json!({"oneform_hosts": 1})).ok();
+    home.scenario(json!({"hang_plan": true}));
+    let scale = home.spawn(&["provision", "add-host", "1", "--amount", "1"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tool_calls(&home, "terraform").iter().filter(|a| a[0] == "plan").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the scale-up never planned: {:?}", home.calls());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let busy = home.run(&["provision", "retry", "1"]);
+    assert_eq!(busy.code(), 3, "{}", busy.stderr());
+    // The service says what is wrong; the command line adds what to run about it.
+    assert!(busy.stderr().contains("provision 1 is busy: operation"), "{}", busy.stderr());
+    assert!(busy.stderr().contains("`formwork provision logs 1 --follow`"), "{}", busy.stderr());
+    assert!(busy.stderr().contains("`formwork provision cancel 1`"), "{}", busy.stderr());
+    home.run(&["provision", "cancel", "1"]).ok();
+    let out = scale.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`formwork provision retry 1`"), "a cancelled stage: {stderr}");
+}
+
 /// Terraform writes a state it could not persist to `errored.tfstate`: formwork keeps that
 /// state (so the retry does not create the hosts again) and leaves no clear copy behind.
 #[test]

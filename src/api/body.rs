@@ -1,6 +1,8 @@
 //! Request bodies: a JSON object, read up to the size limit, with each field taken out by
 //! name and type so a wrong one is refused with a 400 that names it. An empty body is
-//! OneForm's "Missing request body"; a body that is not a JSON object says so.
+//! OneForm's "Missing request body"; a body that is not a JSON object says so. Numbers are
+//! read as OneForm's server reads them (Ruby's `to_i`: numeric strings too), except values
+//! `to_i` would turn into a number nobody sent, which are refused.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -53,14 +55,19 @@ impl Body {
         Ok(self.string(field)?.unwrap_or_default())
     }
 
-    /// An integer; OneForm's clients send ids both as numbers and as strings.
+    /// An integer, as a number or a numeric string (see [`whole`]).
     pub fn int(&self, field: &str) -> Result<Option<i64>, ApiError> {
         self.get(field).map(|v| int(field, v)).transpose()
     }
 
+    /// A count (hosts, public IPs), as a number or a numeric string, 0 or more.
     pub fn count(&self, field: &str) -> Result<Option<u64>, ApiError> {
         self.get(field)
-            .map(|v| v.as_u64().ok_or_else(|| ApiError::field(field, "must be a whole number, 0 or more")))
+            .map(|v| {
+                whole(v)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| ApiError::field(field, "must be a whole number, 0 or more"))
+            })
             .transpose()
     }
 
@@ -106,9 +113,30 @@ impl Body {
 }
 
 fn int(field: &str, v: &Value) -> Result<i64, ApiError> {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        .ok_or_else(|| ApiError::field(field, "must be an integer"))
+    whole(v).ok_or_else(|| ApiError::field(field, "must be an integer"))
+}
+
+/// A whole number as OneForm's server reads one with Ruby's `to_i`: a JSON number (`2.0` is
+/// 2) or a string of digits with an optional sign and surrounding blanks (`"2"`, FireEdge's
+/// form fields). What `to_i` would read as something else (`"abc"` and `""` as 0, `"2x"` as
+/// 2, `1.5` as 1) is `None`: the caller refuses it rather than act on a number nobody sent.
+fn whole(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            let f = n.as_f64()?;
+            // Exactly representable: |f| < 2^53 keeps the conversion lossless.
+            (f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0).then_some(f as i64)
+        }),
+        Value::String(s) => {
+            let t = s.trim();
+            let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            t.strip_prefix('+').unwrap_or(t).parse().ok()
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +162,29 @@ mod tests {
             assert_eq!(e.context.as_ref().unwrap().as_object().unwrap().len(), 1, "{e:?}");
         }
         assert!(b.required_string("nope").unwrap_err().message.contains("Missing `nope` attribute"));
+    }
+
+    #[test]
+    fn whole_numbers_are_read_as_ruby_to_i_reads_clean_ones_and_nothing_else() {
+        for (v, n) in [
+            (json!(2), 2),
+            (json!(-3), -3),
+            (json!(2.0), 2),
+            (json!("2"), 2),
+            (json!(" 7 "), 7),
+            (json!("+4"), 4),
+            (json!("-1"), -1),
+            (json!("0012"), 12),
+        ] {
+            assert_eq!(whole(&v), Some(n), "{v}");
+        }
+        for v in [json!("abc"), json!(""), json!("2x"), json!("1.5"), json!(1.5), json!("+"), json!(true), json!([1])] {
+            assert_eq!(whole(&v), None, "{v}: to_i would read a number nobody sent");
+        }
+        let b = body(json!({"nodes": "1", "amount": "-1", "bad": "two"}));
+        assert_eq!(b.count("nodes").unwrap(), Some(1));
+        assert_eq!(b.count("amount").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(b.int("bad").unwrap_err().context.unwrap(), json!({"bad": ["must be an integer"]}));
     }
 }
 

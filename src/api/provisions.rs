@@ -254,7 +254,8 @@ async fn scale(
     let direction = body.required_string("direction")?;
     let nodes = body.required("nodes")?;
     let force = Body(body.object("opts")?).bool("force")?;
-    let request = match (direction.as_str(), nodes) {
+    // OneForm reads the direction case-blind (`direction.downcase`).
+    let request = match (direction.to_lowercase().as_str(), nodes) {
         ("up", Value::Array(_)) => Request::AddHosts { ips: body.strings("nodes")? },
         ("up", _) => Request::ScaleUp { amount: body.count("nodes")?.unwrap_or_default() },
         ("down", Value::Array(_)) => Request::ScaleDown { ids: body.ids("nodes")?, amount: None, force },
@@ -413,12 +414,20 @@ async fn logs(
     Ok(Json(json!({"meta": meta, "lines": lines(&all[start..end])})))
 }
 
-/// `?pos=<byte offset>`: absent or negative starts at the end.
+/// `?pos=<byte offset>`: absent, empty or negative starts at the end. OneForm's own client
+/// (`oneprovision logs`) asks its first poll with `?pos` and no value.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Pos {
     #[serde(default)]
     pos: Option<String>,
+}
+
+impl Pos {
+    /// The offset asked for; `None` when none was given (a `pos` with no value is none).
+    fn given(&self) -> Option<&str> {
+        self.pos.as_deref().map(str::trim).filter(|p| !p.is_empty())
+    }
 }
 
 #[utoipa::path(get, path = "/provisions/{id}/logs/poll", tag = "provisions", params(("id" = i64, Path), Pos),
@@ -429,7 +438,7 @@ async fn logs_poll(
     Id(id): Id,
     Query(q): Query<Pos>,
 ) -> ApiResult<Json<Value>> {
-    let pos = match q.pos.as_deref().map(str::parse::<i64>) {
+    let pos = match q.given().map(str::parse::<i64>) {
         None => None,
         Some(Ok(n)) if n < 0 => None,
         Some(Ok(n)) => Some(n as u64),
@@ -453,7 +462,7 @@ async fn logs_stream(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     // Checked before the stream starts, so a refusal is an answer, not an empty stream.
     st.service.log_end(&caller, id)?;
-    let start = match q.pos.as_deref().map(str::parse::<u64>) {
+    let start = match q.given().map(str::parse::<u64>) {
         Some(Ok(p)) => p,
         _ => 0,
     };

@@ -8,6 +8,7 @@
 mod backend;
 pub mod driver;
 mod format;
+mod hints;
 mod logs;
 pub mod output;
 mod progress;
@@ -26,6 +27,7 @@ use clap::{Parser, Subcommand};
 use crate::settings::{Flags, Settings};
 
 pub use crate::service::exit;
+pub use hints::hint;
 
 #[derive(Debug, Parser)]
 #[command(name = "formwork", version, about = "Durable provisioning with OneForm driver folders")]

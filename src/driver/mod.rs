@@ -34,15 +34,15 @@ use crate::suggest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no driver named '{name}'{hint}; `formwork driver list` shows the drivers found")]
+    #[error("no driver named '{name}'{hint}; the list of drivers shows the ones found")]
     NotFound { name: String, hint: String },
-    #[error("driver name '{name}' is not a plain folder name ({reason}); use a name `formwork driver list` shows")]
+    #[error("driver name '{name}' is not a plain folder name ({reason}); use a name the list of drivers shows")]
     InvalidName { name: String, reason: &'static str },
     #[error("drivers directory '{}' does not exist or is not a directory; fix --drivers-dir, FORMWORK_DRIVERS_DIRS or `drivers_dirs` in the config file", path.display())]
     DriversDir { path: PathBuf },
-    #[error("driver '{name}' is in ERROR state: {reason}. Fix the driver folder, then run `formwork driver sync`")]
+    #[error("driver '{name}' is in ERROR state: {reason}. Fix the driver folder, then sync the drivers")]
     Broken { name: String, reason: String },
-    #[error("driver '{name}' is {state}; provisions can only use ENABLED drivers: run `formwork driver enable {name}`")]
+    #[error("driver '{name}' is {state}; provisions can only use ENABLED drivers: enable driver '{name}' first")]
     NotEnabled { name: String, state: &'static str },
     #[error("{0}")]
     StateChange(String),
@@ -210,7 +210,7 @@ impl Catalog {
             }
             State::Enabled | State::Disabled => self.states.set(name, wanted, None),
             State::Error | State::Unknown => Err(Error::StateChange(format!(
-                "driver '{name}' is in ERROR state and cannot be {}: fix it, run `formwork driver sync`, then try again{}",
+                "driver '{name}' is in ERROR state and cannot be {}: fix it, sync the drivers, then try again{}",
                 if wanted == State::Enabled { "enabled" } else { "disabled" },
                 self.states.error(name).map(|e| format!(" (error: {e})")).unwrap_or_default()
             ))),

@@ -80,18 +80,49 @@ pub fn validate(inputs: &[Input], values: &Value) -> Result<Map<String, Value>, 
             errors.add(key, format!("is not an input of this driver or deployment{hint}"));
         }
     }
-    let mut filled = given;
-    for input in inputs {
-        if filled.get(&input.name).is_none_or(Value::is_null)
-            && let Some(default) = &input.default
-        {
-            filled.insert(input.name.clone(), default.clone());
-        }
-    }
+    let filled = with_defaults(inputs, given);
     for input in inputs {
         check_input(input, &filled, &mut errors);
     }
     if errors.is_empty() { Ok(filled) } else { Err(errors) }
+}
+
+/// Checks, in a value set an operation changed, only the inputs it changed (`changed`) and
+/// those whose `map` rule is grouped by one of them. The others were checked when they were
+/// set; the driver's rules for them may have been left behind since by what operations do
+/// (a scale-down to 0 hosts under `oneform_hosts ≥ 1`), which must not stop an operation on
+/// other inputs. OneForm checks no value at all after create.
+pub fn validate_changed(inputs: &[Input], values: &Map<String, Value>, changed: &[&str]) -> Result<(), Errors> {
+    let mut errors = Errors::default();
+    for key in changed.iter().filter(|k| !inputs.iter().any(|i| i.name == **k)) {
+        let hint = suggest::hint(key, inputs.iter().map(|i| i.name.as_str()));
+        errors.add(key, format!("is not an input of this driver or deployment{hint}"));
+    }
+    let filled = with_defaults(inputs, values.clone());
+    for input in inputs.iter().filter(|i| changed.contains(&i.name.as_str()) || grouped_by_any(i, changed)) {
+        check_input(input, &filled, &mut errors);
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Whether `input`'s rule is a `map` grouped by one of `names`.
+fn grouped_by_any(input: &Input, names: &[&str]) -> bool {
+    match input.compiled().map(|c| &c.rule) {
+        Ok(Some(Rule::Map { grouped_by, .. })) => names.contains(&grouped_by.as_str()),
+        _ => false,
+    }
+}
+
+/// `values` with each missing input that has a default given it.
+fn with_defaults(inputs: &[Input], mut values: Map<String, Value>) -> Map<String, Value> {
+    for input in inputs {
+        if values.get(&input.name).is_none_or(Value::is_null)
+            && let Some(default) = &input.default
+        {
+            values.insert(input.name.clone(), default.clone());
+        }
+    }
+    values
 }
 
 fn check_input(input: &Input, values: &Map<String, Value>, errors: &mut Errors) {
@@ -357,6 +388,23 @@ mod tests {
         assert_eq!(errors.get("oneform_tags").unwrap(), ["must be a map of string, but 'a' is a number (1)"]);
         assert_eq!(errors.get("features").unwrap(), ["invalid value 'tpu' for 'features'. Choose from: gpu, ssd."]);
         assert!(errors.get("instnce_type").unwrap()[0].contains("did you mean 'instance_type'?"));
+    }
+
+    #[test]
+    fn a_change_rechecks_the_changed_inputs_and_those_grouped_by_them_only() {
+        let inputs = sim_inputs();
+        // oneform_hosts is 0 after a scale-down to no host: below its rule, and left alone.
+        let values = json!({"oneform_hosts": 0, "region": "eu", "zone": "eu-1"});
+        let values = values.as_object().unwrap();
+        assert_eq!(validate_changed(&inputs, values, &["instance_type"]), Ok(()));
+        let errors = validate_changed(&inputs, values, &["oneform_hosts"]).unwrap_err();
+        assert_eq!(errors.get("oneform_hosts").unwrap(), ["invalid value '0' for 'oneform_hosts', should be ≥ 1"]);
+        // A new region re-checks the zone chosen from the old one.
+        let mut moved = values.clone();
+        moved.insert("region".into(), json!("us"));
+        let errors = validate_changed(&inputs, &moved, &["region"]).unwrap_err();
+        assert_eq!(errors.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["zone"]);
+        assert!(validate_changed(&inputs, values, &["regoin"]).unwrap_err().get("regoin").is_some());
     }
 
     #[test]

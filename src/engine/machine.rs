@@ -235,7 +235,7 @@ fn hint(from: State, event: Event) -> String {
         Event::RetryRequested => "; only a *_FAILURE state can be retried".into(),
         Event::ScaleUpRequested | Event::ScaleDownRequested => "; scaling needs RUNNING or SCALING_FAILURE".into(),
         Event::DeprovisionRequested { force: false } if from != State::Done => {
-            "; deprovision needs RUNNING, SCALING or DEPROVISIONING_ONE_FAILURE, or --force".into()
+            "; deprovision needs RUNNING, SCALING or DEPROVISIONING_ONE_FAILURE, or force".into()
         }
         _ => String::new(),
     }

@@ -107,11 +107,11 @@ pub enum Error {
     #[error("provision {provision_id}: {source}")]
     Illegal { provision_id: i64, source: machine::IllegalTransition },
     #[error(
-        "provision {provision_id}: {stage} failed: {message}. Fix the cause, then `formwork provision retry {provision_id}`; `formwork provision logs {provision_id}` shows the output"
+        "provision {provision_id}: {stage} failed: {message}. Fix the cause, then retry the provision; its log shows the output"
     )]
     StageFailed { provision_id: i64, stage: &'static str, system: System, message: String },
     #[error(
-        "provision {provision_id}: {stage} was cancelled; it is now in {state}. `formwork provision retry {provision_id}` runs the stage again"
+        "provision {provision_id}: {stage} was cancelled; it is now in {state}. Retrying the provision runs the stage again"
     )]
     Cancelled { provision_id: i64, stage: &'static str, state: State },
     #[error("provision {provision_id}: operation {operation} {reason}; nothing ran and the provision is still {state}")]

@@ -52,12 +52,12 @@ impl Row {
     /// How to set the value of input `name` again, for messages. formwork reads a row before it
     /// updates it, so the refused value is first removed by hand.
     fn set_again(self, name: &str) -> String {
-        let (values, command, id) = match self {
-            Row::Provider(id) => ("connection", "provider", id),
-            Row::Provision(id) => ("user_inputs_values", "provision", id),
+        let values = match self {
+            Row::Provider(_) => "connection",
+            Row::Provision(_) => "user_inputs_values",
         };
         format!(
-            "remove `{values}.{name}` from the body of {self} in the database by hand, then set it again with `formwork {command} update {id}`"
+            "remove `{values}.{name}` from the body of {self} in the database by hand, then set it again by updating {self}"
         )
     }
 }
@@ -411,10 +411,7 @@ mod tests {
         let err = open_values(&ring, ROW, &inputs(), &mut v1.clone()).unwrap_err();
         assert!(matches!(&err, Error::Unbound { .. }), "{err}");
         let message = err.to_string();
-        assert!(
-            message.contains("'token' in provider 3") && message.contains("formwork provider update 3"),
-            "{message}"
-        );
+        assert!(message.contains("'token' in provider 3") && message.contains("by updating provider 3"), "{message}");
         let mut clear = v1.clone();
         clear.remove("token");
         let err = open_values(&ring, Row::Provision(5), &inputs(), &mut clear).unwrap_err();

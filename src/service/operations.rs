@@ -193,7 +193,7 @@ impl Service {
         let context = serde_json::to_value(&found)?;
         Err(Error::NotAllowed {
             message: format!(
-                "VMs or images formwork did not create still use these objects: {context}; remove them, or pass --force to delete them too"
+                "VMs or images formwork did not create still use these objects: {context}; remove them, or force the request to delete them too"
             ),
             context: Some(context),
         })

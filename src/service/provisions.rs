@@ -72,7 +72,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
         let provider = store.provider(id)?;
         if provider.driver != driver {
             return Err(Error::invalid(format!(
-                "provider {id} is for driver '{}', not '{driver}'; pick a provider of driver '{driver}' (`formwork provider list`)",
+                "provider {id} is for driver '{}', not '{driver}'; pick a provider of driver '{driver}'",
                 provider.driver
             )));
         }
@@ -80,9 +80,7 @@ fn pick_provider(store: &Store, driver: &str, given: Option<i64>) -> Result<i64,
     }
     match store.providers_of_driver(driver)?.as_slice() {
         [only] => Ok(only.id),
-        [] => Err(Error::not_found(format!(
-            "no provider of driver '{driver}' exists; create one with `formwork provider create {driver} --values FILE`"
-        ))),
+        [] => Err(Error::not_found(format!("no provider of driver '{driver}' exists; create one first"))),
         many => Err(Error::invalid(format!(
             "several providers of driver '{driver}' exist ({}); choose one with --provider",
             many.iter().map(|p| p.id.to_string()).collect::<Vec<_>>().join(", ")
@@ -107,13 +105,15 @@ pub fn serve(row: &ProvisionRow, historic: &[HistoricEntry], include_sensitive: 
     Value::Object(out)
 }
 
-/// Checks the provision's values with one of them changed, against its stored inputs: what a
-/// scale-up or a public-IP change leads to must pass the driver's rules too.
+/// Checks the input `key` of the provision changed to `value` (and inputs grouped by it),
+/// against its stored inputs: what a scale-up or a public-IP change leads to must pass the
+/// driver's rule for what it changes. Other values are not checked again (see
+/// [`validate::validate_changed`]).
 pub(super) fn revalidate(body: &ProvisionBody, key: &str, value: Value) -> Result<(), validate::Errors> {
     let inputs = driver::input::prepared(&body.user_inputs);
     let mut values = body.user_inputs_values.clone();
     values.insert(key.to_string(), value);
-    validate::validate(&inputs, &Value::Object(values)).map(|_| ())
+    validate::validate_changed(&inputs, &values, &[key])
 }
 
 /// What `provision update` may change (OneForm's `UPDATE_ATTRS` that users edit).
@@ -180,8 +180,8 @@ pub fn check_delete(row: &ProvisionRow, force: bool) -> Result<(), Error> {
         return Ok(());
     }
     Err(Error::not_allowed(format!(
-        "provision {} is {}, not DONE: deprovision it first (`formwork provision deprovision {}`), or delete the record anyway with --force, which leaves its cloud and OpenNebula resources behind",
-        row.id, row.state, row.id
+        "provision {} is {}, not DONE: deprovision it first, or delete the record anyway with force, which leaves its cloud and OpenNebula resources behind",
+        row.id, row.state
     )))
 }
 

@@ -166,7 +166,7 @@ fn target(row: &crate::store::ProvisionRow, change: Change) -> Result<u64, Error
     }
     let current = row.body.count("oneform_public_ips").unwrap_or(0);
     let target = match change {
-        Change::Add { amount: 0 } => return Err(Error::invalid("--amount must be at least 1")),
+        Change::Add { amount: 0 } => return Err(Error::invalid("the amount of public IPs to add must be at least 1")),
         Change::Add { amount } => current + amount,
         Change::Remove { ar_id } => {
             let objects = one_objects(&row.body)?;
@@ -174,7 +174,7 @@ fn target(row: &crate::store::ProvisionRow, change: Change) -> Result<u64, Error
             if !known.contains(&ar_id) {
                 let known: Vec<String> = known.iter().map(i64::to_string).collect();
                 return Err(Error::invalid(format!(
-                    "address range {ar_id} is not a public IP of provision {id}; its public IPs are the address ranges {} (`formwork provision show {id}`)",
+                    "address range {ar_id} is not a public IP of provision {id}; its public IPs are the address ranges {}",
                     if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
                 )));
             }

@@ -118,11 +118,11 @@ fn host_ids(row: &ProvisionRow) -> Vec<i64> {
 
 fn scale_up(catalog: &Catalog, row: &ProvisionRow, amount: u64) -> Result<Planned, Error> {
     if row.body.is_onprem() {
-        return Err(Error::invalid("on-prem provisions grow by address: use --ips"));
+        return Err(Error::invalid("on-prem provisions grow by address: give the addresses of the hosts to add"));
     }
     check_supported(catalog, row, Operation::AddHost, Way::Amount)?;
     if amount == 0 {
-        return Err(Error::invalid("--amount must be at least 1"));
+        return Err(Error::invalid("the amount of hosts to add must be at least 1"));
     }
     let target = row.body.hosts().len() as u64 + amount;
     check_values(row, "oneform_hosts", json!(target))?;
@@ -132,11 +132,11 @@ fn scale_up(catalog: &Catalog, row: &ProvisionRow, amount: u64) -> Result<Planne
 
 fn add_hosts(catalog: &Catalog, row: &ProvisionRow, ips: &[String]) -> Result<Planned, Error> {
     if !row.body.is_onprem() {
-        return Err(Error::invalid("cloud provisions grow by count: use --amount"));
+        return Err(Error::invalid("cloud provisions grow by count: give an amount of hosts to add"));
     }
     check_supported(catalog, row, Operation::AddHost, Way::Ips)?;
     if ips.is_empty() {
-        return Err(Error::invalid("--ips needs at least one address"));
+        return Err(Error::invalid("give at least one address of a host to add"));
     }
     let current = row.body.user_inputs_values.get("oneform_onprem_hosts").and_then(Value::as_array);
     let mut list: Vec<String> = current.into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
@@ -193,11 +193,11 @@ fn scale_down(
         }
         (true, Some(n)) => {
             return Err(Error::invalid(format!(
-                "--amount {n} must be between 1 and the {} hosts the provision has",
+                "the amount {n} must be between 1 and the {} hosts the provision has",
                 hosts.len()
             )));
         }
-        _ => return Err(Error::invalid("give either --ids or --amount")),
+        _ => return Err(Error::invalid("give either the ids of the hosts to remove or an amount")),
     };
     let mut chosen = chosen;
     chosen.sort_unstable();
@@ -280,7 +280,7 @@ mod tests {
         let err = plan(&running, &Request::ScaleUp { amount: 2 }).unwrap_err().to_string();
         assert!(err.contains("should be ≤ 3"), "{err}");
         let err = plan(&running, &Request::AddHosts { ips: vec!["10.1.1.1".into()] }).unwrap_err().to_string();
-        assert!(err.contains("use --amount"), "{err}");
+        assert!(err.contains("give an amount of hosts"), "{err}");
 
         let (_, params, event) =
             plan(&running, &Request::ScaleDown { ids: vec![], amount: Some(1), force: false }).unwrap();

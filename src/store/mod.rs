@@ -76,7 +76,7 @@ pub enum Error {
     #[error("{what} {id} does not exist")]
     NotFound { what: &'static str, id: i64 },
     #[error(
-        "provision {provision_id} is busy: operation {} ({}) is running in process {} since {}; wait for it (`formwork provision logs {provision_id} --follow`) or stop it (`formwork provision cancel {provision_id}`)",
+        "provision {provision_id} is busy: operation {} ({}) is running in process {} since {}; wait for it to end, or cancel it",
         operation.id, operation.kind, operation.owner_pid, operation.created_time
     )]
     Busy { provision_id: i64, operation: Box<OperationRow> },

@@ -538,7 +538,7 @@ fn the_first_open_after_migration_6_binds_v1_seals_to_their_row_once() {
     store.rotate_secrets(&mut |_| {}).unwrap();
     let err = store.provider(1).unwrap_err().to_string();
     assert!(err.contains("'api_token' in provider 1 is sealed in an older format (v1)"), "{err}");
-    assert!(err.contains("remove `connection.api_token`") && err.contains("formwork provider update 1"), "{err}");
+    assert!(err.contains("remove `connection.api_token`") && err.contains("by updating provider 1"), "{err}");
     assert_eq!(store.provider(2).unwrap().body, provider_body(CONNECTION_CANARY), "the other rows moved on");
 }
 
