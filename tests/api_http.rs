@@ -1406,5 +1406,8 @@ fn schemathesis_finds_no_server_error_and_answers_match_the_openapi_document() {
         .find_map(|l| l.trim().strip_prefix("Tested:").and_then(|n| n.trim().parse::<usize>().ok()))
         .unwrap_or(0);
     let streams = ROUTES.iter().filter(|(_, path)| path.ends_with("/stream")).count();
-    assert!(tested >= ROUTES.len() - streams, "schemathesis tested {tested} operations (all but the streams):\n{stdout}");
+    assert!(
+        tested >= ROUTES.len() - streams,
+        "schemathesis tested {tested} operations (all but the streams):\n{stdout}"
+    );
 }

@@ -4,6 +4,9 @@
 //! progress events — and `formwork --server` still prints the same outcome and exits with the
 //! same code as it does against `formwork serve`.
 
+// Tests spawn formwork.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -141,6 +144,7 @@ fn a_busy_answer_exits_3_from_its_context_whatever_its_message() {
         stderr.contains("error: provision 8 is busy: operation 3 (create) is running in process 4242"),
         "said as locally, from the context's operation: {stderr}"
     );
+    assert!(stderr.contains("`formwork provision cancel 8`"), "and the CLI's hint: {stderr}");
 }
 
 #[test]
@@ -155,6 +159,7 @@ fn a_followed_operation_reports_typed_progress_and_ends_as_its_record_says() {
     );
     assert!(stderr.contains("[provision 7] la recette a échoué"), "failures too: {stderr}");
     assert!(stderr.contains("error: rien ne va plus"), "the outcome is the record's error: {stderr}");
+    assert!(stderr.contains("`formwork provision retry 7`"), "the CLI's hint, from the record's stage: {stderr}");
 }
 
 #[test]

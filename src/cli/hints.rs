@@ -2,43 +2,28 @@
 //! REST API serves them to clients that have no `formwork`), so the CLI adds the `formwork`
 //! commands that answer an error, read from the error's typed fields, never from its text.
 
-use crate::service::{self, OperationError};
+use crate::service::{self, ErrorContext};
 
-/// The commands that answer `e`, if there are any.
+/// The commands that answer `e`, if there are any: a busy provision's, and a stage's that failed
+/// or was cancelled (here, or on a server, which says so in the error's typed context).
 pub fn hint(e: &service::Error) -> Option<String> {
-    match e {
-        service::Error::Busy { provision_id: id, .. } => Some(format!(
+    match e.context() {
+        ErrorContext::Busy { provision_id: id, .. } => Some(format!(
             "wait with `formwork provision logs {id} --follow`, or stop it with `formwork provision cancel {id}`"
         )),
-        service::Error::Upstream { .. } | service::Error::Cancelled { .. } => {
-            let id = stopped_stage(e)?;
-            Some(format!(
-                "`formwork provision retry {id}` runs the stage again; `formwork provision logs {id}` shows its output"
-            ))
-        }
-        service::Error::NotFound { .. }
-        | service::Error::Invalid { .. }
-        | service::Error::NotAllowed { .. }
-        | service::Error::Forbidden { .. }
-        | service::Error::Conflict { .. }
-        | service::Error::Internal { .. } => None,
-    }
-}
-
-/// The provision whose stage failed or was cancelled, when `e` is that.
-fn stopped_stage(e: &service::Error) -> Option<i64> {
-    match std::error::Error::source(e)?.downcast_ref::<OperationError>()? {
-        OperationError::StageFailed { provision_id, .. } | OperationError::Cancelled { provision_id, .. } => {
-            Some(*provision_id)
-        }
-        OperationError::Store(_) | OperationError::Illegal { .. } | OperationError::NotStarted { .. } => None,
+        ErrorContext::Upstream { provision_id: Some(id), stage: Some(_), .. }
+        | ErrorContext::Cancelled { provision_id: Some(id), stage: Some(_) } => Some(format!(
+            "`formwork provision retry {id}` runs the stage again; `formwork provision logs {id}` shows its output"
+        )),
+        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{State, System};
+    use crate::engine::Error as OperationError;
+    use crate::service::{Failure, State, System};
 
     #[test]
     fn a_stopped_stage_gets_retry_and_logs_and_other_errors_nothing() {
@@ -62,6 +47,10 @@ mod tests {
         // An upstream error that is no stage's (OpenNebula answering a read) names nothing.
         let upstream = service::Error::Upstream { system: System::OpenNebula, source: "refused".into() };
         assert_eq!(super::hint(&upstream), None);
+        // A server's failure names its provision and stage in its context: the same hint.
+        let served = Failure { message: "boom".into(), provision_id: Some(6), stage: Some("APPLYING".into()) };
+        let served = service::Error::Upstream { system: System::Terraform, source: Box::new(served) };
+        assert!(super::hint(&served).unwrap().contains("retry 6"));
         assert_eq!(super::hint(&service::Error::invalid("x")), None);
     }
 }

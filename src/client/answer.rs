@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::service::{Error, ErrorContext, FieldError, System};
+use crate::service::{Error, ErrorContext, Failure, FieldError, System};
 
 /// OneForm's error body.
 #[derive(Debug, Deserialize)]
@@ -48,10 +48,13 @@ fn from_context(typed: ErrorContext, message: String) -> Error {
         ErrorContext::NotAllowed => Error::NotAllowed { message, context: None },
         ErrorContext::Forbidden => Error::Forbidden { message },
         ErrorContext::Conflict => Error::Conflict { message },
-        // The cancel of an operation run here is this side's business; across the API it is
-        // the operation that ended so.
-        ErrorContext::Cancelled { .. } => Error::Upstream { system: System::Formwork, source: message.into() },
-        ErrorContext::Upstream { system, .. } => Error::Upstream { system, source: message.into() },
+        // A cancel is the operation's own end; across the API it is the operation that ended so.
+        ErrorContext::Cancelled { provision_id, stage } => {
+            Error::Upstream { system: System::Formwork, source: Box::new(Failure { message, provision_id, stage }) }
+        }
+        ErrorContext::Upstream { system, provision_id, stage } => {
+            Error::Upstream { system, source: Box::new(Failure { message, provision_id, stage }) }
+        }
         ErrorContext::Internal => Error::internal(message),
     }
 }
@@ -139,6 +142,12 @@ mod tests {
         );
         assert!(matches!(failed, Error::Upstream { system: System::Ansible, .. }), "{failed:?}");
         assert_eq!(failed.to_string(), "quelque chose", "shown as the server said it");
+        let context = ErrorContext::Upstream {
+            system: System::Ansible,
+            provision_id: Some(3),
+            stage: Some("CONFIGURING_PROVISION".into()),
+        };
+        assert_eq!(failed.context(), context, "this side knows what the server knew");
         let missing = answer(500, json!({"message": "x", "context": {"error": "not_found"}}));
         assert!(matches!(missing, Error::NotFound { .. }), "the context wins over the status: {missing:?}");
         let unmanaged = answer(405, json!({"message": "x", "context": {"hosts": [1]}}));

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::{Client, unwrap_document};
 use crate::service::{
-    Cancelled, Change, Error, Events, NewProvision, Observer, Operation, OperationStatus, Progress, Ran, Request,
-    Started, State, System,
+    Cancelled, Change, Error, Events, Failure, NewProvision, Observer, Operation, OperationStatus, Progress, Ran,
+    Request, Started, State, System,
 };
 
 /// How long an accepted request may show no operation before the client gives up following:
@@ -231,6 +231,9 @@ fn route(request: &Request) -> (&'static str, Value) {
 fn outcome(op: &Operation, provision: &Value) -> Result<State, Error> {
     let message =
         || op.error.clone().unwrap_or_else(|| format!("operation {} ({}) {}", op.id, op.kind, op.status.as_str()));
+    let failure = || -> Box<Failure> {
+        Box::new(Failure { message: message(), provision_id: Some(op.provision_id), stage: op.stage.clone() })
+    };
     match op.status {
         OperationStatus::Succeeded => {
             let state = provision["state"].as_str().unwrap_or_default();
@@ -238,9 +241,9 @@ fn outcome(op: &Operation, provision: &Value) -> Result<State, Error> {
                 .ok_or_else(|| Error::internal(format!("the formwork server served an unknown state '{state}'")))
         }
         OperationStatus::Failed => {
-            Err(Error::Upstream { system: op.system.unwrap_or(System::Formwork), source: message().into() })
+            Err(Error::Upstream { system: op.system.unwrap_or(System::Formwork), source: failure() })
         }
-        OperationStatus::Cancelled => Err(Error::Upstream { system: System::Formwork, source: message().into() }),
+        OperationStatus::Cancelled => Err(Error::Upstream { system: System::Formwork, source: failure() }),
         OperationStatus::Running | OperationStatus::Interrupted => Err(Error::internal(format!(
             "operation {} ({}) was interrupted on the server: {}; the server finishes it when it starts again",
             op.id,

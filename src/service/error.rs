@@ -3,7 +3,7 @@
 //! wrong and what to do next. Lower modules keep their own errors; `From` impls here decide,
 //! in one place, which outcome each of their variants is.
 
-use super::wire::{ErrorContext, Operation};
+use super::wire::{ErrorContext, Failure, Operation};
 use crate::engine::{self, System};
 use crate::store::{self, OperationRow};
 use crate::{driver, one, settings};
@@ -106,14 +106,19 @@ impl Error {
             }
             Error::Forbidden { .. } => ErrorContext::Forbidden,
             Error::Conflict { .. } => ErrorContext::Conflict,
-            Error::Cancelled { source } => ErrorContext::Cancelled { provision_id: source.provision_id() },
+            Error::Cancelled { source } => ErrorContext::Cancelled {
+                provision_id: source.provision_id(),
+                stage: source.stage().map(str::to_owned),
+            },
             Error::Upstream { system, source } => {
-                let stage = source.downcast_ref::<engine::Error>();
-                ErrorContext::Upstream {
-                    system: *system,
-                    provision_id: stage.and_then(engine::Error::provision_id),
-                    stage: stage.and_then(engine::Error::stage).map(str::to_owned),
-                }
+                let (provision_id, stage) = if let Some(e) = source.downcast_ref::<engine::Error>() {
+                    (e.provision_id(), e.stage().map(str::to_owned))
+                } else if let Some(failure) = source.downcast_ref::<Failure>() {
+                    (failure.provision_id, failure.stage.clone())
+                } else {
+                    (None, None)
+                };
+                ErrorContext::Upstream { system: *system, provision_id, stage }
             }
             Error::Internal { .. } => ErrorContext::Internal,
         }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 pub use crate::driver::input::REDACTED;
 pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, SyncReport};
-pub use crate::engine::{Error as OperationError, OnInterrupted, State, System};
+pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
 pub use crate::stages::{FormApi, FormServer};
 pub use access::{Caller, Kind, Mode, ONEADMIN_GROUP, Ownership, Right};
@@ -42,7 +42,7 @@ pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
 pub use public_ips::Change;
 pub use requests::Request;
 pub use secrets::Rotation;
-pub use wire::{ErrorContext, Events, Operation, OperationStatus, ProgressEvent, Reported};
+pub use wire::{ErrorContext, Events, Failure, Operation, OperationStatus, ProgressEvent, Reported};
 
 use crate::driver::Catalog;
 use crate::engine::{Runner, owner};

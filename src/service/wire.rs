@@ -200,6 +200,24 @@ pub struct Events {
     pub next: i64,
 }
 
+/// A failure a server reported: its words, and the provision and stage it happened in (from
+/// the answer's typed context or the operation's record), so this side knows as much about it
+/// as the server did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub provision_id: Option<i64>,
+    pub stage: Option<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
 /// The `context` of an error answer other than a field error (whose context is OneForm's
 /// `{field: [messages]}`): which outcome it is, and its data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -217,9 +235,10 @@ pub enum ErrorContext {
     NotAllowed,
     Forbidden,
     Conflict,
-    /// The operation was cancelled.
+    /// The operation was cancelled (`stage`: the stage it stopped, none if nothing ran).
     Cancelled {
         provision_id: Option<i64>,
+        stage: Option<String>,
     },
     /// OpenNebula, Terraform or Ansible failed (`stage`: the stage it failed in).
     Upstream {
