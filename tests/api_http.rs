@@ -1380,6 +1380,7 @@ fn a_oneform_python_client_runs_a_whole_lifecycle() {
         api.server().log()
     );
     assert!(stdout.contains("oneform_client: all steps passed"), "{stdout}");
+    assert!(stdout.contains("ids are never reused"), "the step after a delete ran: {stdout}");
 }
 
 #[test]

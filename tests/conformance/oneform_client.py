@@ -136,8 +136,10 @@ def wait_state(client, provision_id, state, hosts=None):
 
 
 def poll_logs(client, provision_id, pos):
-    """One `oneprovision logs` poll; returns (new pos, lines)."""
-    answer = client.call("GET", "/provisions/{}/logs/poll?pos={}".format(provision_id, pos))
+    """One `oneprovision logs` poll (its first one sends `?pos=`, here pos None); returns (new
+    pos, lines)."""
+    answer = client.call("GET", "/provisions/{}/logs/poll?pos={}".format(provision_id, "" if pos is None else pos))
+    pos = -1 if pos is None else pos
     check(isinstance(answer.get("pos"), int) and answer["pos"] >= max(pos, 0), "pos moves forward: {}".format(answer))
     for line in answer["lines"]:
         check(set(line) >= {"level", "text"} and line["level"] in ("info", "debug", "error", "warning"),
@@ -182,7 +184,7 @@ def main():
     say("ID: {}".format(provision_id))
     listed = client.call("GET", "/provisions")
     check(provision_id in [int(d["DOCUMENT"]["ID"]) for d in listed], "oneprovision list shows it")
-    pos, _ = poll_logs(client, provision_id, -1)
+    pos, _ = poll_logs(client, provision_id, None)
     body = wait_state(client, provision_id, "RUNNING", hosts=1)
     say("RUNNING with hosts {}".format([h["name"] for h in body["one_objects"]["hosts"]]))
     pos, lines = poll_logs(client, provision_id, 0)
@@ -224,8 +226,25 @@ def main():
         raise AssertionError("a deleted provision is still served")
     except OneFormError as e:
         check(e.status == 404, "a deleted provision is 404: {}".format(e))
-    client.call("DELETE", "/providers/{}".format(provider_id), expect=204)
     say("deleted")
+
+    # OpenNebula never hands a document id out again, and `oneprovision logs --all` of the next
+    # provision shows its own lines only.
+    created = client.call("POST", "/provisions", {
+        "driver": "sim", "deployment_type": "sim_cluster", "provider_id": provider_id,
+        "name": "second", "user_inputs_values": {"oneform_hosts": 1},
+    }, expect=201)
+    second, _ = document(created, "provision")
+    check(second > provision_id, "a new provision gets a new id: {} after {}".format(second, provision_id))
+    wait_state(client, second, "RUNNING", hosts=1)
+    lines = [line["text"] for line in client.call("GET", "/provisions/{}/logs?all=true".format(second))["lines"]]
+    check(lines and not any("SCALING" in t or "'conformance'" in t for t in lines),
+          "the new provision's log holds none of the deleted one's lines: {}".format(lines[:5]))
+    client.call("POST", "/provisions/{}/undeploy".format(second), {"force": False}, expect=204)
+    wait_state(client, second, "DONE")
+    client.call("DELETE", "/provisions/{}".format(second), expect=204)
+    client.call("DELETE", "/providers/{}".format(provider_id), expect=204)
+    say("provision {} after {}: ids are never reused".format(second, provision_id))
     print("oneform_client: all steps passed")
 
 
