@@ -22,35 +22,27 @@ pub fn hint(e: &service::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Error as OperationError;
-    use crate::service::{Failure, State, System};
+    use crate::service::{Failure, System};
+
+    /// A stage's failure as the error's context carries it (the service's own errors give the
+    /// same context: `service::error`'s tests).
+    fn stage_failed(provision_id: i64, stage: Option<&str>) -> service::Error {
+        let failure =
+            Failure { message: "boom".into(), provision_id: Some(provision_id), stage: stage.map(Into::into) };
+        service::Error::Upstream { system: System::Terraform, source: Box::new(failure) }
+    }
 
     #[test]
     fn a_stopped_stage_gets_retry_and_logs_and_other_errors_nothing() {
-        let failed = service::Error::from(OperationError::StageFailed {
-            provision_id: 4,
-            stage: "APPLYING",
-            system: System::Terraform,
-            message: "boom".into(),
-        });
-        let hint = hint(&failed).unwrap();
+        let hint = hint(&stage_failed(4, Some("APPLYING"))).unwrap();
         assert!(
             hint.contains("`formwork provision retry 4`") && hint.contains("`formwork provision logs 4`"),
             "{hint}"
         );
-        let cancelled = service::Error::from(OperationError::Cancelled {
-            provision_id: 5,
-            stage: "PLANNING",
-            state: State::PlanningFailure,
-        });
-        assert!(super::hint(&cancelled).unwrap().contains("retry 5"));
-        // An upstream error that is no stage's (OpenNebula answering a read) names nothing.
+        // A failure in no stage (OpenNebula answering a read, a public-IP change) names nothing.
+        assert_eq!(super::hint(&stage_failed(5, None)), None);
         let upstream = service::Error::Upstream { system: System::OpenNebula, source: "refused".into() };
         assert_eq!(super::hint(&upstream), None);
-        // A server's failure names its provision and stage in its context: the same hint.
-        let served = Failure { message: "boom".into(), provision_id: Some(6), stage: Some("APPLYING".into()) };
-        let served = service::Error::Upstream { system: System::Terraform, source: Box::new(served) };
-        assert!(super::hint(&served).unwrap().contains("retry 6"));
         assert_eq!(super::hint(&service::Error::invalid("x")), None);
     }
 }

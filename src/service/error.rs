@@ -236,6 +236,22 @@ mod tests {
         assert!(matches!(failed, Error::Upstream { system: System::Terraform, .. }), "{failed:?}");
         assert!(std::error::Error::source(&failed).is_some(), "the cause is kept");
         assert_eq!(failed.exit_code(), exit::FAILURE);
+        let stage = Some("APPLYING".to_string());
+        let context = ErrorContext::Upstream { system: System::Terraform, provision_id: Some(1), stage: stage.clone() };
+        assert_eq!(failed.context(), context, "the context names the provision and the stage");
+        let cancelled = Error::from(engine::Error::Cancelled {
+            provision_id: 5,
+            stage: "APPLYING",
+            state: engine::State::ApplyingFailure,
+        });
+        assert_eq!(cancelled.context(), ErrorContext::Cancelled { provision_id: Some(5), stage });
+        let withdrawn = Error::from(engine::Error::NotStarted {
+            provision_id: 5,
+            operation: 2,
+            state: engine::State::Running,
+            reason: "was cancelled".into(),
+        });
+        assert_eq!(withdrawn.context(), ErrorContext::Cancelled { provision_id: Some(5), stage: None }, "nothing ran");
     }
 
     #[test]
