@@ -63,10 +63,12 @@ impl Home {
         std::fs::write(self.tmp.path().join("fake-scenario.json"), scenario.to_string()).unwrap();
     }
 
-    /// Every call the fake tools recorded, in order.
+    /// Every call the fake tools recorded, in order. A tool may be writing its line while
+    /// this reads: only complete lines (ended by a newline) count.
     pub fn calls(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.tmp.path().join("fake-calls.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
     }
 
     /// Forgets the calls recorded so far, so [`Home::calls`] shows only the ones made after.
