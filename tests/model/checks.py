@@ -165,6 +165,39 @@ class Checks:
         provision.idle = all(op.ended for op in provision.ops)
         if rows and provision.idle:
             self.check_outcome(pid, provision.ops[-1], rows[-1], body)
+            self.check_events(pid, provision, rows, body["state"])
+
+    def check_events(self, pid, provision, rows, state):
+        """The typed progress agrees with the records: every event belongs to one of the
+        provision's operations and ids grow; unless a kill or an injected failure may have cut an
+        operation short between a checkpoint and its event, the state changes chain from PENDING
+        to the state the provision is in."""
+        events, after = [], 0
+        while True:
+            answer = self.call("oneadmin", "GET", f"/provisions/{pid}/events?after={after}")
+            if answer.status != 200:
+                self.fail("progress is typed data", f"provision {pid}: /events answered {answer.status}")
+                return
+            page = answer.json or {}
+            events += page.get("events", [])
+            if not page.get("events") or page.get("next", after) <= after:
+                break
+            after = page["next"]
+        ids = [e["id"] for e in events]
+        if ids != sorted(set(ids)):
+            self.fail("progress is typed data", f"provision {pid}: event ids {ids} do not grow")
+        operations = {r["id"] for r in rows}
+        stray = [e for e in events if e.get("operation_id") not in operations]
+        if stray:
+            self.fail("progress is typed data", f"provision {pid}: events of no operation of it: {stray[:3]}")
+        if any(op.may_fail for op in provision.ops):
+            return
+        changes = [(e["from"], e["to"]) for e in events if e["type"] == "state_changed"]
+        chained = all(a[1] == b[0] for a, b in zip(changes, changes[1:]))
+        ends = changes[-1][1] if changes else "PENDING"
+        if not chained or (changes and changes[0][0] != "PENDING") or ends != state:
+            self.fail("progress is typed data",
+                      f"provision {pid} is {state}; its state-change events are {changes}")
 
     def check_outcome(self, pid, op, row, body):
         state, status = body["state"], row["status"]

@@ -13,7 +13,9 @@ reference model (model.py, checks.py):
               is embedded in a provision only with USE on that provider; alice changes nothing
   operations  every acknowledged operation is recorded exactly once and ends exactly once, in
               a state that agrees with how it ended; a cancelled queued one runs nothing; an
-              operation fails only when the model caused it (a failure, a cancel, a kill)
+              operation fails only when the model caused it (a failure, a cancel, a kill);
+              its typed progress events belong to its operations and, when nothing cut one
+              short, chain the provision's states from PENDING to the one it is in
   ids         no provider or provision id comes back after a delete
   values      input values come back byte for byte
 
