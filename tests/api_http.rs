@@ -1321,6 +1321,14 @@ fn progress_events_and_operation_records_are_typed_data() {
     assert!(seen.iter().all(|(_, data)| data["operation_id"] == scale["id"]), "{seen:?}");
     let only_scale = api.admin.get(&format!("{path}/events?operation={}", scale["id"])).expect(200).json();
     assert_eq!(only_scale["events"].as_array().unwrap().len(), seen.len(), "{only_scale}");
+
+    // A reconnecting EventSource sends the id of the last event it got and resumes after it.
+    let second = seen[1].1["id"].as_i64().unwrap();
+    let mut resumed =
+        api.admin.events_with(&format!("{path}/events/stream"), &[("Last-Event-ID", &second.to_string())]);
+    let next = resumed.next(deadline).expect("an event after the one named");
+    let next: Value = serde_json::from_str(&next.data).unwrap();
+    assert_eq!(next, seen[2].1, "the stream resumes right after Last-Event-ID");
 }
 
 /// OneForm's level of a log line: its first `[D]`, `[I]`, `[W]` or `[E]` marker; debug if none.

@@ -545,13 +545,18 @@ async fn events(
 }
 
 #[utoipa::path(get, path = "/provisions/{id}/events/stream", tag = "provisions", params(("id" = i64, Path), Cursor),
-    responses((status = 200, description = "Server-Sent Events: each progress event as it is stored, named by its type (state_changed, step, warning, failed), its id the cursor", content_type = "text/event-stream")))]
+    responses((status = 200, description = "Server-Sent Events: each progress event as it is stored, named by its type (state_changed, step, warning, failed), its id the cursor; a reconnecting client's Last-Event-ID resumes after it when `after` is not given", content_type = "text/event-stream")))]
 async fn events_stream(
     st: axum::extract::State<State>,
     Extension(caller): Extension<Caller>,
     Id(id): Id,
-    Query(q): Query<Cursor>,
+    headers: axum::http::HeaderMap,
+    Query(mut q): Query<Cursor>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    // An EventSource that reconnects sends the id of the last event it got.
+    if q.after.as_deref().is_none_or(|a| a.trim().is_empty()) {
+        q.after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    }
     let (operation, after) = q.read()?;
     // Checked before the stream starts, so a refusal is an answer, not an empty stream.
     st.service.events(&caller, id, operation, after, 0)?;

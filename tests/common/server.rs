@@ -220,8 +220,15 @@ impl Client {
 
     /// Opens a Server-Sent Events stream (GET with `Accept: text/event-stream`).
     pub fn events(&self, path: &str) -> Events {
+        self.events_with(path, &[])
+    }
+
+    /// Opens a Server-Sent Events stream with more request headers (`Last-Event-ID`, …).
+    pub fn events_with(&self, path: &str, headers: &[(&str, &str)]) -> Events {
         let stream = self.connect();
-        let mut head = self.head("GET", path, &[("Accept", "text/event-stream")]);
+        let mut all = vec![("Accept", "text/event-stream")];
+        all.extend_from_slice(headers);
+        let mut head = self.head("GET", path, &all);
         head.push_str("\r\n");
         (&stream).write_all(head.as_bytes()).unwrap();
         let mut reader = BufReader::new(stream);
