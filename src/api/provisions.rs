@@ -467,33 +467,42 @@ async fn logs_stream(
         _ => 0,
     };
     let service = st.service.clone();
-    let stream =
-        futures_util::stream::unfold((service, start, Vec::<Event>::new()), move |(service, pos, mut pending)| {
-            let caller = caller.clone();
-            async move {
-                loop {
-                    if let Some(event) = pending.pop() {
-                        return Some((Ok(event), (service, pos, pending)));
+    let stream = polled(start, move |pos| {
+        let (lines, next, _) = service.log_after(&caller, id, pos)?;
+        let events =
+            lines.iter().map(|l| Event::default().data(json!({"level": l.level.as_str(), "text": l.text}).to_string()));
+        Ok((events.collect(), next))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// A live stream over a source polled from a cursor: `fetch(cursor)` answers what came after it
+/// and the next cursor; an empty answer is asked again after 250 ms, and the stream ends when
+/// `fetch` fails (the provision was deleted, or the caller lost its right to it).
+fn polled<C: Copy + Send + 'static>(
+    start: C,
+    fetch: impl Fn(C) -> Result<(Vec<Event>, C), crate::service::Error> + Send + 'static,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let fetch = std::sync::Arc::new(fetch);
+    futures_util::stream::unfold((start, std::collections::VecDeque::<Event>::new()), move |(cursor, mut pending)| {
+        let fetch = std::sync::Arc::clone(&fetch);
+        async move {
+            loop {
+                if let Some(event) = pending.pop_front() {
+                    return Some((Ok(event), (cursor, pending)));
+                }
+                match fetch(cursor) {
+                    Ok((events, next)) if !events.is_empty() => {
+                        pending.extend(events);
+                        let first = pending.pop_front().expect("not empty");
+                        return Some((Ok(first), (next, pending)));
                     }
-                    match service.log_after(&caller, id, pos) {
-                        Ok((new, next, _)) if !new.is_empty() => {
-                            pending = new
-                                .iter()
-                                .rev()
-                                .map(|l| {
-                                    Event::default()
-                                        .data(json!({"level": l.level.as_str(), "text": l.text}).to_string())
-                                })
-                                .collect();
-                            return Some((Ok(pending.pop().expect("not empty")), (service, next, pending)));
-                        }
-                        Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                        Err(_) => return None,
-                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Err(_) => return None,
                 }
             }
-        });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+        }
+    })
 }
 
 #[utoipa::path(get, path = "/provisions/{id}/operations", tag = "provisions", params(("id" = i64, Path)),
@@ -561,34 +570,15 @@ async fn events_stream(
     // Checked before the stream starts, so a refusal is an answer, not an empty stream.
     st.service.events(&caller, id, operation, after, 0)?;
     let service = st.service.clone();
-    let stream =
-        futures_util::stream::unfold((service, after, Vec::<Event>::new()), move |(service, cursor, mut pending)| {
-            let caller = caller.clone();
-            async move {
-                loop {
-                    if let Some(event) = pending.pop() {
-                        return Some((Ok(event), (service, cursor, pending)));
-                    }
-                    match service.events(&caller, id, operation, cursor, EVENTS_PAGE) {
-                        Ok(page) if !page.events.is_empty() => {
-                            pending = page
-                                .events
-                                .iter()
-                                .rev()
-                                .map(|e| {
-                                    Event::default()
-                                        .event(e.event.name())
-                                        .id(e.id.to_string())
-                                        .data(serde_json::to_string(e).unwrap_or_default())
-                                })
-                                .collect();
-                            return Some((Ok(pending.pop().expect("not empty")), (service, page.next, pending)));
-                        }
-                        Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                        Err(_) => return None,
-                    }
-                }
-            }
+    let stream = polled(after, move |cursor| {
+        let page = service.events(&caller, id, operation, cursor, EVENTS_PAGE)?;
+        let events = page.events.iter().map(|e| {
+            Event::default()
+                .event(e.event.name())
+                .id(e.id.to_string())
+                .data(serde_json::to_string(e).unwrap_or_default())
         });
+        Ok((events.collect(), page.next))
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -31,6 +31,7 @@ pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, Syn
 pub use crate::engine::{OnInterrupted, State, System};
 pub use crate::exec::LogLine;
 pub use crate::stages::{FormApi, FormServer};
+pub use crate::store::OperationStatus;
 pub use access::{Caller, Kind, Mode, ONEADMIN_GROUP, Ownership, Right};
 pub use documents::{Document, Include, Metrics};
 pub use drivers::{Drivers, Validated};
@@ -42,7 +43,7 @@ pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
 pub use public_ips::Change;
 pub use requests::Request;
 pub use secrets::Rotation;
-pub use wire::{ErrorContext, Events, Failure, Operation, OperationStatus, ProgressEvent, Reported};
+pub use wire::{ErrorContext, Events, Failure, Operation, ProgressEvent, Reported};
 
 use crate::driver::Catalog;
 use crate::engine::{Runner, owner};

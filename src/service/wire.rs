@@ -10,36 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::progress::Progress;
 use crate::engine::{Stage, State, System};
-use crate::store::{self, EventRow, OperationRow};
-
-/// Where an operation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationStatus {
-    /// Working, or (`queued`) waiting for a slot of the server.
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    /// Its process died; whoever starts next (a server, `resume`) takes it over.
-    Interrupted,
-}
-
-impl OperationStatus {
-    pub fn has_ended(self) -> bool {
-        self != OperationStatus::Running
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperationStatus::Running => "running",
-            OperationStatus::Succeeded => "succeeded",
-            OperationStatus::Failed => "failed",
-            OperationStatus::Cancelled => "cancelled",
-            OperationStatus::Interrupted => "interrupted",
-        }
-    }
-}
+use crate::store::{self, EventRow, OperationRow, OperationStatus};
 
 /// An operation as the API serves it (`GET /provisions/:id/operations`) and a busy error
 /// names it: who runs what since when, and how it ended. The process's ownership token and the
@@ -75,13 +46,7 @@ pub struct Operation {
 impl Operation {
     /// The served form of a stored operation; `stage` is the stage of its last attempt.
     pub fn from_row(row: &OperationRow, stage: Option<&str>) -> Operation {
-        let status = match row.status {
-            store::OperationStatus::Running => OperationStatus::Running,
-            store::OperationStatus::Succeeded => OperationStatus::Succeeded,
-            store::OperationStatus::Failed => OperationStatus::Failed,
-            store::OperationStatus::Cancelled => OperationStatus::Cancelled,
-            store::OperationStatus::Interrupted => OperationStatus::Interrupted,
-        };
+        let status = row.status;
         let withdrawn = status == OperationStatus::Cancelled && row.error.as_deref() == Some(store::NOT_STARTED);
         let system = (status == OperationStatus::Failed).then(|| match stage {
             Some(stage) => State::parse(stage).and_then(Stage::of).map_or(System::Formwork, Stage::system),

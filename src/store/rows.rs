@@ -77,17 +77,25 @@ impl HistoricEntry {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where an operation stands; also what the API serves (`service::Operation`), so one
+/// vocabulary is stored and promised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationStatus {
+    /// Working, or (`queued`) waiting for a slot of the server.
     Running,
     Succeeded,
     Failed,
     Cancelled,
+    /// Its process died; whoever starts next (a server, `resume`) takes it over.
     Interrupted,
 }
 
 impl OperationStatus {
+    pub fn has_ended(self) -> bool {
+        self != OperationStatus::Running
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OperationStatus::Running => "running",
