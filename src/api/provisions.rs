@@ -389,8 +389,13 @@ fn positive(name: &str, text: &Option<String>, default: usize) -> Result<usize, 
     }
 }
 
+/// A log line as the API serves it: `{level, text}`.
+fn line(l: &crate::service::LogLine) -> Value {
+    json!({"level": l.level.as_str(), "text": l.text})
+}
+
 fn lines(lines: &[crate::service::LogLine]) -> Value {
-    Value::Array(lines.iter().map(|l| json!({"level": l.level.as_str(), "text": l.text})).collect())
+    Value::Array(lines.iter().map(line).collect())
 }
 
 #[utoipa::path(get, path = "/provisions/{id}/logs", tag = "provisions", params(("id" = i64, Path), Page),
@@ -469,8 +474,7 @@ async fn logs_stream(
     let service = st.service.clone();
     let stream = polled(start, move |pos| {
         let (lines, next, _) = service.log_after(&caller, id, pos)?;
-        let events =
-            lines.iter().map(|l| Event::default().data(json!({"level": l.level.as_str(), "text": l.text}).to_string()));
+        let events = lines.iter().map(|l| Event::default().data(line(l).to_string()));
         Ok((events.collect(), next))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))

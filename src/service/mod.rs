@@ -174,17 +174,25 @@ impl Service {
 
     /// Opens a provision's log with every secret it may see masked.
     fn log(&self, provision_id: i64) -> Result<ProvisionLog, Error> {
-        ProvisionLog::open(&self.settings.log_path(provision_id), self.masker(provision_id)?).map_err(Error::internal)
+        self.open_log(provision_id, self.masker(provision_id)?)
+    }
+
+    fn open_log(&self, provision_id: i64, masker: Masker) -> Result<ProvisionLog, Error> {
+        ProvisionLog::open(&self.settings.log_path(provision_id), masker).map_err(Error::internal)
     }
 
     /// The log an operation on `provision_id` writes to, reporting to `observer` and to the
     /// provision's stored progress events (both masked); a log file that cannot be opened is
     /// reported and the operation goes on with the observer and the events only.
     fn operation_log(&self, provision_id: i64, observer: Box<dyn Observer>) -> progress::OperationLog {
-        let masker = self.masker(provision_id).unwrap_or_default();
+        // The secrets are read once, for the events and the log alike.
+        let (masker, log) = match self.masker(provision_id) {
+            Ok(masker) => (masker.clone(), self.open_log(provision_id, masker)),
+            Err(e) => (Masker::default(), Err(e)),
+        };
         let mut observer: Box<dyn Observer> =
             Box::new(progress::Recording::new(Arc::clone(&self.store), masker, observer));
-        match self.log(provision_id) {
+        match log {
             Ok(log) => progress::OperationLog::new(provision_id, log, observer),
             Err(e) => {
                 tracing::warn!(provision_id, error = %e, "cannot open the provision log");
