@@ -17,7 +17,10 @@ use crate::stages::ToolEnv;
 pub struct Settings {
     /// formwork's own data: driver states now, the database and work directories later.
     pub data_dir: PathBuf,
-    /// The built-in driver folders (registry `default`).
+    /// Where formwork's own files are: `drivers/` (the built-in driver folders) and
+    /// `playbooks/roles/` (the shared Ansible roles). Found by [`share_dir`]'s search order.
+    pub share_dir: PathBuf,
+    /// The built-in driver folders (registry `default`): `<share_dir>/drivers` unless set.
     pub builtin_drivers: PathBuf,
     /// Extra driver directories, searched after the built-in ones, in order.
     pub drivers_dirs: Vec<PathBuf>,
@@ -27,10 +30,11 @@ pub struct Settings {
     pub terraform: PathBuf,
     /// The `ansible-playbook` binary.
     pub ansible_playbook: PathBuf,
-    /// A Terraform CLI config file (provider mirrors for offline use), if any; by default the
-    /// one `scripts/setup` writes (`.tools/terraformrc`, the `sim` provider's mirror).
+    /// A Terraform CLI config file (provider mirrors for offline use), if any; in a development
+    /// checkout, by default the one `scripts/setup` writes (`.tools/terraformrc`, the `sim`
+    /// provider's mirror).
     pub terraform_config: Option<PathBuf>,
-    /// The Ansible roles formwork ships (`playbooks/roles`), shared by every driver.
+    /// The Ansible roles formwork ships (`<share_dir>/playbooks/roles`), shared by every driver.
     pub shared_roles: PathBuf,
     /// The longest any stage's child process may run.
     pub stage_timeout: Duration,
@@ -111,7 +115,7 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 22] = [
+const CONFIG_KEYS: [&str; 23] = [
     "listen",
     "max_operations",
     "max_body_bytes",
@@ -127,6 +131,7 @@ const CONFIG_KEYS: [&str; 22] = [
     "data_dir",
     "drivers_dirs",
     "builtin_drivers",
+    "share_dir",
     "terraform",
     "ansible_playbook",
     "terraform_config",
@@ -165,6 +170,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     drivers_dirs: Option<Vec<PathBuf>>,
     builtin_drivers: Option<PathBuf>,
+    share_dir: Option<PathBuf>,
     terraform: Option<PathBuf>,
     ansible_playbook: Option<PathBuf>,
     terraform_config: Option<PathBuf>,
@@ -217,28 +223,24 @@ impl Settings {
                 .ok_or(Error::NoHome)?
                 .join("formwork"),
         };
-        let builtin_drivers = var("FORMWORK_BUILTIN_DRIVERS")
-            .map(PathBuf::from)
-            .or(file.builtin_drivers)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("drivers"));
-        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools");
-        let tool = |key: &str, from_file: Option<PathBuf>, local: PathBuf, name: &str| {
-            var(key)
-                .map(PathBuf::from)
-                .or(from_file)
-                .unwrap_or_else(|| if local.exists() { local } else { PathBuf::from(name) })
+        let share_dir = share_dir(var("FORMWORK_SHARE_DIR").map(PathBuf::from).or(file.share_dir))?;
+        let builtin_drivers =
+            var("FORMWORK_BUILTIN_DRIVERS").map(PathBuf::from).or(file.builtin_drivers).unwrap_or(share_dir.drivers());
+        // `.tools` (what scripts/setup installs) is a development checkout's convenience only:
+        // an installed formwork takes its tools from the configuration or PATH.
+        let tools = share_dir.checkout().map(|root| root.join(".tools"));
+        let tool = |key: &str, from_file: Option<PathBuf>, local: &str, name: &str| {
+            var(key).map(PathBuf::from).or(from_file).unwrap_or_else(|| {
+                tools.as_ref().map(|t| t.join(local)).filter(|p| p.exists()).unwrap_or_else(|| PathBuf::from(name))
+            })
         };
-        let terraform = tool("FORMWORK_TERRAFORM", file.terraform, tools.join("bin/terraform"), "terraform");
-        let ansible_playbook = tool(
-            "FORMWORK_ANSIBLE_PLAYBOOK",
-            file.ansible_playbook,
-            tools.join("venv/bin/ansible-playbook"),
-            "ansible-playbook",
-        );
+        let terraform = tool("FORMWORK_TERRAFORM", file.terraform, "bin/terraform", "terraform");
+        let ansible_playbook =
+            tool("FORMWORK_ANSIBLE_PLAYBOOK", file.ansible_playbook, "venv/bin/ansible-playbook", "ansible-playbook");
         let terraform_config = var("FORMWORK_TERRAFORM_CONFIG")
             .map(PathBuf::from)
             .or(file.terraform_config)
-            .or_else(|| Some(tools.join("terraformrc")).filter(|p| p.exists()));
+            .or_else(|| tools.as_ref().map(|t| t.join("terraformrc")).filter(|p| p.exists()));
         let seconds = |key: &'static str, from_file: Option<u64>, default: u64| match var(key) {
             Some(text) => text
                 .parse::<u64>()
@@ -308,13 +310,14 @@ impl Settings {
         };
         Ok(Settings {
             data_dir,
+            shared_roles: share_dir.roles(),
+            share_dir: share_dir.root,
             builtin_drivers,
             drivers_dirs,
             config_file,
             terraform,
             ansible_playbook,
             terraform_config,
-            shared_roles: Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/roles"),
             stage_timeout,
             lock_timeout,
             child_env,
@@ -349,6 +352,7 @@ impl Settings {
         let path = |p: &Path| p.display().to_string();
         let mut env: Vec<(String, String)> = self.child_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("FORMWORK_DATA_DIR".into(), path(&self.data_dir)));
+        env.push(("FORMWORK_SHARE_DIR".into(), path(&self.share_dir)));
         env.push(("FORMWORK_BUILTIN_DRIVERS".into(), path(&self.builtin_drivers)));
         let dirs: Vec<String> = self.drivers_dirs.iter().map(|d| path(d)).collect();
         env.push(("FORMWORK_DRIVERS_DIRS".into(), dirs.join(":")));
@@ -402,6 +406,68 @@ impl Settings {
     }
 }
 
+/// Where formwork's own files were found: `drivers/` and `playbooks/roles/` under `root`.
+struct Share {
+    root: PathBuf,
+    /// A development checkout (the binary is in its `target/`): its `.tools` serve as defaults.
+    checkout: bool,
+}
+
+impl Share {
+    fn drivers(&self) -> PathBuf {
+        self.root.join("drivers")
+    }
+
+    fn roles(&self) -> PathBuf {
+        self.root.join("playbooks/roles")
+    }
+
+    fn checkout(&self) -> Option<&Path> {
+        self.checkout.then_some(self.root.as_path())
+    }
+}
+
+/// Where a system-wide installation keeps formwork's files (the Debian package's layout).
+pub const SYSTEM_SHARE_DIR: &str = "/usr/share/formwork";
+
+/// formwork's own files, found in this order: the `share_dir` setting (`FORMWORK_SHARE_DIR`);
+/// `<prefix>/share/formwork` beside the running binary `<prefix>/bin/formwork`; the development
+/// checkout whose `target/` holds the binary; [`SYSTEM_SHARE_DIR`]. No path of the machine that
+/// built the binary is compiled into it.
+fn share_dir(given: Option<PathBuf>) -> Result<Share, Error> {
+    if let Some(root) = given {
+        if !root.join("drivers").is_dir() {
+            return Err(Error::Value {
+                key: "share_dir",
+                message: format!(
+                    "'{}' holds no drivers/ folder; point share_dir (FORMWORK_SHARE_DIR) at the folder \
+                     holding formwork's drivers/ and playbooks/, or unset it",
+                    root.display()
+                ),
+            });
+        }
+        return Ok(Share { root, checkout: false });
+    }
+    let exe = std::env::current_exe().ok();
+    Ok(exe.as_deref().and_then(find_share).unwrap_or(Share { root: SYSTEM_SHARE_DIR.into(), checkout: false }))
+}
+
+/// The share folder of the binary at `exe`: beside it in its prefix, or the development checkout
+/// whose build folder holds it.
+fn find_share(exe: &Path) -> Option<Share> {
+    let bin = exe.parent()?;
+    let beside = bin.parent().map(|prefix| prefix.join("share/formwork"));
+    if let Some(root) = beside.filter(|r| r.join("drivers").is_dir()) {
+        return Some(Share { root, checkout: false });
+    }
+    let is_checkout = |dir: &&Path| {
+        dir.join("drivers").is_dir()
+            && dir.join("playbooks/roles").is_dir()
+            && std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains("name = \"formwork\""))
+    };
+    bin.ancestors().find(is_checkout).map(|root| Share { root: root.to_path_buf(), checkout: true })
+}
+
 /// `FORMWORK_TOOL_ENV`: the config file's `tool_env`, as YAML or JSON text.
 fn tool_env_from_env(text: &str) -> Result<ToolEnv, Error> {
     const KEY: &str = "FORMWORK_TOOL_ENV";
@@ -435,8 +501,10 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
     if let Some(v) = map.get("data_dir") {
         file.data_dir = Some(path_of("data_dir", v)?);
     }
-    if let Some(v) = map.get("builtin_drivers") {
-        file.builtin_drivers = Some(path_of("builtin_drivers", v)?);
+    for (key, slot) in [("builtin_drivers", &mut file.builtin_drivers), ("share_dir", &mut file.share_dir)] {
+        if let Some(v) = map.get(key) {
+            *slot = Some(path_of(key, v)?);
+        }
     }
     for (key, slot) in [
         ("terraform", &mut file.terraform),
@@ -614,6 +682,25 @@ mod tests {
         assert!(err.starts_with("FORMWORK_TOOL_ENV: sensitive: X is neither passed nor set"), "{err}");
         let err = resolve(&[("FORMWORK_TOOL_ENV", "{pass: [")]);
         assert!(err.starts_with("FORMWORK_TOOL_ENV: not valid YAML"), "{err}");
+    }
+
+    #[test]
+    fn the_share_dir_is_beside_the_binary_else_its_checkout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let prefix = tmp.path().join("usr/local");
+        std::fs::create_dir_all(prefix.join("share/formwork/drivers")).unwrap();
+        let installed = find_share(&prefix.join("bin/formwork")).unwrap();
+        assert_eq!((installed.root, installed.checkout), (prefix.join("share/formwork"), false));
+
+        let checkout = tmp.path().join("src/formwork");
+        std::fs::create_dir_all(checkout.join("drivers")).unwrap();
+        std::fs::create_dir_all(checkout.join("playbooks/roles")).unwrap();
+        std::fs::write(checkout.join("Cargo.toml"), "[package]\nname = \"formwork\"\n").unwrap();
+        let built = find_share(&checkout.join("target/release/formwork")).unwrap();
+        assert_eq!((built.root, built.checkout), (checkout.clone(), true));
+        std::fs::write(checkout.join("Cargo.toml"), "[package]\nname = \"other\"\n").unwrap();
+        assert!(find_share(&checkout.join("target/release/formwork")).is_none(), "another project is no checkout");
+        assert!(find_share(&tmp.path().join("bin/formwork")).is_none());
     }
 
     #[test]
