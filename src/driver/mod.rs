@@ -14,6 +14,7 @@ pub mod discover;
 pub mod files;
 pub mod input;
 pub mod schema;
+pub mod snapshot;
 pub mod state;
 pub mod terraform;
 pub mod validate;
@@ -225,6 +226,14 @@ impl Catalog {
         })
     }
 
+    /// The driver `name` as the folder `path` holds it (a snapshot an operation runs on,
+    /// whatever the driver's own folder holds now), in its catalogue registry.
+    pub fn load_from(&self, name: &str, path: &Path) -> Result<Driver, String> {
+        let registry = self.entry(name).map(|e| e.registry.clone()).unwrap_or_else(|_| "default".into());
+        let parts = verify::load(path)?;
+        Ok(assemble(parts, name, &registry, self.states.get(name), path))
+    }
+
     fn load_entry(&self, entry: &Entry) -> Result<Loaded, Error> {
         let recorded = self.states.get(&entry.name);
         if recorded == State::Error {
@@ -239,20 +248,7 @@ impl Catalog {
                     }
                     other => other,
                 };
-                Ok(Loaded::Ready(Box::new(Driver {
-                    name: parts.conf.name,
-                    description: parts.conf.description,
-                    state,
-                    registry: entry.registry.clone(),
-                    version: parts.conf.version,
-                    system_path: entry.path.clone(),
-                    fireedge: parts.conf.fireedge,
-                    connection: parts.connection,
-                    user_inputs: parts.user_inputs,
-                    deployment_confs: parts.deployments,
-                    capabilities: parts.conf.capabilities,
-                    id: entry.name.clone(),
-                })))
+                Ok(Loaded::Ready(Box::new(assemble(parts, &entry.name, &entry.registry, state, &entry.path))))
             }
             Err(reason) => {
                 self.states.set(&entry.name, State::Error, Some(&reason))?;
@@ -288,5 +284,23 @@ impl Driver {
     /// The inputs of a provision of this deployment: the driver's, then the deployment's.
     pub fn provision_inputs(&self, deployment: &Deployment) -> Vec<Input> {
         self.user_inputs.iter().chain(deployment.user_inputs.iter().flatten()).cloned().collect()
+    }
+}
+
+/// A driver from its verified parts.
+fn assemble(parts: verify::Parts, id: &str, registry: &str, state: State, path: &Path) -> Driver {
+    Driver {
+        name: parts.conf.name,
+        description: parts.conf.description,
+        state,
+        registry: registry.to_string(),
+        version: parts.conf.version,
+        system_path: path.to_path_buf(),
+        fireedge: parts.conf.fireedge,
+        connection: parts.connection,
+        user_inputs: parts.user_inputs,
+        deployment_confs: parts.deployments,
+        capabilities: parts.conf.capabilities,
+        id: id.to_string(),
     }
 }

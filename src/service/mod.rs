@@ -21,6 +21,7 @@ mod public_ips;
 mod queue;
 mod requests;
 mod secrets;
+mod upgrade;
 mod wire;
 
 use std::sync::Arc;
@@ -82,14 +83,16 @@ impl Service {
         let catalog = settings.catalog()?;
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
         let slots = tokio::sync::Semaphore::new(settings.max_operations);
-        Ok(Arc::new(Service {
+        let service = Arc::new(Service {
             settings,
             store,
             catalog,
             one: std::sync::OnceLock::new(),
             slots,
             form: std::sync::OnceLock::new(),
-        }))
+        });
+        service.put_away_after_upgrade()?;
+        Ok(service)
     }
 
     pub fn settings(&self) -> &Settings {

@@ -45,7 +45,7 @@ pub async fn run<A: OneApi>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Res
     let _extra = work::SecretFile::write(&dir.join(EXTRA_VARS_FILE), extra.as_bytes())?;
     let body = &ctx.provision.body;
     let tags = body.onedeploy_tags.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TAGS);
-    let mut cmd = playbook_cmd(&real.tools, &dir, &real.shared_roles, tags, &job.secrets, form.as_deref());
+    let mut cmd = playbook_cmd(&real.tools, &dir, &job.roles, tags, &job.secrets, form.as_deref());
     if job.driver.capabilities.scale_up == ScaleUp::NewHosts
         && let Some(limit) = scale_up_limit(ctx, &inventory)
     {

@@ -58,10 +58,7 @@ async fn destroy<A>(
         record_hosts(ctx, &hosts, false);
         return Ok(());
     }
-    if !dir.join(".terraform").exists() {
-        init::prepare(job, ctx)?;
-        init::terraform_init(real, job, ctx).await?;
-    }
+    init::ready(real, job, ctx).await?;
     let _variables = init::variables(job, ctx)?;
     if all || !targets.is_empty() {
         ctx.log.info("Destroying terraform resources");

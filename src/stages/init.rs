@@ -13,6 +13,9 @@ use crate::store::Store;
 pub const VARIABLES_FILE: &str = "provision.auto.tfvars.json";
 /// The dependency lock file `terraform init` writes.
 const LOCK_FILE: &str = ".terraform.lock.hcl";
+/// Written once `terraform init` succeeded in a Terraform directory: the digest of the driver
+/// snapshot the directory was made from.
+pub const SNAPSHOT_MARK: &str = ".formwork-snapshot";
 
 pub async fn run<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<Outcome, StageError> {
     work::make_private_dir(&job.dir)?;
@@ -33,7 +36,29 @@ pub async fn terraform_init<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> 
     let dir = job.dir.join("terraform");
     let cmd = real.tools.terraform(&dir, &["init", "-input=false", "-no-color"], &job.secrets);
     terraform::run(&cmd, ctx).await?;
-    work::make_private(&dir.join(LOCK_FILE))
+    work::make_private(&dir.join(LOCK_FILE))?;
+    work::write_private(&dir.join(SNAPSHOT_MARK), job.snapshot.as_bytes())
+}
+
+/// Makes sure the provision's Terraform directory was made from the operation's driver snapshot
+/// and initialised; otherwise (it is missing, half made, or an earlier formwork or driver version
+/// made it, as when an upgrade interrupted the operation) it is made again ([`prepare`], then
+/// `terraform init`), which also drops a plan made from other files.
+pub async fn ready<A>(real: &Real<A>, job: &Job, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
+    let dir = job.dir.join("terraform");
+    if std::fs::read(dir.join(SNAPSHOT_MARK)).is_ok_and(|mark| mark == job.snapshot.as_bytes()) {
+        return Ok(());
+    }
+    if work::is_locked(&dir.join(work::STATE_FILE)) {
+        // A Terraform a killed stage started still runs there: its files stay until it is gone.
+        return Ok(());
+    }
+    ctx.log.info(&format!(
+        "The Terraform directory was not made from this operation's driver snapshot {}: making it again",
+        crate::driver::snapshot::short(&job.snapshot)
+    ));
+    prepare(job, ctx)?;
+    terraform_init(real, job, ctx).await
 }
 
 /// Everything but `terraform init`: also used by DEPROVISIONING when the directory is gone. The

@@ -32,6 +32,7 @@ mod provisions;
 mod readers;
 mod rows;
 mod secrets;
+mod snapshots;
 mod tools;
 mod writer;
 
@@ -46,6 +47,7 @@ pub use operations::{AttemptEnd, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
 pub use secrets::{Rotation, RotationStep};
+pub use snapshots::SnapshotRow;
 pub use tools::ToolGroup;
 
 use crate::secrets::{KEY_FILE, Keyring, Source};
@@ -63,7 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "0006_bound_seals", include_str!("../../migrations/0006_bound_seals.sql")),
     (7, "0007_tool_groups", include_str!("../../migrations/0007_tool_groups.sql")),
     (8, "0008_progress_events", include_str!("../../migrations/0008_progress_events.sql")),
+    (9, "0009_driver_snapshots", include_str!("../../migrations/0009_driver_snapshots.sql")),
 ];
+
+/// The schema version this formwork migrates a database to.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// How long a connection waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -48,7 +48,7 @@ pub struct AttemptEnd {
 pub const NOT_STARTED: &str = "cancelled before it started";
 
 const OPERATION_COLUMNS: &str = "id, provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, \
-                                 cancel_requested, created_time, finished_time, error, queued, event";
+                                 cancel_requested, created_time, finished_time, error, queued, event, driver_digest";
 
 impl Store {
     /// Starts an operation, or refuses with [`Error::Busy`] naming the one already running.
@@ -347,6 +347,7 @@ fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> 
             error: r.get(11)?,
             queued: r.get(12)?,
             event: event_text.as_deref().map(|text| json_column("operation event", text)).transpose()?,
+            driver_digest: r.get(14)?,
         })
     };
     Ok(build())

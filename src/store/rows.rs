@@ -137,6 +137,8 @@ pub struct OperationRow {
     /// The event that begins the operation's work (none for public-IP changes, and for rows an
     /// older formwork wrote), so it can be started by any process from its row alone.
     pub event: Option<Event>,
+    /// The driver snapshot the operation runs on (`driver_snapshots`), once it started.
+    pub driver_digest: Option<String>,
 }
 
 impl OperationRow {
