@@ -352,7 +352,10 @@ impl Settings {
         let path = |p: &Path| p.display().to_string();
         let mut env: Vec<(String, String)> = self.child_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("FORMWORK_DATA_DIR".into(), path(&self.data_dir)));
-        env.push(("FORMWORK_SHARE_DIR".into(), path(&self.share_dir)));
+        if self.share_dir.join("drivers").is_dir() {
+            // Else the background formwork, the same binary, searches as this one did.
+            env.push(("FORMWORK_SHARE_DIR".into(), path(&self.share_dir)));
+        }
         env.push(("FORMWORK_BUILTIN_DRIVERS".into(), path(&self.builtin_drivers)));
         let dirs: Vec<String> = self.drivers_dirs.iter().map(|d| path(d)).collect();
         env.push(("FORMWORK_DRIVERS_DIRS".into(), dirs.join(":")));
