@@ -38,6 +38,8 @@ fn home_from(fixture: &Path) -> Home {
     }
     let mut home = Home::with_builtin();
     common::copy_dir(fixture, &home.data_dir());
+    std::fs::remove_dir_all(home.data_dir().join("sim-cloud")).unwrap();
+    std::fs::remove_file(home.data_dir().join("FIXTURE.md")).unwrap();
     for entry in walkdir::WalkDir::new(home.data_dir()).into_iter().flatten() {
         let mode = if entry.file_type().is_dir() { 0o700 } else { 0o600 };
         std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
@@ -63,7 +65,10 @@ fn there_is_a_fixture_of_each_release() {
     let names: Vec<String> = fixtures().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     // 47150c8: the release whose sim driver had no `sim_cloud` output yet (its interrupted creates
     // resumed into CONFIGURING_PROVISION_FAILURE before driver snapshots).
-    assert!(names.iter().any(|n| n == "47150c8"), "tests/fixtures/upgrade holds {names:?}");
+    // db59ff7: the release before driver snapshots (issue 17's).
+    for release in ["47150c8", "db59ff7"] {
+        assert!(names.iter().any(|n| n == release), "tests/fixtures/upgrade holds {names:?}, not {release}");
+    }
 }
 
 #[test]
@@ -77,7 +82,11 @@ fn upgrade(fixture: &Path) {
     let label = fixture.file_name().unwrap().to_string_lossy().into_owned();
     let home = home_from(fixture);
     let data = home.data_dir();
-    let (cloud, model) = (data.join("sim-cloud"), data.join("one-sim.json"));
+    let model = data.join("one-sim.json");
+    // The sim cloud is where the release's provider was told it is (an absolute path).
+    let cloud = PathBuf::from(format!("/tmp/formwork-upgrade-fixture-{label}"));
+    let _ = std::fs::remove_dir_all(&cloud);
+    common::copy_dir(&fixture.join("sim-cloud"), &cloud);
     let old_log = std::fs::read_to_string(data.join("logs/1.log")).unwrap();
     // Read as the release left it, before this build migrates it.
     let conn = rusqlite::Connection::open(data.join("formwork.db")).unwrap();
@@ -85,13 +94,19 @@ fn upgrade(fixture: &Path) {
     assert_eq!(count, 3, "{label}: the fixture holds three provisions");
     drop(conn);
 
-    // What a formwork older than the put-away of interrupted stages left in an idle provision's
-    // directory: the variables with the provider's token, and a clear plan readable by all.
+    // The clear files the release left in the idle provision's directory (releases before the
+    // put-away of interrupted stages left the variables with the provider's token and a clear
+    // plan readable by all); for a release that left none, the same files are put there.
     let idle = data.join("work/1/terraform");
-    let left = [idle.join("provision.auto.tfvars.json"), idle.join("plan.tfplan")];
-    std::fs::write(&left[0], format!(r#"{{"api_token": "fixture-token-{label}"}}"#)).unwrap();
-    std::fs::write(&left[1], format!("PK.. fixture-token-{label}")).unwrap();
-    std::fs::set_permissions(&left[1], std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut left = vec![idle.join("provision.auto.tfvars.json"), idle.join("plan.tfplan")];
+    for file in &left {
+        if !file.exists() {
+            std::fs::write(file, format!(r#"{{"api_token": "fixture-token-{label}"}}"#)).unwrap();
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    // A Terraform state left there too is saved before it goes.
+    left.extend(Some(idle.join("terraform.tfstate")).filter(|state| state.exists()));
 
     // The first start of this formwork migrates and puts those away; nothing else runs.
     let list = home.run(&["--json", "provision", "list", "--all"]).ok().json();
@@ -104,6 +119,8 @@ fn upgrade(fixture: &Path) {
     let log1 = std::fs::read_to_string(data.join("logs/1.log")).unwrap();
     assert!(log1.starts_with(&old_log), "{label}: the old log is kept whole");
     assert!(log1.contains("The files of clear secrets the interrupted stage left were removed"), "{label}");
+    let state = formwork::store::Store::open(&data.join("formwork.db")).unwrap().latest_tfstate(1).unwrap();
+    assert!(state.is_some_and(|s| s.contains("h-")), "{label}: the state on disk was saved before it was removed");
 
     // The create the upgrade interrupted resumes to its exact end.
     let resumed = home.run(&["--json", "provision", "resume"]);
@@ -130,6 +147,9 @@ fn upgrade(fixture: &Path) {
         assert_unregistered(&format!("{label}: provision {id}"), &model, id);
     }
     assert!(hosts_in_cloud(&cloud).is_empty(), "{label}: the sim cloud holds {:?}", hosts_in_cloud(&cloud));
+    // Nothing the release wrote was lost: its log lines and historic entries are still there.
+    assert!(std::fs::read_to_string(data.join("logs/1.log")).unwrap().starts_with(&old_log), "{label}");
+    let _ = std::fs::remove_dir_all(&cloud);
     let token = format!("fixture-token-{label}");
     for entry in walkdir::WalkDir::new(&data).into_iter().flatten().filter(|e| e.file_type().is_file()) {
         let bytes = std::fs::read(entry.path()).unwrap();
