@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use formwork::driver::snapshot::Snapshot;
 use formwork::driver::{Catalog, validate, verify};
 use serde_json::{Value, json};
 
@@ -36,6 +37,34 @@ fn main() {
     });
     report("verify::load of one folder", verify_only, DRIVERS);
     report("catalog open + list (discovery, states, load)", catalog_list, DRIVERS);
+
+    // What every operation's first stage adds (issue 18): a snapshot of the driver folder and
+    // the shared roles, hashed and encoded for the store, and its extraction on a machine that
+    // lacks it.
+    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/roles");
+    let mut size = 0;
+    let snapshot = median(ROUNDS, || {
+        let start = Instant::now();
+        for i in 0..DRIVERS {
+            let taken = Snapshot::take("sim", &builtin.join(format!("sim{i:03}")), &roles).expect("snapshot");
+            size = taken.encode().len();
+        }
+        start.elapsed()
+    });
+    report(&format!("snapshot take + encode of one driver and the roles ({size} bytes encoded)"), snapshot, DRIVERS);
+    let taken = Snapshot::take("sim", &builtin.join("sim000"), &roles).expect("snapshot");
+    let encoded = taken.encode();
+    let extract = median(ROUNDS, || {
+        let root = tempfile::tempdir().expect("temp dir");
+        let start = Instant::now();
+        for _ in 0..DRIVERS {
+            let back = Snapshot::decode(&taken.digest, "sim", &encoded).expect("decode");
+            let dir = back.extract(root.path()).expect("extract");
+            std::fs::remove_dir_all(dir).expect("remove");
+        }
+        start.elapsed()
+    });
+    report("snapshot decode + extract on disk", extract, DRIVERS);
 
     let catalog = Catalog::open(&builtin, &[], tmp.path().join("states")).expect("catalog");
     let driver = catalog.usable("sim000").expect("usable");
