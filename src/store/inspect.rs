@@ -29,8 +29,8 @@ pub fn inspect(path: &Path) -> Result<Option<Inspection>, Error> {
         Err(e) => return Err(Error::Open { path: path.to_path_buf(), message: e.to_string() }),
         Ok(_) => {}
     }
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(uri(path), flags).map_err(fail)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
     let schema = if has_table(&conn, "schema_migrations").map_err(fail)? {
         conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(fail)?
@@ -44,6 +44,20 @@ pub fn inspect(path: &Path) -> Result<Option<Inspection>, Error> {
     };
     let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
     Ok(Some(Inspection { schema, known, sealing_key }))
+}
+
+/// The database's URI. A read-only connection to a WAL database creates its `-wal` and `-shm`
+/// files when they are missing, and leaves them behind; they are missing only when no process
+/// has the database open (the last to close removes them), so the file then holds everything
+/// and is opened `immutable` (no locks, no side files). A process opening it meanwhile could
+/// make the read fail, never change what the file holds. With the side files present (a server
+/// runs), the connection shares them as any reader does.
+fn uri(path: &Path) -> String {
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+    let name = path.display().to_string();
+    let encoded = percent_encoding::utf8_percent_encode(&name, PATH);
+    let side = |suffix: &str| Path::new(&format!("{name}{suffix}")).exists();
+    if side("-wal") || side("-shm") { format!("file:{encoded}") } else { format!("file:{encoded}?immutable=1") }
 }
 
 fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -66,10 +80,21 @@ mod tests {
         let store = super::super::Store::open_with_keys(&path, Source::File(dir.path().join(KEY_FILE))).unwrap();
         let (key, _) = store.sealing().unwrap();
         drop(store);
-        let before = std::fs::read(&path).unwrap();
+        let files = || {
+            let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            names.sort();
+            names
+        };
+        let (before, names) = (std::fs::read(&path).unwrap(), files());
         let found = inspect(&path).unwrap().unwrap();
         assert_eq!(found, Inspection { schema: found.known, known: MIGRATIONS.len() as i64, sealing_key: Some(key) });
         assert_eq!(std::fs::read(&path).unwrap(), before, "the file is unchanged");
+        assert_eq!(files(), names, "no -wal or -shm file is left beside it");
+
+        // Beside an open store (a running server), it reads through the WAL.
+        let store = super::super::Store::open_with_keys(&path, Source::File(dir.path().join(KEY_FILE))).unwrap();
+        assert_eq!(inspect(&path).unwrap().unwrap().schema, found.known);
+        drop(store);
     }
 
     #[test]
