@@ -467,8 +467,10 @@ fn creatable(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// The nearest folder above `path` that exists (`.` above a relative path's first component).
 fn existing_ancestor(path: &Path) -> Option<PathBuf> {
-    path.ancestors().skip(1).find(|a| a.exists()).map(Path::to_path_buf)
+    let here = |a: &Path| if a.as_os_str().is_empty() { PathBuf::from(".") } else { a.to_path_buf() };
+    path.ancestors().skip(1).map(here).find(|a| a.exists())
 }
 
 /// Why `path` is not this user's, if it is not.
@@ -771,6 +773,35 @@ mod tests {
         let open = secret_key(&source, &Ok(None));
         assert_eq!(open.status, Status::Fail);
         assert_eq!(open.fix.unwrap(), format!("chmod 600 {}", path.display()));
+    }
+
+    #[test]
+    fn keys_from_the_environment_must_hold_the_key_the_database_names() {
+        let ring = Keyring::new(Source::Ephemeral);
+        ring.load(false).unwrap();
+        let id = ring.ids().remove(0);
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("k");
+        Keyring::new(Source::File(file.clone())).load(true).unwrap();
+        let text = fs::read_to_string(&file).unwrap().lines().find(|l| !l.starts_with('#')).unwrap().to_string();
+        let given = Source::Given(crate::secrets::KeyText::new(text.clone()));
+        let named = |id: &str| Ok(Some(Inspection { schema: 8, known: 8, sealing_key: Some(id.into()) }));
+        let lacking = secret_key(&given, &named(&id));
+        assert_eq!(lacking.status, Status::Fail);
+        assert!(lacking.detail.contains("FORMWORK_SECRET_KEY") && !lacking.detail.contains(&text), "{lacking:?}");
+        let from_file = Keyring::new(Source::File(file));
+        from_file.load(false).unwrap();
+        let file_id = from_file.ids().remove(0);
+        assert_eq!(secret_key(&given, &named(&file_id)).status, Status::Ok);
+        let junk = secret_key(&Source::Given(crate::secrets::KeyText::new("c2hvcnQ=")), &Ok(None));
+        assert_eq!(junk.status, Status::Fail);
+        assert!(junk.detail.contains("FORMWORK_SECRET_KEY") && !junk.detail.contains("c2hvcnQ="), "{junk:?}");
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_looked_at_from_here() {
+        assert_eq!(existing_ancestor(Path::new("no-such-formwork-dir/data")), Some(PathBuf::from(".")));
+        assert_eq!(creatable(Path::new("no-such-formwork-dir")), Ok(()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! no file; then each broken installation fails, exits non-zero, and names the failing check
 //! and its fix: no Terraform, an old one, OpenNebula unreachable or refusing the credentials, a
 //! data directory others may read, a key file missing under a database that holds sealed values,
-//! a key file others may read.
+//! a key file others may read. A warning (an OpenNebula user outside oneadmin) still passes.
 
 // Tests spawn formwork and onesim, and pass them PATH.
 #![allow(clippy::disallowed_methods)]
@@ -179,6 +179,23 @@ fn wrong_opennebula_credentials_fail_naming_the_one_auth_file() {
     let failed = fails(&home, "opennebula", &auth.display().to_string());
     let detail = failed["detail"].as_str().unwrap();
     assert!(detail.contains("refused the credentials") && !detail.contains("not-the-password"), "{detail}");
+    sim.stop();
+}
+
+#[test]
+fn a_user_outside_oneadmin_is_a_warning_and_warnings_still_pass() {
+    let mut home = installation();
+    let sim = Onesim::with_faults(&home.tmp.path().join("onesim.json"), &["--user", "alice:alice-pw"]);
+    use_endpoint(&mut home, &sim);
+    let auth = home.tmp.path().join("one_auth");
+    std::fs::write(&auth, "alice:alice-pw\n").unwrap();
+    let (run, report) = doctor(&home);
+    assert_eq!(run.code(), 0, "a warning is no failure: {report:#}");
+    assert_eq!(report["ok"], true);
+    let one = check(&report, "opennebula");
+    assert_eq!(one["status"], "warn", "{report:#}");
+    assert!(one["detail"].as_str().unwrap().contains("outside the oneadmin group"), "{one}");
+    assert!(one["fix"].as_str().unwrap().contains(&auth.display().to_string()), "{one}");
     sim.stop();
 }
 
