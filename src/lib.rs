@@ -9,6 +9,8 @@
 //!   answers, so every command runs against a server with `--server URL`.
 //! - [`service`]: every operation on drivers, providers and provisions, with typed requests and
 //!   one typed error that maps to exit codes (and HTTP statuses); runs operations as tasks.
+//! - [`doctor`]: what a working installation needs, checked without changing it (`formwork
+//!   doctor`, `GET /health?deep=true`).
 //! - [`engine`]: the lifecycle: the 20 states, the pure transition function, the runner that
 //!   checkpoints each transition before its effects, typed operation parameters and body.
 //! - [`stages`]: the work of each stage (Terraform, OpenNebula registration, Ansible).
@@ -28,6 +30,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod doctor;
 pub mod driver;
 pub mod engine;
 pub mod exec;

@@ -1,16 +1,25 @@
 //! OneForm's welcome line, and formwork's `/health` and `/metrics` (Prometheus text, read from
 //! the database so the counts are true across restarts).
+//!
+//! `/health` is open (a load balancer's probe): 200 `{"status": "ok"}` when the database
+//! answers. `/health?deep=true` runs every check of `formwork doctor` ([`crate::doctor`]) on the
+//! server's installation, for an admin only: the route is outside the auth layer, so the handler
+//! authenticates the caller with the layer's own [`Authenticator`](crate::service::auth::Authenticator)
+//! (401 without or with wrong credentials, 403 outside the oneadmin group), then answers the
+//! report, 200 when no check failed and 503 when one did. Neither is in the OpenAPI document,
+//! which describes `/api/v1`.
 
 use std::fmt::Write as _;
 
 use axum::Json;
-use axum::http::header;
-use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use axum::extract::{ConnectInfo, Query, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiResult, State};
+use super::{ApiError, ApiResult, State};
 
 const WELCOME: &str = "Welcome to the OpenNebula Formation Server v1";
 
@@ -32,11 +41,54 @@ async fn welcome() -> &'static str {
     WELCOME
 }
 
-/// 200 when the database answers.
-async fn health(st: axum::extract::State<State>) -> ApiResult<Json<Value>> {
-    let service = st.service.clone();
-    super::blocking(move || service.queue_length()).await?;
-    Ok(Json(json!({"status": "ok"})))
+/// `/health`'s query: `deep=true` asks for every check.
+#[derive(serde::Deserialize)]
+struct Health {
+    deep: Option<String>,
+}
+
+/// 200 when the database answers; with `deep=true`, the installation's checks (an admin's).
+async fn health(st: axum::extract::State<State>, query: Query<Health>, req: Request) -> ApiResult<Response> {
+    match query.deep.as_deref() {
+        None | Some("false") => {
+            let service = st.service.clone();
+            super::blocking(move || service.queue_length()).await?;
+            Ok(Json(json!({"status": "ok"})).into_response())
+        }
+        Some("true") => {
+            // Read before any await: a request's body is not shared across threads.
+            let client = req
+                .extensions()
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+            let header = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default().to_owned());
+            Ok(deep_health(&st, client, header.as_deref()).await)
+        }
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("deep={other} is neither true nor false; ask /health?deep=true for every check"),
+        )),
+    }
+}
+
+/// The doctor's report for a caller of the oneadmin group, authenticated as the auth layer
+/// does it (failed logins slowing their address down included): 200 when no check failed, 503
+/// with the same report when one did.
+async fn deep_health(st: &State, client: std::net::IpAddr, authorization: Option<&str>) -> Response {
+    let caller = match st.auth.authenticate_from(client, authorization).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = caller.must_be_admin() {
+        return ApiError::from(e).into_response();
+    }
+    let report = crate::doctor::examine(st.service.settings()).await;
+    if !report.ok {
+        let failed: Vec<&str> = report.failed().map(|c| c.name).collect();
+        tracing::warn!(?failed, user = %caller.uname, "deep health check found failures");
+    }
+    let status = if report.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(report)).into_response()
 }
 
 async fn metrics(st: axum::extract::State<State>) -> ApiResult<impl IntoResponse> {

@@ -6,6 +6,7 @@
 //! error and maps it to an exit code with [`service::Error::exit_code`](crate::service::Error::exit_code).
 
 mod backend;
+mod doctor;
 pub mod driver;
 mod format;
 mod hints;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Secret keys: rotate the key that seals credentials and sensitive inputs at rest
     #[command(subcommand)]
     Secrets(secrets::Command),
+    /// Check this machine's installation (tools, OpenNebula, data directory, key, database,
+    /// drivers, disk) without changing it; exits 1 when a check fails
+    Doctor(doctor::Args),
 }
 
 /// The format of tracing output on stderr.
@@ -92,6 +96,9 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     match cli.command {
         // The server works on this machine's data, whatever ONEFORM_URL says.
         Command::Serve(args) => serve::run(args, Settings::resolve(flags, env)?),
+        // Checks this machine without opening its data the way a command does (no migration,
+        // no key made), so outside any backend.
+        Command::Doctor(args) => doctor::run(args, server, flags, env, &out),
         command => {
             // On this machine, or on the server `--server`/`ONEFORM_URL` names.
             let chosen = backend::choose(server, flags, env)?;
@@ -113,6 +120,7 @@ impl Command {
             Command::Provision(cmd) => provision::run(cmd, backend, out).await,
             Command::Secrets(cmd) => secrets::run(cmd, backend, out).await,
             Command::Serve(_) => unreachable!("`serve` runs on this machine's data, outside any backend"),
+            Command::Doctor(_) => unreachable!("`doctor` checks this machine, outside any backend"),
         }
     }
 
@@ -124,6 +132,7 @@ impl Command {
             Command::Provision(_) => "provision",
             Command::Serve(_) => "serve",
             Command::Secrets(_) => "secrets",
+            Command::Doctor(_) => "doctor",
         }
     }
 }

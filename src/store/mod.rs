@@ -27,6 +27,7 @@
 //! [`Store::call`].
 
 mod events;
+mod inspect;
 mod operations;
 mod provisions;
 mod readers;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 pub use events::EventRow;
+pub use inspect::{Inspection, inspect};
 pub use operations::{AttemptEnd, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
