@@ -251,14 +251,15 @@ pub async fn prepare(settings: &crate::settings::Settings) -> Result<Prepared, E
 }
 
 /// `formwork serve` on what [`prepare`] made ready: takes over interrupted operations, listens until
-/// SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish (at most [`DRAIN`])
-/// and returns. Operations still running are left to the next start, which resumes them from
+/// SIGTERM or SIGINT, then stops accepting (calling `stopping`), lets in-flight requests finish
+/// (at most [`DRAIN`]) and returns. Operations still running are left to the next start, which resumes them from
 /// their last checkpoint; their tools get SIGTERM when the process's tasks are dropped.
 pub async fn serve(
     prepared: Prepared,
     service: Arc<Service>,
     drivers: Drivers,
     ready: impl FnOnce(std::net::SocketAddr, &str),
+    stopping: impl FnOnce(),
 ) -> Result<(), Error> {
     let Prepared { front, auth, audit } = prepared;
     let (addr, url) = (front.local_addr()?, front.url()?);
@@ -276,6 +277,7 @@ pub async fn serve(
     ready(addr, &url);
     let stop = async {
         stop_signal().await;
+        stopping();
         tracing::info!("stopping: no new connections; in-flight requests get {}", crate::units::duration(DRAIN));
     };
     front.run(router(state), stop, DRAIN).await;

@@ -91,7 +91,10 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     let server = cli.server.as_deref();
     match cli.command {
         // The server works on this machine's data, whatever ONEFORM_URL says.
-        Command::Serve(args) => serve::run(args, Settings::resolve(flags, env)?),
+        // NOTIFY_SOCKET is systemd's protocol, not a setting: handed to the server as it is.
+        Command::Serve(args) => {
+            serve::run(args, Settings::resolve(flags, env)?, env.get("NOTIFY_SOCKET").map(String::as_str))
+        }
         command => {
             // On this machine, or on the server `--server`/`ONEFORM_URL` names.
             let chosen = backend::choose(server, flags, env)?;
