@@ -70,7 +70,8 @@ pub enum Command {
     /// Provisions: create, inspect, scale, deprovision, retry, cancel, resume
     #[command(subcommand)]
     Provision(provision::Command),
-    /// Secret keys: rotate the key that seals credentials and sensitive inputs at rest
+    /// Secret keys: create the key file, rotate the key that seals credentials and sensitive
+    /// inputs at rest
     #[command(subcommand)]
     Secrets(secrets::Command),
 }
@@ -94,6 +95,10 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
         // NOTIFY_SOCKET is systemd's protocol, not a setting: handed to the server as it is.
         Command::Serve(args) => {
             serve::run(args, Settings::resolve(flags, env)?, env.get("NOTIFY_SOCKET").map(String::as_str))
+        }
+        // Before a service starts, as root: the settings alone, no database, no server.
+        Command::Secrets(secrets::Command::InitKey(args)) => {
+            secrets::init_key(args, &Settings::resolve(flags, env)?, &out)
         }
         command => {
             // On this machine, or on the server `--server`/`ONEFORM_URL` names.
