@@ -252,8 +252,9 @@ pub async fn prepare(settings: &crate::settings::Settings) -> Result<Prepared, E
 
 /// `formwork serve` on what [`prepare`] made ready: takes over interrupted operations, listens until
 /// SIGTERM or SIGINT, then stops accepting (calling `stopping`), lets in-flight requests finish
-/// (at most [`DRAIN`]) and returns. Operations still running are left to the next start, which resumes them from
-/// their last checkpoint; their tools get SIGTERM when the process's tasks are dropped.
+/// (at most [`DRAIN`]) and returns. Operations still running are left to the next start, which
+/// resumes them from their last checkpoint; their tools get SIGTERM when the process's tasks are
+/// dropped.
 pub async fn serve(
     prepared: Prepared,
     service: Arc<Service>,
