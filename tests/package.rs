@@ -423,47 +423,78 @@ fn the_units_key_step_creates_a_private_key_file_once_and_refuses_a_readable_one
     );
 }
 
+/// `formwork serve --listen 127.0.0.1:0` with NOTIFY_SOCKET, and the manager's end of it.
+struct Served {
+    child: std::process::Child,
+    manager: UnixDatagram,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Served {
+    fn start() -> Served {
+        let tmp = tempfile::tempdir().unwrap();
+        let socket_path = tmp.path().join("notify");
+        let manager = UnixDatagram::bind(&socket_path).unwrap();
+        manager.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let auth = tmp.path().join("one_auth");
+        std::fs::write(&auth, "oneadmin:pw\n").unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_formwork"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(tmp.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", tmp.path())
+            .env("FORMWORK_DATA_DIR", tmp.path().join("data"))
+            .env("ONE_AUTH", &auth)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Served { child, manager, stderr: Some(stderr), _tmp: tmp }
+    }
+
+    /// The next notification (bounded wait); on none, the server is killed and its log shown.
+    fn notification(&mut self) -> String {
+        let mut buf = [0u8; 1024];
+        match self.manager.recv(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(e) => {
+                let _ = self.child.kill();
+                let status = self.child.wait().unwrap();
+                panic!("no notification within a minute ({e}; {status:?}); stderr:\n{}", self.log())
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status once it stopped.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let stopping = self.notification();
+        assert!(stopping.starts_with("STOPPING=1\n"), "{stopping:?}");
+        self.child.wait().unwrap()
+    }
+
+    fn log(&mut self) -> String {
+        self.stderr.take().map(|t| t.join().unwrap()).unwrap_or_default()
+    }
+}
+
 #[test]
 fn serve_reports_ready_to_systemd_once_its_port_answers_and_stopping_on_sigterm() {
-    let tmp = tempfile::tempdir().unwrap();
-    let socket_path = tmp.path().join("notify");
-    let manager = UnixDatagram::bind(&socket_path).unwrap();
-    manager.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let auth = tmp.path().join("one_auth");
-    std::fs::write(&auth, "oneadmin:pw\n").unwrap();
-    let data = tmp.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_formwork"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(tmp.path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", tmp.path())
-        .env("FORMWORK_DATA_DIR", &data)
-        .env("ONE_AUTH", &auth)
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-
-    let mut buf = [0u8; 1024];
-    let n = match manager.recv(&mut buf) {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = child.kill();
-            panic!("no readiness within a minute ({e}); stderr:\n{}", log.join().unwrap())
-        }
-    };
-    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let mut served = Served::start();
+    let ready = served.notification();
     // The stdout line came first; the address it names answers now.
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(served.child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.trim().strip_prefix("formwork listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
     assert_eq!(ready, format!("READY=1\nSTATUS=formwork listening on {url}"));
     let mut http = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
@@ -473,9 +504,18 @@ fn serve_reports_ready_to_systemd_once_its_port_answers_and_stopping_on_sigterm(
     http.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let n = manager.recv(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1\n"));
-    let status = child.wait().unwrap();
-    assert!(status.success(), "a graceful stop exits 0: {status:?}\n{}", log.join().unwrap());
+    let status = served.terminate();
+    assert!(status.success(), "a graceful stop exits 0: {status:?}\n{}", served.log());
+}
+
+#[test]
+fn a_sigterm_the_moment_serve_is_ready_stops_it_gracefully() {
+    // systemd may stop or restart a unit as soon as it is ready: SIGTERM must be hooked by then,
+    // not killing the server with the default action.
+    for _ in 0..3 {
+        let mut served = Served::start();
+        assert!(served.notification().starts_with("READY=1\n"));
+        let status = served.terminate();
+        assert!(status.success(), "a graceful stop exits 0: {status:?}\n{}", served.log());
+    }
 }
