@@ -26,6 +26,7 @@
 //! - [`settings`]: flags > environment > config file > defaults, resolved once; nothing else
 //!   reads the environment.
 //! - [`units`]: durations and dates as people read them. [`suggest`]: "did you mean".
+//! - [`notify`]: systemd's readiness protocol for `formwork serve` (`READY=1`, `STOPPING=1`).
 
 pub mod api;
 pub mod cli;
@@ -34,6 +35,7 @@ pub mod doctor;
 pub mod driver;
 pub mod engine;
 pub mod exec;
+pub mod notify;
 pub mod one;
 pub mod onesim;
 pub mod render;

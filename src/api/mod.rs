@@ -251,14 +251,16 @@ pub async fn prepare(settings: &crate::settings::Settings) -> Result<Prepared, E
 }
 
 /// `formwork serve` on what [`prepare`] made ready: takes over interrupted operations, listens until
-/// SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish (at most [`DRAIN`])
-/// and returns. Operations still running are left to the next start, which resumes them from
-/// their last checkpoint; their tools get SIGTERM when the process's tasks are dropped.
+/// SIGTERM or SIGINT, then stops accepting (calling `stopping`), lets in-flight requests finish
+/// (at most [`DRAIN`]) and returns. Operations still running are left to the next start, which
+/// resumes them from their last checkpoint; their tools get SIGTERM when the process's tasks are
+/// dropped.
 pub async fn serve(
     prepared: Prepared,
     service: Arc<Service>,
     drivers: Drivers,
     ready: impl FnOnce(std::net::SocketAddr, &str),
+    stopping: impl FnOnce(),
 ) -> Result<(), Error> {
     let Prepared { front, auth, audit } = prepared;
     let (addr, url) = (front.local_addr()?, front.url()?);
@@ -271,11 +273,15 @@ pub async fn serve(
     if !queued.is_empty() {
         tracing::info!(?queued, "resuming interrupted operations");
     }
+    // The signals are hooked before readiness is told: a SIGTERM or SIGHUP right after the
+    // listening line (systemd's restart or reload) is handled, not the default action's death.
     tokio::spawn(reopen_on_hangup(audit.clone()));
+    let stop_signal = stop_signal();
     let state = State { service: service.clone(), drivers: Arc::new(drivers), auth, audit };
     ready(addr, &url);
     let stop = async {
-        stop_signal().await;
+        stop_signal.await;
+        stopping();
         tracing::info!("stopping: no new connections; in-flight requests get {}", crate::units::duration(DRAIN));
     };
     front.run(router(state), stop, DRAIN).await;
@@ -283,26 +289,32 @@ pub async fn serve(
 }
 
 /// Reopens the audit log on every SIGHUP, for log rotation; the server goes on (SIGHUP's
-/// default would end it).
-async fn reopen_on_hangup(audit: Arc<Audit>) {
+/// default would end it). SIGHUP is hooked when this is called, not when the task first runs.
+fn reopen_on_hangup(audit: Arc<Audit>) -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
-    while hangup.recv().await.is_some() {
-        audit.reopen();
+    let hooked = signal(SignalKind::hangup());
+    async move {
+        let Ok(mut hangup) = hooked else { return };
+        while hangup.recv().await.is_some() {
+            audit.reopen();
+        }
     }
 }
 
 /// SIGTERM or SIGINT (whatever the shell that started formwork did to SIGINT: tokio's
-/// handler replaces an inherited ignore).
-async fn stop_signal() {
+/// handler replaces an inherited ignore), both hooked when this is called.
+fn stop_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let hooked = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut term), Ok(mut int)) = hooked else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 

@@ -71,7 +71,8 @@ pub enum Command {
     /// Provisions: create, inspect, scale, deprovision, retry, cancel, resume
     #[command(subcommand)]
     Provision(provision::Command),
-    /// Secret keys: rotate the key that seals credentials and sensitive inputs at rest
+    /// Secret keys: create the key file, rotate the key that seals credentials and sensitive
+    /// inputs at rest
     #[command(subcommand)]
     Secrets(secrets::Command),
     /// Check this machine's installation (tools, OpenNebula, data directory, key, database,
@@ -95,10 +96,17 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     let server = cli.server.as_deref();
     match cli.command {
         // The server works on this machine's data, whatever ONEFORM_URL says.
-        Command::Serve(args) => serve::run(args, Settings::resolve(flags, env)?),
+        // NOTIFY_SOCKET is systemd's protocol, not a setting: handed to the server as it is.
+        Command::Serve(args) => {
+            serve::run(args, Settings::resolve(flags, env)?, env.get("NOTIFY_SOCKET").map(String::as_str))
+        }
         // Checks this machine without opening its data the way a command does (no migration,
         // no key made), so outside any backend.
         Command::Doctor(args) => doctor::run(args, server, flags, env, &out),
+        // Before a service starts, as root: the settings alone, no database, no server.
+        Command::Secrets(secrets::Command::InitKey(args)) => {
+            secrets::init_key(args, &Settings::resolve(flags, env)?, &out)
+        }
         command => {
             // On this machine, or on the server `--server`/`ONEFORM_URL` names.
             let chosen = backend::choose(server, flags, env)?;

@@ -20,7 +20,10 @@ pub struct Args {
     pub tls_key: Option<std::path::PathBuf>,
 }
 
-pub fn run(args: Args, mut settings: Settings) -> anyhow::Result<()> {
+/// Serves until SIGTERM or SIGINT; `notify_socket` is `NOTIFY_SOCKET`, where systemd waits for
+/// readiness (`crate::notify`).
+pub fn run(args: Args, mut settings: Settings, notify_socket: Option<&str>) -> anyhow::Result<()> {
+    let notifier = crate::notify::Notifier::new(notify_socket).map_err(anyhow::Error::msg)?;
     if let Some(listen) = args.listen {
         settings.server.listen = listen;
     }
@@ -34,15 +37,23 @@ pub fn run(args: Args, mut settings: Settings) -> anyhow::Result<()> {
         let prepared = crate::api::prepare(&settings).await?;
         let drivers = Drivers::open(&settings)?;
         let service = Service::open(settings)?;
-        crate::api::serve(prepared, service, drivers, |_, url| {
+        let ready = |_, url: &str| {
             // The first stdout line says where: scripts and tests started with port 0 read it.
             println!("formwork listening on {url}");
             let _ = std::io::stdout().flush();
-        })
-        .await
+            // Only then is systemd told: the socket is bound and the drivers are synced.
+            notifier.ready(url);
+        };
+        crate::api::serve(prepared, service, drivers, ready, || notifier.stopping()).await
     })?;
     // Operations still running stop with the runtime (their tools get SIGTERM); the next
-    // start resumes them from their last checkpoint.
+    // start resumes them from their last checkpoint. The tools get the time a cancelled stage
+    // gives them to stop (a Terraform writes its last state) before this process exits: a
+    // service manager kills whatever outlives it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    let killed = crate::exec::wait_for_dropped(crate::service::TOOL_GRACE);
+    if killed > 0 {
+        tracing::warn!(killed, "tools that did not stop in time were killed; their stages resume at the next start");
+    }
     Ok(())
 }

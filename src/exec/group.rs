@@ -65,6 +65,15 @@ pub fn stat(pid: i32) -> Option<Stat> {
     })
 }
 
+/// Whether any process of group `id` still runs (an exited one waiting to be collected does not
+/// count).
+pub fn has_members(id: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .any(|pid| stat(pid).is_some_and(|s| s.group == id && !s.zombie))
+}
+
 /// A mark no other run carries: this process's pid and start time, and a counter.
 pub(crate) fn new_mark() -> String {
     static RUNS: AtomicU64 = AtomicU64::new(0);

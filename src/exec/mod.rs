@@ -42,7 +42,7 @@ pub use detach::spawn_detached;
 pub use group::Group;
 pub use log::{LogLine, ProvisionLog};
 pub use mask::Masker;
-pub use run::{Finished, run, run_recorded};
+pub use run::{Finished, run, run_recorded, wait_for_dropped};
 pub use sink::{Capture, Severity, Sink, Stream, Tee, Trace};
 
 /// How many lines of stderr a failure keeps (masked) for its message.

@@ -20,7 +20,7 @@ use tokio_process_stream::{Item, ProcessChunkStream};
 
 use super::cancel::Cancel;
 use super::cmd::Cmd;
-use super::group::{Group, MARK_VAR, new_mark, stat};
+use super::group::{Group, MARK_VAR, has_members, new_mark, stat};
 use super::mask::Masker;
 use super::sink::{Severity, Sink, Stream};
 use super::spawner;
@@ -215,10 +215,39 @@ impl Running {
     }
 }
 
+/// The process groups of runs dropped before their child exited (their task was dropped, as
+/// when the runtime shuts down), each told to stop with SIGTERM as it was dropped:
+/// [`wait_for_dropped`] gives them their time.
+static DROPPED: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
 impl Drop for Running {
     fn drop(&mut self) {
+        if self.exited {
+            return;
+        }
         self.signal(Signal::SIGTERM);
+        let mut dropped = DROPPED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        dropped.retain(|group| has_members(*group));
+        dropped.push(self.group.as_raw());
     }
+}
+
+/// Waits up to `grace` for the processes of dropped runs to exit (a Terraform told to stop
+/// finishes writing its state), then kills what is left; returns how many groups had to be
+/// killed. A process that stops (`formwork serve` on SIGTERM) calls it after its runtime is gone,
+/// so its tools are not cut short by its exit (a service manager kills what outlives it).
+pub fn wait_for_dropped(grace: Duration) -> usize {
+    let groups = std::mem::take(&mut *DROPPED.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let deadline = Instant::now() + grace;
+    while groups.iter().any(|g| has_members(*g)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<i32> = groups.into_iter().filter(|g| has_members(*g)).collect();
+    for group in &left {
+        tracing::warn!(group, "a tool did not stop within {}; killing it", crate::units::duration(grace));
+        let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
+    }
+    left.len()
 }
 
 /// Cuts the two streams into lines, masks them and feeds the sink; keeps the end of stderr.

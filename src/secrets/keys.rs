@@ -273,6 +273,64 @@ impl Keyring {
     }
 }
 
+/// Who a key file is given to: a service's user and group (`formwork secrets init-key --owner`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The user's name, for messages.
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What [`init_file`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Init {
+    /// A new key file holding one new key, with this id.
+    Created { key_id: String },
+    /// A key file that was already there and usable; left as it was.
+    Present { key_ids: Vec<String> },
+}
+
+/// Makes sure the key file at `path` exists, private (0600) and owned by `owner` when one is
+/// named, for a service whose key lives where it may not write (`/etc`, under systemd's
+/// `ProtectSystem=strict`): a privileged step creates it before the service starts. A missing
+/// file is created as [`Keyring::load`] creates one, then given to `owner` (a directory it had
+/// to make too). An existing file is only checked, never changed: it must hold keys, be
+/// private, and belong to `owner`; otherwise the error says how to fix it.
+pub fn init_file(path: &Path, owner: Option<Owner>) -> Result<Init, Error> {
+    let fail = |message: String| Error::File { path: path.to_path_buf(), message };
+    let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let new_parent = parent.filter(|d| !d.exists());
+    let existed = fs::symlink_metadata(path).is_ok();
+    let ring = Keyring::new(Source::File(path.to_path_buf()));
+    ring.load(true)?;
+    if existed {
+        let meta = fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+        let uid = std::os::unix::fs::MetadataExt::uid(&meta);
+        if let Some(owner) = owner.filter(|o| o.uid != uid) {
+            return Err(fail(format!(
+                "it belongs to uid {uid}, not to {} (uid {}), who could not read it; give it over with `chown {}: {}`",
+                owner.name,
+                owner.uid,
+                owner.name,
+                path.display()
+            )));
+        }
+        return Ok(Init::Present { key_ids: ring.ids() });
+    }
+    if let Some(owner) = &owner {
+        let chown = |p: &Path| {
+            std::os::unix::fs::chown(p, Some(owner.uid), Some(owner.gid))
+                .map_err(|e| fail(format!("cannot give {} to {} (uid {}): {e}", p.display(), owner.name, owner.uid)))
+        };
+        if let Some(dir) = new_parent {
+            chown(dir)?;
+        }
+        chown(path)?;
+    }
+    Ok(Init::Created { key_id: ring.sealing()?.id().to_string() })
+}
+
 fn dedup(keys: Vec<Key>) -> Vec<Arc<Key>> {
     let mut out: Vec<Arc<Key>> = Vec::new();
     for key in keys {
@@ -399,6 +457,54 @@ mod tests {
         assert_eq!(again.ids(), std::slice::from_ref(&id), "an existing file is read, not replaced");
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers, [std::ffi::OsString::from(KEY_FILE)], "no temporary file is left");
+    }
+
+    #[test]
+    fn init_file_creates_a_private_key_file_once_and_only_checks_an_existing_one() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etc/secret.key");
+        let me = Owner { name: "me".into(), uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() };
+        let Init::Created { key_id } = init_file(&path, Some(me.clone())).unwrap() else { panic!("not created") };
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.mode() & 0o777, meta.uid(), meta.gid()), (0o600, me.uid, me.gid));
+        let before = fs::read(&path).unwrap();
+        assert_eq!(init_file(&path, Some(me.clone())).unwrap(), Init::Present { key_ids: vec![key_id.clone()] });
+        assert_eq!(fs::read(&path).unwrap(), before, "an existing good file is left as it was");
+
+        let stranger = Owner { name: "stranger".into(), uid: me.uid + 1, gid: me.gid };
+        let err = init_file(&path, Some(stranger)).unwrap_err().to_string();
+        assert!(err.contains(&format!("belongs to uid {}", me.uid)), "{err}");
+        assert!(err.contains(&format!("`chown stranger: {}`", path.display())), "{err}");
+        assert_eq!(init_file(&path, None).unwrap(), Init::Present { key_ids: vec![key_id.clone()] }, "no owner asked");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = init_file(&path, Some(me)).unwrap_err().to_string();
+        assert!(err.contains("others may read it (mode 640)") && err.contains("chmod 600"), "{err}");
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640, "a refused file is not changed");
+        assert!(!err.contains(std::str::from_utf8(&before).unwrap().lines().last().unwrap()), "no key in the error");
+    }
+
+    #[test]
+    fn init_file_gives_a_new_key_file_to_its_owner() {
+        // Giving a file away needs root (CAP_CHOWN); as anyone else the refusal names the file.
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/secret.key");
+        let nobody = Owner { name: "nobody".into(), uid: 65534, gid: 65534 };
+        match init_file(&path, Some(nobody)) {
+            Ok(Init::Created { .. }) => {
+                for p in [&path, &dir.path().join("keys")] {
+                    let meta = fs::metadata(p).unwrap();
+                    assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{}", p.display());
+                }
+                assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => {
+                assert!(!nix::unistd::getuid().is_root(), "root may chown: {e}");
+                assert!(e.to_string().contains("cannot give") && e.to_string().contains("nobody (uid 65534)"), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod seal;
 
 use std::path::PathBuf;
 
-pub use keys::{KEY_FILE, Key, KeyText, Keyring, Source};
+pub use keys::{Init, KEY_FILE, Key, KeyText, Keyring, Owner, Source, init_file};
 #[cfg(test)]
 pub use seal::seal_v1;
 pub use seal::{

@@ -55,7 +55,7 @@ use crate::stages::{Real, Tools};
 use crate::store::Store;
 
 /// The grace period a stopped tool gets between SIGINT and SIGKILL.
-const GRACE: Duration = Duration::from_secs(20);
+pub const TOOL_GRACE: Duration = Duration::from_secs(20);
 
 /// Everything the operations on providers and provisions need, assembled once from
 /// [`Settings`]: the database, the driver catalogue and the OpenNebula endpoint. Shared
@@ -138,7 +138,7 @@ impl Service {
             plugin_cache: settings.data_dir.join("plugin-cache"),
             terraform_config: settings.terraform_config.clone(),
             stage_timeout: settings.stage_timeout,
-            grace: GRACE,
+            grace: TOOL_GRACE,
             lock_timeout: settings.lock_timeout,
             form: self.form.get().cloned(),
         };
