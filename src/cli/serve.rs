@@ -51,7 +51,7 @@ pub fn run(args: Args, mut settings: Settings, notify_socket: Option<&str>) -> a
     // gives them to stop (a Terraform writes its last state) before this process exits: a
     // service manager kills whatever outlives it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    let killed = crate::exec::wait_for_dropped(crate::service::TOOL_GRACE);
+    let killed = crate::service::wait_for_stopped_tools();
     if killed > 0 {
         tracing::warn!(killed, "tools that did not stop in time were killed; their stages resume at the next start");
     }

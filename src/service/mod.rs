@@ -57,6 +57,13 @@ use crate::store::Store;
 /// The grace period a stopped tool gets between SIGINT and SIGKILL.
 pub const TOOL_GRACE: Duration = Duration::from_secs(20);
 
+/// Waits up to [`TOOL_GRACE`] for the tools of operations this process dropped (its runtime
+/// shut down: they were told to stop) to exit, then kills what is left; returns how many
+/// process groups had to be killed. A stopping `formwork serve` calls it last.
+pub fn wait_for_stopped_tools() -> usize {
+    crate::exec::wait_for_dropped(TOOL_GRACE)
+}
+
 /// Everything the operations on providers and provisions need, assembled once from
 /// [`Settings`]: the database, the driver catalogue and the OpenNebula endpoint. Shared
 /// (`Arc`) by the tasks that run operations.
