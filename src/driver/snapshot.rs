@@ -78,7 +78,10 @@ impl Snapshot {
             return Ok(dest);
         }
         let fail = |what: &str, path: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
-        let tmp = root.join(format!(".{}.{}", self.digest, std::process::id()));
+        // A folder of this call's own: operations of one process extract at the same time.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = root.join(format!(".{}.{}.{call}", self.digest, std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
         for file in &self.files {
             let path = tmp.join(&file.path);
@@ -196,5 +199,30 @@ mod tests {
         assert_ne!(other.digest, snap.digest);
         let err = Snapshot::decode(&snap.digest, "sim", &other.encode()).unwrap_err();
         assert!(err.contains("do not match its digest"), "{err}");
+    }
+
+    #[test]
+    fn threads_extracting_one_snapshot_at_once_each_get_it_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let driver = tmp.path().join("sim");
+        let files: Vec<(String, String)> =
+            (0..60).map(|i| (format!("ansible/templates/t{i}.j2"), format!("template {i}"))).collect();
+        let pairs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+        tree(&driver, &pairs);
+        let snap = Snapshot::take("sim", &driver, &tmp.path().join("no-roles")).unwrap();
+        let root = tmp.path().join("snaps");
+        fs::create_dir_all(&root).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let dir = snap.extract(&root).unwrap();
+                    for (path, text) in &files {
+                        assert_eq!(&fs::read_to_string(driver_dir(&dir, "sim").join(path)).unwrap(), text);
+                    }
+                });
+            }
+        });
+        let left: Vec<_> = fs::read_dir(&root).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from(&snap.digest)], "no temporary folder is left");
     }
 }
