@@ -120,7 +120,7 @@ fn local_checks(settings: &Settings) -> Vec<Check> {
         database::secret_key(&settings.secret_keys, &db),
         database::database(&settings.database(), &db),
         files::drivers(settings),
-        files::plugin_cache(&settings.data_dir),
+        files::plugin_cache(&settings.plugin_cache()),
         files::disk(&settings.data_dir),
     ]
 }

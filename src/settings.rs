@@ -399,6 +399,11 @@ impl Settings {
         self.data_dir.join("logs").join(format!("{provision_id}.log"))
     }
 
+    /// Terraform's provider cache, shared by every provision (`TF_PLUGIN_CACHE_DIR`).
+    pub fn plugin_cache(&self) -> PathBuf {
+        self.data_dir.join("plugin-cache")
+    }
+
     /// Where driver states are recorded.
     pub fn states_dir(&self) -> PathBuf {
         self.data_dir.join("drivers/.states")

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use nix::unistd::AccessFlags;
 
 use super::Check;
-use crate::driver::{self, Catalog};
 use crate::settings::Settings;
 
 /// Below this free space the check fails: one provider download into the plugin cache, or a
@@ -18,10 +17,6 @@ const DISK_FAIL: u64 = 1 << 30;
 /// Below this it warns: room for a few providers in the cache (hundreds of MB each for the
 /// large clouds), states and logs, but not for long.
 const DISK_WARN: u64 = 5 << 30;
-
-/// Terraform's shared provider cache in the data directory, as the service gives it to
-/// Terraform (`service::Service::runner`, `Tools::plugin_cache`).
-const PLUGIN_CACHE: &str = "plugin-cache";
 
 pub(super) fn data_dir(dir: &Path) -> Check {
     const NAME: &str = "data_dir";
@@ -121,7 +116,7 @@ pub(super) fn drivers(settings: &Settings) -> Check {
                    <prefix>/bin/formwork or as /usr/share/formwork, or point share_dir (FORMWORK_SHARE_DIR) at it";
         return Check::fail(NAME, detail, fix);
     }
-    let catalog = match Catalog::open(&settings.builtin_drivers, &settings.drivers_dirs, settings.states_dir()) {
+    let catalog = match settings.catalog() {
         Ok(catalog) => catalog,
         Err(e) => {
             let fix =
@@ -129,17 +124,11 @@ pub(super) fn drivers(settings: &Settings) -> Check {
             return Check::fail(NAME, e.to_string(), fix);
         }
     };
-    let states = driver::state::States::new(settings.states_dir());
-    let mut broken = Vec::new();
-    for entry in catalog.entries() {
-        let reason = match states.get(&entry.name) {
-            driver::State::Error => Some(states.error(&entry.name).unwrap_or_else(|| "recorded as ERROR".into())),
-            _ => driver::verify::load(&entry.path).err(),
-        };
-        if let Some(reason) = reason {
-            broken.push(format!("{} ({}): {reason}", entry.name, entry.path.display()));
-        }
-    }
+    let broken: Vec<String> = catalog
+        .problems()
+        .into_iter()
+        .map(|(entry, reason)| format!("{} ({}): {reason}", entry.name, entry.path.display()))
+        .collect();
     let names: Vec<&str> = catalog.entries().iter().map(|e| e.name.as_str()).collect();
     if !broken.is_empty() {
         let fix = "fix each folder named, then sync the drivers (formwork driver sync, or POST /api/v1/drivers/sync)";
@@ -157,9 +146,8 @@ pub(super) fn drivers(settings: &Settings) -> Check {
 }
 
 /// Terraform writes providers into the shared cache; a probe file is created and removed.
-pub(super) fn plugin_cache(data_dir: &Path) -> Check {
+pub(super) fn plugin_cache(dir: &Path) -> Check {
     const NAME: &str = "plugin_cache";
-    let dir = &data_dir.join(PLUGIN_CACHE);
     let at = dir.display();
     if !dir.exists() {
         return Check::ok(NAME, format!("{at} does not exist yet; the first Terraform init creates it"));

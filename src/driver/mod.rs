@@ -234,6 +234,23 @@ impl Catalog {
         Ok(assemble(parts, name, &registry, self.states.get(name), path))
     }
 
+    /// The drivers that would load as ERROR, each with its reason, as [`Catalog::load`] decides
+    /// (a recorded ERROR stands, else the folder is verified) but recording nothing: for
+    /// `formwork doctor`, which changes nothing.
+    pub fn problems(&self) -> Vec<(&Entry, String)> {
+        self.found
+            .entries
+            .iter()
+            .filter_map(|entry| {
+                let reason = match self.states.get(&entry.name) {
+                    State::Error => Some(self.states.error(&entry.name).unwrap_or_else(|| "recorded as ERROR".into())),
+                    _ => verify::load(&entry.path).err(),
+                };
+                reason.map(|reason| (entry, reason))
+            })
+            .collect()
+    }
+
     fn load_entry(&self, entry: &Entry) -> Result<Loaded, Error> {
         let recorded = self.states.get(&entry.name);
         if recorded == State::Error {

@@ -68,10 +68,15 @@ pub fn stat(pid: i32) -> Option<Stat> {
 /// Whether any process of group `id` still runs (an exited one waiting to be collected does not
 /// count).
 pub fn has_members(id: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    running_in(id).next().is_some()
+}
+
+/// The pids of group `id`'s processes that have not exited, from `/proc`.
+fn running_in(id: i32) -> impl Iterator<Item = i32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten();
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .any(|pid| stat(pid).is_some_and(|s| s.group == id && !s.zombie))
+        .filter(move |pid| stat(*pid).is_some_and(|s| s.group == id && !s.zombie))
 }
 
 /// A mark no other run carries: this process's pid and start time, and a counter.
@@ -103,13 +108,8 @@ pub fn stop_left_behind(group: &Group, grace: Duration) -> Stopped {
 
 /// The processes of `group` that may be signalled, each with its pidfd.
 fn members(group: &Group) -> Vec<(i32, OwnedFd)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let pids = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok());
-    let in_group = pids.filter(|pid| stat(*pid).is_some_and(|s| s.group == group.id && !s.zombie));
     // Opened first, checked after: see the module doc.
-    let opened = in_group.filter_map(|pid| Some((pid, pidfd_open(pid)?)));
+    let opened = running_in(group.id).filter_map(|pid| Some((pid, pidfd_open(pid)?)));
     opened.filter(|(pid, _)| belongs(*pid, group)).collect()
 }
 

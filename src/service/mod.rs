@@ -142,7 +142,7 @@ impl Service {
             ansible_playbook: settings.ansible_playbook.clone(),
             env: settings.child_env.clone(),
             tool_env: settings.tool_env.clone(),
-            plugin_cache: settings.data_dir.join("plugin-cache"),
+            plugin_cache: settings.plugin_cache(),
             terraform_config: settings.terraform_config.clone(),
             stage_timeout: settings.stage_timeout,
             grace: TOOL_GRACE,
