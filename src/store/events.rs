@@ -2,7 +2,7 @@
 //! failures), each a JSON object the service shapes, kept per provision in write order so a
 //! client polls them with the last id it saw as its cursor.
 
-use rusqlite::params;
+use super::db::params;
 use serde_json::Value;
 
 use super::{Error, Store, json_column};
@@ -26,10 +26,9 @@ impl Store {
         self.write(move |tx| {
             tx.prepare_cached(
                 "INSERT INTO progress_events (provision_id, operation_id, time, data)
-                 VALUES (?1, (SELECT id FROM operations WHERE provision_id = ?1 AND status = 'running'), ?2, ?3)",
+                 VALUES (?1, (SELECT id FROM operations WHERE provision_id = ?1 AND status = 'running'), ?2, ?3) RETURNING id",
             )?
-            .execute(params![provision_id, time, data])?;
-            Ok(tx.last_insert_rowid())
+            .query_row(params![provision_id, time, data], |r| r.get(0))
         })
     }
 
@@ -50,7 +49,7 @@ impl Store {
             )?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = stmt.query_map(params![provision_id, after, operation, limit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, String>(4)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<String>(4)?))
             })?;
             rows.map(|row| {
                 let (id, provision_id, operation_id, time, data) = row?;

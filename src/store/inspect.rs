@@ -42,7 +42,7 @@ pub fn inspect(path: &Path) -> Result<Option<Inspection>, Error> {
     } else {
         None
     };
-    let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
     Ok(Some(Inspection { schema, known, sealing_key }))
 }
 

@@ -26,9 +26,11 @@
 //! database handle lives across an `.await`; async code reaches the store through
 //! [`Store::call`].
 
+pub mod db;
 mod events;
 mod inspect;
 mod operations;
+pub mod postgres;
 mod provisions;
 mod readers;
 mod rows;
@@ -41,7 +43,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::Connection;
+
+use db::{Db, SqlError};
 
 pub use events::EventRow;
 pub use inspect::{Inspection, inspect};
@@ -55,23 +59,43 @@ pub use tools::ToolGroup;
 use crate::secrets::{KEY_FILE, Keyring, Source};
 
 use readers::Readers;
-use writer::Writer;
+use writer::{Target, Writer};
 
-/// The migrations, in order. Shipped files are never edited; new ones are appended.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "0001_init", include_str!("../../migrations/0001_init.sql")),
-    (2, "0002_owners_queue", include_str!("../../migrations/0002_owners_queue.sql")),
-    (3, "0003_sealing", include_str!("../../migrations/0003_sealing.sql")),
-    (4, "0004_sealed_tfstates", include_str!("../../migrations/0004_sealed_tfstates.sql")),
-    (5, "0005_durable_requests", include_str!("../../migrations/0005_durable_requests.sql")),
-    (6, "0006_bound_seals", include_str!("../../migrations/0006_bound_seals.sql")),
-    (7, "0007_tool_groups", include_str!("../../migrations/0007_tool_groups.sql")),
-    (8, "0008_progress_events", include_str!("../../migrations/0008_progress_events.sql")),
-    (9, "0009_driver_snapshots", include_str!("../../migrations/0009_driver_snapshots.sql")),
+/// The migrations, in order, each in SQLite's SQL and PostgreSQL's. Shipped files are never
+/// edited; new ones are appended (`migrations/` and `migrations/postgres/`).
+const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_init"),
+    migration!(2, "0002_owners_queue"),
+    migration!(3, "0003_sealing"),
+    migration!(4, "0004_sealed_tfstates"),
+    migration!(5, "0005_durable_requests"),
+    migration!(6, "0006_bound_seals"),
+    migration!(7, "0007_tool_groups"),
+    migration!(8, "0008_progress_events"),
+    migration!(9, "0009_driver_snapshots"),
 ];
 
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+macro_rules! migration {
+    ($version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!("../../migrations/", $name, ".sql")),
+            postgres: include_str!(concat!("../../migrations/postgres/", $name, ".sql")),
+        }
+    };
+}
+use migration;
+
 /// The schema version this formwork migrates a database to.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// How long a connection waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,9 +125,21 @@ pub enum Error {
     #[error("database: stored {what} is not valid: {message}")]
     Corrupt { what: &'static str, message: String },
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] SqlError),
     #[error("{0}")]
     Secrets(#[from] crate::secrets::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Sql(SqlError::Sqlite(e))
+    }
+}
+
+impl From<::postgres::Error> for Error {
+    fn from(e: ::postgres::Error) -> Error {
+        Error::Sql(SqlError::Postgres(e))
+    }
 }
 
 /// The formwork database. Share it as `Arc<Store>`; dropping the last handle stops its writer
@@ -157,6 +193,23 @@ impl Store {
         Store::setup(Connection::open_in_memory()?, Path::new(":memory:"), Readers::Shared, keys, None)
     }
 
+    /// Opens the PostgreSQL database `url` names (it must exist; formwork makes its tables) with
+    /// keys from `keys`, and migrates it.
+    pub fn open_postgres(url: &str, keys: Source) -> Result<Store, Error> {
+        let connector = postgres::Connector::parse(url)?;
+        // Fail here, naming the database, rather than in the first write.
+        drop(connector.connect()?);
+        let shown = connector.shown().to_string();
+        let writer = Writer::spawn(Target::Postgres(connector.clone())).map_err(|e| Error::Open {
+            path: shown.clone().into(),
+            message: format!("starting its writer thread: {e}"),
+        })?;
+        Store::finish_setup(writer, Readers::postgres(connector), Keyring::new(keys), None).map_err(|e| match e {
+            err @ (Error::Secrets(_) | Error::Open { .. }) => err,
+            other => Error::Open { path: shown.into(), message: other.to_string() },
+        })
+    }
+
     fn setup(
         conn: Connection,
         path: &Path,
@@ -173,13 +226,17 @@ impl Store {
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let conn = Arc::new(Mutex::new(conn));
-        let writer = Writer::spawn(Arc::clone(&conn)).map_err(|e| Error::Open {
+        let writer = Writer::spawn(Target::Sqlite(Arc::clone(&conn))).map_err(|e| Error::Open {
             path: path.to_path_buf(),
             message: format!("starting its writer thread: {e}"),
         })?;
+        Store::finish_setup(writer, readers(conn), keys, rotation_lock)
+    }
+
+    fn finish_setup(writer: Writer, readers: Readers, keys: Keyring, rotation_lock: Option<PathBuf>) -> Result<Store, Error> {
         let store = Store {
             writer,
-            readers: readers(conn),
+            readers,
             calls: tokio::sync::Semaphore::new(CALL_THREADS),
             keys: Arc::new(keys),
             rotation_lock,
@@ -219,17 +276,15 @@ impl Store {
         self.write(move |tx| {
             tx.execute_batch(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
-                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL)",
+                     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_time BIGINT NOT NULL)",
             )?;
-            for (version, name, sql) in MIGRATIONS {
-                let done: Option<i64> = tx
-                    .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
-                    .optional()?;
-                if done.is_none() {
-                    tx.execute_batch(sql)?;
+            for m in MIGRATIONS {
+                let done = tx.prepare_cached("SELECT version FROM schema_migrations WHERE version = ?1")?.exists([m.version])?;
+                if !done {
+                    tx.execute_batch(if tx.is_postgres() { m.postgres } else { m.sqlite })?;
                     tx.execute(
                         "INSERT INTO schema_migrations (version, name, applied_time) VALUES (?1, ?2, ?3)",
-                        rusqlite::params![version, name, now()],
+                        db::params![m.version, m.name, now()],
                     )?;
                 }
             }
@@ -241,8 +296,7 @@ impl Store {
     pub fn migrations(&self) -> Result<Vec<(i64, String)>, Error> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT version, name FROM schema_migrations ORDER BY version")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })
     }
 
@@ -251,12 +305,12 @@ impl Store {
     fn write<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, Error> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T, Error> + Send + 'static,
     {
         self.writer.submit(f).wait()
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+    fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, Error>) -> Result<T, Error> {
         self.readers.read(f)
     }
 }

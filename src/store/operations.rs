@@ -2,7 +2,7 @@
 //! worked on by one process; the partial unique index `operations_one_running` makes "one
 //! running operation per provision" a database fact shared by every process.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use super::db::{Db, OptionalExtension, Row, params};
 
 use crate::engine::{Event, Params};
 
@@ -25,13 +25,12 @@ pub struct NewAttempt {
 }
 
 /// Records the start of a stage attempt; returns its id.
-pub(super) fn insert_attempt(tx: &Transaction<'_>, provision_id: i64, a: &NewAttempt, time: i64) -> Result<i64, Error> {
+pub(super) fn insert_attempt(tx: &Db<'_>, provision_id: i64, a: &NewAttempt, time: i64) -> Result<i64, Error> {
     tx.prepare_cached(
         "INSERT INTO stage_attempts (operation_id, provision_id, stage, started_time, log_start)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
     )?
-    .execute(params![a.operation_id, provision_id, a.stage, time, a.log_start])?;
-    Ok(tx.last_insert_rowid())
+    .query_row(params![a.operation_id, provision_id, a.stage, time, a.log_start], |r| r.get(0))
 }
 
 /// How a stage attempt ended.
@@ -132,7 +131,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT count(*) FROM operations WHERE status = 'running' AND queued = 1")?;
-            Ok(stmt.query_row([], |r| r.get(0))?)
+            Ok(stmt.query_row((), |r| r.get(0))?)
         })
     }
 
@@ -154,7 +153,7 @@ impl Store {
         self.read(|conn| {
             let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE status = 'running' ORDER BY id");
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map([], read_operation)?;
+            let rows = stmt.query_map((), read_operation)?;
             rows.map(|r| r?).collect()
         })
     }
@@ -295,7 +294,7 @@ impl Store {
 /// of the provision runs (the writer's IMMEDIATE transaction keeps the check and the insert
 /// together; the unique index backs it).
 pub(super) fn begin(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     provision_id: i64,
     kind: &str,
     params: &str,
@@ -307,18 +306,17 @@ pub(super) fn begin(
     }
     tx.prepare_cached(
         "INSERT INTO operations (provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, created_time)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
+         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6) RETURNING id",
     )?
-    .execute(params![provision_id, kind, params, owner.pid, owner.token, time])?;
-    Ok(tx.last_insert_rowid())
+    .query_row(params![provision_id, kind, params, owner.pid, owner.token, time], |r| r.get(0))
 }
 
-pub(super) fn running(conn: &Connection, provision_id: i64) -> Result<Option<OperationRow>, Error> {
+pub(super) fn running(conn: &Db<'_>, provision_id: i64) -> Result<Option<OperationRow>, Error> {
     let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'");
     conn.prepare_cached(&sql)?.query_row([provision_id], read_operation).optional()?.transpose()
 }
 
-pub(super) fn finish_attempt(tx: &Transaction<'_>, end: &AttemptEnd, time: i64) -> Result<(), Error> {
+pub(super) fn finish_attempt(tx: &Db<'_>, end: &AttemptEnd, time: i64) -> Result<(), Error> {
     tx.prepare_cached(
         "UPDATE stage_attempts SET finished_time = ?2, outcome = ?3, error = ?4, log_end = ?5, exit_status = ?6 WHERE id = ?1",
     )?
@@ -326,7 +324,7 @@ pub(super) fn finish_attempt(tx: &Transaction<'_>, end: &AttemptEnd, time: i64) 
     Ok(())
 }
 
-fn read_operation(r: &Row<'_>) -> rusqlite::Result<Result<OperationRow, Error>> {
+fn read_operation(r: &Row) -> Result<Result<OperationRow, Error>, Error> {
     let params_text: String = r.get(3)?;
     let status_text: String = r.get(4)?;
     let event_text: Option<String> = r.get(13)?;
@@ -383,22 +381,23 @@ impl Store {
         self.read(|conn| {
             let mut m = Metrics::default();
             let mut stmt = conn.prepare_cached("SELECT kind, status, count(*) FROM operations GROUP BY kind, status ORDER BY kind, status")?;
-            m.operations = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+            m.operations = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
             let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM provisions GROUP BY state ORDER BY state")?;
-            m.provisions = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            m.provisions = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
             let mut stmt = conn.prepare_cached(
-                "SELECT coalesce(sum(queued), 0), coalesce(sum(1 - queued), 0) FROM operations WHERE status = 'running'",
+                "SELECT CAST(coalesce(sum(queued), 0) AS BIGINT), CAST(coalesce(sum(1 - queued), 0) AS BIGINT)
+                 FROM operations WHERE status = 'running'",
             )?;
-            (m.queued, m.running) = stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let bounds: String = STAGE_BUCKETS.iter().map(|b| format!(", sum(d <= {b})")).collect();
+            (m.queued, m.running) = stmt.query_row((), |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let bounds: String = STAGE_BUCKETS.iter().map(|b| format!(", sum(CASE WHEN d <= {b} THEN 1 ELSE 0 END)")).collect();
             let sql = format!(
-                "SELECT stage, count(*), sum(d){bounds} FROM
-                     (SELECT stage, finished_time - started_time AS d FROM stage_attempts WHERE finished_time IS NOT NULL)
+                "SELECT stage, count(*), CAST(sum(d) AS BIGINT){bounds} FROM
+                     (SELECT stage, finished_time - started_time AS d FROM stage_attempts WHERE finished_time IS NOT NULL) AS a
                  GROUP BY stage ORDER BY stage"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             m.stages = stmt
-                .query_map([], |r| {
+                .query_map((), |r| {
                     let mut buckets = Vec::new();
                     for (i, bound) in STAGE_BUCKETS.iter().enumerate() {
                         buckets.push((*bound, r.get(3 + i)?));

@@ -1,7 +1,7 @@
 //! Providers, provisions, their historic and Terraform states (sealed, see [`super::secrets`]),
 //! and the checkpoint: the one transaction that moves a provision from one state to the next.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use super::db::{Db, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::operations::{AttemptEnd, NewAttempt, finish_attempt, insert_attempt};
@@ -94,11 +94,12 @@ impl Store {
         self.providers_where("WHERE driver = ?1", params![driver])
     }
 
-    fn providers_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<ProviderRow>, Error> {
+    fn providers_where(&self, filter: &str, args: impl super::db::Params) -> Result<Vec<ProviderRow>, Error> {
         self.read(|conn| {
+            let ids = if conn.is_postgres() { "string_agg(v.id::text, ',' ORDER BY v.id)" } else { "group_concat(v.id)" };
             let sql = format!(
                 "SELECT p.id, p.name, p.driver, p.body, p.registration_time,
-                        (SELECT group_concat(v.id) FROM provisions v WHERE v.provider_id = p.id AND v.state != {}),
+                        (SELECT {ids} FROM provisions v WHERE v.provider_id = p.id AND v.state != {}),
                         p.uid, p.gid, p.uname, p.gname, p.mode
                  FROM providers p {filter} ORDER BY p.id",
                 State::Done.number()
@@ -106,7 +107,7 @@ impl Store {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(args, |r| {
                 let ids: Option<String> = r.get(5)?;
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?, ids, read_owner(r, 6)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<String>(3)?, r.get(4)?, ids, read_owner(r, 6)?))
             })?;
             let mut out = Vec::new();
             for row in rows {
@@ -227,7 +228,7 @@ impl Store {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {PROVISION_COLUMNS} FROM provisions WHERE id > ?1 {filter} ORDER BY id LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(rusqlite::params![after, limit], read_provision)?;
+            let rows = stmt.query_map(params![after, limit], read_provision)?;
             rows.map(|r| r?).collect::<Result<Vec<_>, Error>>()
         })?
         .into_iter()
@@ -401,7 +402,7 @@ impl Store {
     }
 }
 
-fn insert_historic(tx: &Transaction<'_>, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {
+fn insert_historic(tx: &Db<'_>, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {
     let mut stmt =
         tx.prepare_cached("INSERT INTO historic (provision_id, action, description, time) VALUES (?1, ?2, ?3, ?4)")?;
     for e in entries {
@@ -410,7 +411,7 @@ fn insert_historic(tx: &Transaction<'_>, provision_id: i64, entries: &[HistoricE
     Ok(())
 }
 
-fn read_provision(r: &Row<'_>) -> rusqlite::Result<Result<ProvisionRow, Error>> {
+fn read_provision(r: &Row) -> Result<Result<ProvisionRow, Error>, Error> {
     let state: i64 = r.get(4)?;
     let body: String = r.get(5)?;
     let build = || -> Result<ProvisionRow, Error> {
@@ -432,7 +433,7 @@ fn read_provision(r: &Row<'_>) -> rusqlite::Result<Result<ProvisionRow, Error>> 
 }
 
 /// The five ownership columns starting at `first` (uid, gid, uname, gname, mode).
-fn read_owner(r: &Row<'_>, first: usize) -> rusqlite::Result<Ownership> {
+fn read_owner(r: &Row, first: usize) -> Result<Ownership, Error> {
     Ok(Ownership {
         uid: r.get(first)?,
         gid: r.get(first + 1)?,
@@ -445,7 +446,7 @@ fn read_owner(r: &Row<'_>, first: usize) -> rusqlite::Result<Ownership> {
 /// The id a new row of `table` (providers or provisions) gets: one above every id the table
 /// ever gave, so an id names one object for ever (`id_sequence`, kept by triggers on insert;
 /// see migration 0005).
-fn next_id(tx: &Transaction<'_>, table: &str) -> Result<i64, Error> {
+fn next_id(tx: &Db<'_>, table: &str) -> Result<i64, Error> {
     let mut stmt = tx.prepare_cached("SELECT last_id + 1 FROM id_sequence WHERE tbl = ?1")?;
     Ok(stmt.query_row([table], |r| r.get(0))?)
 }

@@ -1,11 +1,13 @@
-//! Where reads run: a bounded pool of read connections for a database file, or the writer's
-//! own connection for an in-memory database.
+//! Where reads run: a bounded pool of read connections for a database file or a PostgreSQL
+//! database, or the writer's own connection for an in-memory database.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::db::{Db, PgConn};
+use super::postgres::Connector;
 use super::{BUSY_TIMEOUT, Error, STATEMENT_CACHE, lock};
 
 /// Read connections per file store. Reads are short and never wait for the writer while they
@@ -14,7 +16,8 @@ use super::{BUSY_TIMEOUT, Error, STATEMENT_CACHE, lock};
 const READERS: usize = 8;
 
 pub(super) enum Readers {
-    /// A file database: connections of their own, which WAL lets read beside the writer.
+    /// A file database: connections of their own, which WAL lets read beside the writer; or a
+    /// PostgreSQL database.
     Pool(Pool),
     /// An in-memory database: the writer's one connection (another connection could not see
     /// the private database), so reads wait while a group is being written.
@@ -22,13 +25,24 @@ pub(super) enum Readers {
 }
 
 pub(super) struct Pool {
-    path: PathBuf,
+    source: Source,
     idle: Mutex<Idle>,
     returned: Condvar,
 }
 
+/// Where a pool's connections come from.
+enum Source {
+    Sqlite(PathBuf),
+    Postgres(Connector),
+}
+
+enum Conn {
+    Sqlite(Connection),
+    Postgres(PgConn),
+}
+
 struct Idle {
-    conns: Vec<Connection>,
+    conns: Vec<Conn>,
     /// Connections open, idle or lent.
     open: usize,
 }
@@ -36,17 +50,25 @@ struct Idle {
 impl Readers {
     pub(super) fn pool(path: &Path) -> Readers {
         let idle = Mutex::new(Idle { conns: Vec::new(), open: 0 });
-        Readers::Pool(Pool { path: path.to_path_buf(), idle, returned: Condvar::new() })
+        Readers::Pool(Pool { source: Source::Sqlite(path.to_path_buf()), idle, returned: Condvar::new() })
+    }
+
+    pub(super) fn postgres(connector: Connector) -> Readers {
+        let idle = Mutex::new(Idle { conns: Vec::new(), open: 0 });
+        Readers::Pool(Pool { source: Source::Postgres(connector), idle, returned: Condvar::new() })
     }
 
     /// Runs `f` on a read connection. Statements must be finished (collected, or dropped)
     /// before `f` returns: a statement left open would pin its connection to an old snapshot.
-    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, Error>) -> Result<T, Error> {
         match self {
-            Readers::Shared(conn) => f(&lock(conn)),
+            Readers::Shared(conn) => f(&Db::sqlite(&lock(conn))),
             Readers::Pool(pool) => {
-                let lease = pool.take()?;
-                f(lease.conn.as_ref().expect("a lease holds its connection until dropped"))
+                let mut lease = pool.take()?;
+                match lease.conn.as_mut().expect("a lease holds its connection until dropped") {
+                    Conn::Sqlite(conn) => f(&Db::sqlite(conn)),
+                    Conn::Postgres(conn) => f(&Db::postgres(conn)),
+                }
             }
         }
     }
@@ -55,7 +77,7 @@ impl Readers {
 /// A connection lent out of the pool; it goes back on drop, a panicking read included.
 struct Lease<'a> {
     pool: &'a Pool,
-    conn: Option<Connection>,
+    conn: Option<Conn>,
 }
 
 impl Pool {
@@ -68,7 +90,11 @@ impl Pool {
             if idle.open < READERS {
                 idle.open += 1;
                 drop(idle);
-                return match open_reader(&self.path) {
+                let opened = match &self.source {
+                    Source::Sqlite(path) => open_reader(path).map(Conn::Sqlite),
+                    Source::Postgres(connector) => connector.connect().map(Conn::Postgres),
+                };
+                return match opened {
                     Ok(conn) => Ok(Lease { pool: self, conn: Some(conn) }),
                     Err(e) => {
                         lock(&self.idle).open -= 1;
@@ -84,7 +110,12 @@ impl Pool {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            lock(&self.pool.idle).conns.push(conn);
+            let mut idle = lock(&self.pool.idle);
+            match conn {
+                // A lost connection is not lent again: the next read opens another.
+                Conn::Postgres(pg) if pg.is_closed() => idle.open -= 1,
+                conn => idle.conns.push(conn),
+            }
             self.pool.returned.notify_one();
         }
     }

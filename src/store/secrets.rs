@@ -23,7 +23,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::db::{Db, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Error, Store, json_column};
@@ -104,7 +104,7 @@ enum Content {
 impl Sealed {
     /// The text to store in the row of provider or provision `id` (for a Terraform state: of
     /// its provision), sealed with the database's sealing key and bound to that row.
-    pub(super) fn text(self, tx: &Transaction<'_>, id: i64) -> Result<String, Error> {
+    pub(super) fn text(self, tx: &Db<'_>, id: i64) -> Result<String, Error> {
         match self.content {
             Content::Ready(text) => Ok(text),
             Content::Body { bodies, mut body } => {
@@ -225,7 +225,7 @@ impl Store {
         self.read(|conn| {
             let row = conn
                 .prepare_cached("SELECT key_id, resealed FROM sealing WHERE only = 1")?
-                .query_row([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? == 1)))?;
+                .query_row((), |r| Ok((r.get(0)?, r.get::<i64>(1)? == 1)))?;
             Ok(row)
         })
     }
@@ -269,7 +269,7 @@ impl Store {
         let id = key.id().to_string();
         let older = self.write(move |tx| {
             tx.execute("UPDATE sealing SET key_id = ?1, resealed = 0 WHERE only = 1 AND key_id != ?1", [&id])?;
-            let bound: i64 = tx.query_row("SELECT bound FROM sealing WHERE only = 1", [], |r| r.get(0))?;
+            let bound: i64 = tx.query_row("SELECT bound FROM sealing WHERE only = 1", (), |r| r.get(0))?;
             Ok(if bound == 1 { Older::Leave } else { Older::Adopt })
         })?;
         step(RotationStep::Switched);
@@ -319,10 +319,10 @@ impl Store {
 /// only for a database that names no key yet), refuses a database sealed with a key the keyring
 /// lacks, seals the values written before sealing existed, and records the sealing key. Returns
 /// whether a rotation is left to finish.
-pub(super) fn check_keys(tx: &Transaction<'_>, keys: &Keyring) -> Result<bool, Error> {
+pub(super) fn check_keys(tx: &Db<'_>, keys: &Keyring) -> Result<bool, Error> {
     let recorded: Option<(String, bool)> = tx
-        .query_row("SELECT key_id, resealed FROM sealing WHERE only = 1", [], |r| {
-            Ok((r.get(0)?, r.get::<_, i64>(1)? == 1))
+        .query_row("SELECT key_id, resealed FROM sealing WHERE only = 1", (), |r| {
+            Ok((r.get(0)?, r.get::<i64>(1)? == 1))
         })
         .optional()?;
     let Some((id, resealed)) = recorded else {
@@ -341,8 +341,8 @@ pub(super) fn check_keys(tx: &Transaction<'_>, keys: &Keyring) -> Result<bool, E
     Ok(sealing.id() != id || !resealed || (keys.can_retire() && keys.ids().len() > 1))
 }
 
-fn sealing_key(tx: &Transaction<'_>) -> Result<String, Error> {
-    Ok(tx.prepare_cached("SELECT key_id FROM sealing WHERE only = 1")?.query_row([], |r| r.get(0))?)
+fn sealing_key(tx: &Db<'_>) -> Result<String, Error> {
+    Ok(tx.prepare_cached("SELECT key_id FROM sealing WHERE only = 1")?.query_row((), |r| r.get(0))?)
 }
 
 /// A re-seal pass: the key every value is to be sealed with, and what it does with values no
@@ -352,7 +352,7 @@ type Pass<'a> = (&'a Key, Older);
 /// Seals again, as `pass` does, one batch of rows of `kind` after id `after`; returns the last
 /// id seen (`None`: no row left) and how many rows changed.
 fn reseal_batch(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     keys: &Keyring,
     pass: Pass<'_>,
     kind: Rows,
@@ -368,7 +368,7 @@ fn reseal_batch(
 /// id `after`, each bound to its row; returns the last id seen (`None`: no row left) and how
 /// many rows changed.
 fn reseal_rows(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     keys: &Keyring,
     pass: Pass<'_>,
     bodies: Bodies,
@@ -395,7 +395,7 @@ fn reseal_rows(
 /// Seals again, as `pass` does, up to `limit` Terraform states (all with -1) after id `after`;
 /// returns the last id seen and how many rows changed.
 fn reseal_tfstates(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     keys: &Keyring,
     pass: Pass<'_>,
     after: i64,

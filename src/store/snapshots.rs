@@ -1,7 +1,7 @@
 //! Driver snapshots (`driver_snapshots`, see `crate::driver::snapshot`), the one an operation
 //! runs on, and the database's `meta` notes.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 use super::{Error, Store};
 
@@ -20,8 +20,8 @@ impl Store {
         let row = row.clone();
         self.write(move |tx| {
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO driver_snapshots (digest, driver, version, files, created_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO driver_snapshots (digest, driver, version, files, created_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             )?
             .execute(params![row.digest, row.driver, row.version, row.files, time])?;
             tx.prepare_cached("UPDATE operations SET driver_digest = ?2 WHERE id = ?1")?

@@ -1,5 +1,6 @@
-//! Store behaviour on real SQLite files: migrations, the checkpoint transaction, the
-//! per-provision lock seen from two connections (as two processes see it), take-over, and the
+//! Store behaviour on both backends, each test run once on a SQLite file and once on a fresh
+//! PostgreSQL database (`on_both!`): migrations, the checkpoint transaction, the per-provision
+//! lock seen from two stores (as two processes or two servers see it), take-over, and the
 //! writer thread's group commit (writes from many threads, a failing write among others,
 //! read-your-writes, async callers).
 
@@ -9,6 +10,77 @@ use serde_json::json;
 
 use super::*;
 use crate::engine::{Params, ProvisionBody, State};
+
+#[path = "../../tests/common/postgres.rs"]
+mod pg;
+
+/// One database of either backend; each [`Backend::open`] is another store on the same data, as
+/// another process (SQLite) or another server (PostgreSQL) would open it.
+pub(super) enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres { url: String, keys: tempfile::TempDir },
+}
+
+impl Backend {
+    pub(super) fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    pub(super) fn postgres() -> Backend {
+        Backend::Postgres { url: pg::fresh_database(), keys: tempfile::tempdir().unwrap() }
+    }
+
+    pub(super) fn open(&self) -> Store {
+        self.try_open().unwrap()
+    }
+
+    pub(super) fn try_open(&self) -> Result<Store, Error> {
+        match self {
+            Backend::Sqlite(dir) => Store::open(&dir.path().join("formwork.db")),
+            Backend::Postgres { url, keys } => Store::open_postgres(url, Source::File(keys.path().join(KEY_FILE))),
+        }
+    }
+}
+
+/// Runs each named test (a `fn(&Backend)`) as two tests, `NAME::sqlite` and `NAME::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&super::Backend::sqlite())
+            }
+            #[test]
+            fn postgres() {
+                super::$name(&super::Backend::postgres())
+            }
+        }
+    )*};
+}
+pub(super) use on_both;
+
+on_both!(
+    migrations_apply_once,
+    checkpoint_moves_state_with_body_and_historic_atomically,
+    one_running_operation_per_provision_across_stores,
+    take_over_is_compare_and_set,
+    providers_in_use_cannot_be_deleted_and_derive_provision_ids,
+    tfstates_keep_every_version_and_serve_the_latest,
+    listing_hides_done_unless_asked,
+    unqueued_creates_are_the_pending_provisions_without_operations,
+    a_failed_attempt_keeps_the_tools_exit_status,
+    writes_from_many_threads_each_land_exactly_once,
+    a_failing_write_fails_alone_in_its_group,
+    a_panicking_write_reaches_its_caller_and_the_writer_carries_on,
+    a_write_is_visible_to_the_next_read_on_every_thread,
+    ownership_is_stored_and_changed,
+    queued_operations_hold_the_lock_and_count_until_dequeued,
+    ids_are_never_handed_out_again_after_a_delete,
+    an_update_computed_before_a_checkpoint_does_not_write_over_it,
+    an_update_is_refused_while_an_operation_runs,
+    a_queued_operation_cancelled_is_closed_and_never_dequeued,
+    metrics_count_operations_provisions_and_stage_durations,
+);
 
 fn owner(pid: i64) -> Owner {
     Owner { pid, token: format!("{pid}:1") }
@@ -22,27 +94,30 @@ fn with_provision(store: &Store) -> (i64, i64) {
     (provider, provision)
 }
 
-#[test]
-fn migrations_apply_once_and_files_are_private() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db/formwork.db");
-    let store = Store::open(&path).unwrap();
-    let applied: Vec<(i64, String)> = MIGRATIONS.iter().map(|(v, name, _)| (*v, name.to_string())).collect();
+fn migrations_apply_once(db: &Backend) {
+    let store = db.open();
+    let applied: Vec<(i64, String)> = MIGRATIONS.iter().map(|m| (m.version, m.name.to_string())).collect();
     let numbered: Vec<i64> = (1..=applied.len() as i64).collect();
     assert_eq!(applied.iter().map(|(v, _)| *v).collect::<Vec<_>>(), numbered, "numbered 1, 2, … without a gap");
     assert!(applied.iter().all(|(v, name)| name.starts_with(&format!("{v:04}_"))), "{applied:?}");
     assert_eq!(store.migrations().unwrap(), applied);
     drop(store);
-    let again = Store::open(&path).unwrap();
+    let again = db.open();
     assert_eq!(again.migrations().unwrap(), applied);
+}
+
+#[test]
+fn database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db/formwork.db");
+    drop(Store::open(&path).unwrap());
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
 }
 
-#[test]
-fn checkpoint_moves_state_with_body_and_historic_atomically() {
-    let store = Store::open_in_memory().unwrap();
+fn checkpoint_moves_state_with_body_and_historic_atomically(db: &Backend) {
+    let store = db.open();
     let (_, id) = with_provision(&store);
     let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 3).unwrap();
     let attempt = store.start_attempt(op, id, "INIT", 0, 3).unwrap();
@@ -88,12 +163,8 @@ fn checkpoint_moves_state_with_body_and_historic_atomically() {
     assert_eq!(store.historic(id).unwrap().len(), 2);
 }
 
-#[test]
-fn one_running_operation_per_provision_across_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("formwork.db");
-    let a = Store::open(&path).unwrap();
-    let b = Store::open(&path).unwrap();
+fn one_running_operation_per_provision_across_stores(db: &Backend) {
+    let (a, b) = (db.open(), db.open());
     let (_, id) = with_provision(&a);
     let first = a.begin_operation(id, "create", &Params::None, None, &owner(100), 1).unwrap();
     match b.begin_operation(id, "scale", &Params::None, None, &owner(200), 2) {
@@ -109,9 +180,8 @@ fn one_running_operation_per_provision_across_connections() {
     assert_eq!(a.running_operation(id).unwrap().unwrap().params, Params::AddIps { amount: 1, target: None });
 }
 
-#[test]
-fn take_over_is_compare_and_set() {
-    let store = Store::open_in_memory().unwrap();
+fn take_over_is_compare_and_set(db: &Backend) {
+    let store = db.open();
     let (_, id) = with_provision(&store);
     let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 1).unwrap();
     assert!(store.take_over(op, &owner(1), &owner(2), 2).unwrap());
@@ -124,9 +194,8 @@ fn take_over_is_compare_and_set() {
     assert!(store.running_operations().unwrap().is_empty());
 }
 
-#[test]
-fn providers_in_use_cannot_be_deleted_and_derive_provision_ids() {
-    let store = Store::open_in_memory().unwrap();
+fn providers_in_use_cannot_be_deleted_and_derive_provision_ids(db: &Backend) {
+    let store = db.open();
     let (provider, id) = with_provision(&store);
     assert_eq!(store.provider(provider).unwrap().provision_ids, vec![id]);
     assert!(matches!(store.delete_provider(provider), Err(Error::InUse { .. })));
@@ -148,9 +217,8 @@ fn providers_in_use_cannot_be_deleted_and_derive_provision_ids() {
     assert!(matches!(store.provider(provider), Err(Error::NotFound { .. })));
 }
 
-#[test]
-fn tfstates_keep_every_version_and_serve_the_latest() {
-    let store = Store::open_in_memory().unwrap();
+fn tfstates_keep_every_version_and_serve_the_latest(db: &Backend) {
+    let store = db.open();
     let (_, id) = with_provision(&store);
     assert_eq!(store.latest_tfstate(id).unwrap(), None);
     store.save_tfstate(id, None, r#"{"serial": 1}"#, 1).unwrap();
@@ -160,9 +228,8 @@ fn tfstates_keep_every_version_and_serve_the_latest() {
     assert_eq!(store.latest_tfstate(id).unwrap(), None, "deleting a provision removes its states");
 }
 
-#[test]
-fn listing_hides_done_unless_asked() {
-    let store = Store::open_in_memory().unwrap();
+fn listing_hides_done_unless_asked(db: &Backend) {
+    let store = db.open();
     let (provider, a) = with_provision(&store);
     let b = store.insert_provision("q", "sim", provider, &ProvisionBody::default(), 3).unwrap();
     store
@@ -192,9 +259,8 @@ fn listing_hides_done_unless_asked() {
     assert_eq!(page(true, c, Some(2)), Vec::<i64>::new());
 }
 
-#[test]
-fn unqueued_creates_are_the_pending_provisions_without_operations() {
-    let store = Store::open_in_memory().unwrap();
+fn unqueued_creates_are_the_pending_provisions_without_operations(db: &Backend) {
+    let store = db.open();
     let (provider, unqueued) = with_provision(&store);
     let new = |name: &str| store.insert_provision(name, "sim", provider, &ProvisionBody::default(), 3).unwrap();
     let (queued, running, later) = (new("queued"), new("running"), new("later"));
@@ -213,9 +279,8 @@ fn unqueued_creates_are_the_pending_provisions_without_operations() {
     assert_eq!(store.unqueued_creates().unwrap(), vec![unqueued, later]);
 }
 
-#[test]
-fn a_failed_attempt_keeps_the_tools_exit_status() {
-    let store = Store::open_in_memory().unwrap();
+fn a_failed_attempt_keeps_the_tools_exit_status(db: &Backend) {
+    let store = db.open();
     let (_, id) = with_provision(&store);
     let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 1).unwrap();
     let attempt = store.start_attempt(op, id, "APPLYING", 10, 1).unwrap();
@@ -234,10 +299,8 @@ fn a_failed_attempt_keeps_the_tools_exit_status() {
     );
 }
 
-#[test]
-fn writes_from_many_threads_each_land_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("formwork.db")).unwrap());
+fn writes_from_many_threads_each_land_exactly_once(db: &Backend) {
+    let store = Arc::new(db.open());
     let provider = store.insert_provider("sim", "sim", &json!({}), 1).unwrap();
     let (threads, each) = (16, 25);
     let handles: Vec<_> = (0..threads)
@@ -262,10 +325,8 @@ fn writes_from_many_threads_each_land_exactly_once() {
     assert_eq!(found, expected, "every acknowledged id holds its own row, and no row is extra");
 }
 
-#[test]
-fn a_failing_write_fails_alone_in_its_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("formwork.db")).unwrap();
+fn a_failing_write_fails_alone_in_its_group(db: &Backend) {
+    let store = db.open();
     let (provider, id) = with_provision(&store);
     // The writer is held inside a first write while the others queue up behind it, so the
     // rest reach it together and share one transaction.
@@ -276,14 +337,14 @@ fn a_failing_write_fails_alone_in_its_group() {
     });
     let begin_op = |pid: i64| {
         let owner = owner(pid);
-        move |tx: &rusqlite::Transaction<'_>| operations::begin(tx, id, "create", "{}", &owner, 3)
+        move |tx: &db::Db<'_>| operations::begin(tx, id, "create", "{}", &owner, 3)
     };
     let first = store.writer.submit(begin_op(100));
     let refused = store.writer.submit(begin_op(200));
     let failing = store.writer.submit(move |tx| {
         tx.execute(
             "INSERT INTO providers (name, driver, body, registration_time) VALUES ('lost', 'sim', '{}', 4)",
-            [],
+            (),
         )?;
         Err::<(), _>(Error::NotFound { what: "provision", id: 999 })
     });
@@ -307,16 +368,15 @@ fn a_failing_write_fails_alone_in_its_group() {
     assert_eq!(providers, vec![provider], "the failed write's insert was rolled back");
 }
 
-#[test]
-fn a_panicking_write_reaches_its_caller_and_the_writer_carries_on() {
-    let store = Store::open_in_memory().unwrap();
+fn a_panicking_write_reaches_its_caller_and_the_writer_carries_on(db: &Backend) {
+    let store = db.open();
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         store
             .writer
             .submit(|tx| -> Result<(), Error> {
                 tx.execute(
                     "INSERT INTO providers (name, driver, body, registration_time) VALUES ('x', 'sim', '{}', 1)",
-                    [],
+                    (),
                 )?;
                 panic!("write bug")
             })
@@ -328,10 +388,8 @@ fn a_panicking_write_reaches_its_caller_and_the_writer_carries_on() {
     assert_eq!(store.providers().unwrap().len(), 1);
 }
 
-#[test]
-fn a_write_is_visible_to_the_next_read_on_every_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("formwork.db")).unwrap());
+fn a_write_is_visible_to_the_next_read_on_every_thread(db: &Backend) {
+    let store = Arc::new(db.open());
     let provider = store.insert_provider("sim", "sim", &json!({}), 1).unwrap();
     // More threads than read connections, so reads also wait for and reuse each other's.
     let handles: Vec<_> = (0..16)
@@ -358,9 +416,16 @@ fn a_write_is_visible_to_the_next_read_on_every_thread() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_callers_reach_the_store_through_call() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("formwork.db")).unwrap());
+async fn async_callers_reach_the_store_through_call_sqlite() {
+    async_callers_reach_the_store_through_call(Arc::new(Backend::sqlite().open())).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_callers_reach_the_store_through_call_postgres() {
+    async_callers_reach_the_store_through_call(Arc::new(Backend::postgres().open())).await
+}
+
+async fn async_callers_reach_the_store_through_call(store: Arc<Store>) {
     let provider = store.call(|s| s.insert_provider("sim", "sim", &json!({}), 1)).await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -407,9 +472,8 @@ fn migration_2_gives_old_rows_an_owner_and_the_driver_attributes() {
     assert_eq!(store.provider(3).unwrap().owner.mode, Mode(0o600));
 }
 
-#[test]
-fn ownership_is_stored_and_changed() {
-    let store = Store::open_in_memory().unwrap();
+fn ownership_is_stored_and_changed(db: &Backend) {
+    let store = db.open();
     let owner = Ownership { uid: 7, uname: "ann".into(), gid: 1, gname: "users".into(), mode: Mode(0o640) };
     let provider = store.insert_provider_of("p", "sim", &json!({}), &owner, 1).unwrap();
     let id = store.insert_provision_of("v", "sim", provider, &ProvisionBody::default(), &owner, 1).unwrap();
@@ -422,9 +486,8 @@ fn ownership_is_stored_and_changed() {
     assert!(matches!(store.set_ownership(Table::Providers, 99, &moved), Err(Error::NotFound { .. })));
 }
 
-#[test]
-fn queued_operations_hold_the_lock_and_count_until_dequeued() {
-    let store = Store::open_in_memory().unwrap();
+fn queued_operations_hold_the_lock_and_count_until_dequeued(db: &Backend) {
+    let store = db.open();
     let (_, id) = with_provision(&store);
     let owner = owner(1);
     let op = store.enqueue_operation(id, "create", &Params::None, None, &owner, 1).unwrap();
@@ -437,10 +500,8 @@ fn queued_operations_hold_the_lock_and_count_until_dequeued() {
 }
 
 #[test]
-fn ids_are_never_handed_out_again_after_a_delete() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("formwork.db");
-    let store = Store::open(&path).unwrap();
+fn ids_are_never_handed_out_again_after_a_delete(db: &Backend) {
+    let store = db.open();
     let provider = store.insert_provider("a", "sim", &json!({}), 1).unwrap();
     let first = store.insert_provision("p", "sim", provider, &ProvisionBody::default(), 1).unwrap();
     let last = store.insert_provision("q", "sim", provider, &ProvisionBody::default(), 1).unwrap();
@@ -449,7 +510,7 @@ fn ids_are_never_handed_out_again_after_a_delete() {
     store.delete_provider(spare).unwrap();
     drop(store);
     // Reopened, as a restarted server would: the highest ids ever given are remembered.
-    let store = Store::open(&path).unwrap();
+    let store = db.open();
     let next = store.insert_provision("r", "sim", provider, &ProvisionBody::default(), 2).unwrap();
     assert!(next > last, "provision id {next} was handed out again (deleted {last})");
     assert_eq!(store.provision(first).unwrap().name, "p", "existing ids are kept");
@@ -457,9 +518,8 @@ fn ids_are_never_handed_out_again_after_a_delete() {
     assert!(provider_next > spare, "provider id {provider_next} was handed out again (deleted {spare})");
 }
 
-#[test]
-fn an_update_computed_before_a_checkpoint_does_not_write_over_it() {
-    let store = Store::open_in_memory().unwrap();
+fn an_update_computed_before_a_checkpoint_does_not_write_over_it(db: &Backend) {
+    let store = db.open();
     let (_, id) = with_provision(&store);
     let read = store.provision(id).unwrap();
     // A stage saves its body between the update's read and its write.
@@ -479,9 +539,8 @@ fn an_update_computed_before_a_checkpoint_does_not_write_over_it() {
     assert_eq!(store.provision(id).unwrap().name, "patched");
 }
 
-#[test]
-fn an_update_is_refused_while_an_operation_runs() {
-    let store = Store::open_in_memory().unwrap();
+fn an_update_is_refused_while_an_operation_runs(db: &Backend) {
+    let store = db.open();
     let (_, id) = with_provision(&store);
     let read = store.provision(id).unwrap();
     store.begin_operation(id, "scale", &Params::None, None, &owner(1), 2).unwrap();
@@ -490,9 +549,8 @@ fn an_update_is_refused_while_an_operation_runs() {
     assert_eq!(store.provision(id).unwrap().revision, read.revision, "nothing was written");
 }
 
-#[test]
-fn a_queued_operation_cancelled_is_closed_and_never_dequeued() {
-    let store = Store::open_in_memory().unwrap();
+fn a_queued_operation_cancelled_is_closed_and_never_dequeued(db: &Backend) {
+    let store = db.open();
     let (_, id) = with_provision(&store);
     let event = Some(crate::engine::Event::DeprovisionRequested { force: false });
     let op = store.enqueue_operation(id, "deprovision", &Params::None, event, &owner(1), 1).unwrap();

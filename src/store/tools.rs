@@ -2,7 +2,7 @@
 //! removed when it ends, read by the process that takes over a dead owner's operation to stop
 //! what its tools left running.
 
-use rusqlite::params;
+use super::db::params;
 
 use super::{Error, Store};
 
@@ -22,10 +22,9 @@ impl Store {
         self.write(move |tx| {
             tx.prepare_cached(
                 "INSERT INTO tool_groups (operation_id, pgid, leader_start, mark, created_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
             )?
-            .execute(params![operation_id, group.pgid, group.leader_start, group.mark, time])?;
-            Ok(tx.last_insert_rowid())
+            .query_row(params![operation_id, group.pgid, group.leader_start, group.mark, time], |r| r.get(0))
         })
     }
 

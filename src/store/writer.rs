@@ -5,20 +5,35 @@
 //! Group commit is what makes `synchronous = FULL` affordable: a commit costs one fsync of the
 //! WAL however many writes it carries, so with many provisions in flight the fsyncs are shared
 //! instead of queued one behind the other.
+//!
+//! On PostgreSQL the thread works the same way on a connection of its own, and each group's
+//! transaction first takes the database's write lock ([`super::postgres::WRITE_LOCK`], a
+//! transaction-scoped advisory lock): the writes of every server sharing the database are then
+//! serialised as SQLite's `BEGIN IMMEDIATE` serialises those of every process sharing a file,
+//! so every store method keeps one meaning on both backends. A lost connection fails the group
+//! in hand (nothing of it was committed) and the next group connects again.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior, ffi};
+use rusqlite::{Connection, TransactionBehavior};
 
+use super::db::{Db, PgConn, SqlError};
+use super::postgres::{Connector, WRITE_LOCK};
 use super::{Error, lock};
 
 /// At most this many writes share one transaction, so one commit never grows without bound.
 const MAX_GROUP: usize = 512;
 
 const WRITER_GONE: &str = "the store's writer thread stopped while the store is in use (it panicked; see above)";
+
+/// What the writer thread writes to.
+pub(super) enum Target {
+    Sqlite(Arc<Mutex<Connection>>),
+    Postgres(Connector),
+}
 
 /// The sending side of the writer thread; dropping it stops the thread and waits for it.
 pub(super) struct Writer {
@@ -31,11 +46,14 @@ pub(super) struct Writer {
 pub(super) struct Reply<T>(mpsc::Receiver<thread::Result<Result<T, Error>>>);
 
 impl Writer {
-    /// Starts the thread. `conn` is locked for the length of each group; in-memory stores share
-    /// it with their readers, file stores give it to the writer alone.
-    pub(super) fn spawn(conn: Arc<Mutex<Connection>>) -> std::io::Result<Writer> {
+    /// Starts the thread. A SQLite connection is locked for the length of each group (in-memory
+    /// stores share it with their readers, file stores give it to the writer alone).
+    pub(super) fn spawn(target: Target) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::channel();
-        let thread = thread::Builder::new().name("store-writer".into()).spawn(move || serve(&conn, &queue))?;
+        let thread = thread::Builder::new().name("store-writer".into()).spawn(move || match target {
+            Target::Sqlite(conn) => serve(&conn, &queue),
+            Target::Postgres(connector) => serve_postgres(&connector, &queue),
+        })?;
         Ok(Writer { jobs: Some(jobs), thread: Some(thread) })
     }
 
@@ -43,7 +61,7 @@ impl Writer {
     pub(super) fn submit<T, F>(&self, f: F) -> Reply<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, Error> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T, Error> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Box::new(Call { f: Some(f), result: None, reply });
@@ -92,9 +110,9 @@ fn off_runtime<R>(wait: impl FnOnce() -> R) -> R {
 /// One submitted write, type-erased so different result types share the queue.
 trait Job: Send {
     /// Runs the write (once); false if it failed or panicked.
-    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    fn run(&mut self, tx: &Db<'_>) -> bool;
     /// Answers the caller: its own failure, else `group`'s, else its value.
-    fn answer(self: Box<Self>, group: Result<(), &rusqlite::Error>);
+    fn answer(self: Box<Self>, group: Result<(), &SqlError>);
 }
 
 struct Call<T, F> {
@@ -106,9 +124,9 @@ struct Call<T, F> {
 impl<T, F> Job for Call<T, F>
 where
     T: Send,
-    F: FnOnce(&Transaction<'_>) -> Result<T, Error> + Send,
+    F: FnOnce(&Db<'_>) -> Result<T, Error> + Send,
 {
-    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+    fn run(&mut self, tx: &Db<'_>) -> bool {
         let f = self.f.take().expect("a write runs once");
         // A panicking write is rolled back like a failing one and its panic goes to its caller;
         // the thread and the other writes of the group carry on.
@@ -118,7 +136,7 @@ where
         ok
     }
 
-    fn answer(self: Box<Self>, group: Result<(), &rusqlite::Error>) {
+    fn answer(self: Box<Self>, group: Result<(), &SqlError>) {
         let answer = match (self.result, group) {
             (Some(own @ (Err(_) | Ok(Err(_)))), _) => own,
             (_, Err(e)) => Ok(Err(duplicate(e))),
@@ -154,52 +172,123 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Box<dyn Job>>) {
 fn transaction(conn: &mut Connection, jobs: &mut impl Iterator<Item = Box<dyn Job>>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return jobs.for_each(|job| job.answer(Err(&e))),
+        Err(e) => {
+            let e = SqlError::Sqlite(e);
+            return jobs.for_each(|job| job.answer(Err(&e)));
+        }
     };
     let mut ran = Vec::new();
     let mut lost = false;
-    for mut job in jobs.by_ref() {
-        let ok = in_savepoint(&tx, job.as_mut());
-        ran.push(job);
-        // SQLite rolls the whole transaction back on some errors; what ran before is gone and
-        // what runs next would commit on its own, so this transaction ends here.
-        if tx.is_autocommit() {
-            lost = true;
-            break;
-        }
-        let ended =
-            if ok { step(&tx, "RELEASE job") } else { step(&tx, "ROLLBACK TO job") && step(&tx, "RELEASE job") };
-        if !ended {
-            lost = true;
-            break;
+    {
+        let db = Db::sqlite(&tx);
+        for mut job in jobs.by_ref() {
+            let ok = in_savepoint(&db, job.as_mut());
+            ran.push(job);
+            // SQLite rolls the whole transaction back on some errors; what ran before is gone and
+            // what runs next would commit on its own, so this transaction ends here.
+            if tx.is_autocommit() || !end_savepoint(&db, ok) {
+                lost = true;
+                break;
+            }
         }
     }
-    let outcome = if lost { Err(abandoned()) } else { tx.commit() };
+    let outcome = if lost { Err(abandoned()) } else { tx.commit().map_err(SqlError::Sqlite) };
     for job in ran {
         job.answer(outcome.as_ref().map(|_| ()));
     }
 }
 
-fn in_savepoint(tx: &Transaction<'_>, job: &mut dyn Job) -> bool {
+/// The thread's loop on PostgreSQL: one group per turn on the writer's connection, made again
+/// when it was lost.
+fn serve_postgres(connector: &Connector, queue: &mpsc::Receiver<Box<dyn Job>>) {
+    let mut conn: Option<PgConn> = None;
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        group.extend(queue.try_iter().take(MAX_GROUP - 1));
+        if conn.as_ref().is_none_or(PgConn::is_closed) {
+            match connector.connect() {
+                Ok(made) => conn = Some(made),
+                Err(e) => {
+                    let e = SqlError::Group { message: e.to_string(), connection_lost: true };
+                    group.into_iter().for_each(|job| job.answer(Err(&e)));
+                    continue;
+                }
+            }
+        }
+        let Some(made) = conn.as_mut() else { continue };
+        if !postgres_transaction(made, group) {
+            conn = None;
+        }
+    }
+}
+
+/// Runs `jobs` in one PostgreSQL transaction under the write lock, each in its own savepoint;
+/// commits, then answers each. False when the connection is no longer usable.
+fn postgres_transaction(conn: &mut PgConn, jobs: Vec<Box<dyn Job>>) -> bool {
+    let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})");
+    if let Err(e) = conn.client().batch_execute(&begin) {
+        let e = SqlError::Postgres(e);
+        let usable = !e.is_connection_lost() && conn.client().batch_execute("ROLLBACK").is_ok();
+        jobs.into_iter().for_each(|job| job.answer(Err(&e)));
+        return usable;
+    }
+    let mut ran = Vec::new();
+    let mut lost = false;
+    {
+        let db = Db::postgres(conn);
+        for mut job in jobs {
+            let ok = in_savepoint(&db, job.as_mut());
+            ran.push(job);
+            if !end_savepoint(&db, ok) {
+                lost = true;
+                break;
+            }
+        }
+    }
+    let outcome = if lost {
+        let _ = conn.client().batch_execute("ROLLBACK");
+        Err(SqlError::Group {
+            message: "the transaction carrying this write was lost (the connection to PostgreSQL failed); nothing was saved, try again".into(),
+            connection_lost: conn.is_closed(),
+        })
+    } else {
+        conn.client().batch_execute("COMMIT").map_err(SqlError::Postgres)
+    };
+    for job in ran {
+        job.answer(outcome.as_ref().map(|_| ()));
+    }
+    !conn.is_closed() && outcome.as_ref().err().is_none_or(|e| !e.is_connection_lost())
+}
+
+fn in_savepoint(tx: &Db<'_>, job: &mut dyn Job) -> bool {
     // Left unrun if the savepoint cannot be made: its ROLLBACK TO fails next, the transaction
     // counts as lost, and the job is answered with that.
     step(tx, "SAVEPOINT job") && job.run(tx)
 }
 
+/// Keeps a job's writes (it succeeded) or undoes them; false when the transaction is lost.
+fn end_savepoint(tx: &Db<'_>, ok: bool) -> bool {
+    if ok { step(tx, "RELEASE job") } else { step(tx, "ROLLBACK TO job") && step(tx, "RELEASE job") }
+}
+
 /// Runs one statement of savepoint bookkeeping; false if it failed.
-fn step(tx: &Transaction<'_>, sql: &str) -> bool {
-    tx.prepare_cached(sql).and_then(|mut s| s.execute([])).is_ok()
+fn step(tx: &Db<'_>, sql: &str) -> bool {
+    tx.execute_batch(sql).is_ok()
 }
 
-fn abandoned() -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        ffi::Error::new(ffi::SQLITE_ABORT),
-        Some("the transaction carrying this write was rolled back by SQLite; nothing was saved, try again".into()),
-    )
+fn abandoned() -> SqlError {
+    SqlError::Group {
+        message: "the transaction carrying this write was rolled back by SQLite; nothing was saved, try again".into(),
+        connection_lost: false,
+    }
 }
 
-/// A copy of a group's error for each of its writes (`rusqlite::Error` is not `Clone`).
-fn duplicate(e: &rusqlite::Error) -> Error {
-    let code = e.sqlite_error().copied().unwrap_or(ffi::Error::new(ffi::SQLITE_ERROR));
-    Error::Sql(rusqlite::Error::SqliteFailure(code, Some(e.to_string())))
+/// A copy of a group's error for each of its writes (the backends' errors are not `Clone`).
+fn duplicate(e: &SqlError) -> Error {
+    match e {
+        SqlError::Group { message, connection_lost } => {
+            Error::Sql(SqlError::Group { message: message.clone(), connection_lost: *connection_lost })
+        }
+        other => Error::Sql(SqlError::Group { message: other.to_string(), connection_lost: other.is_connection_lost() }),
+    }
 }

@@ -1,0 +1,105 @@
+//! Reaching PostgreSQL: the connection settings from a `postgres://` URL, and the lock numbers
+//! formwork takes in it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::Error;
+use super::db::{PgConn, SqlError};
+
+/// The advisory lock every writer transaction takes first (transaction-scoped), so the writes of
+/// all servers on one database are serialised as SQLite serialises those of all processes on one
+/// file. The number is formwork's alone ("fwrk" in ASCII).
+pub(super) const WRITE_LOCK: i64 = 0x6677_726b;
+
+/// How long connecting may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Makes connections to one PostgreSQL database.
+#[derive(Clone)]
+pub struct Connector {
+    config: postgres::Config,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl Connector {
+    /// Reads a `postgres://` (or `postgresql://`) URL or a `key=value` connection string.
+    pub fn parse(url: &str) -> Result<Connector, Error> {
+        let shown = without_password(url);
+        let mut config = postgres::Config::from_str(url).map_err(|e| Error::Open {
+            path: shown.clone().into(),
+            message: format!(
+                "not a PostgreSQL connection URL ({e}); write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            ),
+        })?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(Error::Open {
+                path: shown.into(),
+                message: "sslmode=require: TLS to PostgreSQL is not supported by this formwork yet; reach the database over a private network or a local TLS tunnel (stunnel, ssh -L) and drop sslmode".into(),
+            });
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("formwork");
+        }
+        config.keepalives(true).keepalives_idle(Duration::from_secs(10));
+        Ok(Connector { config, shown })
+    }
+
+    /// The URL as shown in messages (no password).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    pub fn connect(&self) -> Result<PgConn, Error> {
+        let client = self.config.connect(postgres::NoTls).map_err(|e| Error::Open {
+            path: self.shown.clone().into(),
+            message: format!("cannot connect: {}", SqlError::Postgres(e)),
+        })?;
+        Ok(PgConn::new(client))
+    }
+}
+
+/// Whether `database` names a PostgreSQL database rather than a SQLite file.
+pub fn is_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// `url` with any password replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{scheme}://{name}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(without_password("postgres://fw:s3cret@db:5432/fw?x=1"), "postgres://fw:***@db:5432/fw?x=1");
+        assert_eq!(without_password("postgres://fw@db/fw"), "postgres://fw@db/fw");
+        let err = Connector::parse("postgres://fw:s3cret@db:notaport/fw").unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("postgres://USER"), "{err}");
+    }
+}
