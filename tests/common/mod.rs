@@ -9,6 +9,7 @@ pub mod check;
 pub mod crash;
 pub mod leaks;
 pub mod onesim;
+pub mod postgres;
 pub mod server;
 
 use std::path::{Path, PathBuf};
