@@ -292,8 +292,19 @@ impl<T> OptionalExtension<T> for Result<T, Error> {
 
 /// A PostgreSQL connection with its prepared statements.
 pub struct PgConn {
-    client: postgres::Client,
+    /// `None` only while dropping.
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+}
+
+impl Drop for PgConn {
+    /// Closing a blocking client blocks on its runtime, which cannot happen on a thread driving
+    /// async tasks (a store dropped in async code).
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            super::postgres::outside_runtime(move || drop(client));
+        }
+    }
 }
 
 /// Statements kept per PostgreSQL connection; the store runs fewer distinct ones than this.
@@ -301,22 +312,22 @@ const PG_STATEMENTS: usize = 256;
 
 impl PgConn {
     pub fn new(client: postgres::Client) -> PgConn {
-        PgConn { client, statements: HashMap::new() }
+        PgConn { client: Some(client), statements: HashMap::new() }
     }
 
     pub fn client(&mut self) -> &mut postgres::Client {
-        &mut self.client
+        self.client.as_mut().expect("a connection has its client until dropped")
     }
 
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.client.as_ref().is_none_or(postgres::Client::is_closed)
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, SqlError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(&numbered_parameters(sql))?;
+        let statement = self.client().prepare(&numbered_parameters(sql))?;
         if self.statements.len() >= PG_STATEMENTS {
             self.statements.clear();
         }
@@ -328,14 +339,14 @@ impl PgConn {
         let statement = self.statement(sql)?;
         let params: Vec<PgParam<'_>> = values.iter().map(PgParam).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        Ok(self.client.query(&statement, &refs)?)
+        Ok(self.client().query(&statement, &refs)?)
     }
 
     fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64, SqlError> {
         let statement = self.statement(sql)?;
         let params: Vec<PgParam<'_>> = values.iter().map(PgParam).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        Ok(self.client.execute(&statement, &refs)?)
+        Ok(self.client().execute(&statement, &refs)?)
     }
 }
 
@@ -376,7 +387,7 @@ impl<'a> Db<'a> {
     pub fn execute_batch(&self, sql: &str) -> Result<(), Error> {
         match &self.inner {
             Inner::Sqlite(conn) => conn.execute_batch(sql).map_err(SqlError::from)?,
-            Inner::Postgres(conn) => conn.borrow_mut().client.batch_execute(sql).map_err(SqlError::from)?,
+            Inner::Postgres(conn) => conn.borrow_mut().client().batch_execute(sql).map_err(SqlError::from)?,
         }
         Ok(())
     }

@@ -198,7 +198,7 @@ impl Store {
     pub fn open_postgres(url: &str, keys: Source) -> Result<Store, Error> {
         let connector = postgres::Connector::parse(url)?;
         // Fail here, naming the database, rather than in the first write.
-        drop(connector.connect()?);
+        postgres::outside_runtime(|| connector.connect().map(drop))?;
         let shown = connector.shown().to_string();
         let writer = Writer::spawn(Target::Postgres(connector.clone())).map_err(|e| Error::Open {
             path: shown.clone().into(),
@@ -310,7 +310,7 @@ impl Store {
         self.writer.submit(f).wait()
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, Error>) -> Result<T, Error> {
+    fn read<T: Send>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, Error> + Send) -> Result<T, Error> {
         self.readers.read(f)
     }
 }

@@ -103,3 +103,18 @@ mod tests {
         assert!(err.contains("postgres://USER"), "{err}");
     }
 }
+
+/// Runs `f`, which uses a PostgreSQL connection, where blocking on it is allowed: the blocking
+/// client drives each call on a small runtime of its own, which cannot start on a thread that is
+/// driving async tasks. On a worker of a multi-thread tokio runtime `f` runs in `block_in_place`
+/// (the worker's other tasks move to another thread); on a current-thread runtime's thread it
+/// runs on a scoped thread of its own; elsewhere (plain threads, `spawn_blocking`) as it is.
+pub(super) fn outside_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        Ok(_) => std::thread::scope(|s| s.spawn(f).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+        Err(_) => f(),
+    }
+}

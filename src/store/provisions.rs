@@ -1,7 +1,7 @@
 //! Providers, provisions, their historic and Terraform states (sealed, see [`super::secrets`]),
 //! and the checkpoint: the one transaction that moves a provision from one state to the next.
 
-use super::db::{Db, OptionalExtension, Row, params};
+use super::db::{self, Db, OptionalExtension, Row, ToValue, params};
 use serde_json::Value;
 
 use super::operations::{AttemptEnd, NewAttempt, finish_attempt, insert_attempt};
@@ -83,18 +83,18 @@ impl Store {
     }
 
     pub fn provider(&self, id: i64) -> Result<ProviderRow, Error> {
-        self.providers_where("WHERE id = ?1", params![id])?.pop().ok_or(Error::NotFound { what: "provider", id })
+        self.providers_where("WHERE id = ?1", vec![id.to_value()])?.pop().ok_or(Error::NotFound { what: "provider", id })
     }
 
     pub fn providers(&self) -> Result<Vec<ProviderRow>, Error> {
-        self.providers_where("", params![])
+        self.providers_where("", Vec::new())
     }
 
     pub fn providers_of_driver(&self, driver: &str) -> Result<Vec<ProviderRow>, Error> {
-        self.providers_where("WHERE driver = ?1", params![driver])
+        self.providers_where("WHERE driver = ?1", vec![driver.to_value()])
     }
 
-    fn providers_where(&self, filter: &str, args: impl super::db::Params) -> Result<Vec<ProviderRow>, Error> {
+    fn providers_where(&self, filter: &str, args: Vec<db::Value>) -> Result<Vec<ProviderRow>, Error> {
         self.read(|conn| {
             let ids = if conn.is_postgres() { "string_agg(v.id::text, ',' ORDER BY v.id)" } else { "group_concat(v.id)" };
             let sql = format!(
@@ -222,7 +222,7 @@ impl Store {
         after: i64,
         limit: Option<usize>,
     ) -> Result<Vec<ProvisionRow>, Error> {
-        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let limit = limit.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         self.read(|conn| {
             let filter = if include_done { String::new() } else { format!("AND state != {}", State::Done.number()) };
             let mut stmt = conn.prepare_cached(&format!(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 use super::db::{Db, PgConn};
-use super::postgres::Connector;
+use super::postgres::{Connector, outside_runtime};
 use super::{BUSY_TIMEOUT, Error, STATEMENT_CACHE, lock};
 
 /// Read connections per file store. Reads are short and never wait for the writer while they
@@ -60,14 +60,14 @@ impl Readers {
 
     /// Runs `f` on a read connection. Statements must be finished (collected, or dropped)
     /// before `f` returns: a statement left open would pin its connection to an old snapshot.
-    pub(super) fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, Error>) -> Result<T, Error> {
+    pub(super) fn read<T: Send>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, Error> + Send) -> Result<T, Error> {
         match self {
             Readers::Shared(conn) => f(&Db::sqlite(&lock(conn))),
             Readers::Pool(pool) => {
                 let mut lease = pool.take()?;
                 match lease.conn.as_mut().expect("a lease holds its connection until dropped") {
                     Conn::Sqlite(conn) => f(&Db::sqlite(conn)),
-                    Conn::Postgres(conn) => f(&Db::postgres(conn)),
+                    Conn::Postgres(conn) => outside_runtime(|| f(&Db::postgres(conn))),
                 }
             }
         }
@@ -92,7 +92,7 @@ impl Pool {
                 drop(idle);
                 let opened = match &self.source {
                     Source::Sqlite(path) => open_reader(path).map(Conn::Sqlite),
-                    Source::Postgres(connector) => connector.connect().map(Conn::Postgres),
+                    Source::Postgres(connector) => outside_runtime(|| connector.connect()).map(Conn::Postgres),
                 };
                 return match opened {
                     Ok(conn) => Ok(Lease { pool: self, conn: Some(conn) }),

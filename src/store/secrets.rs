@@ -224,7 +224,7 @@ impl Store {
     pub fn sealing(&self) -> Result<(String, bool), Error> {
         self.read(|conn| {
             let row = conn
-                .prepare_cached("SELECT key_id, resealed FROM sealing WHERE only = 1")?
+                .prepare_cached("SELECT key_id, resealed FROM sealing WHERE \"only\" = 1")?
                 .query_row((), |r| Ok((r.get(0)?, r.get::<i64>(1)? == 1)))?;
             Ok(row)
         })
@@ -268,8 +268,8 @@ impl Store {
         let key = self.keys.sealing()?;
         let id = key.id().to_string();
         let older = self.write(move |tx| {
-            tx.execute("UPDATE sealing SET key_id = ?1, resealed = 0 WHERE only = 1 AND key_id != ?1", [&id])?;
-            let bound: i64 = tx.query_row("SELECT bound FROM sealing WHERE only = 1", (), |r| r.get(0))?;
+            tx.execute("UPDATE sealing SET key_id = ?1, resealed = 0 WHERE \"only\" = 1 AND key_id != ?1", [&id])?;
+            let bound: i64 = tx.query_row("SELECT bound FROM sealing WHERE \"only\" = 1", (), |r| r.get(0))?;
             Ok(if bound == 1 { Older::Leave } else { Older::Adopt })
         })?;
         step(RotationStep::Switched);
@@ -286,7 +286,7 @@ impl Store {
         }
         let id = key.id().to_string();
         self.write(move |tx| {
-            tx.execute("UPDATE sealing SET resealed = 1, bound = 1 WHERE only = 1 AND key_id = ?1", [&id])?;
+            tx.execute("UPDATE sealing SET resealed = 1, bound = 1 WHERE \"only\" = 1 AND key_id = ?1", [&id])?;
             Ok(())
         })?;
         step(RotationStep::Resealed);
@@ -321,7 +321,7 @@ impl Store {
 /// whether a rotation is left to finish.
 pub(super) fn check_keys(tx: &Db<'_>, keys: &Keyring) -> Result<bool, Error> {
     let recorded: Option<(String, bool)> = tx
-        .query_row("SELECT key_id, resealed FROM sealing WHERE only = 1", (), |r| {
+        .query_row("SELECT key_id, resealed FROM sealing WHERE \"only\" = 1", (), |r| {
             Ok((r.get(0)?, r.get::<i64>(1)? == 1))
         })
         .optional()?;
@@ -329,10 +329,10 @@ pub(super) fn check_keys(tx: &Db<'_>, keys: &Keyring) -> Result<bool, Error> {
         keys.load(true)?;
         let key = keys.sealing()?;
         for bodies in [Bodies::Providers, Bodies::Provisions] {
-            reseal_rows(tx, keys, (&key, Older::Adopt), bodies, 0, -1)?;
+            reseal_rows(tx, keys, (&key, Older::Adopt), bodies, 0, i64::MAX)?;
         }
-        reseal_tfstates(tx, keys, (&key, Older::Adopt), 0, -1)?;
-        tx.execute("INSERT INTO sealing (only, key_id, resealed) VALUES (1, ?1, 1)", [key.id()])?;
+        reseal_tfstates(tx, keys, (&key, Older::Adopt), 0, i64::MAX)?;
+        tx.execute("INSERT INTO sealing (\"only\", key_id, resealed) VALUES (1, ?1, 1)", [key.id()])?;
         return Ok(keys.can_retire() && keys.ids().len() > 1);
     };
     keys.load(false)?;
@@ -342,7 +342,7 @@ pub(super) fn check_keys(tx: &Db<'_>, keys: &Keyring) -> Result<bool, Error> {
 }
 
 fn sealing_key(tx: &Db<'_>) -> Result<String, Error> {
-    Ok(tx.prepare_cached("SELECT key_id FROM sealing WHERE only = 1")?.query_row((), |r| r.get(0))?)
+    Ok(tx.prepare_cached("SELECT key_id FROM sealing WHERE \"only\" = 1")?.query_row((), |r| r.get(0))?)
 }
 
 /// A re-seal pass: the key every value is to be sealed with, and what it does with values no
@@ -364,7 +364,7 @@ fn reseal_batch(
     }
 }
 
-/// Seals again, as `pass` does, the values of up to `limit` rows (all with -1) of `bodies` after
+/// Seals again, as `pass` does, the values of up to `limit` rows (all with `i64::MAX`) of `bodies` after
 /// id `after`, each bound to its row; returns the last id seen (`None`: no row left) and how
 /// many rows changed.
 fn reseal_rows(
@@ -392,7 +392,7 @@ fn reseal_rows(
     Ok((rows.last().map(|(id, _)| *id), changed))
 }
 
-/// Seals again, as `pass` does, up to `limit` Terraform states (all with -1) after id `after`;
+/// Seals again, as `pass` does, up to `limit` Terraform states (all with `i64::MAX`) after id `after`;
 /// returns the last id seen and how many rows changed.
 fn reseal_tfstates(
     tx: &Db<'_>,

@@ -57,7 +57,6 @@ macro_rules! on_both {
         }
     )*};
 }
-pub(super) use on_both;
 
 on_both!(
     migrations_apply_once,
@@ -71,6 +70,7 @@ on_both!(
     a_failed_attempt_keeps_the_tools_exit_status,
     writes_from_many_threads_each_land_exactly_once,
     a_failing_write_fails_alone_in_its_group,
+    async_callers_reach_the_store,
     a_panicking_write_reaches_its_caller_and_the_writer_carries_on,
     a_write_is_visible_to_the_next_read_on_every_thread,
     ownership_is_stored_and_changed,
@@ -343,7 +343,7 @@ fn a_failing_write_fails_alone_in_its_group(db: &Backend) {
     let refused = store.writer.submit(begin_op(200));
     let failing = store.writer.submit(move |tx| {
         tx.execute(
-            "INSERT INTO providers (name, driver, body, registration_time) VALUES ('lost', 'sim', '{}', 4)",
+            "INSERT INTO providers (id, name, driver, body, registration_time) VALUES (50, 'lost', 'sim', '{}', 4)",
             (),
         )?;
         Err::<(), _>(Error::NotFound { what: "provision", id: 999 })
@@ -415,14 +415,10 @@ fn a_write_is_visible_to_the_next_read_on_every_thread(db: &Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_callers_reach_the_store_through_call_sqlite() {
-    async_callers_reach_the_store_through_call(Arc::new(Backend::sqlite().open())).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_callers_reach_the_store_through_call_postgres() {
-    async_callers_reach_the_store_through_call(Arc::new(Backend::postgres().open())).await
+fn async_callers_reach_the_store(db: &Backend) {
+    let store = Arc::new(db.open());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    runtime.block_on(async_callers_reach_the_store_through_call(store));
 }
 
 async fn async_callers_reach_the_store_through_call(store: Arc<Store>) {
@@ -499,7 +495,6 @@ fn queued_operations_hold_the_lock_and_count_until_dequeued(db: &Backend) {
     assert_eq!(store.queue_length().unwrap(), 0);
 }
 
-#[test]
 fn ids_are_never_handed_out_again_after_a_delete(db: &Backend) {
     let store = db.open();
     let provider = store.insert_provider("a", "sim", &json!({}), 1).unwrap();
@@ -566,4 +561,37 @@ fn a_queued_operation_cancelled_is_closed_and_never_dequeued(db: &Backend) {
     store.request_cancel(id, 4).unwrap();
     let row = store.operation(started).unwrap();
     assert!(row.cancel_requested && row.status == OperationStatus::Running, "{row:?}");
+}
+
+fn metrics_count_operations_provisions_and_stage_durations(db: &Backend) {
+    let store = db.open();
+    let (_, id) = with_provision(&store);
+    let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 10).unwrap();
+    for (stage, took) in [("INIT", 3), ("PLANNING", 70)] {
+        let attempt = store.start_attempt(op, id, stage, 0, 10).unwrap();
+        let end = AttemptEnd {
+            attempt_id: attempt,
+            outcome: OperationStatus::Succeeded,
+            error: None,
+            exit_status: None,
+            log_end: 1,
+        };
+        store.end_attempt(&end, 10 + took).unwrap();
+    }
+    store.start_attempt(op, id, "APPLYING", 0, 90).unwrap();
+    let (_, other) = with_provision(&store);
+    store.enqueue_operation(other, "create", &Params::None, None, &owner(1), 11).unwrap();
+    let m = store.metrics().unwrap();
+    assert_eq!(m.operations, vec![("create".to_string(), "running".to_string(), 2)]);
+    assert_eq!(m.provisions, vec![(State::Pending.number() as i64, 2)]);
+    assert_eq!((m.queued, m.running), (1, 1));
+    let cumulative = |bounds: &[i64]| STAGE_BUCKETS.iter().copied().zip(bounds.iter().copied()).collect::<Vec<_>>();
+    assert_eq!(
+        m.stages,
+        vec![
+            StageMetrics { stage: "INIT".into(), buckets: cumulative(&[0, 1, 1, 1, 1, 1, 1]), sum: 3, count: 1 },
+            StageMetrics { stage: "PLANNING".into(), buckets: cumulative(&[0, 0, 0, 0, 1, 1, 1]), sum: 70, count: 1 },
+        ],
+        "the unfinished APPLYING attempt is not counted"
+    );
 }
