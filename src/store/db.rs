@@ -258,7 +258,8 @@ pub struct Row {
 impl Row {
     /// Column `i` (from 0) as `T`.
     pub fn get<T: FromValue>(&self, i: usize) -> Result<T, Error> {
-        let value = self.values.get(i).cloned().ok_or(SqlError::Type { column: i, message: "no such column".into() })?;
+        let value =
+            self.values.get(i).cloned().ok_or(SqlError::Type { column: i, message: "no such column".into() })?;
         T::from_value(value).map_err(|message| Error::Sql(SqlError::Type { column: i, message }))
     }
 
@@ -392,7 +393,12 @@ impl<'a> Db<'a> {
         Ok(())
     }
 
-    pub fn query_row<T>(&self, sql: &str, params: impl Params, f: impl FnOnce(&Row) -> Result<T, Error>) -> Result<T, Error> {
+    pub fn query_row<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        f: impl FnOnce(&Row) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 
@@ -486,9 +492,7 @@ fn sqlite_value(value: rusqlite::types::ValueRef<'_>) -> Value {
 }
 
 fn pg_values(row: &postgres::Row) -> Result<Vec<Value>, Error> {
-    let fail = |column: usize, e: &dyn std::fmt::Display| {
-        Error::Sql(SqlError::Type { column, message: e.to_string() })
-    };
+    let fail = |column: usize, e: &dyn std::fmt::Display| Error::Sql(SqlError::Type { column, message: e.to_string() });
     let mut values = Vec::with_capacity(row.len());
     for (i, column) in row.columns().iter().enumerate() {
         let ty = column.type_();

@@ -65,7 +65,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT coalesce(max(id), 0) FROM progress_events WHERE provision_id = ?1")?;
-            Ok(stmt.query_row([provision_id], |r| r.get(0))?)
+            stmt.query_row([provision_id], |r| r.get(0))
         })
     }
 }

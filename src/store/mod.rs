@@ -233,7 +233,12 @@ impl Store {
         Store::finish_setup(writer, readers(conn), keys, rotation_lock)
     }
 
-    fn finish_setup(writer: Writer, readers: Readers, keys: Keyring, rotation_lock: Option<PathBuf>) -> Result<Store, Error> {
+    fn finish_setup(
+        writer: Writer,
+        readers: Readers,
+        keys: Keyring,
+        rotation_lock: Option<PathBuf>,
+    ) -> Result<Store, Error> {
         let store = Store {
             writer,
             readers,
@@ -279,7 +284,9 @@ impl Store {
                      version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_time BIGINT NOT NULL)",
             )?;
             for m in MIGRATIONS {
-                let done = tx.prepare_cached("SELECT version FROM schema_migrations WHERE version = ?1")?.exists([m.version])?;
+                let done = tx
+                    .prepare_cached("SELECT version FROM schema_migrations WHERE version = ?1")?
+                    .exists([m.version])?;
                 if !done {
                     tx.execute_batch(if tx.is_postgres() { m.postgres } else { m.sqlite })?;
                     tx.execute(

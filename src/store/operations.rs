@@ -122,7 +122,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM stage_attempts WHERE operation_id = ?1)")?;
-            Ok(stmt.query_row([id], |r| r.get(0))?)
+            stmt.query_row([id], |r| r.get(0))
         })
     }
 
@@ -131,7 +131,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT count(*) FROM operations WHERE status = 'running' AND queued = 1")?;
-            Ok(stmt.query_row((), |r| r.get(0))?)
+            stmt.query_row((), |r| r.get(0))
         })
     }
 
@@ -230,7 +230,7 @@ impl Store {
     pub fn is_cancel_requested(&self, id: i64) -> Result<bool, Error> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT cancel_requested FROM operations WHERE id = ?1")?;
-            Ok(stmt.query_row([id], |r| r.get(0))?)
+            stmt.query_row([id], |r| r.get(0))
         })
     }
 
@@ -285,7 +285,7 @@ impl Store {
                     exit_status: r.get(9)?,
                 })
             })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            rows.collect::<Result<_, _>>()
         })
     }
 }

@@ -90,20 +90,6 @@ fn without_password(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_not_shown() {
-        assert_eq!(without_password("postgres://fw:s3cret@db:5432/fw?x=1"), "postgres://fw:***@db:5432/fw?x=1");
-        assert_eq!(without_password("postgres://fw@db/fw"), "postgres://fw@db/fw");
-        let err = Connector::parse("postgres://fw:s3cret@db:notaport/fw").unwrap_err().to_string();
-        assert!(!err.contains("s3cret"), "{err}");
-        assert!(err.contains("postgres://USER"), "{err}");
-    }
-}
-
 /// Runs `f`, which uses a PostgreSQL connection, where blocking on it is allowed: the blocking
 /// client drives each call on a small runtime of its own, which cannot start on a thread that is
 /// driving async tasks. On a worker of a multi-thread tokio runtime `f` runs in `block_in_place`
@@ -116,5 +102,19 @@ pub(super) fn outside_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         }
         Ok(_) => std::thread::scope(|s| s.spawn(f).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
         Err(_) => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(without_password("postgres://fw:s3cret@db:5432/fw?x=1"), "postgres://fw:***@db:5432/fw?x=1");
+        assert_eq!(without_password("postgres://fw@db/fw"), "postgres://fw@db/fw");
+        let err = Connector::parse("postgres://fw:s3cret@db:notaport/fw").unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("postgres://USER"), "{err}");
     }
 }

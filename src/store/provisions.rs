@@ -83,7 +83,9 @@ impl Store {
     }
 
     pub fn provider(&self, id: i64) -> Result<ProviderRow, Error> {
-        self.providers_where("WHERE id = ?1", vec![id.to_value()])?.pop().ok_or(Error::NotFound { what: "provider", id })
+        self.providers_where("WHERE id = ?1", vec![id.to_value()])?
+            .pop()
+            .ok_or(Error::NotFound { what: "provider", id })
     }
 
     pub fn providers(&self) -> Result<Vec<ProviderRow>, Error> {
@@ -96,7 +98,8 @@ impl Store {
 
     fn providers_where(&self, filter: &str, args: Vec<db::Value>) -> Result<Vec<ProviderRow>, Error> {
         self.read(|conn| {
-            let ids = if conn.is_postgres() { "string_agg(v.id::text, ',' ORDER BY v.id)" } else { "group_concat(v.id)" };
+            let ids =
+                if conn.is_postgres() { "string_agg(v.id::text, ',' ORDER BY v.id)" } else { "group_concat(v.id)" };
             let sql = format!(
                 "SELECT p.id, p.name, p.driver, p.body, p.registration_time,
                         (SELECT {ids} FROM provisions v WHERE v.provider_id = p.id AND v.state != {}),
@@ -251,7 +254,7 @@ impl Store {
                    AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.provision_id = p.id) ORDER BY id",
             )?;
             let ids = stmt.query_map([State::Pending.number()], |r| r.get(0))?;
-            Ok(ids.collect::<Result<_, _>>()?)
+            ids.collect::<Result<_, _>>()
         })
     }
 
@@ -304,7 +307,7 @@ impl Store {
             let rows = stmt.query_map([provision_id], |r| {
                 Ok(HistoricEntry { action: r.get(0)?, description: r.get(1)?, time: r.get(2)? })
             })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            rows.collect::<Result<_, _>>()
         })
     }
 
@@ -396,7 +399,7 @@ impl Store {
         let stored: Option<String> = self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT state FROM tfstates WHERE provision_id = ?1 ORDER BY id DESC LIMIT 1")?;
-            Ok(stmt.query_row([provision_id], |r| r.get(0)).optional()?)
+            stmt.query_row([provision_id], |r| r.get(0)).optional()
         })?;
         stored.map(|text| self.open_tfstate(provision_id, &text)).transpose()
     }
@@ -448,5 +451,5 @@ fn read_owner(r: &Row, first: usize) -> Result<Ownership, Error> {
 /// see migration 0005).
 fn next_id(tx: &Db<'_>, table: &str) -> Result<i64, Error> {
     let mut stmt = tx.prepare_cached("SELECT last_id + 1 FROM id_sequence WHERE tbl = ?1")?;
-    Ok(stmt.query_row([table], |r| r.get(0))?)
+    stmt.query_row([table], |r| r.get(0))
 }

@@ -342,7 +342,7 @@ pub(super) fn check_keys(tx: &Db<'_>, keys: &Keyring) -> Result<bool, Error> {
 }
 
 fn sealing_key(tx: &Db<'_>) -> Result<String, Error> {
-    Ok(tx.prepare_cached("SELECT key_id FROM sealing WHERE \"only\" = 1")?.query_row((), |r| r.get(0))?)
+    tx.prepare_cached("SELECT key_id FROM sealing WHERE \"only\" = 1")?.query_row((), |r| r.get(0))
 }
 
 /// A re-seal pass: the key every value is to be sealed with, and what it does with values no

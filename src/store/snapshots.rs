@@ -34,11 +34,10 @@ impl Store {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT digest, driver, version, files FROM driver_snapshots WHERE digest = ?1")?;
-            Ok(stmt
-                .query_row([digest], |r| {
-                    Ok(SnapshotRow { digest: r.get(0)?, driver: r.get(1)?, version: r.get(2)?, files: r.get(3)? })
-                })
-                .optional()?)
+            stmt.query_row([digest], |r| {
+                Ok(SnapshotRow { digest: r.get(0)?, driver: r.get(1)?, version: r.get(2)?, files: r.get(3)? })
+            })
+            .optional()
         })
     }
 
@@ -50,14 +49,14 @@ impl Store {
                 "SELECT s.digest, s.version FROM operations o JOIN driver_snapshots s ON s.digest = o.driver_digest
                  WHERE o.provision_id = ?1 AND o.id < ?2 ORDER BY o.id DESC LIMIT 1",
             )?;
-            Ok(stmt.query_row([provision_id, operation_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+            stmt.query_row([provision_id, operation_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()
         })
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, Error> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
-            Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+            stmt.query_row([key], |r| r.get(0)).optional()
         })
     }
 

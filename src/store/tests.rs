@@ -583,7 +583,7 @@ fn metrics_count_operations_provisions_and_stage_durations(db: &Backend) {
     store.enqueue_operation(other, "create", &Params::None, None, &owner(1), 11).unwrap();
     let m = store.metrics().unwrap();
     assert_eq!(m.operations, vec![("create".to_string(), "running".to_string(), 2)]);
-    assert_eq!(m.provisions, vec![(State::Pending.number() as i64, 2)]);
+    assert_eq!(m.provisions, vec![(State::Pending.number(), 2)]);
     assert_eq!((m.queued, m.running), (1, 1));
     let cumulative = |bounds: &[i64]| STAGE_BUCKETS.iter().copied().zip(bounds.iter().copied()).collect::<Vec<_>>();
     assert_eq!(

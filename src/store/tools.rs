@@ -45,7 +45,7 @@ impl Store {
             let rows = stmt.query_map([operation_id], |r| {
                 Ok((r.get(0)?, ToolGroup { pgid: r.get(1)?, leader_start: r.get(2)?, mark: r.get(3)? }))
             })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            rows.collect::<Result<_, _>>()
         })
     }
 }

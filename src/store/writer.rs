@@ -289,6 +289,8 @@ fn duplicate(e: &SqlError) -> Error {
         SqlError::Group { message, connection_lost } => {
             Error::Sql(SqlError::Group { message: message.clone(), connection_lost: *connection_lost })
         }
-        other => Error::Sql(SqlError::Group { message: other.to_string(), connection_lost: other.is_connection_lost() }),
+        other => {
+            Error::Sql(SqlError::Group { message: other.to_string(), connection_lost: other.is_connection_lost() })
+        }
     }
 }
