@@ -18,7 +18,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Makes connections to one PostgreSQL database.
 #[derive(Clone)]
 pub struct Connector {
-    config: postgres::Config,
+    config: std::sync::Arc<postgres::Config>,
     /// The URL without its password, for messages.
     shown: String,
 }
@@ -52,7 +52,7 @@ impl Connector {
             config.application_name("formwork");
         }
         config.keepalives(true).keepalives_idle(Duration::from_secs(10));
-        Ok(Connector { config, shown })
+        Ok(Connector { config: std::sync::Arc::new(config), shown })
     }
 
     /// The URL as shown in messages (no password).

@@ -38,7 +38,7 @@ enum Source {
 
 enum Conn {
     Sqlite(Connection),
-    Postgres(PgConn),
+    Postgres(Box<PgConn>),
 }
 
 struct Idle {
@@ -92,7 +92,7 @@ impl Pool {
                 drop(idle);
                 let opened = match &self.source {
                     Source::Sqlite(path) => open_reader(path).map(Conn::Sqlite),
-                    Source::Postgres(connector) => outside_runtime(|| connector.connect()).map(Conn::Postgres),
+                    Source::Postgres(connector) => outside_runtime(|| connector.connect()).map(|c| Conn::Postgres(Box::new(c))),
                 };
                 return match opened {
                     Ok(conn) => Ok(Lease { pool: self, conn: Some(conn) }),
