@@ -114,11 +114,11 @@ pub async fn examine(settings: &Settings) -> Report {
 }
 
 fn local_checks(settings: &Settings) -> Vec<Check> {
-    let db = store::inspect(&settings.database());
+    let db = store::inspect_database(&settings.database);
     vec![
         files::data_dir(&settings.data_dir),
         database::secret_key(&settings.secret_keys, &db),
-        database::database(&settings.database(), &db),
+        database::database(&settings.database.shown(), &db),
         files::drivers(settings),
         files::plugin_cache(&settings.plugin_cache()),
         files::disk(&settings.data_dir),

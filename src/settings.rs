@@ -15,8 +15,11 @@ use crate::stages::ToolEnv;
 /// Where formwork finds drivers and keeps its own data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// formwork's own data: driver states now, the database and work directories later.
+    /// formwork's own data: the SQLite database (by default), work directories, the key file.
     pub data_dir: PathBuf,
+    /// The database: `<data_dir>/formwork.db` unless `--database`, `FORMWORK_DATABASE` or
+    /// `database` names another SQLite file or a PostgreSQL database (`postgres://…`).
+    pub database: Database,
     /// Where formwork's own files are: `drivers/` (the built-in driver folders) and
     /// `playbooks/roles/` (the shared Ansible roles). Found by [`share_dir`]'s search order.
     pub share_dir: PathBuf,
@@ -67,6 +70,44 @@ pub struct Settings {
     pub secret_keys: crate::secrets::Source,
 }
 
+/// Where the store is.
+#[derive(Clone, PartialEq)]
+pub enum Database {
+    /// A SQLite file: one machine, any number of formwork processes on it.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (its URL, which may hold a password): several servers share it.
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads a setting's value: a `postgres://` (or `postgresql://`) URL, else a file path.
+    pub fn parse(value: &str) -> Database {
+        if crate::store::postgres::is_url(value) {
+            Database::Postgres(value.to_string())
+        } else {
+            Database::Sqlite(PathBuf::from(value))
+        }
+    }
+
+    /// The database as shown to people: the file, or the URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => crate::store::postgres::without_password(url),
+        }
+    }
+}
+
+/// Never the password of a PostgreSQL URL.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Database::Postgres(_) => f.debug_tuple("Postgres").field(&self.shown()).finish(),
+        }
+    }
+}
+
 /// How `formwork serve` listens and what it accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {
@@ -100,6 +141,7 @@ pub struct Tls {
 pub struct Flags {
     pub config: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
     pub drivers_dirs: Vec<PathBuf>,
 }
 
@@ -115,7 +157,8 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-const CONFIG_KEYS: [&str; 23] = [
+const CONFIG_KEYS: [&str; 24] = [
+    "database",
     "listen",
     "max_operations",
     "max_body_bytes",
@@ -168,6 +211,7 @@ fn default_max_operations() -> u64 {
 #[derive(Debug, Default)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    database: Option<String>,
     drivers_dirs: Option<Vec<PathBuf>>,
     builtin_drivers: Option<PathBuf>,
     share_dir: Option<PathBuf>,
@@ -222,6 +266,16 @@ impl Settings {
                 .or_else(|| home.map(|h| h.join(".local/share")))
                 .ok_or(Error::NoHome)?
                 .join("formwork"),
+        };
+        let database = match flags.database.or_else(|| var("FORMWORK_DATABASE")).or(file.database) {
+            Some(value) if value.trim().is_empty() => {
+                return Err(Error::Value {
+                    key: "database",
+                    message: "is empty; give a SQLite file or a postgres:// URL, or drop it for <data_dir>/formwork.db".into(),
+                });
+            }
+            Some(value) => Database::parse(&value),
+            None => Database::Sqlite(data_dir.join("formwork.db")),
         };
         let share_dir = share_dir(var("FORMWORK_SHARE_DIR").map(PathBuf::from).or(file.share_dir))?;
         let builtin_drivers =
@@ -310,6 +364,7 @@ impl Settings {
         };
         Ok(Settings {
             data_dir,
+            database,
             shared_roles: share_dir.roles(),
             share_dir: share_dir.root,
             builtin_drivers,
@@ -384,9 +439,12 @@ impl Settings {
         env
     }
 
-    /// The database.
-    pub fn database(&self) -> PathBuf {
-        self.data_dir.join("formwork.db")
+    /// The SQLite database file, when the store is one (PostgreSQL: none).
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        match &self.database {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
     }
 
     /// Per-provision working directories.
@@ -528,6 +586,16 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
             *slot = Some(path_of(key, v)?);
         }
     }
+    if let Some(v) = map.get("database") {
+        let text = v
+            .as_str()
+            .ok_or_else(|| fail("`database` must be a SQLite file or a postgres:// URL".into()))?;
+        // A relative file is the config file's neighbour, as every other path setting is.
+        file.database = Some(match Database::parse(text) {
+            Database::Postgres(url) => url,
+            Database::Sqlite(file) => base.join(file).display().to_string(),
+        });
+    }
     if let Some(v) = map.get("one_xmlrpc") {
         file.one_xmlrpc = Some(v.as_str().ok_or_else(|| fail("`one_xmlrpc` must be a URL".into()))?.to_string());
     }
@@ -599,7 +667,7 @@ mod tests {
         assert_eq!(from_env.data_dir, PathBuf::from("/env/data"));
         assert_eq!(from_env.drivers_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
 
-        let flags = Flags { config: Some(config), data_dir: Some("/flag".into()), drivers_dirs: vec!["/c".into()] };
+        let flags = Flags { config: Some(config), data_dir: Some("/flag".into()), database: None, drivers_dirs: vec!["/c".into()] };
         let from_flags = Settings::resolve(flags, &e).unwrap();
         assert_eq!(from_flags.data_dir, PathBuf::from("/flag"));
         assert_eq!(from_flags.drivers_dirs, vec![PathBuf::from("/c")]);
@@ -607,6 +675,35 @@ mod tests {
         let defaults = Settings::resolve(Flags::default(), &env(&[("HOME", "/home/u")])).unwrap();
         assert_eq!(defaults.data_dir, PathBuf::from("/home/u/.local/share/formwork"));
         assert!(defaults.builtin_drivers.ends_with("drivers"));
+    }
+
+    #[test]
+    fn the_database_is_a_file_in_the_data_dir_unless_a_file_or_url_is_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("config.yaml");
+        std::fs::write(&config, "database: state/fw.db\n").unwrap();
+        let resolve = |flag: Option<&str>, vars: &[(&str, &str)], file: bool| {
+            let flags = Flags {
+                config: file.then(|| config.clone()),
+                data_dir: Some("/data".into()),
+                database: flag.map(str::to_string),
+                ..Flags::default()
+            };
+            Settings::resolve(flags, &env(vars)).map(|s| s.database)
+        };
+        assert_eq!(resolve(None, &[], false).unwrap(), Database::Sqlite("/data/formwork.db".into()));
+        assert_eq!(resolve(None, &[], true).unwrap(), Database::Sqlite(tmp.path().join("state/fw.db")));
+        let url = "postgres://fw:s3cret@db.example:5432/formwork";
+        assert_eq!(resolve(None, &[("FORMWORK_DATABASE", url)], true).unwrap(), Database::Postgres(url.into()));
+        assert_eq!(
+            resolve(Some("/x.db"), &[("FORMWORK_DATABASE", url)], true).unwrap(),
+            Database::Sqlite("/x.db".into()),
+            "the flag wins"
+        );
+        let shown = format!("{:?} {}", Database::Postgres(url.into()), Database::Postgres(url.into()).shown());
+        assert!(!shown.contains("s3cret") && shown.contains("db.example"), "{shown}");
+        let empty = resolve(Some(" "), &[], false).unwrap_err().to_string();
+        assert!(empty.contains("database") && empty.contains("postgres://"), "{empty}");
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub struct Cli {
     /// Where formwork keeps its data (default $XDG_DATA_HOME/formwork)
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The database: a SQLite file (default <data-dir>/formwork.db) or a PostgreSQL URL
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) that several servers share; also
+    /// FORMWORK_DATABASE
+    #[arg(long, global = true, value_name = "FILE|URL")]
+    pub database: Option<String>,
     /// Extra drivers directory, searched after the built-in drivers (repeatable)
     #[arg(long = "drivers-dir", global = true, value_name = "DIR")]
     pub drivers_dirs: Vec<PathBuf>,
@@ -89,7 +94,7 @@ pub enum LogFormat {
 
 /// Runs a parsed command line; `env` is the process environment, read once by `main`.
 pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
-    let flags = Flags { config: cli.config, data_dir: cli.data_dir, drivers_dirs: cli.drivers_dirs };
+    let flags = Flags { config: cli.config, data_dir: cli.data_dir, database: cli.database, drivers_dirs: cli.drivers_dirs };
     let out = output::Output::new(cli.json);
     let span = tracing::info_span!("command", name = cli.command.name());
     let _entered = span.enter();

@@ -5,7 +5,6 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use super::Check;
 use super::files::{euid, not_mine};
@@ -76,9 +75,8 @@ fn restore(id: &str) -> String {
     )
 }
 
-pub(super) fn database(path: &Path, db: &Result<Option<Inspection>, store::Error>) -> Check {
+pub(super) fn database(at: &str, db: &Result<Option<Inspection>, store::Error>) -> Check {
     const NAME: &str = "database";
-    let at = path.display();
     match db {
         Err(e) => Check::fail(
             NAME,

@@ -86,7 +86,7 @@ impl Service {
     /// Opens the database (creating and migrating it) and the catalogue, and makes sure the
     /// `onprem` provider exists. The OpenNebula endpoint opens when first needed.
     pub fn open(settings: Settings) -> Result<Arc<Service>, Error> {
-        let store = Arc::new(Store::open_with_keys(&settings.database(), settings.secret_keys.clone())?);
+        let store = Arc::new(Store::open_database(&settings.database, settings.secret_keys.clone())?);
         let catalog = settings.catalog()?;
         providers::ensure_onprem(&catalog, &store, crate::store::now())?;
         let slots = tokio::sync::Semaphore::new(settings.max_operations);

@@ -21,6 +21,38 @@ pub struct Inspection {
     pub sealing_key: Option<String>,
 }
 
+/// Reads the database `database` names without writing to it; `None` when there is no file (or
+/// no formwork table in the PostgreSQL database) yet.
+pub fn inspect_database(database: &crate::settings::Database) -> Result<Option<Inspection>, Error> {
+    match database {
+        crate::settings::Database::Sqlite(path) => inspect(path),
+        crate::settings::Database::Postgres(url) => inspect_postgres(url),
+    }
+}
+
+fn inspect_postgres(url: &str) -> Result<Option<Inspection>, Error> {
+    let connector = super::postgres::Connector::parse(url)?;
+    super::postgres::outside_runtime(|| {
+        let mut conn = connector.connect()?;
+        let client = conn.client();
+        let mut tx = client.build_transaction().read_only(true).start()?;
+        let table = |tx: &mut ::postgres::Transaction<'_>, name: &str| -> Result<bool, Error> {
+            Ok(tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?.get(0))
+        };
+        if !table(&mut tx, "schema_migrations")? {
+            return Ok(None);
+        }
+        let schema: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])?.get(0);
+        let sealing_key = if table(&mut tx, "sealing")? {
+            tx.query_opt("SELECT key_id FROM sealing WHERE \"only\" = 1", &[])?.map(|r| r.get(0))
+        } else {
+            None
+        };
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        Ok(Some(Inspection { schema, known, sealing_key }))
+    })
+}
+
 /// Reads the database at `path` without writing to it; `None` when there is no file yet.
 pub fn inspect(path: &Path) -> Result<Option<Inspection>, Error> {
     let fail = |e: rusqlite::Error| Error::Open { path: path.to_path_buf(), message: e.to_string() };

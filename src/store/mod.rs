@@ -48,7 +48,7 @@ use rusqlite::Connection;
 use db::{Db, SqlError};
 
 pub use events::EventRow;
-pub use inspect::{Inspection, inspect};
+pub use inspect::{Inspection, inspect, inspect_database};
 pub use operations::{AttemptEnd, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
@@ -191,6 +191,14 @@ impl Store {
     pub fn open_in_memory() -> Result<Store, Error> {
         let keys = Keyring::new(Source::Ephemeral);
         Store::setup(Connection::open_in_memory()?, Path::new(":memory:"), Readers::Shared, keys, None)
+    }
+
+    /// Opens the database `settings` name, SQLite or PostgreSQL, with keys from `keys`.
+    pub fn open_database(database: &crate::settings::Database, keys: Source) -> Result<Store, Error> {
+        match database {
+            crate::settings::Database::Sqlite(path) => Store::open_with_keys(path, keys),
+            crate::settings::Database::Postgres(url) => Store::open_postgres(url, keys),
+        }
     }
 
     /// Opens the PostgreSQL database `url` names (it must exist; formwork makes its tables) with

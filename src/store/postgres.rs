@@ -75,7 +75,7 @@ pub fn is_url(database: &str) -> bool {
 }
 
 /// `url` with any password replaced by `***`.
-fn without_password(url: &str) -> String {
+pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
