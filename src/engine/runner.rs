@@ -198,7 +198,8 @@ impl<S: Stages> Runner<S> {
             }
             Err(e) => (OperationStatus::Failed, Some(e.to_string())),
         };
-        self.store.call(move |s| s.finish_operation(op_id, status, error.as_deref(), now)).await?;
+        let fence = operation.fence();
+        self.store.call(move |s| s.finish_operation(fence, status, error.as_deref(), now)).await?;
         result
     }
 
@@ -238,6 +239,9 @@ impl<S: Stages> Runner<S> {
                 Severity::Warning,
                 &format!("operation {} ({}) was interrupted: its process {} is gone", op.id, op.kind, op.owner_pid),
             );
+            // Read again: the takeover started a new epoch, which this process writes under.
+            let op_id = op.id;
+            let op = self.store.call(move |s| s.operation(op_id)).await?;
             let result = self.resume_one(&op, policy, log.as_mut()).await;
             done.push((op.provision_id, result));
         }
@@ -266,7 +270,8 @@ impl<S: Stages> Runner<S> {
         if Stage::of(state).is_none() && state != State::Pending {
             // The work had ended; only closing the operation was lost.
             let status = if state.is_failure() { OperationStatus::Failed } else { OperationStatus::Succeeded };
-            self.store.call(move |s| s.finish_operation(op_id, status, None, now)).await?;
+            let fence = op.fence();
+            self.store.call(move |s| s.finish_operation(fence, status, None, now)).await?;
             return Ok(state);
         }
         match policy {
@@ -284,9 +289,9 @@ impl<S: Stages> Runner<S> {
                     );
                 }
                 let entry = HistoricEntry::new("Operation interrupted", format!("{state} was interrupted"), now);
-                self.transition(op.provision_id, state, to, None, vec![entry], None, None, log).await?;
-                let interrupted = OperationStatus::Interrupted;
-                self.store.call(move |s| s.finish_operation(op_id, interrupted, Some("interrupted"), now)).await?;
+                self.transition(op, state, to, None, vec![entry], None, None, log).await?;
+                let (interrupted, fence) = (OperationStatus::Interrupted, op.fence());
+                self.store.call(move |s| s.finish_operation(fence, interrupted, Some("interrupted"), now)).await?;
                 Ok(to)
             }
         }
@@ -325,9 +330,9 @@ impl<S: Stages> Runner<S> {
         let (op_id, id, now) = (op.id, op.provision_id, (self.clock)());
         let message = format!("operation {op_id} ({}) {reason}", op.kind);
         log.note(Severity::Warning, &message);
-        let cancelled = OperationStatus::Cancelled;
+        let (cancelled, fence) = (OperationStatus::Cancelled, op.fence());
         let error = reason.to_string();
-        self.store.call(move |s| s.finish_operation(op_id, cancelled, Some(&error), now)).await?;
+        self.store.call(move |s| s.finish_operation(fence, cancelled, Some(&error), now)).await?;
         let state = self.store.call(move |s| s.provision(id)).await?.state;
         Err(Error::NotStarted { provision_id: id, operation: op_id, state, reason: reason.to_string() })
     }
@@ -345,7 +350,7 @@ impl<S: Stages> Runner<S> {
                     let (to, effects) =
                         machine::next(state, event).map_err(|source| Error::Illegal { provision_id: id, source })?;
                     let start = next_attempt(op, &effects, log);
-                    let attempt = self.transition(id, state, to, None, vec![], None, start, log).await?;
+                    let attempt = self.transition(op, state, to, None, vec![], None, start, log).await?;
                     started = first_stage(&effects).zip(attempt);
                     state = to;
                     queue.extend(effects);
@@ -379,8 +384,8 @@ impl<S: Stages> Runner<S> {
         let attempt_id = match attempt {
             Some(attempt) => attempt,
             None => {
-                let (op_id, position, now) = (op.id, log.position() as i64, (self.clock)());
-                self.store.call(move |s| s.start_attempt(op_id, id, stage.name(), position, now)).await?
+                let (fence, position, now) = (op.fence(), log.position() as i64, (self.clock)());
+                self.store.call(move |s| s.start_attempt(fence, id, stage.name(), position, now)).await?
             }
         };
         let mut ctx = Ctx {
@@ -420,7 +425,7 @@ impl<S: Stages> Runner<S> {
         let exit_status = result.as_ref().err().and_then(|e| e.exit_status);
         let end = AttemptEnd { attempt_id, outcome, error: error.clone(), exit_status, log_end: 0 };
         let start = next_attempt(op, &effects, log);
-        let next = self.transition(id, state, to, Some(provision.body), historic, Some(end), start, log).await?;
+        let next = self.transition(op, state, to, Some(provision.body), historic, Some(end), start, log).await?;
         match result {
             Ok(_) => Ok((to, effects, next)),
             Err(e) if e.cancelled => Err(Error::Cancelled { provision_id: id, stage: stage.name(), state: to }),
@@ -438,7 +443,7 @@ impl<S: Stages> Runner<S> {
     #[allow(clippy::too_many_arguments)] // one checkpoint's worth of parts, each distinct
     async fn transition(
         &self,
-        id: i64,
+        op: &OperationRow,
         from: State,
         to: State,
         body: Option<ProvisionBody>,
@@ -451,12 +456,12 @@ impl<S: Stages> Runner<S> {
             a.log_end = log.position() as i64;
             a
         });
-        let time = (self.clock)();
+        let (id, fence, time) = (op.provision_id, Some(op.fence()), (self.clock)());
         let started = self
             .store
             .call(move |s| {
                 let body = body.as_ref();
-                s.checkpoint(&Checkpoint { provision_id: id, from, to, body, historic, attempt, start, time })
+                s.checkpoint(&Checkpoint { provision_id: id, from, to, body, historic, attempt, start, time, fence })
             })
             .await?;
         if from != to {

@@ -145,7 +145,9 @@ impl From<store::Error> for Error {
         match e {
             store::Error::NotFound { .. } => Error::not_found(e.to_string()),
             store::Error::Busy { provision_id, operation } => Error::busy(provision_id, &operation),
-            store::Error::Conflict { .. } | store::Error::Stale { .. } => Error::Conflict { message: e.to_string() },
+            store::Error::Conflict { .. } | store::Error::Stale { .. } | store::Error::Fenced { .. } => {
+                Error::Conflict { message: e.to_string() }
+            }
             store::Error::InUse { .. } => Error::not_allowed(e.to_string()),
             store::Error::Open { .. }
             | store::Error::Corrupt { .. }

@@ -74,12 +74,14 @@ impl Service {
         target: u64,
         log: &mut dyn Log,
     ) -> Result<u64, Error> {
+        // The epoch held from the start: a takeover meanwhile refuses the end written here.
+        let fence = self.store.operation(op)?.fence();
         let result = self.apply_public_ips(id, change, target, log).await;
         let (status, error) = match &result {
             Ok(_) => (OperationStatus::Succeeded, None),
             Err(e) => (OperationStatus::Failed, Some(e.to_string())),
         };
-        self.store.finish_operation(op, status, error.as_deref(), store::now())?;
+        self.store.finish_operation(fence, status, error.as_deref(), store::now())?;
         result.map(|()| target)
     }
 

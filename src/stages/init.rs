@@ -199,7 +199,7 @@ mod tests {
         let owner = Owner { pid: 1, token: "1:t".into() };
         let op = store.begin_operation(id, "create", &Params::default(), None, &owner, 1).unwrap();
         let operation = store.operation(op).unwrap();
-        let attempt_id = store.start_attempt(op, id, "APPLYING", 0, 1).unwrap();
+        let attempt_id = store.start_attempt(store.operation(op).unwrap().fence(), id, "APPLYING", 0, 1).unwrap();
         let (mut log, cancel) = (MemLog::default(), Cancel::new());
         let mut ctx = Ctx {
             provision: store.provision(id).unwrap(),

@@ -35,6 +35,7 @@ mod provisions;
 mod readers;
 mod rows;
 mod secrets;
+mod servers;
 mod snapshots;
 mod tools;
 mod writer;
@@ -49,10 +50,11 @@ use db::{Db, SqlError};
 
 pub use events::EventRow;
 pub use inspect::{Inspection, inspect, inspect_database};
-pub use operations::{AttemptEnd, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
+pub use operations::{AttemptEnd, Fence, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
 pub use secrets::{Rotation, RotationStep};
+pub use servers::{NewServer, ServerRow};
 pub use snapshots::SnapshotRow;
 pub use tools::ToolGroup;
 
@@ -73,6 +75,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_tool_groups"),
     migration!(8, "0008_progress_events"),
     migration!(9, "0009_driver_snapshots"),
+    migration!(10, "0010_servers_leases"),
 ];
 
 struct Migration {
@@ -116,6 +119,10 @@ pub enum Error {
         "provision {provision_id} changed state under this operation (expected {expected}, found {found}); run the command again"
     )]
     Conflict { provision_id: i64, expected: String, found: String },
+    #[error(
+        "operation {operation_id} was taken over by another server (epoch {current}; this one held {epoch}): this one stops and writes nothing more"
+    )]
+    Fenced { operation_id: i64, epoch: i64, current: i64 },
     #[error("{what} {id} changed while this change was being made; make it again on what it is now")]
     Stale { what: &'static str, id: i64 },
     #[error("provider {provider_id} is used by provisions {provisions:?}; deprovision and delete them first")]

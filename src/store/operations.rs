@@ -16,6 +16,31 @@ pub struct Owner {
     pub token: String,
 }
 
+/// An operation and the epoch its owner holds. Every transition of an operation is written
+/// under its fence: once another process took the operation over (which bumps the epoch), the
+/// old owner's writes are refused with [`Error::Fenced`], so a process that was frozen or cut
+/// off from the database can never write over the work of the one that took over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub operation_id: i64,
+    pub epoch: i64,
+}
+
+impl Fence {
+    /// Refuses the write unless the operation still runs under this epoch.
+    pub(super) fn check(self, tx: &Db<'_>) -> Result<(), Error> {
+        let current: Option<(String, i64)> = tx
+            .prepare_cached("SELECT status, epoch FROM operations WHERE id = ?1")?
+            .query_row([self.operation_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match current {
+            Some((status, epoch)) if status == "running" && epoch == self.epoch => Ok(()),
+            Some((_, current)) => Err(Error::Fenced { operation_id: self.operation_id, epoch: self.epoch, current }),
+            None => Err(Error::NotFound { what: "operation", id: self.operation_id }),
+        }
+    }
+}
+
 /// A stage attempt to start.
 #[derive(Debug, Clone)]
 pub struct NewAttempt {
@@ -47,7 +72,7 @@ pub struct AttemptEnd {
 pub const NOT_STARTED: &str = "cancelled before it started";
 
 const OPERATION_COLUMNS: &str = "id, provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, \
-                                 cancel_requested, created_time, finished_time, error, queued, event, driver_digest";
+                                 cancel_requested, created_time, finished_time, error, queued, event, driver_digest, epoch";
 
 impl Store {
     /// Starts an operation, or refuses with [`Error::Busy`] naming the one already running.
@@ -169,13 +194,14 @@ impl Store {
     }
 
     /// Claims a running operation for `owner` if it still belongs to `previous` (compare and
-    /// set, so two processes resuming at once cannot both win).
+    /// set, so two processes resuming at once cannot both win), in a new epoch: the previous
+    /// owner's writes are fenced off from now on.
     pub fn take_over(&self, id: i64, previous: &Owner, owner: &Owner, time: i64) -> Result<bool, Error> {
         let (previous, owner) = (previous.clone(), owner.clone());
         self.write(move |tx| {
             let changed = tx
                 .prepare_cached(
-                    "UPDATE operations SET owner_pid = ?4, owner_token = ?5, heartbeat_time = ?6
+                    "UPDATE operations SET owner_pid = ?4, owner_token = ?5, heartbeat_time = ?6, epoch = epoch + 1
                      WHERE id = ?1 AND status = 'running' AND owner_pid = ?2 AND owner_token = ?3",
                 )?
                 .execute(params![id, previous.pid, previous.token, owner.pid, owner.token, time])?;
@@ -190,20 +216,28 @@ impl Store {
         })
     }
 
-    /// Ends an operation; the provision is free for the next one.
+    /// Ends an operation under its fence; the provision is free for the next one. An operation
+    /// already ended is left as it is.
     pub fn finish_operation(
         &self,
-        id: i64,
+        fence: Fence,
         status: OperationStatus,
         error: Option<&str>,
         time: i64,
     ) -> Result<(), Error> {
         let error = error.map(str::to_string);
         self.write(move |tx| {
-            tx.prepare_cached(
-                "UPDATE operations SET status = ?2, error = ?3, finished_time = ?4 WHERE id = ?1 AND status = 'running'",
-            )?
-            .execute(params![id, status.as_str(), error, time])?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE operations SET status = ?2, error = ?3, finished_time = ?4
+                     WHERE id = ?1 AND status = 'running' AND epoch = ?5",
+                )?
+                .execute(params![fence.operation_id, status.as_str(), error, time, fence.epoch])?;
+            // Not changed: ended already (a queued operation cancelled meanwhile), or running
+            // under another epoch, which refuses this write.
+            if changed == 0 && is_running(tx, fence.operation_id)? {
+                fence.check(tx)?;
+            }
             Ok(())
         })
     }
@@ -234,17 +268,20 @@ impl Store {
         })
     }
 
-    /// Records that a stage started, before any of its effects.
+    /// Records that a stage started, before any of its effects, under the operation's fence.
     pub fn start_attempt(
         &self,
-        operation_id: i64,
+        fence: Fence,
         provision_id: i64,
         stage: &str,
         log_start: i64,
         time: i64,
     ) -> Result<i64, Error> {
-        let start = NewAttempt { operation_id, stage: stage.to_string(), log_start };
-        self.write(move |tx| insert_attempt(tx, provision_id, &start, time))
+        let start = NewAttempt { operation_id: fence.operation_id, stage: stage.to_string(), log_start };
+        self.write(move |tx| {
+            fence.check(tx)?;
+            insert_attempt(tx, provision_id, &start, time)
+        })
     }
 
     /// Ends an attempt outside a checkpoint (when no state change follows).
@@ -311,6 +348,10 @@ pub(super) fn begin(
     .query_row(params![provision_id, kind, params, owner.pid, owner.token, time], |r| r.get(0))
 }
 
+fn is_running(tx: &Db<'_>, operation_id: i64) -> Result<bool, Error> {
+    tx.prepare_cached("SELECT 1 FROM operations WHERE id = ?1 AND status = 'running'")?.exists([operation_id])
+}
+
 pub(super) fn running(conn: &Db<'_>, provision_id: i64) -> Result<Option<OperationRow>, Error> {
     let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE provision_id = ?1 AND status = 'running'");
     conn.prepare_cached(&sql)?.query_row([provision_id], read_operation).optional()?.transpose()
@@ -346,6 +387,7 @@ fn read_operation(r: &Row) -> Result<Result<OperationRow, Error>, Error> {
             queued: r.get(12)?,
             event: event_text.as_deref().map(|text| json_column("operation event", text)).transpose()?,
             driver_digest: r.get(14)?,
+            epoch: r.get(15)?,
         })
     };
     Ok(build())

@@ -4,7 +4,7 @@
 use super::db::{self, Db, OptionalExtension, Row, ToValue, params};
 use serde_json::Value;
 
-use super::operations::{AttemptEnd, NewAttempt, finish_attempt, insert_attempt};
+use super::operations::{Fence, AttemptEnd, NewAttempt, finish_attempt, insert_attempt};
 use super::rows::{HistoricEntry, Mode, Ownership, ProviderRow, ProvisionRow};
 use super::{Error, Store, json_column};
 use crate::engine::{ProvisionBody, State};
@@ -25,6 +25,9 @@ pub struct Checkpoint<'a> {
     /// The stage attempt the new state begins, if any (one commit instead of two).
     pub start: Option<NewAttempt>,
     pub time: i64,
+    /// The operation writing it and the epoch it holds: refused with [`Error::Fenced`] once
+    /// another process took the operation over. None for a write outside an operation.
+    pub fence: Option<Fence>,
 }
 
 const PROVISION_COLUMNS: &str = "id, name, driver, provider_id, state, body, registration_time, updated_time, uid, gid, uname, gname, mode, revision";
@@ -344,13 +347,16 @@ impl Store {
     pub fn checkpoint(&self, c: &Checkpoint<'_>) -> Result<Option<i64>, Error> {
         let (id, from, to, time) = (c.provision_id, c.from, c.to, c.time);
         let body = c.body.map(|b| self.seal_provision(b)).transpose()?;
-        let (attempt, start) = (c.attempt.clone(), c.start.clone());
+        let (attempt, start, fence) = (c.attempt.clone(), c.start.clone(), c.fence);
         let mut entries = Vec::with_capacity(c.historic.len() + 1);
         if from != to {
             entries.push(HistoricEntry::state_changed(from, to, time));
         }
         entries.extend(c.historic.iter().cloned());
         self.write(move |tx| {
+            if let Some(fence) = fence {
+                fence.check(tx)?;
+            }
             let found: Option<i64> = tx
                 .prepare_cached("SELECT state FROM provisions WHERE id = ?1")?
                 .query_row([id], |r| r.get(0))
@@ -394,11 +400,15 @@ impl Store {
         })
     }
 
-    /// The newest Terraform state saved for a provision, opened.
+    /// The newest Terraform state saved for a provision, opened: the one of the highest serial
+    /// (Terraform counts every change of a state), the last saved of those. A state saved late
+    /// by a run that was fenced off is kept, as a fact about the cloud, but never wins over a
+    /// newer one saved meanwhile.
     pub fn latest_tfstate(&self, provision_id: i64) -> Result<Option<String>, Error> {
         let stored: Option<String> = self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT state FROM tfstates WHERE provision_id = ?1 ORDER BY id DESC LIMIT 1")?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT state FROM tfstates WHERE provision_id = ?1 ORDER BY coalesce(serial, -1) DESC, id DESC LIMIT 1",
+            )?;
             stmt.query_row([provision_id], |r| r.get(0)).optional()
         })?;
         stored.map(|text| self.open_tfstate(provision_id, &text)).transpose()

@@ -139,9 +139,16 @@ pub struct OperationRow {
     pub event: Option<Event>,
     /// The driver snapshot the operation runs on (`driver_snapshots`), once it started.
     pub driver_digest: Option<String>,
+    /// How many times the operation was taken over: its owner writes under this epoch.
+    pub epoch: i64,
 }
 
 impl OperationRow {
+    /// The fence the operation's owner writes under.
+    pub fn fence(&self) -> super::Fence {
+        super::Fence { operation_id: self.id, epoch: self.epoch }
+    }
+
     /// The process that owns the operation.
     pub fn owner(&self) -> super::Owner {
         super::Owner { pid: self.owner_pid, token: self.owner_token.clone() }

@@ -103,6 +103,7 @@ fn sensitive_values_are_sealed_on_disk_and_clear_when_read() {
         attempt: None,
         start: None,
         time: 4,
+        fence: None,
     };
     store.checkpoint(&checkpoint).unwrap();
     store.update_provider(provider, "renamed", &provider_body(CONNECTION_CANARY)).unwrap();

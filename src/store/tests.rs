@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::*;
 use crate::engine::{Params, ProvisionBody, State};
+use crate::store::servers::NewServer;
 
 #[path = "../../tests/common/postgres.rs"]
 mod pg;
@@ -80,6 +81,10 @@ on_both!(
     an_update_is_refused_while_an_operation_runs,
     a_queued_operation_cancelled_is_closed_and_never_dequeued,
     metrics_count_operations_provisions_and_stage_durations,
+    a_takeover_fences_off_every_write_of_the_previous_owner,
+    expired_leases_are_taken_over_and_live_ones_are_not,
+    two_stores_racing_for_queued_work_each_win_it_once,
+    the_newest_terraform_state_is_the_highest_serial,
 );
 
 fn owner(pid: i64) -> Owner {
@@ -120,7 +125,7 @@ fn checkpoint_moves_state_with_body_and_historic_atomically(db: &Backend) {
     let store = db.open();
     let (_, id) = with_provision(&store);
     let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 3).unwrap();
-    let attempt = store.start_attempt(op, id, "INIT", 0, 3).unwrap();
+    let attempt = store.start_attempt(store.operation(op).unwrap().fence(), id, "INIT", 0, 3).unwrap();
     let body: ProvisionBody = serde_json::from_value(json!({"name": "p", "step": 1})).unwrap();
     let entry = HistoricEntry::new("Resource provisioned", "10.0.0.1 provisioned", 4);
     store
@@ -139,6 +144,7 @@ fn checkpoint_moves_state_with_body_and_historic_atomically(db: &Backend) {
             }),
             start: None,
             time: 4,
+            fence: None,
         })
         .unwrap();
     let row = store.provision(id).unwrap();
@@ -158,6 +164,7 @@ fn checkpoint_moves_state_with_body_and_historic_atomically(db: &Backend) {
         attempt: None,
         start: None,
         time: 5,
+        fence: None,
     };
     assert!(matches!(store.checkpoint(&stale), Err(Error::Conflict { .. })));
     assert_eq!(store.historic(id).unwrap().len(), 2);
@@ -173,7 +180,7 @@ fn one_running_operation_per_provision_across_stores(db: &Backend) {
         }
         other => panic!("expected Busy, got {other:?}"),
     }
-    a.finish_operation(first, OperationStatus::Succeeded, None, 3).unwrap();
+    a.finish_operation(a.operation(first).unwrap().fence(), OperationStatus::Succeeded, None, 3).unwrap();
     let second =
         b.begin_operation(id, "scale", &Params::AddIps { amount: 1, target: None }, None, &owner(200), 4).unwrap();
     assert_ne!(first, second);
@@ -189,7 +196,7 @@ fn take_over_is_compare_and_set(db: &Backend) {
     assert_eq!(store.operation(op).unwrap().owner_pid, 2);
     assert!(store.request_cancel(id, 2).unwrap().is_some());
     assert!(store.is_cancel_requested(op).unwrap());
-    store.finish_operation(op, OperationStatus::Cancelled, Some("cancelled by user"), 4).unwrap();
+    store.finish_operation(store.operation(op).unwrap().fence(), OperationStatus::Cancelled, Some("cancelled by user"), 4).unwrap();
     assert!(store.request_cancel(id, 2).unwrap().is_none());
     assert!(store.running_operations().unwrap().is_empty());
 }
@@ -209,6 +216,7 @@ fn providers_in_use_cannot_be_deleted_and_derive_provision_ids(db: &Backend) {
             attempt: None,
             start: None,
             time: 9,
+            fence: None,
         })
         .unwrap();
     assert!(store.provider(provider).unwrap().provision_ids.is_empty(), "DONE provisions leave provision_ids");
@@ -242,6 +250,7 @@ fn listing_hides_done_unless_asked(db: &Backend) {
             attempt: None,
             start: None,
             time: 4,
+            fence: None,
         })
         .unwrap();
     let ids = |all| store.provisions(all).unwrap().iter().map(|p| p.id).collect::<Vec<_>>();
@@ -274,6 +283,7 @@ fn unqueued_creates_are_the_pending_provisions_without_operations(db: &Backend) 
         attempt: None,
         start: None,
         time: 4,
+        fence: None,
     };
     store.checkpoint(&to_running).unwrap();
     assert_eq!(store.unqueued_creates().unwrap(), vec![unqueued, later]);
@@ -283,7 +293,7 @@ fn a_failed_attempt_keeps_the_tools_exit_status(db: &Backend) {
     let store = db.open();
     let (_, id) = with_provision(&store);
     let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 1).unwrap();
-    let attempt = store.start_attempt(op, id, "APPLYING", 10, 1).unwrap();
+    let attempt = store.start_attempt(store.operation(op).unwrap().fence(), id, "APPLYING", 10, 1).unwrap();
     let end = AttemptEnd {
         attempt_id: attempt,
         outcome: OperationStatus::Failed,
@@ -568,7 +578,7 @@ fn metrics_count_operations_provisions_and_stage_durations(db: &Backend) {
     let (_, id) = with_provision(&store);
     let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 10).unwrap();
     for (stage, took) in [("INIT", 3), ("PLANNING", 70)] {
-        let attempt = store.start_attempt(op, id, stage, 0, 10).unwrap();
+        let attempt = store.start_attempt(store.operation(op).unwrap().fence(), id, stage, 0, 10).unwrap();
         let end = AttemptEnd {
             attempt_id: attempt,
             outcome: OperationStatus::Succeeded,
@@ -578,7 +588,7 @@ fn metrics_count_operations_provisions_and_stage_durations(db: &Backend) {
         };
         store.end_attempt(&end, 10 + took).unwrap();
     }
-    store.start_attempt(op, id, "APPLYING", 0, 90).unwrap();
+    store.start_attempt(store.operation(op).unwrap().fence(), id, "APPLYING", 0, 90).unwrap();
     let (_, other) = with_provision(&store);
     store.enqueue_operation(other, "create", &Params::None, None, &owner(1), 11).unwrap();
     let m = store.metrics().unwrap();
@@ -594,4 +604,132 @@ fn metrics_count_operations_provisions_and_stage_durations(db: &Backend) {
         ],
         "the unfinished APPLYING attempt is not counted"
     );
+}
+
+fn a_takeover_fences_off_every_write_of_the_previous_owner(db: &Backend) {
+    let store = db.open();
+    let (_, id) = with_provision(&store);
+    let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 1).unwrap();
+    let old = store.operation(op).unwrap().fence();
+    let attempt = store.start_attempt(old, id, "INIT", 0, 1).unwrap();
+    assert!(store.take_over(op, &owner(1), &owner(2), 2).unwrap());
+    let new = store.operation(op).unwrap().fence();
+    assert_eq!(new.epoch, old.epoch + 1);
+    let checkpoint = |fence| Checkpoint {
+        provision_id: id,
+        from: State::Pending,
+        to: State::Init,
+        body: None,
+        historic: vec![],
+        attempt: None,
+        start: None,
+        time: 3,
+        fence: Some(fence),
+    };
+    let fenced = |r: Result<_, Error>| matches!(r, Err(Error::Fenced { epoch, current, .. }) if epoch == old.epoch && current == new.epoch);
+    assert!(fenced(store.checkpoint(&checkpoint(old)).map(|_| ())), "a stale checkpoint is refused");
+    assert!(fenced(store.start_attempt(old, id, "INIT", 0, 3).map(|_| ())));
+    assert!(fenced(store.finish_operation(old, OperationStatus::Failed, Some("stale"), 3)));
+    assert_eq!(store.provision(id).unwrap().state, State::Pending, "nothing the old owner wrote landed");
+    assert_eq!(store.attempts(id).unwrap().iter().map(|a| a.id).collect::<Vec<_>>(), vec![attempt]);
+    store.checkpoint(&checkpoint(new)).unwrap();
+    store.finish_operation(new, OperationStatus::Succeeded, None, 4).unwrap();
+    assert_eq!(store.operation(op).unwrap().status, OperationStatus::Succeeded);
+    // Ended, the operation no longer fences anyone: a late end is a no-op, not an error.
+    store.finish_operation(old, OperationStatus::Failed, None, 5).unwrap();
+    assert_eq!(store.operation(op).unwrap().status, OperationStatus::Succeeded);
+}
+
+fn server(id: &str) -> NewServer {
+    NewServer {
+        id: id.into(),
+        host: "h".into(),
+        pid: 1,
+        role: "all".into(),
+        version: "test".into(),
+        address: String::new(),
+        started_time: 1,
+    }
+}
+
+fn expired_leases_are_taken_over_and_live_ones_are_not(db: &Backend) {
+    let store = db.open();
+    let (live, dead, gone) = (server("live"), server("dead"), server("gone"));
+    store.register_server(&live, std::time::Duration::from_secs(60)).unwrap();
+    store.register_server(&dead, std::time::Duration::from_millis(1)).unwrap();
+    let as_owner = |s: &NewServer| Owner { pid: s.pid, token: s.id.clone() };
+    let mut ops = Vec::new();
+    for who in [&live, &dead, &gone] {
+        let (_, id) = with_provision(&store);
+        ops.push(store.begin_operation(id, "create", &Params::None, None, &as_owner(who), 1).unwrap());
+    }
+    // A queued operation nobody owns is claimed, not taken over.
+    let (_, unowned) = with_provision(&store);
+    let unowned_owner = Owner { pid: 0, token: String::new() };
+    let queued = store.enqueue_operation(unowned, "create", &Params::None, None, &unowned_owner, 1).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(!store.renew_lease("dead", std::time::Duration::from_secs(60)).unwrap(), "an expired lease is not renewed");
+    assert!(store.renew_lease("live", std::time::Duration::from_secs(60)).unwrap());
+    let me = Owner { pid: 9, token: "me".into() };
+    assert_eq!(store.take_over_expired(&me, 2).unwrap(), vec![ops[1], ops[2]]);
+    assert_eq!(store.operation(ops[0]).unwrap().owner_token, "live");
+    assert_eq!((store.operation(ops[1]).unwrap().owner_token.as_str(), store.operation(ops[1]).unwrap().epoch), ("me", 1));
+    assert!(store.take_over_expired(&me, 3).unwrap().is_empty(), "its own operations are not taken again");
+    assert_eq!(store.claim_queued(&me, 5, 3).unwrap(), vec![queued]);
+    assert!(store.claim_queued(&me, 5, 3).unwrap().is_empty());
+    let listed = store.servers().unwrap();
+    let names: Vec<_> = listed.iter().map(|s| (s.server.id.as_str(), s.alive())).collect();
+    assert_eq!(names, vec![("live", true), ("dead", false)]);
+    assert_eq!(listed[0].operations, vec![(ops[0], store.operation(ops[0]).unwrap().provision_id)]);
+    store.deregister_server("live").unwrap();
+    assert_eq!(store.take_over_expired(&me, 4).unwrap(), vec![ops[0]], "a stopped server's work is taken at once");
+}
+
+/// Two stores (two servers) race to claim each of many queued operations; each is won by
+/// exactly one of them.
+fn two_stores_racing_for_queued_work_each_win_it_once(db: &Backend) {
+    let (a, b) = (Arc::new(db.open()), Arc::new(db.open()));
+    let unowned = Owner { pid: 0, token: String::new() };
+    let mut queued = Vec::new();
+    for _ in 0..40 {
+        let (_, id) = with_provision(&a);
+        queued.push(a.enqueue_operation(id, "create", &Params::None, None, &unowned, 1).unwrap());
+    }
+    let claim = |store: Arc<Store>, name: &'static str| {
+        std::thread::spawn(move || {
+            let me = Owner { pid: 1, token: name.into() };
+            let mut won = Vec::new();
+            loop {
+                let got = store.claim_queued(&me, 1, 2).unwrap();
+                if got.is_empty() {
+                    return won;
+                }
+                won.extend(got);
+            }
+        })
+    };
+    let (ta, tb) = (claim(Arc::clone(&a), "a"), claim(Arc::clone(&b), "b"));
+    let (won_a, won_b) = (ta.join().unwrap(), tb.join().unwrap());
+    let mut all: Vec<i64> = won_a.iter().chain(&won_b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, queued, "every operation claimed exactly once (a won {}, b won {})", won_a.len(), won_b.len());
+    for (won, name) in [(&won_a, "a"), (&won_b, "b")] {
+        for op in won {
+            let row = a.operation(*op).unwrap();
+            assert_eq!((row.owner_token.as_str(), row.epoch), (name, 1));
+        }
+    }
+}
+
+fn the_newest_terraform_state_is_the_highest_serial(db: &Backend) {
+    let store = db.open();
+    let (_, id) = with_provision(&store);
+    let state = |serial: i64| format!(r#"{{"version": 4, "serial": {serial}, "lineage": "l"}}"#);
+    store.save_tfstate(id, None, &state(3), 1).unwrap();
+    store.save_tfstate(id, None, &state(5), 2).unwrap();
+    // Saved late by a run that was fenced off: kept, but it does not win.
+    store.save_tfstate(id, None, &state(4), 3).unwrap();
+    assert_eq!(store.latest_tfstate(id).unwrap(), Some(state(5)));
+    store.save_tfstate(id, None, &state(5).replace("\"l\"", "\"m\""), 4).unwrap();
+    assert_eq!(store.latest_tfstate(id).unwrap(), Some(state(5).replace("\"l\"", "\"m\"")), "of one serial, the last saved");
 }
