@@ -122,6 +122,12 @@ fn newest_state(dir: &Path, store: &Store, at: Saving, log: &mut dyn Log) -> Res
     let stored = store.latest_tfstate(at.provision_id).map_err(fail)?;
     Ok(Newest::State(match terraform::read_state(dir)? {
         Some(left) if stored.as_ref() == Some(&left) => Some(left),
+        // Left by a killed stage of this machine, but older than the store's: another server ran
+        // the provision since (the highest serial is the newest state).
+        Some(left) if serial(&left) <= stored.as_deref().map_or(i64::MIN, serial) => {
+            log.info("A Terraform state left on this machine is older than the stored one: the stored one is used");
+            stored
+        }
         Some(left) => {
             store.save_tfstate(at.provision_id, at.attempt_id, &left, at.time).map_err(fail)?;
             log.info("The Terraform state an interrupted stage left behind was saved");
@@ -129,6 +135,11 @@ fn newest_state(dir: &Path, store: &Store, at: Saving, log: &mut dyn Log) -> Res
         }
         None => stored,
     }))
+}
+
+/// A state's serial (Terraform counts every change of a state); -1 when it has none.
+fn serial(state: &str) -> i64 {
+    serde_json::from_str::<serde_json::Value>(state).ok().and_then(|v| v["serial"].as_i64()).unwrap_or(-1)
 }
 
 /// Puts away what an interrupted stage that will not run again left in the provision's working
@@ -244,6 +255,20 @@ mod tests {
         });
         assert_eq!(store.latest_tfstate(1).unwrap().as_deref(), Some(r#"{"serial": 2}"#));
         assert!(log.iter().any(|l| l.contains("an interrupted stage left behind was saved")), "{log:?}");
+    }
+
+    #[test]
+    fn a_state_left_on_this_machine_older_than_the_stored_one_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(work::STATE_FILE);
+        // This machine's stage was killed at serial 0; another server went on to serial 1.
+        fs::write(&path, r#"{"serial": 0}"#).unwrap();
+        let (log, store) = at_stage_start(STORED, |ctx| {
+            let _held = state(dir.path(), ctx).unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap(), STORED);
+        });
+        assert_eq!(store.latest_tfstate(1).unwrap().as_deref(), Some(STORED));
+        assert!(log.iter().any(|l| l.contains("older than the stored one")), "{log:?}");
     }
 
     #[test]
