@@ -269,9 +269,13 @@ pub async fn serve(
     for failed in &report.failed {
         tracing::warn!(driver = %failed.name, error = %failed.error, "driver failed verification");
     }
+    service.announce("all", &url)?;
     let queued = service.recover_queue()?;
     if !queued.is_empty() {
         tracing::info!(?queued, "resuming interrupted operations");
+    }
+    if service.shares_database() {
+        tokio::spawn(service.clone().keep_taking_over());
     }
     // The signals are hooked before readiness is told: a SIGTERM or SIGHUP right after the
     // listening line (systemd's restart or reload) is handled, not the default action's death.

@@ -32,7 +32,7 @@ pub fn run(args: Args, mut settings: Settings, notify_socket: Option<&str>) -> a
     }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
-    runtime.block_on(async move {
+    let service = runtime.block_on(async move {
         // The server's own settings first: a mistake there leaves the data as it was.
         let prepared = crate::api::prepare(&settings).await?;
         let drivers = Drivers::open(&settings)?;
@@ -44,7 +44,8 @@ pub fn run(args: Args, mut settings: Settings, notify_socket: Option<&str>) -> a
             // Only then is systemd told: the socket is bound and the drivers are synced.
             notifier.ready(url);
         };
-        crate::api::serve(prepared, service, drivers, ready, || notifier.stopping()).await
+        crate::api::serve(prepared, service.clone(), drivers, ready, || notifier.stopping()).await?;
+        anyhow::Ok(service)
     })?;
     // Operations still running stop with the runtime (their tools get SIGTERM); the next
     // start resumes them from their last checkpoint. The tools get the time a cancelled stage
@@ -55,5 +56,8 @@ pub fn run(args: Args, mut settings: Settings, notify_socket: Option<&str>) -> a
     if killed > 0 {
         tracing::warn!(killed, "tools that did not stop in time were killed; their stages resume at the next start");
     }
+    // Its tools gone, the server leaves: another server sharing the database takes its
+    // operations over at once rather than when its lease ends.
+    service.leave();
     Ok(())
 }

@@ -116,6 +116,10 @@ pub enum Error {
     Cancelled { provision_id: i64, stage: &'static str, state: State },
     #[error("provision {provision_id}: operation {operation} {reason}; nothing ran and the provision is still {state}")]
     NotStarted { provision_id: i64, operation: i64, state: State, reason: String },
+    #[error(
+        "provision {provision_id}: operation {operation} was given up by this server, which lost its lease; another server resumes it from its last checkpoint"
+    )]
+    Abandoned { provision_id: i64, operation: i64 },
 }
 
 impl Error {
@@ -126,7 +130,8 @@ impl Error {
             Error::Illegal { provision_id, .. }
             | Error::StageFailed { provision_id, .. }
             | Error::Cancelled { provision_id, .. }
-            | Error::NotStarted { provision_id, .. } => Some(*provision_id),
+            | Error::NotStarted { provision_id, .. }
+            | Error::Abandoned { provision_id, .. } => Some(*provision_id),
         }
     }
 
@@ -134,7 +139,7 @@ impl Error {
     pub fn stage(&self) -> Option<&'static str> {
         match self {
             Error::StageFailed { stage, .. } | Error::Cancelled { stage, .. } => Some(stage),
-            Error::Store(_) | Error::Illegal { .. } | Error::NotStarted { .. } => None,
+            Error::Store(_) | Error::Illegal { .. } | Error::NotStarted { .. } | Error::Abandoned { .. } => None,
         }
     }
 }
@@ -159,6 +164,10 @@ pub struct Runner<S> {
     pub clock: fn() -> i64,
     /// A point where this process kills itself (reliability tests only; see [`Fault`]).
     pub fault: Option<Fault>,
+    /// Cancelled when the owner's lease is lost (several servers on one database): the
+    /// operations stop, their tools within the grace it carries, and nothing more is written;
+    /// the server that takes them over resumes them. Never cancelled for a lone process.
+    pub lease: Cancel,
 }
 
 impl<S: Stages> Runner<S> {
@@ -190,6 +199,12 @@ impl<S: Stages> Runner<S> {
         let watcher = self.watch_cancel(op_id, cancel.clone());
         let result = self.drive(&operation, event, log, &cancel).await;
         watcher.abort();
+        if self.lease.is_cancelled() {
+            return Err(match result {
+                Err(e @ Error::Abandoned { .. }) => e,
+                _ => self.abandon(&operation, log),
+            });
+        }
         let now = (self.clock)();
         let (status, error) = match &result {
             Ok(_) => (OperationStatus::Succeeded, None),
@@ -203,12 +218,26 @@ impl<S: Stages> Runner<S> {
         result
     }
 
+    /// The end of an operation this server gave up (its lease was lost): nothing is written.
+    fn abandon(&self, op: &OperationRow, log: &mut dyn Log) -> Error {
+        let error = Error::Abandoned { provision_id: op.provision_id, operation: op.id };
+        log.note(Severity::Error, &error.to_string());
+        error
+    }
+
     fn watch_cancel(&self, op_id: i64, cancel: Cancel) -> tokio::task::JoinHandle<()> {
         let store = Arc::clone(&self.store);
         let clock = self.clock;
+        let lease = self.lease.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(CANCEL_POLL).await;
+                tokio::select! {
+                    () = tokio::time::sleep(CANCEL_POLL) => {}
+                    () = lease.cancelled() => {
+                        cancel.cancel_within(lease.grace(Duration::MAX));
+                        return;
+                    }
+                }
                 if store.call(move |s| s.is_cancel_requested(op_id)).await.unwrap_or(false) {
                     cancel.cancel();
                     return;
@@ -456,6 +485,9 @@ impl<S: Stages> Runner<S> {
             a.log_end = log.position() as i64;
             a
         });
+        if self.lease.is_cancelled() {
+            return Err(self.abandon(op, log));
+        }
         let (id, fence, time) = (op.provision_id, Some(op.fence()), (self.clock)());
         let started = self
             .store

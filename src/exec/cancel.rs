@@ -6,6 +6,8 @@
 //! runs that start after it was requested, not only by those waiting at that moment.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -13,17 +15,37 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct Cancel {
     flag: Arc<watch::Sender<bool>>,
+    /// The longest grace a child stopped by this cancel gets, in milliseconds (`u64::MAX`: the
+    /// command's own).
+    grace_ms: Arc<AtomicU64>,
 }
 
 impl Cancel {
     pub fn new() -> Cancel {
         let (flag, _) = watch::channel(false);
-        Cancel { flag: Arc::new(flag) }
+        Cancel { flag: Arc::new(flag), grace_ms: Arc::new(AtomicU64::new(u64::MAX)) }
     }
 
     /// Requests cancellation. Idempotent.
     pub fn cancel(&self) {
         self.flag.send_replace(true);
+    }
+
+    /// Requests cancellation with children killed at most `grace` after their SIGINT, however
+    /// long their commands' own grace is: a server that lost its lease must have its tools gone
+    /// before the lease can expire.
+    pub fn cancel_within(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.grace_ms.fetch_min(ms, Ordering::SeqCst);
+        self.cancel();
+    }
+
+    /// The grace a child stopped by this cancel gets, given its command's own.
+    pub fn grace(&self, own: Duration) -> Duration {
+        match self.grace_ms.load(Ordering::SeqCst) {
+            u64::MAX => own,
+            ms => own.min(Duration::from_millis(ms)),
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {

@@ -179,6 +179,7 @@ impl From<engine::Error> for Error {
         match e {
             engine::Error::Store(s) => s.into(),
             engine::Error::Illegal { .. } => Error::not_allowed(e.to_string()),
+            engine::Error::Abandoned { .. } => Error::Conflict { message: e.to_string() },
             engine::Error::Cancelled { .. } | engine::Error::NotStarted { .. } => Error::Cancelled { source: e },
             engine::Error::StageFailed { system, .. } => Error::Upstream { system, source: Box::new(e) },
         }

@@ -13,6 +13,7 @@ mod documents;
 mod drivers;
 mod error;
 mod names;
+pub mod presence;
 mod operations;
 pub mod progress;
 mod providers;
@@ -78,6 +79,9 @@ pub struct Service {
     one: std::sync::OnceLock<Endpoint>,
     /// The server's `max_operations` slots (see `queue`).
     slots: tokio::sync::Semaphore,
+    /// This process's registration and lease among the processes sharing the database: from
+    /// the start on PostgreSQL, once serving on SQLite (see `presence`).
+    presence: std::sync::OnceLock<Arc<presence::Presence>>,
     /// The REST API this process serves (set once by `formwork serve`), for the playbooks.
     form: std::sync::OnceLock<crate::stages::FormApi>,
 }
@@ -97,7 +101,12 @@ impl Service {
             one: std::sync::OnceLock::new(),
             slots,
             form: std::sync::OnceLock::new(),
+            presence: std::sync::OnceLock::new(),
         });
+        if service.settings.sqlite_file().is_none() {
+            let presence = presence::Presence::start(Arc::clone(&service.store), true, "cli", "")?;
+            let _ = service.presence.set(presence);
+        }
         service.put_away_after_upgrade()?;
         Ok(service)
     }
@@ -111,6 +120,46 @@ impl Service {
     /// provision); the first call wins.
     pub fn serve_as(&self, form: crate::stages::FormApi) {
         let _ = self.form.set(form);
+    }
+
+    /// Says this process is a server (`role`, answering at `address`), for `formwork servers`;
+    /// on SQLite it registers then.
+    pub fn announce(&self, role: &str, address: &str) -> Result<(), Error> {
+        match self.presence.get() {
+            Some(presence) => presence.describe(role, address)?,
+            None => {
+                let presence = presence::Presence::start(Arc::clone(&self.store), false, role, address)?;
+                let _ = self.presence.set(presence);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes this process from the servers sharing the database (a clean stop, its tools
+    /// gone): another server takes its operations over at once.
+    pub fn leave(&self) {
+        if let Some(presence) = self.presence.get() {
+            presence.leave();
+        }
+    }
+
+    /// Whether several servers may share the database (PostgreSQL), so operations whose
+    /// server is gone are looked for all along, not only at start.
+    pub fn shares_database(&self) -> bool {
+        self.settings.sqlite_file().is_none()
+    }
+
+    /// The owner new operations of this process get.
+    pub(crate) fn me(&self) -> crate::store::Owner {
+        self.presence.get().map_or_else(owner::current, |p| p.owner())
+    }
+
+    /// Whether an operation's owner still works on it.
+    pub(crate) fn alive(&self, owner: &crate::store::Owner) -> bool {
+        match self.presence.get() {
+            Some(presence) => presence.alive(owner),
+            None => owner::is_alive(owner),
+        }
     }
 
     /// The OpenNebula endpoint, opened the first time it is needed.
@@ -158,7 +207,8 @@ impl Service {
             shared_roles: settings.shared_roles.clone(),
         };
         let fault = self.fault();
-        Ok(Runner { store: Arc::clone(&self.store), stages, owner: owner::current(), clock: crate::store::now, fault })
+        let lease = self.presence.get().map_or_else(crate::exec::Cancel::new, |p| p.lease());
+        Ok(Runner { store: Arc::clone(&self.store), stages, owner: self.me(), clock: crate::store::now, fault, lease })
     }
 
     /// The crash point of the crash tests (`FORMWORK_CRASH_AT`), if one is set.

@@ -13,7 +13,7 @@ use super::progress::{Observer, Progress, Silent};
 use super::provisions::{NewProvision, build};
 use super::requests::{Request, plan};
 use super::{Error, Service};
-use crate::engine::{Event, OnInterrupted, Params, ProvisionBody, State, owner};
+use crate::engine::{Event, OnInterrupted, Params, ProvisionBody, State};
 use crate::store::{self, OperationRow};
 
 /// How an operation this process started ended.
@@ -82,7 +82,7 @@ impl Service {
                 "create",
                 &Params::None,
                 Some(Event::Created),
-                &owner::current(),
+                &self.me(),
                 now,
             )?;
             let event = serde_json::to_string(&Event::Created)?;
@@ -142,7 +142,7 @@ impl Service {
             .map_err(|e| Error::invalid(format!("'{event}' is not an operation event: {e}")))?;
         let op = self.store.operation(operation)?;
         let previous = op.owner();
-        if !self.store.take_over(op.id, &previous, &owner::current(), store::now())? {
+        if !self.store.take_over(op.id, &previous, &self.me(), store::now())? {
             return Err(Error::Conflict {
                 message: format!("operation {operation} is no longer running or was taken over by another process"),
             });
@@ -169,7 +169,7 @@ impl Service {
             .store
             .running_operations()?
             .into_iter()
-            .filter(|op| !owner::is_alive(&op.owner()))
+            .filter(|op| !self.alive(&op.owner()))
             .map(|op| op.provision_id)
             .collect();
         if provisions.is_empty() {
@@ -216,7 +216,7 @@ impl Service {
             return Ok(Cancelled::Withdrawn { operation: op.id, kind: op.kind });
         }
         let previous = op.owner();
-        if owner::is_alive(&previous) || !self.store.take_over(op.id, &previous, &owner::current(), store::now())? {
+        if self.alive(&previous) || !self.store.take_over(op.id, &previous, &self.me(), store::now())? {
             return Ok(Cancelled::Requested { operation: op.id, kind: op.kind, owner_pid: op.owner_pid });
         }
         let op = self.store.operation(op.id)?;
@@ -252,7 +252,7 @@ impl Service {
         let mut done = self.resume_public_ip_changes(observer).await?;
         let runner = self.runner()?;
         let staged = runner
-            .resume(policy, owner::is_alive, |id| {
+            .resume(policy, |o| self.alive(o), |id| {
                 Box::new(self.operation_log(id, observer())) as Box<dyn crate::engine::Log>
             })
             .await?;
@@ -270,7 +270,7 @@ impl Service {
                 continue;
             }
             let previous = op.owner();
-            if owner::is_alive(&previous) || !self.store.take_over(op.id, &previous, &owner::current(), store::now())? {
+            if self.alive(&previous) || !self.store.take_over(op.id, &previous, &self.me(), store::now())? {
                 continue;
             }
             let mut log = self.operation_log(op.provision_id, observer());

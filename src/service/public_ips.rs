@@ -11,7 +11,7 @@ use super::progress::Observer;
 use super::provisions::revalidate;
 use super::{Error, Service};
 use crate::driver::capabilities::{Operation, Way};
-use crate::engine::{Fault, Log, Params, ProvisionBody, State, Work, owner};
+use crate::engine::{Fault, Log, Params, ProvisionBody, State, Work};
 use crate::one::{self, OneObjects, Wait};
 use crate::stages::one_progress;
 use crate::store::{self, OperationStatus};
@@ -62,7 +62,7 @@ impl Service {
 
     async fn run_public_ips(&self, id: i64, change: Change, target: u64, log: &mut dyn Log) -> Result<u64, Error> {
         let (kind, params) = params(change, target);
-        let op = self.store.begin_operation(id, kind, &params, None, &owner::current(), store::now())?;
+        let op = self.store.begin_operation(id, kind, &params, None, &self.me(), store::now())?;
         self.finish_public_ips(id, op, change, target, log).await
     }
 

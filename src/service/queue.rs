@@ -18,8 +18,8 @@ use super::progress::Silent;
 use super::provisions::{NewProvision, build};
 use super::public_ips::Change;
 use super::requests::{Request, plan};
-use super::{Error, Service};
-use crate::engine::{Event, OnInterrupted, Params, owner};
+use super::{Error, Service, presence};
+use crate::engine::{Event, OnInterrupted, Params};
 use crate::store::{self, OperationStatus};
 
 /// How long a request waits for an operation that is only closing its row.
@@ -51,7 +51,7 @@ impl Service {
             crate::engine::Log::info(&mut log, &format!("Provision '{name}' allocated"));
         }
         let event = Event::Created;
-        let op = self.store.enqueue_operation(id, "create", &Params::None, Some(event), &owner::current(), now)?;
+        let op = self.store.enqueue_operation(id, "create", &Params::None, Some(event), &self.me(), now)?;
         self.dispatch(id, op, Work::Drive(event));
         self.provision_for(caller, id, Include::default())
     }
@@ -65,7 +65,7 @@ impl Service {
         let deadline = std::time::Instant::now() + SETTLE;
         while std::time::Instant::now() < deadline {
             let closing = match (self.store.running_operation(id), self.store.provision(id)) {
-                (Ok(Some(op)), Ok(row)) => !op.queued && row.state.is_at_rest() && owner::is_alive(&op.owner()),
+                (Ok(Some(op)), Ok(row)) => !op.queued && row.state.is_at_rest() && self.alive(&op.owner()),
                 _ => false,
             };
             if !closing {
@@ -86,7 +86,7 @@ impl Service {
         }
         let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;
-        let op = self.store.enqueue_operation(id, kind, &params, Some(event), &owner::current(), store::now())?;
+        let op = self.store.enqueue_operation(id, kind, &params, Some(event), &self.me(), store::now())?;
         self.dispatch(id, op, Work::Drive(event));
         Ok(op)
     }
@@ -97,7 +97,7 @@ impl Service {
         self.settle(id).await;
         let target = self.plan_public_ips(id, change)?;
         let (kind, params) = super::public_ips::params(change, target);
-        let op = self.store.enqueue_operation(id, kind, &params, None, &owner::current(), store::now())?;
+        let op = self.store.enqueue_operation(id, kind, &params, None, &self.me(), store::now())?;
         self.dispatch(id, op, Work::PublicIps { change, target });
         Ok(op)
     }
@@ -108,10 +108,10 @@ impl Service {
     /// recorded but never queued) gets its create queued. Returns the provisions queued.
     pub fn recover_queue(self: &Arc<Self>) -> Result<Vec<i64>, Error> {
         let mut queued = Vec::new();
-        let me = owner::current();
+        let me = self.me();
         for op in self.store.running_operations()? {
             let previous = op.owner();
-            if owner::is_alive(&previous) || !self.store.take_over(op.id, &previous, &me, store::now())? {
+            if self.alive(&previous) || !self.store.take_over(op.id, &previous, &me, store::now())? {
                 continue;
             }
             queued.push(op.provision_id);
@@ -124,6 +124,39 @@ impl Service {
             self.dispatch(id, op, Work::Drive(event));
         }
         Ok(queued)
+    }
+
+    /// On a database several servers share: every [`presence::RENEW`], takes over the
+    /// operations of servers whose lease ended and claims those queued by servers that run
+    /// none (`--role api`), and queues them here as [`Service::recover_queue`] does at start.
+    /// Runs until the process ends.
+    pub async fn keep_taking_over(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(presence::RENEW).await;
+            let service = Arc::clone(&self);
+            let found = tokio::task::spawn_blocking(move || service.take_over_now()).await;
+            match found {
+                Ok(Ok(taken)) if !taken.is_empty() => tracing::info!(?taken, "took over operations of servers that are gone"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot look for operations to take over"),
+                Err(e) => tracing::warn!(error = %e, "the look for operations to take over failed"),
+            }
+        }
+    }
+
+    /// One look of [`Service::keep_taking_over`]; returns the provisions queued.
+    fn take_over_now(self: &Arc<Self>) -> Result<Vec<i64>, Error> {
+        let me = self.me();
+        let now = store::now();
+        let mut taken = Vec::new();
+        let free = self.slots.available_permits();
+        let claimed = if free > 0 { self.store.claim_queued(&me, free, now)? } else { Vec::new() };
+        for op in self.store.take_over_expired(&me, now)?.into_iter().chain(claimed) {
+            let row = self.store.operation(op)?;
+            taken.push(row.provision_id);
+            self.dispatch(row.provision_id, op, Work::TakenOver);
+        }
+        Ok(taken)
     }
 
     /// Runs `work` as a task once a slot is free, unless its operation was cancelled while it

@@ -66,7 +66,9 @@ impl Store {
             tx.execute(
                 &format!(
                     "INSERT INTO servers (id, host, pid, role, version, address, started_time, heartbeat_time, lease_expires)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {now}, {now} + ?8)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {now}, {now} + ?8)
+                     ON CONFLICT (id) DO UPDATE SET role = excluded.role, address = excluded.address,
+                         heartbeat_time = excluded.heartbeat_time, lease_expires = excluded.lease_expires"
                 ),
                 params![s.id, s.host, s.pid, s.role, s.version, s.address, s.started_time, millis(lease)],
             )?;
@@ -89,6 +91,15 @@ impl Store {
                 params![id, millis(lease)],
             )?;
             Ok(changed == 1)
+        })
+    }
+
+    /// Whether the process registered as `id` holds a live lease.
+    pub fn lease_alive(&self, id: &str) -> Result<bool, Error> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let sql = format!("SELECT 1 FROM servers WHERE id = ?1 AND lease_expires > {}", now_ms(conn));
+            conn.prepare_cached(&sql)?.exists([id])
         })
     }
 
