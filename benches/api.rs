@@ -532,6 +532,7 @@ fn seed(database: &Path, total: usize) -> Vec<i64> {
                         attempt: None,
                         start: None,
                         time: row.updated_time,
+                        fence: None,
                     };
                     store.checkpoint(&running).expect("checkpoint to RUNNING");
                 }

@@ -67,6 +67,7 @@ fn runner(store: &Arc<Store>, stages: Instant0) -> Arc<Runner<Instant0>> {
         owner: Owner { pid: 1, token: "bench".into() },
         clock: || 0,
         fault: None,
+        lease: formwork::exec::Cancel::new(),
     })
 }
 

@@ -109,6 +109,7 @@ fn runner(store: &Arc<Store>, script: Script, pid: i64) -> Runner<Script> {
         owner: Owner { pid, token: format!("{pid}:t") },
         clock: || 1000,
         fault: None,
+        lease: crate::exec::Cancel::new(),
     }
 }
 

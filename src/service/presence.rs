@@ -104,11 +104,8 @@ impl Presence {
         if !self.leased {
             return owner::is_alive(owner);
         }
-        match self.store.lease_alive(&owner.token) {
-            Ok(alive) => alive,
-            // Unknown: taking over now could run the work twice; the next look decides.
-            Err(_) => true,
-        }
+        // Unknown: taking over now could run the work twice; the next look decides.
+        self.store.lease_alive(&owner.token).unwrap_or(true)
     }
 
     /// Removes this process's row: its operations are taken over at once rather than when its
