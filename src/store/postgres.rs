@@ -12,6 +12,13 @@ use super::db::{PgConn, SqlError};
 /// file. The number is formwork's alone ("fwrk" in ASCII).
 pub(super) const WRITE_LOCK: i64 = 0x6677_726b;
 
+/// The advisory lock class (the first of the two-key form) held by a server for the whole of a
+/// stage of a provision, keyed by the provision's id.
+pub const STAGE_LOCK: i32 = 0x6677_0001;
+/// The class held by the process guarding a tool run (`formwork tool-guard`) for the tool's life
+/// and the saving of the state it left, keyed by the provision's id.
+pub const TOOL_LOCK: i32 = 0x6677_0002;
+
 /// How long connecting may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -61,7 +68,16 @@ impl Connector {
     }
 
     pub fn connect(&self) -> Result<PgConn, Error> {
-        let client = self.config.connect(postgres::NoTls).map_err(|e| Error::Open {
+        self.connect_as(None)
+    }
+
+    /// A connection `application_name`d `name` (so `pg_stat_activity` says whose it is).
+    pub fn connect_as(&self, name: Option<&str>) -> Result<PgConn, Error> {
+        let mut config = (*self.config).clone();
+        if let Some(name) = name {
+            config.application_name(name);
+        }
+        let client = config.connect(postgres::NoTls).map_err(|e| Error::Open {
             path: self.shown.clone().into(),
             message: format!("cannot connect: {}", SqlError::Postgres(e)),
         })?;
@@ -116,5 +132,48 @@ mod tests {
         let err = Connector::parse("postgres://fw:s3cret@db:notaport/fw").unwrap_err().to_string();
         assert!(!err.contains("s3cret"), "{err}");
         assert!(err.contains("postgres://USER"), "{err}");
+    }
+}
+
+/// A session-level advisory lock on a connection of its own: held until released or until the
+/// connection ends (the process died, or the database lost it), whatever the process does
+/// meanwhile. Dropping it closes the connection, which releases the lock.
+pub struct SessionLock {
+    conn: PgConn,
+    class: i32,
+    key: i32,
+}
+
+impl SessionLock {
+    /// Opens the lock's connection, named `name`.
+    pub fn open(connector: &Connector, name: &str, class: i32, key: i64) -> Result<SessionLock, Error> {
+        let key = i32::try_from(key).map_err(|_| Error::Corrupt {
+            what: "lock key",
+            message: format!("{key} does not fit an advisory lock key"),
+        })?;
+        Ok(SessionLock { conn: outside_runtime(|| connector.connect_as(Some(name)))?, class, key })
+    }
+
+    /// Takes the lock if it is free; false when another session holds it.
+    pub fn try_lock(&mut self) -> Result<bool, Error> {
+        let (class, key) = (self.class, self.key);
+        let client = self.conn.client();
+        let row = outside_runtime(|| client.query_one("SELECT pg_try_advisory_lock($1, $2)", &[&class, &key]))?;
+        Ok(row.get(0))
+    }
+
+    /// Who holds the lock now, as their sessions name themselves.
+    pub fn holders(&mut self) -> Result<Vec<String>, Error> {
+        let (class, key) = (self.class, self.key);
+        let client = self.conn.client();
+        let rows = outside_runtime(|| {
+            client.query(
+                "SELECT coalesce(a.application_name, '') FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid AND l.objid = $2::int::oid
+                   AND l.objsubid = 2 AND l.pid <> pg_backend_pid()",
+                &[&class, &key],
+            )
+        })?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
