@@ -21,6 +21,7 @@ mod public_ips;
 mod queue;
 mod requests;
 mod secrets;
+mod store_copy;
 mod upgrade;
 mod wire;
 
@@ -44,6 +45,7 @@ pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
 pub use public_ips::Change;
 pub use requests::Request;
 pub use secrets::Rotation;
+pub use store_copy::{CopiedTable, StoreCopy, copy_store};
 pub use wire::{ErrorContext, Events, Failure, Operation, ProgressEvent, Reported};
 
 use crate::driver::Catalog;
