@@ -129,9 +129,7 @@ fn open_source(path: &Path) -> Result<Connection, Error> {
 /// The source's schema must be this formwork's.
 fn check_version(conn: &Connection) -> Result<(), Error> {
     let has = |name: &str| -> Result<bool, Error> {
-        Ok(conn
-            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
-            .exists([name])?)
+        Ok(conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?.exists([name])?)
     };
     if !has("schema_migrations")? {
         return Err(Error::Refused("the source is not a formwork database (it has no schema_migrations)".into()));
@@ -157,7 +155,12 @@ fn check_idle(conn: &Connection, is_alive: &(dyn Fn(&Owner) -> bool + Sync)) -> 
         "SELECT id, provision_id, kind, owner_pid, owner_token FROM operations WHERE status = 'running' ORDER BY id",
     )?;
     let running = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, Owner { pid: r.get(3)?, token: r.get(4)? }))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            Owner { pid: r.get(3)?, token: r.get(4)? },
+        ))
     })?;
     for row in running {
         let (id, provision_id, kind, owner) = row?;
@@ -378,14 +381,14 @@ fn target_tables(db: &Db<'_>) -> Result<HashMap<String, Target>, Error> {
 fn check_empty(db: &Db<'_>, shown: &str, tables: &[Source], targets: &HashMap<String, Target>) -> Result<(), Error> {
     let mut held = Vec::new();
     for table in tables.iter().filter(|t| !BOOKKEEPING.contains(&t.name.as_str())) {
-        let rows: i64 = db.query_row(&format!("SELECT count(*)::bigint FROM {}", quoted(&table.name)), (), |r| r.get(0))?;
+        let rows: i64 =
+            db.query_row(&format!("SELECT count(*)::bigint FROM {}", quoted(&table.name)), (), |r| r.get(0))?;
         if rows > 0 {
             held.push(format!("{rows} {}", table.name));
         }
     }
     if targets.contains_key("id_sequence") {
-        let ids: i64 =
-            db.query_row("SELECT coalesce(max(last_id), 0)::bigint FROM id_sequence", (), |r| r.get(0))?;
+        let ids: i64 = db.query_row("SELECT coalesce(max(last_id), 0)::bigint FROM id_sequence", (), |r| r.get(0))?;
         if ids > 0 {
             held.push(format!("ids up to {ids} already given"));
         }
