@@ -297,3 +297,17 @@ fn a_source_already_on_postgres_is_refused() {
         common::postgres::drop_database(&url);
     }
 }
+
+#[test]
+fn a_source_of_another_schema_is_refused() {
+    let home = small_installation();
+    let target = fresh_database();
+    sqlite(&home)
+        .execute("INSERT INTO schema_migrations (version, name, applied_time) VALUES (999, 'later', 0)", [])
+        .unwrap();
+    copy(&home, &target).fails_with("copy it with the formwork that made it");
+    sqlite(&home).execute("DELETE FROM schema_migrations WHERE version >= (SELECT max(version) FROM schema_migrations WHERE version < 999)", []).unwrap();
+    copy(&home, &target).fails_with("run this formwork once on it first");
+    assert!(pg_counts(&target).is_empty(), "nothing was made in the target");
+    common::postgres::drop_database(&target);
+}
