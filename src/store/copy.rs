@@ -88,7 +88,13 @@ pub fn copy(
 ) -> Result<Copied, Error> {
     let conn = open_source(source)?;
     // SQLite's write lock, held until `conn` is dropped: no formwork can change the source.
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => Error::Refused(format!(
+            "the source is in use: another process kept writing to it for {}s; stop formwork serve (and any formwork command working on it) first, then copy",
+            super::BUSY_TIMEOUT.as_secs()
+        )),
+        _ => e.into(),
+    })?;
     check_version(&conn)?;
     check_idle(&conn, is_alive)?;
     let tables = tables(&conn)?;
