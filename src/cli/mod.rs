@@ -18,6 +18,7 @@ pub mod provision;
 mod secrets;
 mod serve;
 mod show;
+mod store;
 mod values;
 
 use std::collections::HashMap;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Check this machine's installation (tools, OpenNebula, data directory, key, database,
     /// drivers, disk) without changing it; exits 1 when a check fails
     Doctor(doctor::Args),
+    /// The database as a whole: copy a stopped SQLite installation into PostgreSQL
+    #[command(subcommand)]
+    Store(store::Command),
 }
 
 /// The format of tracing output on stderr.
@@ -112,6 +116,8 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
         Command::Secrets(secrets::Command::InitKey(args)) => {
             secrets::init_key(args, &Settings::resolve(flags, env)?, &out)
         }
+        // This machine's database, as it is: no service, no server.
+        Command::Store(cmd) => store::run(cmd, &Settings::resolve(flags, env)?, &out),
         command => {
             // On this machine, or on the server `--server`/`ONEFORM_URL` names.
             let chosen = backend::choose(server, flags, env)?;
@@ -134,6 +140,7 @@ impl Command {
             Command::Secrets(cmd) => secrets::run(cmd, backend, out).await,
             Command::Serve(_) => unreachable!("`serve` runs on this machine's data, outside any backend"),
             Command::Doctor(_) => unreachable!("`doctor` checks this machine, outside any backend"),
+            Command::Store(_) => unreachable!("`store` works on this machine's database, outside any backend"),
         }
     }
 
@@ -146,6 +153,7 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::Secrets(_) => "secrets",
             Command::Doctor(_) => "doctor",
+            Command::Store(_) => "store",
         }
     }
 }

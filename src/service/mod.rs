@@ -22,6 +22,7 @@ mod public_ips;
 mod queue;
 mod requests;
 mod secrets;
+mod store_copy;
 mod upgrade;
 mod wire;
 
@@ -45,6 +46,7 @@ pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
 pub use public_ips::Change;
 pub use requests::Request;
 pub use secrets::Rotation;
+pub use store_copy::{CopiedTable, StoreCopy, copy_store};
 pub use wire::{ErrorContext, Events, Failure, Operation, ProgressEvent, Reported};
 
 use crate::driver::Catalog;

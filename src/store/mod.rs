@@ -26,6 +26,7 @@
 //! database handle lives across an `.await`; async code reaches the store through
 //! [`Store::call`].
 
+pub mod copy;
 pub mod db;
 mod events;
 mod inspect;
