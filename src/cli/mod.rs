@@ -9,6 +9,7 @@ mod backend;
 mod doctor;
 pub mod driver;
 mod format;
+mod guard;
 mod hints;
 mod logs;
 pub mod output;
@@ -87,6 +88,9 @@ pub enum Command {
     /// The database as a whole: copy a stopped SQLite installation into PostgreSQL
     #[command(subcommand)]
     Store(store::Command),
+    /// Runs a tool under its provision's tool lock (what servers on PostgreSQL run)
+    #[command(hide = true)]
+    ToolGuard(guard::Args),
 }
 
 /// The format of tracing output on stderr.
@@ -109,6 +113,8 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
         Command::Serve(args) => {
             serve::run(args, Settings::resolve(flags, env)?, env.get("NOTIFY_SOCKET").map(String::as_str))
         }
+        // A tool of a server on PostgreSQL, guarded; leaves with the tool's exit code.
+        Command::ToolGuard(args) => std::process::exit(guard::run(args, &Settings::resolve(flags, env)?, env)?),
         // Checks this machine without opening its data the way a command does (no migration,
         // no key made), so outside any backend.
         Command::Doctor(args) => doctor::run(args, server, flags, env, &out),
@@ -141,6 +147,7 @@ impl Command {
             Command::Serve(_) => unreachable!("`serve` runs on this machine's data, outside any backend"),
             Command::Doctor(_) => unreachable!("`doctor` checks this machine, outside any backend"),
             Command::Store(_) => unreachable!("`store` works on this machine's database, outside any backend"),
+            Command::ToolGuard(_) => unreachable!("`tool-guard` runs one tool, outside any backend"),
         }
     }
 
@@ -154,6 +161,7 @@ impl Command {
             Command::Secrets(_) => "secrets",
             Command::Doctor(_) => "doctor",
             Command::Store(_) => "store",
+            Command::ToolGuard(_) => "tool-guard",
         }
     }
 }

@@ -20,6 +20,44 @@ use crate::store::{Owner, Store, ToolGroup};
 /// grace a running tool gets.
 const LEFT_BEHIND_GRACE: Duration = exec::cmd::DEFAULT_GRACE;
 
+/// Where a tool runs: for which operation of which provision, and the Terraform state file it
+/// may leave.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolRun<'a> {
+    pub provision_id: i64,
+    pub operation_id: i64,
+    pub state: Option<&'a std::path::Path>,
+}
+
+/// `cmd` under `formwork tool-guard` (this executable), which reaches the database with `env`.
+fn guard(cmd: &Cmd, env: Vec<(String, String)>, at: &ToolRun<'_>) -> Result<Cmd, exec::Error> {
+    let exe = std::env::current_exe().map_err(|source| exec::Error::Spawn {
+        command: cmd.display(),
+        hint: "formwork cannot find its own executable to guard the tool with".into(),
+        source,
+    })?;
+    let mut guarded = Cmd::new(exe)
+        .arg("tool-guard")
+        .args(["--provision".to_string(), at.provision_id.to_string()])
+        .args(["--operation".to_string(), at.operation_id.to_string()]);
+    if let Some(state) = at.state {
+        guarded = guarded.arg("--state").arg(state);
+    }
+    guarded = guarded
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args().iter().cloned())
+        .envs(cmd.get_env().iter().map(|(k, v)| (k.clone(), v.clone())))
+        .envs(env)
+        .timeout(cmd.get_timeout())
+        .grace(cmd.get_grace())
+        .secrets(cmd.get_secrets().iter().cloned());
+    if let Some(dir) = cmd.get_cwd() {
+        guarded = guarded.cwd(dir);
+    }
+    Ok(guarded)
+}
+
 /// This process.
 pub fn current() -> Owner {
     let pid = std::process::id() as i64;
@@ -49,13 +87,24 @@ fn token(pid: i64) -> Option<String> {
 /// Runs a tool of operation `operation_id` as [`exec::run`] does, with its process group
 /// recorded in `store` while it runs. A record that cannot be written is logged and the tool
 /// runs on: the tool matters more than the cleanup after a crash.
+///
+/// On a database several servers share, the tool runs under `formwork tool-guard`
+/// (`crate::service::guard`): it waits for the provision's tools another server may still run,
+/// and saves the Terraform state the tool leaves in `state` (relative to the tool's directory),
+/// whatever happens to this process meanwhile.
 pub async fn run_tool(
     cmd: &Cmd,
     sink: &mut dyn Sink,
     cancel: &Cancel,
     store: &Store,
-    operation_id: i64,
+    at: ToolRun<'_>,
 ) -> Result<Finished, exec::Error> {
+    let operation_id = at.operation_id;
+    let guarded = match store.guard_env() {
+        Some(env) => Some(guard(cmd, env, &at)?),
+        None => None,
+    };
+    let cmd = guarded.as_ref().unwrap_or(cmd);
     let mut record = None;
     let mut started = |started: &exec::Group| {
         let group = ToolGroup {
@@ -151,10 +200,11 @@ mod tests {
         let provision = store.insert_provision("p", "sim", provider, &body, 2).unwrap();
         let op = store.begin_operation(provision, "create", &Params::None, None, &current(), 3).unwrap();
         let mut sink = Recorded { store: &store, operation_id: op, seen: vec![] };
-        run_tool(&Cmd::new("/bin/echo").arg("working"), &mut sink, &Cancel::new(), &store, op).await.unwrap();
+        let at = ToolRun { provision_id: provision, operation_id: op, state: None };
+        run_tool(&Cmd::new("/bin/echo").arg("working"), &mut sink, &Cancel::new(), &store, at).await.unwrap();
         assert_eq!(sink.seen, [1], "recorded while it ran");
         assert_eq!(store.tool_groups(op).unwrap(), [], "forgotten when it ended");
-        let failed = run_tool(&Cmd::new("/bin/false"), &mut Capture::default(), &Cancel::new(), &store, op).await;
+        let failed = run_tool(&Cmd::new("/bin/false"), &mut Capture::default(), &Cancel::new(), &store, at).await;
         assert!(failed.is_err());
         assert_eq!(store.tool_groups(op).unwrap(), [], "forgotten when it failed too");
     }

@@ -136,6 +136,10 @@ impl Cmd {
         self
     }
 
+    pub fn get_secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
     pub fn get_program(&self) -> &OsString {
         &self.program
     }

@@ -25,6 +25,7 @@ pub mod cancel;
 pub mod cmd;
 pub mod detach;
 pub mod group;
+pub mod inherit;
 pub mod log;
 pub mod mask;
 mod run;

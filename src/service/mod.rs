@@ -12,6 +12,7 @@ pub mod auth;
 mod documents;
 mod drivers;
 mod error;
+pub mod guard;
 mod names;
 pub mod presence;
 mod operations;

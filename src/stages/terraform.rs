@@ -90,7 +90,9 @@ impl Tools {
 pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     ctx.log.info(&format!("Running {}", cmd.display()));
     let mut ui = JsonUi::new(&mut *ctx.log);
-    let result = owner::run_tool(cmd, &mut ui, ctx.cancel, ctx.store, ctx.operation.id).await;
+    let state = Some(std::path::Path::new(super::work::STATE_FILE));
+    let at = owner::ToolRun { provision_id: ctx.provision.id, operation_id: ctx.operation.id, state };
+    let result = owner::run_tool(cmd, &mut ui, ctx.cancel, ctx.store, at).await;
     let reported = ui.failure();
     result.map(|_| ()).map_err(|e| {
         let mut error = StageError::from(e);

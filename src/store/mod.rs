@@ -164,6 +164,8 @@ pub struct Store {
     keys: Arc<Keyring>,
     /// `<database>.secrets-lock`, held by a key rotation (none for an in-memory store).
     rotation_lock: Option<PathBuf>,
+    /// The PostgreSQL database, when the store is one: its URL and how to connect.
+    postgres: Option<(String, postgres::Connector)>,
 }
 
 /// How many [`Store::call`]s run on blocking threads at once.
@@ -220,7 +222,8 @@ impl Store {
             path: shown.clone().into(),
             message: format!("starting its writer thread: {e}"),
         })?;
-        Store::finish_setup(writer, Readers::postgres(connector), Keyring::new(keys), None).map_err(|e| match e {
+        let place = Some((url.to_string(), connector.clone()));
+        Store::finish_setup(writer, Readers::postgres(connector), Keyring::new(keys), None, place).map_err(|e| match e {
             err @ (Error::Secrets(_) | Error::Open { .. }) => err,
             other => Error::Open { path: shown.into(), message: other.to_string() },
         })
@@ -246,7 +249,7 @@ impl Store {
             path: path.to_path_buf(),
             message: format!("starting its writer thread: {e}"),
         })?;
-        Store::finish_setup(writer, readers(conn), keys, rotation_lock)
+        Store::finish_setup(writer, readers(conn), keys, rotation_lock, None)
     }
 
     fn finish_setup(
@@ -254,6 +257,7 @@ impl Store {
         readers: Readers,
         keys: Keyring,
         rotation_lock: Option<PathBuf>,
+        postgres: Option<(String, postgres::Connector)>,
     ) -> Result<Store, Error> {
         let store = Store {
             writer,
@@ -261,11 +265,40 @@ impl Store {
             calls: tokio::sync::Semaphore::new(CALL_THREADS),
             keys: Arc::new(keys),
             rotation_lock,
+            postgres,
         };
         if store.migrate()? {
             store.finish_pending_rotation()?;
         }
         Ok(store)
+    }
+
+    /// Whether several servers may share this database (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// What a `formwork tool-guard` needs to reach this database with this store's keys, as
+    /// environment variables; none for SQLite (a lone machine needs no guard).
+    pub fn guard_env(&self) -> Option<Vec<(String, String)>> {
+        let (url, _) = self.postgres.as_ref()?;
+        let mut env = vec![("FORMWORK_DATABASE".to_string(), url.clone())];
+        match self.keys.source() {
+            Source::File(path) => env.push(("FORMWORK_SECRET_KEY_FILE".into(), path.display().to_string())),
+            Source::Given(text) => env.push(("FORMWORK_SECRET_KEY".into(), text.expose().to_string())),
+            Source::Ephemeral => {}
+        }
+        Some(env)
+    }
+
+    /// A session lock of `class` on `key` (see [`postgres::SessionLock`]), not yet taken, on a
+    /// connection named `name`; none for SQLite, where one machine's processes coordinate
+    /// through the database file and their process ids.
+    pub fn session_lock(&self, name: &str, class: i32, key: i64) -> Result<Option<postgres::SessionLock>, Error> {
+        match &self.postgres {
+            Some((_, connector)) => postgres::SessionLock::open(connector, name, class, key).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Runs blocking store work from async code on tokio's blocking pool, so no runtime worker

@@ -121,19 +121,6 @@ pub(super) fn outside_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_not_shown() {
-        assert_eq!(without_password("postgres://fw:s3cret@db:5432/fw?x=1"), "postgres://fw:***@db:5432/fw?x=1");
-        assert_eq!(without_password("postgres://fw@db/fw"), "postgres://fw@db/fw");
-        let err = Connector::parse("postgres://fw:s3cret@db:notaport/fw").unwrap_err().to_string();
-        assert!(!err.contains("s3cret"), "{err}");
-        assert!(err.contains("postgres://USER"), "{err}");
-    }
-}
 
 /// A session-level advisory lock on a connection of its own: held until released or until the
 /// connection ends (the process died, or the database lost it), whatever the process does
@@ -175,5 +162,19 @@ impl SessionLock {
             )
         })?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(without_password("postgres://fw:s3cret@db:5432/fw?x=1"), "postgres://fw:***@db:5432/fw?x=1");
+        assert_eq!(without_password("postgres://fw@db/fw"), "postgres://fw@db/fw");
+        let err = Connector::parse("postgres://fw:s3cret@db:notaport/fw").unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("postgres://USER"), "{err}");
     }
 }

@@ -400,6 +400,20 @@ impl Store {
         })
     }
 
+    /// Saves a Terraform state only if it is newer (a higher serial) than the newest stored one;
+    /// returns whether it was saved. What a tool's guard saves after the tool, the server that
+    /// ran it perhaps gone.
+    pub fn save_tfstate_if_newer(&self, provision_id: i64, state: &str, time: i64) -> Result<bool, Error> {
+        let serial = |text: &str| serde_json::from_str::<Value>(text).ok().and_then(|v| v["serial"].as_i64());
+        let Some(new) = serial(state) else { return Ok(false) };
+        let stored = self.latest_tfstate(provision_id)?;
+        if stored.as_deref().and_then(serial).is_some_and(|old| old >= new) {
+            return Ok(false);
+        }
+        self.save_tfstate(provision_id, None, state, time)?;
+        Ok(true)
+    }
+
     /// The newest Terraform state saved for a provision, opened: the one of the highest serial
     /// (Terraform counts every change of a state), the last saved of those. A state saved late
     /// by a run that was fenced off is kept, as a fact about the cloud, but never wins over a
