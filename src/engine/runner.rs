@@ -218,6 +218,38 @@ impl<S: Stages> Runner<S> {
         result
     }
 
+    /// Takes the provision's stage lock (several servers on one database): held for the whole
+    /// stage on a connection of its own, so a server that took the operation over from one that
+    /// is frozen, not dead, waits here until that one is gone or has given the stage up (its
+    /// session ends, or its next write is fenced off). None on a lone database.
+    async fn lock_stage(
+        &self,
+        op: &OperationRow,
+        log: &mut dyn Log,
+        cancel: &Cancel,
+    ) -> Result<Option<store::postgres::SessionLock>, Error> {
+        let name = format!("formwork stage: provision {} operation {} ({})", op.provision_id, op.id, self.owner.token);
+        let Some(mut lock) = self.store.session_lock(&name, store::postgres::STAGE_LOCK, op.provision_id)? else {
+            return Ok(None);
+        };
+        let mut said = false;
+        while !lock.try_lock()? {
+            if !said {
+                let holders = lock.holders().unwrap_or_default().join(", ");
+                log.note(
+                    Severity::Warning,
+                    &format!("Waiting for the server that ran this provision's last stage to let it go (held by: {holders})"),
+                );
+                said = true;
+            }
+            if cancel.is_cancelled() || self.lease.is_cancelled() {
+                return Err(self.abandon(op, log));
+            }
+            tokio::time::sleep(STAGE_LOCK_RETRY).await;
+        }
+        Ok(Some(lock))
+    }
+
     /// The end of an operation this server gave up (its lease was lost): nothing is written.
     fn abandon(&self, op: &OperationRow, log: &mut dyn Log) -> Error {
         let error = Error::Abandoned { provision_id: op.provision_id, operation: op.id };
@@ -287,7 +319,11 @@ impl<S: Stages> Runner<S> {
         policy: OnInterrupted,
         log: &mut dyn Log,
     ) -> Result<State, Error> {
-        super::owner::stop_left_behind(&self.store, op.id, log).await?;
+        // On a shared database the previous owner may be another machine's, or alive and
+        // frozen: its tools are left to their guards and the stage lock, never signalled.
+        if !self.store.is_shared() {
+            super::owner::stop_left_behind(&self.store, op.id, log).await?;
+        }
         let now = (self.clock)();
         let (op_id, id, position) = (op.id, op.provision_id, log.position() as i64);
         if !self.store.call(move |s| s.has_started_stages(op_id)).await? {
@@ -409,6 +445,7 @@ impl<S: Stages> Runner<S> {
         cancel: &Cancel,
     ) -> Result<(State, Vec<Effect>, Option<i64>), Error> {
         let id = op.provision_id;
+        let _stage_lock = self.lock_stage(op, log, cancel).await?;
         let provision = self.store.call(move |s| s.provision(id)).await?;
         let attempt_id = match attempt {
             Some(attempt) => attempt,
@@ -507,6 +544,9 @@ impl<S: Stages> Runner<S> {
         Ok(self.store.call(move |s| s.take_over(op_id, &previous, &owner, now)).await?)
     }
 }
+
+/// How often a stage waiting for the provision's stage lock tries again.
+const STAGE_LOCK_RETRY: Duration = Duration::from_millis(500);
 
 /// The stage the effects run first, if they start with one.
 fn first_stage(effects: &[Effect]) -> Option<Stage> {
