@@ -24,7 +24,21 @@ use super::{ApiError, ApiResult, State};
 const WELCOME: &str = "Welcome to the OpenNebula Formation Server v1";
 
 pub fn v1_routes() -> OpenApiRouter<State> {
-    OpenApiRouter::new().routes(routes!(welcome))
+    OpenApiRouter::new().routes(routes!(welcome)).routes(routes!(servers))
+}
+
+/// The servers working on the database (several share a PostgreSQL database), what each runs
+/// and when each last renewed its lease; an admin's.
+#[utoipa::path(get, path = "/servers", tag = "system", responses(
+    (status = 200, description = "The servers", body = [crate::service::ServerView]),
+    (status = 403, description = "Not an admin"),
+))]
+async fn servers(
+    st: axum::extract::State<State>,
+    axum::Extension(caller): axum::Extension<crate::service::Caller>,
+) -> ApiResult<Json<Vec<crate::service::ServerView>>> {
+    let service = st.service.clone();
+    Ok(Json(super::blocking(move || service.servers(&caller)).await?))
 }
 
 /// Routes outside `/api/v1`, without authentication.
@@ -95,6 +109,10 @@ async fn metrics(st: axum::extract::State<State>) -> ApiResult<impl IntoResponse
     let service = st.service.clone();
     let m = super::blocking(move || service.metrics()).await?;
     let mut out = String::new();
+    let _ = writeln!(out, "# HELP formwork_server_info The server that answered (several may share the database).");
+    let _ = writeln!(out, "# TYPE formwork_server_info gauge");
+    let me = st.service.me();
+    let _ = writeln!(out, "formwork_server_info{{id=\"{}\",pid=\"{}\"}} 1", me.token, me.pid);
     let _ = writeln!(out, "# HELP formwork_operations_total Operations by kind and result.");
     let _ = writeln!(out, "# TYPE formwork_operations_total counter");
     for (kind, status, n) in &m.operations {

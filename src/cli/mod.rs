@@ -18,6 +18,7 @@ pub mod provider;
 pub mod provision;
 mod secrets;
 mod serve;
+mod servers;
 mod show;
 mod store;
 mod values;
@@ -88,6 +89,8 @@ pub enum Command {
     /// The database as a whole: copy a stopped SQLite installation into PostgreSQL
     #[command(subcommand)]
     Store(store::Command),
+    /// The servers working on this database, what each runs and their last heartbeat
+    Servers(servers::Args),
     /// Runs a tool under its provision's tool lock (what servers on PostgreSQL run)
     #[command(hide = true)]
     ToolGuard(guard::Args),
@@ -113,6 +116,7 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
         Command::Serve(args) => {
             serve::run(args, Settings::resolve(flags, env)?, env.get("NOTIFY_SOCKET").map(String::as_str))
         }
+        Command::Servers(args) => servers::run(args, Settings::resolve(flags, env)?, &out),
         // A tool of a server on PostgreSQL, guarded; leaves with the tool's exit code.
         Command::ToolGuard(args) => std::process::exit(guard::run(args, &Settings::resolve(flags, env)?, env)?),
         // Checks this machine without opening its data the way a command does (no migration,
@@ -148,6 +152,7 @@ impl Command {
             Command::Doctor(_) => unreachable!("`doctor` checks this machine, outside any backend"),
             Command::Store(_) => unreachable!("`store` works on this machine's database, outside any backend"),
             Command::ToolGuard(_) => unreachable!("`tool-guard` runs one tool, outside any backend"),
+            Command::Servers(_) => unreachable!("`servers` reads this machine's database, outside any backend"),
         }
     }
 
@@ -162,6 +167,7 @@ impl Command {
             Command::Doctor(_) => "doctor",
             Command::Store(_) => "store",
             Command::ToolGuard(_) => "tool-guard",
+            Command::Servers(_) => "servers",
         }
     }
 }

@@ -23,6 +23,7 @@ mod public_ips;
 mod queue;
 mod requests;
 mod secrets;
+mod servers;
 mod store_copy;
 mod upgrade;
 mod wire;
@@ -30,6 +31,7 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use servers::ServerView;
 pub use crate::driver::input::REDACTED;
 pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, SyncReport};
 pub use crate::engine::{OnInterrupted, State, System};

@@ -1,0 +1,217 @@
+//! Several `formwork serve` on one PostgreSQL database (a throwaway cluster,
+//! tests/common/postgres.rs), each with a data directory of its own and the same key:
+//!
+//! - three servers share thirty creates posted round-robin (fake tools): all end RUNNING, and
+//!   each operation's tool calls were made by exactly one server;
+//! - the server running a real `sim` apply is killed with SIGKILL: another one takes the
+//!   operation over when its lease ends and finishes it, with exactly the hosts asked for in the
+//!   sim cloud and in onesim;
+//! - the server running a real apply is frozen (SIGSTOP) past its lease and thawed: another one
+//!   finishes the operation, nothing is created twice, and the thawed server writes no stale
+//!   transition.
+//!
+//! `scripts/setup` installs the real tools; without them the real-tool tests fail and say so.
+
+// Tests spawn formwork and onesim and signal them.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Home;
+use common::check::{Want, assert_registered, hosts_in_cloud, set_faults};
+use common::onesim::{Onesim, use_endpoint};
+use common::server::{Client, Server};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "shared-secret-token";
+
+/// Servers' homes on one database, one OpenNebula (onesim) and one sim cloud.
+struct Cluster {
+    database: String,
+    homes: Vec<Home>,
+    _sim: Onesim,
+    onesim_state: PathBuf,
+    cloud: PathBuf,
+    _shared: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(servers: usize, fake_tools: bool) -> Cluster {
+        if !fake_tools {
+            let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools");
+            for needed in ["bin/terraform", "terraformrc", "venv/bin/ansible-playbook"] {
+                assert!(tools.join(needed).exists(), ".tools/{needed} is missing: run scripts/setup first");
+            }
+        }
+        let database = common::postgres::fresh_database();
+        let shared = tempfile::tempdir().unwrap();
+        let onesim_state = shared.path().join("onesim.json");
+        let cloud = shared.path().join("cloud");
+        let sim = Onesim::start(&onesim_state);
+        let mut homes = Vec::new();
+        for _ in 0..servers {
+            let mut home = if fake_tools { Home::with_fakes() } else { Home::with_builtin() };
+            use_endpoint(&mut home, &sim);
+            home.env.push(("FORMWORK_DATABASE".into(), database.clone()));
+            home.env.push(("FORMWORK_MAX_OPERATIONS".into(), "16".into()));
+            homes.push(home);
+        }
+        // The first start makes the key; every server gets the same one.
+        homes[0].run(&["provider", "list"]).ok();
+        let key = std::fs::read(homes[0].data_dir().join("secret.key")).unwrap();
+        for home in &homes[1..] {
+            write_private(&home.data_dir(), &key);
+        }
+        Cluster { database, homes, _sim: sim, onesim_state, cloud, _shared: shared }
+    }
+
+    fn start(&self, i: usize) -> Server {
+        Server::start(&self.homes[i])
+    }
+
+    /// The sim provider, made through `server`; returns its id.
+    fn provider(&self, server: &Server) -> i64 {
+        let provider = json!({"driver": "sim", "connection_values": {"api_token": TOKEN, "endpoint": self.cloud}});
+        let doc = admin(server).post("/api/v1/providers", &provider).expect(201).json();
+        doc["DOCUMENT"]["ID"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// The provision's log as server `i` wrote it on its disk.
+    fn log(&self, i: usize, id: i64) -> String {
+        std::fs::read_to_string(self.homes[i].data_dir().join(format!("logs/{id}.log"))).unwrap_or_default()
+    }
+
+    /// The provision's latest Terraform state, from the database.
+    fn state_hosts(&self, id: i64) -> usize {
+        let keys = formwork::secrets::Source::File(self.homes[0].data_dir().join("secret.key"));
+        let store = formwork::store::Store::open_postgres(&self.database, keys).unwrap();
+        let text = store.latest_tfstate(id).unwrap().expect("a saved state");
+        let state: Value = serde_json::from_str(&text).unwrap();
+        state["resources"].as_array().unwrap().iter().map(|r| r["instances"].as_array().unwrap().len()).sum()
+    }
+}
+
+fn write_private(dir: &Path, key: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = dir.join("secret.key");
+    std::fs::write(&path, key).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn admin(server: &Server) -> Client {
+    server.client("oneadmin", "pw")
+}
+
+fn create(server: &Server, provider: i64, hosts: usize) -> i64 {
+    let request = json!({
+        "driver": "sim", "deployment_type": "sim_cluster", "provider_id": provider,
+        "user_inputs_values": {"oneform_hosts": hosts},
+    });
+    let created = admin(server).post("/api/v1/provisions", &request).expect(201).json();
+    created["DOCUMENT"]["ID"].as_str().unwrap().parse().unwrap()
+}
+
+/// Waits (bounded) until provision `id` is RUNNING as `server` answers; returns its body.
+fn wait_running(server: &Server, id: i64, within: Duration, why: impl Fn() -> String) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let doc = admin(server).get(&format!("/api/v1/provisions/{id}")).expect(200).json();
+        let body = doc["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"].clone();
+        let state = body["state"].as_str().unwrap().to_owned();
+        if state == "RUNNING" {
+            return body;
+        }
+        assert!(!state.ends_with("_FAILURE"), "provision {id} failed in {state}:\n{}", why());
+        assert!(Instant::now() < deadline, "provision {id} still {state} after {within:?}:\n{}", why());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (bounded) until server `i`'s log of provision `id` holds `text`.
+fn wait_log(cluster: &Cluster, i: usize, id: i64, text: &str, server: &mut Server) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cluster.log(i, id).contains(text) {
+        assert!(server.is_running(), "server {i} exited before {text:?}:\n{}", server.log());
+        assert!(Instant::now() < deadline, "{text:?} never showed in server {i}'s log:\n{}", cluster.log(i, id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_servers_share_thirty_creates_and_each_runs_on_exactly_one() {
+    let cluster = Cluster::new(3, true);
+    let servers: Vec<Server> = (0..3).map(|i| cluster.start(i)).collect();
+    let provider = cluster.provider(&servers[0]);
+    let ids: Vec<i64> = (0..30).map(|n| create(&servers[n % 3], provider, 1)).collect();
+    for (n, id) in ids.iter().enumerate() {
+        // Any server answers for any provision.
+        wait_running(&servers[(n + 1) % 3], *id, Duration::from_secs(180), String::new);
+    }
+    // Every tool call names its provision's work directory; each provision's calls were all made
+    // by one server, and never at the same time as another server's for it.
+    for id in &ids {
+        let marker = format!("/work/{id}/");
+        let ran: Vec<usize> = (0..3)
+            .filter(|i| cluster.homes[*i].calls().iter().any(|c| c.to_string().contains(&marker)))
+            .collect();
+        assert_eq!(ran.len(), 1, "provision {id}'s tools ran on servers {ran:?}");
+    }
+    let listed = admin(&servers[2]).get("/api/v1/servers").expect(200).json();
+    let alive = listed.as_array().unwrap().iter().filter(|s| s["alive"] == true && s["role"] == "all").count();
+    assert_eq!(alive, 3, "{listed:#}");
+}
+
+#[test]
+fn a_server_killed_mid_apply_is_taken_over_and_nothing_is_created_twice() {
+    let cluster = Cluster::new(2, false);
+    let mut a = cluster.start(0);
+    let b = cluster.start(1);
+    let provider = cluster.provider(&a);
+    set_faults(&cluster.cloud, &json!({"delay_ms": 2500}));
+    let id = create(&a, provider, 2);
+    wait_log(&cluster, 0, id, "Creating...", &mut a);
+    a.kill9();
+    let killed = Instant::now();
+    set_faults(&cluster.cloud, &json!({}));
+    let body = wait_running(&b, id, Duration::from_secs(180), || format!("{}\n{}", cluster.log(1, id), b.log()));
+    let took = killed.elapsed();
+    eprintln!("taken over and finished {took:?} after the kill");
+    assert!(cluster.log(1, id).contains("Resuming"), "server B resumed it:\n{}", cluster.log(1, id));
+    assert_registered("takeover", &body, &cluster.onesim_state, Want::sim(2, 0));
+    assert_eq!(hosts_in_cloud(&cluster.cloud).len(), 2, "exactly the hosts asked for in the sim cloud");
+    assert_eq!(cluster.state_hosts(id), 2, "and in the Terraform state");
+}
+
+#[test]
+fn a_frozen_server_is_taken_over_and_writes_nothing_stale_when_thawed() {
+    let cluster = Cluster::new(2, false);
+    let mut a = cluster.start(0);
+    let b = cluster.start(1);
+    let provider = cluster.provider(&a);
+    set_faults(&cluster.cloud, &json!({"delay_ms": 2500}));
+    let id = create(&a, provider, 2);
+    wait_log(&cluster, 0, id, "Creating...", &mut a);
+    let pid = a.pid().to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    // Past its lease: B takes the operation over, and waits for A's stage to let go.
+    std::thread::sleep(Duration::from_secs(15));
+    set_faults(&cluster.cloud, &json!({}));
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let body = wait_running(&b, id, Duration::from_secs(180), || format!("{}\n{}", cluster.log(1, id), b.log()));
+    assert_registered("frozen", &body, &cluster.onesim_state, Want::sim(2, 0));
+    assert_eq!(hosts_in_cloud(&cluster.cloud).len(), 2, "nothing created twice in the sim cloud");
+    assert_eq!(cluster.state_hosts(id), 2);
+    // The thawed server gave the operation up: its log says so, and it wrote no transition
+    // after B took over (B's historic is the only one after the takeover).
+    std::thread::sleep(Duration::from_secs(3));
+    let a_log = cluster.log(0, id);
+    assert!(a_log.contains("lost its lease") || a_log.contains("taken over"), "A's log:\n{a_log}");
+    let historic = body["historic"].as_array().cloned().unwrap_or_default();
+    let failures = historic.iter().filter(|h| h.to_string().contains("FAILURE")).count();
+    assert_eq!(failures, 0, "no failure state was written by the thawed server: {historic:#?}");
+}
