@@ -54,6 +54,9 @@ impl Cluster {
         let mut homes = Vec::new();
         for _ in 0..servers {
             let mut home = if fake_tools { Home::with_fakes() } else { Home::with_builtin() };
+            // The fake Terraform's cloud (`$HOME/fake-cloud`) is one for all, as the sim cloud is.
+            std::fs::create_dir_all(shared.path().join("fake-cloud")).unwrap();
+            std::os::unix::fs::symlink(shared.path().join("fake-cloud"), home.tmp.path().join("fake-cloud")).unwrap();
             use_endpoint(&mut home, &sim);
             home.env.push(("FORMWORK_DATABASE".into(), database.clone()));
             home.env.push(("FORMWORK_MAX_OPERATIONS".into(), "16".into()));
@@ -150,7 +153,8 @@ fn three_servers_share_thirty_creates_and_each_runs_on_exactly_one() {
     let ids: Vec<i64> = (0..30).map(|n| create(&servers[n % 3], provider, 1)).collect();
     for (n, id) in ids.iter().enumerate() {
         // Any server answers for any provision.
-        wait_running(&servers[(n + 1) % 3], *id, Duration::from_secs(180), String::new);
+        let logs = || (0..3).map(|i| format!("server {i}:\n{}", cluster.log(i, *id))).collect::<Vec<_>>().join("\n");
+        wait_running(&servers[(n + 1) % 3], *id, Duration::from_secs(180), logs);
     }
     // Every tool call names its provision's work directory; each provision's calls were all made
     // by one server, and never at the same time as another server's for it.
