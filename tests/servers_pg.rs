@@ -185,6 +185,7 @@ fn a_server_killed_mid_apply_is_taken_over_and_nothing_is_created_twice() {
     let body = wait_running(&b, id, Duration::from_secs(180), || format!("{}\n{}", cluster.log(1, id), b.log()));
     let took = killed.elapsed();
     eprintln!("taken over and finished {took:?} after the kill");
+    eprintln!("A's log:\n{}\nB's log:\n{}", cluster.log(0, id), cluster.log(1, id));
     assert!(cluster.log(1, id).contains("Resuming"), "server B resumed it:\n{}", cluster.log(1, id));
     assert_registered("takeover", &body, &cluster.onesim_state, Want::sim(2, 0));
     assert_eq!(hosts_in_cloud(&cluster.cloud).len(), 2, "exactly the hosts asked for in the sim cloud");

@@ -83,15 +83,15 @@ async fn take_lock(connector: &Connector, name: &str, provision: i64) -> Result<
     loop {
         if lock.try_lock()? {
             if said {
-                eprintln!("[formwork] the other tools of provision {provision} ended: running this one");
+                say(&format!("[formwork] the other tools of provision {provision} ended: running this one"));
             }
             return Ok(Some(lock));
         }
         if !said {
             let holders = lock.holders().unwrap_or_default().join(", ");
-            eprintln!(
+            say(&format!(
                 "[formwork] waiting for tools of provision {provision} another server started to end (held by: {holders})"
-            );
+            ));
             said = true;
         }
         tokio::select! {
@@ -116,7 +116,7 @@ async fn save_state(settings: &Settings, url: &str, provision: i64, path: &PathB
         .await;
         match saved {
             Ok(Ok(true)) => {
-                eprintln!("[formwork] the Terraform state the tool left was saved");
+                say("[formwork] the Terraform state the tool left was saved");
                 return;
             }
             Ok(Ok(false)) => return,
@@ -125,16 +125,22 @@ async fn save_state(settings: &Settings, url: &str, provision: i64, path: &PathB
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             Ok(Err(e)) => {
-                eprintln!(
+                say(&format!(
                     "[formwork] the Terraform state the tool left could not be saved ({e}); it stays in {} on this machine",
                     path.display()
-                );
+                ));
                 return;
             }
             Err(e) => {
-                eprintln!("[formwork] saving the Terraform state the tool left failed: {e}");
+                say(&format!("[formwork] saving the Terraform state the tool left failed: {e}"));
                 return;
             }
         }
     }
+}
+
+/// A line on stderr (the provision's log, through the server); nothing when the server is gone.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
