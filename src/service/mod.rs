@@ -12,6 +12,7 @@ pub mod auth;
 mod documents;
 mod drivers;
 mod error;
+mod logs;
 mod names;
 mod operations;
 pub mod progress;
@@ -187,8 +188,12 @@ impl Service {
         self.open_log(provision_id, self.masker(provision_id)?)
     }
 
+    /// Opens a provision's log: kept in the store (where every server reads it), from the
+    /// store's end, and copied to the provision's log file ([`logs`]).
     fn open_log(&self, provision_id: i64, masker: Masker) -> Result<ProvisionLog, Error> {
-        ProvisionLog::open(&self.settings.log_path(provision_id), masker).map_err(Error::internal)
+        let path = self.settings.log_path(provision_id);
+        let stored = logs::StoredLog::open(&self.store, provision_id, &path)?;
+        Ok(ProvisionLog::open(&path, masker).map_err(Error::internal)?.with_keeper(Box::new(stored)))
     }
 
     /// The log an operation on `provision_id` writes to, reporting to `observer` and to the

@@ -29,6 +29,7 @@
 pub mod db;
 mod events;
 mod inspect;
+mod logs;
 mod operations;
 pub mod postgres;
 mod provisions;
@@ -49,6 +50,7 @@ use db::{Db, SqlError};
 
 pub use events::EventRow;
 pub use inspect::{Inspection, inspect, inspect_database};
+pub use logs::{Appended, LOG_CHUNK_BYTES};
 pub use operations::{AttemptEnd, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
@@ -73,6 +75,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_tool_groups"),
     migration!(8, "0008_progress_events"),
     migration!(9, "0009_driver_snapshots"),
+    migration!(11, "0011_provision_logs"),
 ];
 
 struct Migration {

@@ -293,6 +293,7 @@ impl Store {
 
     pub fn delete_provision(&self, id: i64) -> Result<(), Error> {
         self.write(move |tx| {
+            tx.prepare_cached("DELETE FROM provision_logs WHERE provision_id = ?1")?.execute([id])?;
             if tx.prepare_cached("DELETE FROM provisions WHERE id = ?1")?.execute([id])? == 0 {
                 return Err(Error::NotFound { what: "provision", id });
             }
