@@ -36,6 +36,8 @@ pub trait Keeper: Send {
     /// keeper that buffers makes what it holds durable before answering, so a position
     /// recorded elsewhere never points past what readers can read.
     fn position(&self) -> u64;
+    /// Makes what was kept so far readable now (a state change was just written).
+    fn flush(&mut self);
 }
 
 /// The per-provision log file, open for appending.
@@ -127,6 +129,14 @@ impl ProvisionLog {
             return keeper.position();
         }
         self.file.metadata().map_or(self.known_end, |metadata| metadata.len())
+    }
+
+    /// Makes the lines written so far readable by the keeper's readers now, rather than when
+    /// the keeper would.
+    pub fn flush(&mut self) {
+        if let Some(keeper) = &mut self.keeper {
+            keeper.flush();
+        }
     }
 
     /// The first write error since the last call, if any.

@@ -5,9 +5,10 @@
 //!
 //! Writing ([`StoredLog`], the `exec::log::Keeper` of a provision log) buffers the masked lines
 //! and appends them to the store in chunks: when [`FLUSH_BYTES`] are pending, [`FLUSH_EVERY`]
-//! after the oldest pending line (a background thread), and whenever a position is asked for
-//! (a stage attempt's start or end, so a recorded position never points past the stored text)
-//! or the log is closed. Terraform printing thousands of lines costs a few writes, and a reader
+//! after the oldest pending line (a background thread), whenever a position is asked for
+//! (a stage attempt's start or end, so a recorded position never points past the stored text),
+//! after a state change is written (a client that sees the new state finds its line), and when
+//! the log is closed. Terraform printing thousands of lines costs a few writes, and a reader
 //! on another server sees a line at most [`FLUSH_EVERY`] after it was printed.
 //!
 //! A log opened for writing continues from the store's end, not from its local file's length
@@ -154,6 +155,11 @@ impl Keeper for StoredLog {
         let mut pending = self.shared.lock();
         self.shared.flush(&mut pending);
         pending.end + pending.text.len() as u64
+    }
+
+    fn flush(&mut self) {
+        let mut pending = self.shared.lock();
+        self.shared.flush(&mut pending);
     }
 }
 
