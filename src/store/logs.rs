@@ -89,9 +89,8 @@ impl Store {
     /// How many chunks the log of `provision_id` is stored in.
     pub fn log_chunks(&self, provision_id: i64) -> Result<u64, Error> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT CAST(count(*) AS BIGINT) FROM provision_logs WHERE provision_id = ?1",
-            )?;
+            let mut stmt =
+                conn.prepare_cached("SELECT CAST(count(*) AS BIGINT) FROM provision_logs WHERE provision_id = ?1")?;
             stmt.query_row([provision_id], |r| r.get::<i64>(0)).map(|n| n as u64)
         })
     }
