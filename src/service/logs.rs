@@ -277,7 +277,10 @@ mod tests {
         drop(log);
         let file = fs::read(&path).unwrap();
         assert_eq!(stored(&store, id), file, "the stored log is the file, byte for byte");
-        assert!(position < file.len() as u64 && position > 0);
+        // The position asked before the last line is where that line starts in the stored log.
+        let (rest, end) = read(&store, id, &path, position).unwrap();
+        assert_eq!((rest.len(), end), (1, file.len() as u64));
+        assert!(rest[0].text.ends_with("[I] done"), "{rest:?}");
         let chunks = store.log_chunks(id).unwrap();
         assert!(chunks * 100 <= lines, "{lines} lines in {chunks} chunks");
         assert!(!String::from_utf8_lossy(&file).contains("s3cret"));
