@@ -4,7 +4,7 @@
 //! (a server that took the operation over, or a note written beside it), the chunk is refused
 //! rather than interleaved at a position someone already reported ([`Appended::Gap`]).
 
-use super::db::params;
+use super::db::{Db, OptionalExtension, params};
 
 use super::{Error, Store};
 
@@ -30,9 +30,7 @@ impl Store {
             // The writer's transaction is serialised with every other writer's (SQLite's
             // `BEGIN IMMEDIATE`, PostgreSQL's advisory lock), so the end read here is the end
             // the insert extends.
-            let end: i64 = tx
-                .prepare_cached("SELECT coalesce(max(stop), 0) FROM provision_logs WHERE provision_id = ?1")?
-                .query_row([provision_id], |r| r.get(0))?;
+            let end = end_of(tx, provision_id)?;
             if end != start {
                 return Ok(Appended::Gap { end: end as u64 });
             }
@@ -49,11 +47,7 @@ impl Store {
 
     /// Where the log of `provision_id` ends (0 when nothing is stored).
     pub fn log_end(&self, provision_id: i64) -> Result<u64, Error> {
-        self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT coalesce(max(stop), 0) FROM provision_logs WHERE provision_id = ?1")?;
-            stmt.query_row([provision_id], |r| r.get::<i64>(0)).map(|end| end as u64)
-        })
+        self.read(|conn| end_of(conn, provision_id).map(|end| end as u64))
     }
 
     /// At most `limit` bytes of the log of `provision_id` from byte `from`, and the position just
@@ -102,6 +96,15 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Where a log ends: the stop of its last chunk (chunks are contiguous), found through the
+/// primary key rather than by reading every chunk's row; 0 with none.
+fn end_of(db: &Db<'_>, provision_id: i64) -> Result<i64, Error> {
+    db.prepare_cached("SELECT stop FROM provision_logs WHERE provision_id = ?1 ORDER BY start DESC LIMIT 1")?
+        .query_row([provision_id], |r| r.get(0))
+        .optional()
+        .map(Option::unwrap_or_default)
 }
 
 /// A byte position as the database holds it.
