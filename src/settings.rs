@@ -271,7 +271,8 @@ impl Settings {
             Some(value) if value.trim().is_empty() => {
                 return Err(Error::Value {
                     key: "database",
-                    message: "is empty; give a SQLite file or a postgres:// URL, or drop it for <data_dir>/formwork.db".into(),
+                    message: "is empty; give a SQLite file or a postgres:// URL, or drop it for <data_dir>/formwork.db"
+                        .into(),
                 });
             }
             Some(value) => Database::parse(&value),
@@ -587,9 +588,7 @@ fn read_config(path: &Path) -> Result<FileConfig, Error> {
         }
     }
     if let Some(v) = map.get("database") {
-        let text = v
-            .as_str()
-            .ok_or_else(|| fail("`database` must be a SQLite file or a postgres:// URL".into()))?;
+        let text = v.as_str().ok_or_else(|| fail("`database` must be a SQLite file or a postgres:// URL".into()))?;
         // A relative file is the config file's neighbour, as every other path setting is.
         file.database = Some(match Database::parse(text) {
             Database::Postgres(url) => url,
@@ -667,7 +666,12 @@ mod tests {
         assert_eq!(from_env.data_dir, PathBuf::from("/env/data"));
         assert_eq!(from_env.drivers_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
 
-        let flags = Flags { config: Some(config), data_dir: Some("/flag".into()), database: None, drivers_dirs: vec!["/c".into()] };
+        let flags = Flags {
+            config: Some(config),
+            data_dir: Some("/flag".into()),
+            database: None,
+            drivers_dirs: vec!["/c".into()],
+        };
         let from_flags = Settings::resolve(flags, &e).unwrap();
         assert_eq!(from_flags.data_dir, PathBuf::from("/flag"));
         assert_eq!(from_flags.drivers_dirs, vec![PathBuf::from("/c")]);

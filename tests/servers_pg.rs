@@ -160,9 +160,8 @@ fn three_servers_share_thirty_creates_and_each_runs_on_exactly_one() {
     // by one server, and never at the same time as another server's for it.
     for id in &ids {
         let marker = format!("/work/{id}/");
-        let ran: Vec<usize> = (0..3)
-            .filter(|i| cluster.homes[*i].calls().iter().any(|c| c.to_string().contains(&marker)))
-            .collect();
+        let ran: Vec<usize> =
+            (0..3).filter(|i| cluster.homes[*i].calls().iter().any(|c| c.to_string().contains(&marker))).collect();
         assert_eq!(ran.len(), 1, "provision {id}'s tools ran on servers {ran:?}");
     }
     let listed = admin(&servers[2]).get("/api/v1/servers").expect(200).json();

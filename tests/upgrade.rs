@@ -119,6 +119,14 @@ fn upgrade(fixture: &Path) {
     let log1 = std::fs::read_to_string(data.join("logs/1.log")).unwrap();
     assert!(log1.starts_with(&old_log), "{label}: the old log is kept whole");
     assert!(log1.contains("The files of clear secrets the interrupted stage left were removed"), "{label}");
+    // The release kept its log in a file only; this one reads logs from the database, into which
+    // the file was imported whole (so the release's recorded positions still hold).
+    let served = home.run(&["--json", "provision", "logs", "1", "--all"]).ok().stdout();
+    let served: Vec<String> = served
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(served, log1.lines().collect::<Vec<_>>(), "{label}: the log served is the file");
     let state = formwork::store::Store::open(&data.join("formwork.db")).unwrap().latest_tfstate(1).unwrap();
     assert!(state.is_some_and(|s| s.contains("h-")), "{label}: the state on disk was saved before it was removed");
 

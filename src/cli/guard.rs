@@ -28,7 +28,12 @@ pub struct Args {
 pub fn run(args: Args, settings: &Settings, env: &HashMap<String, String>) -> anyhow::Result<i32> {
     let mut command = args.command.into_iter();
     let program = command.next().ok_or_else(|| anyhow::anyhow!("tool-guard needs a command after --"))?;
-    let guarded =
-        Guarded { provision: args.provision, operation: args.operation, state: args.state, program, args: command.collect() };
+    let guarded = Guarded {
+        provision: args.provision,
+        operation: args.operation,
+        state: args.state,
+        program,
+        args: command.collect(),
+    };
     Ok(guard::run(settings, env, &guarded)?)
 }

@@ -105,7 +105,8 @@ pub enum LogFormat {
 
 /// Runs a parsed command line; `env` is the process environment, read once by `main`.
 pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
-    let flags = Flags { config: cli.config, data_dir: cli.data_dir, database: cli.database, drivers_dirs: cli.drivers_dirs };
+    let flags =
+        Flags { config: cli.config, data_dir: cli.data_dir, database: cli.database, drivers_dirs: cli.drivers_dirs };
     let out = output::Output::new(cli.json);
     let span = tracing::info_span!("command", name = cli.command.name());
     let _entered = span.enter();

@@ -3,7 +3,7 @@
 //! database on this machine's settings; `GET /api/v1/servers` answers the same from a server.
 
 use super::output::{Output, table};
-use crate::service::{Caller, Service, ServerView};
+use crate::service::{Caller, ServerView, Service};
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]

@@ -238,7 +238,9 @@ impl<S: Stages> Runner<S> {
                 let holders = lock.holders().unwrap_or_default().join(", ");
                 log.note(
                     Severity::Warning,
-                    &format!("Waiting for the server that ran this provision's last stage to let it go (held by: {holders})"),
+                    &format!(
+                        "Waiting for the server that ran this provision's last stage to let it go (held by: {holders})"
+                    ),
                 );
                 said = true;
             }

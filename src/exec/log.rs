@@ -6,6 +6,10 @@
 //! The file is append-only. Each write holds whole lines, so a reader polling the file never
 //! sees half a line, and byte offsets taken with [`ProvisionLog::position`] stay valid for
 //! ever: a stage attempt records the range it wrote.
+//!
+//! A log may also hand each write to a [`Keeper`] (the service keeps logs in the database, where
+//! every server reads them); positions are then the keeper's, and the file is a copy for those
+//! who tail it. [`lines`] and [`start_of_last`] read lines from bytes however they were fetched.
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -24,10 +28,23 @@ use super::sink::{Severity, Sink, Stream};
 /// again from the returned offset for the rest.
 pub const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Where a log's lines are kept besides its file, and what its positions count.
+pub trait Keeper: Send {
+    /// Keeps `text`: whole lines, masked and formatted.
+    fn keep(&mut self, text: &str);
+    /// The log's end, everything kept so far included: where the next line will start. A
+    /// keeper that buffers makes what it holds durable before answering, so a position
+    /// recorded elsewhere never points past what readers can read.
+    fn position(&self) -> u64;
+    /// Makes what was kept so far readable now (a state change was just written).
+    fn flush(&mut self);
+}
+
 /// The per-provision log file, open for appending.
 pub struct ProvisionLog {
     path: PathBuf,
     file: File,
+    keeper: Option<Box<dyn Keeper>>,
     masker: Masker,
     clock: Box<dyn Fn() -> SystemTime + Send>,
     /// The first write that failed. A sink cannot return errors, so the owner asks with
@@ -59,6 +76,7 @@ impl ProvisionLog {
         Ok(ProvisionLog {
             path: path.to_path_buf(),
             file,
+            keeper: None,
             masker,
             clock: Box::new(SystemTime::now),
             error: None,
@@ -69,6 +87,12 @@ impl ProvisionLog {
     /// Replaces the clock lines are stamped with (tests).
     pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + 'static) -> Self {
         self.clock = Box::new(clock);
+        self
+    }
+
+    /// Hands every write to `keeper` too, whose positions [`ProvisionLog::position`] answers.
+    pub fn with_keeper(mut self, keeper: Box<dyn Keeper>) -> Self {
+        self.keeper = Some(keeper);
         self
     }
 
@@ -89,15 +113,30 @@ impl ProvisionLog {
         if lines.is_empty() {
             return Ok(());
         }
+        // The keeper first: a file that cannot be written does not cost readers the lines.
+        if let Some(keeper) = &mut self.keeper {
+            keeper.keep(&lines);
+        }
         self.file.write_all(lines.as_bytes())?;
         self.known_end += lines.len() as u64;
         Ok(())
     }
 
-    /// The log's length in bytes: where the next line will start. Read from the file, so
-    /// lines another writer appended count too.
+    /// The log's length in bytes: where the next line will start. The keeper's when there is
+    /// one; else read from the file, so lines another writer appended count too.
     pub fn position(&self) -> u64 {
+        if let Some(keeper) = &self.keeper {
+            return keeper.position();
+        }
         self.file.metadata().map_or(self.known_end, |metadata| metadata.len())
+    }
+
+    /// Makes the lines written so far readable by the keeper's readers now, rather than when
+    /// the keeper would.
+    pub fn flush(&mut self) {
+        if let Some(keeper) = &mut self.keeper {
+            keeper.flush();
+        }
     }
 
     /// The first write error since the last call, if any.
@@ -186,11 +225,18 @@ fn read_from(file: &mut File, from: u64, limit: u64) -> io::Result<(Vec<LogLine>
     file.seek(SeekFrom::Start(from))?;
     let mut bytes = Vec::new();
     file.take(limit).read_to_end(&mut bytes)?;
+    Ok(lines(&bytes, from, limit))
+}
+
+/// The complete lines of `bytes`, read from offset `from` with at most `limit` bytes asked for,
+/// and the offset just after the last one. A trailing line without its newline is being
+/// written: it is left for the next read.
+pub fn lines(bytes: &[u8], from: u64, limit: u64) -> (Vec<LogLine>, u64) {
     let complete = match bytes.iter().rposition(|b| *b == b'\n') {
         Some(last) => &bytes[..=last],
         // One line longer than the limit: no newline will come within reach, so it is
         // returned as it is rather than blocking the reader for ever.
-        None if bytes.len() as u64 == limit => &bytes[..],
+        None if bytes.len() as u64 == limit => bytes,
         None => &[][..],
     };
     let lines = complete
@@ -199,7 +245,13 @@ fn read_from(file: &mut File, from: u64, limit: u64) -> io::Result<(Vec<LogLine>
         .filter(|text| !text.is_empty())
         .map(|text| LogLine { level: classify(&text), text })
         .collect();
-    Ok((lines, from + complete.len() as u64))
+    (lines, from + complete.len() as u64)
+}
+
+/// Where, in `bytes` (the end of a log), the last `n` complete lines start: just after the
+/// (n+1)-th newline from the end; `None` when `bytes` holds fewer (read further back).
+pub fn start_of_last(bytes: &[u8], n: usize) -> Option<usize> {
+    bytes.iter().enumerate().rev().filter(|(_, b)| **b == b'\n').nth(n).map(|(i, _)| i + 1)
 }
 
 /// The offset where the last `n` complete lines start: just after the (n+1)-th newline from

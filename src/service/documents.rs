@@ -281,20 +281,17 @@ impl Service {
         Ok(serde_json::to_value(&found)?)
     }
 
-    /// Every line of a provision's log (none yet is an empty log).
+    /// Every line of a provision's log (none yet is an empty log), as far as one read goes
+    /// (`exec::log::MAX_READ_BYTES`).
     pub fn log_lines(&self, caller: &Caller, id: i64) -> Result<Vec<crate::exec::LogLine>, Error> {
         self.may_use(caller, Kind::Provision, id)?;
-        let path = self.settings.log_path(id);
-        if !path.exists() {
-            return Ok(Vec::new());
-        }
-        Ok(crate::exec::log::read(&path, 0)?.0)
+        Ok(super::logs::read(&self.store, id, &self.settings.log_path(id), 0)?.0)
     }
 
     /// The log's length in bytes: where a poll without a position starts.
     pub fn log_end(&self, caller: &Caller, id: i64) -> Result<u64, Error> {
         self.may_use(caller, Kind::Provision, id)?;
-        Ok(std::fs::metadata(self.settings.log_path(id)).map(|m| m.len()).unwrap_or(0))
+        super::logs::import(&self.store, id, &self.settings.log_path(id))
     }
 
     /// At most `limit` progress events of a provision after the cursor `after` (of

@@ -45,7 +45,9 @@ const SAVE_FOR: Duration = Duration::from_secs(120);
 /// 128 + its signal, or 130 when stopped while still waiting for the lock.
 pub fn run(settings: &Settings, env: &HashMap<String, String>, guarded: &Guarded) -> Result<i32, Error> {
     let Database::Postgres(url) = &settings.database else {
-        return Err(Error::invalid("formwork tool-guard guards tools on a PostgreSQL database; none is set (--database)"));
+        return Err(Error::invalid(
+            "formwork tool-guard guards tools on a PostgreSQL database; none is set (--database)",
+        ));
     };
     let connector = Connector::parse(url)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -58,16 +60,18 @@ pub fn run(settings: &Settings, env: &HashMap<String, String>, guarded: &Guarded
             super::presence::host()
         );
         let Some(lock) = take_lock(&connector, &name, guarded.provision).await? else { return Ok(130) };
-        let tool_env: Vec<(String, String)> =
-            env.iter().filter(|(k, _)| !GUARD_VARS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let tool_env: Vec<(String, String)> = env
+            .iter()
+            .filter(|(k, _)| !GUARD_VARS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let status = crate::exec::inherit::run_inherited(&guarded.program, &guarded.args, &tool_env, None).await;
         if let Some(state) = &guarded.state {
             save_state(settings, url, guarded.provision, state).await;
         }
         drop(lock);
-        let status = status.map_err(|e| {
-            Error::invalid(format!("cannot run {}: {e}", PathBuf::from(&guarded.program).display()))
-        })?;
+        let status = status
+            .map_err(|e| Error::invalid(format!("cannot run {}: {e}", PathBuf::from(&guarded.program).display())))?;
         use std::os::unix::process::ExitStatusExt;
         Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     })

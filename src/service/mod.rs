@@ -13,9 +13,10 @@ mod documents;
 mod drivers;
 mod error;
 pub mod guard;
+mod logs;
 mod names;
-pub mod presence;
 mod operations;
+pub mod presence;
 pub mod progress;
 mod providers;
 mod provisions;
@@ -31,7 +32,6 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use servers::ServerView;
 pub use crate::driver::input::REDACTED;
 pub use crate::driver::{Broken, Driver, Input, Loaded, State as DriverState, SyncReport};
 pub use crate::engine::{OnInterrupted, State, System};
@@ -49,6 +49,7 @@ pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
 pub use public_ips::Change;
 pub use requests::Request;
 pub use secrets::Rotation;
+pub use servers::ServerView;
 pub use store_copy::{CopiedTable, StoreCopy, copy_store};
 pub use wire::{ErrorContext, Events, Failure, Operation, ProgressEvent, Reported};
 
@@ -242,8 +243,12 @@ impl Service {
         self.open_log(provision_id, self.masker(provision_id)?)
     }
 
+    /// Opens a provision's log: kept in the store (where every server reads it), from the
+    /// store's end, and copied to the provision's log file ([`logs`]).
     fn open_log(&self, provision_id: i64, masker: Masker) -> Result<ProvisionLog, Error> {
-        ProvisionLog::open(&self.settings.log_path(provision_id), masker).map_err(Error::internal)
+        let path = self.settings.log_path(provision_id);
+        let stored = logs::StoredLog::open(&self.store, provision_id, &path)?;
+        Ok(ProvisionLog::open(&path, masker).map_err(Error::internal)?.with_keeper(Box::new(stored)))
     }
 
     /// The log an operation on `provision_id` writes to, reporting to `observer` and to the

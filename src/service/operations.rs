@@ -77,14 +77,7 @@ impl Service {
             crate::engine::Log::info(&mut log, &format!("Provision '{name}' allocated"));
         }
         if detach {
-            let op = self.store.begin_operation(
-                id,
-                "create",
-                &Params::None,
-                Some(Event::Created),
-                &self.me(),
-                now,
-            )?;
+            let op = self.store.begin_operation(id, "create", &Params::None, Some(Event::Created), &self.me(), now)?;
             let event = serde_json::to_string(&Event::Created)?;
             let pid = self.background(&["provision", "drive", &op.to_string(), "--event", &event])?;
             return Ok(Started::Detached { id, operation: op, pid });
@@ -252,9 +245,11 @@ impl Service {
         let mut done = self.resume_public_ip_changes(observer).await?;
         let runner = self.runner()?;
         let staged = runner
-            .resume(policy, |o| self.alive(o), |id| {
-                Box::new(self.operation_log(id, observer())) as Box<dyn crate::engine::Log>
-            })
+            .resume(
+                policy,
+                |o| self.alive(o),
+                |id| Box::new(self.operation_log(id, observer())) as Box<dyn crate::engine::Log>,
+            )
             .await?;
         done.extend(staged.into_iter().map(|(id, result)| Resumed { id, result: result.map_err(Error::from) }));
         Ok(done)

@@ -58,7 +58,12 @@ struct Identity {
 impl Presence {
     /// Registers this process (`role`: `all`, `api`, `worker`, `cli`) and starts renewing its
     /// lease. Fails when the database cannot be written.
-    pub fn start(store: Arc<Store>, leased: bool, role: &str, address: &str) -> Result<Arc<Presence>, crate::store::Error> {
+    pub fn start(
+        store: Arc<Store>,
+        leased: bool,
+        role: &str,
+        address: &str,
+    ) -> Result<Arc<Presence>, crate::store::Error> {
         let identity = Identity { owner: make_owner(leased, 0), lost: Cancel::new(), generation: 0 };
         let presence = Arc::new(Presence {
             store,
@@ -191,7 +196,9 @@ fn renew(presence: &Weak<Presence>) {
         }
         match p.store.renew_lease(&identity.owner.token, LEASE) {
             Ok(true) => p.renewed_ms.store(p.since_born(), Ordering::SeqCst),
-            Ok(false) if p.leased => p.lose("this server's lease ended before it could renew it (was it stopped, or cut off?)"),
+            Ok(false) if p.leased => {
+                p.lose("this server's lease ended before it could renew it (was it stopped, or cut off?)")
+            }
             // On SQLite a lease only says when the process was last seen: register it again.
             Ok(false) => {
                 let _ = p.register(&identity.owner);

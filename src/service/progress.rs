@@ -134,6 +134,7 @@ impl Log for OperationLog {
     fn state_changed(&mut self, from: State, to: State) {
         if let Some(log) = &mut self.log {
             log.note(Severity::Info, &format!("State changed from {from} to {to}"));
+            log.flush();
         }
         let took = self.since.elapsed();
         self.since = Instant::now();

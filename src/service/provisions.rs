@@ -247,7 +247,8 @@ impl Service {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        // The id is never given again; its log goes with it.
+        // The id is never given again; its log goes with it (its stored chunks went with the
+        // record).
         match std::fs::remove_file(self.settings.log_path(id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -259,13 +260,13 @@ impl Service {
     pub fn log_tail(&self, caller: &Caller, id: i64, last: Option<usize>) -> Result<(Vec<LogLine>, u64), Error> {
         self.may_use(caller, Kind::Provision, id)?;
         let path = self.settings.log_path(id);
-        if !path.exists() {
-            return Err(Error::not_found(format!("provision {id} has no log yet ({})", path.display())));
+        if super::logs::import(&self.store, id, &path)? == 0 {
+            return Err(Error::not_found(format!("provision {id} has no log yet")));
         }
-        Ok(match last {
-            Some(n) => crate::exec::log::tail(&path, n)?,
-            None => crate::exec::log::read(&path, 0)?,
-        })
+        match last {
+            Some(n) => super::logs::tail(&self.store, id, &path, n),
+            None => super::logs::read(&self.store, id, &path, 0),
+        }
     }
 
     /// The complete lines written after offset `pos`, the new offset, and whether an operation
@@ -273,7 +274,7 @@ impl Service {
     pub fn log_after(&self, caller: &Caller, id: i64, pos: u64) -> Result<(Vec<LogLine>, u64, bool), Error> {
         self.may_use(caller, Kind::Provision, id)?;
         let running = self.store.running_operation(id)?.is_some();
-        let (lines, next) = crate::exec::log::read(&self.settings.log_path(id), pos)?;
+        let (lines, next) = super::logs::read(&self.store, id, &self.settings.log_path(id), pos)?;
         Ok((lines, next, running))
     }
 }

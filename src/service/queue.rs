@@ -136,7 +136,9 @@ impl Service {
             let service = Arc::clone(&self);
             let found = tokio::task::spawn_blocking(move || service.take_over_now()).await;
             match found {
-                Ok(Ok(taken)) if !taken.is_empty() => tracing::info!(?taken, "took over operations of servers that are gone"),
+                Ok(Ok(taken)) if !taken.is_empty() => {
+                    tracing::info!(?taken, "took over operations of servers that are gone")
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot look for operations to take over"),
                 Err(e) => tracing::warn!(error = %e, "the look for operations to take over failed"),

@@ -119,7 +119,10 @@ mod tests {
         };
         let (before, names) = (std::fs::read(&path).unwrap(), files());
         let found = inspect(&path).unwrap().unwrap();
-        assert_eq!(found, Inspection { schema: found.known, known: MIGRATIONS.len() as i64, sealing_key: Some(key) });
+        assert_eq!(
+            found,
+            Inspection { schema: found.known, known: super::super::SCHEMA_VERSION, sealing_key: Some(key) }
+        );
         assert_eq!(std::fs::read(&path).unwrap(), before, "the file is unchanged");
         assert_eq!(files(), names, "no -wal or -shm file is left beside it");
 

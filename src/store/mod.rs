@@ -30,6 +30,7 @@ pub mod copy;
 pub mod db;
 mod events;
 mod inspect;
+mod logs;
 mod operations;
 pub mod postgres;
 mod provisions;
@@ -51,6 +52,7 @@ use db::{Db, SqlError};
 
 pub use events::EventRow;
 pub use inspect::{Inspection, inspect, inspect_database};
+pub use logs::{Appended, LOG_CHUNK_BYTES};
 pub use operations::{AttemptEnd, Fence, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
 pub use provisions::{Checkpoint, Table};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
@@ -77,6 +79,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_progress_events"),
     migration!(9, "0009_driver_snapshots"),
     migration!(10, "0010_servers_leases"),
+    migration!(11, "0011_provision_logs"),
 ];
 
 struct Migration {
@@ -223,10 +226,12 @@ impl Store {
             message: format!("starting its writer thread: {e}"),
         })?;
         let place = Some((url.to_string(), connector.clone()));
-        Store::finish_setup(writer, Readers::postgres(connector), Keyring::new(keys), None, place).map_err(|e| match e {
-            err @ (Error::Secrets(_) | Error::Open { .. }) => err,
-            other => Error::Open { path: shown.into(), message: other.to_string() },
-        })
+        Store::finish_setup(writer, Readers::postgres(connector), Keyring::new(keys), None, place).map_err(
+            |e| match e {
+                err @ (Error::Secrets(_) | Error::Open { .. }) => err,
+                other => Error::Open { path: shown.into(), message: other.to_string() },
+            },
+        )
     }
 
     fn setup(

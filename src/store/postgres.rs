@@ -121,7 +121,6 @@ pub(super) fn outside_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-
 /// A session-level advisory lock on a connection of its own: held until released or until the
 /// connection ends (the process died, or the database lost it), whatever the process does
 /// meanwhile. Dropping it closes the connection, which releases the lock.

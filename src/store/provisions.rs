@@ -4,7 +4,7 @@
 use super::db::{self, Db, OptionalExtension, Row, ToValue, params};
 use serde_json::Value;
 
-use super::operations::{Fence, AttemptEnd, NewAttempt, finish_attempt, insert_attempt};
+use super::operations::{AttemptEnd, Fence, NewAttempt, finish_attempt, insert_attempt};
 use super::rows::{HistoricEntry, Mode, Ownership, ProviderRow, ProvisionRow};
 use super::{Error, Store, json_column};
 use crate::engine::{ProvisionBody, State};
@@ -296,6 +296,7 @@ impl Store {
 
     pub fn delete_provision(&self, id: i64) -> Result<(), Error> {
         self.write(move |tx| {
+            tx.prepare_cached("DELETE FROM provision_logs WHERE provision_id = ?1")?.execute([id])?;
             if tx.prepare_cached("DELETE FROM provisions WHERE id = ?1")?.execute([id])? == 0 {
                 return Err(Error::NotFound { what: "provision", id });
             }

@@ -92,7 +92,9 @@ impl Pool {
                 drop(idle);
                 let opened = match &self.source {
                     Source::Sqlite(path) => open_reader(path).map(Conn::Sqlite),
-                    Source::Postgres(connector) => outside_runtime(|| connector.connect()).map(|c| Conn::Postgres(Box::new(c))),
+                    Source::Postgres(connector) => {
+                        outside_runtime(|| connector.connect()).map(|c| Conn::Postgres(Box::new(c)))
+                    }
                 };
                 return match opened {
                     Ok(conn) => Ok(Lease { pool: self, conn: Some(conn) }),

@@ -91,7 +91,7 @@ fn owner(pid: i64) -> Owner {
     Owner { pid, token: format!("{pid}:1") }
 }
 
-fn with_provision(store: &Store) -> (i64, i64) {
+pub(super) fn with_provision(store: &Store) -> (i64, i64) {
     let provider = store.insert_provider("sim", "sim", &json!({"connection": {}}), 1).unwrap();
     let provision = store
         .insert_provision("p", "sim", provider, &serde_json::from_value(json!({"name": "p"})).unwrap(), 2)
@@ -196,7 +196,14 @@ fn take_over_is_compare_and_set(db: &Backend) {
     assert_eq!(store.operation(op).unwrap().owner_pid, 2);
     assert!(store.request_cancel(id, 2).unwrap().is_some());
     assert!(store.is_cancel_requested(op).unwrap());
-    store.finish_operation(store.operation(op).unwrap().fence(), OperationStatus::Cancelled, Some("cancelled by user"), 4).unwrap();
+    store
+        .finish_operation(
+            store.operation(op).unwrap().fence(),
+            OperationStatus::Cancelled,
+            Some("cancelled by user"),
+            4,
+        )
+        .unwrap();
     assert!(store.request_cancel(id, 2).unwrap().is_none());
     assert!(store.running_operations().unwrap().is_empty());
 }
@@ -673,7 +680,10 @@ fn expired_leases_are_taken_over_and_live_ones_are_not(db: &Backend) {
     let me = Owner { pid: 9, token: "me".into() };
     assert_eq!(store.take_over_expired(&me, 2).unwrap(), vec![ops[1], ops[2]]);
     assert_eq!(store.operation(ops[0]).unwrap().owner_token, "live");
-    assert_eq!((store.operation(ops[1]).unwrap().owner_token.as_str(), store.operation(ops[1]).unwrap().epoch), ("me", 1));
+    assert_eq!(
+        (store.operation(ops[1]).unwrap().owner_token.as_str(), store.operation(ops[1]).unwrap().epoch),
+        ("me", 1)
+    );
     assert!(store.take_over_expired(&me, 3).unwrap().is_empty(), "its own operations are not taken again");
     assert_eq!(store.claim_queued(&me, 5, 3).unwrap(), vec![queued]);
     assert!(store.claim_queued(&me, 5, 3).unwrap().is_empty());
@@ -731,5 +741,9 @@ fn the_newest_terraform_state_is_the_highest_serial(db: &Backend) {
     store.save_tfstate(id, None, &state(4), 3).unwrap();
     assert_eq!(store.latest_tfstate(id).unwrap(), Some(state(5)));
     store.save_tfstate(id, None, &state(5).replace("\"l\"", "\"m\""), 4).unwrap();
-    assert_eq!(store.latest_tfstate(id).unwrap(), Some(state(5).replace("\"l\"", "\"m\"")), "of one serial, the last saved");
+    assert_eq!(
+        store.latest_tfstate(id).unwrap(),
+        Some(state(5).replace("\"l\"", "\"m\"")),
+        "of one serial, the last saved"
+    );
 }
