@@ -219,3 +219,77 @@ fn a_frozen_server_is_taken_over_and_writes_nothing_stale_when_thawed() {
     let failures = historic.iter().filter(|h| h.to_string().contains("FAILURE")).count();
     assert_eq!(failures, 0, "no failure state was written by the thawed server: {historic:#?}");
 }
+
+/// A throwaway cluster of this test's own (it is stopped and started under the server).
+struct OwnCluster {
+    dir: PathBuf,
+    url: String,
+}
+
+impl OwnCluster {
+    fn start() -> OwnCluster {
+        let dir = std::env::temp_dir().join(format!("fw-outage-{}", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres");
+        let out = std::process::Command::new(&script).arg("start").arg(&dir).output().unwrap();
+        assert!(out.status.success(), "scripts/postgres start: {}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        OwnCluster { dir, url }
+    }
+
+    fn run(&self, what: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres");
+        let out = std::process::Command::new(&script).arg(what).arg(&self.dir).output().unwrap();
+        assert!(out.status.success(), "scripts/postgres {what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres");
+        let _ = std::process::Command::new(&script).arg("stop").arg(&self.dir).output();
+    }
+}
+
+#[test]
+fn requests_during_a_database_outage_get_503_and_the_work_goes_on_after_it() {
+    let cluster = OwnCluster::start();
+    let shared = tempfile::tempdir().unwrap();
+    let sim = Onesim::start(&shared.path().join("onesim.json"));
+    let mut home = Home::with_fakes();
+    use_endpoint(&mut home, &sim);
+    home.env.push(("FORMWORK_DATABASE".into(), cluster.url.clone()));
+    let server = cluster_server(&home);
+    let provider = {
+        let body = json!({"driver": "sim", "connection_values": {"api_token": TOKEN, "endpoint": shared.path()}});
+        let doc = admin(&server).post("/api/v1/providers", &body).expect(201).json();
+        doc["DOCUMENT"]["ID"].as_str().unwrap().parse::<i64>().unwrap()
+    };
+    let before: Vec<i64> = (0..5).map(|_| create(&server, provider, 1)).collect();
+    cluster.run("pause");
+    let asked = Instant::now();
+    let answer = admin(&server).get(&format!("/api/v1/provisions/{}", before[0]));
+    assert_eq!(answer.status, 503, "a read during the outage: {}", answer.text());
+    assert!(asked.elapsed() < Duration::from_secs(10), "answered after {:?}", asked.elapsed());
+    assert!(answer.text().contains("database"), "{}", answer.text());
+    let request = json!({"driver": "sim", "deployment_type": "sim_cluster", "provider_id": provider,
+                         "user_inputs_values": {"oneform_hosts": 1}});
+    assert_eq!(admin(&server).post("/api/v1/provisions", &request).status, 503, "a create during the outage");
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.run("resume");
+    let log = || server.log();
+    for id in &before {
+        wait_running(&server, *id, Duration::from_secs(120), log);
+    }
+    let after = create(&server, provider, 1);
+    wait_running(&server, after, Duration::from_secs(60), log);
+    for id in before.iter().chain([&after]) {
+        let ops = admin(&server).get(&format!("/api/v1/provisions/{id}/operations")).expect(200).json();
+        let ops = ops.as_array().unwrap();
+        assert_eq!(ops.len(), 1, "provision {id}: one create, not run twice: {ops:#?}");
+        assert_eq!(ops[0]["status"], "succeeded", "provision {id}: {ops:#?}");
+    }
+}
+
+fn cluster_server(home: &Home) -> Server {
+    Server::start(home)
+}

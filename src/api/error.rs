@@ -53,6 +53,7 @@ pub fn status(e: &Error) -> StatusCode {
         Error::Conflict { .. } | Error::Cancelled { .. } => StatusCode::CONFLICT,
         Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
         Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

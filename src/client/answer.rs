@@ -56,6 +56,7 @@ fn from_context(typed: ErrorContext, message: String) -> Error {
             Error::Upstream { system, source: Box::new(Failure { message, provision_id, stage }) }
         }
         ErrorContext::Internal => Error::internal(message),
+        ErrorContext::Unavailable => Error::Unavailable { message },
     }
 }
 

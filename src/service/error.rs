@@ -49,6 +49,10 @@ pub enum Error {
     /// formwork itself could not do its part (database, files, settings).
     #[error("{source}")]
     Internal { source: Box<dyn std::error::Error + Send + Sync> },
+    /// The database cannot be reached now (PostgreSQL down, restarting, or cut off); nothing
+    /// was done, and the same request can be sent again.
+    #[error("{message}")]
+    Unavailable { message: String },
 }
 
 /// Exit codes, documented in README.md.
@@ -121,6 +125,7 @@ impl Error {
                 ErrorContext::Upstream { system: *system, provision_id, stage }
             }
             Error::Internal { .. } => ErrorContext::Internal,
+            Error::Unavailable { .. } => ErrorContext::Unavailable,
         }
     }
 
@@ -135,7 +140,8 @@ impl Error {
             | Error::Conflict { .. }
             | Error::Cancelled { .. }
             | Error::Upstream { .. }
-            | Error::Internal { .. } => exit::FAILURE,
+            | Error::Internal { .. }
+            | Error::Unavailable { .. } => exit::FAILURE,
         }
     }
 }
@@ -149,6 +155,10 @@ impl From<store::Error> for Error {
                 Error::Conflict { message: e.to_string() }
             }
             store::Error::InUse { .. } => Error::not_allowed(e.to_string()),
+            store::Error::Unreachable { .. } => Error::Unavailable { message: format!("{e}; try again shortly") },
+            store::Error::Sql(ref sql) if sql.is_connection_lost() => Error::Unavailable {
+                message: format!("the database could not be reached ({sql}); nothing was done, try again shortly"),
+            },
             store::Error::Open { .. }
             | store::Error::Corrupt { .. }
             | store::Error::Sql(_)

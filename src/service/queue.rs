@@ -179,12 +179,36 @@ impl Service {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot mark the operation started"),
                 }
-                if let Err(e) = service.work(provision_id, op, work).await {
+                let mut result = service.work(provision_id, op, work).await;
+                // The database went away under the operation: it could not be carried on, nor
+                // closed. Once the database is back, the operation resumes from its last
+                // checkpoint here, as a restart would resume it (it is still this server's).
+                while let Err(Error::Unavailable { message }) = &result {
+                    tracing::warn!(error = %message, "the database went away under the operation; it resumes once the database is back");
+                    match service.wait_for_own_operation(op).await {
+                        Some(true) => result = service.work(provision_id, op, Work::TakenOver).await,
+                        _ => return,
+                    }
+                }
+                if let Err(e) = result {
                     tracing::warn!(error = %e, "operation ended in failure");
                 }
             }
             .instrument(span),
         );
+    }
+
+    /// Waits until the database answers again; then whether operation `op` is still running
+    /// and this server's (None: the process is stopping).
+    async fn wait_for_own_operation(self: &Arc<Self>, op: i64) -> Option<bool> {
+        loop {
+            tokio::time::sleep(presence::RENEW).await;
+            match self.store.call(move |s| s.operation(op)).await.map_err(Error::from) {
+                Ok(row) => return Some(row.status == OperationStatus::Running && row.owner_token == self.me().token),
+                Err(Error::Unavailable { .. }) => continue,
+                Err(_) => return Some(false),
+            }
+        }
     }
 
     async fn work(self: &Arc<Self>, provision_id: i64, op: i64, work: Work) -> Result<(), Error> {

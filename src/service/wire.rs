@@ -213,6 +213,8 @@ pub enum ErrorContext {
         stage: Option<String>,
     },
     Internal,
+    /// The database cannot be reached now; nothing was done, try again.
+    Unavailable,
 }
 
 #[cfg(test)]

@@ -59,7 +59,13 @@ impl SqlError {
     /// Whether the connection to the database is gone (PostgreSQL: closed, refused, reset).
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            SqlError::Postgres(e) => e.is_closed() || e.code().is_none() && e.as_db_error().is_none(),
+            // Closed, never reached, or ended by the server: connection exceptions (08…) and
+            // operator intervention (57P…: shutdown, restart, not accepting connections yet).
+            SqlError::Postgres(e) => {
+                e.is_closed()
+                    || e.as_db_error().is_none()
+                    || e.code().is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
+            }
             SqlError::Group { connection_lost, .. } => *connection_lost,
             _ => false,
         }

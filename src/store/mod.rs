@@ -133,6 +133,8 @@ pub enum Error {
     InUse { provider_id: i64, provisions: Vec<i64> },
     #[error("database {}: {message}", path.display())]
     Open { path: PathBuf, message: String },
+    #[error("database {database} cannot be reached: {message}")]
+    Unreachable { database: String, message: String },
     #[error("database: stored {what} is not valid: {message}")]
     Corrupt { what: &'static str, message: String },
     #[error("database: {0}")]

@@ -77,9 +77,9 @@ impl Connector {
         if let Some(name) = name {
             config.application_name(name);
         }
-        let client = config.connect(postgres::NoTls).map_err(|e| Error::Open {
-            path: self.shown.clone().into(),
-            message: format!("cannot connect: {}", SqlError::Postgres(e)),
+        let client = config.connect(postgres::NoTls).map_err(|e| Error::Unreachable {
+            database: self.shown.clone(),
+            message: SqlError::Postgres(e).to_string(),
         })?;
         Ok(PgConn::new(client))
     }
