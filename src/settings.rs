@@ -127,6 +127,29 @@ pub struct Server {
     pub request_timeout: Duration,
     /// The audit log: a JSON line per write request.
     pub audit_log: PathBuf,
+    /// What it does among servers sharing a PostgreSQL database (`--role`): `all` (answer
+    /// requests and run operations), `api` (answer requests only) or `worker` (run operations
+    /// only, no listener).
+    pub role: Role,
+}
+
+/// A server's share of the work (`formwork serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Role {
+    #[default]
+    All,
+    Api,
+    Worker,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
 }
 
 /// A certificate chain and its private key, PEM.
@@ -398,6 +421,7 @@ impl Settings {
                 max_connections: max_connections as usize,
                 request_timeout,
                 audit_log,
+                role: Role::All,
             },
             secret_keys,
         })

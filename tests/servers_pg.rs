@@ -293,3 +293,37 @@ fn requests_during_a_database_outage_get_503_and_the_work_goes_on_after_it() {
 fn cluster_server(home: &Home) -> Server {
     Server::start(home)
 }
+
+#[test]
+fn an_api_server_queues_and_a_worker_runs_woken_at_once() {
+    let cluster = Cluster::new(2, true);
+    let api = Server::start_with(&cluster.homes[0], &["--role", "api"]);
+    let mut worker = cluster.homes[1].spawn(&["serve", "--role", "worker"]);
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(worker.stdout.take().unwrap()), &mut first).unwrap();
+    assert_eq!(first.trim(), "formwork worker running");
+    let provider = cluster.provider(&api);
+    let started = Instant::now();
+    let ids: Vec<i64> = (0..5).map(|_| create(&api, provider, 1)).collect();
+    for id in &ids {
+        wait_running(&api, *id, Duration::from_secs(120), || cluster.log(1, *id));
+    }
+    eprintln!("five creates queued by the API server ran on the worker in {:?}", started.elapsed());
+    assert!(cluster.homes[0].calls().is_empty(), "the API server ran no tool");
+    assert_eq!(cluster.homes[1].calls().iter().filter(|c| c.to_string().contains("apply")).count(), 5);
+    let servers = admin(&api).get("/api/v1/servers").expect(200).json();
+    let roles: Vec<&str> = servers.as_array().unwrap().iter().filter_map(|s| s["role"].as_str()).collect();
+    assert!(roles.contains(&"api") && roles.contains(&"worker"), "{servers:#}");
+    let _ = worker.kill();
+    let _ = worker.wait();
+}
+
+#[test]
+fn a_role_needs_a_shared_database() {
+    let home = Home::with_fakes();
+    std::fs::create_dir_all(home.tmp.path().join(".one")).unwrap();
+    std::fs::write(home.tmp.path().join(".one/one_auth"), "oneadmin:pw\n").unwrap();
+    let run = home.run(&["serve", "--role", "worker", "--listen", "127.0.0.1:0"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().contains("PostgreSQL") && run.stderr().contains("--role"), "{}", run.stderr());
+}

@@ -269,19 +269,32 @@ pub async fn serve(
     for failed in &report.failed {
         tracing::warn!(driver = %failed.name, error = %failed.error, "driver failed verification");
     }
-    service.announce("all", &url)?;
-    let queued = service.recover_queue()?;
-    if !queued.is_empty() {
-        tracing::info!(?queued, "resuming interrupted operations");
-    }
-    if service.shares_database() {
-        tokio::spawn(service.clone().keep_taking_over());
+    let role = service.settings().server.role;
+    let address = if role == crate::settings::Role::Worker { "" } else { url.as_str() };
+    service.announce(role.name(), address)?;
+    if service.runs_operations() {
+        let queued = service.recover_queue()?;
+        if !queued.is_empty() {
+            tracing::info!(?queued, "resuming interrupted operations");
+        }
+        if service.shares_database() {
+            tokio::spawn(service.clone().keep_taking_over());
+        }
     }
     // The signals are hooked before readiness is told: a SIGTERM or SIGHUP right after the
     // listening line (systemd's restart or reload) is handled, not the default action's death.
     tokio::spawn(reopen_on_hangup(audit.clone()));
     let stop_signal = stop_signal();
     let state = State { service: service.clone(), drivers: Arc::new(drivers), auth, audit };
+    if role == crate::settings::Role::Worker {
+        // A worker answers no request: it runs operations until told to stop.
+        drop(front);
+        println!("formwork worker running");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        stop_signal.await;
+        stopping();
+        return Ok(());
+    }
     ready(addr, &url);
     let stop = async {
         stop_signal.await;

@@ -18,6 +18,11 @@ pub struct Args {
     /// The PEM private key of --tls-cert; also `tls_key` and FORMWORK_TLS_KEY
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Among servers sharing a PostgreSQL database: answer requests and run operations (all),
+    /// answer requests only (api: its operations are run by the others), or run operations only
+    /// (worker: no listener)
+    #[arg(long, value_enum, default_value = "all")]
+    pub role: crate::settings::Role,
 }
 
 /// Serves until SIGTERM or SIGINT; `notify_socket` is `NOTIFY_SOCKET`, where systemd waits for
@@ -27,6 +32,7 @@ pub fn run(args: Args, mut settings: Settings, notify_socket: Option<&str>) -> a
     if let Some(listen) = args.listen {
         settings.server.listen = listen;
     }
+    settings.server.role = args.role;
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         settings.server.tls = Some(crate::settings::Tls { cert, key });
     }

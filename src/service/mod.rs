@@ -90,6 +90,9 @@ pub struct Service {
     presence: std::sync::OnceLock<Arc<presence::Presence>>,
     /// The REST API this process serves (set once by `formwork serve`), for the playbooks.
     form: std::sync::OnceLock<crate::stages::FormApi>,
+    /// This server's role (`formwork serve --role`): `all`, `api` (runs no operation) or
+    /// `worker`; none for a command.
+    role: std::sync::OnceLock<String>,
 }
 
 impl Service {
@@ -108,6 +111,7 @@ impl Service {
             slots,
             form: std::sync::OnceLock::new(),
             presence: std::sync::OnceLock::new(),
+            role: std::sync::OnceLock::new(),
         });
         if service.settings.sqlite_file().is_none() {
             let presence = presence::Presence::start(Arc::clone(&service.store), true, "cli", "")?;
@@ -131,6 +135,12 @@ impl Service {
     /// Says this process is a server (`role`, answering at `address`), for `formwork servers`;
     /// on SQLite it registers then.
     pub fn announce(&self, role: &str, address: &str) -> Result<(), Error> {
+        if role != "all" && !self.shares_database() {
+            return Err(Error::invalid(format!(
+                "--role {role} splits the work between servers sharing a PostgreSQL database; this one is on SQLite (set database to a postgres:// URL, or drop --role)"
+            )));
+        }
+        let _ = self.role.set(role.to_string());
         match self.presence.get() {
             Some(presence) => presence.describe(role, address)?,
             None => {
@@ -147,6 +157,11 @@ impl Service {
         if let Some(presence) = self.presence.get() {
             presence.leave();
         }
+    }
+
+    /// Whether this process runs operations (every one but a `--role api` server).
+    pub fn runs_operations(&self) -> bool {
+        self.role.get().is_none_or(|role| role != "api")
     }
 
     /// Whether several servers may share the database (PostgreSQL), so operations whose

@@ -51,8 +51,7 @@ impl Service {
             crate::engine::Log::info(&mut log, &format!("Provision '{name}' allocated"));
         }
         let event = Event::Created;
-        let op = self.store.enqueue_operation(id, "create", &Params::None, Some(event), &self.me(), now)?;
-        self.dispatch(id, op, Work::Drive(event));
+        self.queue_work(id, "create", &Params::None, Some(event), Work::Drive(event))?;
         self.provision_for(caller, id, Include::default())
     }
 
@@ -86,9 +85,7 @@ impl Service {
         }
         let (kind, params, event) = plan(&self.store, &self.catalog, &row, request)?;
         self.refuse_unmanaged(&row.body, &params).await?;
-        let op = self.store.enqueue_operation(id, kind, &params, Some(event), &self.me(), store::now())?;
-        self.dispatch(id, op, Work::Drive(event));
-        Ok(op)
+        self.queue_work(id, kind, &params, Some(event), Work::Drive(event))
     }
 
     /// add-ip / remove-ip: checked, then queued. Returns the operation's id.
@@ -97,9 +94,7 @@ impl Service {
         self.settle(id).await;
         let target = self.plan_public_ips(id, change)?;
         let (kind, params) = super::public_ips::params(change, target);
-        let op = self.store.enqueue_operation(id, kind, &params, None, &self.me(), store::now())?;
-        self.dispatch(id, op, Work::PublicIps { change, target });
-        Ok(op)
+        self.queue_work(id, kind, &params, None, Work::PublicIps { change, target })
     }
 
     /// At server start: every running operation whose process is gone is taken over and
@@ -131,8 +126,12 @@ impl Service {
     /// none (`--role api`), and queues them here as [`Service::recover_queue`] does at start.
     /// Runs until the process ends.
     pub async fn keep_taking_over(self: Arc<Self>) {
+        let woken = self.store.listen_for_work();
         loop {
-            tokio::time::sleep(presence::RENEW).await;
+            tokio::select! {
+                () = tokio::time::sleep(presence::RENEW) => {}
+                () = woken.notified() => {}
+            }
             let service = Arc::clone(&self);
             let found = tokio::task::spawn_blocking(move || service.take_over_now()).await;
             match found {
@@ -159,6 +158,29 @@ impl Service {
             self.dispatch(row.provision_id, op, Work::TakenOver);
         }
         Ok(taken)
+    }
+
+    /// Queues an operation: this server's, dispatched to its slots; or, on a server that runs
+    /// none (`--role api`), nobody's yet, for a worker to claim, woken at once.
+    fn queue_work(
+        self: &Arc<Self>,
+        id: i64,
+        kind: &str,
+        params: &Params,
+        event: Option<Event>,
+        work: Work,
+    ) -> Result<i64, Error> {
+        if self.runs_operations() {
+            let op = self.store.enqueue_operation(id, kind, params, event, &self.me(), store::now())?;
+            self.dispatch(id, op, work);
+            return Ok(op);
+        }
+        let nobody = store::Owner { pid: 0, token: String::new() };
+        let op = self.store.enqueue_operation(id, kind, params, event, &nobody, store::now())?;
+        if let Err(e) = self.store.notify_work() {
+            tracing::warn!(error = %e, "cannot wake the workers; they find the operation at their next look");
+        }
+        Ok(op)
     }
 
     /// Runs `work` as a task once a slot is free, unless its operation was cancelled while it

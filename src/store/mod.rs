@@ -280,6 +280,10 @@ impl Store {
         Ok(store)
     }
 
+    fn postgres_connector(&self) -> Option<postgres::Connector> {
+        self.postgres.as_ref().map(|(_, connector)| connector.clone())
+    }
+
     /// Whether several servers may share this database (PostgreSQL).
     pub fn is_shared(&self) -> bool {
         self.postgres.is_some()

@@ -179,6 +179,28 @@ impl Store {
         })
     }
 
+    /// Wakes the servers listening for work ([`Store::listen_for_work`]); nothing on SQLite.
+    pub fn notify_work(&self) -> Result<(), Error> {
+        if !self.is_shared() {
+            return Ok(());
+        }
+        self.read(|conn| conn.execute(&format!("SELECT pg_notify('{WORK_CHANNEL}', '')"), ()).map(|_| ()))
+    }
+
+    /// A `Notify` woken whenever a server queues work nobody owns yet (PostgreSQL's
+    /// `LISTEN/NOTIFY`, on a connection of its own, made again when lost); never woken on SQLite.
+    pub fn listen_for_work(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        let woken = std::sync::Arc::new(tokio::sync::Notify::new());
+        if let Some(connector) = self.postgres_connector() {
+            let notify = std::sync::Arc::clone(&woken);
+            let spawned = std::thread::Builder::new().name("listen".into()).spawn(move || listen(&connector, &notify));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start listening for work; the once-a-second look finds it");
+            }
+        }
+        woken
+    }
+
     /// Claims, for `owner`, up to `limit` queued operations nobody owns yet (queued by a server
     /// that runs no operations, `--role api`), oldest first, each in a new epoch; returns their
     /// ids.
@@ -199,5 +221,28 @@ impl Store {
             ids.sort_unstable();
             Ok(ids)
         })
+    }
+}
+
+/// The channel servers are woken on.
+const WORK_CHANNEL: &str = "formwork_work";
+
+fn listen(connector: &super::postgres::Connector, woken: &tokio::sync::Notify) {
+    use ::postgres::fallible_iterator::FallibleIterator;
+    loop {
+        match connector.connect_as(Some("formwork listen")) {
+            Ok(mut conn) => {
+                let client = conn.client();
+                if client.batch_execute(&format!("LISTEN {WORK_CHANNEL}")).is_ok() {
+                    let mut notifications = client.notifications();
+                    let mut iter = notifications.blocking_iter();
+                    while let Ok(Some(_)) = iter.next() {
+                        woken.notify_one();
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot listen for work yet"),
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
