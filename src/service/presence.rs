@@ -30,6 +30,16 @@ pub const RENEW: Duration = Duration::from_secs(1);
 pub const STOP_AFTER: Duration = Duration::from_secs(4);
 /// The longest its tools then get between SIGINT and SIGKILL: gone before the lease ends.
 pub const STOP_GRACE: Duration = Duration::from_secs(4);
+/// On SQLite a lease only says when a server was last seen (liveness is its process): renewed
+/// this seldom, so an idle server costs the disk one write every half minute.
+const SEEN_EVERY: Duration = Duration::from_secs(30);
+
+impl Presence {
+    /// How long a lease lasts, and how often it is renewed.
+    fn timing(&self) -> (Duration, Duration) {
+        if self.leased { (LEASE, RENEW) } else { (2 * SEEN_EVERY, SEEN_EVERY) }
+    }
+}
 
 /// This process's registration and lease.
 pub struct Presence {
@@ -144,7 +154,7 @@ impl Presence {
             address,
             started_time: crate::store::now(),
         };
-        self.store.register_server(&server, LEASE)?;
+        self.store.register_server(&server, self.timing().0)?;
         self.renewed_ms.store(self.since_born(), Ordering::SeqCst);
         Ok(())
     }
@@ -184,7 +194,8 @@ impl Presence {
 /// and a new one registered.
 fn renew(presence: &Weak<Presence>) {
     loop {
-        std::thread::sleep(RENEW);
+        let every = presence.upgrade().map_or(RENEW, |p| p.timing().1);
+        std::thread::sleep(every);
         let Some(p) = presence.upgrade() else { return };
         if p.leaving.load(Ordering::SeqCst) {
             return;
@@ -194,7 +205,7 @@ fn renew(presence: &Weak<Presence>) {
             p.reborn();
             continue;
         }
-        match p.store.renew_lease(&identity.owner.token, LEASE) {
+        match p.store.renew_lease(&identity.owner.token, p.timing().0) {
             Ok(true) => p.renewed_ms.store(p.since_born(), Ordering::SeqCst),
             Ok(false) if p.leased => {
                 p.lose("this server's lease ended before it could renew it (was it stopped, or cut off?)")
