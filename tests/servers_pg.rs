@@ -327,3 +327,89 @@ fn a_role_needs_a_shared_database() {
     assert_eq!(run.code(), 1, "{}", run.stderr());
     assert!(run.stderr().contains("PostgreSQL") && run.stderr().contains("--role"), "{}", run.stderr());
 }
+
+/// A TCP proxy to PostgreSQL that the test can cut: every connection through it is shut down
+/// and new ones are closed at once.
+struct Proxy {
+    addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: String) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut2, conns2) = (cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if cut2.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else { continue };
+                let mut kept = conns2.lock().unwrap();
+                kept.push(client.try_clone().unwrap());
+                kept.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, cut, conns }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.conns.lock().unwrap().iter() {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_server_cut_off_from_the_database_stops_its_tools_before_its_lease_ends() {
+    let mut cluster = Cluster::new(2, true);
+    // Server A reaches the database through the proxy.
+    let (host_port, rest) = cluster.database.split_once("@").unwrap().1.split_once('/').unwrap();
+    let proxy = Proxy::start(host_port.to_string());
+    let through = cluster.database.replace(host_port, &proxy.addr);
+    assert!(through.ends_with(rest));
+    cluster.homes[0].env.retain(|(k, _)| k != "FORMWORK_DATABASE");
+    cluster.homes[0].env.push(("FORMWORK_DATABASE".into(), through));
+    cluster.homes[0].scenario(json!({"hang_apply": true}));
+    let mut a = cluster.start(0);
+    let b = cluster.start(1);
+    let provider = cluster.provider(&a);
+    let id = create(&a, provider, 2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let apply = loop {
+        if let Some(call) = cluster.homes[0].calls().into_iter().find(|c| c["argv"][0] == "apply") {
+            break call;
+        }
+        assert!(a.is_running() && Instant::now() < deadline, "A never started the apply:\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The apply's parent: its guard on PostgreSQL, in the tool's process group.
+    let guard = apply["ppid"].as_i64().unwrap().to_string();
+    proxy.cut();
+    let cut = Instant::now();
+    while std::process::Command::new("kill").args(["-0", &guard]).status().unwrap().success() {
+        assert!(cut.elapsed() < Duration::from_secs(10), "A's tool still runs {:?} after the cut", cut.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped = cut.elapsed();
+    eprintln!("A's tool stopped {stopped:?} after the cut (its lease ends 10 s after its last renewal)");
+    let body = wait_running(&b, id, Duration::from_secs(120), || format!("{}\n{}", cluster.log(1, id), b.log()));
+    assert_eq!(body["one_objects"]["hosts"].as_array().unwrap().len(), 2);
+    let applies = |i: usize| cluster.homes[i].calls().iter().filter(|c| c["argv"][0] == "apply").count();
+    assert_eq!((applies(0), applies(1)), (1, 1), "A's hung apply, then B's");
+    assert!(a.is_running(), "A lives on, cut off");
+    drop(proxy);
+}
