@@ -85,6 +85,7 @@ on_both!(
     expired_leases_are_taken_over_and_live_ones_are_not,
     two_stores_racing_for_queued_work_each_win_it_once,
     the_newest_terraform_state_is_the_highest_serial,
+    a_store_opened_with_another_key_is_refused_before_it_writes,
 );
 
 fn owner(pid: i64) -> Owner {
@@ -746,4 +747,24 @@ fn the_newest_terraform_state_is_the_highest_serial(db: &Backend) {
         Some(state(5).replace("\"l\"", "\"m\"")),
         "of one serial, the last saved"
     );
+}
+
+/// A second server (or the same one restarted) given another key is refused at open, naming the
+/// key the database expects, and nothing is written: the rows and the migrations are as they were.
+fn a_store_opened_with_another_key_is_refused_before_it_writes(db: &Backend) {
+    let store = db.open();
+    let provider = store.insert_provider("p", "sim", &json!({"connection": {}}), 1).unwrap();
+    let key_id = store.sealing().unwrap().0;
+    let before = (store.providers().unwrap(), store.migrations().unwrap());
+    drop(store);
+    let other = crate::secrets::KeyText::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let refused = match db {
+        Backend::Sqlite(dir) => Store::open_with_keys(&dir.path().join("formwork.db"), Source::Given(other)),
+        Backend::Postgres { url, .. } => Store::open_postgres(url, Source::Given(other)),
+    };
+    let err = refused.err().expect("opened with another key").to_string();
+    assert!(err.contains(&format!("sealed with key {key_id}")), "{err}");
+    let store = db.open();
+    assert_eq!((store.providers().unwrap(), store.migrations().unwrap()), before);
+    assert_eq!(store.provider(provider).unwrap().name, "p");
 }
