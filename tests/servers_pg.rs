@@ -413,3 +413,52 @@ fn a_server_cut_off_from_the_database_stops_its_tools_before_its_lease_ends() {
     assert!(a.is_running(), "A lives on, cut off");
     drop(proxy);
 }
+
+#[test]
+fn a_database_reached_over_tls_when_the_url_asks_for_it() {
+    let cluster = OwnCluster::start();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    for (from, to) in [("cert.pem", "server.crt"), ("key.pem", "server.key")] {
+        let dest = cluster.dir.join(to);
+        std::fs::copy(fixtures.join(from), &dest).unwrap();
+        std::process::Command::new("chmod").arg("600").arg(&dest).status().unwrap();
+        let owner = format!("--reference={}", cluster.dir.display());
+        assert!(std::process::Command::new("chown").arg(owner).arg(&dest).status().unwrap().success());
+    }
+    let mut admin_db = ::postgres::Client::connect(&cluster.url, ::postgres::NoTls).unwrap();
+    for setting in [
+        "ALTER SYSTEM SET ssl = on".to_string(),
+        format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cluster.dir.join("server.crt").display()),
+        format!("ALTER SYSTEM SET ssl_key_file = '{}'", cluster.dir.join("server.key").display()),
+        "SELECT pg_reload_conf()".to_string(),
+    ] {
+        admin_db.batch_execute(&setting).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let url = format!("{}?sslmode=require&sslrootcert={}", cluster.url, fixtures.join("cert.pem").display());
+    let mut home = Home::with_fakes();
+    home.env.push(("FORMWORK_DATABASE".into(), url));
+    std::fs::create_dir_all(home.tmp.path().join(".one")).unwrap();
+    std::fs::write(home.tmp.path().join(".one/one_auth"), "oneadmin:pw\n").unwrap();
+    home.run(&["provider", "list"]).ok();
+    let server = Server::start(&home);
+    admin(&server).get("/api/v1/provisions").expect(200);
+    let (tls, plain): (i64, i64) = {
+        let row = admin_db
+            .query_one(
+                "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+                 FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name LIKE 'formwork%'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(tls > 0 && plain == 0, "formwork's connections: {tls} over TLS, {plain} in clear");
+    drop(server);
+    // A certificate nobody vouches for (the system's CAs do not know the test's): refused, named.
+    let mut untrusted = Home::with_fakes();
+    untrusted.env.push(("FORMWORK_DATABASE".into(), format!("{}?sslmode=require", cluster.url)));
+    let run = untrusted.run(&["provider", "list"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().to_lowercase().contains("certificate"), "{}", run.stderr());
+}

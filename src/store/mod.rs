@@ -33,6 +33,7 @@ mod inspect;
 mod logs;
 mod operations;
 pub mod postgres;
+mod postgres_tls;
 mod provisions;
 mod readers;
 mod rows;

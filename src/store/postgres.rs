@@ -26,6 +26,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Connector {
     config: std::sync::Arc<postgres::Config>,
+    /// TLS, when the URL asks for it (`sslmode=require`).
+    tls: Option<super::postgres_tls::Rustls>,
     /// The URL without its password, for messages.
     shown: String,
 }
@@ -40,18 +42,29 @@ impl Connector {
     /// Reads a `postgres://` (or `postgresql://`) URL or a `key=value` connection string.
     pub fn parse(url: &str) -> Result<Connector, Error> {
         let shown = without_password(url);
-        let mut config = postgres::Config::from_str(url).map_err(|e| Error::Open {
-            path: shown.clone().into(),
-            message: format!(
+        let fail = |message: String| Error::Open { path: shown.clone().into(), message };
+        // `sslrootcert` is libpq's; the client library does not know it.
+        let (url, ca_file) = take_param(url, "sslrootcert");
+        let mut config = postgres::Config::from_str(&url).map_err(|e| {
+            fail(format!(
                 "not a PostgreSQL connection URL ({e}); write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-            ),
+            ))
         })?;
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(Error::Open {
-                path: shown.into(),
-                message: "sslmode=require: TLS to PostgreSQL is not supported by this formwork yet; reach the database over a private network or a local TLS tunnel (stunnel, ssh -L) and drop sslmode".into(),
-            });
-        }
+        let tls = match config.get_ssl_mode() {
+            postgres::config::SslMode::Require => {
+                Some(super::postgres_tls::Rustls::new(ca_file.as_deref().map(std::path::Path::new)).map_err(|e| {
+                    fail(format!(
+                        "sslmode=require: {e}; name the CA that signed the server's certificate with sslrootcert=FILE"
+                    ))
+                })?)
+            }
+            // Without require, no TLS: prefer would try it, and a certificate nobody vouches for
+            // would then fail the connection rather than fall back.
+            _ => {
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                None
+            }
+        };
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -59,7 +72,7 @@ impl Connector {
             config.application_name("formwork");
         }
         config.keepalives(true).keepalives_idle(Duration::from_secs(10));
-        Ok(Connector { config: std::sync::Arc::new(config), shown })
+        Ok(Connector { config: std::sync::Arc::new(config), tls, shown })
     }
 
     /// The URL as shown in messages (no password).
@@ -77,12 +90,34 @@ impl Connector {
         if let Some(name) = name {
             config.application_name(name);
         }
-        let client = config.connect(postgres::NoTls).map_err(|e| Error::Unreachable {
+        let connected = match &self.tls {
+            Some(tls) => config.connect(tls.clone()),
+            None => config.connect(postgres::NoTls),
+        };
+        let client = connected.map_err(|e| Error::Unreachable {
             database: self.shown.clone(),
             message: SqlError::Postgres(e).to_string(),
         })?;
         Ok(PgConn::new(client))
     }
+}
+
+/// `url` without its query parameter `name`, and that parameter's value.
+fn take_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_string(), None) };
+    let mut value = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((key, v)) if key == name => {
+                value = Some(percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    (url, value)
 }
 
 /// Whether `database` names a PostgreSQL database rather than a SQLite file.
