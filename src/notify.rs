@@ -34,9 +34,13 @@ impl Notifier {
         Ok(Notifier { target })
     }
 
-    /// Tells the manager the server listens at `url`.
+    /// Tells the manager the server listens at `url` (empty: a worker, which listens nowhere).
     pub fn ready(&self, url: &str) {
-        self.send_or_warn(&format!("READY=1\nSTATUS=formwork listening on {url}"));
+        if url.is_empty() {
+            self.send_or_warn("READY=1\nSTATUS=formwork worker running");
+        } else {
+            self.send_or_warn(&format!("READY=1\nSTATUS=formwork listening on {url}"));
+        }
     }
 
     /// Tells the manager the server stopped accepting and is draining its requests.

@@ -289,8 +289,7 @@ pub async fn serve(
     if role == crate::settings::Role::Worker {
         // A worker answers no request: it runs operations until told to stop.
         drop(front);
-        println!("formwork worker running");
-        let _ = std::io::Write::flush(&mut std::io::stdout());
+        ready(addr, "");
         stop_signal.await;
         stopping();
         return Ok(());

@@ -45,7 +45,12 @@ pub fn run(args: Args, mut settings: Settings, notify_socket: Option<&str>) -> a
         let service = Service::open(settings)?;
         let ready = |_, url: &str| {
             // The first stdout line says where: scripts and tests started with port 0 read it.
-            println!("formwork listening on {url}");
+            // A worker (`--role worker`) listens nowhere.
+            if url.is_empty() {
+                println!("formwork worker running");
+            } else {
+                println!("formwork listening on {url}");
+            }
             let _ = std::io::stdout().flush();
             // Only then is systemd told: the socket is bound and the drivers are synced.
             notifier.ready(url);
