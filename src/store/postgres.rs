@@ -26,6 +26,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Connector {
     config: std::sync::Arc<postgres::Config>,
+    /// Idle connections for session locks ([`SessionLock`]), shared by the connector's clones.
+    locks: std::sync::Arc<std::sync::Mutex<Vec<PgConn>>>,
     /// TLS, when the URL asks for it (`sslmode=require`).
     tls: Option<super::postgres_tls::Rustls>,
     /// The URL without its password, for messages.
@@ -72,7 +74,7 @@ impl Connector {
             config.application_name("formwork");
         }
         config.keepalives(true).keepalives_idle(Duration::from_secs(10));
-        Ok(Connector { config: std::sync::Arc::new(config), tls, shown })
+        Ok(Connector { config: std::sync::Arc::new(config), locks: Default::default(), tls, shown })
     }
 
     /// The URL as shown in messages (no password).
@@ -158,35 +160,55 @@ pub(super) fn outside_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// A session-level advisory lock on a connection of its own: held until released or until the
 /// connection ends (the process died, or the database lost it), whatever the process does
-/// meanwhile. Dropping it closes the connection, which releases the lock.
+/// meanwhile. Dropped, it is released and its connection goes back to the connector's pool of
+/// lock connections (a connection costs PostgreSQL a process; a stage should not).
 pub struct SessionLock {
-    conn: PgConn,
+    conn: Option<PgConn>,
+    pool: std::sync::Arc<std::sync::Mutex<Vec<PgConn>>>,
     class: i32,
     key: i32,
+    held: bool,
 }
 
+/// Idle lock connections kept per connector.
+const IDLE_LOCKS: usize = 16;
+
 impl SessionLock {
-    /// Opens the lock's connection, named `name`.
+    /// A lock connection, named `name` (in `pg_stat_activity`): an idle one of the pool, else a
+    /// new one.
     pub fn open(connector: &Connector, name: &str, class: i32, key: i64) -> Result<SessionLock, Error> {
         let key = i32::try_from(key).map_err(|_| Error::Corrupt {
             what: "lock key",
             message: format!("{key} does not fit an advisory lock key"),
         })?;
-        Ok(SessionLock { conn: outside_runtime(|| connector.connect_as(Some(name)))?, class, key })
+        let pool = std::sync::Arc::clone(&connector.locks);
+        let idle = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => outside_runtime(|| connector.connect_as(Some(name)))?,
+        };
+        let client = conn.client();
+        outside_runtime(|| client.execute("SELECT set_config('application_name', $1, false)", &[&name]))?;
+        Ok(SessionLock { conn: Some(conn), pool, class, key, held: false })
+    }
+
+    fn client(&mut self) -> &mut postgres::Client {
+        self.conn.as_mut().expect("a lock has its connection until dropped").client()
     }
 
     /// Takes the lock if it is free; false when another session holds it.
     pub fn try_lock(&mut self) -> Result<bool, Error> {
         let (class, key) = (self.class, self.key);
-        let client = self.conn.client();
+        let client = self.client();
         let row = outside_runtime(|| client.query_one("SELECT pg_try_advisory_lock($1, $2)", &[&class, &key]))?;
-        Ok(row.get(0))
+        self.held = row.get(0);
+        Ok(self.held)
     }
 
     /// Who holds the lock now, as their sessions name themselves.
     pub fn holders(&mut self) -> Result<Vec<String>, Error> {
         let (class, key) = (self.class, self.key);
-        let client = self.conn.client();
+        let client = self.client();
         let rows = outside_runtime(|| {
             client.query(
                 "SELECT coalesce(a.application_name, '') FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -196,6 +218,23 @@ impl SessionLock {
             )
         })?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+impl Drop for SessionLock {
+    /// Releases the lock and keeps the connection for the next one; a connection that cannot
+    /// release it is closed, which releases it too.
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        let (class, key, held) = (self.class, self.key, self.held);
+        let client = conn.client();
+        let released = outside_runtime(|| {
+            !held || client.query_one("SELECT pg_advisory_unlock($1, $2)", &[&class, &key]).is_ok_and(|r| r.get::<_, bool>(0))
+        });
+        let mut idle = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if released && !conn.is_closed() && idle.len() < IDLE_LOCKS {
+            idle.push(conn);
+        }
     }
 }
 
