@@ -23,8 +23,11 @@
 //! (10, per read round), `--max-operations N`, `--onesim`, `--poll-ms N`, `--poll-metrics`
 //! (poll `/metrics` instead of the list), `--server-env KEY=VALUE`, `--keep` (leave the last
 //! home), `--tls` (the server speaks HTTPS with the test certificate of tests/fixtures/tls, and
-//! the client trusts only it; every connection is a TLS session, kept alive like the others).
-//! Results in docs/benchmarks.md.
+//! the client trusts only it; every connection is a TLS session, kept alive like the others),
+//! `--postgres URL` (the server's store on PostgreSQL: each round makes a fresh database
+//! `fw_bench_api_<pid>_<round>` on the server URL names, with a role that may create databases,
+//! and passes it as `FORMWORK_DATABASE`; the reads seed and read that of the last round; the
+//! databases are dropped at the end). Results in docs/benchmarks.md.
 
 // The bench starts formwork and onesim as a user would, with an explicit environment.
 #![allow(clippy::disallowed_methods)]
@@ -75,6 +78,8 @@ struct Options {
     keep: bool,
     /// HTTPS with the test certificate.
     tls: bool,
+    /// The store on PostgreSQL: the server URL on which each round makes a fresh database.
+    postgres: Option<String>,
 }
 
 impl Options {
@@ -90,6 +95,7 @@ impl Options {
             server_env: Vec::new(),
             keep: false,
             tls: false,
+            postgres: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -103,6 +109,7 @@ impl Options {
                 "--poll-ms" => o.poll = Duration::from_millis(number() as u64),
                 "--keep" => o.keep = true,
                 "--tls" => o.tls = true,
+                "--postgres" => o.postgres = Some(args.next().expect("a postgres:// URL after --postgres")),
                 "--server-env" => {
                     let pair = args.next().expect("KEY=VALUE after --server-env");
                     let (k, v) = pair.split_once('=').expect("KEY=VALUE after --server-env");
@@ -125,28 +132,62 @@ fn main() {
     let slots = options.max_operations.map_or("default (2 per core)".to_string(), |n| n.to_string());
     let poll = if options.poll_metrics { "/metrics" } else { "GET /provisions?all=true" };
     let scheme = if options.tls { "HTTPS (TLS)" } else { "HTTP" };
+    let store = if options.postgres.is_some() { "PostgreSQL (a fresh database per round)" } else { "SQLite file" };
     println!(
-        "OpenNebula: {one}; max_operations: {slots}; polled with {poll} every {} ms; server env {:?}; {scheme}",
+        "OpenNebula: {one}; max_operations: {slots}; polled with {poll} every {} ms; server env {:?}; {scheme}; store: {store}",
         options.poll.as_millis(),
         options.server_env
     );
     let mut last = None;
+    let mut databases = Vec::new();
     for round in 1..=options.rounds {
-        last = Some(create_round(&rt, &options, round));
+        let database = options.postgres.as_deref().map(|admin| Database::create(admin, round));
+        last = Some(create_round(&rt, &options, round, database.as_ref().map(|d| d.url.as_str())));
+        databases.extend(database);
     }
     let (home, sim) = last.expect("at least one round");
-    read_rounds(&rt, &options, home.path(), sim.as_ref());
+    read_rounds(&rt, &options, home.path(), sim.as_ref(), databases.last().map(|d| d.url.as_str()));
     if options.keep {
         println!("kept {}", home.keep().display());
     }
 }
 
+/// A fresh PostgreSQL database for one round, dropped when done.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn create(admin: &str, round: usize) -> Database {
+        let name = format!("fw_bench_api_{}_{round}", std::process::id());
+        let mut client = postgres::Client::connect(admin, postgres::NoTls).expect("connect to the --postgres URL");
+        client.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE template0")).expect("create database");
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        Database { admin: admin.to_string(), url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
+        }
+    }
+}
+
 /// A new server on a new home: [`CREATES`] creates, then its peak RSS, CPU and stage times.
 /// Returns the home (and onesim) for the reads.
-fn create_round(rt: &tokio::runtime::Runtime, options: &Options, round: usize) -> (tempfile::TempDir, Option<Onesim>) {
+fn create_round(
+    rt: &tokio::runtime::Runtime,
+    options: &Options,
+    round: usize,
+    database: Option<&str>,
+) -> (tempfile::TempDir, Option<Onesim>) {
     let home = tempfile::tempdir().expect("temporary home");
     let sim = options.onesim.then(Onesim::start);
-    let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), options);
+    let server = Server::start(home.path(), sim.as_ref().map(|s| s.url.as_str()), options, database);
     let created = rt.block_on(creates(&server, options));
     let peak = server.peak_rss_mb();
     let (own, tools) = server.cpu_seconds();
@@ -165,11 +206,23 @@ fn create_round(rt: &tokio::runtime::Runtime, options: &Options, round: usize) -
 
 /// The creates' provisions copied up to [`PROVISIONS`], a new server on them, the timed GETs,
 /// then the lists of all of them.
-fn read_rounds(rt: &tokio::runtime::Runtime, options: &Options, home: &Path, sim: Option<&Onesim>) {
+fn read_rounds(
+    rt: &tokio::runtime::Runtime,
+    options: &Options,
+    home: &Path,
+    sim: Option<&Onesim>,
+    database: Option<&str>,
+) {
     let start = Instant::now();
-    let ids = seed(&home.join("data/formwork.db"), PROVISIONS);
+    let store = match database {
+        Some(url) => Store::open_postgres(url, formwork::secrets::Source::File(home.join("data/secret.key")))
+            .expect("open the server's PostgreSQL database"),
+        None => Store::open(&home.join("data/formwork.db")).expect("open the server's database"),
+    };
+    let ids = seed(&store, PROVISIONS);
+    drop(store);
     println!("seeded {} provisions through the store in {:.1} s", ids.len(), start.elapsed().as_secs_f64());
-    let server = Server::start(home, sim.map(|s| s.url.as_str()), options);
+    let server = Server::start(home, sim.map(|s| s.url.as_str()), options, database);
     println!("server peak RSS once started on {PROVISIONS} provisions: {:.1} MB", server.peak_rss_mb());
     rt.block_on(reads(server.addr, &ids, options.rounds, Duration::from_secs(options.seconds)));
     let (own, _) = server.cpu_seconds();
@@ -200,7 +253,7 @@ struct Server {
 impl Server {
     /// Starts the server on `home/data` with the fake tools; its diagnostics go to
     /// `home/serve.log`.
-    fn start(home: &Path, one_xmlrpc: Option<&str>, options: &Options) -> Server {
+    fn start(home: &Path, one_xmlrpc: Option<&str>, options: &Options, database: Option<&str>) -> Server {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let auth = home.join("one_auth");
         std::fs::write(&auth, format!("{USER}:{PASSWORD}\n")).expect("write ONE_AUTH");
@@ -223,6 +276,9 @@ impl Server {
             .stderr(log);
         if let Some(url) = one_xmlrpc {
             cmd.env("ONE_XMLRPC", url);
+        }
+        if let Some(url) = database {
+            cmd.env("FORMWORK_DATABASE", url);
         }
         if let Some(n) = options.max_operations {
             cmd.env("FORMWORK_MAX_OPERATIONS", n.to_string());
@@ -495,8 +551,7 @@ async fn states(conn: &mut Conn) -> Vec<(String, String)> {
 
 /// Copies the RUNNING provisions in the database (body, owner, historic) until there are
 /// `total`, from 32 threads so that the store's writer groups their commits. Returns every id.
-fn seed(database: &Path, total: usize) -> Vec<i64> {
-    let store = Store::open(database).expect("open the server's database");
+fn seed(store: &Store, total: usize) -> Vec<i64> {
     let rows = store.provisions(true).expect("provisions");
     let templates: Vec<_> = rows
         .iter()
@@ -508,7 +563,7 @@ fn seed(database: &Path, total: usize) -> Vec<i64> {
     let threads = 32;
     std::thread::scope(|scope| {
         for t in 0..threads {
-            let (store, templates) = (&store, &templates);
+            let templates = &templates;
             scope.spawn(move || {
                 for k in (t..missing).step_by(threads) {
                     let (row, historic) = &templates[k % templates.len()];

@@ -5,6 +5,25 @@
 //! listing 10,000 provisions (aim < 50 ms). One provision at a time waits for an fsync per
 //! write, so that figure follows the disk's fsync latency. Run with
 //! `cargo bench --bench lifecycle`; results in docs/benchmarks.md.
+//!
+//! With `FORMWORK_BENCH_POSTGRES=postgres://user@host:port/db` (a role that may create
+//! databases), the 200-at-once case also runs on PostgreSQL, each on a fresh database
+//! (`fw_bench_<pid>_<n>`, dropped at the end): one store, then three stores on one database
+//! (three "servers" in one process: three `Store`s, three `Runner`s with their own owners, the
+//! provisions split between them). `-- --postgres-only` skips the SQLite cases.
+//!
+//! On PostgreSQL every running stage holds the provision's stage lock on a connection of its
+//! own (opened when the stage starts), so 200 stages at once would need more connections than a
+//! default PostgreSQL allows (`max_connections = 100`, this project's test cluster 200). A
+//! server bounds them with its `max_operations` slots; the bench does the same: all 200
+//! provisions are started at once, and at most `FORMWORK_BENCH_PG_SLOTS` (a comma-separated
+//! list of totals, `16,60` by default; each total split evenly between the stores) run their
+//! operations at a time, the rest waiting for a slot. `FORMWORK_BENCH_PG_SYNC_OFF=1` sets
+//! `synchronous_commit = off` on the bench's databases: a diagnostic (is the WAL flush the
+//! bound?), never the figure to record.
+
+// The bench reads its own settings (FORMWORK_BENCH_POSTGRES and the rest) from the environment.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,10 +80,14 @@ impl Log for NoLog {
 const TRANSITIONS_PER_PROVISION: u64 = 10;
 
 fn runner(store: &Arc<Store>, stages: Instant0) -> Arc<Runner<Instant0>> {
+    runner_as(store, stages, "bench")
+}
+
+fn runner_as(store: &Arc<Store>, stages: Instant0, token: &str) -> Arc<Runner<Instant0>> {
     Arc::new(Runner {
         store: Arc::clone(store),
         stages,
-        owner: Owner { pid: 1, token: "bench".into() },
+        owner: Owner { pid: 1, token: token.into() },
         clock: || 0,
         fault: None,
         lease: formwork::exec::Cancel::new(),
@@ -118,8 +141,105 @@ fn peak_rss_mb() -> f64 {
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let tmp = tempfile::tempdir().unwrap();
+    let postgres_only = std::env::args().any(|a| a == "--postgres-only");
+    if !postgres_only {
+        sqlite_cases(&rt, tmp.path());
+    }
+    match std::env::var("FORMWORK_BENCH_POSTGRES") {
+        Ok(url) if !url.is_empty() => postgres_cases(&rt, tmp.path(), &url),
+        _ => println!("PostgreSQL cases skipped: set FORMWORK_BENCH_POSTGRES=postgres://user@host:port/db to run them"),
+    }
+}
 
-    let store = Arc::new(Store::open(&tmp.path().join("serial.db")).unwrap());
+/// 200 provisions at once on PostgreSQL: one store, then three stores (three servers) on one
+/// database. Each case on a fresh database, dropped afterwards.
+fn postgres_cases(rt: &tokio::runtime::Runtime, tmp: &std::path::Path, url: &str) {
+    let keys = || formwork::secrets::Source::File(tmp.join("pg-secret.key"));
+    let totals: Vec<usize> = std::env::var("FORMWORK_BENCH_PG_SLOTS")
+        .unwrap_or_else(|_| "16,60".into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("FORMWORK_BENCH_PG_SLOTS: numbers, comma-separated"))
+        .collect();
+    let cases = totals.iter().flat_map(|total| [(*total, 1usize), (*total, 3)]);
+    for (case, (total, stores)) in cases.enumerate() {
+        let database = Database::create(url, case);
+        let stores: Vec<Arc<Store>> = (0..stores)
+            .map(|_| Arc::new(Store::open_postgres(&database.url, keys()).expect("open PostgreSQL")))
+            .collect();
+        let ids = provisions(&stores[0], 200);
+        let runners: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| runner_as(s, Instant0 { gate: None }, &format!("bench-{i}")))
+            .collect();
+        let slots: Vec<_> =
+            (0..stores.len()).map(|_| Arc::new(tokio::sync::Semaphore::new(total.div_ceil(stores.len())))).collect();
+        let start = Instant::now();
+        rt.block_on(async {
+            let tasks: Vec<_> = ids
+                .iter()
+                .enumerate()
+                .map(|(k, id)| {
+                    let (runner, slots, id) =
+                        (Arc::clone(&runners[k % runners.len()]), Arc::clone(&slots[k % runners.len()]), *id);
+                    tokio::spawn(async move {
+                        let _slot = slots.acquire_owned().await.expect("never closed");
+                        lifecycle(runner, id).await;
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let per = total.div_ceil(stores.len());
+        let what = if stores.len() == 1 {
+            format!("200 provisions at once, {per} running at a time, one store on PostgreSQL")
+        } else {
+            format!(
+                "200 provisions at once, {} stores (servers) on one PostgreSQL database, {per} running at a time in each",
+                stores.len()
+            )
+        };
+        report(&what, start.elapsed(), 200);
+        drop(runners);
+        drop(stores);
+    }
+}
+
+/// A fresh database on the server `FORMWORK_BENCH_POSTGRES` names, dropped when done.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn create(admin: &str, case: usize) -> Database {
+        let name = format!("fw_bench_{}_{case}", std::process::id());
+        let mut client = postgres::Client::connect(admin, postgres::NoTls).expect("connect to FORMWORK_BENCH_POSTGRES");
+        client.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE template0")).expect("create database");
+        if std::env::var("FORMWORK_BENCH_PG_SYNC_OFF").is_ok_and(|v| v == "1") {
+            println!("(diagnostic: synchronous_commit = off on {name})");
+            client
+                .batch_execute(&format!("ALTER DATABASE \"{name}\" SET synchronous_commit = off"))
+                .expect("alter database");
+        }
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        Database { admin: admin.to_string(), url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
+        }
+    }
+}
+
+fn sqlite_cases(rt: &tokio::runtime::Runtime, tmp: &std::path::Path) {
+    let store = Arc::new(Store::open(&tmp.join("serial.db")).unwrap());
     let ids = provisions(&store, 200);
     let r = runner(&store, Instant0 { gate: None });
     let start = Instant::now();
@@ -130,7 +250,7 @@ fn main() {
     });
     report("one provision at a time (200 in a row, file-backed SQLite)", start.elapsed(), 200);
 
-    let store = Arc::new(Store::open(&tmp.path().join("parallel.db")).unwrap());
+    let store = Arc::new(Store::open(&tmp.join("parallel.db")).unwrap());
     let ids = provisions(&store, 200);
     let r = runner(&store, Instant0 { gate: None });
     let start = Instant::now();
@@ -140,10 +260,10 @@ fn main() {
             t.await.unwrap();
         }
     });
-    report("200 provisions at once", start.elapsed(), 200);
+    report("200 provisions at once (file-backed SQLite, synchronous = FULL)", start.elapsed(), 200);
 
     let before = peak_rss_mb();
-    let store = Arc::new(Store::open(&tmp.path().join("inflight.db")).unwrap());
+    let store = Arc::new(Store::open(&tmp.join("inflight.db")).unwrap());
     let ids = provisions(&store, 1000);
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let r = runner(&store, Instant0 { gate: Some(Arc::clone(&gate)) });
@@ -163,7 +283,7 @@ fn main() {
         "1,000 provisions in flight (all held in APPLYING): peak RSS {peak:.1} MB (process before: {before:.1} MB)"
     );
 
-    let store = Store::open(&tmp.path().join("list.db")).unwrap();
+    let store = Store::open(&tmp.join("list.db")).unwrap();
     provisions(&store, 10_000);
     let mut times: Vec<Duration> = (0..7)
         .map(|_| {
