@@ -168,6 +168,8 @@ pub struct SessionLock {
     class: i32,
     key: i32,
     held: bool,
+    /// What its session is named in `pg_stat_activity` (set with the first try).
+    name: String,
 }
 
 /// Idle lock connections kept per connector.
@@ -183,13 +185,11 @@ impl SessionLock {
         })?;
         let pool = std::sync::Arc::clone(&connector.locks);
         let idle = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match idle {
+        let conn = match idle {
             Some(conn) => conn,
             None => outside_runtime(|| connector.connect_as(Some(name)))?,
         };
-        let client = conn.client();
-        outside_runtime(|| client.execute("SELECT set_config('application_name', $1, false)", &[&name]))?;
-        Ok(SessionLock { conn: Some(conn), pool, class, key, held: false })
+        Ok(SessionLock { conn: Some(conn), pool, class, key, held: false, name: name.to_string() })
     }
 
     fn client(&mut self) -> &mut postgres::Client {
@@ -198,9 +198,15 @@ impl SessionLock {
 
     /// Takes the lock if it is free; false when another session holds it.
     pub fn try_lock(&mut self) -> Result<bool, Error> {
-        let (class, key) = (self.class, self.key);
+        let (class, key, name) = (self.class, self.key, self.name.clone());
         let client = self.client();
-        let row = outside_runtime(|| client.query_one("SELECT pg_try_advisory_lock($1, $2)", &[&class, &key]))?;
+        // Named and tried in one round trip.
+        let row = outside_runtime(|| {
+            client.query_one(
+                "SELECT pg_try_advisory_lock($2, $3), set_config('application_name', $1, false)",
+                &[&name, &class, &key],
+            )
+        })?;
         self.held = row.get(0);
         Ok(self.held)
     }

@@ -236,14 +236,31 @@ fn postgres_transaction(conn: &mut PgConn, jobs: Vec<Box<dyn Job>>) -> bool {
     let mut lost = false;
     {
         let db = Db::postgres(conn);
-        for mut job in jobs {
-            let ok = in_savepoint(&db, job.as_mut());
-            ran.push(job);
-            if !end_savepoint(&db, ok) {
-                lost = true;
-                break;
+        if jobs.len() == 1 {
+            // Alone in its transaction, a job needs no savepoint: its failure rolls the
+            // transaction back (two round trips fewer, for every write made with no other).
+            for mut job in jobs {
+                lost = !job.run(&db);
+                ran.push(job);
+            }
+        } else {
+            for mut job in jobs {
+                let ok = in_savepoint(&db, job.as_mut());
+                ran.push(job);
+                if !end_savepoint(&db, ok) {
+                    lost = true;
+                    break;
+                }
             }
         }
+    }
+    let alone_failed = lost && ran.len() == 1;
+    if alone_failed {
+        // The job's own error is its answer; nothing of it is kept.
+        let usable = conn.client().batch_execute("ROLLBACK").is_ok();
+        let rolled_back = SqlError::Group { message: "rolled back".into(), connection_lost: !usable };
+        ran.into_iter().for_each(|job| job.answer(Err(&rolled_back)));
+        return usable && !conn.is_closed();
     }
     let outcome = if lost {
         let _ = conn.client().batch_execute("ROLLBACK");
