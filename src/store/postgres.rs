@@ -235,7 +235,10 @@ impl Drop for SessionLock {
         let (class, key, held) = (self.class, self.key, self.held);
         let client = conn.client();
         let released = outside_runtime(|| {
-            !held || client.query_one("SELECT pg_advisory_unlock($1, $2)", &[&class, &key]).is_ok_and(|r| r.get::<_, bool>(0))
+            !held
+                || client
+                    .query_one("SELECT pg_advisory_unlock($1, $2)", &[&class, &key])
+                    .is_ok_and(|r| r.get::<_, bool>(0))
         });
         let mut idle = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if released && !conn.is_closed() && idle.len() < IDLE_LOCKS {
