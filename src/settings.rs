@@ -432,6 +432,13 @@ impl Settings {
         let path = |p: &Path| p.display().to_string();
         let mut env: Vec<(String, String)> = self.child_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("FORMWORK_DATA_DIR".into(), path(&self.data_dir)));
+        env.push((
+            "FORMWORK_DATABASE".into(),
+            match &self.database {
+                Database::Sqlite(file) => path(file),
+                Database::Postgres(url) => url.clone(),
+            },
+        ));
         if self.share_dir.join("drivers").is_dir() {
             // Else the background formwork, the same binary, searches as this one did.
             env.push(("FORMWORK_SHARE_DIR".into(), path(&self.share_dir)));
@@ -730,6 +737,14 @@ mod tests {
         );
         let shown = format!("{:?} {}", Database::Postgres(url.into()), Database::Postgres(url.into()).shown());
         assert!(!shown.contains("s3cret") && shown.contains("db.example"), "{shown}");
+        // A background formwork (`--detach`, automatic resume) works on the same database.
+        let settings = Settings::resolve(
+            Flags { data_dir: Some("/data".into()), database: Some(url.into()), ..Flags::default() },
+            &env(&[]),
+        )
+        .unwrap();
+        let handed: HashMap<String, String> = settings.formwork_env().into_iter().collect();
+        assert_eq!(Settings::resolve(Flags::default(), &handed).unwrap().database, Database::Postgres(url.into()));
         let empty = resolve(Some(" "), &[], false).unwrap_err().to_string();
         assert!(empty.contains("database") && empty.contains("postgres://"), "{empty}");
     }
