@@ -462,3 +462,17 @@ fn a_database_reached_over_tls_when_the_url_asks_for_it() {
     assert_eq!(run.code(), 1, "{}", run.stderr());
     assert!(run.stderr().to_lowercase().contains("certificate"), "{}", run.stderr());
 }
+
+#[test]
+fn a_key_rotation_on_a_shared_database_is_refused_and_changes_nothing() {
+    let cluster = Cluster::new(1, true);
+    let key = std::fs::read(cluster.homes[0].data_dir().join("secret.key")).unwrap();
+    let run = cluster.homes[0].run(&["secrets", "rotate"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().contains("several servers share"), "{}", run.stderr());
+    assert_eq!(
+        std::fs::read(cluster.homes[0].data_dir().join("secret.key")).unwrap(),
+        key,
+        "the key file is unchanged"
+    );
+}

@@ -11,6 +11,13 @@ impl Service {
     /// Seals every sensitive value with a new key, then retires the old key. Safe to interrupt:
     /// both keys open values until it ends, and the next start finishes it.
     pub fn rotate_secrets(&self) -> Result<Rotation, Error> {
+        // The new key would be in this server's key file alone: every other server sharing the
+        // database would then hold values it cannot open.
+        if self.shares_database() {
+            return Err(Error::not_allowed(
+                "rotating the secret key of a database several servers share is not supported yet: the new key would reach only this server's key file; nothing was changed",
+            ));
+        }
         let crash_at = self.settings.crash_at.clone();
         Ok(self.store.rotate_secrets(&mut |step| strike(crash_at.as_deref(), step))?)
     }
