@@ -354,17 +354,18 @@ impl PgConn {
 
     fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<postgres::Row>, SqlError> {
         let statement = self.statement(sql)?;
-        let params: Vec<PgParam<'_>> = values.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        Ok(self.client().query(&statement, &refs)?)
+        Ok(self.client().query(&statement, &as_params(values).iter().map(|p| p as _).collect::<Vec<_>>())?)
     }
 
     fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64, SqlError> {
         let statement = self.statement(sql)?;
-        let params: Vec<PgParam<'_>> = values.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        Ok(self.client().execute(&statement, &refs)?)
+        Ok(self.client().execute(&statement, &as_params(values).iter().map(|p| p as _).collect::<Vec<_>>())?)
     }
+}
+
+/// `values` as parameters of a PostgreSQL statement.
+fn as_params(values: &[Value]) -> Vec<PgParam<'_>> {
+    values.iter().map(PgParam).collect()
 }
 
 /// A connection (or the writer's transaction) of either backend: what store methods take.
