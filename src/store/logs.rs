@@ -114,24 +114,8 @@ fn position(pos: u64) -> Result<i64, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{Backend, with_provision};
+    use super::super::tests::{Backend, on_both, with_provision};
     use super::*;
-
-    /// A test over both backends, as `store::tests`'s `on_both!`.
-    macro_rules! on_both {
-        ($($name:ident),* $(,)?) => {$(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(&super::Backend::sqlite())
-                }
-                #[test]
-                fn postgres() {
-                    super::$name(&super::Backend::postgres())
-                }
-            }
-        )*};
-    }
 
     on_both!(
         appends_extend_the_log_and_read_back_from_any_position,

@@ -43,7 +43,8 @@ impl Backend {
     }
 }
 
-/// Runs each named test (a `fn(&Backend)`) as two tests, `NAME::sqlite` and `NAME::postgres`.
+/// Runs each named test (a `fn(&Backend)`) as two tests, `NAME::sqlite` and `NAME::postgres`;
+/// the module calling it has `Backend` in scope.
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -58,6 +59,7 @@ macro_rules! on_both {
         }
     )*};
 }
+pub(super) use on_both;
 
 on_both!(
     migrations_apply_once,
