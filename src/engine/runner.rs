@@ -232,24 +232,24 @@ impl<S: Stages> Runner<S> {
         let Some(mut lock) = self.store.session_lock(&name, store::postgres::STAGE_LOCK, op.provision_id)? else {
             return Ok(None);
         };
-        let mut said = false;
-        while !lock.try_lock()? {
-            if !said {
-                let holders = lock.holders().unwrap_or_default().join(", ");
-                log.note(
-                    Severity::Warning,
-                    &format!(
-                        "Waiting for the server that ran this provision's last stage to let it go (held by: {holders})"
-                    ),
-                );
-                said = true;
+        let stopped = async {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = self.lease.cancelled() => {}
             }
-            if cancel.is_cancelled() || self.lease.is_cancelled() {
-                return Err(self.abandon(op, log));
-            }
-            tokio::time::sleep(STAGE_LOCK_RETRY).await;
+        };
+        let waiting = |holders: &str| {
+            log.note(
+                Severity::Warning,
+                &format!(
+                    "Waiting for the server that ran this provision's last stage to let it go (held by: {holders})"
+                ),
+            );
+        };
+        match lock.acquire(STAGE_LOCK_RETRY, waiting, stopped).await? {
+            Some(_) => Ok(Some(lock)),
+            None => Err(self.abandon(op, log)),
         }
-        Ok(Some(lock))
     }
 
     /// The end of an operation this server gave up (its lease was lost): nothing is written.

@@ -82,26 +82,25 @@ pub fn run(settings: &Settings, env: &HashMap<String, String>, guarded: &Guarded
 async fn take_lock(connector: &Connector, name: &str, provision: i64) -> Result<Option<SessionLock>, Error> {
     use tokio::signal::unix::{SignalKind, signal};
     let (mut interrupt, mut terminate) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    let stopped = async {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    };
     let mut lock = SessionLock::open(connector, name, TOOL_LOCK, provision)?;
-    let mut said = false;
-    loop {
-        if lock.try_lock()? {
-            if said {
+    let waiting = |holders: &str| {
+        say(&format!(
+            "[formwork] waiting for tools of provision {provision} another server started to end (held by: {holders})"
+        ));
+    };
+    match lock.acquire(RETRY, waiting, stopped).await? {
+        None => Ok(None),
+        Some(waited) => {
+            if waited {
                 say(&format!("[formwork] the other tools of provision {provision} ended: running this one"));
             }
-            return Ok(Some(lock));
-        }
-        if !said {
-            let holders = lock.holders().unwrap_or_default().join(", ");
-            say(&format!(
-                "[formwork] waiting for tools of provision {provision} another server started to end (held by: {holders})"
-            ));
-            said = true;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(RETRY) => {}
-            _ = interrupt.recv() => return Ok(None),
-            _ = terminate.recv() => return Ok(None),
+            Ok(Some(lock))
         }
     }
 }

@@ -211,6 +211,30 @@ impl SessionLock {
         Ok(self.held)
     }
 
+    /// Takes the lock, trying again every `retry` while another session holds it; `waiting`
+    /// hears, once, who holds it. Returns whether it had to wait, or None when `stop` came
+    /// first.
+    pub async fn acquire(
+        &mut self,
+        retry: Duration,
+        mut waiting: impl FnMut(&str),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<bool>, Error> {
+        tokio::pin!(stop);
+        let mut waited = false;
+        while !self.try_lock()? {
+            if !waited {
+                waiting(&self.holders().unwrap_or_default().join(", "));
+                waited = true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(retry) => {}
+                () = &mut stop => return Ok(None),
+            }
+        }
+        Ok(Some(waited))
+    }
+
     /// Who holds the lock now, as their sessions name themselves.
     pub fn holders(&mut self) -> Result<Vec<String>, Error> {
         let (class, key) = (self.class, self.key);
