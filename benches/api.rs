@@ -32,6 +32,10 @@
 // The bench starts formwork and onesim as a user would, with an explicit environment.
 #![allow(clippy::disallowed_methods)]
 
+#[path = "common/database.rs"]
+mod database;
+
+use database::Database;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -141,7 +145,7 @@ fn main() {
     let mut last = None;
     let mut databases = Vec::new();
     for round in 1..=options.rounds {
-        let database = options.postgres.as_deref().map(|admin| Database::create(admin, round));
+        let database = options.postgres.as_deref().map(|admin| Database::create(admin, "api", round));
         last = Some(create_round(&rt, &options, round, database.as_ref().map(|d| d.url.as_str())));
         databases.extend(database);
     }
@@ -149,31 +153,6 @@ fn main() {
     read_rounds(&rt, &options, home.path(), sim.as_ref(), databases.last().map(|d| d.url.as_str()));
     if options.keep {
         println!("kept {}", home.keep().display());
-    }
-}
-
-/// A fresh PostgreSQL database for one round, dropped when done.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(admin: &str, round: usize) -> Database {
-        let name = format!("fw_bench_api_{}_{round}", std::process::id());
-        let mut client = postgres::Client::connect(admin, postgres::NoTls).expect("connect to the --postgres URL");
-        client.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE template0")).expect("create database");
-        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
-        Database { admin: admin.to_string(), url: format!("{base}/{name}"), name }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
-        }
     }
 }
 

@@ -25,6 +25,10 @@
 // The bench reads its own settings (FORMWORK_BENCH_POSTGRES and the rest) from the environment.
 #![allow(clippy::disallowed_methods)]
 
+#[path = "common/database.rs"]
+mod database;
+
+use database::Database;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,7 +166,11 @@ fn postgres_cases(rt: &tokio::runtime::Runtime, tmp: &std::path::Path, url: &str
         .collect();
     let cases = totals.iter().flat_map(|total| [(*total, 1usize), (*total, 3)]);
     for (case, (total, stores)) in cases.enumerate() {
-        let database = Database::create(url, case);
+        let database = Database::create(url, "lifecycle", case);
+        if std::env::var("FORMWORK_BENCH_PG_SYNC_OFF").is_ok_and(|v| v == "1") {
+            println!("(diagnostic: synchronous_commit = off on {})", database.name);
+            database.admin(&format!("ALTER DATABASE \"{}\" SET synchronous_commit = off", database.name));
+        }
         let stores: Vec<Arc<Store>> = (0..stores)
             .map(|_| Arc::new(Store::open_postgres(&database.url, keys()).expect("open PostgreSQL")))
             .collect();
@@ -204,37 +212,6 @@ fn postgres_cases(rt: &tokio::runtime::Runtime, tmp: &std::path::Path, url: &str
         report(&what, start.elapsed(), 200);
         drop(runners);
         drop(stores);
-    }
-}
-
-/// A fresh database on the server `FORMWORK_BENCH_POSTGRES` names, dropped when done.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(admin: &str, case: usize) -> Database {
-        let name = format!("fw_bench_{}_{case}", std::process::id());
-        let mut client = postgres::Client::connect(admin, postgres::NoTls).expect("connect to FORMWORK_BENCH_POSTGRES");
-        client.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE template0")).expect("create database");
-        if std::env::var("FORMWORK_BENCH_PG_SYNC_OFF").is_ok_and(|v| v == "1") {
-            println!("(diagnostic: synchronous_commit = off on {name})");
-            client
-                .batch_execute(&format!("ALTER DATABASE \"{name}\" SET synchronous_commit = off"))
-                .expect("alter database");
-        }
-        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
-        Database { admin: admin.to_string(), url: format!("{base}/{name}"), name }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
-        }
     }
 }
 

@@ -169,22 +169,28 @@ fn three_servers_share_thirty_creates_and_each_runs_on_exactly_one() {
     assert_eq!(alive, 3, "{listed:#}");
 }
 
-#[test]
-fn a_server_killed_mid_apply_is_taken_over_and_nothing_is_created_twice() {
-    let cluster = Cluster::new(2, false);
+/// Servers A and B, and a real create of two hosts (each taking 2.5 s to create) posted to A,
+/// returned once A's Terraform is creating them.
+fn applying_on_a(cluster: &Cluster) -> (Server, Server, i64) {
     let mut a = cluster.start(0);
     let b = cluster.start(1);
     let provider = cluster.provider(&a);
     set_faults(&cluster.cloud, &json!({"delay_ms": 2500}));
     let id = create(&a, provider, 2);
-    wait_log(&cluster, 0, id, "Creating...", &mut a);
+    wait_log(cluster, 0, id, "Creating...", &mut a);
+    (a, b, id)
+}
+
+#[test]
+fn a_server_killed_mid_apply_is_taken_over_and_nothing_is_created_twice() {
+    let cluster = Cluster::new(2, false);
+    let (mut a, b, id) = applying_on_a(&cluster);
     a.kill9();
     let killed = Instant::now();
     set_faults(&cluster.cloud, &json!({}));
     let body = wait_running(&b, id, Duration::from_secs(180), || format!("{}\n{}", cluster.log(1, id), b.log()));
     let took = killed.elapsed();
     eprintln!("taken over and finished {took:?} after the kill");
-    eprintln!("A's log:\n{}\nB's log:\n{}", cluster.log(0, id), cluster.log(1, id));
     assert!(cluster.log(1, id).contains("Resuming"), "server B resumed it:\n{}", cluster.log(1, id));
     assert_registered("takeover", &body, &cluster.onesim_state, Want::sim(2, 0));
     assert_eq!(hosts_in_cloud(&cluster.cloud).len(), 2, "exactly the hosts asked for in the sim cloud");
@@ -194,12 +200,7 @@ fn a_server_killed_mid_apply_is_taken_over_and_nothing_is_created_twice() {
 #[test]
 fn a_frozen_server_is_taken_over_and_writes_nothing_stale_when_thawed() {
     let cluster = Cluster::new(2, false);
-    let mut a = cluster.start(0);
-    let b = cluster.start(1);
-    let provider = cluster.provider(&a);
-    set_faults(&cluster.cloud, &json!({"delay_ms": 2500}));
-    let id = create(&a, provider, 2);
-    wait_log(&cluster, 0, id, "Creating...", &mut a);
+    let (a, b, id) = applying_on_a(&cluster);
     let pid = a.pid().to_string();
     std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     // Past its lease: B takes the operation over, and waits for A's stage to let go.
