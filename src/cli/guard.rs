@@ -16,6 +16,9 @@ pub struct Args {
     /// The operation the tool runs for (named in the lock's session)
     #[arg(long)]
     pub operation: i64,
+    /// The epoch the server holds the operation in: nothing starts once it was taken over
+    #[arg(long, default_value_t = 0)]
+    pub epoch: i64,
     /// The Terraform state file the tool may leave, saved when newer than the stored one
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
@@ -31,6 +34,7 @@ pub fn run(args: Args, settings: &Settings, env: &HashMap<String, String>) -> an
     let guarded = Guarded {
         provision: args.provision,
         operation: args.operation,
+        epoch: args.epoch,
         state: args.state,
         program,
         args: command.collect(),

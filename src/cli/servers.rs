@@ -1,27 +1,58 @@
 //! `formwork servers`: the servers working on this installation's database (several share a
 //! PostgreSQL database), what each runs and when each last renewed its lease. Read from the
 //! database on this machine's settings; `GET /api/v1/servers` answers the same from a server.
+//! `formwork servers forget ID` gives up on a server that will not come back.
 
 use super::output::{Output, table};
-use crate::service::{Caller, ServerView, Service};
+use crate::service::{Caller, Forgotten, ServerView, Service};
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+}
 
-pub(crate) fn run(_: Args, settings: Settings, out: &Output) -> anyhow::Result<()> {
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Gives up on a server that will not come back (its machine is lost): removes it, and lets
+    /// the provisions waiting for the Terraform state its runs left on that machine go on from
+    /// their stored state. Refused while its lease is live.
+    Forget {
+        /// The server's id, as `formwork servers` lists it
+        server: String,
+    },
+}
+
+pub(crate) fn run(args: Args, settings: Settings, out: &Output) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let servers = runtime.block_on(async move {
-        let service = Service::open(settings)?;
-        let mut servers = service.servers(&Caller::local())?;
-        // This command itself is no server.
-        servers.retain(|s| !(s.this && s.role == "cli"));
-        anyhow::Ok(servers)
-    })?;
+    let service = runtime.block_on(async move { Service::open(settings) })?;
+    if let Some(Action::Forget { server }) = args.action {
+        let forgotten = service.forget_server(&Caller::local(), &server)?;
+        if out.json {
+            return out.json(&forgotten);
+        }
+        return out.text(&render_forgotten(&forgotten));
+    }
+    let mut servers = service.servers(&Caller::local())?;
+    // This command itself is no server.
+    servers.retain(|s| !(s.this && s.role == "cli"));
+    drop(runtime);
     if out.json {
         return out.json(&servers);
     }
     out.text(&render(&servers))
+}
+
+fn render_forgotten(f: &Forgotten) -> String {
+    let mut text = format!("Forgot server {}.\n", f.server);
+    for (provision, state) in &f.runs {
+        text.push_str(&format!(
+            "Provision {provision} no longer waits for its unfinished Terraform run: it goes on from its stored state. \
+             What that run created after its last saved state is not in formwork's state; its state may be in {state}.\n"
+        ));
+    }
+    text
 }
 
 fn render(servers: &[ServerView]) -> String {
@@ -36,7 +67,8 @@ fn render(servers: &[ServerView]) -> String {
             } else {
                 format!("ENDED {:.0}s ago", -s.lease_left_ms as f64 / 1000.0)
             };
-            let runs: Vec<String> = s.operations.iter().map(|(op, p)| format!("{p} (op {op})")).collect();
+            let mut runs: Vec<String> = s.operations.iter().map(|(op, p)| format!("{p} (op {op})")).collect();
+            runs.extend(s.unsaved.iter().map(|p| format!("{p} (state not saved)")));
             vec![
                 s.id.clone(),
                 s.role.clone(),
@@ -51,6 +83,11 @@ fn render(servers: &[ServerView]) -> String {
     if servers.iter().any(|s| !s.alive && !s.operations.is_empty()) {
         text.push_str(
             "\nA server whose lease ENDED still owning provisions is gone, frozen or cut off: another server takes them\nover; a frozen one's tools keep the provision waiting until they end (they are never run twice).\n",
+        );
+    }
+    if servers.iter().any(|s| !s.unsaved.is_empty()) {
+        text.push_str(
+            "\n\"state not saved\": a Terraform run of that server has not recorded its end, so the newest state may be on\nits machine only; the provision's next run waits for it. If that server will never come back:\n`formwork servers forget SERVER`.\n",
         );
     }
     text

@@ -26,6 +26,8 @@ const LEFT_BEHIND_GRACE: Duration = exec::cmd::DEFAULT_GRACE;
 pub struct ToolRun<'a> {
     pub provision_id: i64,
     pub operation_id: i64,
+    /// The epoch this process holds the operation in.
+    pub epoch: i64,
     pub state: Option<&'a std::path::Path>,
 }
 
@@ -39,7 +41,8 @@ fn guard(cmd: &Cmd, env: Vec<(String, String)>, at: &ToolRun<'_>) -> Result<Cmd,
     let mut guarded = Cmd::new(exe)
         .arg("tool-guard")
         .args(["--provision".to_string(), at.provision_id.to_string()])
-        .args(["--operation".to_string(), at.operation_id.to_string()]);
+        .args(["--operation".to_string(), at.operation_id.to_string()])
+        .args(["--epoch".to_string(), at.epoch.to_string()]);
     if let Some(state) = at.state {
         guarded = guarded.arg("--state").arg(state);
     }
@@ -200,7 +203,7 @@ mod tests {
         let provision = store.insert_provision("p", "sim", provider, &body, 2).unwrap();
         let op = store.begin_operation(provision, "create", &Params::None, None, &current(), 3).unwrap();
         let mut sink = Recorded { store: &store, operation_id: op, seen: vec![] };
-        let at = ToolRun { provision_id: provision, operation_id: op, state: None };
+        let at = ToolRun { provision_id: provision, operation_id: op, epoch: 0, state: None };
         run_tool(&Cmd::new("/bin/echo").arg("working"), &mut sink, &Cancel::new(), &store, at).await.unwrap();
         assert_eq!(sink.seen, [1], "recorded while it ran");
         assert_eq!(store.tool_groups(op).unwrap(), [], "forgotten when it ended");

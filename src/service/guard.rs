@@ -12,21 +12,36 @@
 //! state the interrupted tool left, never creating again what it created. A frozen server's
 //! guard and tool run on (they are other processes), and the lock keeps the taking-over
 //! server's tools waiting until they are done.
+//!
+//! A Terraform run is also marked in the database from before the tool starts until the state it
+//! left is saved ([`crate::store::Store::begin_tool_run`]): a server cut off from the database
+//! loses its lock's connection at once, while the state of what its Terraform created is still on
+//! its disk. No other run starts for the provision while the mark stands; it goes when the guard
+//! reaches the database again, when a server on the same machine finds the guard gone and saves
+//! the state file it left ([`recover`]), or when an admin forgets the server
+//! (`formwork servers forget`). A run that starts after waiting takes the newest stored state
+//! into its directory first. A guard whose operation was taken over starts nothing.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::Error;
 use crate::settings::{Database, Settings};
 use crate::store::postgres::{Connector, SessionLock, TOOL_LOCK};
+use crate::store::{Begun, Fence, NewToolRun, Store, ToolRunMark};
 
 /// What a guard runs.
 #[derive(Debug, Clone)]
 pub struct Guarded {
     pub provision: i64,
     pub operation: i64,
+    /// The epoch its server holds the operation in: nothing starts once it was taken over.
+    pub epoch: i64,
     /// The Terraform state file the tool may leave (relative to the working directory).
     pub state: Option<PathBuf>,
     pub program: OsString,
@@ -38,11 +53,17 @@ pub const GUARD_VARS: [&str; 3] = ["FORMWORK_DATABASE", "FORMWORK_SECRET_KEY", "
 
 /// How often a waiting guard tries the lock again.
 const RETRY: Duration = Duration::from_millis(500);
-/// How long a guard keeps trying to save the state the tool left.
-const SAVE_FOR: Duration = Duration::from_secs(120);
+/// How often a guard looks whether an earlier run's mark is gone.
+const MARK_RETRY: Duration = Duration::from_secs(1);
+/// How long a guard keeps trying to save the state the tool left: until then, the provision's
+/// other runs wait for it.
+const SAVE_FOR: Duration = Duration::from_secs(3600);
+/// The exit code of a guard whose operation was taken over before its tool started
+/// (`EX_TEMPFAIL`).
+pub const TAKEN_OVER: i32 = 75;
 
 /// Runs a guarded tool (see the module); returns the exit code to leave with: the tool's, or
-/// 128 + its signal, or 130 when stopped while still waiting for the lock.
+/// 128 + its signal, 130 when stopped before the tool started, or [`TAKEN_OVER`].
 pub fn run(settings: &Settings, env: &HashMap<String, String>, guarded: &Guarded) -> Result<i32, Error> {
     let Database::Postgres(url) = &settings.database else {
         return Err(Error::invalid(
@@ -52,6 +73,7 @@ pub fn run(settings: &Settings, env: &HashMap<String, String>, guarded: &Guarded
     let connector = Connector::parse(url)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
+        let mut stop = Stop::new()?;
         let name = format!(
             "formwork tools: provision {} operation {} (pid {} on {})",
             guarded.provision,
@@ -59,42 +81,93 @@ pub fn run(settings: &Settings, env: &HashMap<String, String>, guarded: &Guarded
             std::process::id(),
             super::presence::host()
         );
-        let Some(lock) = take_lock(&connector, &name, guarded.provision).await? else { return Ok(130) };
+        let Some(lock) = take_lock(&connector, &name, guarded.provision, &mut stop).await? else { return Ok(130) };
+        let (url, keys) = (url.clone(), settings.secret_keys.clone());
+        let store = Arc::new(blocking(move || Store::open_postgres(&url, keys)).await?);
+        let me = crate::engine::owner::current();
+        let run = match &guarded.state {
+            Some(state) => Some(NewToolRun {
+                host: super::presence::host(),
+                guard: me.token.clone(),
+                state_path: std::env::current_dir()?.join(state).display().to_string(),
+            }),
+            None => None,
+        };
+        match begin(&store, guarded, run, &mut stop).await? {
+            Start::Go => {}
+            Start::Stopped => return Ok(130),
+            Start::TakenOver(why) => {
+                say(&format!("[formwork] {why}: this run of {} does not start", program_name(guarded)));
+                return Ok(TAKEN_OVER);
+            }
+        }
+        if let Some(state) = &guarded.state {
+            take_newest_state(&store, guarded.provision, state).await;
+        }
         let tool_env: Vec<(String, String)> = env
             .iter()
             .filter(|(k, _)| !GUARD_VARS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let status = crate::exec::inherit::run_inherited(&guarded.program, &guarded.args, &tool_env, None).await;
-        if let Some(state) = &guarded.state {
-            save_state(settings, url, guarded.provision, state).await;
+        if guarded.state.is_some() {
+            end(&store, guarded.provision, &me.token, guarded.state.as_deref()).await;
         }
         drop(lock);
-        let status = status
-            .map_err(|e| Error::invalid(format!("cannot run {}: {e}", PathBuf::from(&guarded.program).display())))?;
+        let status = status.map_err(|e| Error::invalid(format!("cannot run {}: {e}", program_name(guarded))))?;
         use std::os::unix::process::ExitStatusExt;
         Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     })
 }
 
+fn program_name(guarded: &Guarded) -> String {
+    PathBuf::from(&guarded.program).display().to_string()
+}
+
+/// The signals that stop a guard before its tool starts (SIGINT, SIGTERM).
+struct Stop {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Stop {
+    fn new() -> std::io::Result<Stop> {
+        Ok(Stop { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// Runs a blocking store call off the guard's one thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::Error> + Send + 'static,
+) -> Result<T, crate::store::Error> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Takes the provision's tool lock, saying on stderr (the provision's log) whose tools it waits
 /// for; none when stopped (SIGINT, SIGTERM) while waiting.
-async fn take_lock(connector: &Connector, name: &str, provision: i64) -> Result<Option<SessionLock>, Error> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (mut interrupt, mut terminate) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
-    let stopped = async {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    };
+async fn take_lock(
+    connector: &Connector,
+    name: &str,
+    provision: i64,
+    stop: &mut Stop,
+) -> Result<Option<SessionLock>, Error> {
     let mut lock = SessionLock::open(connector, name, TOOL_LOCK, provision)?;
     let waiting = |holders: &str| {
         say(&format!(
             "[formwork] waiting for tools of provision {provision} another server started to end (held by: {holders})"
         ));
     };
-    match lock.acquire(RETRY, waiting, stopped).await? {
+    match lock.acquire(RETRY, waiting, stop.wait()).await? {
         None => Ok(None),
         Some(waited) => {
             if waited {
@@ -105,37 +178,159 @@ async fn take_lock(connector: &Connector, name: &str, provision: i64) -> Result<
     }
 }
 
-/// Saves the state the tool left, if newer than the stored one, trying for [`SAVE_FOR`] while
-/// the database cannot be reached.
-async fn save_state(settings: &Settings, url: &str, provision: i64, path: &PathBuf) {
-    let Ok(text) = std::fs::read_to_string(path) else { return };
-    let deadline = std::time::Instant::now() + SAVE_FOR;
+enum Start {
+    Go,
+    Stopped,
+    TakenOver(String),
+}
+
+/// Begins the run under the operation's fence, waiting (saying so once) while an earlier run's
+/// mark stands, and ending that run itself when its guard is gone from this machine.
+async fn begin(store: &Arc<Store>, guarded: &Guarded, run: Option<NewToolRun>, stop: &mut Stop) -> Result<Start, Error> {
+    let fence = Fence { operation_id: guarded.operation, epoch: guarded.epoch };
+    let provision = guarded.provision;
+    let mut said = false;
     loop {
-        let keys = settings.secret_keys.clone();
-        let (url, text) = (url.to_string(), text.clone());
-        let saved = tokio::task::spawn_blocking(move || {
-            crate::store::Store::open_postgres(&url, keys)?.save_tfstate_if_newer(provision, &text, crate::store::now())
-        })
-        .await;
-        match saved {
-            Ok(Ok(true)) => {
-                say("[formwork] the Terraform state the tool left was saved");
+        let (store2, run2) = (Arc::clone(store), run.clone());
+        let begun = blocking(move || store2.begin_tool_run(provision, fence, run2, crate::store::now())).await;
+        let mark = match begun {
+            Ok(Begun::Started) => {
+                if said {
+                    say(&format!("[formwork] the earlier Terraform run of provision {provision} ended: running this one"));
+                }
+                return Ok(Start::Go);
+            }
+            Ok(Begun::Waiting(mark)) => mark,
+            Err(e @ crate::store::Error::Fenced { .. }) => return Ok(Start::TakenOver(e.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        if !said {
+            say(&waiting_for(&mark));
+            said = true;
+        }
+        let (store2, mark2) = (Arc::clone(store), mark.clone());
+        match blocking(move || recover(&store2, &mark2)).await {
+            Ok(Some(how)) => say(&format!("[formwork] {how}")),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot end a run whose guard is gone"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(MARK_RETRY) => {}
+            _ = stop.wait() => return Ok(Start::Stopped),
+        }
+    }
+}
+
+/// What a run waiting for `mark` says.
+pub fn waiting_for(mark: &ToolRunMark) -> String {
+    format!(
+        "[formwork] waiting for the Terraform state of an earlier run of provision {} (operation {}, server {}, guard {} on {}): \
+         it has not reached the database, and running from the older stored state would create again what that run created. \
+         It arrives when that guard reaches the database again or a server on {} finds it gone; if {} will never come back, \
+         `formwork servers forget {}` gives up on it",
+        mark.provision_id, mark.operation_id, mark.server, mark.guard, mark.host, mark.host, mark.host, mark.server
+    )
+}
+
+/// Ends `mark`'s run when its guard is gone from this machine: saves the state file it left
+/// (when newer than the stored one) and removes the mark; says what it did. Nothing when the
+/// run was on another machine or its guard still lives.
+pub fn recover(store: &Store, mark: &ToolRunMark) -> Result<Option<String>, crate::store::Error> {
+    if mark.host != super::presence::host() || guard_alive(&mark.guard) {
+        return Ok(None);
+    }
+    let state = std::fs::read_to_string(&mark.state_path).ok();
+    let saved = store.end_tool_run(mark.provision_id, &mark.guard, state.as_deref(), crate::store::now())?;
+    Ok(Some(match (state.is_some(), saved) {
+        (true, true) => format!(
+            "the guard of an earlier run of provision {} is gone; the state it left in {} was saved",
+            mark.provision_id, mark.state_path
+        ),
+        (true, false) => format!(
+            "the guard of an earlier run of provision {} is gone; the state it left in {} was no newer than the stored one",
+            mark.provision_id, mark.state_path
+        ),
+        (false, _) => format!(
+            "the guard of an earlier run of provision {} is gone and left no state in {}",
+            mark.provision_id, mark.state_path
+        ),
+    }))
+}
+
+/// Whether the process `pid:start` lives (the same process, not a reused pid).
+fn guard_alive(token: &str) -> bool {
+    let pid = token.split(':').next().and_then(|p| p.parse().ok()).unwrap_or(-1);
+    crate::engine::owner::is_alive(&crate::store::Owner { pid, token: token.to_string() })
+}
+
+/// Puts the newest stored state into the tool's directory when it is newer than the one there
+/// (an earlier run's state arrived while this one waited).
+async fn take_newest_state(store: &Arc<Store>, provision: i64, path: &Path) {
+    let here = std::fs::read_to_string(path).ok();
+    let store = Arc::clone(store);
+    let stored = blocking(move || store.latest_tfstate(provision)).await;
+    let newer = match stored {
+        Ok(Some(stored)) if here.as_deref().and_then(serial) < serial(&stored) => stored,
+        Ok(_) => return,
+        Err(e) => {
+            say(&format!("[formwork] cannot read the newest Terraform state from the database: {e}"));
+            return;
+        }
+    };
+    match write_private(path, &newer) {
+        Ok(()) => say("[formwork] took the newest Terraform state from the database"),
+        Err(e) => say(&format!("[formwork] cannot write the newest Terraform state to {}: {e}", path.display())),
+    }
+}
+
+fn serial(text: &str) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| v["serial"].as_i64())
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+/// Ends this guard's run: saves the state the tool left when newer than the stored one and
+/// removes the run's mark, trying for [`SAVE_FOR`] while the database cannot be reached.
+async fn end(store: &Arc<Store>, provision: i64, guard: &str, path: Option<&Path>) {
+    let text = path.and_then(|p| std::fs::read_to_string(p).ok());
+    let deadline = std::time::Instant::now() + SAVE_FOR;
+    let mut warned = false;
+    loop {
+        let (store2, guard2, text2) = (Arc::clone(store), guard.to_string(), text.clone());
+        let ended =
+            blocking(move || store2.end_tool_run(provision, &guard2, text2.as_deref(), crate::store::now())).await;
+        match ended {
+            Ok(saved) => {
+                if saved {
+                    say("[formwork] the Terraform state the tool left was saved");
+                }
+                if warned {
+                    say("[formwork] the database answers again; this run's end is recorded");
+                }
                 return;
             }
-            Ok(Ok(false)) => return,
-            Ok(Err(e)) if std::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "cannot save the Terraform state the tool left yet; trying again");
+            Err(e) if std::time::Instant::now() < deadline => {
+                if !warned {
+                    say(&format!(
+                        "[formwork] cannot record the end of this run yet ({e}); trying again for up to {} minutes, \
+                         and the provision's other runs wait for it",
+                        SAVE_FOR.as_secs() / 60
+                    ));
+                    warned = true;
+                }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-            Ok(Err(e)) => {
-                say(&format!(
-                    "[formwork] the Terraform state the tool left could not be saved ({e}); it stays in {} on this machine",
-                    path.display()
-                ));
-                return;
-            }
             Err(e) => {
-                say(&format!("[formwork] saving the Terraform state the tool left failed: {e}"));
+                let kept = path.map(|p| format!("; the state the tool left stays in {} on this machine", p.display()));
+                say(&format!(
+                    "[formwork] the end of this run could not be recorded ({e}){}; a server on this machine saves it when it finds this guard gone",
+                    kept.unwrap_or_default()
+                ));
                 return;
             }
         }

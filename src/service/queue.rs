@@ -157,6 +157,14 @@ impl Service {
             taken.push(row.provision_id);
             self.dispatch(row.provision_id, op, Work::TakenOver);
         }
+        // Runs whose guard died on this machine before recording their end (the machine
+        // restarted, the guard was killed): the state they left is here, and the provision's
+        // next run waits for it.
+        for mark in self.store.tool_runs()? {
+            if let Some(how) = super::guard::recover(&self.store, &mark)? {
+                tracing::info!(provision = mark.provision_id, server = %mark.server, "{how}");
+            }
+        }
         Ok(taken)
     }
 

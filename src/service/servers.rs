@@ -28,6 +28,9 @@ pub struct ServerView {
     pub alive: bool,
     /// The operations it runs: (operation, provision).
     pub operations: Vec<(i64, i64)>,
+    /// Provisions one of its Terraform runs has not recorded the end of: the newest state may be
+    /// on its machine only, and their next run waits for it (or for `formwork servers forget`).
+    pub unsaved: Vec<i64>,
     /// Whether this is the process answering.
     pub this: bool,
 }
@@ -41,10 +44,18 @@ impl Service {
         caller.must_be_admin()?;
         let me = self.me().token;
         let rows = self.store.servers()?;
+        let marks = self.store.tool_runs()?;
+        let unsaved = |id: &str| marks.iter().filter(|m| m.server == id).map(|m| m.provision_id).collect::<Vec<_>>();
         Ok(rows
             .into_iter()
-            .filter(|r| r.alive() || !r.operations.is_empty() || r.now_ms - r.lease_expires_ms < SHOW_GONE_MS)
+            .filter(|r| {
+                r.alive()
+                    || !r.operations.is_empty()
+                    || !unsaved(&r.server.id).is_empty()
+                    || r.now_ms - r.lease_expires_ms < SHOW_GONE_MS
+            })
             .map(|r| ServerView {
+                unsaved: unsaved(&r.server.id),
                 this: r.server.id == me,
                 heartbeat_age_ms: r.now_ms - r.heartbeat_ms,
                 lease_left_ms: r.lease_expires_ms - r.now_ms,
@@ -59,5 +70,52 @@ impl Service {
                 started_time: r.server.started_time,
             })
             .collect())
+    }
+}
+
+/// What forgetting a server gave up on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Forgotten {
+    pub server: String,
+    /// Whether its row was removed (it was registered).
+    pub registered: bool,
+    /// The runs whose end it never recorded: (provision, the state file left on its machine).
+    pub runs: Vec<(i64, String)>,
+}
+
+impl Service {
+    /// Gives up on a server that will not come back: removes its row and the marks of its
+    /// Terraform runs that never recorded their end, so the provisions waiting for those go on
+    /// from their stored state. Refused while its lease is live. An admin's.
+    pub fn forget_server(&self, caller: &Caller, id: &str) -> Result<Forgotten, Error> {
+        caller.must_be_admin()?;
+        let row = self.store.servers()?.into_iter().find(|r| r.server.id == id);
+        if let Some(row) = &row
+            && row.alive()
+        {
+            return Err(Error::Conflict {
+                message: format!(
+                    "server {id} is alive (its lease has {:.1}s left); stop it, or wait until its lease ends, then forget it",
+                    (row.lease_expires_ms - row.now_ms) as f64 / 1000.0
+                ),
+            });
+        }
+        let runs = self.store.forget_tool_runs(id)?;
+        if row.is_none() && runs.is_empty() {
+            return Err(Error::not_found(format!(
+                "no server {id} is registered or has unfinished runs; `formwork servers` lists them"
+            )));
+        }
+        if row.is_some() {
+            self.store.deregister_server(id)?;
+        }
+        for run in &runs {
+            tracing::warn!(provision = run.provision_id, server = id, state = %run.state_path, "an admin forgot a server's unfinished Terraform run");
+        }
+        Ok(Forgotten {
+            server: id.to_string(),
+            registered: row.is_some(),
+            runs: runs.into_iter().map(|r| (r.provision_id, format!("{}:{}", r.host, r.state_path))).collect(),
+        })
     }
 }

@@ -40,6 +40,7 @@ mod rows;
 mod secrets;
 mod servers;
 mod snapshots;
+mod tool_runs;
 mod tools;
 mod writer;
 
@@ -60,6 +61,7 @@ pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, O
 pub use secrets::{Rotation, RotationStep};
 pub use servers::{NewServer, ServerRow};
 pub use snapshots::SnapshotRow;
+pub use tool_runs::{Begun, NewToolRun, ToolRunMark};
 pub use tools::ToolGroup;
 
 use crate::secrets::{KEY_FILE, Keyring, Source};
@@ -81,6 +83,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_driver_snapshots"),
     migration!(10, "0010_servers_leases"),
     migration!(11, "0011_provision_logs"),
+    migration!(12, "0012_tool_runs"),
 ];
 
 struct Migration {

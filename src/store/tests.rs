@@ -88,6 +88,7 @@ on_both!(
     two_stores_racing_for_queued_work_each_win_it_once,
     the_newest_terraform_state_is_the_highest_serial,
     a_store_opened_with_another_key_is_refused_before_it_writes,
+    a_terraform_run_not_ended_holds_back_the_next_until_its_state_is_saved,
 );
 
 fn owner(pid: i64) -> Owner {
@@ -769,4 +770,45 @@ fn a_store_opened_with_another_key_is_refused_before_it_writes(db: &Backend) {
     let store = db.open();
     assert_eq!((store.providers().unwrap(), store.migrations().unwrap()), before);
     assert_eq!(store.provider(provider).unwrap().name, "p");
+}
+
+fn a_terraform_run_not_ended_holds_back_the_next_until_its_state_is_saved(db: &Backend) {
+    use crate::store::{Begun, NewToolRun};
+    let store = db.open();
+    let (_, id) = with_provision(&store);
+    let op = store.begin_operation(id, "create", &Params::None, None, &owner(1), 1).unwrap();
+    let first = store.operation(op).unwrap().fence();
+    let state = |serial: i64| format!(r#"{{"version": 4, "serial": {serial}, "lineage": "l"}}"#);
+    store.save_tfstate(id, None, &state(3), 1).unwrap();
+    let run = |guard: &str| NewToolRun { host: "a".into(), guard: guard.into(), state_path: "/w/terraform.tfstate".into() };
+    assert_eq!(store.begin_tool_run(id, first, Some(run("10:1")), 2).unwrap(), Begun::Started);
+    // The server is cut off; another takes the operation over. Its run waits for the mark.
+    assert!(store.take_over(op, &owner(1), &owner(2), 3).unwrap());
+    let second = store.operation(op).unwrap().fence();
+    let Begun::Waiting(mark) = store.begin_tool_run(id, second, Some(run("20:1")), 4).unwrap() else {
+        panic!("a second run started while the first one's state may be unsaved")
+    };
+    assert_eq!((mark.operation_id, mark.server.as_str(), mark.guard.as_str()), (op, "1:1", "10:1"));
+    assert_eq!(store.tool_runs().unwrap(), vec![mark.clone()]);
+    // An Ansible run (no state to mark) waits too.
+    assert!(matches!(store.begin_tool_run(id, second, None, 4).unwrap(), Begun::Waiting(_)));
+    // The old server cannot start anything more: its epoch is gone.
+    assert!(matches!(store.begin_tool_run(id, first, None, 5), Err(Error::Fenced { .. })));
+    // Another guard's end leaves the mark alone; the first guard's end saves its newer state.
+    assert!(!store.end_tool_run(id, "99:9", None, 6).unwrap());
+    assert_eq!(store.tool_runs().unwrap().len(), 1);
+    assert!(store.end_tool_run(id, "10:1", Some(&state(5)), 7).unwrap());
+    assert_eq!(store.tool_runs().unwrap(), vec![]);
+    assert_eq!(store.latest_tfstate(id).unwrap(), Some(state(5)));
+    assert_eq!(store.begin_tool_run(id, second, Some(run("20:1")), 8).unwrap(), Begun::Started);
+    // An older state is not saved over the newer one; the mark goes all the same.
+    assert!(!store.end_tool_run(id, "20:1", Some(&state(4)), 9).unwrap());
+    assert_eq!(store.tool_runs().unwrap(), vec![]);
+    assert_eq!(store.latest_tfstate(id).unwrap(), Some(state(5)));
+    // An admin forgets a server: its marks go, others' stay.
+    store.begin_tool_run(id, second, Some(run("30:1")), 10).unwrap();
+    assert_eq!(store.forget_tool_runs("1:1").unwrap(), vec![]);
+    let forgotten = store.forget_tool_runs("2:1").unwrap();
+    assert_eq!(forgotten.iter().map(|m| (m.provision_id, m.guard.as_str())).collect::<Vec<_>>(), vec![(id, "30:1")]);
+    assert_eq!(store.tool_runs().unwrap(), vec![]);
 }
