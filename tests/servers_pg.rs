@@ -8,7 +8,11 @@
 //!   sim cloud and in onesim;
 //! - the server running a real apply is frozen (SIGSTOP) past its lease and thawed: another one
 //!   finishes the operation, nothing is created twice, and the thawed server writes no stale
-//!   transition.
+//!   transition;
+//! - a server is cut off from the database (a TCP proxy the test cuts): its tools stop before its
+//!   lease ends; and when its Terraform was creating hosts, the server that takes over waits for
+//!   the state of what it created (on the cut-off server's disk until the database answers it
+//!   again) and creates nothing twice.
 //!
 //! `scripts/setup` installs the real tools; without them the real-tool tests fail and say so.
 
@@ -368,22 +372,33 @@ impl Proxy {
 
     fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
-        for conn in self.conns.lock().unwrap().iter() {
+        for conn in self.conns.lock().unwrap().drain(..) {
             let _ = conn.shutdown(std::net::Shutdown::Both);
         }
     }
+
+    /// New connections pass again.
+    fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
-#[test]
-fn a_server_cut_off_from_the_database_stops_its_tools_before_its_lease_ends() {
-    let mut cluster = Cluster::new(2, true);
-    // Server A reaches the database through the proxy.
+/// Server A's database URL through a new proxy, which A's home now uses.
+fn through_proxy(cluster: &mut Cluster) -> Proxy {
     let (host_port, rest) = cluster.database.split_once("@").unwrap().1.split_once('/').unwrap();
     let proxy = Proxy::start(host_port.to_string());
     let through = cluster.database.replace(host_port, &proxy.addr);
     assert!(through.ends_with(rest));
     cluster.homes[0].env.retain(|(k, _)| k != "FORMWORK_DATABASE");
     cluster.homes[0].env.push(("FORMWORK_DATABASE".into(), through));
+    proxy
+}
+
+#[test]
+fn a_server_cut_off_from_the_database_stops_its_tools_before_its_lease_ends() {
+    let mut cluster = Cluster::new(2, true);
+    // Server A reaches the database through the proxy.
+    let proxy = through_proxy(&mut cluster);
     cluster.homes[0].scenario(json!({"hang_apply": true}));
     let mut a = cluster.start(0);
     let b = cluster.start(1);
@@ -412,6 +427,37 @@ fn a_server_cut_off_from_the_database_stops_its_tools_before_its_lease_ends() {
     let applies = |i: usize| cluster.homes[i].calls().iter().filter(|c| c["argv"][0] == "apply").count();
     assert_eq!((applies(0), applies(1)), (1, 1), "A's hung apply, then B's");
     assert!(a.is_running(), "A lives on, cut off");
+    drop(proxy);
+}
+
+/// A's Terraform is creating two hosts when A is cut off from the database: A stops it, and the
+/// state of what it created is on A's disk only. B takes the operation over but runs no
+/// Terraform until that state reaches the database (A's guard, once A is reachable again); then
+/// it goes on from it, creating nothing twice.
+#[test]
+fn a_server_cut_off_while_terraform_creates_keeps_what_it_created_and_nothing_is_created_twice() {
+    let mut cluster = Cluster::new(2, false);
+    let proxy = through_proxy(&mut cluster);
+    let (_a, b, id) = applying_on_a(&cluster);
+    proxy.cut();
+    let cut = Instant::now();
+    // B says it waits for A's state; the old code never did and went on from the stored one,
+    // so past 30 s the proxy heals anyway and the hosts are counted.
+    while !cluster.log(1, id).contains("waiting for the Terraform state") && cut.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("B waits for A's state {:?} after the cut", cut.elapsed());
+    std::thread::sleep(Duration::from_secs(2));
+    set_faults(&cluster.cloud, &json!({}));
+    proxy.heal();
+    let body = wait_running(&b, id, Duration::from_secs(180), || format!("{}\n{}", cluster.log(1, id), b.log()));
+    let b_log = cluster.log(1, id);
+    let logs = format!("A:\n{}\nB:\n{b_log}", cluster.log(0, id));
+    assert_eq!(hosts_in_cloud(&cluster.cloud).len(), 2, "nothing created twice in the sim cloud:\n{logs}");
+    assert_registered("cut off", &body, &cluster.onesim_state, Want::sim(2, 0));
+    assert_eq!(cluster.state_hosts(id), 2, "and in the Terraform state");
+    assert!(b_log.contains("waiting for the Terraform state"), "B waited for A's state:\n{b_log}");
+    assert!(b_log.contains("took the newest Terraform state"), "and went on from it:\n{b_log}");
     drop(proxy);
 }
 

@@ -10,5 +10,8 @@ CREATE TABLE tool_runs (
     guard        TEXT    NOT NULL,
     -- The absolute path of the state file the tool leaves, on `host`.
     state_path   TEXT    NOT NULL,
+    -- Where on `host` the guard keeps that state, sealed, from the tool's end until the end of
+    -- the run is recorded: the stage's own copy goes when the stage ends.
+    left_path    TEXT    NOT NULL,
     started_time BIGINT  NOT NULL
 );

@@ -46,10 +46,12 @@ pub(crate) fn run(args: Args, settings: Settings, out: &Output) -> anyhow::Resul
 
 fn render_forgotten(f: &Forgotten) -> String {
     let mut text = format!("Forgot server {}.\n", f.server);
-    for (provision, state) in &f.runs {
+    for run in &f.runs {
         text.push_str(&format!(
-            "Provision {provision} no longer waits for its unfinished Terraform run: it goes on from its stored state. \
-             What that run created after its last saved state is not in formwork's state; its state may be in {state}.\n"
+            "Provision {} no longer waits for its unfinished Terraform run: it goes on from its stored state. \
+             What that run created after its last saved state is not in formwork's state; on {}, its state may be in {} \
+             (sealed) or {}.\n",
+            run.provision, run.host, run.left_path, run.state_path
         ));
     }
     text

@@ -16,14 +16,18 @@
 //! A Terraform run is also marked in the database from before the tool starts until the state it
 //! left is saved ([`crate::store::Store::begin_tool_run`]): a server cut off from the database
 //! loses its lock's connection at once, while the state of what its Terraform created is still on
-//! its disk. No other run starts for the provision while the mark stands; it goes when the guard
-//! reaches the database again, when a server on the same machine finds the guard gone and saves
-//! the state file it left ([`recover`]), or when an admin forgets the server
+//! its disk. No other run starts for the provision while the mark stands (so a server that lost
+//! its lease lets such a run stop with its whole grace, `Cmd::keeps_grace`). When the tool ends,
+//! the guard first keeps its state, sealed, where the mark says (`left_path`: the stage removes
+//! its own copy when it ends, and the guard may be killed), then records the end, trying until
+//! the database answers. The mark also goes when a server on the same machine finds the guard
+//! gone and saves the state it left ([`recover`]), or when an admin forgets the server
 //! (`formwork servers forget`). A run that starts after waiting takes the newest stored state
 //! into its directory first. A guard whose operation was taken over starts nothing.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,9 +59,8 @@ pub const GUARD_VARS: [&str; 3] = ["FORMWORK_DATABASE", "FORMWORK_SECRET_KEY", "
 const RETRY: Duration = Duration::from_millis(500);
 /// How often a guard looks whether an earlier run's mark is gone.
 const MARK_RETRY: Duration = Duration::from_secs(1);
-/// How long a guard keeps trying to save the state the tool left: until then, the provision's
-/// other runs wait for it.
-const SAVE_FOR: Duration = Duration::from_secs(3600);
+/// How often a guard tries again to record the end of its run while the database does not answer.
+const END_RETRY: Duration = Duration::from_secs(2);
 /// The exit code of a guard whose operation was taken over before its tool started
 /// (`EX_TEMPFAIL`).
 pub const TAKEN_OVER: i32 = 75;
@@ -90,10 +93,11 @@ pub fn run(settings: &Settings, env: &HashMap<String, String>, guarded: &Guarded
                 host: super::presence::host(),
                 guard: me.token.clone(),
                 state_path: std::env::current_dir()?.join(state).display().to_string(),
+                left_path: left_path(settings, guarded.provision, &me.token).display().to_string(),
             }),
             None => None,
         };
-        match begin(&store, guarded, run, &mut stop).await? {
+        match begin(&store, guarded, run.clone(), &mut stop).await? {
             Start::Go => {}
             Start::Stopped => return Ok(130),
             Start::TakenOver(why) => {
@@ -110,8 +114,9 @@ pub fn run(settings: &Settings, env: &HashMap<String, String>, guarded: &Guarded
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let status = crate::exec::inherit::run_inherited(&guarded.program, &guarded.args, &tool_env, None).await;
-        if guarded.state.is_some() {
-            end(&store, guarded.provision, &me.token, guarded.state.as_deref()).await;
+        if let Some(run) = &run {
+            let left = keep_left_state(&store, guarded.provision, run);
+            end(&store, guarded.provision, run, left).await;
         }
         drop(lock);
         let status = status.map_err(|e| Error::invalid(format!("cannot run {}: {e}", program_name(guarded))))?;
@@ -186,7 +191,12 @@ enum Start {
 
 /// Begins the run under the operation's fence, waiting (saying so once) while an earlier run's
 /// mark stands, and ending that run itself when its guard is gone from this machine.
-async fn begin(store: &Arc<Store>, guarded: &Guarded, run: Option<NewToolRun>, stop: &mut Stop) -> Result<Start, Error> {
+async fn begin(
+    store: &Arc<Store>,
+    guarded: &Guarded,
+    run: Option<NewToolRun>,
+    stop: &mut Stop,
+) -> Result<Start, Error> {
     let fence = Fence { operation_id: guarded.operation, epoch: guarded.epoch };
     let provision = guarded.provision;
     let mut said = false;
@@ -196,7 +206,9 @@ async fn begin(store: &Arc<Store>, guarded: &Guarded, run: Option<NewToolRun>, s
         let mark = match begun {
             Ok(Begun::Started) => {
                 if said {
-                    say(&format!("[formwork] the earlier Terraform run of provision {provision} ended: running this one"));
+                    say(&format!(
+                        "[formwork] the earlier Terraform run of provision {provision} ended: running this one"
+                    ));
                 }
                 return Ok(Start::Go);
             }
@@ -232,29 +244,52 @@ pub fn waiting_for(mark: &ToolRunMark) -> String {
     )
 }
 
-/// Ends `mark`'s run when its guard is gone from this machine: saves the state file it left
-/// (when newer than the stored one) and removes the mark; says what it did. Nothing when the
-/// run was on another machine or its guard still lives.
+/// Ends `mark`'s run when its guard is gone from this machine: saves the state it left (its
+/// sealed copy, or else the tool's state file) when newer than the stored one, and removes the
+/// mark; says what it did. Nothing when the run was on another machine or its guard still
+/// lives.
 pub fn recover(store: &Store, mark: &ToolRunMark) -> Result<Option<String>, crate::store::Error> {
     if mark.host != super::presence::host() || guard_alive(&mark.guard) {
         return Ok(None);
     }
-    let state = std::fs::read_to_string(&mark.state_path).ok();
+    let (state, from) = match std::fs::read_to_string(&mark.left_path) {
+        Ok(sealed) => (Some(store.open_left_state(mark.provision_id, &sealed)?), &mark.left_path),
+        Err(_) => (std::fs::read_to_string(&mark.state_path).ok(), &mark.state_path),
+    };
     let saved = store.end_tool_run(mark.provision_id, &mark.guard, state.as_deref(), crate::store::now())?;
+    let _ = std::fs::remove_file(&mark.left_path);
+    let gone = format!("the guard of an earlier Terraform run of provision {} is gone", mark.provision_id);
     Ok(Some(match (state.is_some(), saved) {
-        (true, true) => format!(
-            "the guard of an earlier run of provision {} is gone; the state it left in {} was saved",
-            mark.provision_id, mark.state_path
-        ),
-        (true, false) => format!(
-            "the guard of an earlier run of provision {} is gone; the state it left in {} was no newer than the stored one",
-            mark.provision_id, mark.state_path
-        ),
-        (false, _) => format!(
-            "the guard of an earlier run of provision {} is gone and left no state in {}",
-            mark.provision_id, mark.state_path
-        ),
+        (true, true) => format!("{gone}; the state it left in {from} was saved"),
+        (true, false) => format!("{gone}; the state it left in {from} was no newer than the stored one"),
+        (false, _) => format!("{gone} and left no state in {from}"),
     }))
+}
+
+/// Where a guard keeps the state its tool left until the run's end is recorded.
+fn left_path(settings: &Settings, provision: i64, guard: &str) -> PathBuf {
+    settings
+        .data_dir
+        .join("left-states")
+        .join(format!("provision-{provision}-guard-{}.sealed", guard.replace(':', "-")))
+}
+
+/// Keeps the state the tool left, sealed, where the run's mark says ([`ToolRunMark::left_path`]):
+/// the stage removes its own copy when it ends, and this guard may be killed before the end of
+/// the run is recorded. Returns the state, if the tool left one.
+fn keep_left_state(store: &Store, provision: i64, run: &NewToolRun) -> Option<String> {
+    let text = std::fs::read_to_string(&run.state_path).ok()?;
+    let kept = store.seal_left_state(provision, &text).map_err(|e| e.to_string()).and_then(|sealed| {
+        let path = Path::new(&run.left_path);
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| e.to_string())?;
+        }
+        write_private(path, &sealed).map_err(|e| e.to_string())
+    });
+    if let Err(e) = kept {
+        say(&format!("[formwork] cannot keep the state the tool left in {}: {e}", run.left_path));
+    }
+    Some(text)
 }
 
 /// Whether the process `pid:start` lives (the same process, not a reused pid).
@@ -289,49 +324,40 @@ fn serial(text: &str) -> Option<i64> {
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(text.as_bytes())
 }
 
 /// Ends this guard's run: saves the state the tool left when newer than the stored one and
-/// removes the run's mark, trying for [`SAVE_FOR`] while the database cannot be reached.
-async fn end(store: &Arc<Store>, provision: i64, guard: &str, path: Option<&Path>) {
-    let text = path.and_then(|p| std::fs::read_to_string(p).ok());
-    let deadline = std::time::Instant::now() + SAVE_FOR;
+/// removes the run's mark, trying while the database cannot be reached (the provision's other
+/// runs wait for it), then removes the sealed copy kept meanwhile.
+async fn end(store: &Arc<Store>, provision: i64, run: &NewToolRun, state: Option<String>) {
     let mut warned = false;
     loop {
-        let (store2, guard2, text2) = (Arc::clone(store), guard.to_string(), text.clone());
+        let (store2, guard, state2) = (Arc::clone(store), run.guard.clone(), state.clone());
         let ended =
-            blocking(move || store2.end_tool_run(provision, &guard2, text2.as_deref(), crate::store::now())).await;
+            blocking(move || store2.end_tool_run(provision, &guard, state2.as_deref(), crate::store::now())).await;
         match ended {
             Ok(saved) => {
+                let _ = std::fs::remove_file(&run.left_path);
                 if saved {
                     say("[formwork] the Terraform state the tool left was saved");
                 }
                 if warned {
-                    say("[formwork] the database answers again; this run's end is recorded");
+                    say("[formwork] the database answers again: this run's end is recorded");
                 }
                 return;
             }
-            Err(e) if std::time::Instant::now() < deadline => {
+            Err(e) => {
                 if !warned {
                     say(&format!(
-                        "[formwork] cannot record the end of this run yet ({e}); trying again for up to {} minutes, \
-                         and the provision's other runs wait for it",
-                        SAVE_FOR.as_secs() / 60
+                        "[formwork] cannot record the end of this run yet ({e}); trying again until the database answers \
+                         (the provision's other runs wait for it; the state the tool left is kept in {})",
+                        run.left_path
                     ));
                     warned = true;
                 }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(e) => {
-                let kept = path.map(|p| format!("; the state the tool left stays in {} on this machine", p.display()));
-                say(&format!(
-                    "[formwork] the end of this run could not be recorded ({e}){}; a server on this machine saves it when it finds this guard gone",
-                    kept.unwrap_or_default()
-                ));
-                return;
+                tokio::time::sleep(END_RETRY).await;
             }
         }
     }
@@ -341,4 +367,60 @@ async fn end(store: &Arc<Store>, provision: i64, guard: &str, path: Option<&Path
 fn say(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::Params;
+
+    /// A store with one provision whose operation began a marked Terraform run of guard
+    /// `guard`, whose sealed state is left in `dir` (as a guard keeps it).
+    fn marked_run(dir: &Path, guard: &str, state: &str) -> (Store, i64, ToolRunMark) {
+        let store = Store::open(&dir.join("formwork.db")).unwrap();
+        let provider = store.insert_provider("sim", "sim", &json!({"connection": {}}), 1).unwrap();
+        let body = serde_json::from_value(json!({"name": "p"})).unwrap();
+        let id = store.insert_provision("p", "sim", provider, &body, 2).unwrap();
+        let owner = crate::engine::owner::current();
+        let op = store.begin_operation(id, "create", &Params::None, None, &owner, 3).unwrap();
+        let left = dir.join("left.sealed");
+        std::fs::write(&left, store.seal_left_state(id, state).unwrap()).unwrap();
+        let run = NewToolRun {
+            host: super::super::presence::host(),
+            guard: guard.into(),
+            state_path: dir.join("terraform.tfstate").display().to_string(),
+            left_path: left.display().to_string(),
+        };
+        let fence = store.operation(op).unwrap().fence();
+        assert_eq!(store.begin_tool_run(id, fence, Some(run), 4).unwrap(), Begun::Started);
+        let mark = store.tool_runs().unwrap().remove(0);
+        (store, id, mark)
+    }
+
+    #[test]
+    fn a_run_whose_guard_is_gone_is_ended_from_the_state_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = r#"{"version": 4, "serial": 7, "lineage": "l"}"#;
+        let (store, id, mark) = marked_run(dir.path(), "999999999:1", state);
+        let said = recover(&store, &mark).unwrap().expect("a gone guard's run is ended");
+        assert!(said.contains("was saved"), "{said}");
+        assert_eq!(store.tool_runs().unwrap(), vec![], "the mark is gone");
+        assert_eq!(store.latest_tfstate(id).unwrap().as_deref(), Some(state), "the state it left is stored");
+        assert!(!Path::new(&mark.left_path).exists(), "the sealed copy is removed");
+        let sealed = store.seal_left_state(id, state).unwrap();
+        assert!(!sealed.contains("lineage"), "the copy on disk is sealed: {sealed}");
+    }
+
+    #[test]
+    fn a_run_whose_guard_lives_or_ran_elsewhere_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = crate::engine::owner::current().token;
+        let (store, _, mark) = marked_run(dir.path(), &me, r#"{"serial": 1}"#);
+        assert_eq!(recover(&store, &mark).unwrap(), None, "its guard lives");
+        let elsewhere = ToolRunMark { host: "another-machine".into(), guard: "999999999:1".into(), ..mark.clone() };
+        assert_eq!(recover(&store, &elsewhere).unwrap(), None, "its state is on another machine");
+        assert_eq!(store.tool_runs().unwrap(), vec![mark], "the mark stands");
+    }
 }

@@ -79,8 +79,19 @@ pub struct Forgotten {
     pub server: String,
     /// Whether its row was removed (it was registered).
     pub registered: bool,
-    /// The runs whose end it never recorded: (provision, the state file left on its machine).
-    pub runs: Vec<(i64, String)>,
+    /// The runs whose end it never recorded.
+    pub runs: Vec<ForgottenRun>,
+}
+
+/// A Terraform run given up on, and where on its machine the state it left may be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForgottenRun {
+    pub provision: i64,
+    pub host: String,
+    /// The guard's sealed copy (formwork opens it with the installation's key).
+    pub left_path: String,
+    /// The tool's own state file.
+    pub state_path: String,
 }
 
 impl Service {
@@ -115,7 +126,15 @@ impl Service {
         Ok(Forgotten {
             server: id.to_string(),
             registered: row.is_some(),
-            runs: runs.into_iter().map(|r| (r.provision_id, format!("{}:{}", r.host, r.state_path))).collect(),
+            runs: runs
+                .into_iter()
+                .map(|r| ForgottenRun {
+                    provision: r.provision_id,
+                    host: r.host,
+                    left_path: r.left_path,
+                    state_path: r.state_path,
+                })
+                .collect(),
         })
     }
 }

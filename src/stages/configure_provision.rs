@@ -206,7 +206,12 @@ async fn playbook(cmd: &Cmd, ctx: &mut Ctx<'_>, addresses: &HashMap<String, Stri
     ctx.log.info(&format!("Running {}", cmd.display()));
     let mut capture = Capture::default();
     let mut tee = Tee { first: &mut *ctx.log, second: &mut capture };
-    let at = owner::ToolRun { provision_id: ctx.provision.id, operation_id: ctx.operation.id, epoch: ctx.operation.epoch, state: None };
+    let at = owner::ToolRun {
+        provision_id: ctx.provision.id,
+        operation_id: ctx.operation.id,
+        epoch: ctx.operation.epoch,
+        state: None,
+    };
     let result = owner::run_tool(cmd, &mut tee, ctx.cancel, ctx.store, at).await;
     let stdout = capture.stream(Stream::Stdout);
     let label = |host: &str| match addresses.get(host) {

@@ -91,7 +91,12 @@ pub async fn run(cmd: &Cmd, ctx: &mut Ctx<'_>) -> Result<(), StageError> {
     ctx.log.info(&format!("Running {}", cmd.display()));
     let mut ui = JsonUi::new(&mut *ctx.log);
     let state = Some(std::path::Path::new(super::work::STATE_FILE));
-    let at = owner::ToolRun { provision_id: ctx.provision.id, operation_id: ctx.operation.id, epoch: ctx.operation.epoch, state };
+    let at = owner::ToolRun {
+        provision_id: ctx.provision.id,
+        operation_id: ctx.operation.id,
+        epoch: ctx.operation.epoch,
+        state,
+    };
     let result = owner::run_tool(cmd, &mut ui, ctx.cancel, ctx.store, at).await;
     let reported = ui.failure();
     result.map(|_| ()).map_err(|e| {

@@ -205,6 +205,20 @@ impl Store {
         Ok(secrets::open_sealed_document(&self.keys, &plan_name(provision_id), sealed)?.1)
     }
 
+    /// A Terraform state of provision `provision_id` sealed for the disk of the machine whose tool
+    /// left it, where its guard keeps it until it reaches the database
+    /// (`crate::service::guard`).
+    pub fn seal_left_state(&self, provision_id: i64, state: &str) -> Result<String, Error> {
+        let key = self.keys.sealing()?;
+        Ok(secrets::seal_document(&key, &left_state_name(provision_id), state.as_bytes())?)
+    }
+
+    /// The clear state [`Store::seal_left_state`] sealed.
+    pub fn open_left_state(&self, provision_id: i64, sealed: &str) -> Result<String, Error> {
+        let bytes = secrets::open_sealed_document(&self.keys, &left_state_name(provision_id), sealed)?.1;
+        String::from_utf8(bytes).map_err(|e| Error::Corrupt { what: "left Terraform state", message: e.to_string() })
+    }
+
     /// Opens the sealed values of the body of provider `id` read from the database.
     pub(super) fn open_provider(&self, id: i64, body: &mut Value) -> Result<(), Error> {
         let Some(inputs) = body.get("user_inputs").cloned() else { return Ok(()) };
@@ -420,6 +434,10 @@ fn reseal_tfstates(
 /// row does not open.
 fn state_name(provision_id: i64) -> String {
     format!("terraform state of provision {provision_id}")
+}
+
+fn left_state_name(provision_id: i64) -> String {
+    format!("terraform state of provision {provision_id} left on its machine")
 }
 
 fn plan_name(provision_id: i64) -> String {

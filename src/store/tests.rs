@@ -780,7 +780,12 @@ fn a_terraform_run_not_ended_holds_back_the_next_until_its_state_is_saved(db: &B
     let first = store.operation(op).unwrap().fence();
     let state = |serial: i64| format!(r#"{{"version": 4, "serial": {serial}, "lineage": "l"}}"#);
     store.save_tfstate(id, None, &state(3), 1).unwrap();
-    let run = |guard: &str| NewToolRun { host: "a".into(), guard: guard.into(), state_path: "/w/terraform.tfstate".into() };
+    let run = |guard: &str| NewToolRun {
+        host: "a".into(),
+        guard: guard.into(),
+        state_path: "/w/terraform.tfstate".into(),
+        left_path: "/d/left".into(),
+    };
     assert_eq!(store.begin_tool_run(id, first, Some(run("10:1")), 2).unwrap(), Begun::Started);
     // The server is cut off; another takes the operation over. Its run waits for the mark.
     assert!(store.take_over(op, &owner(1), &owner(2), 3).unwrap());

@@ -26,6 +26,9 @@ pub struct ToolRunMark {
     pub guard: String,
     /// The absolute path of the state file the tool leaves, on `host`.
     pub state_path: String,
+    /// Where on `host` the guard keeps that state, sealed ([`Store::seal_left_state`]), from the
+    /// tool's end until the run's end is recorded.
+    pub left_path: String,
     pub started_time: i64,
 }
 
@@ -44,9 +47,10 @@ pub struct NewToolRun {
     pub host: String,
     pub guard: String,
     pub state_path: String,
+    pub left_path: String,
 }
 
-const COLUMNS: &str = "provision_id, operation_id, server, host, guard, state_path, started_time";
+const COLUMNS: &str = "provision_id, operation_id, server, host, guard, state_path, left_path, started_time";
 
 fn read_mark(r: &Row) -> Result<ToolRunMark, Error> {
     Ok(ToolRunMark {
@@ -56,7 +60,8 @@ fn read_mark(r: &Row) -> Result<ToolRunMark, Error> {
         host: r.get(3)?,
         guard: r.get(4)?,
         state_path: r.get(5)?,
-        started_time: r.get(6)?,
+        left_path: r.get(6)?,
+        started_time: r.get(7)?,
     })
 }
 
@@ -86,9 +91,17 @@ impl Store {
             if let Some(run) = &run {
                 tx.prepare_cached(&format!(
                     "INSERT INTO tool_runs ({COLUMNS})
-                     SELECT ?1, id, owner_token, ?2, ?3, ?4, ?5 FROM operations WHERE id = ?6"
+                     SELECT ?1, id, owner_token, ?2, ?3, ?4, ?5, ?6 FROM operations WHERE id = ?7"
                 ))?
-                .execute(params![provision_id, run.host, run.guard, run.state_path, time, fence.operation_id])?;
+                .execute(params![
+                    provision_id,
+                    run.host,
+                    run.guard,
+                    run.state_path,
+                    run.left_path,
+                    time,
+                    fence.operation_id
+                ])?;
             }
             Ok(Begun::Started)
         })
