@@ -58,11 +58,6 @@ fn guard(cmd: &Cmd, env: Vec<(String, String)>, at: &ToolRun<'_>) -> Result<Cmd,
     if let Some(dir) = cmd.get_cwd() {
         guarded = guarded.cwd(dir);
     }
-    if at.state.is_some() {
-        // Its run is marked until its state is saved: no other server runs Terraform for the
-        // provision meanwhile, so a lost lease need not cut its stop short.
-        guarded = guarded.keeps_grace();
-    }
     Ok(guarded)
 }
 

@@ -39,8 +39,6 @@ pub struct Cmd {
     env: BTreeMap<String, String>,
     timeout: Option<Duration>,
     grace: Duration,
-    /// Whether its own grace holds when a cancel bounds its children's ([`super::Cancel::cancel_within`]).
-    keeps_grace: bool,
     secrets: Vec<String>,
 }
 
@@ -55,7 +53,6 @@ impl Cmd {
             env: BTreeMap::new(),
             timeout: None,
             grace: DEFAULT_GRACE,
-            keeps_grace: false,
             secrets: Vec::new(),
         }
     }
@@ -124,15 +121,6 @@ impl Cmd {
         self
     }
 
-    /// Keeps the child's own grace when a cancel would bound it (a server that lost its lease
-    /// stops its tools quickly): for a run whose end other servers wait for anyway (a guarded
-    /// Terraform run, marked in the database), where stopping it early gains nothing and can
-    /// lose the state it writes when it stops.
-    pub fn keeps_grace(mut self) -> Cmd {
-        self.keeps_grace = true;
-        self
-    }
-
     /// A string to mask wherever it appears: in output, notes, errors and [`Cmd::display`].
     pub fn secret(mut self, secret: impl Into<String>) -> Cmd {
         self.secrets.push(secret.into());
@@ -174,11 +162,6 @@ impl Cmd {
 
     pub fn get_grace(&self) -> Duration {
         self.grace
-    }
-
-    /// The grace the child gets when stopped by `cancel`.
-    pub fn grace_under(&self, cancel: &super::Cancel) -> Duration {
-        if self.keeps_grace { self.grace } else { cancel.grace(self.grace) }
     }
 
     /// The masker for this command's secrets.

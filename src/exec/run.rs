@@ -78,7 +78,7 @@ pub async fn run_recorded(
         () = deadline(cmd.get_timeout()) => Stop::TimedOut,
         () = cancel.cancelled() => Stop::Cancelled,
     };
-    let killed = child.stop(cmd.grace_under(cancel), &mut out).await;
+    let killed = child.stop(cancel.grace(cmd.get_grace()), &mut out).await;
     out.note(Severity::Warning, &reason.note(cmd, killed));
     tracing::debug!(%command, killed, "stopped");
     Err(match reason {

@@ -16,8 +16,7 @@
 //! A Terraform run is also marked in the database from before the tool starts until the state it
 //! left is saved ([`crate::store::Store::begin_tool_run`]): a server cut off from the database
 //! loses its lock's connection at once, while the state of what its Terraform created is still on
-//! its disk. No other run starts for the provision while the mark stands (so a server that lost
-//! its lease lets such a run stop with its whole grace, `Cmd::keeps_grace`). When the tool ends,
+//! its disk. No other run starts for the provision while the mark stands. When the tool ends,
 //! the guard first keeps its state, sealed, where the mark says (`left_path`: the stage removes
 //! its own copy when it ends, and the guard may be killed), then records the end, trying until
 //! the database answers. The mark also goes when a server on the same machine finds the guard

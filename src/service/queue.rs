@@ -162,7 +162,7 @@ impl Service {
         // next run waits for it.
         for mark in self.store.tool_runs()? {
             if let Some(how) = super::guard::recover(&self.store, &mark)? {
-                tracing::info!(provision = mark.provision_id, server = %mark.server, "{how}");
+                tracing::warn!(provision = mark.provision_id, server = %mark.server, "{how}");
             }
         }
         Ok(taken)
