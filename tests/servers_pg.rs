@@ -225,6 +225,47 @@ fn a_frozen_server_is_taken_over_and_writes_nothing_stale_when_thawed() {
     assert_eq!(failures, 0, "no failure state was written by the thawed server: {historic:#?}");
 }
 
+/// B took over from a frozen A and waits for A's stage to let go; cancelled meanwhile, the
+/// operation ends cancelled at once, in the stage's failure state, rather than staying
+/// "running" under B's live lease where nobody would ever take it over.
+#[test]
+fn an_operation_cancelled_while_waiting_for_a_frozen_servers_stage_ends_cancelled() {
+    let cluster = Cluster::new(2, true);
+    cluster.homes[0].scenario(json!({"hang_apply": true}));
+    let mut a = cluster.start(0);
+    let b = cluster.start(1);
+    let provider = cluster.provider(&a);
+    let id = create(&a, provider, 1);
+    wait_log(&cluster, 0, id, "Running", &mut a);
+    while !cluster.homes[0].calls().iter().any(|c| c["argv"][0] == "apply") {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = a.pid().to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.log(1, id).contains("Waiting for the server that ran this provision's last stage") {
+        assert!(Instant::now() < deadline, "B never waited for A's stage:\n{}\n{}", cluster.log(1, id), b.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    admin(&b).post(&format!("/api/v1/provisions/{id}/cancel"), &json!({})).expect(204);
+    let cancelled = Instant::now();
+    let deadline = cancelled + Duration::from_secs(30);
+    let ops = loop {
+        let ops = admin(&b).get(&format!("/api/v1/provisions/{id}/operations")).expect(200).json();
+        if ops[0]["status"] != "running" {
+            break ops;
+        }
+        assert!(Instant::now() < deadline, "still running 30 s after the cancel:\n{}\n{}", cluster.log(1, id), b.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert_eq!(ops[0]["status"], "cancelled", "{ops:#}");
+    let doc = admin(&b).get(&format!("/api/v1/provisions/{id}")).expect(200).json();
+    let state = doc["DOCUMENT"]["TEMPLATE"]["PROVISION_BODY"]["state"].as_str().unwrap().to_string();
+    assert!(state.ends_with("_FAILURE"), "the stage's failure state: {state}");
+    eprintln!("cancelled {:?} after the request, in {state}", cancelled.elapsed());
+}
+
 /// A throwaway cluster of this test's own (it is stopped and started under the server).
 struct OwnCluster {
     dir: PathBuf,

@@ -221,16 +221,18 @@ impl<S: Stages> Runner<S> {
     /// Takes the provision's stage lock (several servers on one database): held for the whole
     /// stage on a connection of its own, so a server that took the operation over from one that
     /// is frozen, not dead, waits here until that one is gone or has given the stage up (its
-    /// session ends, or its next write is fenced off). None on a lone database.
+    /// session ends, or its next write is fenced off). None on a lone database. Cancelled while
+    /// waiting, the stage ends cancelled without running (the inner error); the operation is
+    /// given up when this server's lease is lost meanwhile.
     async fn lock_stage(
         &self,
         op: &OperationRow,
         log: &mut dyn Log,
         cancel: &Cancel,
-    ) -> Result<Option<store::postgres::SessionLock>, Error> {
+    ) -> Result<Result<Option<store::postgres::SessionLock>, StageError>, Error> {
         let name = format!("formwork stage: provision {} operation {} ({})", op.provision_id, op.id, self.owner.token);
         let Some(mut lock) = self.store.session_lock(&name, store::postgres::STAGE_LOCK, op.provision_id)? else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
         let stopped = async {
             tokio::select! {
@@ -247,8 +249,11 @@ impl<S: Stages> Runner<S> {
             );
         };
         match lock.acquire(STAGE_LOCK_RETRY, waiting, stopped).await? {
-            Some(_) => Ok(Some(lock)),
-            None => Err(self.abandon(op, log)),
+            Some(_) => Ok(Ok(Some(lock))),
+            None if self.lease.is_cancelled() => Err(self.abandon(op, log)),
+            None => Ok(Err(StageError::cancelled(
+                "cancelled while waiting for the server that ran this provision's last stage to let it go",
+            ))),
         }
     }
 
@@ -447,7 +452,7 @@ impl<S: Stages> Runner<S> {
         cancel: &Cancel,
     ) -> Result<(State, Vec<Effect>, Option<i64>), Error> {
         let id = op.provision_id;
-        let _stage_lock = self.lock_stage(op, log, cancel).await?;
+        let stage_lock = self.lock_stage(op, log, cancel).await?;
         let provision = self.store.call(move |s| s.provision(id)).await?;
         let attempt_id = match attempt {
             Some(attempt) => attempt,
@@ -469,9 +474,14 @@ impl<S: Stages> Runner<S> {
             fault: self.fault,
             saves: 0,
         };
-        Fault::strike(self.fault, FaultPoint::Entered, Work::Stage(stage));
         let span = tracing::info_span!("stage", provision_id = id, stage = stage.name(), attempt_id);
-        let result = self.stages.run(stage, &mut ctx).instrument(span).await;
+        let result = match &stage_lock {
+            Ok(_) => {
+                Fault::strike(self.fault, FaultPoint::Entered, Work::Stage(stage));
+                self.stages.run(stage, &mut ctx).instrument(span).await
+            }
+            Err(cancelled) => Err(cancelled.clone()),
+        };
         match &result {
             Ok(outcome) => tracing::info!(provision_id = id, stage = stage.name(), ?outcome, "stage succeeded"),
             Err(e) => tracing::info!(provision_id = id, stage = stage.name(), error = %e, "stage failed"),
