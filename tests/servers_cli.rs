@@ -1,13 +1,15 @@
 //! `formwork servers` and `formwork servers forget` on this machine's database: a server whose
 //! Terraform run never recorded its end is shown with the provision waiting for it, and an admin
-//! can give up on it once its lease ended (never while it lives). The database is SQLite here;
-//! the store behaves the same on PostgreSQL (the store suite runs on both).
+//! can give up on it once its lease ended (never while it lives); the same through a server
+//! (`--server`: `GET` and `DELETE /api/v1/servers`), for admins only. The database is SQLite
+//! here; the store behaves the same on PostgreSQL (the store suite runs on both).
 
 mod common;
 
 use std::time::Duration;
 
 use common::Home;
+use common::onesim::{Onesim, use_endpoint};
 use formwork::engine::Params;
 use formwork::store::{Begun, NewServer, NewToolRun, Owner, Store};
 use serde_json::{Value, json};
@@ -78,4 +80,46 @@ fn a_gone_servers_unfinished_run_is_shown_and_forgotten_only_once_its_lease_ende
     assert_eq!(store.tool_runs().unwrap(), vec![], "the mark is gone");
     assert!(store.servers().unwrap().iter().all(|s| s.server.id != "gone/2:2/0"), "and the server");
     assert!(store.servers().unwrap().iter().any(|s| s.server.id == "live/1:1/0"), "the live one stays");
+}
+
+#[test]
+fn servers_are_listed_and_forgotten_through_a_server_by_admins_only() {
+    let mut home = Home::with_fakes();
+    let sim = Onesim::with_faults(&home.tmp.path().join("onesim.json"), &["--user", "alice:apw"]);
+    use_endpoint(&mut home, &sim);
+    let (store, id) = with_an_unfinished_run(&home);
+    let server = common::server::Server::start(&home);
+    let client = |user: &str, password: &str| {
+        let mut client = Home::with_builtin();
+        client.env.push(("ONEFORM_URL".into(), format!("http://{}", server.addr)));
+        client.env.push(("ONEFORM_USER".into(), user.into()));
+        client.env.push(("ONEFORM_PASSWORD".into(), password.into()));
+        client
+    };
+    let (admin, alice) = (client("oneadmin", "pw"), client("alice", "apw"));
+
+    let listed = admin.run(&["--json", "servers"]);
+    assert_eq!(listed.code(), 0, "{}", listed.stderr());
+    let servers: Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let answering = servers.as_array().unwrap().iter().find(|s| s["this"] == true).expect("the answering server");
+    assert_eq!(answering["role"], "all");
+    let gone = servers.as_array().unwrap().iter().find(|s| s["id"] == "gone/2:2/0").expect("the gone server");
+    assert_eq!(gone["unsaved"], json!([id]));
+    assert!(admin.run(&["servers"]).stdout().contains(&format!("{id} (state not saved)")));
+
+    let denied = alice.run(&["servers", "forget", "gone/2:2/0"]);
+    assert_ne!(denied.code(), 0, "{}", denied.stdout());
+    assert_eq!(alice.run(&["servers"]).code(), 1, "listing is an admin's too");
+    let refused = admin.run(&["servers", "forget", "live/1:1/0"]);
+    assert_eq!(refused.code(), 1);
+    assert!(refused.stderr().contains("is alive"), "{}", refused.stderr());
+    assert_eq!(store.tool_runs().unwrap().len(), 1, "nothing changed");
+
+    let forgot = admin.run(&["--json", "servers", "forget", "gone/2:2/0"]);
+    assert_eq!(forgot.code(), 0, "{}", forgot.stderr());
+    let forgotten: Value = serde_json::from_str(&forgot.stdout()).unwrap();
+    assert_eq!(forgotten["runs"][0]["provision"], json!(id), "{forgotten:#}");
+    assert_eq!(forgotten["runs"][0]["host"], "elsewhere");
+    assert_eq!(store.tool_runs().unwrap(), vec![]);
+    drop(server);
 }

@@ -24,7 +24,7 @@ use super::{ApiError, ApiResult, State};
 const WELCOME: &str = "Welcome to the OpenNebula Formation Server v1";
 
 pub fn v1_routes() -> OpenApiRouter<State> {
-    OpenApiRouter::new().routes(routes!(welcome)).routes(routes!(servers))
+    OpenApiRouter::new().routes(routes!(welcome)).routes(routes!(servers)).routes(routes!(forget_server))
 }
 
 /// The servers working on the database (several share a PostgreSQL database), what each runs
@@ -39,6 +39,24 @@ async fn servers(
 ) -> ApiResult<Json<Vec<crate::service::ServerView>>> {
     let service = st.service.clone();
     Ok(Json(super::blocking(move || service.servers(&caller)).await?))
+}
+
+/// Gives up on a server that will not come back (`formwork servers forget`): removes it and the
+/// marks of its Terraform runs that never recorded their end; refused while its lease lives. An
+/// admin's.
+#[utoipa::path(delete, path = "/servers/{id}", tag = "system", params(("id" = String, Path)), responses(
+    (status = 200, description = "What was given up", body = crate::service::Forgotten),
+    (status = 403, description = "Not an admin"),
+    (status = 404, description = "No such server and no run of it"),
+    (status = 409, description = "The server's lease is live"),
+))]
+async fn forget_server(
+    st: axum::extract::State<State>,
+    axum::Extension(caller): axum::Extension<crate::service::Caller>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Json<crate::service::Forgotten>> {
+    let service = st.service.clone();
+    Ok(Json(super::blocking(move || service.forget_server(&caller, &id)).await?))
 }
 
 /// Routes outside `/api/v1`, without authentication.

@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::client::{self, Client, LogLine};
 use crate::service::{
-    Caller, Cancelled, Change, DriverState, Drivers, Error, NewProvider, NewProvision, Observer, Orphans, Ran, Request,
-    Service, Shown, Started, Update,
+    Caller, Cancelled, Change, DriverState, Drivers, Error, Forgotten, NewProvider, NewProvision, Observer, Orphans,
+    Ran, Request, ServerView, Service, Shown, Started, Update,
 };
 use crate::settings::{Flags, Settings};
 
@@ -82,6 +82,9 @@ pub(crate) trait Backend {
     async fn request(&self, id: i64, request: &Request, observer: Box<dyn Observer>) -> Result<Ran, Error>;
     async fn change_public_ips(&self, id: i64, change: Change, observer: Box<dyn Observer>) -> Result<u64, Error>;
     async fn cancel(&self, id: i64) -> Result<Cancelled, Error>;
+
+    async fn servers(&self) -> Result<Vec<ServerView>, Error>;
+    async fn forget_server(&self, id: &str) -> Result<Forgotten, Error>;
 }
 
 /// This machine's data, opened on first use: driver commands need no database.
@@ -206,6 +209,17 @@ impl Backend for Local {
     async fn cancel(&self, id: i64) -> Result<Cancelled, Error> {
         self.service()?.cancel(&self.caller, id).await
     }
+
+    async fn servers(&self) -> Result<Vec<ServerView>, Error> {
+        let mut servers = self.service()?.servers(&self.caller)?;
+        // This command itself is no server.
+        servers.retain(|s| !(s.this && s.role == "cli"));
+        Ok(servers)
+    }
+
+    async fn forget_server(&self, id: &str) -> Result<Forgotten, Error> {
+        self.service()?.forget_server(&self.caller, id)
+    }
 }
 
 /// The REST client answers every command as the server runs it.
@@ -310,6 +324,14 @@ impl Backend for Client {
 
     async fn cancel(&self, id: i64) -> Result<Cancelled, Error> {
         Client::cancel(self, id).await
+    }
+
+    async fn servers(&self) -> Result<Vec<ServerView>, Error> {
+        Client::servers(self).await
+    }
+
+    async fn forget_server(&self, id: &str) -> Result<Forgotten, Error> {
+        Client::forget_server(self, id).await
     }
 }
 

@@ -117,7 +117,6 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
         Command::Serve(args) => {
             serve::run(args, Settings::resolve(flags, env)?, env.get("NOTIFY_SOCKET").map(String::as_str))
         }
-        Command::Servers(args) => servers::run(args, Settings::resolve(flags, env)?, &out),
         // A tool of a server on PostgreSQL, guarded; leaves with the tool's exit code.
         Command::ToolGuard(args) => std::process::exit(guard::run(args, &Settings::resolve(flags, env)?, env)?),
         // Checks this machine without opening its data the way a command does (no migration,
@@ -153,7 +152,7 @@ impl Command {
             Command::Doctor(_) => unreachable!("`doctor` checks this machine, outside any backend"),
             Command::Store(_) => unreachable!("`store` works on this machine's database, outside any backend"),
             Command::ToolGuard(_) => unreachable!("`tool-guard` runs one tool, outside any backend"),
-            Command::Servers(_) => unreachable!("`servers` reads this machine's database, outside any backend"),
+            Command::Servers(args) => servers::run(args, backend, out).await,
         }
     }
 

@@ -1,11 +1,11 @@
 //! `formwork servers`: the servers working on this installation's database (several share a
-//! PostgreSQL database), what each runs and when each last renewed its lease. Read from the
-//! database on this machine's settings; `GET /api/v1/servers` answers the same from a server.
-//! `formwork servers forget ID` gives up on a server that will not come back.
+//! PostgreSQL database), what each runs and when each last renewed its lease, here or through
+//! a server (`GET /api/v1/servers`). `formwork servers forget ID` gives up on a server that will
+//! not come back (`DELETE /api/v1/servers/:id`).
 
+use super::backend::Backend;
 use super::output::{Output, table};
-use crate::service::{Caller, Forgotten, ServerView, Service};
-use crate::settings::Settings;
+use crate::service::{Forgotten, ServerView};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,24 +20,20 @@ enum Action {
     /// their stored state. Refused while its lease is live.
     Forget {
         /// The server's id, as `formwork servers` lists it
-        server: String,
+        #[arg(value_name = "SERVER")]
+        id: String,
     },
 }
 
-pub(crate) fn run(args: Args, settings: Settings, out: &Output) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let service = runtime.block_on(async move { Service::open(settings) })?;
-    if let Some(Action::Forget { server }) = args.action {
-        let forgotten = service.forget_server(&Caller::local(), &server)?;
+pub(crate) async fn run(args: Args, backend: &impl Backend, out: &Output) -> anyhow::Result<()> {
+    if let Some(Action::Forget { id }) = args.action {
+        let forgotten = backend.forget_server(&id).await?;
         if out.json {
             return out.json(&forgotten);
         }
         return out.text(&render_forgotten(&forgotten));
     }
-    let mut servers = service.servers(&Caller::local())?;
-    // This command itself is no server.
-    servers.retain(|s| !(s.this && s.role == "cli"));
-    drop(runtime);
+    let servers = backend.servers().await?;
     if out.json {
         return out.json(&servers);
     }

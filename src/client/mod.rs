@@ -21,6 +21,7 @@ mod drivers;
 pub mod follow;
 mod providers;
 mod provisions;
+mod servers;
 pub mod tls;
 pub mod transport;
 

@@ -49,7 +49,7 @@ pub use provisions::{NewProvision, Shown, Update, serve as serve_provision};
 pub use public_ips::Change;
 pub use requests::Request;
 pub use secrets::Rotation;
-pub use servers::{Forgotten, ServerView};
+pub use servers::{Forgotten, ForgottenRun, ServerView};
 pub use store_copy::{CopiedTable, StoreCopy, copy_store};
 pub use wire::{ErrorContext, Events, Failure, Operation, ProgressEvent, Reported};
 

@@ -1,13 +1,13 @@
 //! `formwork servers` and `GET /api/v1/servers`: the processes working on the database, what
 //! each runs and when each last renewed its lease.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::access::Caller;
 use super::{Error, Service};
 
 /// One server as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerView {
     /// Its identity (the owner token of its operations).
     pub id: String,
@@ -74,7 +74,7 @@ impl Service {
 }
 
 /// What forgetting a server gave up on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Forgotten {
     pub server: String,
     /// Whether its row was removed (it was registered).
@@ -84,7 +84,7 @@ pub struct Forgotten {
 }
 
 /// A Terraform run given up on, and where on its machine the state it left may be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ForgottenRun {
     pub provision: i64,
     pub host: String,
