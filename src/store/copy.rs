@@ -154,9 +154,26 @@ fn check_version(conn: &Connection) -> Result<(), Error> {
     Ok(())
 }
 
-/// No formwork may be working on the source: a running operation whose owner is alive says one
-/// is. One whose owner is dead (queued, or interrupted) is copied as it is.
+/// No formwork may be working on the source: a registered server (`formwork serve`, idle or
+/// not) whose process lives, or a running operation whose owner is alive, says one is. An
+/// operation whose owner is dead (queued, or interrupted) is copied as it is.
 fn check_idle(conn: &Connection, is_alive: &(dyn Fn(&Owner) -> bool + Sync)) -> Result<(), Error> {
+    // A server's id is its process, `pid:start` (on PostgreSQL `host/pid:start/n`).
+    let mut stmt = conn.prepare("SELECT id, role, address FROM servers WHERE role <> 'cli' ORDER BY id")?;
+    let servers =
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    for row in servers {
+        let (id, role, address) = row?;
+        let process = id.split('/').nth(1).unwrap_or(&id);
+        let Some(pid) = process.split(':').next().and_then(|p| p.parse::<i64>().ok()) else { continue };
+        if is_alive(&Owner { pid, token: process.to_string() }) {
+            let at = if address.is_empty() { String::new() } else { format!(" on {address}") };
+            return Err(Error::Refused(format!(
+                "the source is in use: formwork serve (role {role}, process {pid}{at}) works on it; stop it (and any formwork command working on it) first, then copy"
+            )));
+        }
+    }
+    drop(stmt);
     let mut stmt = conn.prepare(
         "SELECT id, provision_id, kind, owner_pid, owner_token FROM operations WHERE status = 'running' ORDER BY id",
     )?;
@@ -191,14 +208,20 @@ struct Source {
     references: BTreeSet<String>,
 }
 
-/// Every table of the source (SQLite's own aside), in the order their foreign keys need.
+/// Processes working on a database, not data: the source's (all stopped, [`check_idle`]) are
+/// none of the target's, and a row of one would hold back the takeover of the operations it
+/// owned until its lease ran out.
+const NOT_COPIED: &[&str] = &["servers"];
+
+/// Every table of the source to copy (SQLite's own and [`NOT_COPIED`] aside), in the order their
+/// foreign keys need.
 fn tables(conn: &Connection) -> Result<Vec<Source>, Error> {
     let names: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut tables = Vec::new();
-    for name in names {
+    for name in names.into_iter().filter(|n| !NOT_COPIED.contains(&n.as_str())) {
         let mut columns = Vec::new();
         let mut key = Vec::new();
         let mut stmt = conn.prepare("SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid")?;
