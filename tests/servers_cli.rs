@@ -33,6 +33,10 @@ fn with_an_unfinished_run(home: &Home) -> (Store, i64) {
     let store = Store::open(&home.data_dir().join("formwork.db")).unwrap();
     store.register_server(&server("live/1:1/0"), Duration::from_secs(600)).unwrap();
     store.register_server(&server("gone/2:2/0"), Duration::from_millis(1)).unwrap();
+    // A command that ended, owning nothing: no server to show.
+    store.register_server(&NewServer { role: "cli".into(), ..server("cmd/3:3/0") }, Duration::from_millis(1)).unwrap();
+    // A server that stopped a moment ago, owning nothing: shown for a while.
+    store.register_server(&server("stopped/4:4/0"), Duration::from_millis(1)).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let provider = store.insert_provider("sim", "sim", &json!({"connection": {}}), 1).unwrap();
     let body = serde_json::from_value(json!({"name": "p"})).unwrap();
@@ -59,6 +63,7 @@ fn a_gone_servers_unfinished_run_is_shown_and_forgotten_only_once_its_lease_ende
     let text = listed.stdout();
     assert!(text.contains("gone/2:2/0") && text.contains(&format!("{id} (state not saved)")), "{text}");
     assert!(text.contains("formwork servers forget"), "the way out is named: {text}");
+    assert!(text.contains("stopped/4:4/0") && !text.contains("cmd/3:3/0"), "{text}");
     let json: Value = serde_json::from_str(&home.run(&["servers", "--json"]).stdout()).unwrap();
     let gone = json.as_array().unwrap().iter().find(|s| s["id"] == "gone/2:2/0").expect("the gone server is listed");
     assert_eq!(gone["unsaved"], json!([id]));

@@ -35,11 +35,13 @@ pub struct ServerView {
     pub this: bool,
 }
 
-/// A gone command's row is shown this long after its lease ended.
+/// A gone server's row is shown this long after its lease ended (a command's, only while it
+/// owns something).
 const SHOW_GONE_MS: i64 = 10 * 60 * 1000;
 
 impl Service {
-    /// Every live server, and those gone recently or still owning operations; an admin's.
+    /// Every live server, and those gone recently or still owning operations or unsaved runs; an
+    /// admin's.
     pub fn servers(&self, caller: &Caller) -> Result<Vec<ServerView>, Error> {
         caller.must_be_admin()?;
         let me = self.me().token;
@@ -49,10 +51,8 @@ impl Service {
         Ok(rows
             .into_iter()
             .filter(|r| {
-                r.alive()
-                    || !r.operations.is_empty()
-                    || !unsaved(&r.server.id).is_empty()
-                    || r.now_ms - r.lease_expires_ms < SHOW_GONE_MS
+                let recent = r.server.role != "cli" && r.now_ms - r.lease_expires_ms < SHOW_GONE_MS;
+                r.alive() || !r.operations.is_empty() || !unsaved(&r.server.id).is_empty() || recent
             })
             .map(|r| ServerView {
                 unsaved: unsaved(&r.server.id),
