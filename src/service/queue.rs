@@ -207,6 +207,11 @@ impl Service {
                         return;
                     }
                     Ok(_) => {}
+                    // Deleted with its provision while it waited for a slot.
+                    Err(store::Error::NotFound { .. }) => {
+                        tracing::info!("operation deleted with its provision before it started");
+                        return;
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot mark the operation started"),
                 }
                 let mut result = service.work(provision_id, op, work).await;

@@ -84,6 +84,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_servers_leases"),
     migration!(11, "0011_provision_logs"),
     migration!(12, "0012_tool_runs"),
+    migration!(13, "0013_operation_ids"),
 ];
 
 struct Migration {

@@ -341,11 +341,13 @@ pub(super) fn begin(
     if let Some(running) = running(tx, provision_id)? {
         return Err(Error::Busy { provision_id, operation: Box::new(running) });
     }
+    let id = super::provisions::next_id(tx, "operations")?;
     tx.prepare_cached(
-        "INSERT INTO operations (provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, created_time)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6) RETURNING id",
+        "INSERT INTO operations (id, provision_id, kind, params, status, owner_pid, owner_token, heartbeat_time, created_time)
+         VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?7)",
     )?
-    .query_row(params![provision_id, kind, params, owner.pid, owner.token, time], |r| r.get(0))
+    .execute(params![id, provision_id, kind, params, owner.pid, owner.token, time])?;
+    Ok(id)
 }
 
 fn is_running(tx: &Db<'_>, operation_id: i64) -> Result<bool, Error> {

@@ -471,10 +471,10 @@ fn read_owner(r: &Row, first: usize) -> Result<Ownership, Error> {
     })
 }
 
-/// The id a new row of `table` (providers or provisions) gets: one above every id the table
-/// ever gave, so an id names one object for ever (`id_sequence`, kept by triggers on insert;
-/// see migration 0005).
-fn next_id(tx: &Db<'_>, table: &str) -> Result<i64, Error> {
+/// The id a new row of `table` (providers, provisions or operations) gets: one above every id
+/// the table ever gave, so an id names one object for ever (`id_sequence`, kept by triggers on
+/// insert; see migrations 0005 and 0013).
+pub(super) fn next_id(tx: &Db<'_>, table: &str) -> Result<i64, Error> {
     let mut stmt = tx.prepare_cached("SELECT last_id + 1 FROM id_sequence WHERE tbl = ?1")?;
     stmt.query_row([table], |r| r.get(0))
 }

@@ -521,6 +521,9 @@ fn ids_are_never_handed_out_again_after_a_delete(db: &Backend) {
     let provider = store.insert_provider("a", "sim", &json!({}), 1).unwrap();
     let first = store.insert_provision("p", "sim", provider, &ProvisionBody::default(), 1).unwrap();
     let last = store.insert_provision("q", "sim", provider, &ProvisionBody::default(), 1).unwrap();
+    // The newest operation goes with its provision: a server still holding its id (queued
+    // behind a slot) must never find another provision's operation under it.
+    let op = store.begin_operation(last, "create", &Params::None, None, &owner(1), 1).unwrap();
     store.delete_provision(last).unwrap();
     let spare = store.insert_provider("b", "sim", &json!({}), 1).unwrap();
     store.delete_provider(spare).unwrap();
@@ -532,6 +535,8 @@ fn ids_are_never_handed_out_again_after_a_delete(db: &Backend) {
     assert_eq!(store.provision(first).unwrap().name, "p", "existing ids are kept");
     let provider_next = store.insert_provider("c", "sim", &json!({}), 2).unwrap();
     assert!(provider_next > spare, "provider id {provider_next} was handed out again (deleted {spare})");
+    let op_next = store.begin_operation(next, "create", &Params::None, None, &owner(1), 2).unwrap();
+    assert!(op_next > op, "operation id {op_next} was handed out again (deleted {op})");
 }
 
 fn an_update_computed_before_a_checkpoint_does_not_write_over_it(db: &Backend) {
