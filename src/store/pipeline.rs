@@ -110,9 +110,17 @@ impl Pipe {
         Ok(())
     }
 
-    /// Holds statements without parameters back until the next call that waits.
+    /// Holds statements without parameters back until the next call that waits; next to others
+    /// held back, they go in one message (`RELEASE job; SAVEPOINT job`), which stops at the
+    /// first that fails.
     pub fn batch_later(&mut self, sql: &str) {
-        self.pending.push(Request::Batch(sql.to_string()));
+        match self.pending.last_mut() {
+            Some(Request::Batch(held)) => {
+                held.push_str("; ");
+                held.push_str(sql);
+            }
+            _ => self.pending.push(Request::Batch(sql.to_string())),
+        }
     }
 
     pub fn execute(&mut self, sql: &str, values: Vec<Value>) -> Result<u64, SqlError> {

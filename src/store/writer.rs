@@ -227,12 +227,9 @@ fn serve_postgres(connector: &Connector, queue: &mpsc::Receiver<Box<dyn Job>>) {
 /// Runs `jobs` in one PostgreSQL transaction under the write lock, each in its own savepoint;
 /// commits, then answers each. False when the connection is no longer usable.
 fn postgres_transaction(conn: &mut Pipe, jobs: Vec<Box<dyn Job>>) -> bool {
-    let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})");
-    if let Err(e) = conn.batch(&begin) {
-        let usable = !e.is_connection_lost() && conn.batch("ROLLBACK").is_ok();
-        jobs.into_iter().for_each(|job| job.answer(Err(&e)));
-        return usable;
-    }
+    // Sent with the first job's first statement: if it fails (the lock not taken), so does
+    // that job, and with it the group (its savepoint cannot be rolled back to).
+    conn.batch_later(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
     let mut ran = Vec::new();
     let mut lost = false;
     let alone = jobs.len() == 1;
