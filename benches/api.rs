@@ -583,7 +583,13 @@ struct Load {
     conn: Conn,
     latencies: Vec<u32>,
     bytes: u64,
+    /// Requests slower than [`SLOW`]: when each was sent (since the round's start) and its time.
+    slow: Vec<(Duration, Duration)>,
 }
+
+/// A request this slow is listed with the time it was sent, to tell a stall that hits every
+/// connection at once (something periodic, or shared) from one that hits a connection alone.
+const SLOW: Duration = Duration::from_millis(200);
 
 /// A warm-up, then `rounds` timed rounds of GETs on [`CONNECTIONS`] connections.
 async fn reads(addr: SocketAddr, ids: &[i64], rounds: usize, duration: Duration) {
@@ -591,7 +597,7 @@ async fn reads(addr: SocketAddr, ids: &[i64], rounds: usize, duration: Duration)
     check_one(&mut conns[0], ids[ids.len() / 2]).await;
     conns = load(conns, ids, WARM_UP, 0).await.0;
     for round in 1..=rounds {
-        let (back, mut latencies, bytes, took) = load(conns, ids, duration, round as u64).await;
+        let (back, mut latencies, bytes, took, mut slow) = load(conns, ids, duration, round as u64).await;
         conns = back;
         latencies.sort_unstable();
         let n = latencies.len();
@@ -606,6 +612,14 @@ async fn reads(addr: SocketAddr, ids: &[i64], rounds: usize, duration: Duration)
             at(1.0),
             bytes as f64 / n as f64 / 1024.0
         );
+        if !slow.is_empty() {
+            slow.sort();
+            let listed: Vec<String> = slow
+                .iter()
+                .map(|(at, took)| format!("{:.0} ms at {:.3} s", took.as_secs_f64() * 1e3, at.as_secs_f64()))
+                .collect();
+            println!("  slower than {} ms: {} requests: {}", SLOW.as_millis(), slow.len(), listed.join(", "));
+        }
     }
 }
 
@@ -636,7 +650,13 @@ async fn check_one(conn: &mut Conn, id: i64) {
 }
 
 /// Every connection sends GETs of random ids, one after another, until `duration` has passed.
-async fn load(conns: Vec<Conn>, ids: &[i64], duration: Duration, seed: u64) -> (Vec<Conn>, Vec<u32>, u64, Duration) {
+#[allow(clippy::type_complexity)] // one round's results, each distinct
+async fn load(
+    conns: Vec<Conn>,
+    ids: &[i64],
+    duration: Duration,
+    seed: u64,
+) -> (Vec<Conn>, Vec<u32>, u64, Duration, Vec<(Duration, Duration)>) {
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = conns
@@ -646,27 +666,32 @@ async fn load(conns: Vec<Conn>, ids: &[i64], duration: Duration, seed: u64) -> (
             let ids = ids.to_vec();
             let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15 ^ (seed << 32) ^ (i as u64 + 1));
             tokio::spawn(async move {
-                let mut load = Load { conn, latencies: Vec::with_capacity(1 << 16), bytes: 0 };
+                let mut load = Load { conn, latencies: Vec::with_capacity(1 << 16), bytes: 0, slow: Vec::new() };
                 while Instant::now() < deadline {
                     let id = ids[(rng.draw() % ids.len() as u64) as usize];
                     let sent = Instant::now();
                     let (status, body) = load.conn.call(Method::GET, &format!("/api/v1/provisions/{id}"), None).await;
                     assert_eq!(status, StatusCode::OK, "provision {id}: {}", String::from_utf8_lossy(&body));
-                    load.latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    let took = sent.elapsed();
+                    load.latencies.push(took.as_micros().min(u32::MAX as u128) as u32);
+                    if took > SLOW {
+                        load.slow.push((sent - start, took));
+                    }
                     load.bytes += body.len() as u64;
                 }
                 load
             })
         })
         .collect();
-    let (mut conns, mut latencies, mut bytes) = (Vec::new(), Vec::new(), 0);
+    let (mut conns, mut latencies, mut bytes, mut slow) = (Vec::new(), Vec::new(), 0, Vec::new());
     for task in tasks {
         let load = task.await.expect("load task");
         conns.push(load.conn);
         latencies.extend(load.latencies);
         bytes += load.bytes;
+        slow.extend(load.slow);
     }
-    (conns, latencies, bytes, start.elapsed())
+    (conns, latencies, bytes, start.elapsed(), slow)
 }
 
 /// Marsaglia's xorshift64: enough to spread requests over the ids.

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use postgres::types::{IsNull, ToSql, Type};
 
 use super::Error;
+use super::pipeline::Pipe;
 
 /// One SQL value, as both backends hold them.
 #[derive(Debug, Clone, PartialEq)]
@@ -376,6 +377,8 @@ pub struct Db<'a> {
 enum Inner<'a> {
     Sqlite(&'a rusqlite::Connection),
     Postgres(RefCell<&'a mut PgConn>),
+    /// The writer's PostgreSQL connection, which holds back what `execute_later` gives it.
+    Pipelined(RefCell<&'a mut Pipe>),
 }
 
 impl<'a> Db<'a> {
@@ -387,13 +390,17 @@ impl<'a> Db<'a> {
         Db { inner: Inner::Postgres(RefCell::new(conn)) }
     }
 
+    pub fn pipelined(pipe: &'a mut Pipe) -> Db<'a> {
+        Db { inner: Inner::Pipelined(RefCell::new(pipe)) }
+    }
+
     pub fn is_postgres(&self) -> bool {
-        matches!(self.inner, Inner::Postgres(_))
+        matches!(self.inner, Inner::Postgres(_) | Inner::Pipelined(_))
     }
 
     /// A statement to run; the name follows rusqlite's (both backends cache prepared statements).
-    pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_, 'a>, Error> {
-        Ok(Statement { db: self, sql: sql.to_string() })
+    pub fn prepare_cached<'s>(&'s self, sql: &'s str) -> Result<Statement<'s, 'a>, Error> {
+        Ok(Statement { db: self, sql })
     }
 
     /// Runs one statement; returns the rows it changed.
@@ -406,8 +413,30 @@ impl<'a> Db<'a> {
         match &self.inner {
             Inner::Sqlite(conn) => conn.execute_batch(sql).map_err(SqlError::from)?,
             Inner::Postgres(conn) => conn.borrow_mut().client().batch_execute(sql).map_err(SqlError::from)?,
+            Inner::Pipelined(pipe) => pipe.borrow_mut().batch(sql)?,
         }
         Ok(())
+    }
+
+    /// [`Db::execute_batch`], held back on the writer's PostgreSQL connection until its next
+    /// statement that waits (its failure is that statement's); run at once elsewhere.
+    pub fn execute_batch_later(&self, sql: &str) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Pipelined(pipe) => {
+                pipe.borrow_mut().batch_later(sql);
+                Ok(())
+            }
+            Inner::Sqlite(_) | Inner::Postgres(_) => self.execute_batch(sql),
+        }
+    }
+
+    /// Sends whatever statements are held back and waits for them; the first failure among
+    /// them is the answer. Nothing to do but on the writer's PostgreSQL connection.
+    pub fn flush(&self) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Pipelined(pipe) => Ok(pipe.borrow_mut().flush()?),
+            Inner::Sqlite(_) | Inner::Postgres(_) => Ok(()),
+        }
     }
 
     pub fn query_row<T>(
@@ -436,6 +465,10 @@ impl<'a> Db<'a> {
                 let rows = conn.borrow_mut().query(sql, values)?;
                 rows.iter().map(|row| Ok(Row { values: pg_values(row)? })).collect()
             }
+            Inner::Pipelined(pipe) => {
+                let rows = pipe.borrow_mut().query(sql, values.to_vec())?;
+                rows.iter().map(|row| Ok(Row { values: pg_values(row)? })).collect()
+            }
         }
     }
 }
@@ -443,7 +476,7 @@ impl<'a> Db<'a> {
 /// A statement bound to its connection: `db.prepare_cached(sql)?.execute(params)`.
 pub struct Statement<'s, 'a> {
     db: &'s Db<'a>,
-    sql: String,
+    sql: &'s str,
 }
 
 impl Statement<'_, '_> {
@@ -451,17 +484,29 @@ impl Statement<'_, '_> {
         let values = params.values();
         match &self.db.inner {
             Inner::Sqlite(conn) => {
-                let mut stmt = conn.prepare_cached(&self.sql).map_err(SqlError::from)?;
+                let mut stmt = conn.prepare_cached(self.sql).map_err(SqlError::from)?;
                 Ok(stmt.execute(rusqlite::params_from_iter(values.iter())).map_err(SqlError::from)?)
             }
-            Inner::Postgres(conn) => Ok(conn.borrow_mut().execute(&self.sql, &values)? as usize),
+            Inner::Postgres(conn) => Ok(conn.borrow_mut().execute(self.sql, &values)? as usize),
+            Inner::Pipelined(pipe) => Ok(pipe.borrow_mut().execute(self.sql, values)? as usize),
+        }
+    }
+
+    /// Runs the statement when its changed rows do not matter: on the writer's PostgreSQL
+    /// connection it is held back and sent with the write's next statement that waits for an
+    /// answer (or at the write's end), and a failure is reported there; elsewhere it runs now.
+    /// Only for statements whose failure the write passes on rather than handles.
+    pub fn execute_later(&mut self, params: impl Params) -> Result<(), Error> {
+        match &self.db.inner {
+            Inner::Pipelined(pipe) => Ok(pipe.borrow_mut().execute_later(self.sql, params.values())?),
+            Inner::Sqlite(_) | Inner::Postgres(_) => self.execute(params).map(drop),
         }
     }
 
     /// The first row, mapped by `f`; `Error::Sql(SqlError::NoRow)` when there is none
     /// ([`OptionalExtension::optional`] makes that `None`).
     pub fn query_row<T>(&mut self, params: impl Params, f: impl FnOnce(&Row) -> Result<T, Error>) -> Result<T, Error> {
-        let rows = self.db.rows(&self.sql, &params.values())?;
+        let rows = self.db.rows(self.sql, &params.values())?;
         match rows.first() {
             Some(row) => f(row),
             None => Err(Error::Sql(SqlError::NoRow)),
@@ -475,12 +520,12 @@ impl Statement<'_, '_> {
         params: impl Params,
         f: impl FnMut(&Row) -> Result<T, Error>,
     ) -> Result<std::vec::IntoIter<Result<T, Error>>, Error> {
-        let rows = self.db.rows(&self.sql, &params.values())?;
+        let rows = self.db.rows(self.sql, &params.values())?;
         Ok(rows.iter().map(f).collect::<Vec<_>>().into_iter())
     }
 
     pub fn exists(&mut self, params: impl Params) -> Result<bool, Error> {
-        Ok(!self.db.rows(&self.sql, &params.values())?.is_empty())
+        Ok(!self.db.rows(self.sql, &params.values())?.is_empty())
     }
 }
 
@@ -539,7 +584,7 @@ fn pg_values(row: &postgres::Row) -> Result<Vec<Value>, Error> {
 
 /// A [`Value`] as the parameter type PostgreSQL inferred for it.
 #[derive(Debug)]
-struct PgParam<'v>(&'v Value);
+pub(super) struct PgParam<'v>(pub(super) &'v Value);
 
 impl ToSql for PgParam<'_> {
     fn to_sql(

@@ -32,6 +32,7 @@ mod events;
 mod inspect;
 mod logs;
 mod operations;
+mod pipeline;
 pub mod postgres;
 mod postgres_tls;
 mod provisions;

@@ -124,7 +124,7 @@ impl Store {
         self.write(move |tx| {
             let id = begin(tx, provision_id, &kind, &params, &owner, time)?;
             tx.prepare_cached("UPDATE operations SET queued = ?2, event = ?3 WHERE id = ?1")?
-                .execute(params![id, queued, event])?;
+                .execute_later(params![id, queued, event])?;
             Ok(id)
         })
     }
@@ -363,8 +363,7 @@ pub(super) fn finish_attempt(tx: &Db<'_>, end: &AttemptEnd, time: i64) -> Result
     tx.prepare_cached(
         "UPDATE stage_attempts SET finished_time = ?2, outcome = ?3, error = ?4, log_end = ?5, exit_status = ?6 WHERE id = ?1",
     )?
-    .execute(params![end.attempt_id, time, end.outcome.as_str(), end.error, end.log_end, end.exit_status])?;
-    Ok(())
+    .execute_later(params![end.attempt_id, time, end.outcome.as_str(), end.error, end.log_end, end.exit_status])
 }
 
 fn read_operation(r: &Row) -> Result<Result<OperationRow, Error>, Error> {

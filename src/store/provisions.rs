@@ -231,9 +231,8 @@ impl Store {
         let limit = limit.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         self.read(|conn| {
             let filter = if include_done { String::new() } else { format!("AND state != {}", State::Done.number()) };
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {PROVISION_COLUMNS} FROM provisions WHERE id > ?1 {filter} ORDER BY id LIMIT ?2"
-            ))?;
+            let sql = format!("SELECT {PROVISION_COLUMNS} FROM provisions WHERE id > ?1 {filter} ORDER BY id LIMIT ?2");
+            let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![after, limit], read_provision)?;
             rows.map(|r| r?).collect::<Result<Vec<_>, Error>>()
         })?
@@ -355,23 +354,20 @@ impl Store {
         }
         entries.extend(c.historic.iter().cloned());
         self.write(move |tx| {
-            if let Some(fence) = fence {
-                fence.check(tx)?;
-            }
-            let found: Option<i64> = tx
-                .prepare_cached("SELECT state FROM provisions WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?;
-            let found = found.ok_or(Error::NotFound { what: "provision", id })?;
-            if found != from.number() {
-                let found = State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
-                return Err(Error::Conflict { provision_id: id, expected: from.to_string(), found });
-            }
             let body = body.map(|b| b.text(tx, id)).transpose()?;
-            tx.prepare_cached(
-                "UPDATE provisions SET state = ?2, updated_time = ?3, body = coalesce(?4, body) WHERE id = ?1",
-            )?
-            .execute(params![id, to.number(), time, body])?;
+            // Changed only from the expected state and under the fence: one statement when
+            // all is well; why not, when nothing changed.
+            let (operation, epoch) = fence.map(|f| (f.operation_id, f.epoch)).unzip();
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE provisions SET state = ?2, updated_time = ?3, body = coalesce(?4, body)
+                     WHERE id = ?1 AND state = ?5 AND (CAST(?6 AS BIGINT) IS NULL OR EXISTS
+                       (SELECT 1 FROM operations WHERE id = ?6 AND status = 'running' AND epoch = ?7))",
+                )?
+                .execute(params![id, to.number(), time, body, from.number(), operation, epoch])?;
+            if changed == 0 {
+                return Err(refused(tx, id, from, fence));
+            }
             insert_historic(tx, id, &entries)?;
             if let Some(end) = &attempt {
                 finish_attempt(tx, end, time)?;
@@ -430,11 +426,29 @@ impl Store {
     }
 }
 
+/// Why a checkpoint changed nothing: its operation was fenced off, or the provision is gone or
+/// not in the state the checkpoint leaves.
+fn refused(tx: &Db<'_>, id: i64, from: State, fence: Option<Fence>) -> Error {
+    let why = || -> Result<Error, Error> {
+        if let Some(fence) = fence {
+            fence.check(tx)?;
+        }
+        let found: Option<i64> = tx
+            .prepare_cached("SELECT state FROM provisions WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let found = found.ok_or(Error::NotFound { what: "provision", id })?;
+        let found = State::from_number(found).map_or_else(|| found.to_string(), |s| s.to_string());
+        Ok(Error::Conflict { provision_id: id, expected: from.to_string(), found })
+    };
+    why().unwrap_or_else(|e| e)
+}
+
 fn insert_historic(tx: &Db<'_>, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {
     let mut stmt =
         tx.prepare_cached("INSERT INTO historic (provision_id, action, description, time) VALUES (?1, ?2, ?3, ?4)")?;
     for e in entries {
-        stmt.execute(params![provision_id, e.action, e.description, e.time])?;
+        stmt.execute_later(params![provision_id, e.action, e.description, e.time])?;
     }
     Ok(())
 }

@@ -20,7 +20,8 @@ use std::thread;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::db::{Db, PgConn, SqlError};
+use super::db::{Db, SqlError};
+use super::pipeline::Pipe;
 use super::postgres::{Connector, WRITE_LOCK};
 use super::{Error, lock};
 
@@ -130,7 +131,8 @@ where
         let f = self.f.take().expect("a write runs once");
         // A panicking write is rolled back like a failing one and its panic goes to its caller;
         // the thread and the other writes of the group carry on.
-        let result = panic::catch_unwind(AssertUnwindSafe(|| f(tx)));
+        // What the write held back is sent before it counts as done: its failure is the write's.
+        let result = panic::catch_unwind(AssertUnwindSafe(|| f(tx).and_then(|value| tx.flush().map(|()| value))));
         let ok = matches!(result, Ok(Ok(_)));
         self.result = Some(result);
         ok
@@ -201,12 +203,12 @@ fn transaction(conn: &mut Connection, jobs: &mut impl Iterator<Item = Box<dyn Jo
 /// The thread's loop on PostgreSQL: one group per turn on the writer's connection, made again
 /// when it was lost.
 fn serve_postgres(connector: &Connector, queue: &mpsc::Receiver<Box<dyn Job>>) {
-    let mut conn: Option<PgConn> = None;
+    let mut conn: Option<Pipe> = None;
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         group.extend(queue.try_iter().take(MAX_GROUP - 1));
-        if conn.as_ref().is_none_or(PgConn::is_closed) {
-            match connector.connect() {
+        if conn.as_ref().is_none_or(Pipe::is_closed) {
+            match connector.connect_pipelined() {
                 Ok(made) => conn = Some(made),
                 Err(e) => {
                     let e = SqlError::Group { message: e.to_string(), connection_lost: true };
@@ -224,27 +226,25 @@ fn serve_postgres(connector: &Connector, queue: &mpsc::Receiver<Box<dyn Job>>) {
 
 /// Runs `jobs` in one PostgreSQL transaction under the write lock, each in its own savepoint;
 /// commits, then answers each. False when the connection is no longer usable.
-fn postgres_transaction(conn: &mut PgConn, jobs: Vec<Box<dyn Job>>) -> bool {
-    let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})");
-    if let Err(e) = conn.client().batch_execute(&begin) {
-        let e = SqlError::Postgres(e);
-        let usable = !e.is_connection_lost() && conn.client().batch_execute("ROLLBACK").is_ok();
-        jobs.into_iter().for_each(|job| job.answer(Err(&e)));
-        return usable;
-    }
+fn postgres_transaction(conn: &mut Pipe, jobs: Vec<Box<dyn Job>>) -> bool {
+    // Sent with the first job's first statement: if it fails (the lock not taken), so does
+    // that job, and with it the group (its savepoint cannot be rolled back to).
+    conn.batch_later(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
     let mut ran = Vec::new();
     let mut lost = false;
+    let alone = jobs.len() == 1;
+    let mut jobs = jobs.into_iter();
     {
-        let db = Db::postgres(conn);
-        if jobs.len() == 1 {
+        let db = Db::pipelined(conn);
+        if alone {
             // Alone in its transaction, a job needs no savepoint: its failure rolls the
             // transaction back (two round trips fewer, for every write made with no other).
-            for mut job in jobs {
+            for mut job in jobs.by_ref() {
                 lost = !job.run(&db);
                 ran.push(job);
             }
         } else {
-            for mut job in jobs {
+            for mut job in jobs.by_ref() {
                 let ok = in_savepoint(&db, job.as_mut());
                 ran.push(job);
                 if !end_savepoint(&db, ok) {
@@ -254,22 +254,25 @@ fn postgres_transaction(conn: &mut PgConn, jobs: Vec<Box<dyn Job>>) -> bool {
             }
         }
     }
-    let alone_failed = lost && ran.len() == 1;
-    if alone_failed {
-        // The job's own error is its answer; nothing of it is kept.
-        let usable = conn.client().batch_execute("ROLLBACK").is_ok();
+    // Jobs left unrun when the transaction was lost are answered with its loss, like those that ran.
+    ran.extend(jobs);
+    if alone && lost {
+        // The job's own error is its answer; nothing of it is kept (what it held back is sent
+        // and undone with it).
+        let _ = conn.flush();
+        let usable = conn.batch("ROLLBACK").is_ok();
         let rolled_back = SqlError::Group { message: "rolled back".into(), connection_lost: !usable };
         ran.into_iter().for_each(|job| job.answer(Err(&rolled_back)));
         return usable && !conn.is_closed();
     }
     let outcome = if lost {
-        let _ = conn.client().batch_execute("ROLLBACK");
+        let _ = conn.batch("ROLLBACK");
         Err(SqlError::Group {
             message: "the transaction carrying this write was lost (the connection to PostgreSQL failed); nothing was saved, try again".into(),
             connection_lost: conn.is_closed(),
         })
     } else {
-        conn.client().batch_execute("COMMIT").map_err(SqlError::Postgres)
+        conn.batch("COMMIT")
     };
     for job in ran {
         job.answer(outcome.as_ref().map(|_| ()));
@@ -279,13 +282,23 @@ fn postgres_transaction(conn: &mut PgConn, jobs: Vec<Box<dyn Job>>) -> bool {
 
 fn in_savepoint(tx: &Db<'_>, job: &mut dyn Job) -> bool {
     // Left unrun if the savepoint cannot be made: its ROLLBACK TO fails next, the transaction
-    // counts as lost, and the job is answered with that.
-    step(tx, "SAVEPOINT job") && job.run(tx)
+    // counts as lost, and the job is answered with that. On PostgreSQL the savepoint goes with
+    // the job's first statement, whose failure it then is.
+    tx.execute_batch_later("SAVEPOINT job").is_ok() && job.run(tx)
 }
 
 /// Keeps a job's writes (it succeeded) or undoes them; false when the transaction is lost.
+///
+/// On PostgreSQL a `RELEASE` goes with the next statement (the next job's, or the `COMMIT`):
+/// it fails only with the connection, which fails that statement and the commit too. What a
+/// failed job held back is sent before its `ROLLBACK TO` (its failure is already known).
 fn end_savepoint(tx: &Db<'_>, ok: bool) -> bool {
-    if ok { step(tx, "RELEASE job") } else { step(tx, "ROLLBACK TO job") && step(tx, "RELEASE job") }
+    if ok {
+        tx.execute_batch_later("RELEASE job").is_ok()
+    } else {
+        let _ = tx.flush();
+        step(tx, "ROLLBACK TO job; RELEASE job")
+    }
 }
 
 /// Runs one statement of savepoint bookkeeping; false if it failed.
