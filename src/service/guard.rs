@@ -36,7 +36,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use super::Error;
 use crate::settings::{Database, Settings};
 use crate::store::postgres::{Connector, SessionLock, TOOL_LOCK};
-use crate::store::{Begun, Fence, NewToolRun, Store, ToolRunMark};
+use crate::store::{Begun, Fence, NewToolRun, Store, ToolRunMark, tfstate_serial};
 
 /// What a guard runs.
 #[derive(Debug, Clone)]
@@ -293,8 +293,7 @@ fn keep_left_state(store: &Store, provision: i64, run: &NewToolRun) -> Option<St
 
 /// Whether the process `pid:start` lives (the same process, not a reused pid).
 fn guard_alive(token: &str) -> bool {
-    let pid = token.split(':').next().and_then(|p| p.parse().ok()).unwrap_or(-1);
-    crate::engine::owner::is_alive(&crate::store::Owner { pid, token: token.to_string() })
+    crate::store::Owner::of_process(token).is_some_and(|guard| crate::engine::owner::is_alive(&guard))
 }
 
 /// Puts the newest stored state into the tool's directory when it is newer than the one there
@@ -304,7 +303,7 @@ async fn take_newest_state(store: &Arc<Store>, provision: i64, path: &Path) {
     let store = Arc::clone(store);
     let stored = blocking(move || store.latest_tfstate(provision)).await;
     let newer = match stored {
-        Ok(Some(stored)) if here.as_deref().and_then(serial) < serial(&stored) => stored,
+        Ok(Some(stored)) if here.as_deref().and_then(tfstate_serial) < tfstate_serial(&stored) => stored,
         Ok(_) => return,
         Err(e) => {
             say(&format!("[formwork] cannot read the newest Terraform state from the database: {e}"));
@@ -315,10 +314,6 @@ async fn take_newest_state(store: &Arc<Store>, provision: i64, path: &Path) {
         Ok(()) => say("[formwork] took the newest Terraform state from the database"),
         Err(e) => say(&format!("[formwork] cannot write the newest Terraform state to {}: {e}", path.display())),
     }
-}
-
-fn serial(text: &str) -> Option<i64> {
-    serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| v["serial"].as_i64())
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -50,10 +50,6 @@ impl Service {
         let unsaved = |id: &str| marks.iter().filter(|m| m.server == id).map(|m| m.provision_id).collect::<Vec<_>>();
         Ok(rows
             .into_iter()
-            .filter(|r| {
-                let recent = r.server.role != "cli" && r.now_ms - r.lease_expires_ms < SHOW_GONE_MS;
-                r.alive() || !r.operations.is_empty() || !unsaved(&r.server.id).is_empty() || recent
-            })
             .map(|r| ServerView {
                 unsaved: unsaved(&r.server.id),
                 this: r.server.id == me,
@@ -68,6 +64,10 @@ impl Service {
                 version: r.server.version,
                 address: r.server.address,
                 started_time: r.server.started_time,
+            })
+            .filter(|s| {
+                let recent = s.role != "cli" && -s.lease_left_ms < SHOW_GONE_MS;
+                s.alive || !s.operations.is_empty() || !s.unsaved.is_empty() || recent
             })
             .collect())
     }

@@ -137,9 +137,9 @@ fn newest_state(dir: &Path, store: &Store, at: Saving, log: &mut dyn Log) -> Res
     }))
 }
 
-/// A state's serial (Terraform counts every change of a state); -1 when it has none.
+/// A state's serial; -1 when it has none.
 fn serial(state: &str) -> i64 {
-    serde_json::from_str::<serde_json::Value>(state).ok().and_then(|v| v["serial"].as_i64()).unwrap_or(-1)
+    crate::store::tfstate_serial(state).unwrap_or(-1)
 }
 
 /// Puts away what an interrupted stage that will not run again left in the provision's working

@@ -164,12 +164,12 @@ fn check_idle(conn: &Connection, is_alive: &(dyn Fn(&Owner) -> bool + Sync)) -> 
         stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
     for row in servers {
         let (id, role, address) = row?;
-        let process = id.split('/').nth(1).unwrap_or(&id);
-        let Some(pid) = process.split(':').next().and_then(|p| p.parse::<i64>().ok()) else { continue };
-        if is_alive(&Owner { pid, token: process.to_string() }) {
+        let Some(owner) = Owner::of_process(id.split('/').nth(1).unwrap_or(&id)) else { continue };
+        if is_alive(&owner) {
             let at = if address.is_empty() { String::new() } else { format!(" on {address}") };
             return Err(Error::Refused(format!(
-                "the source is in use: formwork serve (role {role}, process {pid}{at}) works on it; stop it (and any formwork command working on it) first, then copy"
+                "the source is in use: formwork serve (role {role}, process {}{at}) works on it; stop it (and any formwork command working on it) first, then copy",
+                owner.pid
             )));
         }
     }

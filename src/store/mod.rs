@@ -57,7 +57,7 @@ pub use events::EventRow;
 pub use inspect::{Inspection, inspect, inspect_database};
 pub use logs::{Appended, LOG_CHUNK_BYTES};
 pub use operations::{AttemptEnd, Fence, Metrics, NOT_STARTED, NewAttempt, Owner, STAGE_BUCKETS, StageMetrics};
-pub use provisions::{Checkpoint, Table};
+pub use provisions::{Checkpoint, Table, tfstate_serial};
 pub use rows::{AttemptRow, HistoricEntry, Mode, OperationRow, OperationStatus, Ownership, ProviderRow, ProvisionRow};
 pub use secrets::{Rotation, RotationStep};
 pub use servers::{NewServer, ServerRow};

@@ -16,6 +16,14 @@ pub struct Owner {
     pub token: String,
 }
 
+impl Owner {
+    /// The owner a process token (`pid:start`) names; none when it names no pid.
+    pub fn of_process(token: &str) -> Option<Owner> {
+        let pid = token.split(':').next()?.parse().ok()?;
+        Some(Owner { pid, token: token.to_string() })
+    }
+}
+
 /// An operation and the epoch its owner holds. Every transition of an operation is written
 /// under its fence: once another process took the operation over (which bumps the epoch), the
 /// old owner's writes are refused with [`Error::Fenced`], so a process that was frozen or cut

@@ -385,30 +385,9 @@ impl Store {
         state: &str,
         time: i64,
     ) -> Result<(), Error> {
-        let serial = serde_json::from_str::<Value>(state).ok().and_then(|v| v["serial"].as_i64());
+        let serial = tfstate_serial(state);
         let state = self.seal_tfstate(state);
-        self.write(move |tx| {
-            let state = state.text(tx, provision_id)?;
-            tx.prepare_cached(
-                "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![provision_id, attempt_id, serial, state, time])?;
-            Ok(())
-        })
-    }
-
-    /// Saves a Terraform state only if it is newer (a higher serial) than the newest stored one;
-    /// returns whether it was saved. What a tool's guard saves after the tool, the server that
-    /// ran it perhaps gone.
-    pub fn save_tfstate_if_newer(&self, provision_id: i64, state: &str, time: i64) -> Result<bool, Error> {
-        let serial = |text: &str| serde_json::from_str::<Value>(text).ok().and_then(|v| v["serial"].as_i64());
-        let Some(new) = serial(state) else { return Ok(false) };
-        let stored = self.latest_tfstate(provision_id)?;
-        if stored.as_deref().and_then(serial).is_some_and(|old| old >= new) {
-            return Ok(false);
-        }
-        self.save_tfstate(provision_id, None, state, time)?;
-        Ok(true)
+        self.write(move |tx| insert_tfstate(tx, provision_id, attempt_id, serial, state, time))
     }
 
     /// The newest Terraform state saved for a provision, opened: the one of the highest serial
@@ -442,6 +421,29 @@ fn refused(tx: &Db<'_>, id: i64, from: State, fence: Option<Fence>) -> Error {
         Ok(Error::Conflict { provision_id: id, expected: from.to_string(), found })
     };
     why().unwrap_or_else(|e| e)
+}
+
+/// A Terraform state's serial (Terraform counts every change of a state): which of two states
+/// is the newer; none when the text holds none.
+pub fn tfstate_serial(state: &str) -> Option<i64> {
+    serde_json::from_str::<Value>(state).ok().and_then(|v| v["serial"].as_i64())
+}
+
+/// Stores a Terraform state of provision `provision_id`, sealed for its row.
+pub(super) fn insert_tfstate(
+    tx: &Db<'_>,
+    provision_id: i64,
+    attempt_id: Option<i64>,
+    serial: Option<i64>,
+    state: super::secrets::Sealed,
+    time: i64,
+) -> Result<(), Error> {
+    let state = state.text(tx, provision_id)?;
+    tx.prepare_cached(
+        "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![provision_id, attempt_id, serial, state, time])?;
+    Ok(())
 }
 
 fn insert_historic(tx: &Db<'_>, provision_id: i64, entries: &[HistoricEntry]) -> Result<(), Error> {

@@ -9,8 +9,6 @@
 //! machine finds the guard gone and saves the state file it left, or when an admin forgets the
 //! server for good (`formwork servers forget`).
 
-use serde_json::Value;
-
 use super::db::{Db, OptionalExtension, Row, params};
 use super::{Error, Fence, Store};
 
@@ -112,7 +110,7 @@ impl Store {
     /// transaction. Returns whether the state was saved. A mark that is no longer this guard's
     /// (forgotten by an admin, then another run's) is left alone.
     pub fn end_tool_run(&self, provision_id: i64, guard: &str, state: Option<&str>, time: i64) -> Result<bool, Error> {
-        let serial = state.and_then(|s| serde_json::from_str::<Value>(s).ok()).and_then(|v| v["serial"].as_i64());
+        let serial = state.and_then(super::tfstate_serial);
         let sealed = state.filter(|_| serial.is_some()).map(|s| self.seal_tfstate(s));
         let guard = guard.to_string();
         self.write(move |tx| {
@@ -122,12 +120,7 @@ impl Store {
                     .prepare_cached("SELECT max(serial) FROM tfstates WHERE provision_id = ?1")?
                     .query_row([provision_id], |r| r.get(0))?;
                 if newest.is_none_or(|newest| serial > newest) {
-                    let text = sealed.text(tx, provision_id)?;
-                    tx.prepare_cached(
-                        "INSERT INTO tfstates (provision_id, attempt_id, serial, state, saved_time)
-                         VALUES (?1, NULL, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![provision_id, serial, text, time])?;
+                    super::provisions::insert_tfstate(tx, provision_id, None, Some(serial), sealed, time)?;
                     saved = true;
                 }
             }
